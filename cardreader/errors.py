@@ -1,0 +1,112 @@
+"""The typed errors of the card layer.
+
+Every failure that crosses the card layer is one of these, so a caller (the agent, the CLI)
+can turn each into one clear sentence without looking at status words or pyscard exceptions.
+"""
+
+from __future__ import annotations
+
+
+class CardError(Exception):
+    """Base of every error raised by the card layer."""
+
+
+class ReaderError(CardError):
+    """The reader or the PC/SC service cannot be used (pcscd stopped, reader unplugged)."""
+
+
+class NoServiceError(ReaderError):
+    """The PC/SC service (pcscd) is not running or went away."""
+
+    def __init__(self, detail: str = "") -> None:
+        super().__init__(
+            "Le service carte à puce (pcscd) ne répond pas / the smart-card service (pcscd) is "
+            "not running" + (f": {detail}" if detail else "")
+        )
+
+
+class CardRemovedError(CardError):
+    """The card was removed (or reset) while it was being used."""
+
+    def __init__(self, detail: str = "") -> None:
+        super().__init__(
+            "La carte a été retirée / the card was removed" + (f": {detail}" if detail else "")
+        )
+
+
+class NoCardError(CardError):
+    """No card is present in the reader."""
+
+
+class TransportError(CardError):
+    """The exchange with the card failed below the APDU level (timeout, I/O error)."""
+
+
+class MalformedResponseError(CardError):
+    """The card answered something that does not parse: truncated, wrong tags, bad lengths."""
+
+
+class UnknownCardError(CardError):
+    """The card is not one this application knows (ATR or application not recognised)."""
+
+
+class ApduError(CardError):
+    """The card refused a command with a status word that is not 9000."""
+
+    def __init__(self, sw: int, message: str | None = None, data: bytes = b"") -> None:
+        self.sw = sw
+        self.data = data
+        super().__init__(message or f"The card refused the command (status {sw:04X})")
+
+
+class WrongPinError(ApduError):
+    """The PIN was wrong; ``tries_left`` more presentations are allowed before blocking."""
+
+    def __init__(self, sw: int, tries_left: int) -> None:
+        self.tries_left = tries_left
+        super().__init__(
+            sw,
+            f"Code porteur incorrect, {tries_left} essai(s) restant(s) / "
+            f"wrong PIN, {tries_left} tries left",
+        )
+
+
+class PinBlockedError(ApduError):
+    """The PIN is blocked: it must be unblocked with the PUK; nothing retries on its own."""
+
+    def __init__(self, sw: int = 0x6983) -> None:
+        super().__init__(sw, "Carte bloquée (code porteur) / the card's PIN is blocked")
+
+
+class SecurityStatusError(ApduError):
+    """The command needs a PIN verification (or another condition) that is not satisfied."""
+
+
+class FileNotFoundOnCardError(ApduError):
+    """The file or application selected does not exist on this card."""
+
+
+class WrongLengthError(ApduError):
+    """The card rejected the command length (Lc or Le)."""
+
+
+class WrongParametersError(ApduError):
+    """P1/P2 or the command data were refused (incorrect parameters or data)."""
+
+
+class NotSupportedError(ApduError):
+    """The card does not support this instruction or class."""
+
+
+class CardExpiredError(CardError):
+    """The card's certificates are outside their validity period."""
+
+
+class TestCardError(CardError):
+    """A test card was presented where a production card is required (or the reverse)."""
+
+    __test__ = False  # not a pytest test class
+
+
+class InvalidPinFormatError(CardError, ValueError):
+    """The PIN typed does not have the format the card expects (e.g. 4 digits)."""

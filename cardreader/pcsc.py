@@ -1,0 +1,153 @@
+"""The PC/SC adapter: the only module of the card layer that imports pyscard.
+
+It lists readers, connects to a card and implements `Connection` over `SCardTransmit`,
+mapping PC/SC return codes to the typed errors of `cardreader.errors`.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from smartcard import scard
+
+from .errors import (
+    CardError,
+    CardRemovedError,
+    MalformedResponseError,
+    NoCardError,
+    NoServiceError,
+    ReaderError,
+    TransportError,
+)
+
+# Codes after which the context is dead and must be re-established.
+SERVICE_GONE = {scard.SCARD_E_NO_SERVICE, scard.SCARD_E_SERVICE_STOPPED}
+CARD_GONE = {scard.SCARD_W_REMOVED_CARD, scard.SCARD_W_RESET_CARD, scard.SCARD_E_NO_SMARTCARD}
+READER_GONE = {scard.SCARD_E_UNKNOWN_READER, scard.SCARD_E_READER_UNAVAILABLE}
+
+
+def error_for(code: int, what: str) -> CardError:
+    """The typed error for a PC/SC return code."""
+    text = scard.SCardGetErrorMessage(code)
+    if code in SERVICE_GONE:
+        return NoServiceError(f"{what}: {text}")
+    if code == scard.SCARD_E_NO_SMARTCARD:
+        return NoCardError(f"Aucune carte dans le lecteur / no card in the reader ({what})")
+    if code in CARD_GONE:
+        return CardRemovedError(f"{what}: {text}")
+    if code in READER_GONE:
+        return ReaderError(f"Lecteur indisponible / reader unavailable ({what}): {text}")
+    return TransportError(f"{what}: {text} (0x{code & 0xFFFFFFFF:08X})")
+
+
+def establish_context() -> int:
+    hresult, context = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
+    if hresult != scard.SCARD_S_SUCCESS:
+        raise error_for(hresult, "establish context")
+    return context
+
+
+def release_context(context: int) -> None:
+    scard.SCardReleaseContext(context)
+
+
+def list_readers(context: int | None = None) -> list[str]:
+    """The names of the readers pcscd knows now (empty when there are none)."""
+    own = context is None
+    ctx = establish_context() if own else context
+    try:
+        hresult, readers = scard.SCardListReaders(ctx, [])
+        if hresult == scard.SCARD_E_NO_READERS_AVAILABLE:
+            return []
+        if hresult != scard.SCARD_S_SUCCESS:
+            raise error_for(hresult, "list readers")
+        return list(readers)
+    finally:
+        if own:
+            release_context(ctx)
+
+
+class PcscConnection:
+    """A `Connection` to the card in one PC/SC reader (exclusive while a profile works)."""
+
+    def __init__(self, reader: str, *, exclusive: bool = False, context: int | None = None):
+        self.reader = reader
+        self._own_context = context is None
+        self._context = establish_context() if context is None else context
+        self._lock = threading.Lock()
+        share = scard.SCARD_SHARE_EXCLUSIVE if exclusive else scard.SCARD_SHARE_SHARED
+        hresult, self._card, self._protocol = scard.SCardConnect(
+            self._context, reader, share, scard.SCARD_PROTOCOL_T0 | scard.SCARD_PROTOCOL_T1
+        )
+        if hresult != scard.SCARD_S_SUCCESS:
+            if self._own_context:
+                release_context(self._context)
+            raise error_for(hresult, f"connect to {reader!r}")
+        hresult, _name, _state, _proto, atr = scard.SCardStatus(self._card)
+        if hresult != scard.SCARD_S_SUCCESS:
+            self.close()
+            raise error_for(hresult, f"status of {reader!r}")
+        self._atr = bytes(atr)
+        self._closed = False
+
+    @property
+    def atr(self) -> bytes:
+        return self._atr
+
+    def send_and_receive(self, apdu: bytes) -> tuple[bytes, int]:
+        with self._lock:
+            if self._closed:
+                raise CardRemovedError("connection closed")
+            hresult, response = scard.SCardTransmit(self._card, self._protocol, list(apdu))
+        if hresult != scard.SCARD_S_SUCCESS:
+            raise self._failure(hresult, "transmit")
+        if len(response) < 2:
+            # No status word at all: a real reader reports that as an error, vpcd as an empty
+            # answer when the card vanished mid-command. Tell the two apart.
+            if self._card_left():
+                raise CardRemovedError("no answer to the command")
+            raise MalformedResponseError(
+                f"Réponse tronquée de la carte / truncated card response ({len(response)} byte(s))"
+            )
+        data = bytes(response[:-2])
+        return data, (response[-2] << 8) | response[-1]
+
+    def _card_left(self, wait_ms: int = 1000) -> bool:
+        """Whether the card is gone, waiting (on the event, not polling) up to ``wait_ms``."""
+        state = scard.SCARD_STATE_PRESENT
+        hresult, states = scard.SCardGetStatusChange(
+            self._context, wait_ms, [(self.reader, state)]
+        )
+        if hresult == scard.SCARD_S_SUCCESS and states:
+            event = states[0][1]
+            return bool(event & scard.SCARD_STATE_EMPTY) or not event & scard.SCARD_STATE_PRESENT
+        return False
+
+    def _failure(self, hresult: int, what: str) -> CardError:
+        """Name the cause of a failed exchange: a card pulled out mid-command shows up as a
+        generic transaction failure, so ask the reader whether the card is still there."""
+        if hresult in CARD_GONE or hresult in SERVICE_GONE or hresult in READER_GONE:
+            return error_for(hresult, what)
+        status, _name, state, _proto, _atr = scard.SCardStatus(self._card)
+        if status in CARD_GONE or (
+            status == scard.SCARD_S_SUCCESS and not state & scard.SCARD_PRESENT
+        ):
+            return CardRemovedError(what)
+        if status != scard.SCARD_S_SUCCESS:
+            return error_for(status, what)
+        return error_for(hresult, what)
+
+    def close(self) -> None:
+        with self._lock:
+            if getattr(self, "_closed", False):
+                return
+            self._closed = True
+            scard.SCardDisconnect(self._card, scard.SCARD_LEAVE_CARD)
+            if self._own_context:
+                release_context(self._context)
+
+    def __enter__(self) -> PcscConnection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

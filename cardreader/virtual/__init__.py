@@ -1,0 +1,1 @@
+"""Virtual cards: emulators that plug into the real pcscd through vpcd (tests, sandbox)."""

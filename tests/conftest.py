@@ -1,0 +1,43 @@
+"""Shared fixtures: a real pcscd with two vpcd slots, and virtual card insertion."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from cardreader.virtual.pcscd import Pcscd
+from cardreader.virtual.vpcd import VirtualCard, VpcdLink, slot_port
+
+
+@pytest.fixture(scope="session")
+def pcscd() -> Iterator[Pcscd]:
+    """The real pcscd for the whole test session (restartable by tests that need it)."""
+    daemon = Pcscd()
+    daemon.start()
+    yield daemon
+    daemon.close()
+
+
+Insert = Callable[..., VpcdLink]
+
+
+@pytest.fixture
+def insert_card(pcscd: Pcscd) -> Iterator[Insert]:
+    """insert_card(card, slot=0, **link_options) plugs a virtual card into a vpcd slot.
+
+    Every card still inserted at the end of the test is removed.
+    """
+    links: list[VpcdLink] = []
+
+    def insert(card: VirtualCard, slot: int = 0, **options: object) -> VpcdLink:
+        link = VpcdLink(card, slot_port(slot, pcscd.port), **options).start()  # type: ignore[arg-type]
+        links.append(link)
+        return link
+
+    yield insert
+    for link in links:
+        link.stop()
+    if links:
+        time.sleep(0.05)
