@@ -7,10 +7,10 @@ CPS3 ATR exactly, upstream OpenSC with a mask; Vitale 2 ATRs vary in one byte.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 
-class CardKind(str, Enum):
+class CardKind(StrEnum):
     CPS = "cps"  # professional card (CPS3, IAS-ECC)
     CPS4 = "cps4"  # CPS4 (ChipDoc applet): recognised, not read yet
     VITALE = "vitale"  # Vitale 2

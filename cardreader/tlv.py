@@ -13,6 +13,7 @@ from asn1crypto import parser
 
 from .errors import MalformedResponseError
 
+
 @dataclass(frozen=True)
 class Tlv:
     """One BER-TLV: ``tag`` as the integer of its encoded tag bytes (e.g. 0x5F20, 0x65)."""

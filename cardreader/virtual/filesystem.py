@@ -135,11 +135,12 @@ class FileSystemCard:
     def resolve(self, p1: int, data: bytes) -> ElementaryFile | DedicatedFile:
         if p1 == 0x04:  # by AID
             for node in self.mf.walk():
-                if isinstance(node, DedicatedFile) and node.aid and node.aid.startswith(data):
-                    if data:
-                        return node
+                if isinstance(node, DedicatedFile) and node.aid and data and (
+                    node.aid.startswith(data)
+                ):
+                    return node
             raise CardStatus(0x6A82)
-        if len(data) % 2 or not data and p1 != 0x00:
+        if len(data) % 2 or (not data and p1 != 0x00):
             raise CardStatus(0x6A87 if data else 0x6700)
         fids = [int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data), 2)]
         if p1 in (0x00, 0x01, 0x02):  # by file id (MF when empty or 3F00)

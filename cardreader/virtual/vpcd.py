@@ -9,6 +9,7 @@ code (0 power off, 1 power on, 2 reset, 4 get ATR), anything longer is a command
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import struct
@@ -104,10 +105,8 @@ class VpcdLink:
         self._stopping.set()
         sock, self._sock = self._sock, None
         if sock is not None:
-            try:
+            with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             sock.close()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=5)
