@@ -41,8 +41,11 @@ class VirtualCard(Protocol):
         """Cold or warm reset: volatile state (selected file, PIN verified) is cleared."""
         ...
 
-    def process(self, apdu: bytes) -> bytes:
-        """Answer one command APDU with response data followed by the two status bytes."""
+    def process(self, apdu: bytes) -> bytes | None:
+        """Answer one command APDU with response data followed by the two status bytes.
+
+        None makes the card vanish from the reader without answering (faulty-card tests).
+        """
         ...
 
 
@@ -51,7 +54,9 @@ class VpcdLink:
 
     ``start()`` inserts the card (connects to vpcd), ``stop()`` removes it (closes the socket).
     ``on_apdu`` is called with each (command, response) pair: the tests and benchmarks count
-    APDUs with it. ``delay`` slows every answer down (a slow card).
+    APDUs with it. ``delay`` slows every answer down (a slow card). With ``stay_inserted``
+    the card reconnects when vpcd goes away (pcscd restarted), as a card left in a physical
+    reader is seen again by the new pcscd.
     """
 
     def __init__(
@@ -62,12 +67,14 @@ class VpcdLink:
         *,
         delay: float = 0.0,
         on_apdu: Callable[[bytes, bytes], None] | None = None,
+        stay_inserted: bool = False,
     ) -> None:
         self.card = card
         self.port = port
         self.host = host
         self.delay = delay
         self.on_apdu = on_apdu
+        self.stay_inserted = stay_inserted
         self.apdu_count = 0
         self._sock: socket.socket | None = None
         self._thread: threading.Thread | None = None
@@ -75,24 +82,29 @@ class VpcdLink:
         self.stopped = threading.Event()
 
     # -- life cycle -------------------------------------------------------------------------
-    def start(self, timeout: float = 10.0) -> VpcdLink:
-        """Connect to vpcd (retrying while pcscd starts) and serve the card until stopped."""
-        deadline = time.monotonic() + timeout
-        while True:
+    def _connect(self, timeout: float | None) -> socket.socket | None:
+        """Connect to vpcd, retrying while pcscd starts; None when stopped meanwhile."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self._stopping.is_set():
             try:
                 sock = socket.create_connection((self.host, self.port), timeout=2.0)
-                break
             except OSError as exc:
-                if time.monotonic() > deadline:
+                if deadline is not None and time.monotonic() > deadline:
                     raise ConnectionError(
                         f"vpcd is not listening on {self.host}:{self.port} "
                         f"(is pcscd running with the vpcd driver?): {exc}"
                     ) from None
-                time.sleep(0.05)
-        sock.settimeout(None)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self._sock = sock
+                self._stopping.wait(0.05)
+                continue
+            sock.settimeout(None)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            return sock
+        return None
+
+    def start(self, timeout: float = 10.0) -> VpcdLink:
+        """Connect to vpcd (retrying while pcscd starts) and serve the card until stopped."""
         self._stopping.clear()
+        self._sock = self._connect(timeout)
         self.stopped.clear()
         self._thread = threading.Thread(
             target=self._serve, name=f"vpcd-{self.port}", daemon=True
@@ -136,8 +148,24 @@ class VpcdLink:
         sock.sendall(struct.pack(">H", len(payload)) + payload)
 
     def _serve(self) -> None:
+        while True:
+            vanished = self._serve_connection()
+            if vanished or not self.stay_inserted or self._stopping.is_set():
+                break
+            sock = self._connect(None)  # pcscd went away: wait for the next one
+            if sock is None:
+                break
+            self._sock = sock
+        if not self._stopping.is_set():
+            self._stopping.set()
+            self._sock = None
+            self.stopped.set()
+
+    def _serve_connection(self) -> bool:
+        """Serve until the connection ends; True when the card chose to vanish."""
         sock = self._sock
-        assert sock is not None
+        if sock is None:
+            return False
         try:
             while not self._stopping.is_set():
                 (length,) = struct.unpack(">H", self._recv_exact(sock, 2))
@@ -152,19 +180,15 @@ class VpcdLink:
                 if self.on_apdu is not None:
                     self.on_apdu(message, response)
                 if response is None:  # a card that vanishes instead of answering
-                    break
+                    sock.close()
+                    return True
                 self._send(sock, response)
         except (OSError, ConnectionError, struct.error) as exc:
             if not self._stopping.is_set():
                 log.debug("vpcd link on port %s ended: %s", self.port, exc)
-        finally:
-            if not self._stopping.is_set():
-                self._stopping.set()
-                try:
-                    sock.close()
-                finally:
-                    self._sock = None
-                    self.stopped.set()
+        with contextlib.suppress(OSError):
+            sock.close()
+        return False
 
     def _control(self, sock: socket.socket, code: int) -> None:
         if code in (CTRL_ON, CTRL_RESET):

@@ -1,7 +1,5 @@
-"""The PC/SC adapter: the only module of the card layer that imports pyscard.
-
-It lists readers, connects to a card and implements `Connection` over `SCardTransmit`,
-mapping PC/SC return codes to the typed errors of `cardreader.errors`.
+"""PC/SC connections: list readers, connect to a card, implement `Connection` over
+`SCardTransmit`, and map PC/SC return codes to the typed errors of `cardreader.errors`.
 """
 
 from __future__ import annotations
@@ -10,7 +8,7 @@ import threading
 
 from smartcard import scard
 
-from .errors import (
+from ..errors import (
     CardError,
     CardRemovedError,
     MalformedResponseError,
@@ -20,8 +18,9 @@ from .errors import (
     TransportError,
 )
 
-# Codes after which the context is dead and must be re-established.
-SERVICE_GONE = {scard.SCARD_E_NO_SERVICE, scard.SCARD_E_SERVICE_STOPPED}
+# Codes after which the context is dead and must be re-established (pcsc-lite answers
+# SCARD_F_COMM_ERROR, "RPC transport error", when pcscd dies in the middle of a call).
+SERVICE_GONE = {scard.SCARD_E_NO_SERVICE, scard.SCARD_E_SERVICE_STOPPED, scard.SCARD_F_COMM_ERROR}
 CARD_GONE = {scard.SCARD_W_REMOVED_CARD, scard.SCARD_W_RESET_CARD, scard.SCARD_E_NO_SMARTCARD}
 READER_GONE = {scard.SCARD_E_UNKNOWN_READER, scard.SCARD_E_READER_UNAVAILABLE}
 
