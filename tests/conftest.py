@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from cardreader.pcsc import list_readers, wait_for_card
 from cardreader.virtual.pcscd import Pcscd
 from cardreader.virtual.vpcd import VirtualCard, VpcdLink, slot_port
 
@@ -25,14 +26,19 @@ Insert = Callable[..., VpcdLink]
 
 @pytest.fixture
 def insert_card(pcscd: Pcscd) -> Iterator[Insert]:
-    """insert_card(card, slot=0, **link_options) plugs a virtual card into a vpcd slot.
+    """insert_card(card, slot=0, **link_options) plugs a virtual card into a vpcd slot and
+    returns once pcscd reports it present (after the previous card was seen gone: pcscd
+    notices a removal up to ~0.4 s late).
 
     Every card still inserted at the end of the test is removed.
     """
     links: list[VpcdLink] = []
 
     def insert(card: VirtualCard, slot: int = 0, **options: object) -> VpcdLink:
+        reader = list_readers()[slot]
+        assert wait_for_card(reader, present=False), f"slot {slot} still holds a card"
         link = VpcdLink(card, slot_port(slot, pcscd.port), **options).start()  # type: ignore[arg-type]
+        assert wait_for_card(reader, present=True), f"pcscd did not see the card in {slot}"
         links.append(link)
         return link
 

@@ -11,6 +11,7 @@ from .connection import (
     establish_context,
     list_readers,
     release_context,
+    wait_for_card,
 )
 from .monitor import EventKind, Monitor, SlotEvent
 
@@ -24,4 +25,5 @@ __all__ = [
     "establish_context",
     "list_readers",
     "release_context",
+    "wait_for_card",
 ]

@@ -21,6 +21,8 @@ from ..errors import (
 # Codes after which the context is dead and must be re-established (pcsc-lite answers
 # SCARD_F_COMM_ERROR, "RPC transport error", when pcscd dies in the middle of a call).
 SERVICE_GONE = {scard.SCARD_E_NO_SERVICE, scard.SCARD_E_SERVICE_STOPPED, scard.SCARD_F_COMM_ERROR}
+# SCardStatus card states as pcsc-lite numbers them (pyscard does not export these).
+SCARD_ABSENT, SCARD_PRESENT = 0x0002, 0x0004
 CARD_GONE = {scard.SCARD_W_REMOVED_CARD, scard.SCARD_W_RESET_CARD, scard.SCARD_E_NO_SMARTCARD}
 READER_GONE = {scard.SCARD_E_UNKNOWN_READER, scard.SCARD_E_READER_UNAVAILABLE}
 
@@ -64,6 +66,29 @@ def list_readers(context: int | None = None) -> list[str]:
     finally:
         if own:
             release_context(ctx)
+
+
+def wait_for_card(reader: str, *, present: bool = True, timeout: float = 5.0) -> bool:
+    """Block until pcscd reports a card in ``reader`` (or none, with ``present=False``).
+
+    Returns False on timeout. Waits on `SCardGetStatusChange`, not by polling.
+    """
+    context = establish_context()
+    try:
+        state = scard.SCARD_STATE_UNAWARE
+        deadline_ms = int(timeout * 1000)
+        while True:
+            hresult, states = scard.SCardGetStatusChange(context, deadline_ms, [(reader, state)])
+            if hresult == scard.SCARD_E_TIMEOUT:
+                return False
+            if hresult != scard.SCARD_S_SUCCESS:
+                raise error_for(hresult, f"wait for a card in {reader!r}")
+            state = states[0][1] & ~scard.SCARD_STATE_CHANGED
+            has_card = bool(state & scard.SCARD_STATE_PRESENT)
+            if has_card == present:
+                return True
+    finally:
+        release_context(context)
 
 
 class PcscConnection:
@@ -129,7 +154,7 @@ class PcscConnection:
             return error_for(hresult, what)
         status, _name, state, _proto, _atr = scard.SCardStatus(self._card)
         if status in CARD_GONE or (
-            status == scard.SCARD_S_SUCCESS and not state & scard.SCARD_PRESENT
+            status == scard.SCARD_S_SUCCESS and not state & SCARD_PRESENT
         ):
             return CardRemovedError(what)
         if status != scard.SCARD_S_SUCCESS:

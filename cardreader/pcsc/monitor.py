@@ -82,11 +82,13 @@ class Monitor:
 
     def stop(self) -> None:
         self._stop.set()
-        with self._context_lock:
-            if self._context is not None:
-                scard.SCardCancel(self._context)
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        # A cancel sent while the thread is between two waits is lost: repeat it until the
+        # thread has seen the stop flag.
+        while self._thread is not None and self._thread.is_alive():
+            with self._context_lock:
+                if self._context is not None:
+                    scard.SCardCancel(self._context)
+            self._thread.join(timeout=0.1)
 
     def __enter__(self) -> Monitor:
         return self.start()
