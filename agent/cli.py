@@ -1,0 +1,111 @@
+"""`dmp-agent`: the workstation agent's command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import queue
+import signal
+import sys
+from collections.abc import Sequence
+
+from cardreader.errors import CardError
+from cardreader.inspect import CardStatus, SlotReport, inspect_reader
+from cardreader.pcsc import EventKind, Monitor, SlotEvent, list_readers
+
+from .cards_view import as_json, describe
+
+DESCRIPTION = """\
+Agent DMP du poste de travail / DMP workstation agent.
+
+Lit la carte CPS du professionnel et la carte Vitale du patient dans les lecteurs PC/SC.
+Reads the professional's CPS card and the patient's Vitale card in the PC/SC readers.
+"""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="dmp-agent",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logs on stderr")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    cards = commands.add_parser(
+        "cards",
+        help="list the readers and the card in each, with the identity read from it",
+        description=(
+            "Liste les lecteurs et la carte de chacun / lists the readers and what each "
+            "holds: a CPS (identity, category, validity, PIN tries left), a Vitale card "
+            "(holder and beneficiaries), an unknown card or nothing. Status: valid, none, "
+            "unknown, changed, blocked, expired, reader-error."
+        ),
+    )
+    cards.add_argument("--watch", action="store_true", help="then print card events as they happen")
+    cards.add_argument("--json", action="store_true", help="one JSON object per slot and event")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if args.command == "cards":
+        return cards_command(watch=args.watch, as_json_lines=args.json)
+    parser.print_help()
+    return 2
+
+
+def _print(report: SlotReport, as_json_lines: bool) -> None:
+    if as_json_lines:
+        print(json.dumps(as_json(report), ensure_ascii=False), flush=True)
+    else:
+        print("\n".join(describe(report)), flush=True)
+
+
+def cards_command(*, watch: bool, as_json_lines: bool) -> int:
+    try:
+        readers = list_readers()
+    except CardError as exc:
+        print(f"dmp-agent: {exc}\n  → démarrez pcscd / start pcscd (systemctl start pcscd)",
+              file=sys.stderr)
+        return 1
+    if not readers and not watch:
+        print("Aucun lecteur de carte / no card reader found: plug one in, or check pcscd.",
+              file=sys.stderr)
+        return 1
+    reports = {reader: inspect_reader(reader) for reader in readers}
+    for report in reports.values():
+        _print(report, as_json_lines)
+    if not watch:
+        return 0 if all(r.status is not CardStatus.READER_ERROR for r in reports.values()) else 1
+    return _watch(reports, as_json_lines)
+
+
+def _watch(reports: dict[str, SlotReport], as_json_lines: bool) -> int:
+    events: queue.Queue[SlotEvent | None] = queue.Queue()
+    signal.signal(signal.SIGTERM, lambda *_: events.put(None))
+    with Monitor(events.put):
+        try:
+            while (event := events.get()) is not None:
+                if event.kind is EventKind.CARD_INSERTED:
+                    report = inspect_reader(event.reader, reports.get(event.reader))
+                    reports[event.reader] = report
+                    _print(report, as_json_lines)
+                elif event.kind in (EventKind.CARD_REMOVED, EventKind.CARD_MUTE):
+                    status = CardStatus.NONE if event.kind is EventKind.CARD_REMOVED else (
+                        CardStatus.UNKNOWN
+                    )
+                    _print(SlotReport(event.reader, status, message=event.kind.value),
+                           as_json_lines)
+                elif as_json_lines:
+                    print(json.dumps({"event": event.kind.value, "reader": event.reader}),
+                          flush=True)
+                else:
+                    print(event.describe(), flush=True)
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,108 @@
+"""What is in a reader, in the terms practice software uses for card statuses.
+
+`inspect_reader` connects to the card in one reader, recognises it from its ATR, reads what
+can be read without a PIN (the CPS identity and tries left, the Vitale holder and
+beneficiaries) and returns a `SlotReport` with one status among valid, none, unknown,
+changed, blocked, expired and reader-error. It never raises a card-layer error: every failure
+becomes a status with its sentence.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from enum import StrEnum
+
+from .apdu import ApduProtocol
+from .atr import CardKind, identify
+from .cps import CpsCard, CpsIdentity
+from .errors import (
+    CardError,
+    CardRemovedError,
+    NoCardError,
+    ReaderError,
+    TransportError,
+)
+from .pcsc import PcscConnection
+from .vitale import Vitale2Profile, VitaleCard
+
+
+class CardStatus(StrEnum):
+    VALID = "valid"
+    NONE = "none"
+    UNKNOWN = "unknown"
+    CHANGED = "changed"  # a different card than the one last seen in this slot
+    BLOCKED = "blocked"
+    EXPIRED = "expired"
+    READER_ERROR = "reader-error"
+
+
+@dataclass(frozen=True)
+class SlotReport:
+    reader: str
+    status: CardStatus
+    kind: CardKind | None = None
+    label: str = ""
+    cps: CpsIdentity | None = None
+    pin_tries_left: int | None = None
+    vitale: VitaleCard | None = None
+    message: str = ""
+
+    @property
+    def serial(self) -> str | None:
+        if self.cps is not None:
+            return self.cps.serial_number
+        if self.vitale is not None:
+            return self.vitale.serial_number
+        return None
+
+
+def inspect_reader(
+    reader: str, previous: SlotReport | None = None, *, now: dt.datetime | None = None
+) -> SlotReport:
+    """Read the card in ``reader``; ``previous`` is the last report of that slot, if any."""
+    try:
+        with PcscConnection(reader) as connection:
+            report = inspect_connection(reader, connection, now=now)
+    except (NoCardError, CardRemovedError):
+        return SlotReport(reader, CardStatus.NONE, message="aucune carte / no card")
+    except (ReaderError, TransportError) as exc:
+        return SlotReport(reader, CardStatus.READER_ERROR, message=str(exc))
+    if (
+        previous is not None
+        and report.status is CardStatus.VALID
+        and previous.serial is not None
+        and report.serial != previous.serial
+    ):
+        return SlotReport(**{**report.__dict__, "status": CardStatus.CHANGED})
+    return report
+
+
+def inspect_connection(
+    reader: str, connection: PcscConnection, *, now: dt.datetime | None = None
+) -> SlotReport:
+    kind, label = identify(connection.atr)
+    protocol = ApduProtocol(connection)
+    try:
+        if kind is CardKind.CPS:
+            card = CpsCard(protocol)
+            identity = card.read_identity()
+            tries = card.pin_tries_left()
+            moment = now or dt.datetime.now(dt.UTC)
+            if tries == 0:
+                status = CardStatus.BLOCKED
+            elif not identity.not_before <= moment <= identity.not_after:
+                status = CardStatus.EXPIRED
+            else:
+                status = CardStatus.VALID
+            return SlotReport(reader, status, kind, label, cps=identity, pin_tries_left=tries)
+        if kind is CardKind.VITALE:
+            vitale = Vitale2Profile(protocol).read()
+            return SlotReport(reader, CardStatus.VALID, kind, label, vitale=vitale)
+    except (CardRemovedError, ReaderError, TransportError):
+        raise
+    except CardError as exc:
+        return SlotReport(reader, CardStatus.UNKNOWN, kind, label, message=str(exc))
+    return SlotReport(
+        reader, CardStatus.UNKNOWN, kind, label, message=f"{label}: not read by this agent"
+    )
