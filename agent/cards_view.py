@@ -44,7 +44,7 @@ def describe(report: SlotReport) -> list[str]:
         )
         for number, person in enumerate(card.beneficiaries, 1):
             lines.append(f"  {number}. {_person(person)}")
-    if report.message and report.status.value != "valid":
+    if report.message and report.status.value not in ("valid", "none"):
         lines.append(f"  {report.message}")
     return lines
 

@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 DEFAULT_HOST = "127.0.0.1"
 FIRST_SLOT_PORT = 35963
 CTRL_OFF, CTRL_ON, CTRL_RESET, CTRL_ATR = 0, 1, 2, 4
+QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)  # Linux only
 
 
 def slot_port(slot: int, base: int = FIRST_SLOT_PORT) -> int:
@@ -138,6 +139,10 @@ class VpcdLink:
     def _recv_exact(self, sock: socket.socket, n: int) -> bytes:
         buf = bytearray()
         while len(buf) < n:
+            # vpcd writes the length and the APDU in two sends without TCP_NODELAY: unless we
+            # acknowledge at once, Nagle holds the APDU back for our delayed ACK (~40 ms).
+            if QUICKACK is not None:
+                sock.setsockopt(socket.IPPROTO_TCP, QUICKACK, 1)
             chunk = sock.recv(n - len(buf))
             if not chunk:
                 raise ConnectionError("vpcd closed the connection")
