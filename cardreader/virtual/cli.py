@@ -118,16 +118,21 @@ def insert(
     if ca_dir is not None:
         command += ["--ca", str(ca_dir)]
     command += ["serve", profile, "--slot", str(slot)]
-    process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, start_new_session=True,
-        text=True,
-    )
+    log = state_dir / f"slot-{slot}.log"
+    with open(log, "wb") as errors:
+        # The card process must not hold our stderr open: a caller reading it to the end
+        # (a script, a test) would wait for the card to be removed.
+        process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, stderr=errors,
+            start_new_session=True, text=True,
+        )
     assert process.stdout is not None
     line = process.stdout.readline()
+    process.stdout.close()
     if not line.startswith("inserted"):
         process.wait(timeout=10)
+        print(f"dmp-vcard: the card could not be inserted:\n{log.read_text()}", file=sys.stderr)
         return 1
-    process.stdout.close()
     _pidfile(state_dir, slot).write_text(f"{process.pid} {profile}\n")
     print(f"{profile} inséré dans le lecteur {slot} / inserted in slot {slot}")
     return 0
