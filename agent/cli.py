@@ -9,6 +9,7 @@ import queue
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from cardreader.errors import CardError
 from cardreader.inspect import CardStatus, SlotReport, inspect_reader
@@ -44,6 +45,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     cards.add_argument("--watch", action="store_true", help="then print card events as they happen")
     cards.add_argument("--json", action="store_true", help="one JSON object per slot and event")
+    sandbox = commands.add_parser(
+        "sandbox",
+        help="play the daily scenarios end to end on virtual cards (see scripts/sandbox)",
+        description=(
+            "Bac à sable / sandbox: starts its own pcscd with the vpcd virtual reader, inserts "
+            "virtual cards and plays the daily scenarios with readable output, then stops "
+            "everything. It takes over pcscd's socket: run it through scripts/sandbox, which "
+            "gives it private namespaces."
+        ),
+    )
+    sandbox.add_argument("--keep", action="store_true",
+                         help="keep pcscd and the cards running until Ctrl-C, for hands-on use")
+    sandbox.add_argument("--state-dir", type=Path, default=None,
+                         help="where the virtual cards keep their state (default: temporary)")
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,
@@ -51,6 +66,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if args.command == "cards":
         return cards_command(watch=args.watch, as_json_lines=args.json)
+    if args.command == "sandbox":
+        from .sandbox import run
+
+        return run(keep=args.keep, state_dir=args.state_dir)
     parser.print_help()
     return 2
 
