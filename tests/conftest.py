@@ -47,3 +47,28 @@ def insert_card(pcscd: Pcscd) -> Iterator[Insert]:
         link.stop()
     if links:
         time.sleep(0.05)
+
+
+# -- storage: every storage and HTTP test runs on SQLite and on a real PostgreSQL ------------
+@pytest.fixture(scope="session")
+def postgres():
+    """A throw-away PostgreSQL cluster for the whole session (started on first use)."""
+    from tests.postgres import PostgresCluster
+
+    cluster = PostgresCluster().start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path) -> str:
+    """A fresh, migrated database: SQLite in a temp file, then a new PostgreSQL database."""
+    from host.store import upgrade
+
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'host.db'}"
+    else:
+        cluster = request.getfixturevalue("postgres")
+        url = cluster.create_database(f"t{abs(hash(request.node.nodeid)) % 10**12}")
+    upgrade(url)
+    return url
