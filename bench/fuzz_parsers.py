@@ -14,6 +14,7 @@ import collections
 import math
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -22,6 +23,35 @@ from hypothesis import HealthCheck, Phase, given, settings
 
 from cardreader.errors import CardError
 from tests.fuzz_targets import TARGETS, hostile_bytes
+
+
+def fuzz(
+    target: Callable[[bytes], object], count: int
+) -> tuple[collections.Counter[str], float, Exception | None]:
+    """Feed ``count`` hostile inputs to ``target``; return counts, slowest call, first defect."""
+    stats: collections.Counter[str] = collections.Counter()
+    slowest = 0.0
+
+    @settings(max_examples=count, deadline=None, database=None,
+              suppress_health_check=list(HealthCheck), phases=[Phase.generate])
+    @given(hostile_bytes())
+    def run(data: bytes) -> None:
+        nonlocal slowest
+        started = time.perf_counter()
+        try:
+            target(data)
+            stats["accepted"] += 1
+        except CardError:
+            stats["typed"] += 1
+        finally:
+            slowest = max(slowest, time.perf_counter() - started)
+            stats["inputs"] += 1
+
+    try:
+        run()
+    except Exception as exc:  # hypothesis re-raises the first untyped exception
+        return stats, slowest, exc
+    return stats, slowest, None
 
 
 def main() -> int:
@@ -34,29 +64,10 @@ def main() -> int:
     started = time.perf_counter()
     print(f"{'target':<18} {'inputs':>8} {'accepted':>9} {'typed errors':>13} {'max ms':>8}")
     for name, target in TARGETS.items():
-        stats: collections.Counter[str] = collections.Counter()
-        slowest = 0.0
-
-        @settings(max_examples=per_target, deadline=None, database=None,
-                  suppress_health_check=list(HealthCheck), phases=[Phase.generate])
-        @given(hostile_bytes())
-        def run(data: bytes, target=target, stats=stats) -> None:
-            nonlocal slowest
-            t0 = time.perf_counter()
-            try:
-                target(data)
-                stats["accepted"] += 1
-            except CardError:
-                stats["typed"] += 1
-            finally:
-                slowest = max(slowest, time.perf_counter() - t0)
-                stats["inputs"] += 1
-
-        try:
-            run()
-        except Exception as exc:  # hypothesis re-raises the first untyped exception
+        stats, slowest, error = fuzz(target, per_target)
+        if error is not None:
             failures += 1
-            print(f"{name}: FAILED with {type(exc).__name__}: {exc}")
+            print(f"{name}: FAILED with {type(error).__name__}: {error}")
         total += stats["inputs"]
         print(f"{name:<18} {stats['inputs']:>8} {stats['accepted']:>9} {stats['typed']:>13} "
               f"{slowest * 1000:>8.1f}")
