@@ -1,0 +1,161 @@
+"""Who is calling: every request is mapped from its TLS client certificate to an actor.
+
+Two kinds of client certificates reach the host (both checked by the TLS layer against their
+CA and CRL): a workstation's establishment certificate, which may only ask for a challenge
+and open a session, and a session certificate, which must belong to an active session in the
+`sessions` table (not revoked, not expired) and maps to the professional of that session.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import urllib.parse
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+from sqlalchemy import Engine, select
+from starlette.requests import Request
+
+from policies import AccessMode, Actor, ModeCode
+
+from .errors import HostError, bad_request
+from .store.schema import sessions
+
+MODE_HEADER = "x-dmp-access-mode"
+JUSTIFICATION_HEADER = "x-dmp-justification"  # percent-encoded UTF-8
+MAX_JUSTIFICATION = 2000
+
+
+@dataclass(frozen=True)
+class SessionActor:
+    """The professional behind an active session, for one practice situation."""
+
+    session_id: str
+    id_nat_ps: str
+    last_name: str
+    first_name: str
+    profession: str
+    specialty: str | None
+    structure_id: str
+    not_after: dt.datetime
+
+    def policy_actor(self, mode: AccessMode) -> Actor:
+        if mode.code is ModeCode.CENTRE_15:
+            return Actor.regulation_centre(
+                self.id_nat_ps, self.profession, structure_id=self.structure_id
+            )
+        return Actor.professional(
+            self.id_nat_ps, self.profession, specialty=self.specialty,
+            structure_id=self.structure_id,
+        )
+
+    @property
+    def display_name(self) -> str:
+        return f"{self.first_name} {self.last_name}"
+
+
+class Authenticator(Protocol):
+    def workstation(self, request: Request) -> str:
+        """The SHA-256 (hex) of the caller's workstation certificate, or HostError 401/403."""
+        ...
+
+    def session(self, request: Request) -> SessionActor:
+        """The actor of the caller's active session, or HostError 401."""
+        ...
+
+
+def unauthenticated(message: str) -> HostError:
+    return HostError(401, "no-session", message, issue_type="login")
+
+
+def peer_certificate(request: Request) -> x509.Certificate:
+    """The client certificate of this connection, from the ASGI TLS extension."""
+    tls = request.scope.get("extensions", {}).get("tls") or {}
+    chain = tls.get("client_cert_chain") or []
+    if not chain:
+        raise unauthenticated(
+            "Certificat client absent / no client certificate on this connection"
+        )
+    return x509.load_pem_x509_certificate(chain[0].encode("ascii"))
+
+
+def fingerprint(certificate: x509.Certificate) -> str:
+    return hashlib.sha256(certificate.public_bytes(Encoding.DER)).hexdigest()
+
+
+class TlsAuthenticator:
+    """Maps the TLS client certificate to a workstation or an active session."""
+
+    def __init__(
+        self, engine: Engine, establishment_ca: x509.Name, clock: Callable[[], dt.datetime]
+    ) -> None:
+        self.engine = engine
+        self.establishment_ca = establishment_ca
+        self.clock = clock
+
+    def workstation(self, request: Request) -> str:
+        certificate = peer_certificate(request)
+        if certificate.issuer != self.establishment_ca:
+            raise HostError(
+                403, "not-a-workstation",
+                "Ce certificat n'est pas un certificat de poste / this is not a workstation "
+                "certificate: open the session with the establishment certificate",
+                issue_type="security",
+            )
+        return fingerprint(certificate)
+
+    def session(self, request: Request) -> SessionActor:
+        return session_for_fingerprint(
+            self.engine, fingerprint(peer_certificate(request)), self.clock()
+        )
+
+
+def session_for_fingerprint(engine: Engine, cert_sha256: str, now: dt.datetime) -> SessionActor:
+    with engine.connect() as connection:
+        row = connection.execute(
+            select(sessions).where(sessions.c.cert_sha256 == cert_sha256)
+        ).one_or_none()
+    if row is None:
+        raise unauthenticated(
+            "Aucune session pour ce certificat / no session for this certificate: insert "
+            "the CPS card and open a session"
+        )
+    if row.revoked_at is not None:
+        raise HostError(401, "session-revoked",
+                        "Session fermée / this session was closed (card removed or logout)",
+                        issue_type="login")
+    if row.not_after <= now:
+        raise HostError(401, "session-expired", "Session expirée / this session has expired",
+                        issue_type="login")
+    return SessionActor(
+        row.id, row.id_nat_ps, row.last_name, row.first_name, row.profession, row.specialty,
+        row.structure_id, row.not_after,
+    )
+
+
+def access_mode(request: Request) -> AccessMode:
+    """The access mode this request is made in (header), normal by default."""
+    raw = request.headers.get(MODE_HEADER, ModeCode.NORMAL.value)
+    try:
+        code = ModeCode(raw)
+    except ValueError:
+        raise bad_request(
+            "bad-access-mode",
+            f"Mode d'accès inconnu / unknown access mode {raw[:40]!r}: normal, bris_de_glace "
+            "or centre_15",
+        ) from None
+    justification = request.headers.get(JUSTIFICATION_HEADER)
+    if justification is not None:
+        try:
+            justification = urllib.parse.unquote(justification, errors="strict").strip()
+        except UnicodeDecodeError:
+            raise bad_request("bad-justification",
+                              "Justification illisible / the justification is not UTF-8") from None
+        if len(justification) > MAX_JUSTIFICATION:
+            raise bad_request("justification-too-long",
+                              f"Justification trop longue (max {MAX_JUSTIFICATION} caractères)")
+    return AccessMode(code, justification or None)

@@ -1,0 +1,90 @@
+"""The host's ASGI application, built by a function from its settings (no global state)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.schemas import SchemaGenerator
+
+from .actors import Authenticator
+from .blobs import BlobStore
+from .errors import HostError, host_error_handler, operation_outcome
+from .guard import Guard
+from .routes import ROUTES
+from .settings import HostSettings
+from .store import open_engine
+
+OPENAPI_INFO = {
+    "openapi": "3.0.3",
+    "info": {
+        "title": "DMP reference host",
+        "version": "1",
+        "description": (
+            "The reference central host of the DMP workstation agent: card-rooted sessions, "
+            "identity resolution, DMP lifecycle, authorizations and documents (FHIR R4 / IHE "
+            "MHD as profiled by the French PDSm guide). Every call is mutual TLS 1.3; errors "
+            "are FHIR OperationOutcome with a code in system urn:dmp:host:error. The access "
+            "mode travels in the X-DMP-Access-Mode header (normal, bris_de_glace, centre_15) "
+            "with X-DMP-Justification (percent-encoded UTF-8) for break-the-glass."
+        ),
+    },
+}
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def create_app(
+    settings: HostSettings,
+    *,
+    authenticator: Authenticator | None = None,
+    clock: Callable[[], dt.datetime] = utc_now,
+) -> Starlette:
+    """The host application. ``authenticator`` defaults to the TLS client-certificate one."""
+    engine = open_engine(settings.database_url)
+    schemas = SchemaGenerator(OPENAPI_INFO)
+
+    async def openapi(request: Request) -> Response:
+        """
+        responses:
+          200:
+            description: This OpenAPI document.
+        """
+        return JSONResponse(schemas.get_schema(routes=app.routes))
+
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # Never a bare 500 page: an OperationOutcome, and no internals in the message.
+        return JSONResponse(
+            operation_outcome("internal-error",
+                              "Erreur interne du serveur / internal server error",
+                              issue_type="exception"),
+            status_code=500, media_type="application/fhir+json",
+        )
+
+    app = Starlette(
+        routes=[Route("/openapi.json", openapi, methods=["GET"]), *ROUTES],
+        exception_handlers={HostError: host_error_handler, Exception: unexpected},
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.clock = clock
+    app.state.guard = Guard(engine, clock)
+    app.state.blobs = BlobStore(settings.blob_dir)
+    if authenticator is None:
+        from .tls import default_authenticator
+
+        authenticator = default_authenticator(settings, engine, clock)
+    app.state.authenticator = authenticator
+    return app
+
+
+def state(request: Request) -> Any:
+    """The application state (settings, engine, clock, guard, blobs, authenticator)."""
+    return request.app.state

@@ -1,0 +1,163 @@
+"""The one place where the host decides: every access goes through `Guard.check`.
+
+It reads the dossier's state for the actor (authorization, blocking, médecin traitant, care
+team, emergency consents), asks `policies.decide` (the host re-implements no rule), appends
+the access — allowed or refused — to the patient's access log, writes the patient
+notifications the decision calls for, and raises a 403 with the rule's reason when refused.
+The log is written in its own transaction so that a refused or failed request is traced too.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import Connection, Engine, insert, select
+
+from policies import (
+    AccessMode,
+    Action,
+    AuthorizationStatus,
+    Decision,
+    Document,
+    Dossier,
+    DossierStatus,
+    EmergencyConsents,
+    ModeCode,
+    Policy,
+    decide,
+)
+
+from .actors import SessionActor
+from .errors import HostError
+from .store.schema import access_log, authorizations, dossiers, medecins_traitants, notifications
+
+
+def dossier_state(
+    connection: Connection, ins: str, id_nat_ps: str | None, now: dt.datetime
+) -> Dossier:
+    """The dossier as the rules see it, for the professional ``id_nat_ps`` (None: patient)."""
+    row = connection.execute(select(dossiers).where(dossiers.c.ins == ins)).one_or_none()
+    if row is None:
+        return Dossier(status=DossierStatus.ABSENT, initial_consent=False)
+    grants = connection.execute(
+        select(authorizations).where(authorizations.c.ins == ins)
+    ).all()
+    status = AuthorizationStatus.NONE
+    structures: set[str] = set()
+    for grant in grants:
+        active = grant.status == "valid" and not grant.blocked and (
+            grant.expires_at is None or grant.expires_at > now
+        )
+        if active and grant.structure_id:
+            structures.add(grant.structure_id)
+        if grant.id_nat_ps != id_nat_ps:
+            continue
+        if grant.blocked:
+            status = AuthorizationStatus.FORBIDDEN
+        elif active:
+            status = AuthorizationStatus.VALID
+        elif grant.status == "valid":
+            status = AuthorizationStatus.EXPIRED
+    traitant = id_nat_ps is not None and connection.execute(
+        select(medecins_traitants.c.id_nat_ps).where(
+            medecins_traitants.c.ins == ins,
+            medecins_traitants.c.id_nat_ps == id_nat_ps,
+            medecins_traitants.c.ended_at.is_(None),
+        )
+    ).first() is not None
+    return Dossier(
+        status=DossierStatus(row.status),
+        consents=EmergencyConsents(
+            regulation_centre=row.consent_regulation_centre,
+            break_the_glass=row.consent_break_the_glass,
+            emergency_sees_masked=row.consent_emergency_sees_masked,
+        ),
+        authorization=status,
+        is_medecin_traitant=traitant,
+        authorised_structures=frozenset(structures),
+        initial_consent=row.consent_at is not None,
+    )
+
+
+class Guard:
+    def __init__(
+        self, engine: Engine, clock: Callable[[], dt.datetime], policy: Policy | None = None
+    ) -> None:
+        self.engine = engine
+        self.clock = clock
+        self.policy = policy or Policy()
+
+    def check(
+        self,
+        connection: Connection,
+        *,
+        ins: str,
+        actor: SessionActor,
+        action: Action,
+        mode: AccessMode,
+        document: Document | None = None,
+        document_id: str | None = None,
+        log: bool = True,
+    ) -> Decision:
+        """Decide, trace and raise HostError(403) when refused; return the decision."""
+        decision = self.decide(connection, ins=ins, actor=actor, action=action, mode=mode,
+                               document=document)
+        if log:
+            self.trace(ins, actor, action, mode, decision, document_id)
+        if decision.refused:
+            raise HostError(403, decision.reason.code.lower().replace("_", "-"),
+                            decision.reason.message, issue_type="forbidden")
+        return decision
+
+    def decide(
+        self,
+        connection: Connection,
+        *,
+        ins: str,
+        actor: SessionActor,
+        action: Action,
+        mode: AccessMode,
+        document: Document | None = None,
+        dossier: Dossier | None = None,
+    ) -> Decision:
+        """The decision alone (no trace): for filtering search results one by one."""
+        now = self.clock()
+        state = dossier or dossier_state(connection, ins, actor.id_nat_ps, now)
+        return decide(actor.policy_actor(mode), state, action, mode, document, now=now,
+                      policy=self.policy)
+
+    def trace(
+        self,
+        ins: str,
+        actor: SessionActor,
+        action: Action,
+        mode: AccessMode,
+        decision: Decision,
+        document_id: str | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        """Append one access to the patient's log (own transaction) and notify if needed."""
+        now = self.clock()
+        with self.engine.begin() as connection:
+            connection.execute(insert(access_log).values(
+                ins=ins, id=str(uuid.uuid4()), at=now, actor_kind="professional",
+                actor_id=actor.id_nat_ps, actor_name=actor.display_name,
+                profession=actor.profession, structure_id=actor.structure_id,
+                action=action.value, mode=mode.code.value, justification=mode.justification,
+                document_id=document_id, outcome="allowed" if decision.allowed else "refused",
+                reason=decision.reason.code,
+            ))
+            if decision.allowed and decision.notify_patient:
+                kind = "new-document" if action in (Action.DEPOSIT, Action.REPLACE) else (
+                    "emergency-access" if mode.code is not ModeCode.NORMAL else "access"
+                )
+                connection.execute(insert(notifications).values(
+                    ins=ins, id=str(uuid.uuid4()), created_at=now, kind=kind,
+                    payload={"action": action.value, "mode": mode.code.value,
+                             "actor": actor.display_name, "profession": actor.profession,
+                             "structure": actor.structure_id, "document": document_id,
+                             **(extra or {})},
+                ))
