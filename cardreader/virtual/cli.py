@@ -21,6 +21,8 @@ from pathlib import Path
 
 import platformdirs
 
+from ..errors import CardError
+from ..pcsc import list_readers, wait_for_card
 from .cps import VirtualCps
 from .cps_profiles import CPS_PROFILES
 from .faulty import UnknownCard
@@ -134,8 +136,26 @@ def insert(
         print(f"dmp-vcard: the card could not be inserted:\n{log.read_text()}", file=sys.stderr)
         return 1
     _pidfile(state_dir, slot).write_text(f"{process.pid} {profile}\n")
+    reader = vpcd_reader(slot)
+    # pcscd notices a vpcd card at its next presence poll (up to ~0.4 s): say "inserted"
+    # only once the reader reports it, so the next command finds it there.
+    if reader is not None and not wait_for_card(reader, timeout=5):
+        print(f"dmp-vcard: pcscd does not report the card in {reader}", file=sys.stderr)
+        return 1
     print(f"{profile} inséré dans le lecteur {slot} / inserted in slot {slot}")
     return 0
+
+
+def vpcd_reader(slot: int) -> str | None:
+    """The PC/SC name of vpcd slot ``slot`` ("<name> 00 0<slot>"), if pcscd lists it."""
+    try:
+        readers = list_readers()
+    except CardError:
+        return None
+    for reader in readers:
+        if "Virtual" in reader and reader.endswith(f" {slot:02d}"):
+            return reader
+    return None
 
 
 def remove(slot: int, state_dir: Path) -> int:
@@ -154,6 +174,9 @@ def remove(slot: int, state_dir: Path) -> int:
             break
         time.sleep(0.02)
     _pidfile(state_dir, slot).unlink(missing_ok=True)
+    reader = vpcd_reader(slot)
+    if reader is not None:
+        wait_for_card(reader, present=False, timeout=5)
     print(f"{profile} retiré du lecteur {slot} / removed from slot {slot}")
     return 0
 

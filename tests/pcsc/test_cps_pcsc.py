@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import queue
-import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -16,11 +14,10 @@ from cardreader.apdu import ApduProtocol
 from cardreader.atr import CardKind, identify
 from cardreader.cps import CpsCard, CpsKey
 from cardreader.errors import PinBlockedError, SecurityStatusError, WrongPinError
-from cardreader.pcsc import EventKind, Monitor, PcscConnection, SlotEvent, list_readers
+from cardreader.pcsc import PcscConnection, list_readers
 from cardreader.virtual.cps import VirtualCps
 from cardreader.virtual.cps_profiles import PROFILES
 from cardreader.virtual.pki import TestHealthCA
-from cardreader.virtual.vpcd import VpcdLink
 
 pytestmark = pytest.mark.pcsc
 
@@ -30,55 +27,12 @@ def ca() -> TestHealthCA:
     return TestHealthCA.create()
 
 
-def _wait(events: queue.Queue[SlotEvent], kind: EventKind, timeout: float = 8) -> None:
-    deadline = time.monotonic() + timeout
-    while (remaining := deadline - time.monotonic()) > 0:
-        try:
-            if events.get(timeout=remaining).kind is kind:
-                return
-        except queue.Empty:
-            break
-    raise AssertionError(f"pcscd reported no {kind.value} within {timeout}s")
-
-
-@pytest.fixture(scope="module")
-def slot0(pcscd) -> Iterator[tuple[str, Monitor, queue.Queue[SlotEvent]]]:
-    """One monitor for the module: the first reader, and the events pcscd reports for it."""
-    reader = list_readers()[0]
-    events: queue.Queue[SlotEvent] = queue.Queue()
-
-    def listener(event: SlotEvent) -> None:
-        if event.reader == reader:
-            events.put(event)
-
-    with Monitor(listener) as monitor:
-        assert monitor.ready.wait(5)
-        yield reader, monitor, events
-
-
-def insert_and_wait(
-    insert: Callable[[VirtualCps], VpcdLink], slot: tuple[str, Monitor, queue.Queue[SlotEvent]],
-    card: VirtualCps,
-) -> VpcdLink:
-    """Insert the card once the slot is seen empty, and return once pcscd reports it (events
-    from SCardGetStatusChange, not polling): a previous card may still be reported present
-    for a moment after its removal."""
-    reader, monitor, events = slot
-    if monitor.readers.get(reader) is not None:
-        _wait(events, EventKind.CARD_REMOVED)
-    while not events.empty():
-        events.get_nowait()
-    link = insert(card)
-    _wait(events, EventKind.CARD_INSERTED)
-    return link
-
-
 @pytest.fixture
-def use_card(insert_card, slot0) -> Callable[[VirtualCps], AbstractContextManager[CpsCard]]:
+def use_card(insert_card) -> Callable[[VirtualCps], AbstractContextManager[CpsCard]]:
     @contextmanager
     def use(card: VirtualCps) -> Iterator[CpsCard]:
-        link = insert_and_wait(lambda c: insert_card(c, slot=0), slot0, card)
-        connection = PcscConnection(slot0[0])
+        link = insert_card(card, slot=0)  # returns once pcscd reports the card
+        connection = PcscConnection(list_readers()[0])
         try:
             assert identify(connection.atr)[0] is CardKind.CPS
             yield CpsCard(ApduProtocol(connection))

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import glob
 import hashlib
-import queue
 import shutil
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,7 +21,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 
 from cardreader.cps import SHA256_DIGEST_INFO
-from cardreader.pcsc import EventKind, Monitor, SlotEvent, list_readers
+from cardreader.pcsc import list_readers, wait_for_card
 from cardreader.virtual.cps import VirtualCps
 from cardreader.virtual.cps_profiles import PROFILES
 from cardreader.virtual.vpcd import VpcdLink, slot_port
@@ -57,30 +55,13 @@ def _run(*args: str) -> str:
 def card(pcscd) -> Iterator[VirtualCps]:
     """The "gp" card in the first slot for the whole module, once pcscd reports it."""
     reader = list_readers()[0]
-    events: queue.Queue[SlotEvent] = queue.Queue()
-
-    def listener(event: SlotEvent) -> None:
-        if event.reader == reader:
-            events.put(event)
-
-    def wait(kind: EventKind, timeout: float = 8) -> None:
-        deadline = time.monotonic() + timeout
-        while (remaining := deadline - time.monotonic()) > 0:
-            try:
-                if events.get(timeout=remaining).kind is kind:
-                    return
-            except queue.Empty:
-                break
-        raise AssertionError(f"pcscd reported no {kind.value} within {timeout}s")
-
     virtual = VirtualCps.from_profile("gp")
-    with Monitor(listener) as monitor:
-        assert monitor.ready.wait(5)
-        if monitor.readers.get(reader) is not None:
-            wait(EventKind.CARD_REMOVED)  # the previous test's card, just removed
-        link = VpcdLink(virtual, slot_port(0, pcscd.port)).start()
-        wait(EventKind.CARD_INSERTED)
+    assert wait_for_card(reader, present=False)  # the previous test's card, just removed
+    link = VpcdLink(virtual, slot_port(0, pcscd.port)).start()
+    assert wait_for_card(reader)
+    try:
         yield virtual
+    finally:
         link.stop()
 
 
