@@ -16,7 +16,6 @@ from .actors import Authenticator
 from .blobs import BlobStore
 from .errors import HostError, host_error_handler, operation_outcome
 from .guard import Guard
-from .routes import ROUTES
 from .settings import HostSettings
 from .store import open_engine
 
@@ -48,7 +47,13 @@ def create_app(
     clock: Callable[[], dt.datetime] = utc_now,
 ) -> Starlette:
     """The host application. ``authenticator`` defaults to the TLS client-certificate one."""
+    from .routes import ROUTES  # the route modules import `state` from this module
+
     engine = open_engine(settings.database_url)
+    if settings.seed_identities:
+        from .seed import seed_identities
+
+        seed_identities(engine)
     schemas = SchemaGenerator(OPENAPI_INFO)
 
     async def openapi(request: Request) -> Response:
@@ -78,9 +83,11 @@ def create_app(
     app.state.guard = Guard(engine, clock)
     app.state.blobs = BlobStore(settings.blob_dir)
     if authenticator is None:
-        from .tls import default_authenticator
+        from .actors import TlsAuthenticator
+        from .pki import load_certificate
 
-        authenticator = default_authenticator(settings, engine, clock)
+        establishment = load_certificate(settings.pki_dir / "establishment-ca" / "ca.pem")
+        authenticator = TlsAuthenticator(engine, establishment.subject, clock)
     app.state.authenticator = authenticator
     return app
 

@@ -1,0 +1,180 @@
+"""The professional session: a card-rooted mutual-TLS client to the host.
+
+Python's `ssl` cannot make a TLS handshake sign with a key that stays on a smart card, so the
+card signs once, at opening, a statement binding a fresh in-memory session key to the host's
+challenge, this workstation's certificate and the time (`wire.session`). The host answers a
+short-lived session certificate for that key; every later call is mutual TLS with it, on one
+kept-alive connection. The session key never reaches the disk in clear: `ssl` only loads keys
+from files, so it is written encrypted under a random password that lives in memory, loaded,
+and the file removed at once.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import os
+import secrets
+import ssl
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from wire.session import SessionStatement
+
+Signer = Callable[[bytes], bytes]  # the card's authentication key: bytes -> RSA signature
+
+
+class SessionError(Exception):
+    """The host refused the session, or could not be reached; ``code`` says why."""
+
+    def __init__(self, code: str, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Workstation:
+    """This workstation's establishment certificate and key (PEM), and the host's CA."""
+
+    certificate_pem: bytes
+    key_pem: bytes
+    key_password: bytes | None
+    host_ca: Path  # the CA that issued the host's server certificate
+
+    @property
+    def fingerprint(self) -> bytes:
+        certificate = x509.load_pem_x509_certificate(self.certificate_pem)
+        return _sha256(certificate.public_bytes(serialization.Encoding.DER))
+
+
+def _sha256(data: bytes) -> bytes:
+    digest = hashes.Hash(hashes.SHA256())
+    digest.update(data)
+    return digest.finalize()
+
+
+def tls_context(
+    host_ca: Path, certificate_pem: bytes, key_pem: bytes, key_password: bytes | None
+) -> ssl.SSLContext:
+    """A TLS 1.3 client context presenting this certificate; the key file exists only
+    encrypted, only for the instant `load_cert_chain` reads it."""
+    context = ssl.create_default_context(cafile=str(host_ca))
+    context.minimum_version = ssl.TLSVersion.TLSv1_3
+    key = serialization.load_pem_private_key(key_pem, password=key_password)
+    password = secrets.token_bytes(32)
+    encrypted = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(password),
+    )
+    with tempfile.TemporaryDirectory(prefix="dmp-tls-") as directory:
+        os.chmod(directory, 0o700)
+        cert_file, key_file = Path(directory) / "cert.pem", Path(directory) / "key.pem"
+        cert_file.write_bytes(certificate_pem)
+        key_file.write_bytes(encrypted)
+        context.load_cert_chain(cert_file, key_file, password=password)
+    return context
+
+
+def _error(response: httpx.Response) -> SessionError:
+    code, message = "host-error", response.text[:300]
+    try:
+        issue = response.json()["issue"][0]
+        code = issue["details"]["coding"][0]["code"]
+        message = issue["details"]["text"]
+    except (ValueError, KeyError, IndexError, TypeError):
+        pass
+    return SessionError(code, message, response.status_code)
+
+
+class HostSession:
+    """An open session: `client` is the httpx client every call goes through."""
+
+    def __init__(
+        self, base_url: str, client: httpx.Client, session_id: str, not_after: dt.datetime
+    ) -> None:
+        self.base_url = base_url
+        self.client = client
+        self.session_id = session_id
+        self.not_after = not_after
+
+    @classmethod
+    def open(
+        cls,
+        base_url: str,
+        workstation: Workstation,
+        *,
+        card_certificate_der: bytes,
+        sign: Signer,
+        id_nat_ps: str,
+        structure_id: str,
+        timeout: float = 30.0,
+    ) -> HostSession:
+        """Open a session: challenge, card signature over the statement, session certificate.
+
+        ``sign`` is the card's authentication key (`CpsCard.sign(CpsKey.AUTHENTICATION, ...)`
+        after the PIN); nothing of the card's PIN passes here.
+        """
+        context = tls_context(workstation.host_ca, workstation.certificate_pem,
+                              workstation.key_pem, workstation.key_password)
+        with httpx.Client(base_url=base_url, verify=context, timeout=timeout) as bootstrap:
+            answer = bootstrap.post("/session/challenge")
+            if answer.status_code != 200:
+                raise _error(answer)
+            challenge = base64.b64decode(answer.json()["challenge"])
+            session_key = ec.generate_private_key(ec.SECP256R1())
+            public_der = session_key.public_key().public_bytes(
+                serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+            statement = SessionStatement(
+                challenge=challenge,
+                session_public_key_sha256=_sha256(public_der),
+                workstation_cert_sha256=workstation.fingerprint,
+                time=dt.datetime.now(dt.UTC),
+                id_nat_ps=id_nat_ps,
+                structure_id=structure_id,
+            )
+            signature = sign(statement.to_bytes())
+            answer = bootstrap.post("/session", json={
+                "statement": statement.to_dict(),
+                "signature": base64.b64encode(signature).decode(),
+                "cardCertificate": base64.b64encode(card_certificate_der).decode(),
+                "sessionPublicKey": base64.b64encode(public_der).decode(),
+            })
+            if answer.status_code != 201:
+                raise _error(answer)
+            opened = answer.json()
+        # The session key goes from this object to the TLS context and is then dropped.
+        key_pem = session_key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        session_context = tls_context(
+            workstation.host_ca, opened["certificate"].encode(), key_pem, None
+        )
+        del key_pem, session_key
+        client = httpx.Client(base_url=base_url, verify=session_context, timeout=timeout)
+        return cls(base_url, client, opened["sessionId"],
+                   dt.datetime.fromisoformat(opened["notAfter"]))
+
+    def close(self, reason: str = "closed") -> None:
+        """Tell the host the session is over, then drop the client (and the key with it)."""
+        try:
+            self.client.delete("/session", params={"reason": reason})
+        except httpx.HTTPError:
+            pass  # the host revokes on expiry anyway; the key is gone locally
+        finally:
+            self.client.close()
+
+    def __enter__(self) -> HostSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,225 @@
+"""Card-rooted sessions: challenge, opening (card signature → session certificate), closing.
+
+The workstation's establishment certificate asks for a challenge and opens the session; the
+session certificate returned is what every later call presents. The checks themselves are in
+`host.session_crypto` (pure); this module keeps the challenges and sessions in the database.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import secrets
+import uuid
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from sqlalchemy import insert, update
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from wire.session import SessionStatement, StatementError
+
+from ..actors import fingerprint
+from ..app import state
+from ..errors import HostError, bad_request
+from ..pki import load_crl, load_health_ca, load_session_ca
+from ..session_crypto import (
+    SessionRefused,
+    issue_session_certificate,
+    verify_card_certificate,
+    verify_statement,
+)
+from ..store.schema import challenges, sessions
+
+MAX_BODY = 64 * 1024
+
+
+def _refused(error: SessionRefused) -> HostError:
+    status = 400 if error.code in ("card-cert-malformed",) else 403
+    return HostError(status, error.code, error.message, issue_type="security")
+
+
+async def _json(request: Request) -> dict[str, Any]:
+    body = await request.body()
+    if len(body) > MAX_BODY:
+        raise HostError(413, "body-too-large", "Requête trop volumineuse / request too large")
+    try:
+        value = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise bad_request("invalid-json", "Corps JSON invalide / the body is not JSON") from None
+    if not isinstance(value, dict):
+        raise bad_request("invalid-json", "Un objet JSON est attendu / a JSON object is expected")
+    return value
+
+
+def _b64(value: object, what: str) -> bytes:
+    if not isinstance(value, str):
+        raise bad_request("invalid-field", f"{what}: base64 text expected")
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise bad_request("invalid-field", f"{what}: not valid base64") from None
+
+
+async def challenge(request: Request) -> Response:
+    """
+    summary: A one-time challenge for opening a session (workstation certificate).
+    responses:
+      200:
+        description: "{challenge: base64 of 32 random bytes, expiresAt: ISO 8601}"
+      401:
+        description: OperationOutcome (no client certificate)
+      403:
+        description: OperationOutcome not-a-workstation
+    """
+    app = state(request)
+    workstation = app.authenticator.workstation(request)
+    value = secrets.token_bytes(32)
+    now = app.clock()
+    expires = now + app.settings.challenge_lifetime
+    with app.engine.begin() as connection:
+        connection.execute(insert(challenges).values(
+            challenge=value, workstation_sha256=workstation, created_at=now, expires_at=expires,
+        ))
+    return JSONResponse({"challenge": base64.b64encode(value).decode(),
+                         "expiresAt": expires.isoformat()})
+
+
+async def open_session(request: Request) -> Response:
+    """
+    summary: Open a professional session from a statement signed by the CPS card.
+    description: >
+      Body {statement: the wire.SessionStatement JSON, signature: base64 RSA PKCS#1 v1.5
+      SHA-256 signature of the statement bytes by the card's authentication key,
+      cardCertificate: base64 DER of the card's authentication certificate,
+      sessionPublicKey: base64 DER SubjectPublicKeyInfo}. The host checks the certificate
+      chain to the health CA, its CRL, validity and category (test card / real card), the
+      signature, the workstation fingerprint against this connection's certificate, the time
+      and the challenge, then issues a session certificate.
+    responses:
+      201:
+        description: "{sessionId, certificate: PEM, notAfter}"
+      400:
+        description: OperationOutcome (malformed request or card certificate)
+      403:
+        description: "OperationOutcome: card-cert-untrusted, card-cert-revoked,
+          card-cert-expired, test-card-refused, real-card-refused, bad-signature,
+          workstation-mismatch, clock-skew, challenge-unknown, ..."
+    """
+    app = state(request)
+    workstation = app.authenticator.workstation(request)
+    body = await _json(request)
+    try:
+        statement = SessionStatement.from_dict(body.get("statement") or {})
+    except StatementError as exc:
+        raise bad_request("invalid-statement", f"Déclaration de session invalide: {exc}") from None
+    signature = _b64(body.get("signature"), "signature")
+    card_der = _b64(body.get("cardCertificate"), "cardCertificate")
+    try:
+        session_key = serialization.load_der_public_key(
+            _b64(body.get("sessionPublicKey"), "sessionPublicKey")
+        )
+    except ValueError:
+        raise bad_request("invalid-field", "sessionPublicKey: not a DER public key") from None
+    pki = app.settings.pki_dir
+    now = app.clock()
+    health_ca = load_health_ca(pki)
+    try:
+        holder = verify_card_certificate(
+            card_der, health_ca, load_crl(pki / "health-ca" / "crl.pem"),
+            mode=app.settings.mode, now=now,
+        )
+
+        def consume(value: bytes) -> bool:
+            with app.engine.begin() as connection:
+                used = connection.execute(
+                    update(challenges)
+                    .where(challenges.c.challenge == value,
+                           challenges.c.workstation_sha256 == workstation,
+                           challenges.c.used_at.is_(None),
+                           challenges.c.expires_at > now)
+                    .values(used_at=now)
+                ).rowcount
+            return used == 1
+
+        verify_statement(
+            statement, signature, x509.load_der_x509_certificate(card_der),
+            tls_client_cert_sha256=bytes.fromhex(workstation), now=now,
+            max_skew=app.settings.max_clock_skew,
+            session_public_key=session_key,  # type: ignore[arg-type]
+            challenge_known=consume,
+        )
+    except SessionRefused as refused:
+        raise _refused(refused) from None
+    certificate = issue_session_certificate(
+        load_session_ca(pki), session_key,  # type: ignore[arg-type]
+        holder, statement.structure_id, app.settings.session_lifetime, now=now,
+    )
+    session_id = str(uuid.uuid4())
+    with app.engine.begin() as connection:
+        connection.execute(insert(sessions).values(
+            id=session_id, cert_sha256=fingerprint(certificate),
+            cert_serial=format(certificate.serial_number, "x"), id_nat_ps=holder.id_nat_ps,
+            last_name=holder.last_name, first_name=holder.first_name,
+            profession=holder.profession, specialty=holder.specialty,
+            structure_id=statement.structure_id, card_serial=format(holder.serial, "x"),
+            workstation_sha256=workstation, created_at=now,
+            not_after=certificate.not_valid_after_utc,
+        ))
+    return JSONResponse(
+        {"sessionId": session_id,
+         "certificate": certificate.public_bytes(serialization.Encoding.PEM).decode(),
+         "notAfter": certificate.not_valid_after_utc.isoformat()},
+        status_code=201,
+    )
+
+
+async def close_session(request: Request) -> Response:
+    """
+    summary: Close the caller's session (CPS removed, logout); later calls are refused.
+    responses:
+      204:
+        description: Closed.
+      401:
+        description: OperationOutcome (no active session)
+    """
+    app = state(request)
+    actor = app.authenticator.session(request)
+    reason = request.query_params.get("reason", "closed")[:64]
+    with app.engine.begin() as connection:
+        connection.execute(
+            update(sessions).where(sessions.c.id == actor.session_id)
+            .values(revoked_at=app.clock(), revoked_reason=reason)
+        )
+    return Response(status_code=204)
+
+
+async def whoami(request: Request) -> Response:
+    """
+    summary: The professional of the caller's session (a cheap authenticated call).
+    responses:
+      200:
+        description: "{idNatPs, lastName, firstName, profession, specialty, structureId,
+          notAfter}"
+      401:
+        description: OperationOutcome (no active session)
+    """
+    actor = state(request).authenticator.session(request)
+    return JSONResponse({
+        "idNatPs": actor.id_nat_ps, "lastName": actor.last_name,
+        "firstName": actor.first_name, "profession": actor.profession,
+        "specialty": actor.specialty, "structureId": actor.structure_id,
+        "notAfter": actor.not_after.isoformat(),
+    })
+
+
+routes = [
+    Route("/session/challenge", challenge, methods=["POST"]),
+    Route("/session", open_session, methods=["POST"]),
+    Route("/session", close_session, methods=["DELETE"]),
+    Route("/session", whoami, methods=["GET"]),
+]
