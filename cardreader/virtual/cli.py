@@ -61,8 +61,9 @@ def build_card(profile: str, state_dir: Path, ca_dir: Path | None = None) -> Vir
 def load_ca(state_dir: Path, ca_dir: Path | None) -> TestHealthCA:
     """The test health CA that issues the virtual CPS certificates (created on first use)."""
     directory = ca_dir or state_dir / "health-ca"
+    password = os.environ.get("DMP_PKI_PASSPHRASE", "").encode() or None
     try:
-        return TestHealthCA.load(directory)
+        return TestHealthCA.load(directory, password)
     except FileNotFoundError:
         if ca_dir is not None:
             raise SystemExit(f"dmp-vcard: no CA certificate and key in {ca_dir}") from None

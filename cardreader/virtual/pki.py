@@ -114,12 +114,13 @@ class TestHealthCA:
         return cls(issuing, key, root)
 
     @classmethod
-    def load(cls, directory: Path) -> TestHealthCA:
-        """Load ``ca.pem`` and ``ca.key`` (PEM, unencrypted) and ``root.pem`` if present."""
+    def load(cls, directory: Path, password: bytes | None = None) -> TestHealthCA:
+        """Load ``ca.pem`` and ``ca.key`` (PEM; encrypted under ``password`` if given, as
+        `dmp-host pki init` writes it when DMP_PKI_PASSPHRASE is set) and ``root.pem``."""
         directory = Path(directory)
         certificate = x509.load_pem_x509_certificate((directory / CA_FILE).read_bytes())
         key = serialization.load_pem_private_key(
-            (directory / CA_KEY_FILE).read_bytes(), password=None
+            (directory / CA_KEY_FILE).read_bytes(), password=password
         )
         if not isinstance(key, rsa.RSAPrivateKey):
             raise ValueError(f"{directory / CA_KEY_FILE} is not an RSA private key")
