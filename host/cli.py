@@ -18,6 +18,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from . import pki
+from .patient_cli import add_patient_commands
 from .serve_cli import add_serve_commands
 
 DESCRIPTION = "Reference central host of the DMP (French shared medical record)."
@@ -138,6 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dmp-host", description=DESCRIPTION)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_pki(commands)
+    add_patient_commands(commands)
     add_serve_commands(commands)
     return parser
 

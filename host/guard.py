@@ -17,8 +17,10 @@ from typing import Any
 from sqlalchemy import Connection, Engine, insert, select
 
 from policies import (
+    NORMAL,
     AccessMode,
     Action,
+    Actor,
     AuthorizationStatus,
     Decision,
     Document,
@@ -32,7 +34,14 @@ from policies import (
 
 from .actors import SessionActor
 from .errors import HostError
-from .store.schema import access_log, authorizations, dossiers, medecins_traitants, notifications
+from .store.schema import (
+    access_log,
+    authorizations,
+    dossiers,
+    medecins_traitants,
+    notifications,
+    patients,
+)
 
 
 def dossier_state(
@@ -157,7 +166,102 @@ class Guard:
                 connection.execute(insert(notifications).values(
                     ins=ins, id=str(uuid.uuid4()), created_at=now, kind=kind,
                     payload={"action": action.value, "mode": mode.code.value,
+                             "justification": mode.justification,
                              "actor": actor.display_name, "profession": actor.profession,
                              "structure": actor.structure_id, "document": document_id,
                              **(extra or {})},
                 ))
+
+
+# -- the patient's own actions (host/patient.py) and host-level traces --------------------------
+PATIENT_KIND = "patient"
+
+
+def record_access(
+    engine: Engine,
+    *,
+    ins: str,
+    at: dt.datetime,
+    actor_kind: str,
+    actor_id: str,
+    action: str,
+    mode: AccessMode,
+    allowed: bool,
+    reason: str,
+    actor_name: str | None = None,
+    profession: str | None = None,
+    structure_id: str | None = None,
+    document_id: str | None = None,
+    notification: tuple[str, dict[str, Any]] | None = None,
+) -> None:
+    """Append one access log row (own transaction), with an optional patient notification
+    (kind, payload): for traces whose action or reason is not a `policies` value, such as
+    the existence test, and for the patient's own actions."""
+    with engine.begin() as connection:
+        connection.execute(insert(access_log).values(
+            ins=ins, id=str(uuid.uuid4()), at=at, actor_kind=actor_kind, actor_id=actor_id,
+            actor_name=actor_name, profession=profession, structure_id=structure_id,
+            action=action, mode=mode.code.value, justification=mode.justification,
+            document_id=document_id, outcome="allowed" if allowed else "refused",
+            reason=reason,
+        ))
+        if notification is not None:
+            kind, payload = notification
+            connection.execute(insert(notifications).values(
+                ins=ins, id=str(uuid.uuid4()), created_at=at, kind=kind, payload=payload,
+            ))
+
+
+def check_patient(
+    guard: Guard,
+    connection: Connection,
+    *,
+    ins: str,
+    action: Action,
+    log_action: str | None = None,
+) -> Decision:
+    """`Guard.check` for the holder acting for themself (`Actor.patient(ins)`, normal mode):
+    decide, trace with actor_kind "patient" (``log_action`` names what the log shows when it
+    is not the policy action) and raise HostError(403) when refused."""
+    now = guard.clock()
+    dossier = dossier_state(connection, ins, None, now)
+    decision = decide(Actor.patient(ins), dossier, action, NORMAL, now=now, policy=guard.policy)
+    holder = connection.execute(
+        select(patients.c.first_name, patients.c.birth_name).where(patients.c.ins == ins)
+    ).one_or_none()
+    record_access(
+        guard.engine, ins=ins, at=now, actor_kind=PATIENT_KIND, actor_id=ins,
+        actor_name=None if holder is None else f"{holder.first_name} {holder.birth_name}",
+        action=log_action or action.value, mode=NORMAL, allowed=decision.allowed,
+        reason=decision.reason.code,
+    )
+    if decision.refused:
+        raise HostError(403, decision.reason.code.lower().replace("_", "-"),
+                        decision.reason.message, issue_type="forbidden")
+    return decision
+
+
+def check_as(
+    guard: Guard,
+    connection: Connection,
+    *,
+    ins: str,
+    actor: SessionActor,
+    action: Action,
+    mode: AccessMode,
+    log_action: str,
+) -> Decision:
+    """`Guard.check` for a professional, the log showing ``log_action`` instead of the policy
+    action (e.g. "list_authorizations" decided as READ_ACCESS_LOG)."""
+    now = guard.clock()
+    decision = guard.decide(connection, ins=ins, actor=actor, action=action, mode=mode)
+    record_access(
+        guard.engine, ins=ins, at=now, actor_kind="professional", actor_id=actor.id_nat_ps,
+        actor_name=actor.display_name, profession=actor.profession,
+        structure_id=actor.structure_id, action=log_action, mode=mode,
+        allowed=decision.allowed, reason=decision.reason.code,
+    )
+    if decision.refused:
+        raise HostError(403, decision.reason.code.lower().replace("_", "-"),
+                        decision.reason.message, issue_type="forbidden")
+    return decision

@@ -98,6 +98,11 @@ class ReasonCode(Enum):
         "Enregistrement de l'autorisation donnée par le patient.",
         "Recording the authorisation the patient gave.",
     )
+    ALLOWED_EXISTENCE_TEST = (
+        "ALLOWED_EXISTENCE_TEST",
+        "Test d'existence du DMP.",
+        "DMP existence test.",
+    )
     ALLOWED_DOSSIER_LIFECYCLE = (
         "ALLOWED_DOSSIER_LIFECYCLE",
         "Création ou réactivation du DMP avec le consentement du patient.",
@@ -294,7 +299,9 @@ def _yes(reason: ReasonCode, notify_patient: bool = False) -> Decision:
 
 # In emergency modes a professional consults and may deposit; anything else waits for a
 # normal session (our assumption: emergency modes exist for consultation).
-_EMERGENCY_ACTIONS = frozenset({Action.READ, Action.SEARCH, Action.DEPOSIT})
+_EMERGENCY_ACTIONS = frozenset(
+    {Action.TEST_EXISTENCE, Action.READ, Action.SEARCH, Action.DEPOSIT}
+)
 
 
 def decide(
@@ -326,6 +333,8 @@ def decide(
     if actor.is_professional and actor.profession not in policy.matrix.professions:
         return _no(ReasonCode.UNKNOWN_PROFESSION)
 
+    if action is Action.TEST_EXISTENCE:
+        return _existence_test(dossier, mode)
     lifecycle = _dossier_lifecycle(dossier, action)
     if lifecycle:
         return lifecycle
@@ -342,6 +351,19 @@ def decide(
     if actor.speaks_for_patient:
         return _for_patient(actor, action, document, now, policy)
     return _for_professional(actor, dossier, action, mode, document, policy)
+
+
+def _existence_test(dossier: Dossier, mode: AccessMode) -> Decision:
+    """Anyone with a card may learn whether a DMP exists and what their rights on it are
+    (an absent or closed DMP is the answer itself); an emergency mode keeps its opt-outs and
+    tells the patient, since an emergency access starts here."""
+    if dossier.status is DossierStatus.OPEN:
+        if mode.code is ModeCode.BRIS_DE_GLACE and not dossier.consents.break_the_glass:
+            return _no(ReasonCode.BREAK_THE_GLASS_OPTED_OUT)
+        if mode.code is ModeCode.CENTRE_15 and not dossier.consents.regulation_centre:
+            return _no(ReasonCode.CENTRE_15_OPTED_OUT)
+    return _yes(ReasonCode.ALLOWED_EXISTENCE_TEST,
+                notify_patient=mode.is_emergency and dossier.status is DossierStatus.OPEN)
 
 
 def _dossier_action(actor: Actor, action: Action) -> Decision:

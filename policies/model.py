@@ -198,6 +198,8 @@ class Document:
 class Action(StrEnum):
     """What the actor wants to do. Document actions take the document concerned."""
 
+    TEST_EXISTENCE = "test_existence"
+    """The DMP existence test: status of the dossier and the caller's rights on it."""
     READ = "read"
     """Retrieve a document, or see it in a search that explicitly asks for deprecated or
     archived documents."""

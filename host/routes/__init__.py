@@ -4,4 +4,12 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-ROUTES: list[BaseRoute] = []
+from . import authorizations, documents, dossiers, identity, sessions
+
+ROUTES: list[BaseRoute] = [
+    *sessions.routes,
+    *identity.routes,
+    *dossiers.routes,
+    *authorizations.routes,
+    *documents.routes,
+]

@@ -1,0 +1,167 @@
+"""What the patient (the DMP's holder) does: library functions acting as `Actor.patient(ins)`.
+
+These actions never come through the professionals' TLS API (a patient has no CPS card):
+a patient portal would call them; here `dmp-host patient ...` does (host/patient_cli.py).
+Each is decided by `policies.decide` and traced in the access log with actor_kind
+"patient", like every professional access.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import select, update
+
+from policies import Action
+
+from .errors import bad_request
+from .guard import Guard, check_patient
+from .routes import authorizations as grants
+from .routes.dossiers import (
+    close_dossier,
+    closure_reason,
+    consents_document,
+    dossier_row,
+    iso,
+    reactivate_dossier,
+)
+from .routes.identity import checked_ins
+from .store.schema import access_log as access_log_table
+from .store.schema import dossiers
+from .store.schema import notifications as notifications_table
+
+DEFAULT_RETENTION = dt.timedelta(days=3653)  # as HostSettings.retention_after_closure
+
+
+def block(guard: Guard, ins: str, id_nat_ps: str) -> dict[str, Any]:
+    """Forbid a professional any access, authorized or not (until `unblock`)."""
+    ins, id_nat_ps = checked_ins(ins), grants.checked_id_nat_ps(id_nat_ps)
+    with guard.engine.begin() as connection:
+        check_patient(guard, connection, ins=ins, action=Action.BLOCK)
+        return grants.set_blocked(connection, ins, id_nat_ps, True, guard.clock())
+
+
+def unblock(guard: Guard, ins: str, id_nat_ps: str) -> dict[str, Any]:
+    """Lift a block; an authorization the professional held applies again."""
+    ins, id_nat_ps = checked_ins(ins), grants.checked_id_nat_ps(id_nat_ps)
+    with guard.engine.begin() as connection:
+        check_patient(guard, connection, ins=ins, action=Action.UNBLOCK)
+        return grants.set_blocked(connection, ins, id_nat_ps, False, guard.clock())
+
+
+def revoke(guard: Guard, ins: str, id_nat_ps: str) -> dict[str, Any]:
+    """Revoke a professional's authorization (404 authorization-unknown if none is valid)."""
+    ins, id_nat_ps = checked_ins(ins), grants.checked_id_nat_ps(id_nat_ps)
+    with guard.engine.begin() as connection:
+        check_patient(guard, connection, ins=ins, action=Action.REVOKE)
+        return grants.revoke(connection, ins, id_nat_ps, guard.clock())
+
+
+def end_medecin_traitant(guard: Guard, ins: str, id_nat_ps: str) -> dict[str, Any]:
+    ins, id_nat_ps = checked_ins(ins), grants.checked_id_nat_ps(id_nat_ps)
+    with guard.engine.begin() as connection:
+        check_patient(guard, connection, ins=ins, action=Action.REVOKE,
+                      log_action="end_medecin_traitant")
+        return grants.end_designation(connection, ins, id_nat_ps, guard.clock())
+
+
+def authorizations(guard: Guard, ins: str) -> dict[str, Any]:
+    """Who the patient authorized or blocked, and their médecins traitants DMP."""
+    ins = checked_ins(ins)
+    with guard.engine.connect() as connection:
+        check_patient(guard, connection, ins=ins, action=Action.READ_ACCESS_LOG,
+                      log_action="list_authorizations")
+        return grants.list_authorizations(connection, ins, guard.clock())
+
+
+def set_consents(
+    guard: Guard,
+    ins: str,
+    *,
+    regulation_centre: bool | None = None,
+    break_the_glass: bool | None = None,
+    emergency_sees_masked: bool | None = None,
+) -> dict[str, Any]:
+    """Change the three emergency-access consents (None: unchanged); returns them all."""
+    ins = checked_ins(ins)
+    changes = {
+        column: value for column, value in (
+            ("consent_regulation_centre", regulation_centre),
+            ("consent_break_the_glass", break_the_glass),
+            ("consent_emergency_sees_masked", emergency_sees_masked),
+        ) if value is not None
+    }
+    if not changes:
+        raise bad_request("no-change", "Aucun consentement à changer / no consent to change")
+    with guard.engine.begin() as connection:
+        # Setting one's consents is managing one's own dossier: decided as the patient's
+        # authorization management (GRANT), traced as set_consents.
+        check_patient(guard, connection, ins=ins, action=Action.GRANT, log_action="set_consents")
+        connection.execute(update(dossiers).where(dossiers.c.ins == ins).values(**changes))
+        row = dossier_row(connection, ins)
+    assert row is not None
+    return consents_document(row)
+
+
+def close(guard: Guard, ins: str, reason: str,
+          retention: dt.timedelta = DEFAULT_RETENTION) -> dict[str, Any]:
+    """Close the DMP: kept ``retention`` (10 years), reactivable."""
+    ins = checked_ins(ins)
+    reason = closure_reason({"reason": reason})
+    with guard.engine.begin() as connection:
+        check_patient(guard, connection, ins=ins, action=Action.CLOSE)
+        return close_dossier(connection, ins, reason, guard.clock(), retention)
+
+
+def reactivate(guard: Guard, ins: str) -> dict[str, Any]:
+    ins = checked_ins(ins)
+    with guard.engine.begin() as connection:
+        check_patient(guard, connection, ins=ins, action=Action.REACTIVATE)
+        return reactivate_dossier(connection, ins, guard.clock())
+
+
+def access_log(guard: Guard, ins: str, *, limit: int = 1000) -> list[dict[str, Any]]:
+    """The access history, newest first: who, profession, structure, when, what, mode,
+    outcome. Reading it is itself traced (and so listed)."""
+    ins = checked_ins(ins)
+    with guard.engine.connect() as connection:
+        check_patient(guard, connection, ins=ins, action=Action.READ_ACCESS_LOG)
+        entries = connection.execute(
+            select(access_log_table).where(access_log_table.c.ins == ins)
+            .order_by(access_log_table.c.at.desc(), access_log_table.c.id).limit(limit)
+        ).all()
+    return [
+        {
+            "at": iso(row.at),
+            "actorKind": row.actor_kind,
+            "actorId": row.actor_id,
+            "actorName": row.actor_name,
+            "profession": row.profession,
+            "structureId": row.structure_id,
+            "action": row.action,
+            "mode": row.mode,
+            "justification": row.justification,
+            "documentId": row.document_id,
+            "outcome": row.outcome,
+            "reason": row.reason,
+        }
+        for row in entries
+    ]
+
+
+def notifications(guard: Guard, ins: str) -> list[dict[str, Any]]:
+    """The patient's notifications (emergency accesses, new documents...), newest first."""
+    ins = checked_ins(ins)
+    with guard.engine.connect() as connection:
+        check_patient(guard, connection, ins=ins, action=Action.READ_ACCESS_LOG,
+                      log_action="read_notifications")
+        rows = connection.execute(
+            select(notifications_table).where(notifications_table.c.ins == ins)
+            .order_by(notifications_table.c.created_at.desc(), notifications_table.c.id)
+        ).all()
+    return [
+        {"id": row.id, "createdAt": iso(row.created_at), "kind": row.kind,
+         "payload": row.payload, "sentAt": iso(row.sent_at)}
+        for row in rows
+    ]

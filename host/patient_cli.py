@@ -1,0 +1,160 @@
+"""``dmp-host patient ...``: the patient's own actions, from the host's command line.
+
+    dmp-host patient block INS IDNATPS --database URL
+    dmp-host patient unblock INS IDNATPS --database URL
+    dmp-host patient revoke INS IDNATPS --database URL
+    dmp-host patient end-medecin-traitant INS IDNATPS --database URL
+    dmp-host patient authorizations INS --database URL [--json]
+    dmp-host patient consents INS [--regulation-centre yes|no] [--break-the-glass yes|no]
+                                  [--emergency-sees-masked yes|no] --database URL
+    dmp-host patient close INS --reason TEXT --database URL
+    dmp-host patient reactivate INS --database URL
+    dmp-host patient access-log INS --database URL [--json]
+    dmp-host patient notifications INS --database URL [--json]
+
+A stand-in for the patient portal: each command acts as the holder of the DMP, is decided by
+the access rules and traced in the access log like any access. ``--database`` defaults to
+the DMP_HOST_DATABASE environment variable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import sys
+from typing import Any
+
+from . import patient
+from .errors import HostError
+from .guard import Guard
+from .store import open_engine
+
+DATABASE_ENV = "DMP_HOST_DATABASE"
+_YES_NO = {"yes": True, "no": False}
+
+
+def _utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _yes_no(text: str) -> bool:
+    try:
+        return _YES_NO[text.lower()]
+    except KeyError:
+        raise argparse.ArgumentTypeError("yes or no") from None
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, ensure_ascii=False, indent=2))
+
+
+def _print_log(entries: list[dict[str, Any]]) -> None:
+    if not entries:
+        print("(no access)")
+    for entry in entries:
+        who = entry["actorName"] or entry["actorId"]
+        profession = f" [{entry['profession']}]" if entry["profession"] else ""
+        structure = f" @ {entry['structureId']}" if entry["structureId"] else ""
+        mode = "" if entry["mode"] == "normal" else f" MODE {entry['mode'].upper()}"
+        why = f" ({entry['justification']})" if entry["justification"] else ""
+        document = f" document {entry['documentId']}" if entry["documentId"] else ""
+        print(f"{entry['at']}  {entry['actorKind']} {who}{profession}{structure}: "
+              f"{entry['action']}{document} {entry['outcome']} {entry['reason']}{mode}{why}")
+
+
+def _print_notifications(items: list[dict[str, Any]]) -> None:
+    if not items:
+        print("(no notification)")
+    for item in items:
+        payload = item["payload"]
+        sent = "sent" if item["sentAt"] else "pending"
+        print(f"{item['createdAt']}  {item['kind']} ({sent}): {payload.get('action')} by "
+              f"{payload.get('actor')} [{payload.get('profession')}] mode {payload.get('mode')}")
+
+
+def run_patient(args: argparse.Namespace) -> int:
+    """The handler of every ``dmp-host patient`` command; 0 on success, 1 when refused."""
+    url = args.database or os.environ.get(DATABASE_ENV)
+    if not url:
+        print(f"dmp-host: no database: give --database URL or set {DATABASE_ENV}",
+              file=sys.stderr)
+        return 2
+    guard = Guard(open_engine(url), _utc_now)
+    command = args.patient_command
+    try:
+        if command == "access-log":
+            entries = patient.access_log(guard, args.ins)
+            _print_json(entries) if args.json else _print_log(entries)
+        elif command == "notifications":
+            items = patient.notifications(guard, args.ins)
+            _print_json(items) if args.json else _print_notifications(items)
+        elif command == "authorizations":
+            _print_json(patient.authorizations(guard, args.ins))
+        elif command == "consents":
+            _print_json(patient.set_consents(
+                guard, args.ins, regulation_centre=args.regulation_centre,
+                break_the_glass=args.break_the_glass,
+                emergency_sees_masked=args.emergency_sees_masked,
+            ))
+        elif command == "close":
+            _print_json(patient.close(guard, args.ins, args.reason))
+        elif command == "reactivate":
+            _print_json(patient.reactivate(guard, args.ins))
+        else:
+            action = {
+                "block": patient.block, "unblock": patient.unblock, "revoke": patient.revoke,
+                "end-medecin-traitant": patient.end_medecin_traitant,
+            }[command]
+            _print_json(action(guard, args.ins, args.id_nat_ps))
+    except HostError as error:
+        print(f"dmp-host: {error.code}: {error.message}", file=sys.stderr)
+        return 1
+    finally:
+        guard.engine.dispose()
+    return 0
+
+
+def add_patient_commands(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
+    """Add ``patient`` and its subcommands to dmp-host's command parsers."""
+    parser = commands.add_parser(
+        "patient", help="act as a patient on their DMP (block, access log...)",
+        description="Act as the holder of a DMP, as a patient portal would: each action is "
+        "decided by the access rules and traced in the access log.",
+    )
+    sub = parser.add_subparsers(dest="patient_command", required=True, metavar="COMMAND")
+
+    def command(name: str, help_text: str, *, professional: bool = False,
+                json_output: bool = False) -> argparse.ArgumentParser:
+        child = sub.add_parser(name, help=help_text, description=help_text)
+        child.add_argument("ins", metavar="INS", help="the patient's INS (15 characters)")
+        if professional:
+            child.add_argument("id_nat_ps", metavar="IDNATPS",
+                               help="the professional's national id (8 + RPPS, 0 + ADELI)")
+        child.add_argument("--database", metavar="URL",
+                           help=f"host database URL (default: ${DATABASE_ENV})")
+        if json_output:
+            child.add_argument("--json", action="store_true", help="print JSON")
+        child.set_defaults(run=run_patient)
+        return child
+
+    command("block", "forbid a professional any access to the DMP", professional=True)
+    command("unblock", "lift a professional's block", professional=True)
+    command("revoke", "revoke a professional's authorization", professional=True)
+    command("end-medecin-traitant", "end a médecin traitant DMP designation",
+            professional=True)
+    command("authorizations", "list authorizations, blocks and médecins traitants")
+    consents = command("consents", "set the emergency-access consents")
+    for flag, dest in (("--regulation-centre", "regulation_centre"),
+                       ("--break-the-glass", "break_the_glass"),
+                       ("--emergency-sees-masked", "emergency_sees_masked")):
+        consents.add_argument(flag, dest=dest, type=_yes_no, metavar="yes|no")
+    close = command("close", "close the DMP (kept 10 years, reactivable)")
+    close.add_argument("--reason", required=True, help="why the DMP is closed")
+    command("reactivate", "reactivate a closed DMP")
+    command("access-log", "read the access history (who, when, what, which mode)",
+            json_output=True)
+    command("notifications", "read the patient's notifications", json_output=True)

@@ -1,0 +1,390 @@
+"""Authorizations and médecins traitants DMP, on the patient's INS.
+
+A professional records the authorization the patient gives *them* (policies: GRANT, an
+explicit user action); revoking, listing and ending belong to the patient (policies:
+PATIENT_ONLY), who acts through `host/patient.py`. The care team is not stored: it is derived
+from the structures of valid authorizations (`host.guard.dossier_state`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Any
+
+from sqlalchemy import Connection, Row, insert, select, update
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from policies import AccessMode, Action, ReasonCode
+
+from ..actors import SessionActor, access_mode
+from ..errors import HostError, bad_request, not_found
+from ..guard import Guard, check_as, record_access
+from ..store.schema import authorizations, medecins_traitants
+from .dossiers import iso, patient_ins, read_json
+
+_ID_NAT_PS = re.compile(r"^[08]\d{8,31}$")  # 8 + RPPS, 0 + ADELI
+_STRUCTURE = re.compile(r"^[345]\d{8,31}$")  # 3 + FINESS, 4 + SIREN, 5 + SIRET
+DOCTOR = "10"  # G15: médecin
+
+
+def checked_id_nat_ps(value: str) -> str:
+    if not _ID_NAT_PS.match(value):
+        raise bad_request("bad-id-nat-ps", "idNat_PS mal formé / malformed professional id: "
+                          "8 + RPPS or 0 + ADELI")
+    return value
+
+
+def authorization_document(row: Row[Any], now: dt.datetime) -> dict[str, Any]:
+    expired = row.expires_at is not None and row.expires_at <= now
+    status = "forbidden" if row.blocked else (
+        "expired" if row.status == "valid" and expired else row.status)
+    return {
+        "idNatPs": row.id_nat_ps,
+        "structureId": row.structure_id,
+        "status": status,  # valid / expired / revoked / none (block only) / forbidden
+        "grantedAt": iso(row.granted_at),
+        "grantedBy": row.granted_by,
+        "expiresAt": iso(row.expires_at),
+        "revokedAt": iso(row.revoked_at),
+        "blocked": row.blocked,
+        "blockedAt": iso(row.blocked_at),
+    }
+
+
+def list_authorizations(connection: Connection, ins: str, now: dt.datetime) -> dict[str, Any]:
+    grants = connection.execute(
+        select(authorizations).where(authorizations.c.ins == ins)
+        .order_by(authorizations.c.id_nat_ps)
+    ).all()
+    traitants = connection.execute(
+        select(medecins_traitants).where(medecins_traitants.c.ins == ins,
+                                         medecins_traitants.c.ended_at.is_(None))
+        .order_by(medecins_traitants.c.id_nat_ps)
+    ).all()
+    return {
+        "ins": ins,
+        "authorizations": [authorization_document(row, now) for row in grants],
+        "medecinsTraitants": [
+            {"idNatPs": row.id_nat_ps, "designatedAt": iso(row.designated_at),
+             "designatedBy": row.designated_by} for row in traitants
+        ],
+    }
+
+
+def _grant_row(connection: Connection, ins: str, id_nat_ps: str) -> Row[Any] | None:
+    return connection.execute(select(authorizations).where(
+        authorizations.c.ins == ins, authorizations.c.id_nat_ps == id_nat_ps)).one_or_none()
+
+
+def grant(
+    connection: Connection, ins: str, id_nat_ps: str, *, structure_id: str | None,
+    expires_at: dt.datetime | None, granted_by: str, now: dt.datetime,
+) -> tuple[bool, dict[str, Any]]:
+    """Record a valid authorization (the caller decided it may); True when it is new."""
+    values = {"structure_id": structure_id, "status": "valid", "granted_at": now,
+              "granted_by": granted_by, "expires_at": expires_at, "revoked_at": None}
+    existing = _grant_row(connection, ins, id_nat_ps)
+    if existing is None:
+        connection.execute(insert(authorizations).values(
+            ins=ins, id_nat_ps=id_nat_ps, blocked=False, **values))
+    else:
+        connection.execute(update(authorizations).where(
+            authorizations.c.ins == ins, authorizations.c.id_nat_ps == id_nat_ps,
+        ).values(**values))
+    row = _grant_row(connection, ins, id_nat_ps)
+    assert row is not None
+    return existing is None, authorization_document(row, now)
+
+
+def revoke(connection: Connection, ins: str, id_nat_ps: str, now: dt.datetime) -> dict[str, Any]:
+    """Revoke a valid authorization (the caller decided it may); 404 when there is none."""
+    row = _grant_row(connection, ins, id_nat_ps)
+    if row is None or row.status != "valid":
+        raise not_found("authorization-unknown",
+                        "Aucune autorisation pour ce professionnel / no authorization to revoke")
+    connection.execute(update(authorizations).where(
+        authorizations.c.ins == ins, authorizations.c.id_nat_ps == id_nat_ps,
+    ).values(status="revoked", revoked_at=now))
+    row = _grant_row(connection, ins, id_nat_ps)
+    assert row is not None
+    return authorization_document(row, now)
+
+
+def set_blocked(
+    connection: Connection, ins: str, id_nat_ps: str, blocked: bool, now: dt.datetime
+) -> dict[str, Any]:
+    """Block or unblock a professional; an authorization they hold is kept (it applies
+    again once unblocked)."""
+    row = _grant_row(connection, ins, id_nat_ps)
+    if not blocked and (row is None or not row.blocked):
+        raise not_found("not-blocked", "Ce professionnel n'est pas bloqué / this "
+                        "professional is not blocked")
+    if row is None:
+        # "none": no authorization, only the block.
+        connection.execute(insert(authorizations).values(
+            ins=ins, id_nat_ps=id_nat_ps, status="none", blocked=True, blocked_at=now))
+    else:
+        connection.execute(update(authorizations).where(
+            authorizations.c.ins == ins, authorizations.c.id_nat_ps == id_nat_ps,
+        ).values(blocked=blocked, blocked_at=now if blocked else None))
+    row = _grant_row(connection, ins, id_nat_ps)
+    assert row is not None
+    return authorization_document(row, now)
+
+
+def designate(
+    connection: Connection, ins: str, id_nat_ps: str, designated_by: str, now: dt.datetime
+) -> tuple[bool, dict[str, Any]]:
+    """Make ``id_nat_ps`` a médecin traitant DMP (several are allowed); True when new."""
+    row = connection.execute(select(medecins_traitants).where(
+        medecins_traitants.c.ins == ins, medecins_traitants.c.id_nat_ps == id_nat_ps,
+    )).one_or_none()
+    if row is None:
+        connection.execute(insert(medecins_traitants).values(
+            ins=ins, id_nat_ps=id_nat_ps, designated_at=now, designated_by=designated_by))
+    elif row.ended_at is not None:
+        connection.execute(update(medecins_traitants).where(
+            medecins_traitants.c.ins == ins, medecins_traitants.c.id_nat_ps == id_nat_ps,
+        ).values(designated_at=now, designated_by=designated_by, ended_at=None))
+    new = row is None or row.ended_at is not None
+    designated_at = now if new else row.designated_at  # type: ignore[union-attr]
+    return new, {"idNatPs": id_nat_ps, "designatedAt": iso(designated_at),
+                 "designatedBy": designated_by if new else row.designated_by}  # type: ignore[union-attr]
+
+
+def end_designation(
+    connection: Connection, ins: str, id_nat_ps: str, now: dt.datetime
+) -> dict[str, Any]:
+    result = connection.execute(update(medecins_traitants).where(
+        medecins_traitants.c.ins == ins, medecins_traitants.c.id_nat_ps == id_nat_ps,
+        medecins_traitants.c.ended_at.is_(None),
+    ).values(ended_at=now))
+    if result.rowcount == 0:
+        raise not_found("medecin-traitant-unknown", "Ce professionnel n'est pas médecin "
+                        "traitant DMP de ce patient / not a médecin traitant of this patient")
+    return {"idNatPs": id_nat_ps, "endedAt": iso(now)}
+
+
+def _refuse(
+    guard: Guard, ins: str, actor: SessionActor, action: str, mode: AccessMode, *,
+    reason: str, message: str,
+) -> HostError:
+    """Trace a refusal the host makes before asking the policies (the request is about
+    another professional, or the caller is not a doctor) and build the 403 to raise."""
+    record_access(
+        guard.engine, ins=ins, at=guard.clock(), actor_kind="professional",
+        actor_id=actor.id_nat_ps, actor_name=actor.display_name, profession=actor.profession,
+        structure_id=actor.structure_id, action=action, mode=mode, allowed=False,
+        reason=reason,
+    )
+    return HostError(403, reason.lower().replace("_", "-"), message, issue_type="forbidden")
+
+
+def _not_own(guard: Guard, ins: str, actor: SessionActor, action: str,
+             mode: AccessMode) -> HostError:
+    # Recording someone else's authorization is managing the patient's authorizations.
+    return _refuse(guard, ins, actor, action, mode, reason=ReasonCode.PATIENT_ONLY.code,
+                   message=ReasonCode.PATIENT_ONLY.message)
+
+
+def _expiry(body: dict[str, Any], now: dt.datetime) -> dt.datetime | None:
+    raw = body.get("expiresAt")
+    if raw is None:
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(raw) if isinstance(raw, str) else None
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise bad_request("bad-expiry", "expiresAt: an ISO 8601 date-time with its time zone")
+    if moment <= now:
+        raise bad_request("bad-expiry", "expiresAt: a moment in the future")
+    return moment.astimezone(dt.UTC)
+
+
+async def put_authorization(request: Request) -> JSONResponse:
+    """Record the authorization the patient gives the calling professional.
+    ---
+    summary: Record an authorization (explicit user action)
+    description: >
+      The professional records the authorization the patient gives them (policies: grant);
+      idNatPs must be the caller's own (another's is the patient's business: 403
+      patient-only). A valid authorization makes the professional's structure a care team.
+      Granting again renews it (new expiry, structure). Traced.
+    parameters:
+      - {name: ins, in: path, required: true, schema: {type: string}}
+      - {name: idNatPs, in: path, required: true, schema: {type: string}}
+    requestBody:
+      content:
+        application/json:
+          schema:
+            type: object
+            properties:
+              expiresAt: {type: string, format: date-time, description: none = no expiry}
+              structureId: {type: string, description: "default: the session's structure"}
+    responses:
+      201:
+        description: The new authorization.
+      200:
+        description: The renewed authorization.
+      400:
+        description: "OperationOutcome: bad-ins, bad-id-nat-ps, bad-json, bad-expiry,
+          bad-structure."
+      403:
+        description: "OperationOutcome: patient-only, blocked, dossier-absent,
+          dossier-closed, action-not-in-emergency-mode."
+    """
+    app = request.app.state
+    actor = app.authenticator.session(request)
+    ins = patient_ins(request)
+    target = checked_id_nat_ps(request.path_params["idNatPs"])
+    mode = access_mode(request)
+    now = app.clock()
+    body = await read_json(request, optional=True)
+    expires_at = _expiry(body, now)
+    structure = body.get("structureId", actor.structure_id)
+    if not isinstance(structure, str) or not _STRUCTURE.match(structure):
+        raise bad_request("bad-structure", "structureId: 3 + FINESS, 4 + SIREN or 5 + SIRET")
+    if target != actor.id_nat_ps:
+        raise _not_own(app.guard, ins, actor, Action.GRANT.value, mode)
+    with app.engine.begin() as connection:
+        app.guard.check(connection, ins=ins, actor=actor, action=Action.GRANT, mode=mode)
+        new, document = grant(connection, ins, target, structure_id=structure,
+                              expires_at=expires_at, granted_by=actor.id_nat_ps, now=now)
+    return JSONResponse(document, status_code=201 if new else 200)
+
+
+async def delete_authorization(request: Request) -> JSONResponse:
+    """Revoke an authorization.
+    ---
+    summary: Revoke an authorization
+    description: >
+      Decided by the policies as action revoke: the patient's (a professional is answered
+      403 patient-only and traced); the patient revokes through host/patient.py.
+    parameters:
+      - {name: ins, in: path, required: true, schema: {type: string}}
+      - {name: idNatPs, in: path, required: true, schema: {type: string}}
+    responses:
+      200:
+        description: The revoked authorization.
+      403:
+        description: "OperationOutcome: patient-only, blocked, dossier-absent, dossier-closed."
+      404:
+        description: "OperationOutcome: authorization-unknown."
+    """
+    app = request.app.state
+    actor = app.authenticator.session(request)
+    ins = patient_ins(request)
+    target = checked_id_nat_ps(request.path_params["idNatPs"])
+    with app.engine.begin() as connection:
+        app.guard.check(connection, ins=ins, actor=actor, action=Action.REVOKE,
+                        mode=access_mode(request))
+        document = revoke(connection, ins, target, app.clock())
+    return JSONResponse(document)
+
+
+async def get_authorizations(request: Request) -> JSONResponse:
+    """List the authorizations and médecins traitants.
+    ---
+    summary: List authorizations, blocks and médecins traitants DMP
+    description: >
+      Who may see whom the patient authorised or blocked is the patient's business: decided
+      by the policies as read_access_log (patient only), traced as list_authorizations.
+    parameters:
+      - {name: ins, in: path, required: true, schema: {type: string}}
+    responses:
+      200:
+        description: "{ins, authorizations: [...], medecinsTraitants: [...]}"
+      403:
+        description: "OperationOutcome: patient-only, blocked, dossier-absent, dossier-closed."
+    """
+    app = request.app.state
+    actor = app.authenticator.session(request)
+    ins = patient_ins(request)
+    with app.engine.connect() as connection:
+        check_as(app.guard, connection, ins=ins, actor=actor, action=Action.READ_ACCESS_LOG,
+                 mode=access_mode(request), log_action="list_authorizations")
+        return JSONResponse(list_authorizations(connection, ins, app.clock()))
+
+
+async def put_medecin_traitant(request: Request) -> JSONResponse:
+    """Record the patient's choice of the calling doctor as médecin traitant DMP.
+    ---
+    summary: Designate a médecin traitant DMP (several allowed)
+    description: >
+      The doctor records that the patient designates them (decided by the policies as
+      grant, an explicit user action); idNatPs must be the caller's own (patient-only
+      otherwise) and the caller a doctor (profession 10: not-a-doctor otherwise). Traced as
+      designate_medecin_traitant.
+    parameters:
+      - {name: ins, in: path, required: true, schema: {type: string}}
+      - {name: idNatPs, in: path, required: true, schema: {type: string}}
+    responses:
+      201:
+        description: "Designated: {idNatPs, designatedAt, designatedBy}."
+      200:
+        description: Already designated (unchanged).
+      403:
+        description: "OperationOutcome: patient-only, not-a-doctor, blocked, dossier-absent,
+          dossier-closed."
+    """
+    app = request.app.state
+    actor = app.authenticator.session(request)
+    ins = patient_ins(request)
+    target = checked_id_nat_ps(request.path_params["idNatPs"])
+    mode = access_mode(request)
+    action = "designate_medecin_traitant"
+    if target != actor.id_nat_ps:
+        raise _not_own(app.guard, ins, actor, action, mode)
+    if actor.profession != DOCTOR:
+        raise _refuse(app.guard, ins, actor, action, mode, reason="NOT_A_DOCTOR",
+                      message="Seul un médecin peut être médecin traitant DMP / only a doctor "
+                      "can be a médecin traitant DMP")
+    with app.engine.begin() as connection:
+        check_as(app.guard, connection, ins=ins, actor=actor, action=Action.GRANT,
+                 mode=mode, log_action=action)
+        new, document = designate(connection, ins, target, actor.id_nat_ps, app.clock())
+    return JSONResponse(document, status_code=201 if new else 200)
+
+
+async def delete_medecin_traitant(request: Request) -> JSONResponse:
+    """End a médecin traitant DMP designation.
+    ---
+    summary: End a médecin traitant DMP designation
+    description: >
+      Decided by the policies as revoke (the patient's: 403 patient-only for a professional),
+      traced as end_medecin_traitant; the patient ends it through host/patient.py.
+    parameters:
+      - {name: ins, in: path, required: true, schema: {type: string}}
+      - {name: idNatPs, in: path, required: true, schema: {type: string}}
+    responses:
+      200:
+        description: "{idNatPs, endedAt}"
+      403:
+        description: "OperationOutcome: patient-only, blocked, dossier-absent, dossier-closed."
+      404:
+        description: "OperationOutcome: medecin-traitant-unknown."
+    """
+    app = request.app.state
+    actor = app.authenticator.session(request)
+    ins = patient_ins(request)
+    target = checked_id_nat_ps(request.path_params["idNatPs"])
+    with app.engine.begin() as connection:
+        check_as(app.guard, connection, ins=ins, actor=actor, action=Action.REVOKE,
+                 mode=access_mode(request), log_action="end_medecin_traitant")
+        document = end_designation(connection, ins, target, app.clock())
+    return JSONResponse(document)
+
+
+routes = [
+    Route("/dossiers/{ins}/authorizations", get_authorizations, methods=["GET"]),
+    Route("/dossiers/{ins}/authorizations/{idNatPs}", put_authorization, methods=["PUT"]),
+    Route("/dossiers/{ins}/authorizations/{idNatPs}", delete_authorization, methods=["DELETE"]),
+    Route("/dossiers/{ins}/medecins-traitants/{idNatPs}", put_medecin_traitant,
+          methods=["PUT"]),
+    Route("/dossiers/{ins}/medecins-traitants/{idNatPs}", delete_medecin_traitant,
+          methods=["DELETE"]),
+]

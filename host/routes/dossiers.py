@@ -1,0 +1,407 @@
+"""The DMP lifecycle on the patient's INS: existence test, creation, closure, reactivation.
+
+Who may do what is `policies.decide`'s answer, through the guard, and every call is traced.
+The existence test has no action of its own in `policies` yet: it is decided as the
+dossier-level part of a consultation (see `existence_test`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+from typing import Any
+
+from sqlalchemy import Connection, Row, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from policies import Action, Dossier, DossierStatus, ReasonCode
+
+from ..actors import access_mode
+from ..errors import HostError, bad_request, not_found
+from ..guard import dossier_state
+from ..store.schema import dossiers
+from .identity import checked_ins, find_patient, refuse_test_identity
+
+MAX_REASON = 200
+# 32 unambiguous characters (no 0/O, 1/I): 12 of them = 60 bits, read aloud or typed easily.
+ACCESS_CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+ACCESS_CODE_LENGTH = 12
+
+
+
+def iso(moment: dt.datetime | None) -> str | None:
+    return None if moment is None else moment.astimezone(dt.UTC).isoformat().replace(
+        "+00:00", "Z")
+
+
+async def read_json(request: Request, *, optional: bool = False) -> dict[str, Any]:
+    """The request's JSON object body (an empty body is {} when ``optional``)."""
+    raw = await request.body()
+    if not raw.strip() and optional:
+        return {}
+    try:
+        body = await request.json()
+    except ValueError:
+        raise bad_request("bad-json", "JSON illisible / the body is not JSON") from None
+    if not isinstance(body, dict):
+        raise bad_request("bad-request", "Corps JSON objet attendu / a JSON object is expected")
+    return body
+
+
+def access_code_digest(code: str) -> str:
+    """The stored form of a first-access code (SHA-256 hex of the code without separators)."""
+    plain = code.replace("-", "").replace(" ", "").upper()
+    return hashlib.sha256(plain.encode("ascii")).hexdigest()
+
+
+def new_access_code() -> str:
+    code = "".join(secrets.choice(ACCESS_CODE_ALPHABET) for _ in range(ACCESS_CODE_LENGTH))
+    return "-".join(code[i:i + 4] for i in range(0, ACCESS_CODE_LENGTH, 4))
+
+
+def dossier_row(connection: Connection, ins: str) -> Row[Any] | None:
+    return connection.execute(select(dossiers).where(dossiers.c.ins == ins)).one_or_none()
+
+
+def consents_document(row: Row[Any]) -> dict[str, Any]:
+    return {
+        "consentAt": iso(row.consent_at),
+        "regulationCentre": row.consent_regulation_centre,
+        "breakTheGlass": row.consent_break_the_glass,
+        "emergencySeesMasked": row.consent_emergency_sees_masked,
+    }
+
+
+def existence_document(row: Row[Any] | None, state: Dossier) -> dict[str, Any]:
+    """The existence test's answer for the caller whose `dossier_state` is ``state``."""
+    return {
+        "status": state.status.value,
+        "closedAt": None if row is None else iso(row.closed_at),
+        "closureReason": None if row is None else row.closure_reason,
+        "retentionUntil": None if row is None else iso(row.retention_until),
+        "authorization": state.authorization.value,
+        "medecinTraitant": state.is_medecin_traitant,
+    }
+
+
+def patient_ins(request: Request) -> str:
+    return checked_ins(request.path_params["ins"])
+
+
+def known_identity(request: Request, connection: Connection, ins: str) -> None:
+    """Only an INS the identity service returned may get a DMP (DOMAIN.md)."""
+    patient = find_patient(connection, ins)
+    if patient is None:
+        raise not_found("identity-unknown",
+                        "INS inconnu du service d'identité / this INS was not returned by "
+                        "the identity service: resolve the Vitale card first")
+    refuse_test_identity(request.app.state.settings.mode == "production", patient.ins_oid)
+
+
+async def existence_test(request: Request) -> JSONResponse:
+    """The DMP existence test for the caller.
+    ---
+    summary: Existence test (DMP status and the caller's rights)
+    description: >
+      Answered to every professional with a session for absent, open and closed DMPs, and to a
+      professional the patient blocked (authorization "forbidden", traced as refused). In
+      break-the-glass (X-DMP-Access-Mode bris_de_glace, with X-DMP-Justification) or centre_15
+      mode, the mode's rules apply (justification, the patient's opt-outs) and an answered
+      test of an open DMP notifies the patient. Traced as action test_existence.
+    parameters:
+      - {name: ins, in: path, required: true, schema: {type: string}, description: the INS}
+      - {name: X-DMP-Access-Mode, in: header, schema: {type: string,
+         enum: [normal, bris_de_glace, centre_15]}}
+      - {name: X-DMP-Justification, in: header, schema: {type: string}}
+    responses:
+      200:
+        description: The DMP's status and the caller's rights on it.
+        content:
+          application/json:
+            schema:
+              type: object
+              properties:
+                status: {type: string, enum: [absent, open, closed]}
+                closedAt: {type: string, format: date-time, nullable: true}
+                closureReason: {type: string, nullable: true}
+                retentionUntil: {type: string, format: date-time, nullable: true}
+                authorization: {type: string, enum: [none, forbidden, expired, valid]}
+                medecinTraitant: {type: boolean}
+      400:
+        description: "OperationOutcome: bad-ins, bad-access-mode, bad-justification."
+      401:
+        description: "OperationOutcome: no-session, session-expired, session-revoked."
+      403:
+        description: >
+          OperationOutcome: justification-required, break-the-glass-opted-out,
+          centre-15-opted-out, mode-not-for-actor, unknown-profession.
+    """
+    app = request.app.state
+    actor = app.authenticator.session(request)
+    ins = patient_ins(request)
+    mode = access_mode(request)
+    with app.engine.connect() as connection:
+        state = dossier_state(connection, ins, actor.id_nat_ps, app.clock())
+        row = dossier_row(connection, ins)
+        decision = app.guard.decide(connection, ins=ins, actor=actor,
+                                    action=Action.TEST_EXISTENCE, mode=mode, dossier=state)
+    app.guard.trace(ins, actor, Action.TEST_EXISTENCE, mode, decision)
+    # A blocked professional is answered "forbidden": that is the answer (traced as refused).
+    if decision.refused and decision.reason is not ReasonCode.BLOCKED:
+        raise HostError(403, decision.reason.code.lower().replace("_", "-"),
+                        decision.reason.message, issue_type="forbidden")
+    return JSONResponse({"ins": ins, **existence_document(row, state)})
+
+
+def _emergency_consents(body: dict[str, Any]) -> dict[str, bool]:
+    raw = body.get("emergency", {})
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise bad_request("bad-consents", "emergency: an object of three booleans")
+    consents = {}
+    for name in ("regulationCentre", "breakTheGlass", "emergencySeesMasked"):
+        value = raw.get(name, True)  # offered checked by default (DOMAIN.md)
+        if not isinstance(value, bool):
+            raise bad_request("bad-consents", f"emergency.{name}: true or false")
+        consents[name] = value
+    return consents
+
+
+async def create_dossier(request: Request) -> JSONResponse:
+    """Create the patient's DMP with their consent.
+    ---
+    summary: Create a DMP (consent mandatory)
+    description: >
+      Only an INS returned by the identity service may get a DMP. The answer carries what the
+      patient's secrets sheet needs, including a one-time first-access code shown only here
+      (the host keeps its SHA-256). Creating an existing open DMP answers 200 with code
+      already-exists and its state: nothing is duplicated and no new code is issued.
+      Decided by the policies as action create; traced.
+    parameters:
+      - {name: ins, in: path, required: true, schema: {type: string}}
+    requestBody:
+      required: true
+      content:
+        application/json:
+          schema:
+            type: object
+            required: [consent]
+            properties:
+              consent: {type: boolean, enum: [true], description: the patient's consent}
+              emergency:
+                type: object
+                description: the patient's emergency consents, each true by default
+                properties:
+                  regulationCentre: {type: boolean, default: true}
+                  breakTheGlass: {type: boolean, default: true}
+                  emergencySeesMasked: {type: boolean, default: true}
+    responses:
+      201:
+        description: Created; the first-access code is shown this once.
+        content:
+          application/json:
+            schema:
+              type: object
+              properties:
+                ins: {type: string}
+                identifier: {type: string, description: the patient's DMP identifier (the INS)}
+                accessCode: {type: string, description: 'one-time first-access code XXXX-XXXX-XXXX'}
+                createdAt: {type: string, format: date-time}
+                createdBy: {type: string}
+                consents: {type: object}
+      200:
+        description: "The DMP already exists and is open: code already-exists, its state."
+      400:
+        description: "OperationOutcome: bad-ins, bad-json, consent-required, bad-consents."
+      403:
+        description: >
+          OperationOutcome: a policy refusal (dossier-closed: reactivate it instead; blocked,
+          action-not-in-emergency-mode...), test-identity-refused on a production host.
+      404:
+        description: "OperationOutcome: identity-unknown."
+    """
+    app = request.app.state
+    actor = app.authenticator.session(request)
+    ins = patient_ins(request)
+    mode = access_mode(request)
+    body = await read_json(request)
+    if body.get("consent") is not True:
+        raise bad_request("consent-required",
+                          "Consentement du patient requis / the patient's consent is required "
+                          "to create the DMP")
+    consents = _emergency_consents(body)
+    code = new_access_code()
+    with app.engine.begin() as connection:
+        known_identity(request, connection, ins)
+        try:
+            app.guard.check(connection, ins=ins, actor=actor, action=Action.CREATE, mode=mode)
+        except HostError as error:
+            if error.code != ReasonCode.DOSSIER_EXISTS.code.lower().replace("_", "-"):
+                raise
+            return _already_exists(connection, ins, actor.id_nat_ps, app.clock())
+        now = app.clock()
+        try:
+            with connection.begin_nested():
+                connection.execute(insert(dossiers).values(
+                    ins=ins, status=DossierStatus.OPEN.value, created_at=now,
+                    created_by=actor.id_nat_ps, consent_at=now,
+                    consent_regulation_centre=consents["regulationCentre"],
+                    consent_break_the_glass=consents["breakTheGlass"],
+                    consent_emergency_sees_masked=consents["emergencySeesMasked"],
+                    secret_sha256=access_code_digest(code),
+                ))
+        except IntegrityError:
+            # Created by a concurrent request between the check and the insert.
+            return _already_exists(connection, ins, actor.id_nat_ps, now)
+        row = dossier_row(connection, ins)
+    assert row is not None
+    return JSONResponse({
+        "ins": ins,
+        "identifier": ins,
+        "accessCode": code,
+        "createdAt": iso(row.created_at),
+        "createdBy": row.created_by,
+        "consents": consents_document(row),
+    }, status_code=201)
+
+
+def _already_exists(
+    connection: Connection, ins: str, id_nat_ps: str, now: dt.datetime
+) -> JSONResponse:
+    row = dossier_row(connection, ins)
+    assert row is not None
+    state = dossier_state(connection, ins, id_nat_ps, now)
+    return JSONResponse({
+        "code": "already-exists",
+        "ins": ins,
+        "identifier": ins,
+        "createdAt": iso(row.created_at),
+        "createdBy": row.created_by,
+        "consents": consents_document(row),
+        **existence_document(row, state),
+    })
+
+
+def close_dossier(
+    connection: Connection, ins: str, reason: str, now: dt.datetime, retention: dt.timedelta
+) -> dict[str, Any]:
+    """Close an open DMP (the caller decided it may): kept until ``now + retention``.
+    Nothing else changes: documents, authorizations and the log stay as they are."""
+    connection.execute(update(dossiers).where(dossiers.c.ins == ins).values(
+        status=DossierStatus.CLOSED.value, closed_at=now, closure_reason=reason,
+        retention_until=now + retention,
+    ))
+    row = dossier_row(connection, ins)
+    assert row is not None
+    return {"ins": ins, "status": row.status, "closedAt": iso(row.closed_at),
+            "closureReason": row.closure_reason, "retentionUntil": iso(row.retention_until)}
+
+
+def reactivate_dossier(connection: Connection, ins: str, now: dt.datetime) -> dict[str, Any]:
+    """Reopen a closed DMP (the caller decided it may)."""
+    connection.execute(update(dossiers).where(dossiers.c.ins == ins).values(
+        status=DossierStatus.OPEN.value, reactivated_at=now, closed_at=None,
+        closure_reason=None, retention_until=None,
+    ))
+    return {"ins": ins, "status": DossierStatus.OPEN.value, "reactivatedAt": iso(now)}
+
+
+def closure_reason(body: dict[str, Any]) -> str:
+    reason = body.get("reason")
+    if not isinstance(reason, str) or not reason.strip():
+        raise bad_request("reason-required", "Motif de fermeture requis / a closure reason is "
+                          "required")
+    if len(reason.strip()) > MAX_REASON:
+        raise bad_request("reason-too-long", f"Motif trop long (max {MAX_REASON} caractères)")
+    return reason.strip()
+
+
+async def close(request: Request) -> JSONResponse:
+    """Close the DMP.
+    ---
+    summary: Close a DMP (kept 10 years, can be reactivated)
+    description: >
+      Decided by the policies as action close: closure belongs to the patient (or their
+      legal representative), so a professional is answered 403 patient-only (and traced).
+      The patient closes through host/patient.py (dmp-host patient close).
+    parameters:
+      - {name: ins, in: path, required: true, schema: {type: string}}
+    requestBody:
+      required: true
+      content:
+        application/json:
+          schema:
+            type: object
+            required: [reason]
+            properties:
+              reason: {type: string, maxLength: 200}
+    responses:
+      200:
+        description: "Closed: status, closedAt, closureReason, retentionUntil."
+      400:
+        description: "OperationOutcome: bad-ins, bad-json, reason-required, reason-too-long."
+      403:
+        description: "OperationOutcome: patient-only, dossier-absent, dossier-closed, blocked."
+    """
+    app = request.app.state
+    actor = app.authenticator.session(request)
+    ins = patient_ins(request)
+    mode = access_mode(request)
+    reason = closure_reason(await read_json(request))
+    with app.engine.begin() as connection:
+        app.guard.check(connection, ins=ins, actor=actor, action=Action.CLOSE, mode=mode)
+        result = close_dossier(connection, ins, reason, app.clock(),
+                               app.settings.retention_after_closure)
+    return JSONResponse(result)
+
+
+async def reactivate(request: Request) -> JSONResponse:
+    """Reactivate a closed DMP with the patient's consent.
+    ---
+    summary: Reactivate a closed DMP
+    description: >
+      Decided by the policies as action reactivate (the patient, or a professional with the
+      patient's consent: consent true is mandatory). Traced.
+    parameters:
+      - {name: ins, in: path, required: true, schema: {type: string}}
+    requestBody:
+      required: true
+      content:
+        application/json:
+          schema:
+            type: object
+            required: [consent]
+            properties:
+              consent: {type: boolean, enum: [true]}
+    responses:
+      200:
+        description: "Reopened: status open, reactivatedAt."
+      400:
+        description: "OperationOutcome: bad-ins, bad-json, consent-required."
+      403:
+        description: "OperationOutcome: dossier-not-closed, dossier-absent, blocked..."
+    """
+    app = request.app.state
+    actor = app.authenticator.session(request)
+    ins = patient_ins(request)
+    mode = access_mode(request)
+    if (await read_json(request)).get("consent") is not True:
+        raise bad_request("consent-required", "Consentement du patient requis / the patient's "
+                          "consent is required to reactivate the DMP")
+    with app.engine.begin() as connection:
+        app.guard.check(connection, ins=ins, actor=actor, action=Action.REACTIVATE, mode=mode)
+        result = reactivate_dossier(connection, ins, app.clock())
+    return JSONResponse(result)
+
+
+routes = [
+    Route("/dossiers/{ins}", existence_test, methods=["GET"]),
+    Route("/dossiers/{ins}", create_dossier, methods=["POST"]),
+    Route("/dossiers/{ins}/$close", close, methods=["POST"]),
+    Route("/dossiers/{ins}/$reactivate", reactivate, methods=["POST"]),
+]
