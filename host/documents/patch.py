@@ -1,0 +1,165 @@
+"""Metadata changes: conditional PATCH of a DocumentReference with a JSON Patch (PDSm).
+
+Only ``status``, ``securityLabel`` and the PDSm isArchived extension may change (anything else:
+405). The patched resource is compared with the stored one and the differences become rule
+actions: MASQUE_PS added/removed = MASK/UNMASK, INVISIBLE_PATIENT added/removed =
+SET_INVISIBLE/SET_VISIBLE, isArchived true/false = ARCHIVE/UNARCHIVE, status
+entered-in-error = DELETE (logical). Every action is decided by the guard before anything is
+written; the change is one new version (meta.versionId) written in one statement that also
+checks the version it started from.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from sqlalchemy import update
+
+from policies import AccessMode, Action, one_month_after
+from wire import codes
+from wire.mhd import (
+    WireError,
+    apply_json_patch,
+    document_reference_json,
+    is_archived,
+    parse_json_patch,
+    parse_security_labels,
+)
+
+from ..actors import SessionActor
+from ..errors import HostError, bad_request
+from ..store.schema import documents
+from . import decisions, records
+
+MODIFIABLE = ("status", "securityLabel")
+
+
+def not_modifiable(what: str) -> HostError:
+    return HostError(405, "not-modifiable",
+                     f"Seuls status, securityLabel et l'extension isArchived sont modifiables / "
+                     f"only status, securityLabel and isArchived may change ({what})",
+                     issue_type="not-supported")
+
+
+def _rest(resource: dict[str, Any]) -> dict[str, Any]:
+    """The resource without what may change (and without meta, which the host sets)."""
+    rest = {k: v for k, v in resource.items() if k not in (*MODIFIABLE, "meta")}
+    extensions = rest.get("extension")
+    if isinstance(extensions, list):
+        rest["extension"] = [e for e in extensions
+                             if not (isinstance(e, dict) and e.get("url") == codes.IS_ARCHIVED_URL)]
+    return rest
+
+
+def find(connection: Any, identifier: str, patient_ins: str | None) -> Any:
+    system, sep, value = identifier.partition("|")
+    if not sep or not value:
+        raise bad_request("invalid-identifier", "identifier=<system>|<value>")
+    if system == codes.DOCUMENT_ID_SYSTEM:
+        return records.load(connection, value)
+    if system == codes.RFC3986:
+        if patient_ins is None:
+            raise bad_request("patient-required",
+                              "Nommez le patient (patient ou patient.identifier) avec un uniqueId "
+                              "/ name the patient with a uniqueId identifier")
+        row = records.by_unique_id(connection, patient_ins, value)
+        if row is None:
+            raise HostError(404, "document-not-found", "Document inconnu / no such document",
+                            issue_type="not-found")
+        return row
+    raise bad_request("invalid-identifier", f"identifier system {codes.RFC3986} (uniqueId) or "
+                      f"{codes.DOCUMENT_ID_SYSTEM}")
+
+
+def _actions(old: dict[str, Any], new: dict[str, Any]) -> list[Action]:
+    if _rest(old) != _rest(new):
+        changed = sorted(k for k in set(old) | set(new)
+                         if k not in (*MODIFIABLE, "meta") and old.get(k) != new.get(k))
+        raise not_modifiable(", ".join(changed) or "extension")
+    if old.get("meta") != new.get("meta"):
+        raise not_modifiable("meta")
+    try:
+        old_level, old_labels = parse_security_labels(old.get("securityLabel"), "securityLabel")
+        new_level, new_labels = parse_security_labels(new.get("securityLabel"), "securityLabel")
+        was_archived, now_archived = is_archived(old, "old"), is_archived(new, "new")
+    except WireError as error:
+        raise bad_request(error.code, error.message) from None
+    if new_level != old_level:
+        raise not_modifiable("confidentiality level N/R/V")
+    actions: list[Action] = []
+    if old.get("status") != new.get("status"):
+        if (old.get("status"), new.get("status")) != ("current", "entered-in-error"):
+            raise bad_request("invalid-status-change",
+                              "Seule la suppression (current -> entered-in-error) est permise / "
+                              "only current -> entered-in-error (deletion) is allowed")
+        actions.append(Action.DELETE)
+    for label, added, removed in (
+        (codes.MASQUE_PS, Action.MASK, Action.UNMASK),
+        (codes.INVISIBLE_PATIENT, Action.SET_INVISIBLE, Action.SET_VISIBLE),
+    ):
+        if label in new_labels and label not in old_labels:
+            actions.append(added)
+        elif label in old_labels and label not in new_labels:
+            actions.append(removed)
+    if (codes.INVISIBLE_REPRESENTANTS_LEGAUX in old_labels) != (
+        codes.INVISIBLE_REPRESENTANTS_LEGAUX in new_labels
+    ):
+        raise not_modifiable(codes.INVISIBLE_REPRESENTANTS_LEGAUX)
+    if now_archived != was_archived:
+        actions.append(Action.ARCHIVE if now_archived else Action.UNARCHIVE)
+    return actions
+
+
+def patch(state: Any, actor: SessionActor, mode: AccessMode, *, identifier: str,
+          patient_ins: str | None, body: bytes, if_match: str | None) -> dict[str, Any]:
+    """Apply the JSON Patch ``body``; the new DocumentReference."""
+    guard = state.guard
+    try:
+        ops = parse_json_patch(body)
+    except WireError as error:
+        raise bad_request(error.code, f"Patch mal formé / malformed patch: {error.message}"
+                          ) from None
+    with guard.engine.connect() as connection:
+        row = find(connection, identifier, patient_ins)
+        records.check_if_match(if_match, row.version_id)
+        try:
+            patched = apply_json_patch(row.resource, ops)
+        except WireError as error:
+            raise bad_request(error.code, f"Patch inapplicable / the patch does not apply: "
+                              f"{error.message}") from None
+        actions = _actions(row.resource, patched)
+        if not actions:
+            return row.resource  # type: ignore[no-any-return]
+        pending = []
+        for action in actions:
+            decision = decisions.check(guard, connection, ins=row.ins, actor=actor,
+                                       action=action, mode=mode,
+                                       document=records.policy_document(row),
+                                       document_id=row.id)
+            pending.append(decisions.Pending(action, decision, row.id))
+    now = state.clock()
+    entry = records.stored_entry(row)
+    labels = parse_security_labels(patched["securityLabel"], "securityLabel")[1]
+    version = row.version_id + 1
+    values: dict[str, Any] = {"version_id": version, "masked": codes.MASQUE_PS in labels}
+    invisible = codes.INVISIBLE_PATIENT in labels
+    if invisible != row.invisible_to_patient:
+        values["invisible_to_patient"] = invisible
+        # Visible again one calendar month after being hidden (policies computes the date).
+        values["visible_to_patient_from"] = one_month_after(now) if invisible else None
+    values["archived"] = is_archived(patched, "DocumentReference")
+    values["status"] = patched["status"]
+    new_entry = dataclasses.replace(entry, status=values["status"], visibility=labels,
+                                    archived=values["archived"], version_id=version)
+    values["resource"] = document_reference_json(new_entry)
+    with guard.engine.begin() as connection:
+        result = connection.execute(update(documents).where(
+            documents.c.ins == row.ins, documents.c.id == row.id,
+            documents.c.version_id == row.version_id,
+        ).values(**values))
+        if result.rowcount != 1:
+            raise HostError(409, "concurrent-change", "Le document a changé entre-temps / the "
+                            "document changed meanwhile: retry", issue_type="conflict")
+    decisions.trace_all(guard, row.ins, actor, mode, pending)
+    return values["resource"]  # type: ignore[no-any-return]

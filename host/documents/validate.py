@@ -1,0 +1,97 @@
+"""What a deposit declares, checked before anything is stored: codes against the value sets
+and the access matrix, the author against the session, the content against its size and
+hashes. Every refusal is a HostError with a stable code (docs/host-documents.md)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+
+from policies import AccessMatrix
+from wire import codes
+from wire.mhd import Author, DocumentEntry
+
+from ..actors import SessionActor
+from ..blobs import too_large
+from ..errors import HostError, bad_request
+
+
+def check_metadata(entry: DocumentEntry, matrix: AccessMatrix) -> None:
+    """Class, type, format, confidentiality, facility type and practice setting."""
+    what = f"document {entry.unique_id}"
+    known = matrix.document_types.get(entry.type_code)
+    if known is None or known.system != entry.type_system:
+        raise bad_request("unknown-type",
+                          f"Type de document inconnu / unknown document type "
+                          f"{entry.type_system}|{entry.type_code} ({what})")
+    if entry.class_code not in matrix.classes:
+        raise bad_request("unknown-class", f"Classe inconnue / unknown class "
+                          f"{entry.class_code} ({what})")
+    if known.class_code != entry.class_code:
+        raise bad_request("class-type-mismatch",
+                          f"Le type {entry.type_code} appartient à la classe {known.class_code}, "
+                          f"pas {entry.class_code} / type and class disagree ({what})")
+    format_code = codes.FORMATS.get(entry.format_code)
+    if format_code is None:
+        raise bad_request("unknown-format",
+                          f"Format inconnu / unknown format code {entry.format_code} ({what})")
+    if (format_code.code == codes.SIGNATURE_FORMAT_CODE) != entry.is_signature:
+        raise bad_request("unknown-format", f"Le format de signature est réservé au document de "
+                          f"signature (E1762) / signature format misused ({what})")
+    if entry.confidentiality not in codes.CONFIDENTIALITY_LEVELS or any(
+        label not in codes.VISIBILITY_STATUSES for label in entry.visibility
+    ):
+        raise bad_request("unknown-confidentiality", f"Code de confidentialité inconnu / "
+                          f"unknown confidentiality code ({what})")
+    # The signature document may omit them (it describes no act); any code given is checked.
+    optional = entry.is_signature
+    if (entry.facility_type is None and not optional) or (
+        entry.facility_type is not None and entry.facility_type not in codes.FACILITY_TYPES
+    ):
+        raise bad_request("unknown-facility-type",
+                          f"Secteur d'activité absent ou inconnu / missing or unknown facility "
+                          f"type {entry.facility_type} ({what})")
+    if (entry.practice_setting is None and not optional) or (
+        entry.practice_setting is not None and entry.practice_setting not in codes.PRACTICE_SETTINGS
+    ):
+        raise bad_request("unknown-practice-setting",
+                          f"Cadre d'exercice absent ou inconnu / missing or unknown practice "
+                          f"setting {entry.practice_setting} ({what})")
+
+
+def check_author(author: Author, actor: SessionActor) -> None:
+    """The author is the session's professional, for the session's practice situation."""
+    same = (
+        author.id_nat_ps == actor.id_nat_ps
+        and author.profession == actor.profession
+        and author.structure_id == actor.structure_id
+        and (author.specialty is None or author.specialty == actor.specialty)
+    )
+    if not same:
+        raise HostError(403, "author-mismatch",
+                        "L'auteur déclaré n'est pas le professionnel de la session / the declared "
+                        "author is not the session's professional (idNat_PS, profession, "
+                        "structure)", issue_type="forbidden")
+
+
+def check_declared_size(entry: DocumentEntry, limit: int) -> None:
+    if entry.size > limit:
+        raise too_large(limit)
+
+
+def check_content(entry: DocumentEntry, size: int, sha1_b64: str, sha256: str) -> None:
+    """The received content is the declared one (size, FHIR SHA-1, our SHA-256)."""
+    if size != entry.size:
+        raise bad_request("size-mismatch",
+                          f"Taille déclarée {entry.size}, reçue {size} / declared size differs "
+                          f"from the content (document {entry.unique_id})")
+    if sha1_b64 != entry.sha1_b64 or sha256 != entry.sha256:
+        raise bad_request("hash-mismatch",
+                          f"L'empreinte du contenu ne correspond pas / the content's hash "
+                          f"differs from the declared one (document {entry.unique_id})")
+
+
+def digests(data: bytes) -> tuple[str, str]:
+    """(SHA-1 base64, SHA-256 hex) of ``data``."""
+    return (base64.b64encode(hashlib.sha1(data).digest()).decode("ascii"),
+            hashlib.sha256(data).hexdigest())

@@ -1,0 +1,109 @@
+"""Code systems and the small value sets the document wire uses (FHIR R4, IHE MHD, PDSm 3.1.1).
+
+Sources, marked on every value: **pdsm** = the PDSm guide (ansforge/IG-fhir-partage-de-
+documents-de-sante, input/fsh/: profiles, aliases.fsh and Examples/); **domain** =
+/work/shared/DOMAIN.md; **ihe** = IHE MHD 4.x / XDS; **believed** = a code we believe is in
+the national table but could not check against it; **ours** = a local code of this project.
+Document classes and types are not here: they come from the access matrix (`policies`), which
+both sides read, so the lists can never disagree with the rules.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+NOS = "https://mos.esante.gouv.fr/NOS"
+
+# -- code systems (pdsm: Examples/DR_comprehensive.fsh and aliases.fsh) ------------------------
+CLASS_SYSTEM = f"{NOS}/TRE_A03-ClasseDocument/FHIR/TRE-A03-ClasseDocument"
+LOINC_SYSTEM = "http://loinc.org"
+FORMAT_SYSTEM = f"{NOS}/TRE_A11-IheFormatCode/FHIR/TRE-A11-IheFormatCode"
+FACILITY_SYSTEM = f"{NOS}/TRE_R02-SecteurActivite/FHIR/TRE-R02-SecteurActivite"
+PRACTICE_SYSTEM = f"{NOS}/TRE_A01-CadreExercice/FHIR/TRE-A01-CadreExercice"
+# securityLabel: PDSm slices it into a confidentiality level (HL7 v3 N/R/V, required binding)
+# and visibility statuses (JDV_J110, codes of TRE_A07); DOMAIN.md calls the whole set JDV_J08.
+CONFIDENTIALITY_SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
+VISIBILITY_SYSTEM = f"{NOS}/TRE_A07-StatusVisibiliteDocument/FHIR/TRE-A07-StatusVisibiliteDocument"
+PROFESSION_SYSTEM = f"{NOS}/TRE_G15-ProfessionSante/FHIR/TRE-G15-ProfessionSante"
+SPECIALTY_SYSTEM = f"{NOS}/TRE_R38-SpecialiteOrdinale/FHIR/TRE-R38-SpecialiteOrdinale"  # believed
+IS_ARCHIVED_URL = "http://esante.gouv.fr/cisis/fhir/StructureDefinition/PDSm_isArchived"  # pdsm
+
+# IHE MHD (ihe; the PDSm examples use the same URLs)
+MHD_LIST_TYPES = "https://profiles.ihe.net/ITI/MHD/CodeSystem/MHDlistTypes"
+SOURCE_ID_URL = "https://profiles.ihe.net/ITI/MHD/StructureDefinition/ihe-sourceId"
+DESIGNATION_TYPE_URL = "https://profiles.ihe.net/ITI/MHD/StructureDefinition/ihe-designationType"
+RFC3986 = "urn:ietf:rfc:3986"  # masterIdentifier / identifier system for urn:oid / urn:uuid
+
+# FHIR R4 Attachment.hash is SHA-1; we carry SHA-256 beside it (ours) for the signature and
+# for storage integrity.
+SHA256_EXTENSION_URL = "urn:dmp-agent:fhir:StructureDefinition/attachment-sha256"
+# The host's own document ids, usable as a conditional PATCH identifier (ours).
+DOCUMENT_ID_SYSTEM = "urn:dmp:host:document-id"
+
+# -- identifiers (domain) -----------------------------------------------------------------------
+INS_NIR_OID = "1.2.250.1.213.1.4.8"
+INS_NIA_OID = "1.2.250.1.213.1.4.9"
+INS_TEST_OID = "1.2.250.1.213.1.4.10"
+INS_OIDS = frozenset({INS_NIR_OID, INS_NIA_OID, INS_TEST_OID})
+ID_NAT_PS_SYSTEM = "urn:oid:1.2.250.1.71.4.2.1"
+STRUCTURE_SYSTEM = "urn:oid:1.2.250.1.71.4.2.2"  # pdsm example (idNat_Struct)
+
+# -- the submission-set signature (domain: typeCode E1762, TRE_A12 whose "OID" is ASTM) --------
+SIGNATURE_TYPE_CODE = "E1762"
+SIGNATURE_TYPE_SYSTEM = "ASTM"  # as in policies/matrix.json and the PDSm constr-bind-type text
+SIGNATURE_CLASS_CODE = "99"  # TRE_A03 "Document technique" (matrix)
+SIGNATURE_FORMAT_SYSTEM = "urn:dmp-agent:format-local"
+SIGNATURE_FORMAT_CODE = "urn:dmp-agent:dsg:jws-manifest:1"  # ours: see docs/host-documents.md
+SIGNATURE_MIME_TYPE = "application/jose"
+
+
+@dataclass(frozen=True)
+class Code:
+    code: str
+    system: str
+    label: str
+    source: str
+
+
+def _index(*codes: Code) -> dict[str, Code]:
+    return {code.code: code for code in codes}
+
+
+FORMATS = _index(
+    Code("urn:ihe:iti:xds-sd:pdf:2008", FORMAT_SYSTEM, "Document à corps non structuré en PDF",
+         "domain"),
+    Code("urn:ihe:iti:xds-sd:text:2008", FORMAT_SYSTEM,
+         "Document à corps non structuré en texte brut", "believed"),
+    Code("urn:ihe:lab:xd-lab:2008", FORMAT_SYSTEM,
+         "Compte rendu structuré d'examens de biologie médicale", "pdsm"),
+    Code("urn:ihe:pcc:xds-ms:2007", FORMAT_SYSTEM, "Synthèse médicale (XDS-MS)", "believed"),
+    Code(SIGNATURE_FORMAT_CODE, SIGNATURE_FORMAT_SYSTEM,
+         "Signature JWS du manifeste du lot de soumission", "ours"),
+)
+
+CONFIDENTIALITY_LEVELS = _index(
+    Code("N", CONFIDENTIALITY_SYSTEM, "Normal", "pdsm"),
+    Code("R", CONFIDENTIALITY_SYSTEM, "Restreint", "pdsm"),
+    Code("V", CONFIDENTIALITY_SYSTEM, "Très restreint", "pdsm"),
+)
+MASQUE_PS, INVISIBLE_PATIENT, INVISIBLE_REPRESENTANTS_LEGAUX = (
+    "MASQUE_PS", "INVISIBLE_PATIENT", "INVISIBLE_REPRESENTANTS_LEGAUX",
+)
+VISIBILITY_STATUSES = _index(
+    Code(MASQUE_PS, VISIBILITY_SYSTEM, "Masqué aux professionnels de santé", "domain"),
+    Code(INVISIBLE_PATIENT, VISIBILITY_SYSTEM, "Non visible par le patient", "domain"),
+    Code(INVISIBLE_REPRESENTANTS_LEGAUX, VISIBILITY_SYSTEM,
+         "Non visible par les représentants légaux du patient", "domain"),
+)
+
+FACILITY_TYPES = _index(
+    Code("SA01", FACILITY_SYSTEM, "Etablissement public de santé", "pdsm"),
+    Code("SA05", FACILITY_SYSTEM, "Centre de santé", "pdsm"),
+    Code("SA07", FACILITY_SYSTEM, "Cabinet individuel", "believed"),
+    Code("SA08", FACILITY_SYSTEM, "Cabinet de groupe", "believed"),
+)
+
+PRACTICE_SETTINGS = _index(
+    Code("ETABLISSEMENT", PRACTICE_SYSTEM, "Etablissement de santé", "pdsm"),
+    Code("AMBULATOIRE", PRACTICE_SYSTEM, "Ambulatoire", "believed"),
+)
