@@ -16,6 +16,7 @@ from cardreader.inspect import CardStatus, SlotReport, inspect_reader
 from cardreader.pcsc import EventKind, Monitor, SlotEvent, list_readers
 
 from .cards_view import as_json, describe
+from .enrol import add_enrol_command
 
 DESCRIPTION = """\
 Agent DMP du poste de travail / DMP workstation agent.
@@ -59,6 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                          help="keep pcscd and the cards running until Ctrl-C, for hands-on use")
     sandbox.add_argument("--state-dir", type=Path, default=None,
                          help="where the virtual cards keep their state (default: temporary)")
+    add_enrol_command(commands)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,
@@ -66,6 +68,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if args.command == "cards":
         return cards_command(watch=args.watch, as_json_lines=args.json)
+    if args.command == "enrol":
+        return int(args.run(args))
     if args.command == "sandbox":
         from .sandbox import run
 

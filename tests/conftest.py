@@ -60,15 +60,33 @@ def postgres():
     cluster.stop()
 
 
+@pytest.fixture(scope="session")
+def _migrated_templates(tmp_path_factory) -> dict[str, object]:
+    """Migrate once per session; each test then gets a copy (a file copy for SQLite, a
+    CREATE DATABASE ... TEMPLATE for PostgreSQL), which is much faster than migrating."""
+    from host.store import upgrade
+
+    sqlite_template = tmp_path_factory.mktemp("template") / "host.db"
+    upgrade(f"sqlite:///{sqlite_template}")
+    return {"sqlite": sqlite_template, "postgresql": None}
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request, tmp_path) -> str:
+def db_url(request, tmp_path, _migrated_templates) -> str:
     """A fresh, migrated database: SQLite in a temp file, then a new PostgreSQL database."""
+    import shutil
+
     from host.store import upgrade
 
     if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'host.db'}"
-    else:
-        cluster = request.getfixturevalue("postgres")
-        url = cluster.create_database(f"t{abs(hash(request.node.nodeid)) % 10**12}")
-    upgrade(url)
-    return url
+        target = tmp_path / "host.db"
+        shutil.copyfile(_migrated_templates["sqlite"], target)
+        return f"sqlite:///{target}"
+    cluster = request.getfixturevalue("postgres")
+    if _migrated_templates["postgresql"] is None:
+        template_url = cluster.create_database("dmp_template")
+        upgrade(template_url)
+        _migrated_templates["postgresql"] = "dmp_template"
+    return cluster.create_database(
+        f"t{abs(hash(request.node.nodeid)) % 10**12}", template="dmp_template"
+    )

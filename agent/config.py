@@ -1,0 +1,396 @@
+"""The agent's configuration: one TOML file, platform directories, sensible defaults.
+
+Where things live (platformdirs, application name ``dmp-agent``)::
+
+    config file   $DMP_AGENT_CONFIG, else <user config dir>/agent.toml
+                  (Linux ~/.config/dmp-agent/agent.toml, Windows %LOCALAPPDATA%\\dmp-agent\\...)
+    credentials   <user config dir>/workstation/   the enrolled certificate and encrypted key
+    data          <user data dir>/                 the deposit outbox (outbox/)
+    logs          <user log dir>/
+
+Every key is optional; `KEYS` documents them and `render_config` writes a commented file.
+A missing default file means "all defaults"; a file named by ``path`` or by
+``DMP_AGENT_CONFIG`` must exist. A bad value raises `ConfigError` naming the key
+(``outbox.retry_base_seconds: ...``). Files this module writes are owner-only (0600 in a
+0700 directory): the configuration names the credentials and the host.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import textwrap
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+APP_NAME = "dmp-agent"
+CONFIG_ENV = "DMP_AGENT_CONFIG"
+CONFIG_FILE = "agent.toml"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+class ConfigError(ValueError):
+    """A configuration file that cannot be read or holds a bad value; ``key`` names it
+    (``section.name``) when one key is at fault."""
+
+    def __init__(self, message: str, key: str | None = None, file: Path | None = None) -> None:
+        prefix = (f"{file}: " if file else "") + (f"{key}: " if key else "")
+        super().__init__(prefix + message)
+        self.reason, self.key, self.file = message, key, file
+
+
+# -- owner-only files -----------------------------------------------------------------------
+
+
+def private_dir(path: Path) -> Path:
+    """Create ``path`` (and parents) and make it 0700; returns it."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(path, 0o700)  # mkdir's mode is masked by umask, and an existing dir keeps its own
+    return path
+
+
+def write_private_file(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (temp name, fsync, rename), mode 0600 from the
+    first byte: a reader sees the old file or the whole new one, never a part."""
+    private_dir(path.parent)
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        # mkstemp creates the file 0600: never readable by others, even for a moment.
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename or a creation in ``path`` durable (POSIX; a no-op where directories
+    cannot be opened, as on Windows)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+# -- the keys ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Key:
+    """One documented configuration key: ``section.name`` in the file, ``field`` in
+    `AgentConfig`."""
+
+    section: str
+    name: str
+    field: str
+    doc: str
+
+    @property
+    def dotted(self) -> str:
+        return f"{self.section}.{self.name}"
+
+
+KEYS: tuple[Key, ...] = (
+    Key("host", "url", "host_url",
+        "Base URL of the DMP host (https only: every call is mutual TLS)."),
+    Key("host", "ca", "host_ca",
+        'CA file that issued the host\'s server certificate; "" = the one installed by '
+        "`dmp-agent enrol --from-pki` in the credentials directory."),
+    Key("host", "timeout_seconds", "host_timeout",
+        "Timeout of one call to the host, in seconds."),
+    Key("readers", "cps", "cps_readers",
+        "Reader names (or parts of names) to look for the CPS card in, in order of "
+        "preference; [] = any reader."),
+    Key("readers", "vitale", "vitale_readers",
+        "Reader names (or parts of names) to look for the Vitale card in; [] = any reader."),
+    Key("api", "port", "api_port",
+        "TCP port of the local API and page, on loopback only (1024-65535)."),
+    Key("log", "level", "log_level", "One of DEBUG, INFO, WARNING, ERROR."),
+    Key("outbox", "retry_base_seconds", "retry_base",
+        "Delay before the first retry of a deposit; it doubles at each failure."),
+    Key("outbox", "retry_max_seconds", "retry_max",
+        "Longest delay between two attempts of one deposit."),
+    Key("outbox", "retry_jitter", "retry_jitter",
+        "Random spread of each delay, as a fraction (0.2 = plus or minus 20 %), so that "
+        "many workstations do not retry together after an outage."),
+    Key("paths", "credentials_dir", "credentials_dir",
+        'Where the enrolled workstation certificate and key live; "" = '
+        "<user config dir>/workstation."),
+    Key("paths", "data_dir", "data_dir",
+        'Where the deposit outbox lives; "" = the user data directory.'),
+    Key("paths", "log_dir", "log_dir", '"" = the user log directory.'),
+)
+_BY_SECTION: dict[str, dict[str, Key]] = {}
+for _key in KEYS:
+    _BY_SECTION.setdefault(_key.section, {})[_key.name] = _key
+
+
+def default_config_path() -> Path:
+    """``$DMP_AGENT_CONFIG`` when set, else the user config directory's agent.toml."""
+    named = os.environ.get(CONFIG_ENV)
+    if named:
+        return Path(named).expanduser()
+    return platformdirs.user_config_path(APP_NAME) / CONFIG_FILE
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    """The agent's settings; build with `load_config` (or directly, in tests)."""
+
+    host_url: str = "https://localhost:8443"
+    host_ca: Path | None = None
+    host_timeout: float = 30.0
+    cps_readers: tuple[str, ...] = ()
+    vitale_readers: tuple[str, ...] = ()
+    api_port: int = 17771
+    log_level: str = "INFO"
+    retry_base: float = 5.0
+    retry_max: float = 3600.0
+    retry_jitter: float = 0.2
+    # Computed when an instance is made, so that XDG_* variables set after import count.
+    credentials_dir: Path = field(
+        default_factory=lambda: platformdirs.user_config_path(APP_NAME) / "workstation")
+    data_dir: Path = field(default_factory=lambda: platformdirs.user_data_path(APP_NAME))
+    log_dir: Path = field(default_factory=lambda: platformdirs.user_log_path(APP_NAME))
+    source: Path | None = None  # the file these values came from; None: defaults only
+
+    def __post_init__(self) -> None:
+        for key in KEYS:
+            _check(key, getattr(self, key.field))
+        if self.retry_max < self.retry_base:
+            raise ConfigError(f"must be at least outbox.retry_base_seconds ({self.retry_base})",
+                              "outbox.retry_max_seconds")
+
+    @property
+    def outbox_path(self) -> Path:
+        """The outbox database (its bundles sit beside it)."""
+        return self.data_dir / "outbox" / "outbox.sqlite3"
+
+
+def _defaults() -> dict[str, Any]:
+    return {
+        "credentials_dir": platformdirs.user_config_path(APP_NAME) / "workstation",
+        "data_dir": platformdirs.user_data_path(APP_NAME),
+        "log_dir": platformdirs.user_log_path(APP_NAME),
+    }
+
+
+# -- validation -------------------------------------------------------------------------------
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError
+    return float(value)
+
+
+def _check_url(value: Any) -> None:
+    if not isinstance(value, str) or not value.startswith("https://") or len(value) <= 8:
+        raise ConfigError(f"expected an https:// URL, got {value!r}")
+
+
+def _check_positive(value: Any) -> None:
+    try:
+        number = _number(value)
+    except TypeError:
+        raise ConfigError(f"expected a number of seconds, got {value!r}") from None
+    if not math.isfinite(number) or number <= 0:
+        raise ConfigError(f"expected a number of seconds > 0, got {value!r}")
+
+
+def _check_jitter(value: Any) -> None:
+    try:
+        number = _number(value)
+    except TypeError:
+        raise ConfigError(f"expected a fraction between 0 and 1, got {value!r}") from None
+    if not 0 <= number <= 1:
+        raise ConfigError(f"expected a fraction between 0 and 1, got {value!r}")
+
+
+def _check_port(value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1024 <= value <= 65535:
+        raise ConfigError(f"expected a port number 1024-65535, got {value!r}")
+
+
+def _check_level(value: Any) -> None:
+    if value not in LOG_LEVELS:
+        raise ConfigError(f"expected one of {', '.join(LOG_LEVELS)}, got {value!r}")
+
+
+def _check_names(value: Any) -> None:
+    if not isinstance(value, tuple) or not all(isinstance(v, str) and v for v in value):
+        raise ConfigError(f"expected a list of non-empty reader names, got {list(value)!r}"
+                          if isinstance(value, tuple) else
+                          f"expected a list of non-empty reader names, got {value!r}")
+
+
+def _check_path(value: Any) -> None:
+    if not isinstance(value, Path):
+        raise ConfigError(f"expected a path, got {value!r}")
+
+
+def _check_optional_path(value: Any) -> None:
+    if value is not None:
+        _check_path(value)
+
+
+_CHECKS: dict[str, Callable[[Any], None]] = {
+    "host_url": _check_url, "host_ca": _check_optional_path, "host_timeout": _check_positive,
+    "cps_readers": _check_names, "vitale_readers": _check_names, "api_port": _check_port,
+    "log_level": _check_level, "retry_base": _check_positive, "retry_max": _check_positive,
+    "retry_jitter": _check_jitter, "credentials_dir": _check_path, "data_dir": _check_path,
+    "log_dir": _check_path,
+}
+
+
+def _check(key: Key, value: Any) -> None:
+    try:
+        _CHECKS[key.field](value)
+    except ConfigError as error:
+        raise ConfigError(error.reason, key.dotted) from None
+
+
+# -- reading ------------------------------------------------------------------------------------
+
+
+def _convert(key: Key, raw: Any, base: Path) -> Any:
+    """The TOML value of ``key`` as its `AgentConfig` field type (checked later)."""
+    attr = key.field
+    if attr in ("cps_readers", "vitale_readers"):
+        if not isinstance(raw, list):
+            raise ConfigError(f"expected a list of reader names, got {raw!r}", key.dotted)
+        return tuple(raw)
+    if attr in ("host_ca", "credentials_dir", "data_dir", "log_dir"):
+        if not isinstance(raw, str):
+            raise ConfigError(f"expected a path string, got {raw!r}", key.dotted)
+        if raw == "":
+            return None if attr == "host_ca" else _defaults()[attr]
+        path = Path(raw).expanduser()
+        return path if path.is_absolute() else base / path  # relative to the config file
+    if attr == "log_level" and isinstance(raw, str):
+        return raw.upper()
+    return raw
+
+
+def load_config(path: Path | str | None = None) -> AgentConfig:
+    """Read the configuration: ``path``, else ``$DMP_AGENT_CONFIG``, else the default file.
+
+    Raises `ConfigError` for a named file that is missing, invalid TOML, an unknown key or a
+    bad value (the message starts with the key). The default file may be absent: defaults.
+    """
+    explicit = path is not None or bool(os.environ.get(CONFIG_ENV))
+    file = Path(path).expanduser() if path is not None else default_config_path()
+    try:
+        text = file.read_bytes()
+    except FileNotFoundError:
+        if explicit:
+            raise ConfigError(f"{file}: no such configuration file") from None
+        return AgentConfig()
+    except OSError as error:
+        raise ConfigError(f"{file}: cannot read the configuration ({error})") from None
+    try:
+        document = tomllib.loads(text.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+        raise ConfigError(f"{file}: not valid TOML ({error})") from None
+    try:
+        return _from_document(document, file)
+    except ConfigError as error:
+        raise ConfigError(error.reason, error.key, file) from None
+
+
+def _from_document(document: dict[str, Any], file: Path) -> AgentConfig:
+    values: dict[str, Any] = _defaults()
+    base = file.parent.resolve()
+    for section, table in document.items():
+        if section not in _BY_SECTION:
+            raise ConfigError(f"unknown section (known: {', '.join(_BY_SECTION)})", section)
+        if not isinstance(table, dict):
+            raise ConfigError("expected a [table] of keys", section)
+        for name, raw in table.items():
+            key = _BY_SECTION[section].get(name)
+            if key is None:
+                raise ConfigError(
+                    f"unknown key (known: {', '.join(_BY_SECTION[section])})",
+                    f"{section}.{name}")
+            values[key.field] = _convert(key, raw, base)
+    return AgentConfig(**values, source=file)
+
+
+# -- writing ------------------------------------------------------------------------------------
+
+
+def _toml_value(value: Any) -> str:
+    # The few types our keys use; JSON string escapes are valid TOML basic-string escapes.
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, Path):
+        return json.dumps(str(value), ensure_ascii=False)
+    if isinstance(value, tuple | list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if value is None:
+        return '""'
+    raise TypeError(f"no TOML form for {value!r}")
+
+
+def render_config(config: AgentConfig | None = None) -> str:
+    """The whole configuration as a commented TOML file (every key, its documentation)."""
+    config = config or AgentConfig()
+    defaults = _defaults()
+    lines = ["# dmp-agent configuration. Every key is optional; the values shown are in use.",
+             f"# File: ${CONFIG_ENV}, else <user config dir>/{CONFIG_FILE}."]
+    section = None
+    for key in KEYS:
+        if key.section != section:
+            section = key.section
+            lines += ["", f"[{section}]"]
+        lines += [f"# {line}" for line in textwrap.wrap(key.doc, 96)]
+        value = getattr(config, key.field)
+        if key.field in defaults and value == defaults[key.field]:
+            value = ""  # keep following the platform default, not this machine's path today
+        lines.append(f"{key.name} = {_toml_value(value)}")
+    return "\n".join(lines) + "\n"
+
+
+def write_config(config: AgentConfig | None = None, path: Path | None = None) -> Path:
+    """Write `render_config` to ``path`` (default: `default_config_path`), owner-only."""
+    file = Path(path) if path is not None else default_config_path()
+    write_private_file(file, render_config(config).encode("utf-8"))
+    return file
+
+
+__all__ = [
+    "APP_NAME",
+    "CONFIG_ENV",
+    "KEYS",
+    "AgentConfig",
+    "ConfigError",
+    "Key",
+    "default_config_path",
+    "fsync_dir",
+    "load_config",
+    "private_dir",
+    "render_config",
+    "write_config",
+    "write_private_file",
+]
