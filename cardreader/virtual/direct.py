@@ -11,6 +11,7 @@ from .vpcd import VirtualCard
 class DirectConnection:
     def __init__(self, card: VirtualCard) -> None:
         self.card = card
+        card.power_on()  # as a reader does when it connects
         self.exchanges: list[tuple[bytes, bytes]] = []
         self._closed = False
 

@@ -20,35 +20,22 @@ from sqlalchemy import insert
 from cardreader.apdu import ApduProtocol
 from cardreader.cps import CpsCard, CpsKey
 from cardreader.virtual.cps import VirtualCps
+from cardreader.virtual.direct import DirectConnection as InProcess
 from cardreader.virtual.pki import TestHealthCA
 from host.pki import CertificateAuthority
 from host.store.schema import authorizations, dossiers, medecins_traitants
-from tests.host.harness import InProcessHost, Professional
+from tests.host.harness import GP, OPTICIAN, InProcessHost, Professional
 from wire import codes
 from wire.mhd import Author, DocumentEntry, Patient, SubmissionSet, build_provide_bundle
 from wire.signature import sign_submission
 
-# The optician virtual card (cardreader/virtual/cps_profiles.py) as the host sees it.
-OPTICIAN_CARD = Professional("810003456786", "PETIT", "Sophie", "28", None, "582345678900021")
-GP_CARD = Professional("810001234565", "MARTIN", "Claire", "10", "SM54", "581234567800015")
+# The optician's and the GP's virtual cards as the host sees them.
+OPTICIAN_CARD = OPTICIAN
+GP_CARD = GP
 PATIENT = Patient("180017512345688", codes.INS_TEST_OID)
 PDF = b"%PDF-1.4\n% eye test report\n" + bytes(range(256)) * 4
 
 
-class InProcess:
-    """A Connection straight to the emulator (no PC/SC)."""
-
-    def __init__(self, card: VirtualCps) -> None:
-        self.card = card
-        self.atr = card.atr
-        card.power_on()
-
-    def send_and_receive(self, apdu: bytes) -> tuple[bytes, int]:
-        response = self.card.process(apdu)
-        return response[:-2], int.from_bytes(response[-2:], "big")
-
-    def close(self) -> None:
-        pass
 
 
 @dataclass

@@ -36,14 +36,25 @@ class Professional:
     structure_id: str
 
 
-# The virtual cards' professionals (cardreader/virtual/cps_profiles.py), as the host sees them.
-GP = Professional("810001234565", "MARTIN", "Claire", "10", "SM54", "581234567800015")
-GP2 = Professional("810009876543", "BERNARD", "Paul", "10", "SM54", "581234567800015")
+def card_holder(profile: str, situation: int = 0) -> Professional:
+    """The professional of a virtual CPS profile, in one of its practice situations."""
+    from cardreader.virtual.cps_profiles import PROFILES
+
+    card = PROFILES[profile]
+    who = card.identity
+    return Professional(who.id_nat_ps, who.last_name, who.first_name, who.profession_code,
+                        who.specialty_code, card.situations[situation].structure_id)
+
+
+# The virtual cards' professionals (cardreader/virtual/cps_profiles.py), as the host sees them,
+# and two doctors without a card of their own (same structure as the GP, and elsewhere).
+GP = card_holder("gp")
+PHARMACIST = card_holder("pharmacist")
+OPTICIAN = card_holder("optician")
+ORTHOPTIST = card_holder("orthoptist")
+NURSE = card_holder("nurse")
+GP2 = Professional("810009876543", "BERNARD", "Paul", "10", "SM54", GP.structure_id)
 OTHER_GP = Professional("810005555555", "PETIT", "Luc", "10", "SM54", "589999999900012")
-PHARMACIST = Professional("810002345671", "DUBOIS", "Hélène", "21", None, "3750200018")
-OPTICIAN = Professional("810003456782", "LEROY", "Marc", "28", None, "581122334400017")
-ORTHOPTIST = Professional("810004567893", "MOREAU", "Julie", "92", None, "581122334400017")
-NURSE = Professional("810006789014", "GARCIA", "Inès", "60", None, "3750300016")
 
 
 class Clock:

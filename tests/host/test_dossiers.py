@@ -279,7 +279,7 @@ def test_every_lifecycle_call_is_traced_with_who_and_mode(host: InProcessHost) -
         ("close", GP.id_nat_ps, "10", GP.structure_id, "normal", "refused"),
     ]
     assert [r.at for r in rows] == [START + dt.timedelta(seconds=s) for s in (0, 1, 2)]
-    assert rows[0].actor_name == "Hélène DUBOIS"
+    assert rows[0].actor_name == f"{PHARMACIST.first_name} {PHARMACIST.last_name}"
 
 
 def test_openapi_documents_every_endpoint_with_its_error_codes(host: InProcessHost) -> None:

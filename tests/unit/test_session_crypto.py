@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from cardreader.apdu import ApduProtocol
 from cardreader.cps import CpsCard, CpsKey
 from cardreader.virtual.cps import VirtualCps
+from cardreader.virtual.direct import DirectConnection as InProcess
 from cardreader.virtual.pki import TestHealthCA
 from host import pki
 from host.session_crypto import (
@@ -39,20 +40,6 @@ from wire.session import PREFIX, SessionStatement, StatementError, sha256
 SKEW = timedelta(minutes=5)
 
 
-class InProcess:
-    """A Connection straight to the emulator (no PC/SC)."""
-
-    def __init__(self, card: VirtualCps) -> None:
-        self.card = card
-        self.atr = card.atr
-        card.power_on()
-
-    def send_and_receive(self, apdu: bytes) -> tuple[bytes, int]:
-        response = self.card.process(apdu)
-        return response[:-2], int.from_bytes(response[-2:], "big")
-
-    def close(self) -> None:
-        pass
 
 
 @dataclasses.dataclass

@@ -8,28 +8,13 @@ from cardreader import tlv
 from cardreader.apdu import ApduProtocol
 from cardreader.errors import FileNotFoundOnCardError, MalformedResponseError
 from cardreader.iso7816 import fcp_size, read_binary, select_path
+from cardreader.virtual.direct import DirectConnection as InProcess
 from cardreader.virtual.filesystem import (
     DedicatedFile,
     ElementaryFile,
     FileSystemCard,
     parse_command_body,
 )
-
-
-class InProcess:
-    """A Connection straight to an emulator object (no PC/SC): pure tests of profiles."""
-
-    def __init__(self, card: FileSystemCard) -> None:
-        self.card = card
-        self.atr = card.atr
-
-    def send_and_receive(self, apdu: bytes) -> tuple[bytes, int]:
-        response = self.card.process(apdu)
-        assert response is not None
-        return response[:-2], int.from_bytes(response[-2:], "big")
-
-    def close(self) -> None:
-        pass
 
 
 def test_templates_and_padding() -> None:

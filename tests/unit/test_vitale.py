@@ -13,6 +13,7 @@ from cardreader import tlv
 from cardreader.apdu import ApduProtocol
 from cardreader.atr import CardKind, identify
 from cardreader.errors import CardError, FileNotFoundOnCardError, MalformedResponseError
+from cardreader.virtual.direct import DirectConnection as InProcess
 from cardreader.virtual.vitale import VirtualVitale
 from cardreader.virtual.vitale_profiles import PROFILES
 from cardreader.vitale import (
@@ -58,21 +59,6 @@ class Replay:
         pass
 
 
-class InProcess:
-    """A Connection straight to an emulator (no pcscd), logging the commands."""
-
-    def __init__(self, card: VirtualVitale) -> None:
-        self.card = card
-        self.atr = card.atr
-        self.commands: list[bytes] = []
-
-    def send_and_receive(self, apdu: bytes) -> tuple[bytes, int]:
-        self.commands.append(apdu)
-        raw = self.card.process(apdu)
-        return raw[:-2], int.from_bytes(raw[-2:], "big")
-
-    def close(self) -> None:
-        pass
 
 
 # Recorded once from VirtualVitale.from_profile(...) with Vitale2Profile.
@@ -188,7 +174,7 @@ def test_files_longer_than_one_read_are_read_on_without_rereading() -> None:
     # Each file holds 257 to 511 bytes: two reads each, the second from offset 256.
     for encode in (encode_identity_file, encode_nir_file, encode_extra_file):
         assert 256 < len(encode(card)) < 512
-    assert [c.hex().upper() for c in connection.commands] == [
+    assert [c.hex().upper() for c, _ in connection.exchanges] == [
         SELECT_MF[0], "00B0820000", "00B0010000",
         SELECT_VITALE[0], "00B0820000", "00B0010000",
         "00B0910000", "00B0010000",
