@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 from cryptography.hazmat.primitives.serialization import Encoding
+from starlette.applications import Starlette
 
 from agent.session import HostSession, Workstation
 from cardreader.apdu import ApduProtocol
@@ -44,6 +45,7 @@ class TlsHost:
     base_url: str
     pki: Path
     settings: HostSettings
+    app: Starlette
 
     def card(self, profile: str = "gp", **changes: object) -> CpsCard:
         """A virtual CPS issued by this host's health CA, PIN verified, driven in-process."""
@@ -85,4 +87,4 @@ def tls_host(db_url: str, pki: Path, blobs: Path, **settings: object) -> Iterato
                                  **settings)  # type: ignore[arg-type]
     app = create_app(host_settings)
     with running_server(app, server_ssl_context(pki)) as base_url:
-        yield TlsHost(base_url, pki, host_settings)
+        yield TlsHost(base_url, pki, host_settings, app)
