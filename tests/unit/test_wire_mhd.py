@@ -10,6 +10,7 @@ import copy
 import datetime as dt
 import hashlib
 import json
+import os
 from dataclasses import replace
 from typing import Any
 
@@ -219,8 +220,9 @@ def test_json_patch_applies_without_touching_the_original() -> None:
     assert caught.value.code == "patch-failed"
 
 
-FUZZ = settings(max_examples=300, deadline=None, database=None,
-                suppress_health_check=list(HealthCheck))
+# bench/fuzz_host.py runs these long by setting DMP_FUZZ_WIRE_EXAMPLES.
+FUZZ = settings(max_examples=int(os.environ.get("DMP_FUZZ_WIRE_EXAMPLES", "300")),
+                deadline=None, database=None, suppress_health_check=list(HealthCheck))
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=20),
     lambda children: st.lists(children, max_size=4)
