@@ -188,6 +188,9 @@ Index("ix_documents_unique", documents.c.ins, documents.c.unique_id, unique=True
 Index("ix_documents_search", documents.c.ins, documents.c.status, documents.c.class_code,
       documents.c.created_at)
 Index("ix_documents_type", documents.c.ins, documents.c.type_code)
+# The default search and its pages: newest first within one patient and status.
+Index("ix_documents_recent", documents.c.ins, documents.c.status, documents.c.deposited_at,
+      documents.c.id)
 Index("ix_documents_author", documents.c.ins, documents.c.author_id)
 
 # -- traceability: append-only, read by the patient
