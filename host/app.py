@@ -55,6 +55,7 @@ def create_app(
 
         seed_identities(engine)
     schemas = SchemaGenerator(OPENAPI_INFO)
+    document: dict[str, Any] = {}
 
     async def openapi(request: Request) -> Response:
         """
@@ -62,7 +63,9 @@ def create_app(
           200:
             description: This OpenAPI document.
         """
-        return JSONResponse(schemas.get_schema(routes=app.routes))
+        if not document:  # the routes never change: build it once
+            document.update(schemas.get_schema(routes=app.routes))
+        return JSONResponse(document)
 
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         # Never a bare 500 page: an OperationOutcome, and no internals in the message.

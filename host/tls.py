@@ -135,6 +135,11 @@ class TlsH11Protocol(H11Protocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            # h11 writes the head and the body apart; without this, Nagle holds the body for
+            # the client's delayed ACK (~40 ms a response).
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         tls = tls_extension(transport)
         if tls is not None:
             # One protocol object per connection, so the wrapped app is this connection's.
