@@ -1,11 +1,11 @@
 """The sandbox: everything on one machine, played end to end with readable output.
 
-It starts a real pcscd with the vpcd virtual reader, inserts virtual cards through the same
-mechanism as `dmp-vcard`, and plays what a practice does with them: the card monitor sees the
-cards, the GP's CPS is read, its PIN is checked (a wrong try first, to show the counter), it
-signs with both keys and the signatures are checked against its certificates, then the
-patient's Vitale card is read and swapped for another patient's. Nothing is left running at
-the end unless ``keep`` is set.
+It starts a real pcscd with the vpcd virtual reader and inserts virtual cards through the
+same mechanism as `dmp-vcard`. First the card layer on its own: the monitor sees the cards,
+the GP's CPS is read, its PIN is checked (a wrong try first, to show the counter), it signs
+with both keys, and the patient's Vitale card is read and swapped. Then the reference host
+starts in its own process and the daily scenarios run end to end (`agent.scenarios`).
+Nothing is left running at the end unless ``keep`` is set.
 
 Run it through `scripts/sandbox`, which gives it private namespaces so it never meets a
 pcscd already serving real readers.
@@ -41,6 +41,7 @@ from cardreader.virtual import cli as vcard
 from cardreader.virtual.pcscd import Pcscd
 
 from .cards_view import describe
+from .scenarios import Sandbox, play
 
 HARNESS_PIN = "1234"  # the virtual cards' PIN; typed by the harness, never printed
 
@@ -57,13 +58,13 @@ def virtual_cards(state: Path) -> Iterator[None]:
     finally:
         for slot in (0, 1):
             with contextlib.redirect_stdout(None):
-                vcard.remove(slot, state)
+                vcard.remove(slot, state / "demo-cards")
 
 
 def _insert(profile: str, slot: int, state: Path, port: int) -> str:
     reader = list_readers()[slot]
     wait_for_card(reader, present=False)
-    if vcard.insert(profile, slot, state, None, port) != 0:
+    if vcard.insert(profile, slot, state / "demo-cards", None, port) != 0:
         raise SystemExit(f"sandbox: could not insert {profile}")
     wait_for_card(reader)
     return reader
@@ -130,19 +131,26 @@ def run(*, keep: bool = False, state_dir: Path | None = None) -> int:
 
         step("next patient: the Vitale card is swapped")
         with contextlib.redirect_stdout(None):
-            vcard.remove(1, state)
+            vcard.remove(1, state / "demo-cards")
         _wait_event(events, EventKind.CARD_REMOVED, vitale_reader)
         _insert("vitale:single", 1, state, pcscd.port)
         _wait_event(events, EventKind.CARD_INSERTED, vitale_reader)
         print("\n".join("   " + line for line in describe(inspect_reader(vitale_reader))))
 
-        if keep:
-            step(f"kept running: `dmp-agent cards`, `dmp-vcard --state-dir {state} swap ...`; "
-                 "stop with Ctrl-C (or SIGTERM)")
+        for slot in (0, 1):
+            with contextlib.redirect_stdout(None):
+                vcard.remove(slot, state / "demo-cards")
+        monitor.stop()
+
+        def hold(sandbox: Sandbox) -> None:
+            step(f"kept running: host {sandbox.host_url}; try `dmp-agent cards`, "
+                 f"`dmp-vcard --state-dir {state / 'cards'} swap ...`; stop with Ctrl-C")
             (state / "ready").touch()
             stop = threading.Event()
             signal.signal(signal.SIGTERM, lambda *_: stop.set())
             with contextlib.suppress(KeyboardInterrupt):
                 stop.wait()
+
+        play(state, pcscd.port, step, keep=hold if keep else None)
         step("sandbox done: cards removed, pcscd stopped")
     return 0

@@ -169,6 +169,10 @@ def remove(slot: int, state_dir: Path) -> int:
         os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
+        # Reap it if this process started it (the sandbox does), else it stays a zombie.
+        with contextlib.suppress(ChildProcessError):
+            if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                break
         try:
             os.kill(pid, 0)
         except ProcessLookupError:

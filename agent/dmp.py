@@ -1,0 +1,253 @@
+"""The agent's library API for the daily workflows, over an open `HostSession`.
+
+What the CLI, the local API and the tray call: resolve the patient of a Vitale card to the
+INS, test the DMP's existence, create it at the counter, record the patient's authorisation
+(only after an explicit confirmation), list and retrieve the documents this professional may
+see, and prepare a signed deposit (the card signs while it is present; the outbox sends it).
+The host decides every access; `policies` is used here only to offer what makes sense (the
+document types a profession may deposit, with their labels).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import json
+import urllib.parse
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from cardreader.vitale import Beneficiary, VitaleCard
+from policies import AccessMode, ModeCode, default_matrix
+from wire import codes
+from wire.mhd import (
+    Author,
+    DocumentEntry,
+    Patient,
+    SubmissionSet,
+    WireError,
+    build_provide_bundle,
+    parse_search_bundle,
+    parse_transaction_response,
+)
+from wire.signature import sign_submission
+
+from .session import HostSession
+
+FHIR_JSON = {"content-type": "application/fhir+json"}
+MODE_HEADER = "X-DMP-Access-Mode"
+JUSTIFICATION_HEADER = "X-DMP-Justification"
+SOURCE_ID = "urn:oid:1.2.250.1.999.1.1"  # ours: the agent's source id (no OID assigned yet)
+
+
+class DmpError(Exception):
+    """The host refused or failed; ``code`` is its OperationOutcome code."""
+
+    def __init__(self, code: str, message: str, status: int) -> None:
+        super().__init__(message)
+        self.code = code
+        self.status = status
+
+
+@dataclass(frozen=True)
+class PatientContext:
+    """The patient the professional works on: the INS the identity service returned."""
+
+    ins: str
+    ins_oid: str
+    first_name: str
+    birth_name: str
+    birth_date: str
+
+    @property
+    def patient(self) -> Patient:
+        return Patient(self.ins, self.ins_oid)
+
+
+def _check(response: httpx.Response, *expected: int) -> httpx.Response:
+    if response.status_code in expected:
+        return response
+    code, message = "host-error", response.text[:300]
+    try:
+        issue = response.json()["issue"][0]
+        code, message = issue["details"]["coding"][0]["code"], issue["details"]["text"]
+    except (ValueError, KeyError, IndexError, TypeError):
+        pass
+    raise DmpError(code, message, response.status_code)
+
+
+def mode_headers(mode: AccessMode) -> dict[str, str]:
+    headers = {MODE_HEADER: mode.code.value}
+    if mode.justification:
+        headers[JUSTIFICATION_HEADER] = urllib.parse.quote(mode.justification)
+    return headers
+
+
+def deposit_types(profession: str) -> list[tuple[str, str, str]]:
+    """(type code, class code, French label) of what ``profession`` may deposit."""
+    matrix = default_matrix()
+    return [
+        (code, kind.class_code, kind.label_fr)
+        for code, kind in sorted(matrix.document_types.items(), key=lambda i: i[1].label_fr)
+        if matrix.can_write(profession, code)
+    ]
+
+
+@dataclass(frozen=True)
+class PreparedDeposit:
+    """A signed ITI-65 bundle ready for the outbox (the card's part is done)."""
+
+    unique_id: str
+    patient: Patient
+    bundle: bytes
+
+
+class DmpClient:
+    def __init__(self, session: HostSession) -> None:
+        self.session = session
+        self.http = session.client
+
+    # -- patient context ----------------------------------------------------------------------
+    def resolve(self, card: VitaleCard, person: Beneficiary) -> PatientContext:
+        """The INS of a person on a Vitale card, from the identity service (INSi-like)."""
+        traits: dict[str, Any] = {
+            "birthName": person.birth_name, "firstNames": person.first_name,
+            "birthDate": person.birth_date.raw, "insuredNir": card.nir_with_key,
+            "birthRank": person.birth_rank,
+        }
+        if person.sex is not None:
+            traits["sex"] = person.sex.value
+        answer = _check(self.http.post("/identity/$resolve", json=traits), 200).json()
+        return PatientContext(answer["ins"], answer["insOid"], answer["firstName"],
+                              answer["birthName"], answer["birthDate"])
+
+    def existence(self, patient: PatientContext, mode: AccessMode | None = None) -> dict[str, Any]:
+        headers = mode_headers(mode) if mode else {}
+        return _check(self.http.get(f"/dossiers/{patient.ins}", headers=headers), 200).json()
+
+    def create(
+        self,
+        patient: PatientContext,
+        *,
+        consent: bool,
+        regulation_centre: bool = True,
+        break_the_glass: bool = True,
+        emergency_sees_masked: bool = True,
+    ) -> dict[str, Any]:
+        """Create the DMP (consent is mandatory); the answer feeds the secrets sheet."""
+        if not consent:
+            raise DmpError("consent-required",
+                           "Le consentement du patient est obligatoire / consent is required",
+                           400)
+        answer = _check(self.http.post(f"/dossiers/{patient.ins}", json={
+            "consent": True,
+            "emergency": {"regulationCentre": regulation_centre,
+                          "breakTheGlass": break_the_glass,
+                          "emergencySeesMasked": emergency_sees_masked},
+        }), 200, 201)
+        return answer.json()
+
+    def record_authorization(self, patient: PatientContext, id_nat_ps: str, *,
+                             confirmed: bool) -> dict[str, Any]:
+        """Record that the patient authorised this professional: only after the user
+        confirmed it explicitly (the patient said yes, in person)."""
+        if not confirmed:
+            raise DmpError("confirmation-required",
+                           "Confirmez l'autorisation donnée par le patient / confirm first", 400)
+        return _check(self.http.put(f"/dossiers/{patient.ins}/authorizations/{id_nat_ps}",
+                                    json={}), 200, 201).json()
+
+    # -- documents ------------------------------------------------------------------------
+    def documents(self, patient: PatientContext, mode: AccessMode | None = None,
+                  **filters: str) -> list[DocumentEntry]:
+        """Every document this professional may see (follows the pages)."""
+        query = {"patient.identifier": f"urn:oid:{patient.ins_oid}|{patient.ins}",
+                 "status": "current", **filters}
+        url: str | None = "/fhir/DocumentReference?" + urllib.parse.urlencode(query)
+        found: list[DocumentEntry] = []
+        headers = mode_headers(mode) if mode else {}
+        while url:
+            page = parse_search_bundle(_check(self.http.get(url, headers=headers), 200).content)
+            found += [e for e in page.entries if e.type_code != codes.SIGNATURE_TYPE_CODE]
+            url = page.next_url
+        return found
+
+    def retrieve(self, entry: DocumentEntry, mode: AccessMode | None = None) -> bytes:
+        """The document's bytes, checked against its SHA-256."""
+        if not entry.content_url:
+            raise DmpError("no-content", "document without content reference", 400)
+        url = urllib.parse.urljoin("/fhir/", entry.content_url)
+        body = _check(self.http.get(url, headers=mode_headers(mode) if mode else {}), 200).content
+        if hashlib.sha256(body).hexdigest() != entry.sha256:
+            raise DmpError("hash-mismatch", "Document altéré / the content does not match", 502)
+        return body
+
+    # -- deposits -------------------------------------------------------------------------
+    @staticmethod
+    def prepare_deposit(
+        patient: PatientContext,
+        content: bytes,
+        *,
+        author: Author,
+        type_code: str,
+        title: str,
+        sign: Callable[[bytes], bytes],
+        signature_certificate_der: bytes,
+        mime_type: str = "application/pdf",
+        format_code: str = "urn:ihe:iti:xds-sd:pdf:2008",
+        masked: bool = False,
+        invisible_to_patient: bool = False,
+        replaces: str | None = None,
+        facility_type: str = "SA07",
+        practice_setting: str = "AMBULATOIRE",
+    ) -> PreparedDeposit:
+        """Build and sign (with the CPS signature key, via ``sign``) the ITI-65 bundle."""
+        kind = default_matrix().document_types.get(type_code)
+        if kind is None:
+            raise DmpError("unknown-type", f"type de document inconnu: {type_code}", 400)
+        now = dt.datetime.now(dt.UTC)
+        visibility = set()
+        if masked:
+            visibility.add(codes.MASQUE_PS)
+        if invisible_to_patient:
+            visibility.add(codes.INVISIBLE_PATIENT)
+        entry = DocumentEntry(
+            unique_id=f"urn:uuid:{uuid.uuid4()}", patient=patient.patient,
+            class_code=kind.class_code, type_code=type_code, type_system=kind.system,
+            format_code=format_code, mime_type=mime_type, title=title, author=author,
+            creation_time=now, size=len(content),
+            sha1_b64=base64.b64encode(hashlib.sha1(content).digest()).decode(),
+            sha256=hashlib.sha256(content).hexdigest(), visibility=frozenset(visibility),
+            facility_type=facility_type, practice_setting=practice_setting, replaces=replaces,
+        )
+        submission = SubmissionSet(
+            unique_id=f"urn:uuid:{uuid.uuid4()}", source_id=SOURCE_ID, patient=patient.patient,
+            submission_time=now, author=author, content_type_code=facility_type,
+        )
+        signature, jws = sign_submission(submission, [entry], sign, signature_certificate_der,
+                                         unique_id=f"urn:uuid:{uuid.uuid4()}")
+        bundle = build_provide_bundle(submission, [(entry, content), (signature, jws)])
+        return PreparedDeposit(entry.unique_id, patient.patient,
+                               json.dumps(bundle, separators=(",", ":")).encode())
+
+    def send_deposit(self, bundle: bytes) -> tuple[int, bool]:
+        """POST a prepared bundle; (HTTP status, already stored before)."""
+        response = self.http.post("/fhir", content=bundle, headers=FHIR_JSON)
+        if response.status_code == 200:
+            try:
+                entries = parse_transaction_response(response.content)
+            except WireError:
+                return response.status_code, False
+            replayed = any(e.status.startswith("200") for e in entries)
+            return response.status_code, replayed
+        _check(response, 200)
+        return response.status_code, False
+
+    @staticmethod
+    def emergency(justification: str) -> AccessMode:
+        return AccessMode(ModeCode.BRIS_DE_GLACE, justification)

@@ -1,0 +1,280 @@
+"""The daily scenarios, end to end, as the sandbox plays them.
+
+Everything is real: the reference host is its own process (`dmp-host serve`, TLS 1.3,
+SQLite) — the agent meets it only over the wire —, the cards are virtual cards in the real
+pcscd issued by the host's health CA, and the agent reads them through PC/SC, opens
+card-rooted sessions, and deposits through its outbox. The PIN is typed by the harness and
+never printed; patient identities are shown on screen (this is the practice's own view) and
+never logged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from cardreader.apdu import ApduProtocol
+from cardreader.cps import CpsCard, CpsKey
+from cardreader.pcsc import PcscConnection, list_readers, wait_for_card
+from cardreader.virtual import cli as vcard
+from cardreader.vitale import Vitale2Profile, VitaleCard
+from wire.mhd import Author
+
+from .config import AgentConfig
+from .dmp import DmpClient, PatientContext, deposit_types
+from .enrol import enrol_from_pki, load_workstation
+from .outbox import Outbox, RetryPolicy, Sender, SendResult
+from .session import HostSession
+
+HARNESS_PIN = "1234"
+BIN = Path(sys.executable).parent
+REPORT = b"%PDF-1.4\n% Compte rendu d'examen de la vue\n" + bytes(range(256)) * 64
+
+
+def say(text: str) -> None:
+    print(f"   {text}", flush=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Sandbox:
+    state: Path
+    pki: Path
+    host_url: str
+    host_process: subprocess.Popen[bytes]
+    config: AgentConfig
+    port_base: int
+
+    @property
+    def database_url(self) -> str:
+        return f"sqlite:///{self.state / 'host' / 'host.db'}"
+
+
+@contextlib.contextmanager
+def reference_host(state: Path) -> Iterator[tuple[Path, str, subprocess.Popen[bytes]]]:
+    """`dmp-host pki init` then `dmp-host serve` in its own process; stopped on exit."""
+    pki = state / "pki"
+    subprocess.run([str(BIN / "dmp-host"), "pki", "init", str(pki)], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    port = _free_port()
+    log = open(state / "host.log", "wb")  # noqa: SIM115 - closed below
+    process = subprocess.Popen(
+        [str(BIN / "dmp-host"), "serve", "--pki", str(pki), "--data", str(state / "host"),
+         "--port", str(port)], stdout=log, stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+                break
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"sandbox: the host did not start; see {state / 'host.log'}")
+            time.sleep(0.1)
+        yield pki, f"https://127.0.0.1:{port}", process
+    finally:
+        process.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=10)
+        if process.poll() is None:
+            process.kill()
+        log.close()
+
+
+def insert(profile: str, slot: int, state: Path, ca: Path, port: int) -> str:
+    reader = list_readers()[slot]
+    with contextlib.redirect_stdout(None):
+        vcard.remove(slot, state / "cards")
+    wait_for_card(reader, present=False)
+    with contextlib.redirect_stdout(None):
+        if vcard.insert(profile, slot, state / "cards", ca, port) != 0:
+            raise SystemExit(f"sandbox: could not insert {profile}")
+    wait_for_card(reader)
+    return reader
+
+
+def read_vitale(reader: str) -> VitaleCard:
+    with PcscConnection(reader) as connection:
+        return Vitale2Profile(ApduProtocol(connection)).read()
+
+
+@contextlib.contextmanager
+def professional(sandbox: Sandbox, reader: str) -> Iterator[tuple[CpsCard, HostSession, Author]]:
+    """The card in ``reader`` unlocked with the PIN, and a session opened with it."""
+    connection = PcscConnection(reader)
+    try:
+        card = CpsCard(ApduProtocol(connection))
+        identity = card.read_identity()
+        card.verify_pin(HARNESS_PIN)
+        situation = card.read_situations()[0]
+        session = HostSession.open(
+            sandbox.host_url, load_workstation(sandbox.config),
+            card_certificate_der=card.certificate(CpsKey.AUTHENTICATION).public_bytes(
+                Encoding.DER),
+            sign=lambda data: card.sign(CpsKey.AUTHENTICATION, data),
+            id_nat_ps=identity.id_nat_ps, structure_id=situation.structure_id,
+        )
+        author = Author(identity.id_nat_ps, identity.profession_code, situation.structure_id,
+                        identity.specialty_code, identity.last_name, identity.first_name)
+        say(f"session ouverte / session open: {identity.first_name} {identity.last_name} "
+            f"({identity.id_nat_ps}), {situation.structure_name}")
+        try:
+            yield card, session, author
+        finally:
+            session.close("card-removed")
+            say("session fermée / session closed")
+    finally:
+        connection.close()
+
+
+def _patient(dmp: DmpClient, vitale: VitaleCard) -> PatientContext:
+    person = vitale.holder
+    patient = dmp.resolve(vitale, person)
+    say(f"patient: {person.first_name} {person.last_name}, né(e) le {person.birth_date} "
+        f"→ INS {patient.ins}")
+    return patient
+
+
+def pharmacist_creates_a_dmp(sandbox: Sandbox, cps: str, vitale_reader: str) -> PatientContext:
+    vitale = read_vitale(vitale_reader)
+    with professional(sandbox, cps) as (_card, session, _author):
+        dmp = DmpClient(session)
+        patient = _patient(dmp, vitale)
+        before = dmp.existence(patient)
+        say(f"test d'existence / existence test: {before['status']}")
+        created = dmp.create(patient, consent=True)
+        sheet = sandbox.state / "fiche-secrets.txt"
+        sheet.write_text(
+            f"DMP de {patient.first_name} {patient.birth_name}\nIdentifiant: "
+            f"{created['identifier']}\nCode d'accès provisoire: {created['accessCode']}\n"
+        )
+        os.chmod(sheet, 0o600)
+        say(f"DMP créé / DMP created; fiche des secrets: {sheet}")
+    return patient
+
+
+def optician_deposits(sandbox: Sandbox, cps: str, vitale_reader: str) -> str:
+    vitale = read_vitale(vitale_reader)
+    outbox = Outbox(sandbox.config.outbox_path)
+    try:
+        with professional(sandbox, cps) as (card, session, author):
+            dmp = DmpClient(session)
+            patient = _patient(dmp, vitale)
+            type_code, _class, label = next(
+                t for t in deposit_types(author.profession) if t[0] == "34810-2")
+            prepared = DmpClient.prepare_deposit(
+                patient, REPORT, author=author, type_code=type_code, title=label,
+                sign=lambda data: card.sign(CpsKey.SIGNATURE, data),
+                signature_certificate_der=card.certificate(CpsKey.SIGNATURE).public_bytes(
+                    Encoding.DER),
+            )
+            outbox.add(prepared.unique_id, patient.ins, prepared.bundle, {"title": label})
+            say(f"« {label} » signé par la carte et mis en file d'envoi / signed, queued")
+
+            def send(item) -> SendResult:  # type: ignore[no-untyped-def]
+                status, replayed = dmp.send_deposit(item.read_payload())
+                return SendResult.from_status(status, already_stored=replayed)
+
+            report = Sender(outbox, RetryPolicy.from_config(sandbox.config)).send_pending(send)
+            counts = outbox.counts()
+            say(f"envoi / sent: {report}; file d'envoi / outbox: {counts}")
+            return prepared.unique_id
+    finally:
+        outbox.close()
+
+
+def gp_visit(sandbox: Sandbox, cps: str, vitale_reader: str) -> None:
+    vitale = read_vitale(vitale_reader)
+    with professional(sandbox, cps) as (_card, session, author):
+        dmp = DmpClient(session)
+        patient = _patient(dmp, vitale)
+        state = dmp.existence(patient)
+        say(f"DMP {state['status']}, autorisation / authorization: {state['authorization']}")
+        if state["authorization"] != "valid":
+            dmp.record_authorization(patient, author.id_nat_ps, confirmed=True)
+            say("autorisation du patient enregistrée (confirmée) / authorization recorded")
+        documents = dmp.documents(patient)
+        for entry in documents:
+            say(f"document: {entry.title} ({entry.type_code}) de {entry.author.last_name}, "
+                f"{entry.size} octets")
+        if documents:
+            body = dmp.retrieve(documents[0])
+            saved = sandbox.state / "document.pdf"
+            saved.write_bytes(body)
+            say(f"ouvert et enregistré / retrieved and saved: {saved} ({len(body)} octets, "
+                "empreinte vérifiée)")
+
+
+def break_the_glass(sandbox: Sandbox, cps: str, vitale_reader: str) -> None:
+    vitale = read_vitale(vitale_reader)
+    with professional(sandbox, cps) as (_card, session, _author):
+        dmp = DmpClient(session)
+        patient = _patient(dmp, vitale)
+        mode = DmpClient.emergency("Patient inconscient aux urgences, pronostic vital engagé")
+        say("*** ACCÈS BRIS DE GLACE / BREAK-THE-GLASS ACCESS — tracé et notifié au patient ***")
+        state = dmp.existence(patient, mode)
+        documents = dmp.documents(patient, mode)
+        say(f"DMP {state['status']}: {len(documents)} document(s) visibles en urgence")
+
+
+def show_access_log(sandbox: Sandbox, patient: PatientContext) -> None:
+    """What the patient reads: the host's access history (their portal; here the host's CLI)."""
+    result = subprocess.run(
+        [str(BIN / "dmp-host"), "patient", "access-log", patient.ins,
+         "--database", sandbox.database_url],
+        capture_output=True, text=True, check=False,
+    )
+    for line in result.stdout.splitlines()[:20]:
+        say(line)
+
+
+def play(state: Path, pcscd_port: int, step: Callable[[str], None], *,
+         keep: Callable[[Sandbox], None] | None = None) -> None:
+    with reference_host(state) as (pki, url, process):
+        config = AgentConfig(host_url=url, host_ca=pki / "server" / "ca.pem",
+                             credentials_dir=state / "agent" / "workstation",
+                             data_dir=state / "agent" / "data", log_dir=state / "agent" / "log")
+        enrol_from_pki(pki, "sandbox", config=config)
+        sandbox = Sandbox(state, pki, url, process, config, pcscd_port)
+        ca = pki / "health-ca"
+        step("reference host up (TLS 1.3, mutual TLS); workstation enrolled")
+        say(url)
+
+        step("1. pharmacy counter: the pharmacist creates the patient's DMP")
+        vitale_reader = insert("vitale:single", 1, state, ca, pcscd_port)
+        cps_reader = insert("cps:pharmacist", 0, state, ca, pcscd_port)
+        patient = pharmacist_creates_a_dmp(sandbox, cps_reader, vitale_reader)
+
+        step("2. optician: an eye-test report is deposited, signed by the CPS")
+        cps_reader = insert("cps:optician", 0, state, ca, pcscd_port)
+        optician_deposits(sandbox, cps_reader, vitale_reader)
+
+        step("3. GP visit: the dossier opens, the report is read")
+        cps_reader = insert("cps:gp", 0, state, ca, pcscd_port)
+        gp_visit(sandbox, cps_reader, vitale_reader)
+
+        step("4. emergency: a nurse uses break-the-glass, with a justification")
+        cps_reader = insert("cps:nurse", 0, state, ca, pcscd_port)
+        break_the_glass(sandbox, cps_reader, vitale_reader)
+
+        step("what the patient sees: the access history of their DMP")
+        show_access_log(sandbox, patient)
+        if keep is not None:
+            keep(sandbox)
+        for slot in (0, 1):
+            with contextlib.redirect_stdout(None):
+                vcard.remove(slot, state / "cards")
+
