@@ -163,6 +163,9 @@ def build_server(
     (which would allow TLS 1.2 and load no CRL); uvicorn also knows it serves https.
     """
     options.setdefault("log_level", "warning")
+    # No request log: the URLs carry patients' INS, which must never reach a log file; every
+    # access is traced in the host's own access_log table instead.
+    options.setdefault("access_log", False)
     options.setdefault("timeout_graceful_shutdown", 2)
     config = uvicorn.Config(
         app, host=host, port=port, http=TlsH11Protocol,

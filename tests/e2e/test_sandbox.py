@@ -1,0 +1,93 @@
+"""The README's first command, as a user runs it: `dmp-agent sandbox` plays the scenarios
+end to end (host process, pcscd, virtual cards, agent), asserted on what the host stored and
+logged, and on what a run leaves behind (nothing running, no PIN, no INS in the logs)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+pytestmark = pytest.mark.pcsc
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(scope="module")
+def run(pcscd, tmp_path_factory) -> tuple[subprocess.CompletedProcess[str], Path]:
+    state = tmp_path_factory.mktemp("sandbox")
+    pcscd.stop()  # the sandbox starts its own
+    try:
+        result = subprocess.run([str(BIN / "dmp-agent"), "sandbox", "--state-dir", str(state)],
+                                capture_output=True, text=True, timeout=300)
+    finally:
+        pcscd.start()
+    return result, state
+
+
+def _db(state: Path):
+    return create_engine(f"sqlite:///{state / 'host' / 'host.db'}")
+
+
+def test_the_sandbox_runs_to_the_end(run) -> None:
+    result, _ = run
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    for step in ("1. pharmacy counter", "2. optician", "3. GP visit", "4. emergency",
+                 "sandbox done"):
+        assert step in result.stdout
+
+
+def test_the_host_stored_the_dmp_the_report_and_the_traces(run) -> None:
+    _, state = run
+    with _db(state).connect() as connection:
+        dossiers = connection.execute(text("select ins, status from dossiers")).all()
+        assert [row.status for row in dossiers] == ["open"]
+        ins = dossiers[0].ins
+        types = sorted(r.type_code for r in connection.execute(
+            text("select type_code from documents where ins = :ins"), {"ins": ins}))
+        assert types == ["34810-2", "E1762"]  # the report and its signed submission set
+        log = connection.execute(text(
+            "select action, mode, outcome, justification, profession from access_log "
+            "where ins = :ins"), {"ins": ins}).all()
+        actions = {(r.action, r.profession, r.outcome) for r in log}
+        assert ("create", "21", "allowed") in actions
+        assert ("deposit", "28", "allowed") in actions
+        assert ("read", "10", "allowed") in actions
+        emergency = [r for r in log if r.mode == "bris_de_glace"]
+        assert emergency and all(r.justification for r in emergency)
+        kinds = {r.kind for r in connection.execute(
+            text("select kind from notifications where ins = :ins"), {"ins": ins})}
+        assert {"new-document", "emergency-access"} <= kinds
+
+
+def test_the_gp_got_the_very_bytes_the_optician_deposited(run) -> None:
+    _, state = run
+    from agent.scenarios import REPORT
+
+    assert (state / "document.pdf").read_bytes() == REPORT
+
+
+def test_outbox_is_empty_and_nothing_is_left_running(run) -> None:
+    _, state = run
+    outbox = state / "agent" / "data" / "outbox" / "outbox.sqlite3"
+    with create_engine(f"sqlite:///{outbox}").connect() as connection:
+        states = [r[0] for r in connection.execute(text("select state from items"))]
+    assert states == ["done"]
+    leftovers = subprocess.run(["pgrep", "-f", f"{state}"], capture_output=True, text=True)
+    assert leftovers.stdout.strip() == ""
+
+
+def test_no_pin_and_no_patient_identity_in_the_logs(run) -> None:
+    _, state = run
+    with _db(state).connect() as connection:
+        ins = connection.execute(text("select ins from dossiers")).scalar_one()
+    logs = [p for p in state.rglob("*.log")]
+    assert logs, "the host's log is expected"
+    for path in logs:
+        content = path.read_text(errors="replace")
+        assert "1234" not in content.replace("12345678", "")  # the PIN (the PUK is longer)
+        assert ins not in content and ins[:13] not in content
+    json.dumps([str(p) for p in logs])
