@@ -580,11 +580,19 @@ def ef_atr() -> bytes:
     return b"\x80" + tlv.encode(0x46, bytes.fromhex("8025000003")) + tlv.encode(0xE0, sizes)
 
 
+_SHA256_DIGEST_INFO = bytes.fromhex("3031300d060960864801650304020105000420")
+
+
 def rsa_pkcs1_sign_raw(key: rsa.RSAPrivateKey, data: bytes) -> bytes:
     """RSA with PKCS#1 type-1 padding of ``data`` as given (the card adds no DigestInfo)."""
     k = (key.key_size + 7) // 8
     if len(data) > k - 11:
         raise CardStatus(0x6700)
+    # A SHA-256 DigestInfo (what the agent sends) signs through OpenSSL, with the very same
+    # result as the raw operation below and 20 times faster; anything else goes the long way.
+    if len(data) == len(_SHA256_DIGEST_INFO) + 32 and data.startswith(_SHA256_DIGEST_INFO):
+        return key.sign(data[len(_SHA256_DIGEST_INFO):], padding.PKCS1v15(),
+                        utils.Prehashed(hashes.SHA256()))
     block = b"\x00\x01" + b"\xff" * (k - 3 - len(data)) + b"\x00" + data
     numbers = key.private_numbers()
     value = pow(int.from_bytes(block, "big"), numbers.d, numbers.public_numbers.n)
