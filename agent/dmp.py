@@ -37,7 +37,7 @@ from wire.mhd import (
 )
 from wire.signature import sign_submission
 
-from .session import HostSession
+from .session import HostSession, SessionError, outcome_of
 
 FHIR_JSON = {"content-type": "application/fhir+json"}
 MODE_HEADER = "X-DMP-Access-Mode"
@@ -45,13 +45,8 @@ JUSTIFICATION_HEADER = "X-DMP-Justification"
 SOURCE_ID = "urn:oid:1.2.250.1.999.1.1"  # ours: the agent's source id (no OID assigned yet)
 
 
-class DmpError(Exception):
+class DmpError(SessionError):
     """The host refused or failed; ``code`` is its OperationOutcome code."""
-
-    def __init__(self, code: str, message: str, status: int) -> None:
-        super().__init__(message)
-        self.code = code
-        self.status = status
 
 
 @dataclass(frozen=True)
@@ -72,13 +67,7 @@ class PatientContext:
 def _check(response: httpx.Response, *expected: int) -> httpx.Response:
     if response.status_code in expected:
         return response
-    code, message = "host-error", response.text[:300]
-    try:
-        issue = response.json()["issue"][0]
-        code, message = issue["details"]["coding"][0]["code"], issue["details"]["text"]
-    except (ValueError, KeyError, IndexError, TypeError):
-        pass
-    raise DmpError(code, message, response.status_code)
+    raise DmpError(*outcome_of(response), response.status_code)
 
 
 def mode_headers(mode: AccessMode) -> dict[str, str]:

@@ -83,15 +83,17 @@ def tls_context(
     return context
 
 
-def _error(response: httpx.Response) -> SessionError:
-    code, message = "host-error", response.text[:300]
+def outcome_of(response: httpx.Response) -> tuple[str, str]:
+    """The code and the sentence of the host's OperationOutcome (or the raw text)."""
     try:
         issue = response.json()["issue"][0]
-        code = issue["details"]["coding"][0]["code"]
-        message = issue["details"]["text"]
+        return issue["details"]["coding"][0]["code"], issue["details"]["text"]
     except (ValueError, KeyError, IndexError, TypeError):
-        pass
-    return SessionError(code, message, response.status_code)
+        return "host-error", response.text[:300]
+
+
+def _error(response: httpx.Response) -> SessionError:
+    return SessionError(*outcome_of(response), response.status_code)
 
 
 class HostSession:
