@@ -18,7 +18,7 @@ import urllib.parse
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
@@ -96,10 +96,18 @@ class PreparedDeposit:
     bundle: bytes
 
 
+class Http(Protocol):
+    """What the workflows need of an HTTP client: `httpx.Client`, or a guarded one that
+    refuses once the card is gone (`agent.professional`)."""
+
+    def get(self, url: str, **kwargs: Any) -> httpx.Response: ...
+    def post(self, url: str, **kwargs: Any) -> httpx.Response: ...
+    def put(self, url: str, **kwargs: Any) -> httpx.Response: ...
+
+
 class DmpClient:
-    def __init__(self, session: HostSession) -> None:
-        self.session = session
-        self.http = session.client
+    def __init__(self, http: Http | HostSession) -> None:
+        self.http: Http = http.client if isinstance(http, HostSession) else http
 
     # -- patient context ----------------------------------------------------------------------
     def resolve(self, card: VitaleCard, person: Beneficiary) -> PatientContext:

@@ -20,10 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography.hazmat.primitives.serialization import Encoding
-
 from cardreader.apdu import ApduProtocol
-from cardreader.cps import CpsCard, CpsKey
 from cardreader.pcsc import PcscConnection, list_readers, wait_for_card
 from cardreader.virtual import cli as vcard
 from cardreader.vitale import Vitale2Profile, VitaleCard
@@ -33,7 +30,8 @@ from .config import AgentConfig
 from .dmp import DmpClient, PatientContext, deposit_types
 from .enrol import enrol_from_pki, load_workstation
 from .outbox import Outbox, RetryPolicy, Sender, SendResult
-from .session import HostSession
+from .pin import FixedPrompt
+from .professional import ProfessionalSession
 
 HARNESS_PIN = "1234"
 BIN = Path(sys.executable).parent
@@ -112,32 +110,21 @@ def read_vitale(reader: str) -> VitaleCard:
 
 
 @contextlib.contextmanager
-def professional(sandbox: Sandbox, reader: str) -> Iterator[tuple[CpsCard, HostSession, Author]]:
-    """The card in ``reader`` unlocked with the PIN, and a session opened with it."""
-    connection = PcscConnection(reader)
-    try:
-        card = CpsCard(ApduProtocol(connection))
-        identity = card.read_identity()
-        card.verify_pin(HARNESS_PIN)
-        situation = card.read_situations()[0]
-        session = HostSession.open(
-            sandbox.host_url, load_workstation(sandbox.config),
-            card_certificate_der=card.certificate(CpsKey.AUTHENTICATION).public_bytes(
-                Encoding.DER),
-            sign=lambda data: card.sign(CpsKey.AUTHENTICATION, data),
-            id_nat_ps=identity.id_nat_ps, structure_id=situation.structure_id,
-        )
+def professional(
+    sandbox: Sandbox, reader: str
+) -> Iterator[tuple[ProfessionalSession, DmpClient, Author]]:
+    """The card in ``reader`` unlocked (the harness types the PIN) and its session; the
+    session ends at once if the card is pulled out."""
+    with ProfessionalSession.open(reader, load_workstation(sandbox.config), sandbox.host_url,
+                                  FixedPrompt(HARNESS_PIN)) as session:
+        identity, situation = session.identity, session.situation
+        assert identity is not None and situation is not None
         author = Author(identity.id_nat_ps, identity.profession_code, situation.structure_id,
                         identity.specialty_code, identity.last_name, identity.first_name)
         say(f"session ouverte / session open: {identity.first_name} {identity.last_name} "
             f"({identity.id_nat_ps}), {situation.structure_name}")
-        try:
-            yield card, session, author
-        finally:
-            session.close("card-removed")
-            say("session fermée / session closed")
-    finally:
-        connection.close()
+        yield session, session.dmp(), author
+    say("session fermée / session closed")
 
 
 def _patient(dmp: DmpClient, vitale: VitaleCard) -> PatientContext:
@@ -150,8 +137,7 @@ def _patient(dmp: DmpClient, vitale: VitaleCard) -> PatientContext:
 
 def pharmacist_creates_a_dmp(sandbox: Sandbox, cps: str, vitale_reader: str) -> PatientContext:
     vitale = read_vitale(vitale_reader)
-    with professional(sandbox, cps) as (_card, session, _author):
-        dmp = DmpClient(session)
+    with professional(sandbox, cps) as (_session, dmp, _author):
         patient = _patient(dmp, vitale)
         before = dmp.existence(patient)
         say(f"test d'existence / existence test: {before['status']}")
@@ -170,16 +156,14 @@ def optician_deposits(sandbox: Sandbox, cps: str, vitale_reader: str) -> str:
     vitale = read_vitale(vitale_reader)
     outbox = Outbox(sandbox.config.outbox_path)
     try:
-        with professional(sandbox, cps) as (card, session, author):
-            dmp = DmpClient(session)
+        with professional(sandbox, cps) as (session, dmp, author):
             patient = _patient(dmp, vitale)
             type_code, _class, label = next(
                 t for t in deposit_types(author.profession) if t[0] == "34810-2")
             prepared = DmpClient.prepare_deposit(
                 patient, REPORT, author=author, type_code=type_code, title=label,
-                sign=lambda data: card.sign(CpsKey.SIGNATURE, data),
-                signature_certificate_der=card.certificate(CpsKey.SIGNATURE).public_bytes(
-                    Encoding.DER),
+                sign=session.sign_document,
+                signature_certificate_der=session.signature_certificate_der,
             )
             outbox.add(prepared.unique_id, patient.ins, prepared.bundle, {"title": label})
             say(f"« {label} » signé par la carte et mis en file d'envoi / signed, queued")
@@ -198,8 +182,7 @@ def optician_deposits(sandbox: Sandbox, cps: str, vitale_reader: str) -> str:
 
 def gp_visit(sandbox: Sandbox, cps: str, vitale_reader: str) -> None:
     vitale = read_vitale(vitale_reader)
-    with professional(sandbox, cps) as (_card, session, author):
-        dmp = DmpClient(session)
+    with professional(sandbox, cps) as (_session, dmp, author):
         patient = _patient(dmp, vitale)
         state = dmp.existence(patient)
         say(f"DMP {state['status']}, autorisation / authorization: {state['authorization']}")
@@ -220,8 +203,7 @@ def gp_visit(sandbox: Sandbox, cps: str, vitale_reader: str) -> None:
 
 def break_the_glass(sandbox: Sandbox, cps: str, vitale_reader: str) -> None:
     vitale = read_vitale(vitale_reader)
-    with professional(sandbox, cps) as (_card, session, _author):
-        dmp = DmpClient(session)
+    with professional(sandbox, cps) as (_session, dmp, _author):
         patient = _patient(dmp, vitale)
         mode = DmpClient.emergency("Patient inconscient aux urgences, pronostic vital engagé")
         say("*** ACCÈS BRIS DE GLACE / BREAK-THE-GLASS ACCESS — tracé et notifié au patient ***")

@@ -1,0 +1,464 @@
+"""The professional's session, tied to the CPS card in one reader.
+
+`ProfessionalSession.open` reads the card, asks the PIN (`agent.pin`), lets the caller pick
+the practice situation, and opens a card-rooted `HostSession`. Afterwards:
+
+- a timer renews the host session before its certificate expires, while the card is present
+  (the card stays unlocked, so no PIN is asked again), and swaps the client atomically;
+- a `Monitor` on the card's reader (SCardGetStatusChange, no polling) ends the session AT
+  ONCE when the card is removed or pcscd goes away: the session is marked dead, the sockets
+  of calls in flight are shut down (a call blocked on a slow host fails immediately), the host
+  is told (best effort, short timeout) and the client is dropped with its key.
+
+Every call goes through `calls()` (or `dmp()`), which raises `SessionEndedError` once the card
+is gone, without touching the network. See docs/agent-session.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+import socket
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from cardreader.apdu import ApduProtocol
+from cardreader.cps import CpsCard, CpsIdentity, CpsKey
+from cardreader.cps_data import PracticeSituation
+from cardreader.errors import (
+    CardExpiredError,
+    CardRemovedError,
+    InvalidPinFormatError,
+    NoCardError,
+    PinBlockedError,
+    ReaderError,
+    WrongPinError,
+)
+from cardreader.pcsc import EventKind, Monitor, PcscConnection, SlotEvent
+
+from .dmp import DmpClient
+from .pin import PinPrompt
+from .session import HostSession, Workstation
+
+__all__ = [
+    "PinCancelledError",
+    "ProfessionalSession",
+    "SessionEndedError",
+]
+
+log = logging.getLogger(__name__)
+
+RENEWAL_MARGIN = dt.timedelta(minutes=10)  # renew this long before the certificate expires
+RENEWAL_RETRY = 5.0  # seconds between renewal attempts when the host cannot be reached
+REVOKE_TIMEOUT = 2.0  # seconds the removal waits for the host to record the revocation
+MAX_FORMAT_ERRORS = 3  # PINs of the wrong shape re-asked before giving up (no card try used)
+
+SituationChooser = Callable[[Sequence[PracticeSituation]], PracticeSituation]
+
+
+class SessionEndedError(Exception):
+    """The session is over (card removed, pcscd gone, or closed): open a new one."""
+
+    def __init__(self, reason: str = "card-removed") -> None:
+        self.reason = reason
+        text = {
+            "card-removed": "Session terminée : carte retirée / session ended: card removed",
+            "service-lost": "Session terminée : service carte (pcscd) perdu / session ended: "
+                            "the smart-card service was lost",
+        }.get(reason, f"Session terminée / session ended ({reason})")
+        super().__init__(text)
+
+
+class PinCancelledError(Exception):
+    """The professional cancelled the PIN prompt; nothing was opened."""
+
+    def __init__(self) -> None:
+        super().__init__("Saisie du code porteur annulée / PIN entry cancelled")
+
+
+def first_situation(situations: Sequence[PracticeSituation]) -> PracticeSituation:
+    return situations[0]
+
+
+@dataclass
+class _Generation:
+    """One host session and the calls running on it (a renewal retires it once idle)."""
+
+    host: HostSession
+    active: int = 0
+    retired: bool = False
+    closed: bool = False
+
+
+def _shutdown_sockets(client: httpx.Client) -> None:
+    """Shut down every socket of ``client``'s pool so that a thread blocked reading a
+    response wakes up now: closing a socket from another thread does not wake it on Linux.
+
+    httpx has no public handle on its sockets; this walks httpcore's pool and is a no-op if
+    that shape changes (the call then fails at its own timeout instead).
+    """
+    pool = getattr(getattr(client, "_transport", None), "_pool", None)
+    for connection in list(getattr(pool, "connections", ())):
+        stream = getattr(getattr(connection, "_connection", None), "_network_stream", None)
+        if stream is None:
+            continue
+        with contextlib.suppress(Exception):
+            sock = stream.get_extra_info("socket")
+            if sock is not None:
+                # The plain-socket method: SSLSocket.shutdown would also drop its SSL object
+                # under the reading thread.
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+class ProfessionalSession:
+    """A professional's session on the host, alive while their CPS stays in ``reader``.
+
+    Thread-safe: calls may run on several threads; removal and renewal run on their own.
+    """
+
+    def __init__(
+        self,
+        reader: str,
+        workstation: Workstation,
+        host_url: str,
+        prompt: PinPrompt,
+        *,
+        choose_situation: SituationChooser = first_situation,
+        renewal_margin: dt.timedelta = RENEWAL_MARGIN,
+        renewal_retry: float = RENEWAL_RETRY,
+        revoke_timeout: float = REVOKE_TIMEOUT,
+        timeout: float = 30.0,
+    ) -> None:
+        self.reader = reader
+        self.workstation = workstation
+        self.host_url = host_url
+        self._prompt = prompt
+        self._choose = choose_situation
+        self._margin = renewal_margin
+        self._retry = renewal_retry
+        self._revoke_timeout = revoke_timeout
+        self._timeout = timeout
+        self._lock = threading.Lock()  # guards the generation, the counters and the end
+        self._card_lock = threading.Lock()  # one card exchange at a time (renewal vs. close)
+        self._stop = threading.Event()  # set at the end: wakes the renewal timer at once
+        self._finished = threading.Event()  # set once the end is done (host told or not)
+        self._ended: str | None = None
+        self._current: _Generation | None = None
+        self._generations: list[_Generation] = []  # not yet closed
+        self._connection: PcscConnection | None = None
+        self._card: CpsCard | None = None
+        self._monitor: Monitor | None = None
+        self._renewer: threading.Thread | None = None
+        self.identity: CpsIdentity | None = None
+        self.situation: PracticeSituation | None = None
+        self.renewals = 0
+
+    # -- opening --------------------------------------------------------------------------
+    @classmethod
+    def open(
+        cls,
+        reader: str,
+        workstation: Workstation,
+        host_url: str,
+        prompt: PinPrompt,
+        **options: Any,
+    ) -> ProfessionalSession:
+        """Read the card, ask the PIN, open the host session and start watching the card.
+
+        Raises CardExpiredError (before any PIN), PinBlockedError (the prompt is not asked
+        when the card is already blocked), PinCancelledError, a `CardError` from the card
+        layer or `SessionError` from the host.
+        """
+        session = cls(reader, workstation, host_url, prompt, **options)
+        try:
+            session._open()
+        except BaseException:
+            session.close()
+            raise
+        return session
+
+    def _open(self) -> None:
+        self._connection = PcscConnection(self.reader)
+        card = self._card = CpsCard(ApduProtocol(self._connection))
+        identity = self.identity = card.read_identity()
+        now = dt.datetime.now(dt.UTC)
+        if not identity.not_before <= now < identity.not_after:
+            raise CardExpiredError(
+                f"Carte CPS hors de sa période de validité (du {identity.not_before:%d/%m/%Y} "
+                f"au {identity.not_after:%d/%m/%Y}) / the CPS card is outside its validity "
+                "period: it cannot open a session"
+            )
+        self._unlock(card, f"{identity.first_name} {identity.last_name}")
+        situations = card.read_situations()
+        if not situations:
+            raise CardExpiredError("La carte ne porte aucune situation d'exercice / the card "
+                                   "holds no practice situation")
+        self.situation = self._choose(situations)
+        # Watch the reader before opening: a removal during the opening is not missed.
+        self._monitor = Monitor(self._on_event).start()
+        self._monitor.ready.wait(5.0)
+        host = self._open_host()
+        with self._lock:
+            ended = self._ended
+            if ended is None:
+                self._current = _Generation(host)
+                self._generations.append(self._current)
+        if ended is not None:
+            with contextlib.suppress(Exception):
+                host.close(ended)
+            raise SessionEndedError(ended)
+        if self._monitor.readers.get(self.reader) is None:
+            self._end("card-removed")
+            raise SessionEndedError("card-removed")
+        self._renewer = threading.Thread(target=self._renew_loop, name="session-renewal",
+                                         daemon=True)
+        self._renewer.start()
+
+    def _unlock(self, card: CpsCard, holder: str) -> None:
+        tries = card.pin_tries_left()
+        if tries == 0:
+            raise PinBlockedError()
+        format_errors = 0
+        while True:
+            pin = self._prompt.ask(holder, tries)
+            if pin is None:
+                raise PinCancelledError()
+            try:
+                card.verify_pin(pin)
+                return
+            except WrongPinError as error:
+                tries = error.tries_left
+                if tries == 0:
+                    raise PinBlockedError() from None
+            except InvalidPinFormatError:
+                format_errors += 1  # the card was not asked: no try used
+                if format_errors >= MAX_FORMAT_ERRORS:
+                    raise
+            finally:
+                del pin  # the PIN lives no longer than its presentation
+
+    def _open_host(self) -> HostSession:
+        card, identity, situation = self._card, self.identity, self.situation
+        assert card is not None and identity is not None and situation is not None
+
+        def sign(data: bytes) -> bytes:
+            with self._card_lock:
+                return card.sign(CpsKey.AUTHENTICATION, data)
+
+        with self._card_lock:
+            certificate = card.certificate(CpsKey.AUTHENTICATION).public_bytes(Encoding.DER)
+        return HostSession.open(
+            self.host_url, self.workstation, card_certificate_der=certificate, sign=sign,
+            id_nat_ps=identity.id_nat_ps, structure_id=situation.structure_id,
+            timeout=self._timeout,
+        )
+
+    # -- calls ----------------------------------------------------------------------------
+    @property
+    def alive(self) -> bool:
+        return self._ended is None and self._current is not None
+
+    @property
+    def session_id(self) -> str:
+        return self._generation().host.session_id
+
+    @property
+    def not_after(self) -> dt.datetime:
+        return self._generation().host.not_after
+
+    def _generation(self) -> _Generation:
+        with self._lock:
+            if self._ended is not None or self._current is None:
+                raise SessionEndedError(self._ended or "closed")
+            return self._current
+
+    @contextlib.contextmanager
+    def calls(self) -> Iterator[httpx.Client]:
+        """The current client, for the calls made inside the block.
+
+        Raises SessionEndedError at entry once the card is gone (no network), and in place of
+        the failure of a call the removal cut. A renewal during the block does not disturb
+        it: the client it holds is closed only once the block is left.
+        """
+        with self._lock:
+            if self._ended is not None or self._current is None:
+                raise SessionEndedError(self._ended or "closed")
+            generation = self._current
+            generation.active += 1
+        try:
+            yield generation.host.client
+        except Exception as error:
+            if self._ended is not None and not isinstance(error, SessionEndedError):
+                raise SessionEndedError(self._ended) from error
+            raise
+        finally:
+            self._release(generation)
+
+    def _release(self, generation: _Generation) -> None:
+        with self._lock:
+            generation.active -= 1
+            retire = generation.retired and generation.active == 0 and not generation.closed
+            if retire:
+                generation.closed = True
+                self._generations.remove(generation)
+        if retire:
+            self._close_host(generation.host, "renewed")
+
+    def sign_document(self, data: bytes) -> bytes:
+        """Sign with the card's signature key (a deposit's submission set), while the card
+        is present: SessionEndedError once it is gone."""
+        card = self._card
+        if card is None or not self.alive:
+            raise SessionEndedError(self._ended or "card-removed")
+        with self._card_lock:
+            try:
+                return card.sign(CpsKey.SIGNATURE, data)
+            except (CardRemovedError, NoCardError, ReaderError) as error:
+                raise SessionEndedError("card-removed") from error
+
+    @property
+    def signature_certificate_der(self) -> bytes:
+        card = self._card
+        if card is None:
+            raise SessionEndedError(self._ended or "card-removed")
+        with self._card_lock:
+            return card.certificate(CpsKey.SIGNATURE).public_bytes(Encoding.DER)
+
+    def dmp(self) -> DmpClient:
+        """A `DmpClient` whose every request goes through `calls()`."""
+        return DmpClient(_GuardedHttp(self))
+
+    # -- renewal --------------------------------------------------------------------------
+    def _renew_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                not_after = self.not_after
+            except SessionEndedError:
+                return
+            wait = (not_after - self._margin - dt.datetime.now(dt.UTC)).total_seconds()
+            if self._stop.wait(max(wait, 0.0)):
+                return
+            try:
+                host = self._open_host()
+            except Exception as error:  # host unreachable, card busy: try again shortly
+                if self._stop.is_set():
+                    return
+                log.warning("session renewal failed (%s); retrying", type(error).__name__)
+                if self._stop.wait(self._retry):
+                    return
+                continue
+            self._swap(host)
+
+    def _swap(self, host: HostSession) -> None:
+        with self._lock:
+            old = self._current
+            if self._ended is not None or old is None:
+                old, stale = None, host  # ended meanwhile: the new session goes too
+            else:
+                stale = None
+                self._current = _Generation(host)
+                self._generations.append(self._current)
+                self.renewals += 1
+                old.retired = True
+                if old.active == 0:
+                    old.closed = True
+                    self._generations.remove(old)
+                else:
+                    old = None  # the last call on it closes it (`_release`)
+        if stale is not None:
+            self._close_host(stale, self._ended or "closed")
+        if old is not None:
+            self._close_host(old.host, "renewed")
+
+    # -- the end --------------------------------------------------------------------------
+    def _on_event(self, event: SlotEvent) -> None:
+        if event.kind is EventKind.SERVICE_LOST:
+            self._end("service-lost")
+        elif event.kind is EventKind.CARD_REMOVED and event.reader == self.reader:
+            self._end("card-removed")
+
+    def _end(self, reason: str) -> None:
+        """Mark the session dead, cut the calls in flight, tell the host, drop the clients."""
+        with self._lock:
+            already = self._ended is not None
+            if not already:
+                self._ended = reason
+            # The current session and any renewed one still finishing a call.
+            generations = [g for g in self._generations if not g.closed]
+            for generation in generations:
+                generation.closed = True
+            self._generations.clear()
+            self._current = None
+        if already:
+            # Another thread is ending it: let the caller (close) return only once it is done.
+            self._finished.wait(self._revoke_timeout + 1.0)
+            return
+        self._stop.set()
+        for generation in generations:
+            _shutdown_sockets(generation.host.client)
+        for generation in generations:
+            self._close_host(generation.host, reason)
+        self._finished.set()
+        log.info("professional session ended: %s", reason)
+
+    def wait_ended(self, timeout: float | None = None) -> bool:
+        """Wait until the session has ended and the host was told (or could not be)."""
+        return self._finished.wait(timeout)
+
+    def _close_host(self, host: HostSession, reason: str) -> None:
+        """DELETE /session with a short timeout (best effort), then drop the client."""
+        try:
+            host.client.delete("/session", params={"reason": reason},
+                               timeout=self._revoke_timeout)
+        except Exception:  # the host revokes on expiry anyway; the key is gone locally
+            log.info("the host was not told of the session end (%s)", reason)
+        finally:
+            host.client.close()
+
+    def close(self, reason: str = "logout") -> None:
+        """End the session (logout) and release the card and the reader watch."""
+        self._end(reason)
+        if self._monitor is not None:
+            self._monitor.stop()
+        if self._renewer is not None and self._renewer is not threading.current_thread():
+            self._renewer.join(timeout=5.0)
+        with self._card_lock:
+            if self._connection is not None:
+                self._connection.close()
+
+    def __enter__(self) -> ProfessionalSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _GuardedHttp:
+    """The few httpx.Client methods `DmpClient` uses, each run through `calls()`."""
+
+    def __init__(self, session: ProfessionalSession) -> None:
+        self._session = session
+
+    def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        with self._session.calls() as http:
+            return http.request(method, url, **kwargs)
+
+    def get(self, url: str, **kwargs: Any) -> httpx.Response:
+        return self.request("GET", url, **kwargs)
+
+    def post(self, url: str, **kwargs: Any) -> httpx.Response:
+        return self.request("POST", url, **kwargs)
+
+    def put(self, url: str, **kwargs: Any) -> httpx.Response:
+        return self.request("PUT", url, **kwargs)
+
+    def delete(self, url: str, **kwargs: Any) -> httpx.Response:
+        return self.request("DELETE", url, **kwargs)
+
+
