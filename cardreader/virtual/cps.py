@@ -53,6 +53,7 @@ from ..cps import (
     sha256_finish,
 )
 from ..cps_data import PracticeSituation
+from ..errors import MalformedResponseError
 from .filesystem import OK, CardStatus, DedicatedFile, ElementaryFile, FileSystemCard, sw
 from .pki import (
     CertificateSubject,
@@ -480,7 +481,7 @@ class VirtualCps(FileSystemCard):
             raise CardStatus(0x6A86)
         try:
             items = {item.tag: item.value for item in tlv.parse_all(data, padding=False)}
-        except Exception:
+        except MalformedResponseError:
             raise CardStatus(0x6A80) from None
         algo = items.get(0x80, b"")
         key = items.get(0x84)
@@ -509,7 +510,7 @@ class VirtualCps(FileSystemCard):
             raise CardStatus(0x6985)
         try:
             items = tlv.parse_all(data, padding=False)
-        except Exception:
+        except MalformedResponseError:
             raise CardStatus(0x6A80) from None
         fields = {item.tag: item.value for item in items}
         if len(fields) != len(items) or not set(fields) <= {0x90, 0x80}:
