@@ -473,6 +473,7 @@ class Outbox:
             db.execute("UPDATE items SET state = 'done', bundle = NULL, acknowledged = ?, "
                        "acknowledgement = ?, last_error = NULL, updated = ? WHERE id = ?",
                        (now, f"{result.outcome}: {result.detail}".rstrip(": "), now, item.id))
+        log.info("outbox: item %d acknowledged by the host (%s)", item.id, result.outcome)
         # After the commit: a crash before this unlink leaves an orphan removed at next open.
         if item.payload_path is not None:
             item.payload_path.unlink(missing_ok=True)
@@ -481,12 +482,14 @@ class Outbox:
         with self._lock:
             self._db.execute("UPDATE items SET state = 'failed', last_error = ?, updated = ? "
                              "WHERE id = ?", (reason, now, item.id))
+        log.warning("outbox: item %d refused for good, kept with its reason", item.id)
 
     def _reschedule(self, item: Item, reason: str, when: float, now: float) -> None:
         with self._lock:
             self._db.execute("UPDATE items SET state = 'pending', last_error = ?, "
                              "next_attempt = ?, updated = ? WHERE id = ?",
                              (reason, when, now, item.id))
+        log.info("outbox: item %d will be sent again in %.0f s", item.id, max(0.0, when - now))
 
 
 def _copy_hashing(source: IO[bytes], out: IO[bytes], digest: Any) -> int:

@@ -181,6 +181,10 @@ class ProfessionalSession:
         except BaseException:
             session.close()
             raise
+        log.info("professional session opened (profession %s, structure %s) until %s",
+                 session.identity.profession_code if session.identity else "?",
+                 session.situation.structure_id if session.situation else "?",
+                 session.not_after.isoformat())
         return session
 
     def _open(self) -> None:
@@ -365,6 +369,7 @@ class ProfessionalSession:
                 self._current = _Generation(host)
                 self._generations.append(self._current)
                 self.renewals += 1
+                log.info("professional session renewed until %s", host.not_after.isoformat())
                 old.retired = True
                 if old.active == 0:
                     old.closed = True

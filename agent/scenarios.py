@@ -29,6 +29,7 @@ from wire.mhd import Author
 from .config import AgentConfig
 from .dmp import DmpClient, PatientContext, deposit_types
 from .enrol import enrol_from_pki, load_workstation
+from .logs import setup_logging
 from .outbox import Outbox, RetryPolicy, Sender, SendResult
 from .pin import FixedPrompt
 from .professional import ProfessionalSession
@@ -230,6 +231,7 @@ def play(state: Path, pcscd_port: int, step: Callable[[str], None], *,
                              credentials_dir=state / "agent" / "workstation",
                              data_dir=state / "agent" / "data", log_dir=state / "agent" / "log")
         enrol_from_pki(pki, "sandbox", config=config)
+        setup_logging(config)
         sandbox = Sandbox(state, pki, url, process, config, pcscd_port)
         ca = pki / "health-ca"
         step("reference host up (TLS 1.3, mutual TLS); workstation enrolled")
