@@ -64,11 +64,21 @@ def _sha256(data: bytes) -> bytes:
 def tls_context(
     host_ca: Path, certificate_pem: bytes, key_pem: bytes, key_password: bytes | None
 ) -> ssl.SSLContext:
-    """A TLS 1.3 client context presenting this certificate; the key file exists only
-    encrypted, only for the instant `load_cert_chain` reads it."""
+    """A TLS 1.3 client context presenting this certificate.
+
+    `ssl` only loads a key from a file: on Linux the key goes into an anonymous memory file
+    (memfd, never on a disk); elsewhere into a temporary file, encrypted under a random
+    password held in memory, that exists only for the instant `load_cert_chain` reads it.
+    """
     context = ssl.create_default_context(cafile=str(host_ca))
     context.minimum_version = ssl.TLSVersion.TLSv1_3
     key = serialization.load_pem_private_key(key_pem, password=key_password)
+    if hasattr(os, "memfd_create") and Path("/proc/self/fd").is_dir():
+        clear = key.private_bytes(serialization.Encoding.PEM,
+                                  serialization.PrivateFormat.PKCS8,
+                                  serialization.NoEncryption())
+        _load_from_memory(context, certificate_pem, clear)
+        return context
     password = secrets.token_bytes(32)
     encrypted = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
@@ -81,6 +91,22 @@ def tls_context(
         key_file.write_bytes(encrypted)
         context.load_cert_chain(cert_file, key_file, password=password)
     return context
+
+
+def _load_from_memory(context: ssl.SSLContext, certificate_pem: bytes, key_pem: bytes) -> None:
+    descriptors = []
+    try:
+        for name, data in (("dmp-cert", certificate_pem), ("dmp-key", key_pem)):
+            fd = os.memfd_create(name, os.MFD_CLOEXEC)
+            descriptors.append(fd)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+        cert_fd, key_fd = descriptors
+        context.load_cert_chain(f"/proc/self/fd/{cert_fd}", f"/proc/self/fd/{key_fd}")
+    finally:
+        for fd in descriptors:
+            os.close(fd)
 
 
 def outcome_of(response: httpx.Response) -> tuple[str, str]:
