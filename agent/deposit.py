@@ -1,0 +1,342 @@
+"""The deposit path the agent really uses: queue a signed deposit whose content stays a file,
+send it later by streaming the content (docs/agent-deposit.md).
+
+`queue_deposit` copies the document into the outbox directory (``outbox/contents/``, fsync
+then rename) while hashing it in 1 MiB chunks, has the card sign the manifest (uniqueId,
+SHA-256, size: not the content's URL), and adds to the outbox the signed ITI-65 bundle in
+which the document's ``attachment.url`` is a placeholder, ``Binary/pending-upload``. The card
+is needed only here.
+
+`make_sender` gives the outbox's ``send``: it streams the content with ``POST /fhir/Binary``
+(constant memory), puts the answered ``Binary/<id>`` in place of the placeholder, posts the
+bundle, and maps the answer to a `SendResult`. It needs only a host session, never the card;
+with no session (card removed, not yet re-inserted) the item is retried later.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import datetime as dt
+import hashlib
+import json
+import logging
+import os
+import secrets
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import IO, Any
+
+import httpx
+
+from policies import default_matrix
+from wire import codes
+from wire.mhd import (
+    Author,
+    DocumentEntry,
+    SubmissionSet,
+    WireError,
+    build_provide_bundle,
+    parse_transaction_response,
+)
+from wire.signature import sign_submission
+
+from .config import fsync_dir, private_dir
+from .dmp import FHIR_JSON, SOURCE_ID, DmpError, PatientContext
+from .outbox import Item, ItemState, Outbox, OutboxError, Progress, SendResult
+from .session import outcome_of
+
+__all__ = [
+    "CONTENTS",
+    "PLACEHOLDER",
+    "DepositSender",
+    "HttpFactory",
+    "make_sender",
+    "queue_deposit",
+    "recover_contents",
+]
+
+log = logging.getLogger(__name__)
+
+CONTENTS = "contents"  # beside the outbox's bundles/, which removes files it does not know
+PLACEHOLDER = "pending-upload"  # the Binary id in the queued bundle, replaced at send time
+KIND = "deposit-by-reference"  # metadata["kind"] of the items queued here
+CHUNK = 1 << 20
+_TEMP_PREFIX = ".tmp-"
+_SUFFIX = ".content"
+# Host answers that say "try again", not "this document is wrong": a deposit of the same
+# document still running on the host (a killed agent's request), or an upload that vanished.
+_TRANSIENT_CODES = {"concurrent-deposit", "unknown-binary"}
+
+HttpFactory = Callable[[], "httpx.Client | AbstractContextManager[httpx.Client]"]
+
+
+def contents_dir(outbox: Outbox) -> Path:
+    return private_dir(outbox.directory / CONTENTS)
+
+
+def _copy_in(outbox: Outbox, source: bytes | os.PathLike[str] | str
+             ) -> tuple[Path, int, str, str]:
+    """Copy the document into the outbox, durable under its final name; (path, size, sha256
+    hex, sha1 base64). Reads and writes by chunks: a 50 MB document is never held whole."""
+    directory = contents_dir(outbox)
+    fd, name = tempfile.mkstemp(dir=directory, prefix=_TEMP_PREFIX)  # 0600
+    temp = Path(name)
+    sha256, sha1, size = hashlib.sha256(), hashlib.sha1(), 0
+    try:
+        with os.fdopen(fd, "wb") as out, contextlib.ExitStack() as stack:
+            chunks: Iterator[bytes]
+            if isinstance(source, bytes):
+                chunks = (source[i:i + CHUNK] for i in range(0, len(source), CHUNK))
+            else:
+                reader = stack.enter_context(open(source, "rb"))
+                chunks = iter(lambda: reader.read(CHUNK), b"")
+            for chunk in chunks:
+                out.write(chunk)
+                sha256.update(chunk)
+                sha1.update(chunk)
+                size += len(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+        final = directory / (secrets.token_hex(16) + _SUFFIX)
+        os.replace(temp, final)
+        fsync_dir(directory)  # the name is durable before a row points to it
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    return final, size, sha256.hexdigest(), base64.b64encode(sha1.digest()).decode()
+
+
+def queue_deposit(
+    outbox: Outbox,
+    patient: PatientContext,
+    content: bytes | os.PathLike[str] | str,
+    *,
+    author: Author,
+    type_code: str,
+    title: str,
+    sign: Callable[[bytes], bytes],
+    certificate_der: bytes,
+    masked: bool = False,
+    invisible_to_patient: bool = False,
+    replaces: str | None = None,
+    mime_type: str = "application/pdf",
+    format_code: str = "urn:ihe:iti:xds-sd:pdf:2008",
+    facility_type: str = "SA07",
+    practice_setting: str = "AMBULATOIRE",
+) -> int:
+    """Sign a deposit with the card (``sign``: `ProfessionalSession.sign_document`) and make
+    it durable in ``outbox``; returns the item id. ``content`` is the document's bytes or a
+    path to it; a file is copied (fsync + rename) so the user may delete the original once
+    this returns. Raises `DmpError` (unknown type), `OutboxError`, OSError on the source, or
+    whatever ``sign`` raises (SessionEndedError: the card was removed, nothing was queued).
+    """
+    kind = default_matrix().document_types.get(type_code)
+    if kind is None:
+        raise DmpError("unknown-type", f"type de document inconnu: {type_code}", 400)
+    path, size, sha256, sha1_b64 = _copy_in(outbox, content)
+    try:
+        now = dt.datetime.now(dt.UTC)
+        visibility = set()
+        if masked:
+            visibility.add(codes.MASQUE_PS)
+        if invisible_to_patient:
+            visibility.add(codes.INVISIBLE_PATIENT)
+        entry = DocumentEntry(
+            unique_id=f"urn:uuid:{uuid.uuid4()}", patient=patient.patient,
+            class_code=kind.class_code, type_code=type_code, type_system=kind.system,
+            format_code=format_code, mime_type=mime_type, title=title, author=author,
+            creation_time=now, size=size, sha1_b64=sha1_b64, sha256=sha256,
+            visibility=frozenset(visibility), facility_type=facility_type,
+            practice_setting=practice_setting, replaces=replaces,
+        )
+        submission = SubmissionSet(
+            unique_id=f"urn:uuid:{uuid.uuid4()}", source_id=SOURCE_ID, patient=patient.patient,
+            submission_time=now, author=author, content_type_code=facility_type,
+        )
+        # The card signs uniqueId, SHA-256 and size: the URL rewritten at send time is not
+        # covered, so the signature stays valid whatever Binary id the host answers.
+        signature, jws = sign_submission(submission, [entry], sign, certificate_der,
+                                         unique_id=f"urn:uuid:{uuid.uuid4()}")
+        bundle = build_provide_bundle(submission, [(entry, PLACEHOLDER), (signature, jws)])
+        metadata = {"kind": KIND, "content": path.name, "content_size": size,
+                    "content_sha256": sha256, "mime_type": mime_type, "title": title,
+                    "type_code": type_code}
+        return outbox.add(entry.unique_id, patient.ins,
+                          json.dumps(bundle, separators=(",", ":")).encode(), metadata)
+    except BaseException:
+        # Nothing was queued (add did not return): the copy goes. A crash here instead
+        # leaves an orphan that `recover_contents` removes.
+        path.unlink(missing_ok=True)
+        raise
+
+
+def recover_contents(outbox: Outbox) -> int:
+    """Remove what a crash left in ``contents/``: temp files, copies no pending or failed
+    item references (an interrupted `queue_deposit`, an acknowledged item). Call it right
+    after opening the outbox, before queueing. Returns how many files were removed."""
+    directory = contents_dir(outbox)
+    kept = {item.metadata.get("content") for item in outbox.pending() + outbox.failed()}
+    removed = 0
+    for file in directory.iterdir():
+        if file.name not in kept:
+            file.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
+def _chunks(file: IO[bytes], digest: Any) -> Iterator[bytes]:
+    while chunk := file.read(CHUNK):
+        digest.update(chunk)
+        yield chunk
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after", "")
+    return float(value) if value.isascii() and value.isdigit() else None
+
+
+class DepositSender:
+    """``send(item) -> SendResult`` for the outbox's `Sender` / `OutboxWorker`.
+
+    Pass `on_progress` to the sender (or call it from yours) so that a document's copy is
+    removed as soon as its item is done; otherwise it goes at the next send or the next
+    `recover_contents`.
+    """
+
+    def __init__(self, http_factory: HttpFactory, outbox: Outbox | None = None) -> None:
+        self._factory = http_factory
+        self._outbox = outbox
+        self._acknowledged: list[tuple[int, Path]] = []  # copies to remove once done commits
+
+    def _content_path(self, item: Item) -> Path:
+        if item.payload_path is None:
+            raise OutboxError(f"item {item.id} was acknowledged")
+        # contents/ is the sibling of the outbox's bundles/ directory.
+        return item.payload_path.parent.parent / CONTENTS / str(item.metadata["content"])
+
+    def on_progress(self, progress: Progress) -> None:
+        if progress.kind == "done" and progress.item.metadata.get("kind") == KIND:
+            directory = (self._outbox.directory if self._outbox is not None else None)
+            if directory is not None:
+                (directory / CONTENTS / str(progress.item.metadata["content"])).unlink(
+                    missing_ok=True)
+            self._acknowledged = [a for a in self._acknowledged if a[0] != progress.item.id]
+
+    def _sweep(self) -> None:
+        if self._outbox is None:
+            return
+        still: list[tuple[int, Path]] = []
+        for item_id, path in self._acknowledged:
+            try:
+                state = self._outbox.get(item_id).state
+            except OutboxError:
+                continue
+            if state is ItemState.DONE:
+                path.unlink(missing_ok=True)
+            else:
+                still.append((item_id, path))
+        self._acknowledged = still
+
+    @contextlib.contextmanager
+    def _client(self) -> Iterator[httpx.Client]:
+        made = self._factory()
+        if isinstance(made, httpx.Client):
+            yield made  # not entered: leaving would close the session's client
+        else:
+            with made as client:
+                yield client
+
+    def __call__(self, item: Item) -> SendResult:
+        self._sweep()
+        if item.metadata.get("kind") != KIND:
+            return self._send_bundle(item, item.read_payload())
+        path = self._content_path(item)
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            raise OutboxError(f"item {item.id}: document copy missing") from None
+        if size != item.metadata["content_size"]:
+            raise OutboxError(f"item {item.id}: document copy damaged (size differs)")
+        bundle = json.loads(item.read_payload())
+        try:
+            with self._client() as http:
+                digest = hashlib.sha256()
+                with open(path, "rb") as file:
+                    response = http.post(
+                        "/fhir/Binary", content=_chunks(file, digest),
+                        headers={"content-type": str(item.metadata["mime_type"]),
+                                 "content-length": str(size)})
+                if response.status_code != 201:
+                    return self._classify(response)
+                if digest.hexdigest() != item.metadata["content_sha256"]:
+                    # Changed on disk since it was signed: the host would refuse it anyway.
+                    raise OutboxError(f"item {item.id}: document copy damaged (SHA-256)")
+                binary_id = str(response.json()["id"])
+                _point_to(bundle, binary_id)
+                body = json.dumps(bundle, separators=(",", ":")).encode()
+                response = http.post("/fhir", content=body, headers=FHIR_JSON)
+                result = self._classify(response)
+        except OutboxError:
+            raise
+        except (httpx.HTTPError, OSError) as error:
+            return SendResult.retry(f"{type(error).__name__}: {error}")
+        except Exception as error:  # no session (card removed): later, with a new one
+            return SendResult.retry(f"no session: {type(error).__name__}: {error}")
+        if result.acknowledged:
+            self._acknowledged.append((item.id, path))
+        return result
+
+    def _send_bundle(self, item: Item, body: bytes) -> SendResult:
+        """An item queued with its content inline (`DmpClient.prepare_deposit`)."""
+        try:
+            with self._client() as http:
+                return self._classify(http.post("/fhir", content=body, headers=FHIR_JSON))
+        except httpx.HTTPError as error:
+            return SendResult.retry(f"{type(error).__name__}: {error}")
+        except Exception as error:
+            return SendResult.retry(f"no session: {type(error).__name__}: {error}")
+
+    @staticmethod
+    def _classify(response: httpx.Response) -> SendResult:
+        status = response.status_code
+        if status == 200:
+            try:
+                entries = parse_transaction_response(response.content)
+            except WireError:
+                return SendResult.stored(status=status)
+            replayed = any(e.status.startswith("200") for e in entries)
+            return SendResult.from_status(status, already_stored=replayed)
+        if 200 <= status < 300:
+            return SendResult.stored(status=status)
+        code, text = outcome_of(response)
+        if code in _TRANSIENT_CODES:
+            return SendResult.retry(f"{code}: {text}", status, _retry_after(response))
+        return SendResult.from_status(status, f"{code}: {text}",
+                                      retry_after=_retry_after(response))
+
+
+def _point_to(bundle: dict[str, Any], binary_id: str) -> None:
+    """Put ``Binary/<binary_id>`` where the queued bundle holds the placeholder."""
+    found = 0
+    for entry in bundle.get("entry", []):
+        resource = entry.get("resource", {})
+        if resource.get("resourceType") != "DocumentReference":
+            continue
+        for content in resource.get("content", []):
+            attachment = content.get("attachment", {})
+            if attachment.get("url") == f"Binary/{PLACEHOLDER}":
+                attachment["url"] = f"Binary/{binary_id}"
+                found += 1
+    if found != 1:
+        raise OutboxError(f"queued bundle holds {found} placeholders, 1 expected")
+
+
+def make_sender(http_factory: HttpFactory, outbox: Outbox | None = None) -> DepositSender:
+    """The outbox's ``send`` for deposits. ``http_factory`` returns the current session's
+    client (an `httpx.Client`, or a context manager such as `ProfessionalSession.calls`) or
+    raises when there is none; ``outbox`` lets the sender remove sent documents' copies."""
+    return DepositSender(http_factory, outbox)
