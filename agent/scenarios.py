@@ -27,10 +27,11 @@ from cardreader.vitale import Vitale2Profile, VitaleCard
 from wire.mhd import Author
 
 from .config import AgentConfig
+from .deposit import make_sender, queue_deposit, recover_contents
 from .dmp import DmpClient, PatientContext, deposit_types
 from .enrol import enrol_from_pki, load_workstation
 from .logs import setup_logging
-from .outbox import Outbox, RetryPolicy, Sender, SendResult
+from .outbox import Outbox, RetryPolicy, Sender
 from .pin import FixedPrompt
 from .professional import ProfessionalSession
 
@@ -157,26 +158,21 @@ def optician_deposits(sandbox: Sandbox, cps: str, vitale_reader: str) -> str:
     vitale = read_vitale(vitale_reader)
     outbox = Outbox(sandbox.config.outbox_path)
     try:
+        recover_contents(outbox)
         with professional(sandbox, cps) as (session, dmp, author):
             patient = _patient(dmp, vitale)
             type_code, _class, label = next(
                 t for t in deposit_types(author.profession) if t[0] == "34810-2")
-            prepared = DmpClient.prepare_deposit(
-                patient, REPORT, author=author, type_code=type_code, title=label,
-                sign=session.sign_document,
-                signature_certificate_der=session.signature_certificate_der,
+            item = queue_deposit(
+                outbox, patient, REPORT, author=author, type_code=type_code, title=label,
+                sign=session.sign_document, certificate_der=session.signature_certificate_der,
             )
-            outbox.add(prepared.unique_id, patient.ins, prepared.bundle, {"title": label})
             say(f"« {label} » signé par la carte et mis en file d'envoi / signed, queued")
-
-            def send(item) -> SendResult:  # type: ignore[no-untyped-def]
-                status, replayed = dmp.send_deposit(item.read_payload())
-                return SendResult.from_status(status, already_stored=replayed)
-
-            report = Sender(outbox, RetryPolicy.from_config(sandbox.config)).send_pending(send)
-            counts = outbox.counts()
-            say(f"envoi / sent: {report}; file d'envoi / outbox: {counts}")
-            return prepared.unique_id
+            send = make_sender(session.calls, outbox)
+            report = Sender(outbox, RetryPolicy.from_config(sandbox.config),
+                            on_progress=send.on_progress).send_pending(send)
+            say(f"envoi / sent: {report}; file d'envoi / outbox: {outbox.counts()}")
+            return outbox.get(item).unique_id
     finally:
         outbox.close()
 
