@@ -16,6 +16,7 @@ from cardreader.inspect import CardStatus, SlotReport, inspect_reader
 from cardreader.pcsc import EventKind, Monitor, SlotEvent, list_readers
 
 from .cards_view import as_json, describe
+from .commands import WORKFLOW_COMMANDS, add_workflow_commands
 from .enrol import add_enrol_command
 
 DESCRIPTION = """\
@@ -61,6 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sandbox.add_argument("--state-dir", type=Path, default=None,
                          help="where the virtual cards keep their state (default: temporary)")
     add_enrol_command(commands)
+    add_workflow_commands(commands)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,
@@ -68,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if args.command == "cards":
         return cards_command(watch=args.watch, as_json_lines=args.json)
-    if args.command == "enrol":
+    if args.command == "enrol" or args.command in WORKFLOW_COMMANDS:
         return int(args.run(args))
     if args.command == "sandbox":
         from .sandbox import run

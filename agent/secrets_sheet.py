@@ -1,0 +1,171 @@
+"""The patient's secrets sheet: the printable A4 PDF handed over when a DMP is created.
+
+It carries the patient's identity, the DMP identifier, the one-time access code, how to
+connect and what to do with the code, and the emergency-access consents recorded. The secrets
+reach the patient on paper, not over an electronic channel (DOMAIN.md, "DMP creation"), so the
+file is written owner-only and nothing here logs its content: the caller prints it and should
+delete it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import fsync_dir
+
+__all__ = ["EmergencyConsents", "SecretsSheet", "render_pdf", "write_secrets_sheet"]
+
+PORTAL_URL = "https://www.monespacesante.fr"  # where a patient opens their DMP today
+MARGIN = 18.0  # mm
+
+
+@dataclass(frozen=True)
+class EmergencyConsents:
+    """The patient's three emergency-access choices, as recorded by the host."""
+
+    regulation_centre: bool = True
+    break_the_glass: bool = True
+    emergency_sees_masked: bool = True
+
+    @classmethod
+    def from_host(cls, document: dict[str, object]) -> EmergencyConsents:
+        """From the host's ``consents`` object (regulationCentre, breakTheGlass, ...)."""
+        return cls(bool(document.get("regulationCentre", True)),
+                   bool(document.get("breakTheGlass", True)),
+                   bool(document.get("emergencySeesMasked", True)))
+
+
+@dataclass(frozen=True)
+class SecretsSheet:
+    """What the sheet says. ``repr`` hides the access code (tracebacks, debug logs)."""
+
+    first_name: str
+    birth_name: str
+    birth_date: str  # as on French forms, DD/MM/YYYY
+    identifier: str
+    access_code: str
+    consents: EmergencyConsents
+    created: dt.date
+    created_by: str = ""  # the professional who opened it, as shown to the patient
+
+    def __repr__(self) -> str:
+        return f"SecretsSheet(identifier={self.identifier!r}, access_code='****')"
+
+
+def _yes_no(value: bool) -> str:
+    return "OUI (accepté)" if value else "NON (refusé)"
+
+
+def _french_date(value: dt.date) -> str:
+    return value.strftime("%d/%m/%Y")
+
+
+def render_pdf(sheet: SecretsSheet) -> bytes:
+    """The sheet as an A4 PDF (French; core Helvetica font, so Latin-1 text only)."""
+    from fpdf import FPDF  # half a second to import: only the command that prints pays it
+
+    pdf = FPDF(orientation="portrait", unit="mm", format="A4")
+    pdf.set_title("Fiche patient - Dossier Médical Partagé")
+    pdf.set_author(sheet.created_by or "dmp-agent")
+    pdf.set_creator("dmp-agent")
+    pdf.set_margins(MARGIN, MARGIN, MARGIN)
+    pdf.set_auto_page_break(True, MARGIN)
+    pdf.add_page()
+    width = pdf.w - 2 * MARGIN
+
+    def heading(text: str) -> None:
+        pdf.ln(4)
+        pdf.set_font("Helvetica", "B", 13)
+        pdf.cell(width, 8, _latin1(text), new_x="LMARGIN", new_y="NEXT")
+        pdf.set_font("Helvetica", "", 11)
+
+    def line(label: str, value: str, bold: bool = False) -> None:
+        pdf.set_font("Helvetica", "", 11)
+        pdf.cell(62, 7, _latin1(label))
+        pdf.set_font("Helvetica", "B" if bold else "", 12 if bold else 11)
+        pdf.cell(width - 62, 7, _latin1(value), new_x="LMARGIN", new_y="NEXT")
+        pdf.set_font("Helvetica", "", 11)
+
+    def paragraph(text: str) -> None:
+        pdf.multi_cell(width, 6, _latin1(text), new_x="LMARGIN", new_y="NEXT")
+
+    pdf.set_font("Helvetica", "B", 18)
+    pdf.cell(width, 11, _latin1("Votre Dossier Médical Partagé (DMP)"), align="C",
+             new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font("Helvetica", "", 11)
+    pdf.cell(width, 7, _latin1("Fiche personnelle et confidentielle - à conserver"),
+             align="C", new_x="LMARGIN", new_y="NEXT")
+
+    heading("Titulaire du dossier")
+    line("Prénom(s) :", sheet.first_name)
+    line("Nom de naissance :", sheet.birth_name)
+    line("Date de naissance :", sheet.birth_date)
+    line("Dossier créé le :", _french_date(sheet.created))
+    if sheet.created_by:
+        line("Par :", sheet.created_by)
+
+    heading("Vos identifiants")
+    line("Identifiant du DMP :", sheet.identifier, bold=True)
+    line("Code d'accès (usage unique) :", sheet.access_code, bold=True)
+
+    heading("Comment accéder à votre dossier")
+    paragraph(
+        f"1. Rendez-vous sur {PORTAL_URL} (ou l'application Mon espace santé).\n"
+        "2. Choisissez « Activer mon profil » et saisissez votre identifiant et le code "
+        "d'accès ci-dessus.\n"
+        "3. Choisissez ensuite votre propre mot de passe : le code d'accès ne sert qu'une "
+        "fois.\n"
+        "Ne communiquez jamais ce code, ni par téléphone ni par courriel : aucun "
+        "professionnel ni organisme ne vous le demandera. Une fois votre accès activé, "
+        "détruisez cette fiche ou rangez-la en lieu sûr."
+    )
+
+    heading("Accès en situation d'urgence (vos choix)")
+    consents = sheet.consents
+    line("Centre de régulation (SAMU-15) :", _yes_no(consents.regulation_centre))
+    line("Accès « bris de glace » :", _yes_no(consents.break_the_glass))
+    line("Masqués visibles en urgence :", _yes_no(consents.emergency_sees_masked))
+    paragraph(
+        "Chaque accès en urgence vous est notifié et figure dans l'historique des accès de "
+        "votre dossier. Vous pouvez modifier ces choix à tout moment depuis votre espace "
+        "en ligne ou auprès d'un professionnel de santé."
+    )
+
+    heading("Vos droits")
+    paragraph(
+        "Vous décidez quels professionnels peuvent consulter votre dossier, pouvez masquer "
+        "un document, consulter l'historique des accès et fermer votre dossier à tout "
+        "moment (ses données sont alors conservées 10 ans et il peut être réactivé)."
+    )
+    return bytes(pdf.output())
+
+
+def _latin1(text: str) -> str:
+    # The core PDF fonts speak Latin-1: anything else becomes "?" rather than a crash.
+    return text.encode("latin-1", "replace").decode("latin-1")
+
+
+def write_secrets_sheet(sheet: SecretsSheet, path: Path) -> Path:
+    """Write the PDF to ``path``, mode 0600 from its first byte (replacing an old file).
+
+    The directory must exist: a sheet in an unexpected place is worse than an error.
+    """
+    data = render_pdf(sheet)
+    path = Path(path)
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(temp, 0o600)  # O_CREAT's mode is masked by umask: never wider, but be exact
+        os.replace(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+    return path

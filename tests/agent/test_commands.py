@@ -1,0 +1,300 @@
+"""The workflow commands as a user runs them: each a `dmp-agent` process (PIN on standard
+input), against the real reference host (`dmp-host serve`, its own process) and virtual cards
+in the real pcscd. The module plays one counter-to-GP day: a pharmacist creates the DMP (the
+secrets sheet), an optician deposits a report, a GP authorised with --confirm lists and saves
+it, a nurse reads in break-the-glass; and the refusals a user meets on the way."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import socket
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from agent.commands import EMERGENCY_TAG
+from agent.config import AgentConfig, write_config
+from agent.scenarios import REPORT, reference_host
+from cardreader.pcsc import list_readers, wait_for_card
+from cardreader.virtual.cps import VirtualCps
+from cardreader.virtual.cps_profiles import PIN
+from cardreader.virtual.pki import TestHealthCA
+from cardreader.virtual.vitale import VirtualVitale
+from cardreader.virtual.vpcd import VirtualCard, VpcdLink, slot_port
+from tests.agent.test_secrets_sheet import page_text
+
+pytestmark = pytest.mark.pcsc
+BIN = Path(sys.executable).parent
+CPS_SLOT, VITALE_SLOT = 0, 1
+EYE_TEST = "34810-2"  # an eye-test report: an optician may deposit it
+
+
+def _agent_command() -> list[str]:
+    # `dmp-agent` once agent.cli wires the workflow commands in; until then the same parser
+    # run as a module.
+    from agent import cli
+
+    if "add_workflow_commands" in Path(cli.__file__).read_text():
+        return [str(BIN / "dmp-agent")]
+    return [sys.executable, "-m", "agent.commands"]
+
+
+@dataclass
+class World:
+    state: Path
+    pki: Path
+    env: dict[str, str]
+    pcscd_port: int
+    config: AgentConfig
+    links: dict[int, VpcdLink] = field(default_factory=dict)
+
+    def insert(self, card: VirtualCard, slot: int) -> None:
+        """Swap the card in ``slot`` (the previous one is pulled out first)."""
+        reader = list_readers()[slot]
+        old = self.links.pop(slot, None)
+        if old is not None:
+            old.stop()
+        assert wait_for_card(reader, present=False), f"slot {slot} still holds a card"
+        self.links[slot] = VpcdLink(card, slot_port(slot, self.pcscd_port)).start()
+        assert wait_for_card(reader, present=True), f"pcscd did not see the card in {slot}"
+
+    def cps(self, profile: str) -> None:
+        ca = TestHealthCA.load(self.pki / "health-ca")
+        self.insert(VirtualCps.from_profile(profile, ca=ca,
+                                            state_dir=self.state / "cards" / profile), CPS_SLOT)
+
+    def vitale(self, profile: str = "single") -> None:
+        self.insert(VirtualVitale.from_profile(profile), VITALE_SLOT)
+
+    def run(self, *args: str, pin: str | None = PIN, timeout: float = 60,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        command = [*_agent_command(), *args]
+        if pin is not None:
+            command.append("--pin-stdin")
+        return subprocess.run(command, input=f"{pin}\n" if pin else "", capture_output=True,
+                              text=True, env={**self.env, **(env or {})}, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def world(pcscd, tmp_path_factory) -> Iterator[World]:
+    state = tmp_path_factory.mktemp("commands")
+    with reference_host(state) as (pki, url, _process):
+        config = AgentConfig(host_url=url, host_ca=pki / "server" / "ca.pem",
+                             credentials_dir=state / "agent" / "workstation",
+                             data_dir=state / "agent" / "data", log_dir=state / "agent" / "log",
+                             retry_base=0.1, retry_max=1.0)
+        env = {**os.environ, "DMP_AGENT_CONFIG": str(write_config(config,
+                                                                   state / "agent.toml"))}
+        enrolled = subprocess.run([str(BIN / "dmp-agent"), "enrol", "--from-pki", str(pki)],
+                                  capture_output=True, text=True, env=env, timeout=60)
+        assert enrolled.returncode == 0, enrolled.stderr
+        world = World(state, pki, env, pcscd.port, config)
+        world.vitale("single")
+        try:
+            yield world
+        finally:
+            for link in world.links.values():
+                link.stop()
+            time.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def created(world: World) -> tuple[subprocess.CompletedProcess[str], Path]:
+    world.cps("pharmacist")
+    sheet = world.state / "fiche-secrets.pdf"
+    result = world.run("create-dmp", "--consent", "--no-regulation-centre", "--sheet",
+                       str(sheet))
+    return result, sheet
+
+
+@pytest.fixture(scope="module")
+def deposited(world: World, created) -> subprocess.CompletedProcess[str]:
+    assert created[0].returncode == 0, created[0].stderr
+    report = world.state / "examen-de-la-vue.pdf"
+    report.write_bytes(REPORT)
+    world.cps("optician")
+    return world.run("deposit", str(report), "--type", EYE_TEST, "--title", "Bilan visuel")
+
+
+def ins_of(output: str) -> str:
+    found = re.search(r"INS (\d{15})", output)
+    assert found, output
+    return found.group(1)
+
+
+def test_create_dmp_writes_the_secrets_sheet_and_keeps_the_code_off_the_screen(
+        created) -> None:
+    result, sheet = created
+    assert result.returncode == 0, result.stderr
+    identifier = re.search(r"identifier (\S+)", result.stdout)
+    assert identifier, result.stdout
+    assert stat.S_IMODE(sheet.stat().st_mode) == 0o600
+    text = page_text(sheet.read_bytes())
+    assert identifier.group(1) in text
+    code = re.search(r"\b[A-Z0-9]{4}-[A-Z0-9]{4}-[A-Z0-9]{4}\b", text)
+    assert code, text
+    assert code.group(0) not in result.stdout + result.stderr  # only on paper
+    for log in sheet.parent.rglob("*.log"):
+        assert code.group(0) not in log.read_text(errors="replace")
+    assert "NON (refusé)" in text  # the regulation centre the patient refused
+    assert "CLAIRE" in text and "MARTIN" in text
+
+
+def test_create_dmp_without_consent_is_a_usage_error(world: World) -> None:
+    result = world.run("create-dmp", "--sheet", str(world.state / "x.pdf"), pin=None)
+    assert result.returncode == 2
+    assert "--consent" in result.stderr
+    assert not (world.state / "x.pdf").exists()
+
+
+def test_the_optician_deposits_a_report_through_the_outbox(world: World, deposited) -> None:
+    assert deposited.returncode == 0, deposited.stdout + deposited.stderr
+    assert "Déposé / deposited: Bilan visuel" in deposited.stdout
+    outbox = world.run("outbox", pin=None)
+    assert outbox.returncode == 0, outbox.stderr
+    assert "0 en attente/pending, 0 refusé(s)/failed, 1 déposé(s)/done" in outbox.stdout
+    types = world.run("deposit", "--list-types", pin=None)  # the identity needs no PIN
+    assert types.returncode == 0 and EYE_TEST in types.stdout
+
+
+def test_authorize_is_refused_without_confirm(world: World) -> None:
+    result = world.run("authorize", pin=None)
+    assert result.returncode == 2
+    assert "--confirm" in result.stderr
+
+
+def test_the_gp_authorised_with_confirm_lists_and_saves_the_report(
+        world: World, deposited, tmp_path: Path) -> None:
+    assert deposited.returncode == 0
+    world.cps("gp")
+    before = world.run("patient")
+    assert before.returncode == 0, before.stderr
+    assert "DMP: open" in before.stdout
+    authorized = world.run("authorize", "--confirm")
+    assert authorized.returncode == 0, authorized.stderr
+    assert "authorization recorded" in authorized.stdout
+    after = world.run("patient")
+    assert "authorization: valid" in after.stdout
+    listed = world.run("documents", "--type", EYE_TEST, "--save", str(tmp_path / "docs"))
+    assert listed.returncode == 0, listed.stderr
+    assert "1 document(s)" in listed.stdout and "Bilan visuel" in listed.stdout
+    saved = list((tmp_path / "docs").iterdir())
+    assert len(saved) == 1 and saved[0].read_bytes() == REPORT
+    assert stat.S_IMODE(saved[0].stat().st_mode) == 0o600
+
+
+def test_a_wrong_pin_says_the_tries_left_and_a_script_keeps_the_last_one(world: World) -> None:
+    world.cps("orthoptist")
+    first = world.run("patient", pin="0000")
+    assert first.returncode == 1
+    assert "2 essai(s) restant(s)" in first.stderr and "2 tries left" in first.stderr
+    second = world.run("patient", pin="0000")
+    assert "1 essai(s) restant(s)" in second.stderr  # one try per run, not three
+    # The last try is never spent from a script, not even with the right PIN.
+    last = world.run("patient")
+    assert last.returncode == 1 and "without --pin-stdin" in last.stderr
+    cards = subprocess.run([str(BIN / "dmp-agent"), "cards"], capture_output=True,
+                           text=True, env=world.env, timeout=60)
+    assert "essais PIN restants : 1" in cards.stdout, cards.stdout
+
+
+def test_break_the_glass_is_shown_on_every_line(world: World, deposited) -> None:
+    world.cps("nurse")
+    result = world.run("emergency", "--justification",
+                       "Patiente inconsciente aux urgences, pronostic vital engagé", "documents")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) >= 3 and all(line.startswith(EMERGENCY_TAG) for line in lines)
+    assert "17/05/1984" in result.stdout
+    log = subprocess.run(
+        [str(BIN / "dmp-host"), "patient", "access-log", ins_of(result.stdout), "--database",
+         f"sqlite:///{world.state / 'host' / 'host.db'}"],
+        capture_output=True, text=True, timeout=60)
+    emergency = [line for line in log.stdout.splitlines() if "bris_de_glace" in line.lower()]
+    assert emergency and all("Patiente inconsciente" in line for line in emergency), log.stdout
+
+
+def test_a_card_with_several_persons_lists_them_and_asks_to_choose(world: World) -> None:
+    world.vitale("family")
+    try:
+        result = world.run("patient", pin=None)
+    finally:
+        world.vitale("single")
+    assert result.returncode == 2
+    assert "1. THOMAS DURAND" in result.stderr and "3. LÉA DURAND" in result.stderr
+    assert "--person" in result.stderr
+
+
+def _unique_id(output: str) -> str:
+    found = re.search(r"(urn:uuid:[0-9a-f-]{36})", output)
+    assert found, output
+    return found.group(1)
+
+
+def test_the_author_masks_replaces_and_deletes_by_unique_id(world: World, deposited) -> None:
+    first, second = world.state / "v1.pdf", world.state / "v2.pdf"
+    first.write_bytes(b"%PDF-1.4\n% bilan v1\n")
+    second.write_bytes(b"%PDF-1.4\n% bilan v2\n")
+    world.cps("optician")
+    old = _unique_id(world.run("deposit", str(first), "--type", EYE_TEST, "--title",
+                               "Bilan v1").stdout)
+    masked = world.run("mask", old)
+    assert masked.returncode == 0, masked.stderr
+    assert "masqué/masked" in world.run("documents").stdout
+    assert world.run("unmask", old).returncode == 0
+    replaced = world.run("replace", old, str(second), "--title", "Bilan v2")
+    assert replaced.returncode == 0, replaced.stdout + replaced.stderr
+    new = _unique_id(replaced.stdout)
+    listed = world.run("documents").stdout
+    assert new in listed and old not in listed  # the old version left the current set
+    assert "masqué/masked" not in listed  # unmasked, and the new version inherits that
+    assert world.run("hide-from-patient", new).returncode == 0
+    shown = world.run("documents").stdout
+    assert re.search(rf"invisible patient\]\n  {re.escape(new)}", shown), shown
+    assert world.run("archive", new).returncode == 0
+    assert new not in world.run("documents").stdout
+    archived = world.run("documents", "--archived").stdout
+    assert re.search(rf"archivé/archived\]\n  {re.escape(new)}", archived), archived
+    deleted = world.run("delete", new)
+    assert deleted.returncode == 0, deleted.stderr
+    assert new not in world.run("documents", "--archived").stdout
+
+
+def test_only_the_author_may_delete(world: World, deposited) -> None:
+    world.cps("optician")
+    report = _unique_id(world.run("documents", "--type", EYE_TEST).stdout)
+    world.cps("gp")
+    refused = world.run("delete", report)
+    assert refused.returncode == 1
+    assert "refused (HTTP 403)" in refused.stderr
+    assert report in world.run("documents").stdout
+
+
+def test_an_unreachable_host_is_named_as_such(world: World) -> None:
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    away = write_config(dataclasses.replace(world.config, host_url=f"https://127.0.0.1:{port}"),
+                        world.state / "away.toml")
+    world.cps("gp")
+    result = world.run("patient", env={"DMP_AGENT_CONFIG": str(away)})
+    assert result.returncode == 1
+    assert "DMP host unreachable" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_without_a_cps_the_command_says_the_card_is_missing(world: World) -> None:
+    old = world.links.pop(CPS_SLOT, None)
+    if old is not None:
+        old.stop()
+    assert wait_for_card(list_readers()[CPS_SLOT], present=False)
+    result = world.run("patient")
+    assert result.returncode == 1
+    assert "CPS" in result.stderr and "card missing" in result.stderr

@@ -1,0 +1,72 @@
+"""The patient's secrets sheet: a valid one-page A4 PDF that carries the identifier, the
+one-time code and the consents, readable only by its owner."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import shutil
+import stat
+import subprocess
+import zlib
+from pathlib import Path
+
+import pytest
+
+from agent.secrets_sheet import EmergencyConsents, SecretsSheet, render_pdf, write_secrets_sheet
+
+SHEET = SecretsSheet(
+    first_name="Élodie", birth_name="DURAND", birth_date="12/05/1984",
+    identifier="284057511402312", access_code="K7PM-Q2XR-9HTW",
+    consents=EmergencyConsents(regulation_centre=True, break_the_glass=False,
+                               emergency_sees_masked=True),
+    created=dt.date(2026, 11, 27), created_by="Paul PHARMACIEN",
+)
+
+
+def page_text(pdf: bytes) -> str:
+    """The text the page shows: the strings of its Tj operators (fpdf2 writes Latin-1)."""
+    texts = []
+    for match in re.finditer(rb"stream\r?\n(.*?)\r?\nendstream", pdf, re.S):
+        try:
+            content = zlib.decompress(match.group(1))
+        except zlib.error:
+            content = match.group(1)
+        for string in re.findall(rb"\(((?:\\.|[^\\)])*)\)\s*Tj", content):
+            texts.append(re.sub(rb"\\(.)", rb"\1", string).decode("latin-1"))
+    return "\n".join(texts)
+
+
+def test_the_sheet_is_a_one_page_a4_pdf_with_the_secrets_and_the_consents() -> None:
+    pdf = render_pdf(SHEET)
+    assert pdf.startswith(b"%PDF-") and pdf.rstrip().endswith(b"%%EOF")
+    assert len(re.findall(rb"/Type\s*/Page(?!s)", pdf)) == 1  # one page to print
+    assert re.search(rb"/MediaBox\s*\[0 0 595\.28 841\.89\]", pdf)  # A4 in points
+    text = page_text(pdf)
+    for expected in ("284057511402312", "K7PM-Q2XR-9HTW", "Élodie", "DURAND", "12/05/1984",
+                     "27/11/2026", "Code d'accès", "monespacesante.fr"):
+        assert expected in text
+    consent_lines = [line for line in text.splitlines() if "OUI" in line or "NON" in line]
+    assert consent_lines == ["OUI (accepté)", "NON (refusé)", "OUI (accepté)"]
+
+
+def test_the_written_sheet_is_owner_only_and_replaces_an_old_one(tmp_path: Path) -> None:
+    path = tmp_path / "fiche.pdf"
+    path.write_bytes(b"old")
+    path.chmod(0o644)
+    assert write_secrets_sheet(SHEET, path) == path
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert path.read_bytes().startswith(b"%PDF-")
+    assert [p.name for p in tmp_path.iterdir()] == ["fiche.pdf"]  # no temporary left
+
+
+def test_the_access_code_stays_out_of_reprs() -> None:
+    assert "K7PM" not in repr(SHEET)
+
+
+@pytest.mark.skipif(shutil.which("pdftotext") is None, reason="poppler-utils not installed")
+def test_pdftotext_reads_the_identifier_and_the_code(tmp_path: Path) -> None:
+    path = write_secrets_sheet(SHEET, tmp_path / "fiche.pdf")
+    text = subprocess.run(["pdftotext", str(path), "-"], capture_output=True, text=True,
+                          check=True).stdout
+    assert "284057511402312" in text and "K7PM-Q2XR-9HTW" in text
