@@ -17,14 +17,12 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import datetime as dt
 import hashlib
 import json
 import logging
 import os
 import secrets
 import tempfile
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -32,20 +30,14 @@ from typing import IO, Any
 
 import httpx
 
-from policies import default_matrix
-from wire import codes
 from wire.mhd import (
     Author,
-    DocumentEntry,
-    SubmissionSet,
     WireError,
-    build_provide_bundle,
     parse_transaction_response,
 )
-from wire.signature import sign_submission
 
 from .config import fsync_dir, private_dir
-from .dmp import FHIR_JSON, SOURCE_ID, DmpError, PatientContext
+from .dmp import FHIR_JSON, PatientContext, signed_bundle
 from .outbox import Item, ItemState, Outbox, OutboxError, Progress, SendResult
 from .session import outcome_of
 
@@ -134,38 +126,21 @@ def queue_deposit(
     this returns. Raises `DmpError` (unknown type), `OutboxError`, OSError on the source, or
     whatever ``sign`` raises (SessionEndedError: the card was removed, nothing was queued).
     """
-    kind = default_matrix().document_types.get(type_code)
-    if kind is None:
-        raise DmpError("unknown-type", f"type de document inconnu: {type_code}", 400)
     path, size, sha256, sha1_b64 = _copy_in(outbox, content)
     try:
-        now = dt.datetime.now(dt.UTC)
-        visibility = set()
-        if masked:
-            visibility.add(codes.MASQUE_PS)
-        if invisible_to_patient:
-            visibility.add(codes.INVISIBLE_PATIENT)
-        entry = DocumentEntry(
-            unique_id=f"urn:uuid:{uuid.uuid4()}", patient=patient.patient,
-            class_code=kind.class_code, type_code=type_code, type_system=kind.system,
-            format_code=format_code, mime_type=mime_type, title=title, author=author,
-            creation_time=now, size=size, sha1_b64=sha1_b64, sha256=sha256,
-            visibility=frozenset(visibility), facility_type=facility_type,
-            practice_setting=practice_setting, replaces=replaces,
-        )
-        submission = SubmissionSet(
-            unique_id=f"urn:uuid:{uuid.uuid4()}", source_id=SOURCE_ID, patient=patient.patient,
-            submission_time=now, author=author, content_type_code=facility_type,
-        )
         # The card signs uniqueId, SHA-256 and size: the URL rewritten at send time is not
         # covered, so the signature stays valid whatever Binary id the host answers.
-        signature, jws = sign_submission(submission, [entry], sign, certificate_der,
-                                         unique_id=f"urn:uuid:{uuid.uuid4()}")
-        bundle = build_provide_bundle(submission, [(entry, PLACEHOLDER), (signature, jws)])
+        unique_id, bundle = signed_bundle(
+            patient, PLACEHOLDER, size=size, sha256=sha256, sha1_b64=sha1_b64, author=author,
+            type_code=type_code, title=title, sign=sign, certificate_der=certificate_der,
+            mime_type=mime_type, format_code=format_code, masked=masked,
+            invisible_to_patient=invisible_to_patient, replaces=replaces,
+            facility_type=facility_type, practice_setting=practice_setting,
+        )
         metadata = {"kind": KIND, "content": path.name, "content_size": size,
                     "content_sha256": sha256, "mime_type": mime_type, "title": title,
                     "type_code": type_code}
-        return outbox.add(entry.unique_id, patient.ins,
+        return outbox.add(unique_id, patient.ins,
                           json.dumps(bundle, separators=(",", ":")).encode(), metadata)
     except BaseException:
         # Nothing was queued (add did not return): the copy goes. A crash here instead

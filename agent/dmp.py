@@ -96,6 +96,58 @@ class PreparedDeposit:
     bundle: bytes
 
 
+def signed_bundle(
+    patient: PatientContext,
+    content: bytes | str,
+    *,
+    size: int,
+    sha256: str,
+    sha1_b64: str,
+    author: Author,
+    type_code: str,
+    title: str,
+    sign: Callable[[bytes], bytes],
+    certificate_der: bytes,
+    mime_type: str = "application/pdf",
+    format_code: str = "urn:ihe:iti:xds-sd:pdf:2008",
+    masked: bool = False,
+    invisible_to_patient: bool = False,
+    replaces: str | None = None,
+    facility_type: str = "SA07",
+    practice_setting: str = "AMBULATOIRE",
+) -> tuple[str, dict[str, Any]]:
+    """The signed ITI-65 bundle of one document: (its uniqueId, the Bundle).
+
+    ``content`` is the bytes (inline) or an uploaded Binary id; the card signs uniqueId,
+    size and SHA-256 (through ``sign``, the CPS signature key), not where the bytes are.
+    """
+    kind = default_matrix().document_types.get(type_code)
+    if kind is None:
+        raise DmpError("unknown-type", f"type de document inconnu: {type_code}", 400)
+    now = dt.datetime.now(dt.UTC)
+    visibility = set()
+    if masked:
+        visibility.add(codes.MASQUE_PS)
+    if invisible_to_patient:
+        visibility.add(codes.INVISIBLE_PATIENT)
+    entry = DocumentEntry(
+        unique_id=f"urn:uuid:{uuid.uuid4()}", patient=patient.patient,
+        class_code=kind.class_code, type_code=type_code, type_system=kind.system,
+        format_code=format_code, mime_type=mime_type, title=title, author=author,
+        creation_time=now, size=size, sha1_b64=sha1_b64, sha256=sha256,
+        visibility=frozenset(visibility), facility_type=facility_type,
+        practice_setting=practice_setting, replaces=replaces,
+    )
+    submission = SubmissionSet(
+        unique_id=f"urn:uuid:{uuid.uuid4()}", source_id=SOURCE_ID, patient=patient.patient,
+        submission_time=now, author=author, content_type_code=facility_type,
+    )
+    signature, jws = sign_submission(submission, [entry], sign, certificate_der,
+                                     unique_id=f"urn:uuid:{uuid.uuid4()}")
+    return entry.unique_id, build_provide_bundle(submission, [(entry, content),
+                                                              (signature, jws)])
+
+
 class Http(Protocol):
     """What the workflows need of an HTTP client: `httpx.Client`, or a guarded one that
     refuses once the card is gone (`agent.professional`)."""
@@ -204,33 +256,18 @@ class DmpClient:
         facility_type: str = "SA07",
         practice_setting: str = "AMBULATOIRE",
     ) -> PreparedDeposit:
-        """Build and sign (with the CPS signature key, via ``sign``) the ITI-65 bundle."""
-        kind = default_matrix().document_types.get(type_code)
-        if kind is None:
-            raise DmpError("unknown-type", f"type de document inconnu: {type_code}", 400)
-        now = dt.datetime.now(dt.UTC)
-        visibility = set()
-        if masked:
-            visibility.add(codes.MASQUE_PS)
-        if invisible_to_patient:
-            visibility.add(codes.INVISIBLE_PATIENT)
-        entry = DocumentEntry(
-            unique_id=f"urn:uuid:{uuid.uuid4()}", patient=patient.patient,
-            class_code=kind.class_code, type_code=type_code, type_system=kind.system,
-            format_code=format_code, mime_type=mime_type, title=title, author=author,
-            creation_time=now, size=len(content),
+        """Build and sign (with the CPS signature key, via ``sign``) the ITI-65 bundle, the
+        content inline (large documents go through `agent.deposit.queue_deposit`)."""
+        unique_id, bundle = signed_bundle(
+            patient, content, size=len(content),
+            sha256=hashlib.sha256(content).hexdigest(),
             sha1_b64=base64.b64encode(hashlib.sha1(content).digest()).decode(),
-            sha256=hashlib.sha256(content).hexdigest(), visibility=frozenset(visibility),
-            facility_type=facility_type, practice_setting=practice_setting, replaces=replaces,
+            author=author, type_code=type_code, title=title, sign=sign,
+            certificate_der=signature_certificate_der, mime_type=mime_type,
+            format_code=format_code, masked=masked, invisible_to_patient=invisible_to_patient,
+            replaces=replaces, facility_type=facility_type, practice_setting=practice_setting,
         )
-        submission = SubmissionSet(
-            unique_id=f"urn:uuid:{uuid.uuid4()}", source_id=SOURCE_ID, patient=patient.patient,
-            submission_time=now, author=author, content_type_code=facility_type,
-        )
-        signature, jws = sign_submission(submission, [entry], sign, signature_certificate_der,
-                                         unique_id=f"urn:uuid:{uuid.uuid4()}")
-        bundle = build_provide_bundle(submission, [(entry, content), (signature, jws)])
-        return PreparedDeposit(entry.unique_id, patient.patient,
+        return PreparedDeposit(unique_id, patient.patient,
                                json.dumps(bundle, separators=(",", ":")).encode())
 
     def send_deposit(self, bundle: bytes) -> tuple[int, bool]:
