@@ -31,7 +31,7 @@ from cardreader.cps import CpsCard
 from cardreader.errors import CardError, NoCardError, PinBlockedError, WrongPinError
 from cardreader.pcsc import PcscConnection, list_readers
 from cardreader.vitale import Beneficiary, BirthDate, VitaleCard, read_vitale
-from policies import AccessMode
+from policies import AccessMode, ModeCode
 from wire.mhd import Author, DocumentEntry
 
 from .config import AgentConfig, ConfigError, load_config, private_dir
@@ -47,6 +47,7 @@ __all__ = ["WORKFLOW_COMMANDS", "CommandError", "StdinPrompt", "add_workflow_com
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EMERGENCY_TAG = "[BRIS DE GLACE / BREAK-THE-GLASS]"
+REGULATION_TAG = "[CENTRE 15 / REGULATION CENTRE]"
 FORMATS = {"application/pdf": "urn:ihe:iti:xds-sd:pdf:2008",
            "text/plain": "urn:ihe:iti:xds-sd:text:2008"}
 
@@ -255,8 +256,10 @@ def run_command(args: argparse.Namespace) -> int:
 
 
 def _say(text: str, mode: AccessMode | None = None) -> None:
-    # In break-the-glass every line says so: an emergency access must never look ordinary.
-    prefix = f"{EMERGENCY_TAG} " if mode is not None else ""
+    # In an emergency mode every line says so: such an access must never look ordinary.
+    prefix = ""
+    if mode is not None:
+        prefix = (REGULATION_TAG if mode.code is ModeCode.CENTRE_15 else EMERGENCY_TAG) + " "
     for line in text.splitlines() or [""]:
         print(f"{prefix}{line}", flush=True)
 
@@ -301,8 +304,9 @@ def _list_documents(args: argparse.Namespace, mode: AccessMode | None) -> int:
     with open_work(args) as work:
         assert work.patient is not None
         if mode is not None:
-            _say(f"Accès tracé et notifié au patient / traced and notified to the patient; "
-                 f"justification: {mode.justification}", mode)
+            why = f"; justification: {mode.justification}" if mode.justification else ""
+            _say(f"Accès tracé et notifié au patient / traced and notified to the patient{why}",
+                 mode)
         _say(_patient_line(work.patient), mode)
         filters = {"isArchived": "true"} if getattr(args, "archived", False) else {}
         entries = work.dmp.documents(work.patient, mode, **filters)
@@ -335,6 +339,10 @@ def cmd_emergency(args: argparse.Namespace) -> int:
         raise CommandError("--justification: décrivez l'urgence (10 caractères au moins) / "
                            "describe the emergency (at least 10 characters)", EXIT_USAGE)
     return _list_documents(args, DmpClient.emergency(justification))
+
+
+def cmd_regulation(args: argparse.Namespace) -> int:
+    return _list_documents(args, AccessMode.centre_15())
 
 
 def _check_sheet_path(path: Path) -> None:
@@ -532,8 +540,8 @@ def _metadata_command(change: Callable[[DmpClient, PatientContext, str], Documen
 # -- the parser -------------------------------------------------------------------------------
 
 WORKFLOW_COMMANDS = ("patient", "documents", "create-dmp", "authorize", "deposit", "outbox",
-                     "emergency", "mask", "unmask", "hide-from-patient", "archive", "delete",
-                     "replace")
+                     "emergency", "regulation", "mask", "unmask", "hide-from-patient", "archive",
+                     "delete", "replace")
 
 
 EXIT_CODES = ("Codes de sortie / exit codes: 0 fait/done, 1 refusé ou échoué (carte, code, "
@@ -635,7 +643,13 @@ def add_workflow_commands(commands: argparse._SubParsersAction) -> None:
     emergency.add_argument("--justification", required=True, metavar="TEXT",
                            help="why (recorded and shown to the patient)")
     emergency.add_argument("what", choices=["documents"], help="what to do in emergency mode")
-    for parser in (documents, emergency):
+    regulation = add("regulation", cmd_regulation,
+                     "regulation-centre access (centre 15 / SAMU: traced, notified)",
+                     "Accès du centre de régulation (centre 15) / regulation-centre access: the "
+                     "authorisation is not checked, the patient's opt-out is; traced and "
+                     "notified.")
+    regulation.add_argument("what", choices=["documents"], help="what to do in this mode")
+    for parser in (documents, emergency, regulation):
         parser.add_argument("--type", action="append", metavar="CODE",
                             help="only this LOINC type code (repeatable)")
         parser.add_argument("--save", type=Path, metavar="DIR", help="save each document here")

@@ -222,6 +222,20 @@ def test_break_the_glass_is_shown_on_every_line(world: World, deposited) -> None
     assert emergency and all("Patiente inconsciente" in line for line in emergency), log.stdout
 
 
+def test_regulation_centre_access_honours_the_patients_opt_out(world: World, deposited) -> None:
+    # The DMP of this world was created with --no-regulation-centre: refused, and traced.
+    world.cps("gp")
+    result = world.run("regulation", "documents")
+    assert result.returncode == 1 and "centre-15-opted-out" in result.stderr, result.stderr
+    ins = world.run("patient").stdout.split("INS ")[1].split()[0]
+    log = subprocess.run(
+        [str(BIN / "dmp-host"), "patient", "access-log", ins, "--database",
+         f"sqlite:///{world.state / 'host' / 'host.db'}"],
+        capture_output=True, text=True, timeout=60)
+    traced = [line for line in log.stdout.splitlines() if "centre_15" in line.lower()]
+    assert traced and all("refused" in line for line in traced), log.stdout
+
+
 def test_a_card_with_several_persons_lists_them_and_asks_to_choose(world: World) -> None:
     world.vitale("family")
     try:
