@@ -16,8 +16,10 @@ import datetime as dt
 import mimetypes
 import os
 import re
+import signal
 import sys
 import textwrap
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -341,6 +343,45 @@ def cmd_emergency(args: argparse.Namespace) -> int:
     return _list_documents(args, DmpClient.emergency(justification))
 
 
+def cmd_watch(args: argparse.Namespace) -> int:
+    """The consulting room: the session stays open, each Vitale card inserted opens its
+    patient's dossier, each removal clears it; ends with the CPS or Ctrl-C / SIGTERM."""
+    from .patient_context import ContextEvent, PatientWatcher
+
+    with open_work(args, with_patient=False) as work:
+        readers = list_readers()
+        vitale_reader = args.vitale_reader or next(
+            (r for r in readers if r != work.session.reader), None)
+        if vitale_reader is None:
+            raise CommandError("Aucun second lecteur pour la carte Vitale / no reader left "
+                               "for the Vitale card")
+
+        def show(event: ContextEvent) -> None:
+            if event.dossier is None:
+                _say(f"— {event.error or 'contexte patient effacé / patient context cleared'}")
+                return
+            dossier = event.dossier
+            _say(_patient_line(dossier.patient))
+            _say(f"DMP: {dossier.existence['status']}, autorisation / authorization: "
+                 f"{dossier.existence['authorization']}")
+            _say(f"{len(dossier.documents)} document(s)")
+            for entry in dossier.documents:
+                _say(_document_line(entry))
+
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        _say(f"En attente de cartes Vitale dans {vitale_reader} / waiting for Vitale cards")
+        with (
+            PatientWatcher(vitale_reader, lambda: work.dmp, show),
+            contextlib.suppress(KeyboardInterrupt),
+        ):
+            while not stop.is_set() and not work.session.wait_ended(0.5):
+                pass
+        if not work.session.alive:
+            _say("Carte CPS retirée : session terminée / CPS removed: session ended")
+    return EXIT_OK
+
+
 def cmd_regulation(args: argparse.Namespace) -> int:
     return _list_documents(args, AccessMode.centre_15())
 
@@ -540,8 +581,8 @@ def _metadata_command(change: Callable[[DmpClient, PatientContext, str], Documen
 # -- the parser -------------------------------------------------------------------------------
 
 WORKFLOW_COMMANDS = ("patient", "documents", "create-dmp", "authorize", "deposit", "outbox",
-                     "emergency", "regulation", "mask", "unmask", "hide-from-patient", "archive",
-                     "delete", "replace")
+                     "emergency", "regulation", "watch", "mask", "unmask", "hide-from-patient",
+                     "archive", "delete", "replace")
 
 
 EXIT_CODES = ("Codes de sortie / exit codes: 0 fait/done, 1 refusé ou échoué (carte, code, "
@@ -649,6 +690,10 @@ def add_workflow_commands(commands: argparse._SubParsersAction) -> None:
                      "authorisation is not checked, the patient's opt-out is; traced and "
                      "notified.")
     regulation.add_argument("what", choices=["documents"], help="what to do in this mode")
+    add("watch", cmd_watch, "keep the session open; each Vitale card opens its dossier",
+        "Consultation: la session reste ouverte ; chaque carte Vitale insérée ouvre le "
+        "dossier de son patient, chaque retrait l'efface / each Vitale card inserted opens "
+        "its patient's dossier, each removal clears it. Ends when the CPS is removed.")
     for parser in (documents, emergency, regulation):
         parser.add_argument("--type", action="append", metavar="CODE",
                             help="only this LOINC type code (repeatable)")

@@ -312,3 +312,31 @@ def test_without_a_cps_the_command_says_the_card_is_missing(world: World) -> Non
     result = world.run("patient")
     assert result.returncode == 1
     assert "CPS" in result.stderr and "card missing" in result.stderr
+
+
+def test_watch_opens_the_dossier_of_each_card_and_clears_it_on_removal(
+    world: World, deposited
+) -> None:
+    import signal
+    import time
+
+    world.cps("gp")
+    world.vitale("single")
+    watch = subprocess.Popen([*_agent_command(), "watch", "--pin-stdin"], env=world.env,
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    assert watch.stdin is not None and watch.stdout is not None
+    watch.stdin.write(f"{PIN}\n")
+    watch.stdin.close()
+    lines: list[str] = []
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not any("DMP:" in line for line in lines):
+        lines.append(watch.stdout.readline())
+    assert any("Patient:" in line for line in lines), lines
+    world.vitale("family")  # the next patient: the old dossier goes first
+    while time.monotonic() < deadline and not any("effacé" in line or "retirée" in line
+                                                  for line in lines):
+        lines.append(watch.stdout.readline())
+    watch.send_signal(signal.SIGTERM)
+    assert watch.wait(timeout=20) == 0, watch.stderr.read() if watch.stderr else ""
+    assert any("retirée" in line or "effacé" in line for line in lines), lines
