@@ -17,6 +17,7 @@ from cardreader.pcsc import EventKind, Monitor, SlotEvent, list_readers
 
 from .cards_view import as_json, describe
 from .commands import WORKFLOW_COMMANDS, add_workflow_commands
+from .doctor import add_doctor_command
 from .enrol import add_enrol_command
 
 DESCRIPTION = """\
@@ -63,6 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                          help="where the virtual cards keep their state (default: temporary)")
     add_enrol_command(commands)
     add_workflow_commands(commands)
+    add_doctor_command(commands)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,
@@ -70,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if args.command == "cards":
         return cards_command(watch=args.watch, as_json_lines=args.json)
-    if args.command == "enrol" or args.command in WORKFLOW_COMMANDS:
+    if args.command in ("enrol", "doctor") or args.command in WORKFLOW_COMMANDS:
         return int(args.run(args))
     if args.command == "sandbox":
         from .sandbox import run
