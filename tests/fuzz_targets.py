@@ -17,27 +17,11 @@ from cardreader import cps_data, iso7816, pkcs15, tlv, vitale
 from cardreader.apdu import ApduProtocol, ResponseApdu
 from cardreader.cps import CpsCard, CpsKey
 from cardreader.virtual.cps import VirtualCps
+from cardreader.virtual.direct import DirectConnection
 from cardreader.virtual.vitale import VirtualVitale
 from cardreader.vitale import Vitale2Profile
 
 Target = Callable[[bytes], object]
-
-
-class Recording:
-    """A Connection to an in-process emulator that records every response."""
-
-    def __init__(self, card) -> None:
-        self.card = card
-        self.atr = card.atr
-        self.responses: list[bytes] = []
-
-    def send_and_receive(self, apdu: bytes) -> tuple[bytes, int]:
-        response = self.card.process(apdu)
-        self.responses.append(response)
-        return response[:-2], int.from_bytes(response[-2:], "big")
-
-    def close(self) -> None:
-        pass
 
 
 class Spliced:
@@ -82,12 +66,12 @@ def _vitale_session(protocol: ApduProtocol) -> None:
 def recorded_sessions() -> dict[str, list[bytes]]:
     """The responses of one clean read of each card kind (the corpus to mutate)."""
     sessions: dict[str, list[bytes]] = {}
-    cps = Recording(VirtualCps.from_profile("gp"))
+    cps = DirectConnection(VirtualCps.from_profile("gp"))
     _cps_session(ApduProtocol(cps))
-    sessions["cps"] = cps.responses
-    family = Recording(VirtualVitale.from_profile("family"))
+    sessions["cps"] = [response for _, response in cps.exchanges]
+    family = DirectConnection(VirtualVitale.from_profile("family"))
     _vitale_session(ApduProtocol(family))
-    sessions["vitale"] = family.responses
+    sessions["vitale"] = [response for _, response in family.exchanges]
     return sessions
 
 
