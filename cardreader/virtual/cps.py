@@ -54,6 +54,7 @@ from ..cps import (
 )
 from ..cps_data import PracticeSituation
 from ..errors import MalformedResponseError
+from .atomic import write_atomic
 from .filesystem import OK, CardStatus, DedicatedFile, ElementaryFile, FileSystemCard, sw
 from .pki import (
     CertificateSubject,
@@ -198,10 +199,8 @@ class VirtualCps(FileSystemCard):
         if self.state_dir is None:
             return
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        path = self.state_dir / "state.json"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as out:
-            json.dump(dataclasses.asdict(counters or self._counters), out)
+        state = dataclasses.asdict(counters or self._counters)
+        write_atomic(self.state_dir / "state.json", json.dumps(state).encode())
 
     def _load_keys(
         self,
@@ -227,7 +226,7 @@ class VirtualCps(FileSystemCard):
             write_private_key(d / names[0], auth)
             write_private_key(d / names[1], sign)
             for name, cert in ((names[2], auth_cert), (names[3], sign_cert)):
-                (d / name).write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+                write_atomic(d / name, cert.public_bytes(serialization.Encoding.PEM), 0o644)
         return auth, sign, auth_cert, sign_cert
 
     @property

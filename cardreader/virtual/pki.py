@@ -26,6 +26,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from .atomic import write_atomic
+
 ROOT_NAME = "AC RACINE IGC-SANTE TEST"
 ISSUING_NAME = "AC IGC-SANTE FORT PERSONNES TEST"
 KEY_SIZE = 2048
@@ -214,12 +216,7 @@ def write_private_key(path: Path, key: rsa.RSAPrivateKey) -> None:
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.fchmod(fd, 0o600)
-        os.write(fd, data)
-    finally:
-        os.close(fd)
+    write_atomic(path, data)
 
 
 def read_private_key(path: Path) -> rsa.RSAPrivateKey:
