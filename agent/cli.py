@@ -65,6 +65,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_enrol_command(commands)
     add_workflow_commands(commands)
     add_doctor_command(commands)
+    from .run import add_run_commands
+
+    add_run_commands(commands)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,
@@ -72,7 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if args.command == "cards":
         return cards_command(watch=args.watch, as_json_lines=args.json)
-    if args.command in ("enrol", "doctor") or args.command in WORKFLOW_COMMANDS:
+    if args.command in ("enrol", "doctor", "run", "page") or args.command in WORKFLOW_COMMANDS:
         return int(args.run(args))
     if args.command == "sandbox":
         from .sandbox import run

@@ -23,6 +23,7 @@ import os
 import tempfile
 import textwrap
 import tomllib
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -122,6 +123,10 @@ KEYS: tuple[Key, ...] = (
         "Reader names (or parts of names) to look for the Vitale card in; [] = any reader."),
     Key("api", "port", "api_port",
         "TCP port of the local API and page, on loopback only (1024-65535)."),
+    Key("api", "allowed_origins", "api_allowed_origins",
+        "Web origins (scheme://host[:port]) of web-based practice software allowed to call "
+        "the local API from a browser, e.g. [\"https://logiciel.example.fr\"]; the agent's "
+        "own page is always allowed; [] = no other."),
     Key("log", "level", "log_level", "One of DEBUG, INFO, WARNING, ERROR."),
     Key("outbox", "retry_base_seconds", "retry_base",
         "Delay before the first retry of a deposit; it doubles at each failure."),
@@ -160,6 +165,7 @@ class AgentConfig:
     cps_readers: tuple[str, ...] = ()
     vitale_readers: tuple[str, ...] = ()
     api_port: int = 17771
+    api_allowed_origins: tuple[str, ...] = ()
     log_level: str = "INFO"
     retry_base: float = 5.0
     retry_max: float = 3600.0
@@ -229,6 +235,16 @@ def _check_port(value: Any) -> None:
         raise ConfigError(f"expected a port number 1024-65535, got {value!r}")
 
 
+def _check_origins(value: Any) -> None:
+    if not isinstance(value, tuple):
+        raise ConfigError(f"expected a list of origins, got {value!r}")
+    for origin in value:
+        parts = urllib.parse.urlsplit(origin) if isinstance(origin, str) else None
+        if (parts is None or parts.scheme not in ("http", "https") or not parts.hostname
+                or parts.path or parts.query or parts.fragment or parts.username):
+            raise ConfigError(f"{origin!r} is not an origin: scheme://host[:port], no path")
+
+
 def _check_level(value: Any) -> None:
     if value not in LOG_LEVELS:
         raise ConfigError(f"expected one of {', '.join(LOG_LEVELS)}, got {value!r}")
@@ -254,6 +270,7 @@ def _check_optional_path(value: Any) -> None:
 _CHECKS: dict[str, Callable[[Any], None]] = {
     "host_url": _check_url, "host_ca": _check_optional_path, "host_timeout": _check_positive,
     "cps_readers": _check_names, "vitale_readers": _check_names, "api_port": _check_port,
+    "api_allowed_origins": _check_origins,
     "log_level": _check_level, "retry_base": _check_positive, "retry_max": _check_positive,
     "retry_jitter": _check_jitter, "credentials_dir": _check_path, "data_dir": _check_path,
     "log_dir": _check_path,
@@ -273,9 +290,9 @@ def _check(key: Key, value: Any) -> None:
 def _convert(key: Key, raw: Any, base: Path) -> Any:
     """The TOML value of ``key`` as its `AgentConfig` field type (checked later)."""
     attr = key.field
-    if attr in ("cps_readers", "vitale_readers"):
+    if attr in ("cps_readers", "vitale_readers", "api_allowed_origins"):
         if not isinstance(raw, list):
-            raise ConfigError(f"expected a list of reader names, got {raw!r}", key.dotted)
+            raise ConfigError(f"expected a list, got {raw!r}", key.dotted)
         return tuple(raw)
     if attr in ("host_ca", "credentials_dir", "data_dir", "log_dir"):
         if not isinstance(raw, str):

@@ -21,7 +21,7 @@ import socket
 import sqlite3
 import ssl
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
 import httpx
@@ -68,8 +68,10 @@ class Check:
 # -- card readers -----------------------------------------------------------------------------
 
 
-def check_readers() -> list[Check]:
-    """pcscd, the readers it sees and the card in each."""
+def check_readers(inspect: Callable[[str], SlotReport] = inspect_reader) -> list[Check]:
+    """pcscd, the readers it sees and the card in each (``inspect``: the running agent
+    passes what its monitor already knows, so that a diagnosis never talks to a card in
+    the middle of a session's signature)."""
     try:
         readers = list_readers()
     except NoServiceError as error:
@@ -93,7 +95,7 @@ def check_readers() -> list[Check]:
         return checks
     checks.append(Check("readers", Status.OK,
                         f"{len(readers)} lecteur(s) / reader(s): {', '.join(readers)}."))
-    checks.extend(_card_check(inspect_reader(reader)) for reader in readers)
+    checks.extend(_card_check(inspect(reader)) for reader in readers)
     return checks
 
 
@@ -330,10 +332,11 @@ def check_disk(config: AgentConfig) -> Check:
 # -- the command ------------------------------------------------------------------------------
 
 
-def run_checks(config: AgentConfig, *, now: dt.datetime | None = None) -> list[Check]:
+def run_checks(config: AgentConfig, *, now: dt.datetime | None = None,
+               inspect: Callable[[str], SlotReport] = inspect_reader) -> list[Check]:
     """Every check, in the order a person would look; ``now`` is for tests."""
     moment = now or dt.datetime.now(dt.UTC)
-    checks = check_readers()
+    checks = check_readers(inspect)
     enrolment, workstation = check_enrolment(config, moment)
     checks += [enrolment, check_host_ca(config)]
     checks += check_host(config, workstation, now)

@@ -13,8 +13,6 @@ import json
 import os
 import random
 import signal
-import socket
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -40,6 +38,7 @@ from cardreader.virtual.pki import TestHealthCA
 from cardreader.virtual.vitale_profiles import PROFILES as VITALE
 from host.pki import init_pki
 from tests.host.tls_harness import PIN, workstation
+from tests.live import HostProcess
 from wire.mhd import Author
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,49 +46,6 @@ BIN = Path(sys.executable).parent
 REPORT_TYPE = "34810-2"  # eye-test report: the optician may deposit it
 FAST = RetryPolicy(base=0.1, maximum=0.5, jitter=0.0)
 MiB = 1 << 20
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class HostProcess:
-    """`dmp-host serve` on a fixed port and data directory, stoppable and restartable."""
-
-    def __init__(self, pki: Path, data: Path) -> None:
-        self.pki, self.data, self.port = pki, data, _free_port()
-        self.url = f"https://127.0.0.1:{self.port}"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        log = open(self.data.parent / "host.log", "ab")  # noqa: SIM115 - the child keeps it
-        self.process = subprocess.Popen(
-            [str(BIN / "dmp-host"), "serve", "--pki", str(self.pki), "--data", str(self.data),
-             "--port", str(self.port)], stdout=log, stderr=subprocess.STDOUT)
-        log.close()
-        deadline = time.monotonic() + 30
-        while True:
-            with contextlib.suppress(OSError), socket.create_connection(
-                    ("127.0.0.1", self.port), 0.5):
-                return
-            assert self.process.poll() is None, (self.data.parent / "host.log").read_text()
-            assert time.monotonic() < deadline, "the host did not start"
-            time.sleep(0.05)
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(sig)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.process = None
-
-    def db(self) -> sqlite3.Connection:
-        return sqlite3.connect(f"file:{self.data / 'host.db'}?mode=ro", uri=True)
 
 
 def _card(virtual: VirtualCps) -> CpsCard:

@@ -1,0 +1,343 @@
+"""The local API's routes over `AgentService` (docs/agent-local-api.md).
+
+Handlers are thin: parse and check the input (400 with a sentence on anything malformed),
+call the service on a worker thread (card and host work block), turn `ServiceError` into
+its status and JSON. Uploads are streamed to a private temporary file, never held whole.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import logging
+import os
+import re
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from ..service import AgentService, ServiceError
+from .guard import Guard
+
+log = logging.getLogger(__name__)
+
+MAX_UPLOAD = 64 << 20  # the host's own limit per document
+KEEPALIVE = 30.0  # seconds between SSE comments while a client listens (proxies, dead peers)
+WEB = Path(str(resources.files("agent") / "web"))
+_TYPE_CODE = re.compile(r"^[0-9A-Za-z.\-_]{1,64}$")
+_UNIQUE_ID = re.compile(r"^[!-~]{1,128}$")
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+class BadRequest(ServiceError):
+    def __init__(self, message: str, code: str = "bad-request", status: int = 400) -> None:
+        super().__init__(code, message, status)
+
+
+def _error(error: ServiceError) -> JSONResponse:
+    return JSONResponse({"code": error.code, "message": str(error), **error.extra},
+                        status_code=error.status)
+
+
+def _guarded(handler: Handler) -> Handler:
+    async def run(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except ServiceError as error:
+            return _error(error)
+        except Exception:
+            log.exception("local API %s %s failed", request.method, request.url.path)
+            return JSONResponse({"code": "internal", "message": "Erreur interne de l'agent / "
+                                 "internal agent error (voir les journaux / see the logs)"},
+                                status_code=500)
+    return run
+
+
+async def _json_body(request: Request, limit: int = 64 << 10) -> dict[str, Any]:
+    if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+        raise BadRequest("Content-Type: application/json attendu / expected", "bad-content-type",
+                         415)
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise BadRequest("Corps trop grand / body too large", "too-large", 413)
+    try:
+        value = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise BadRequest("JSON invalide / invalid JSON", "bad-json") from None
+    if not isinstance(value, dict):
+        raise BadRequest("Un objet JSON est attendu / a JSON object is expected", "bad-json")
+    return value
+
+
+def _field(body: dict[str, Any], name: str, kind: type, default: Any = ...) -> Any:
+    if name not in body:
+        if default is ...:
+            raise BadRequest(f"{name}: champ requis / required field")
+        return default
+    value = body[name]
+    if (kind is int and isinstance(value, bool)) or not isinstance(value, kind):
+        raise BadRequest(f"{name}: {kind.__name__} attendu / expected")
+    return value
+
+
+def _flag(request: Request, name: str) -> bool:
+    value = request.query_params.get(name, "false").lower()
+    if value not in ("true", "false", "1", "0"):
+        raise BadRequest(f"{name}: true ou false / true or false")
+    return value in ("true", "1")
+
+
+def _date(request: Request, name: str) -> dt.date | None:
+    value = request.query_params.get(name)
+    if value is None or value == "":
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise BadRequest(f"{name}: date AAAA-MM-JJ attendue / YYYY-MM-DD expected") from None
+
+
+def _unique_id(request: Request) -> str:
+    value = request.path_params["unique_id"]
+    if not _UNIQUE_ID.match(value):
+        raise BadRequest("uniqueId invalide / invalid uniqueId")
+    return value
+
+
+async def _spool(request: Request) -> tuple[Path, str]:
+    """The request body in a private temporary file (size-capped): (path, MIME type)."""
+    mime = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_UPLOAD:
+        raise BadRequest(f"Document trop grand (plus de {MAX_UPLOAD >> 20} Mo) / document too "
+                         "large", "too-large", 413)
+    fd, name = tempfile.mkstemp(prefix="dmp-upload-")  # 0600
+    path, size = Path(name), 0
+    try:
+        with os.fdopen(fd, "wb") as out:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > MAX_UPLOAD:
+                    raise BadRequest(f"Document trop grand (plus de {MAX_UPLOAD >> 20} Mo) / "
+                                     "document too large", "too-large", 413)
+                out.write(chunk)
+        if size == 0:
+            raise BadRequest("Document vide / empty document", "empty-document")
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return path, mime
+
+
+def create_app(service: AgentService, *, token: str, port: int,
+               allowed_origins: tuple[str, ...] = ()) -> Guard:
+    """The ASGI application: routes, the page, behind the `Guard`."""
+
+    def call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Awaitable[Any]:
+        return run_in_threadpool(fn, *args, **kwargs)
+
+    async def health(request: Request) -> Response:
+        return JSONResponse({"status": "ok", "version": service.version})
+
+    async def status(request: Request) -> Response:
+        return JSONResponse(await call(service.snapshot))
+
+    async def events(request: Request) -> Response:
+        loop = asyncio.get_running_loop()
+        inbox: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue(maxsize=1000)
+
+        def listener(kind: str, data: dict[str, Any]) -> None:
+            def put() -> None:
+                with contextlib.suppress(asyncio.QueueFull):  # a stuck reader loses events,
+                    inbox.put_nowait((kind, data))            # never the agent
+            loop.call_soon_threadsafe(put)
+
+        unsubscribe = service.subscribe(listener)
+        first = await call(service.snapshot)
+
+        async def stream() -> AsyncIterator[bytes]:
+            try:
+                yield _sse("status", first)
+                while True:
+                    try:
+                        kind, data = await asyncio.wait_for(inbox.get(), KEEPALIVE)
+                    except TimeoutError:
+                        yield b": keepalive\n\n"
+                        continue
+                    yield _sse(kind, data)
+            finally:
+                unsubscribe()
+
+        return StreamingResponse(stream(), media_type="text/event-stream",
+                                 headers={"cache-control": "no-store"})
+
+    async def open_session(request: Request) -> Response:
+        body = await _json_body(request)
+        pin = _field(body, "pin", str)
+        situation = _field(body, "situation", int, 0)
+        if not (pin.isascii() and pin.isdigit() and 4 <= len(pin) <= 8):
+            raise BadRequest("Code porteur : 4 chiffres / PIN: 4 digits", "bad-pin-format")
+        body.clear()
+        return JSONResponse(await call(service.open_session, pin, situation))
+
+    async def close_session(request: Request) -> Response:
+        await call(service.lock_session)
+        return Response(status_code=204)
+
+    async def select(request: Request) -> Response:
+        body = await _json_body(request)
+        return JSONResponse(await call(service.select_person, _field(body, "index", int)))
+
+    async def reload(request: Request) -> Response:
+        return JSONResponse(await call(service.reload_patient))
+
+    async def access_mode(request: Request) -> Response:
+        body = await _json_body(request)
+        return JSONResponse(await call(service.set_access_mode, _field(body, "mode", str),
+                                       _field(body, "justification", str, "")))
+
+    async def documents(request: Request) -> Response:
+        q = request.query_params
+        types = tuple(q.getlist("typeCode"))
+        if any(not _TYPE_CODE.match(t) for t in types):
+            raise BadRequest("typeCode invalide / invalid typeCode")
+        found = await call(service.documents, type_codes=types,
+                           archived=_flag(request, "archived"), author=q.get("author", "")[:100],
+                           since=_date(request, "since"), until=_date(request, "until"),
+                           text=q.get("q", "")[:200])
+        return JSONResponse(found)
+
+    async def content(request: Request) -> Response:
+        body, mime, title = await call(service.document_content, _unique_id(request))
+        safe = re.sub(r"[^A-Za-z0-9._ -]+", "_", title)[:80] or "document"
+        return Response(body, media_type=mime, headers={
+            "content-disposition": f'inline; filename="{safe}"',
+            "cache-control": "no-store", "x-content-type-options": "nosniff",
+            "content-security-policy": "sandbox"})
+
+    async def change(request: Request) -> Response:
+        return JSONResponse(await call(service.change_document, _unique_id(request),
+                                       request.path_params["action"]))
+
+    async def types(request: Request) -> Response:
+        return JSONResponse(await call(service.deposit_types))
+
+    async def _deposit(request: Request, replaces: str | None) -> Response:
+        q = request.query_params
+        type_code = q.get("typeCode", "")
+        if replaces is None and not _TYPE_CODE.match(type_code):
+            raise BadRequest("typeCode requis / required (GET /api/deposit-types)")
+        title = q.get("title", "")
+        if len(title) > 200:
+            raise BadRequest("title: 200 caractères au plus / at most 200 characters")
+        masked = _flag(request, "masked")
+        invisible = _flag(request, "invisibleToPatient")
+        path, mime = await _spool(request)
+        try:
+            queued = await call(service.deposit, path, mime_type=mime, type_code=type_code,
+                                title=title, masked=masked, invisible_to_patient=invisible,
+                                replaces=replaces)
+        finally:
+            path.unlink(missing_ok=True)
+        return JSONResponse(queued, status_code=202)
+
+    async def deposit(request: Request) -> Response:
+        return await _deposit(request, None)
+
+    async def replace(request: Request) -> Response:
+        return await _deposit(request, _unique_id(request))
+
+    async def outbox(request: Request) -> Response:
+        return JSONResponse(await call(service.outbox))
+
+    async def retry(request: Request) -> Response:
+        item = request.path_params["item_id"]
+        return JSONResponse(await call(service.retry_deposit, item))
+
+    async def create_dmp(request: Request) -> Response:
+        body = await _json_body(request)
+        created = await call(
+            service.create_dmp, consent=_field(body, "consent", bool),
+            break_the_glass=_field(body, "breakTheGlass", bool, True),
+            regulation_centre=_field(body, "regulationCentre", bool, True),
+            emergency_sees_masked=_field(body, "emergencySeesMasked", bool, True))
+        return JSONResponse(created, status_code=201)
+
+    async def sheet(request: Request) -> Response:
+        pdf = await call(service.secrets_sheet)
+        return Response(pdf, media_type="application/pdf", headers={
+            "content-disposition": 'inline; filename="fiche-dmp.pdf"',
+            "cache-control": "no-store"})
+
+    async def authorize(request: Request) -> Response:
+        body = await _json_body(request)
+        return JSONResponse(await call(service.authorize,
+                                       confirmed=_field(body, "confirmed", bool)))
+
+    async def diagnostics(request: Request) -> Response:
+        return JSONResponse(await call(service.diagnostics))
+
+    async def settings(request: Request) -> Response:
+        return JSONResponse(await call(service.settings))
+
+    async def openapi(request: Request) -> Response:
+        return Response((Path(__file__).parent / "openapi.yaml").read_bytes(),
+                        media_type="application/yaml")
+
+    async def page(request: Request) -> Response:
+        return Response((WEB / "index.html").read_bytes(), media_type="text/html", headers={
+            "cache-control": "no-store", "x-frame-options": "DENY",
+            "referrer-policy": "no-referrer",
+            "content-security-policy": "default-src 'self'; frame-src 'self'; "
+                                       "object-src 'self'; frame-ancestors 'none'"})
+
+    def route(path: str, handler: Handler, *methods: str) -> Route:
+        return Route(path, _guarded(handler), methods=list(methods))
+
+    routes = [
+        route("/", page, "GET"),
+        route("/api/health", health, "GET"),
+        route("/api/openapi.yaml", openapi, "GET"),
+        route("/api/status", status, "GET"),
+        route("/api/events", events, "GET"),
+        route("/api/session", open_session, "POST"),
+        route("/api/session", close_session, "DELETE"),
+        route("/api/patient/select", select, "POST"),
+        route("/api/patient/reload", reload, "POST"),
+        route("/api/patient/access-mode", access_mode, "PUT"),
+        route("/api/documents", documents, "GET"),
+        route("/api/documents/{unique_id}/content", content, "GET"),
+        route("/api/documents/{unique_id}/replace", replace, "POST"),
+        route("/api/documents/{unique_id}/{action}", change, "POST"),
+        route("/api/deposit-types", types, "GET"),
+        route("/api/deposits", deposit, "POST"),
+        route("/api/outbox", outbox, "GET"),
+        route("/api/outbox/{item_id:int}/retry", retry, "POST"),
+        route("/api/dmp", create_dmp, "POST"),
+        route("/api/dmp/sheet", sheet, "GET"),
+        route("/api/authorizations", authorize, "POST"),
+        route("/api/diagnostics", diagnostics, "GET"),
+        route("/api/settings", settings, "GET"),
+    ]
+    if WEB.is_dir():
+        routes.append(Mount("/static", StaticFiles(directory=WEB), name="static"))
+    app = Starlette(routes=routes)
+    return Guard(app, token=token, port=port, allowed_origins=allowed_origins)
+
+
+def _sse(kind: str, data: dict[str, Any]) -> bytes:
+    return f"event: {kind}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()

@@ -1,0 +1,142 @@
+"""Who may talk to the local API: a process of this user on this machine, or a web page
+from an origin the user allowed.
+
+- the token: 32 random bytes in the user's config directory, mode 0600, created at the first
+  start (a file readable by others is replaced, since its token may have leaked);
+- the peer: a loopback address only (the server also binds 127.0.0.1 only);
+- Host: ``127.0.0.1:<port>`` or ``localhost:<port>``, else DNS rebinding could make a remote
+  page's own name point at us;
+- Origin: absent (not a browser), the agent's own page, or ``api.allowed_origins``; for
+  those the CORS and Private Network Access preflights are answered.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import json
+import os
+import secrets
+import stat
+from collections.abc import Awaitable, Callable, MutableMapping
+from pathlib import Path
+from typing import Any
+
+from ..config import AgentConfig, private_dir, write_private_file
+
+TOKEN_FILE = "api-token"
+PUBLIC_PATHS = ("/api/health",)  # and everything outside /api/: the page holds no data
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+App = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+def token_path(config: AgentConfig) -> Path:
+    return config.credentials_dir.parent / TOKEN_FILE
+
+
+def load_or_create_token(config: AgentConfig) -> str:
+    """The API token, made on first use; a file others could read is replaced."""
+    path = token_path(config)
+    private_dir(path.parent)
+    try:
+        info = path.stat()
+        if stat.S_IMODE(info.st_mode) & 0o077 == 0 and info.st_uid == os.getuid():
+            token = path.read_text().strip()
+            if len(token) >= 32:
+                return token
+    except FileNotFoundError:
+        pass
+    token = secrets.token_urlsafe(32)
+    write_private_file(path, (token + "\n").encode())
+    return token
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class Guard:
+    """ASGI middleware applying the rules above before any route runs."""
+
+    def __init__(self, app: App, *, token: str, port: int,
+                 allowed_origins: tuple[str, ...] = ()) -> None:
+        self.app = app
+        self._token = token.encode()
+        self._hosts = {f"127.0.0.1:{port}", f"localhost:{port}"}
+        self._own = {f"http://127.0.0.1:{port}", f"http://localhost:{port}"}
+        self._origins = self._own | {o.rstrip("/").lower() for o in allowed_origins}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1")
+                   for k, v in scope.get("headers", [])}
+        client = scope.get("client") or ("", 0)
+        if not _is_loopback(client[0]):
+            await _refuse(send, 403, "not-loopback", "Accès local uniquement / loopback only")
+            return
+        if headers.get("host", "").lower() not in self._hosts:
+            await _refuse(send, 403, "bad-host", "En-tête Host refusé / foreign Host header")
+            return
+        origin = headers.get("origin")
+        if origin is not None and origin.lower() not in self._origins:
+            await _refuse(send, 403, "bad-origin",
+                          f"Origine non autorisée / origin not allowed: {origin[:100]} (voir "
+                          "api.allowed_origins / see api.allowed_origins)")
+            return
+        cors = self._cors(origin)
+        path = scope.get("path", "")
+        if scope["method"] == "OPTIONS" and origin is not None:
+            await _reply(send, 204, b"", [
+                *cors,
+                (b"access-control-allow-methods", b"GET, POST, PUT, DELETE"),
+                (b"access-control-allow-headers", b"authorization, content-type"),
+                (b"access-control-max-age", b"600"),
+                # Chromium's Private Network Access / Local Network Access preflight.
+                *([(b"access-control-allow-private-network", b"true")]
+                  if headers.get("access-control-request-private-network") else []),
+            ])
+            return
+        if path.startswith("/api/") and path not in PUBLIC_PATHS:
+            given = headers.get("authorization", "")
+            scheme, _, value = given.partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(
+                    value.strip().encode(), self._token):
+                await _refuse(send, 401, "bad-token",
+                              "Jeton absent ou erroné / missing or wrong token "
+                              "(dmp-agent page --print-token)", cors)
+                return
+
+        async def send_with_cors(message: MutableMapping[str, Any]) -> None:
+            if message["type"] == "http.response.start" and cors:
+                message["headers"] = [*message.get("headers", []), *cors]
+            await send(message)
+
+        await self.app(scope, receive, send_with_cors)
+
+    def _cors(self, origin: str | None) -> list[tuple[bytes, bytes]]:
+        if origin is None or origin.lower() in self._own:
+            return []
+        return [(b"access-control-allow-origin", origin.encode("latin-1")),
+                (b"vary", b"Origin")]
+
+
+async def _reply(send: Send, status: int, body: bytes,
+                 headers: list[tuple[bytes, bytes]]) -> None:
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _refuse(send: Send, status: int, code: str, message: str,
+                  extra: list[tuple[bytes, bytes]] | None = None) -> None:
+    body = json.dumps({"code": code, "message": message}).encode()
+    await _reply(send, status, body, [(b"content-type", b"application/json"),
+                                      (b"content-length", str(len(body)).encode()),
+                                      *(extra or [])])

@@ -1,0 +1,194 @@
+"""`dmp-agent run` (the agent as people use it: service, local API and page, tray) and
+`dmp-agent page` (open the page, or print its address or the API token for practice
+software)."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import errno
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+import webbrowser
+from importlib.metadata import PackageNotFoundError, version
+
+import uvicorn
+
+from .config import AgentConfig, ConfigError, load_config
+from .localapi import create_app, load_or_create_token
+from .logs import setup_logging
+from .service import AgentService
+
+log = logging.getLogger(__name__)
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def agent_version() -> str:
+    try:
+        return version("dmp-agent")
+    except PackageNotFoundError:
+        return "dev"
+
+
+def has_display() -> bool:
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+                or sys.platform == "win32")
+
+
+def _bind(port: int) -> socket.socket:
+    """The listening socket, bound before anything starts: a second agent stops here."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    sock.listen(64)
+    return sock
+
+
+class ApiServer:
+    """uvicorn on our socket, in a thread (the main thread belongs to the tray)."""
+
+    def __init__(self, service: AgentService, config: AgentConfig, sock: socket.socket) -> None:
+        token = load_or_create_token(config)
+        app = create_app(service, token=token, port=config.api_port,
+                         allowed_origins=config.api_allowed_origins)
+        self._server = uvicorn.Server(uvicorn.Config(
+            app, log_config=None, access_log=False, lifespan="off", http="h11",
+            timeout_graceful_shutdown=3))
+        self._sock = sock
+        self._thread = threading.Thread(target=self._run, name="local-api", daemon=True)
+
+    def _run(self) -> None:
+        self._server.run(sockets=[self._sock])
+
+    def start(self, timeout: float = 10.0) -> None:
+        self._thread.start()
+        for _ in range(int(timeout / 0.01)):
+            if self._server.started or not self._thread.is_alive():
+                break
+            threading.Event().wait(0.01)
+        if not self._server.started:
+            raise RuntimeError("the local API did not start")
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(5)
+
+
+def run_agent(*, tray: bool, open_page: bool) -> int:
+    try:
+        config = load_config()
+    except ConfigError as error:
+        print(f"dmp-agent run: configuration: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    setup_logging(config, console=False)
+    first_start = _first_start(config)
+    try:
+        sock = _bind(config.api_port)
+    except OSError as error:
+        if error.errno == errno.EADDRINUSE:
+            print(f"dmp-agent run: le port {config.api_port} est déjà pris : l'agent tourne "
+                  f"sans doute déjà / port {config.api_port} is taken: the agent is probably "
+                  "running already (dmp-agent page opens its page)", file=sys.stderr)
+            return EXIT_FAILED
+        raise
+    service = AgentService(config, version=agent_version())
+    if first_start:
+        log.info("first start: %s", first_start)
+    stop = threading.Event()
+    try:
+        service.start()
+        server = ApiServer(service, config, sock)
+        server.start()
+    except BaseException:
+        service.stop()
+        sock.close()
+        raise
+    print(f"Agent DMP prêt / ready: http://127.0.0.1:{config.api_port}/", flush=True)
+    log.info("agent ready on 127.0.0.1:%d", config.api_port)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    if open_page:
+        webbrowser.open(service.page_url())
+    try:
+        if tray and has_display():
+            from .tray import run_tray
+
+            threading.Thread(target=lambda: (stop.wait(), _stop_tray()), daemon=True).start()
+            run_tray(service, quit=stop.set)
+        else:
+            while not stop.wait(3600):
+                pass
+    finally:
+        server.stop()
+        service.stop()
+        sock.close()
+        log.info("agent stopped")
+    return EXIT_OK
+
+
+def _stop_tray() -> None:
+    from . import tray
+
+    with contextlib.suppress(Exception):
+        tray.stop()
+
+
+def _first_start(config: AgentConfig) -> str | None:
+    try:
+        from .first_start import enrol_if_needed
+    except ImportError:  # pragma: no cover - the installer's module ships with the agent
+        return None
+    return enrol_if_needed(config)
+
+
+def run_page(*, print_token: bool, print_url: bool, section: str) -> int:
+    try:
+        config = load_config()
+    except ConfigError as error:
+        print(f"dmp-agent page: configuration: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    if print_token:
+        print(load_or_create_token(config))
+        return EXIT_OK
+    token = load_or_create_token(config)
+    url = f"http://127.0.0.1:{config.api_port}/#token={token}"
+    if section:
+        url += f"&section={section}"
+    if print_url:
+        print(url)
+        return EXIT_OK
+    if not webbrowser.open(url):
+        print("Aucun navigateur / no browser found; address:\n" + url)
+    return EXIT_OK
+
+
+def add_run_commands(commands: argparse._SubParsersAction) -> None:
+    run = commands.add_parser(
+        "run", help="run the agent: card watching, local API and page, tray icon",
+        description="Lance l'agent / runs the agent: watches the card readers, serves the "
+                    "local API and page on 127.0.0.1 (api.port), shows the tray icon when a "
+                    "desktop is there. Enrols the workstation on first start when the "
+                    "administrator left a provisioning file (docs/installer.md).")
+    run.add_argument("--no-tray", action="store_true",
+                     help="no tray icon (a service without desktop)")
+    run.add_argument("--open-page", action="store_true", help="open the page once ready")
+    run.set_defaults(run=lambda a: run_agent(tray=not a.no_tray, open_page=a.open_page))
+    page = commands.add_parser(
+        "page", help="open the agent's page in the browser (or print its address or token)",
+        description="Ouvre la page de l'agent / opens the agent's page with its access "
+                    "token. --print-token gives the token practice software sends as "
+                    "'Authorization: Bearer <token>'.")
+    page.add_argument("--print-token", action="store_true",
+                      help="print the local API token (keep it private)")
+    page.add_argument("--print-url", action="store_true", help="print the address, token "
+                      "included, instead of opening it")
+    page.add_argument("--section", default="", choices=["", "deposit", "diagnostics",
+                                                         "settings", "dossier"],
+                      help="open this section of the page")
+    page.set_defaults(run=lambda a: run_page(print_token=a.print_token,
+                                             print_url=a.print_url, section=a.section))
