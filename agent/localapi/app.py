@@ -266,6 +266,8 @@ def create_app(service: AgentService, *, token: str, port: int,
 
     async def retry(request: Request) -> Response:
         item = request.path_params["item_id"]
+        if not 0 < item < 1 << 63:  # SQLite's integers: anything else names no item
+            raise ServiceError("bad-item", f"Pas d'envoi n° {item} / no item {item}", 404)
         return JSONResponse(await call(service.retry_deposit, item))
 
     async def create_dmp(request: Request) -> Response:
@@ -335,7 +337,14 @@ def create_app(service: AgentService, *, token: str, port: int,
     ]
     if WEB.is_dir():
         routes.append(Mount("/static", StaticFiles(directory=WEB), name="static"))
-    app = Starlette(routes=routes)
+    async def not_found(request: Request, exc: Exception) -> Response:
+        status = getattr(exc, "status_code", 404)
+        message = {404: "Adresse inconnue / no such address",
+                   405: "Méthode non permise / method not allowed"}.get(status, "HTTP error")
+        return JSONResponse({"code": "not-found" if status == 404 else "bad-method",
+                             "message": message}, status_code=status)
+
+    app = Starlette(routes=routes, exception_handlers={404: not_found, 405: not_found})
     return Guard(app, token=token, port=port, allowed_origins=allowed_origins)
 
 
