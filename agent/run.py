@@ -5,6 +5,7 @@ software)."""
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import errno
 import logging
@@ -44,9 +45,35 @@ def _bind(port: int) -> socket.socket:
     """The listening socket, bound before anything starts: a second agent stops here."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # Inherited by accepted sockets (Linux): h11 writes headers and body apart, and Nagle
+    # plus the client's delayed ACK would add 40 ms to every answer.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind(("127.0.0.1", port))
     sock.listen(64)
     return sock
+
+
+class _QuietServer(uvicorn.Server):
+    """uvicorn wakes up every 100 ms to refresh its Date header and look for a stop; an
+    idle agent must not (it runs all day on battery-powered laptops too). No Date header,
+    and the stop comes as an event."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self._exit: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def main_loop(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._exit = asyncio.Event()
+        await self.on_tick(0)  # the default headers, once
+        if not self.should_exit:
+            await self._exit.wait()
+
+    def request_exit(self) -> None:
+        self.should_exit = True
+        if self._loop is not None and self._exit is not None:
+            self._loop.call_soon_threadsafe(self._exit.set)
 
 
 class ApiServer:
@@ -54,11 +81,11 @@ class ApiServer:
 
     def __init__(self, service: AgentService, config: AgentConfig, sock: socket.socket) -> None:
         token = load_or_create_token(config)
-        app = create_app(service, token=token, port=config.api_port,
+        self._app = app = create_app(service, token=token, port=config.api_port,
                          allowed_origins=config.api_allowed_origins)
-        self._server = uvicorn.Server(uvicorn.Config(
+        self._server = _QuietServer(uvicorn.Config(
             app, log_config=None, access_log=False, lifespan="off", http="h11",
-            timeout_graceful_shutdown=3))
+            timeout_graceful_shutdown=3, date_header=False, server_header=False))
         self._sock = sock
         self._thread = threading.Thread(target=self._run, name="local-api", daemon=True)
 
@@ -75,7 +102,8 @@ class ApiServer:
             raise RuntimeError("the local API did not start")
 
     def stop(self) -> None:
-        self._server.should_exit = True
+        self._app.close_streams()  # else an open page holds the shutdown for its 3 s grace
+        self._server.request_exit()
         self._thread.join(5)
 
 
@@ -100,6 +128,9 @@ def run_agent(*, tray: bool, open_page: bool) -> int:
     if first_start:
         log.info("first start: %s", first_start)
     stop = threading.Event()
+    # Before anything starts: a SIGTERM during the start still stops cleanly.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
     try:
         service.start()
         server = ApiServer(service, config, sock)
@@ -110,8 +141,6 @@ def run_agent(*, tray: bool, open_page: bool) -> int:
         raise
     print(f"Agent DMP prêt / ready: http://127.0.0.1:{config.api_port}/", flush=True)
     log.info("agent ready on 127.0.0.1:%d", config.api_port)
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
     if open_page:
         webbrowser.open(service.page_url())
     try:
@@ -121,7 +150,7 @@ def run_agent(*, tray: bool, open_page: bool) -> int:
             threading.Thread(target=lambda: (stop.wait(), _stop_tray()), daemon=True).start()
             run_tray(service, quit=stop.set)
         else:
-            while not stop.wait(3600):
+            while not stop.wait(3600):  # a signal handler wakes it: no periodic wake-up
                 pass
     finally:
         server.stop()

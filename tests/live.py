@@ -110,6 +110,7 @@ class AgentProcess:
         assert done.returncode == 0, done.stderr
 
     def start(self, *args: str) -> None:
+        assert self.process is None, "stop the running agent first"
         out = open(self.log_file, "ab")  # noqa: SIM115 - the child keeps it
         command = [str(BIN / "dmp-agent"), "run", *(() if self.tray else ("--no-tray",)), *args]
         self.process = subprocess.Popen(command, env=self.env, stdout=out,

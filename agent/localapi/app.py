@@ -147,6 +147,14 @@ def create_app(service: AgentService, *, token: str, port: int,
                allowed_origins: tuple[str, ...] = ()) -> Guard:
     """The ASGI application: routes, the page, behind the `Guard`."""
 
+    streams: set[tuple[asyncio.AbstractEventLoop, asyncio.Queue[Any]]] = set()
+
+    def close_streams() -> None:
+        """End every event stream (called from another thread when the agent stops)."""
+        for loop, inbox in list(streams):
+            with contextlib.suppress(RuntimeError):  # loop already closed
+                loop.call_soon_threadsafe(inbox.put_nowait, None)
+
     def call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Awaitable[Any]:
         return run_in_threadpool(fn, *args, **kwargs)
 
@@ -158,7 +166,8 @@ def create_app(service: AgentService, *, token: str, port: int,
 
     async def events(request: Request) -> Response:
         loop = asyncio.get_running_loop()
-        inbox: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue(maxsize=1000)
+        inbox: asyncio.Queue[tuple[str, dict[str, Any]] | None] = asyncio.Queue(maxsize=1000)
+        streams.add((loop, inbox))
 
         def listener(kind: str, data: dict[str, Any]) -> None:
             def put() -> None:
@@ -174,13 +183,16 @@ def create_app(service: AgentService, *, token: str, port: int,
                 yield _sse("status", first)
                 while True:
                     try:
-                        kind, data = await asyncio.wait_for(inbox.get(), KEEPALIVE)
+                        event = await asyncio.wait_for(inbox.get(), KEEPALIVE)
                     except TimeoutError:
                         yield b": keepalive\n\n"
                         continue
-                    yield _sse(kind, data)
+                    if event is None:
+                        return  # the agent stops: end the stream, the page reconnects
+                    yield _sse(*event)
             finally:
                 unsubscribe()
+                streams.discard((loop, inbox))
 
         return StreamingResponse(stream(), media_type="text/event-stream",
                                  headers={"cache-control": "no-store"})
@@ -345,7 +357,9 @@ def create_app(service: AgentService, *, token: str, port: int,
                              "message": message}, status_code=status)
 
     app = Starlette(routes=routes, exception_handlers={404: not_found, 405: not_found})
-    return Guard(app, token=token, port=port, allowed_origins=allowed_origins)
+    guard = Guard(app, token=token, port=port, allowed_origins=allowed_origins)
+    guard.close_streams = close_streams
+    return guard
 
 
 def _sse(kind: str, data: dict[str, Any]) -> bytes:

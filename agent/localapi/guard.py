@@ -71,6 +71,7 @@ class Guard:
         self._hosts = {f"127.0.0.1:{port}", f"localhost:{port}"}
         self._own = {f"http://127.0.0.1:{port}", f"http://localhost:{port}"}
         self._origins = self._own | {o.rstrip("/").lower() for o in allowed_origins}
+        self.close_streams: Callable[[], None] = lambda: None  # set by create_app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):

@@ -1,0 +1,1241 @@
+// The agent's page: a view over the local API (docs/agent-page.md, docs/agent-local-api.md).
+// No framework and no build step. The page holds no data of its own: everything comes from
+// the API with the token the tray or `dmp-agent page` put in the URL fragment. Every text
+// from the API goes in through textContent, never as HTML.
+
+const TOKEN_KEY = 'dmp-agent-token';
+const SECTIONS = ['session', 'patient', 'dossier', 'deposit', 'create', 'emergency',
+  'diagnostics', 'settings'];
+const NEEDS_SESSION = new Set(['patient', 'dossier', 'deposit', 'create', 'emergency']);
+const MAX_UPLOAD = 64 * 1024 * 1024; // the agent's and the host's limit per document
+const MIN_JUSTIFICATION = 10;
+const VIEWABLE = new Set(['application/pdf', 'text/plain']);
+const PROFESSIONS = {
+  10: 'Médecin', 21: 'Pharmacien', 28: 'Opticien-lunetier', 40: 'Chirurgien-dentiste',
+  50: 'Sage-femme', 60: 'Infirmier', 70: 'Masseur-kinésithérapeute', 92: 'Orthoptiste',
+};
+
+const $ = (id) => document.getElementById(id);
+
+let token = null;
+let state = null; // the last snapshot (GET /api/status, then kept current by the events)
+let current = null; // the selected section
+let returnTo = null; // the last section that needs a session: shown once it is open
+let filtered = null; // {key, list}: the result of GET /api/documents for the filters
+let depositTypes = {key: null, list: []};
+let titleEdited = false;
+const tracked = new Map(); // outbox item id -> {id, title, state, lastError, attempts}
+const memo = new Map(); // list id -> the JSON it was last drawn from
+
+class ApiError extends Error {
+  constructor(status, code, message, extra = {}) {
+    super(message);
+    this.status = status;
+    this.code = code;
+    this.extra = extra;
+  }
+}
+
+// -- small DOM helpers -------------------------------------------------------------------
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs)) {
+    if (value === null || value === undefined || value === false) continue;
+    if (name === 'class') node.className = value;
+    else if (name === 'text') node.textContent = value;
+    else if (name.startsWith('on')) node.addEventListener(name.slice(2), value);
+    else node.setAttribute(name, value === true ? '' : String(value));
+  }
+  for (const child of children) {
+    if (child === null || child === undefined || child === false) continue;
+    node.append(typeof child === 'string' ? document.createTextNode(child) : child);
+  }
+  return node;
+}
+
+function show(id, visible) {
+  $(id).hidden = !visible;
+}
+
+function say(id, text, kind = 'info') {
+  const node = $(id);
+  node.textContent = text || '';
+  node.dataset.kind = text ? kind : '';
+}
+
+function changed(id, value) {
+  const key = JSON.stringify(value);
+  if (memo.get(id) === key) return false;
+  memo.set(id, key);
+  return true;
+}
+
+function frenchDate(iso) {
+  if (!iso) return '';
+  const date = new Date(iso);
+  if (Number.isNaN(date.getTime())) return iso;
+  return date.toLocaleString('fr-FR', {dateStyle: 'short', timeStyle: 'short'});
+}
+
+function birthDate(raw) {
+  // YYYYMMDD as on the card; lunar dates keep their 00.
+  return /^\d{8}$/.test(raw || '') ? `${raw.slice(6)}/${raw.slice(4, 6)}/${raw.slice(0, 4)}`
+    : (raw || '');
+}
+
+function personName(p) {
+  if (!p) return '';
+  return [p.firstName, p.lastName || p.birthName].filter(Boolean).join(' ');
+}
+
+function profession(code) {
+  return PROFESSIONS[code] || (code ? `profession ${code}` : '');
+}
+
+// -- the token ---------------------------------------------------------------------------
+function readFragment() {
+  const params = new URLSearchParams(location.hash.replace(/^#/, ''));
+  const given = params.get('token');
+  if (given) {
+    sessionStorage.setItem(TOKEN_KEY, given);
+  }
+  const section = params.get('section');
+  // The token must not stay in the address bar, the history or a bookmark.
+  if (given || location.hash) {
+    history.replaceState(null, '', location.pathname + location.search
+      + (SECTIONS.includes(section) ? `#section=${section}` : ''));
+  }
+  token = sessionStorage.getItem(TOKEN_KEY);
+  return SECTIONS.includes(section) ? section : null;
+}
+
+function noToken(detail = '') {
+  token = null;
+  sessionStorage.removeItem(TOKEN_KEY);
+  state = null;
+  show('app', false);
+  show('no-token', true);
+  $('no-token-detail').textContent = detail;
+  $('connection').textContent = '';
+  setOffline(false);
+  show('emergency-banner', false);
+  show('problem-banner', false);
+}
+
+// -- the API -----------------------------------------------------------------------------
+async function request(method, path, options = {}) {
+  const headers = {Authorization: `Bearer ${token}`};
+  let body;
+  if (options.json !== undefined) {
+    headers['Content-Type'] = 'application/json';
+    body = JSON.stringify(options.json);
+  }
+  let response;
+  try {
+    response = await fetch(path, {method, headers, body, cache: 'no-store',
+      credentials: 'omit', signal: options.signal});
+  } catch (error) {
+    if (error.name === 'AbortError') throw error;
+    setOffline(true);
+    throw new ApiError(0, 'unreachable', 'Agent injoignable / the agent cannot be reached');
+  }
+  if (!response.ok) throw await failure(response);
+  return response;
+}
+
+async function failure(response) {
+  let answer = {};
+  try {
+    answer = await response.json();
+  } catch {
+    answer = {};
+  }
+  const {code = 'error', message = `Erreur ${response.status} / error`, ...extra} = answer;
+  if (response.status === 401 && code === 'bad-token') {
+    noToken('Le jeton a été refusé : rouvrez la page depuis l\'icône de l\'agent. '
+      + '/ The key was refused: open the page again from the agent.');
+  }
+  return new ApiError(response.status, code, message, extra);
+}
+
+async function api(method, path, json) {
+  const response = await request(method, path, json === undefined ? {} : {json});
+  if (response.status === 204) return null;
+  return response.json();
+}
+
+// -- the event stream --------------------------------------------------------------------
+// EventSource cannot send the Authorization header: fetch() and the stream's reader.
+async function followEvents() {
+  try {
+    await readEvents();
+  } finally {
+    following = false; // a new token starts them again
+  }
+}
+
+async function readEvents() {
+  let delay = 500;
+  while (token) {
+    try {
+      const response = await fetch('/api/events', {cache: 'no-store', credentials: 'omit',
+        headers: {Authorization: `Bearer ${token}`, Accept: 'text/event-stream'}});
+      if (!response.ok) {
+        const error = await failure(response);
+        if (error.code === 'bad-token') return;
+        throw error;
+      }
+      const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+      let buffer = '';
+      let kind = 'message';
+      let data = [];
+      for (;;) {
+        const {value, done} = await reader.read();
+        if (done) break;
+        buffer += value;
+        let end;
+        while ((end = buffer.indexOf('\n')) >= 0) {
+          const line = buffer.slice(0, end).replace(/\r$/, '');
+          buffer = buffer.slice(end + 1);
+          if (line === '') { // a blank line ends an event
+            if (data.length) {
+              onEvent(kind, data.join('\n'));
+              delay = 500;
+            }
+            kind = 'message';
+            data = [];
+          } else if (line.startsWith(':')) {
+            continue; // a comment: the agent's keepalive
+          } else {
+            const colon = line.indexOf(':');
+            const field = colon < 0 ? line : line.slice(0, colon);
+            const text = colon < 0 ? '' : line.slice(colon + 1).replace(/^ /, '');
+            if (field === 'event') kind = text;
+            else if (field === 'data') data.push(text);
+          }
+        }
+      }
+    } catch (error) {
+      if (error instanceof ApiError && error.code === 'bad-token') return;
+    }
+    if (!token) return;
+    setOffline(true, Math.round(delay / 100) / 10);
+    await new Promise((resolve) => setTimeout(resolve, delay));
+    delay = Math.min(delay * 2, 4000); // loopback: a retry costs nothing
+  }
+}
+
+function onEvent(kind, text) {
+  let data;
+  try {
+    data = JSON.parse(text);
+  } catch {
+    return;
+  }
+  if (kind === 'status') {
+    state = data;
+    setOffline(false);
+  } else if (kind === 'notice') {
+    notice(data);
+    return;
+  } else if (state && ['cards', 'session', 'patient', 'outbox'].includes(kind)) {
+    state[kind] = data;
+    if (kind === 'cards') refreshProblem();
+    if (kind === 'outbox') followDeposits();
+  } else {
+    return;
+  }
+  render();
+}
+
+let problemTimer = null;
+function refreshProblem() {
+  // `problem` travels only in the full status: read it again when the cards change.
+  clearTimeout(problemTimer);
+  problemTimer = setTimeout(async () => {
+    try {
+      const status = await api('GET', '/api/status');
+      if (state) {
+        state.problem = status.problem;
+        render();
+      }
+    } catch {
+      // the stream reports an unreachable agent
+    }
+  }, 200);
+}
+
+function setOffline(offline, retryIn = null) {
+  show('offline-banner', offline && token !== null);
+  // What is on screen may be out of date until the agent answers again.
+  $('app').classList.toggle('stale', offline);
+  $('app').setAttribute('aria-busy', offline ? 'true' : 'false');
+  $('offline-detail').textContent = retryIn === null ? 'nouvel essai bientôt'
+    : `nouvel essai dans ${String(retryIn).replace('.', ',')} s`;
+  if (token) {
+    $('connection').textContent = offline ? 'Agent injoignable / unreachable'
+      : `Connecté à l'agent${state && state.version ? ` ${state.version}` : ''} / connected`;
+    $('connection').dataset.kind = offline ? 'error' : 'ok';
+  }
+}
+
+function notice(data) {
+  const box = el('div', {class: `notice ${data.level || 'info'}`},
+    el('strong', {text: data.title || ''}), el('span', {text: data.text || ''}));
+  const list = $('notices');
+  list.append(box);
+  while (list.children.length > 3) list.firstElementChild.remove();
+  setTimeout(() => box.remove(), 8000);
+}
+
+// -- tabs --------------------------------------------------------------------------------
+function tabs() {
+  return [...document.querySelectorAll('[role="tab"]')];
+}
+
+function select(section, focus = false) {
+  if (!SECTIONS.includes(section)) section = 'session';
+  current = section;
+  if (NEEDS_SESSION.has(section)) returnTo = section;
+  for (const tab of tabs()) {
+    const on = tab.dataset.section === section;
+    tab.setAttribute('aria-selected', on ? 'true' : 'false');
+    tab.tabIndex = on ? 0 : -1;
+    $(tab.getAttribute('aria-controls')).hidden = !on;
+    if (on && focus) tab.focus();
+  }
+  history.replaceState(null, '', `${location.pathname}${location.search}#section=${section}`);
+  if (section === 'diagnostics') loadDiagnostics();
+  if (section === 'settings') loadSettings();
+  render();
+}
+
+function onTabKey(event) {
+  const all = tabs();
+  const at = all.indexOf(event.target);
+  let next = null;
+  if (event.key === 'ArrowRight') next = all[(at + 1) % all.length];
+  else if (event.key === 'ArrowLeft') next = all[(at - 1 + all.length) % all.length];
+  else if (event.key === 'Home') next = all[0];
+  else if (event.key === 'End') next = all[all.length - 1];
+  if (next) {
+    event.preventDefault();
+    select(next.dataset.section, true);
+  }
+}
+
+// -- drawing -----------------------------------------------------------------------------
+function render() {
+  if (!state) return;
+  show('no-token', false);
+  show('app', true);
+  const patient = state.patient || {};
+  const mode = patient.accessMode;
+  show('emergency-banner', Boolean(mode));
+  if (mode) {
+    const btg = breakTheGlass(mode);
+    $('emergency-title').textContent = btg ? 'ACCÈS EN URGENCE (BRIS DE GLACE)'
+      : 'ACCÈS EN URGENCE — CENTRE 15 (RÉGULATION)';
+    show('emergency-why', Boolean(mode.justification));
+    $('emergency-justification').textContent = mode.justification || '';
+  }
+  show('problem-banner', Boolean(state.problem));
+  $('problem-text').textContent = state.problem || '';
+  renderStatusBar();
+  renderSession();
+  renderPatient();
+  renderDossier();
+  renderDeposit();
+  renderCreate();
+  renderEmergency();
+  watchPatient();
+}
+
+function slotText(slot) {
+  const status = slot.status;
+  if (status === 'none' || !slot.kind && status !== 'reader-error') {
+    return status === 'none' ? 'vide / empty' : (slot.message || status);
+  }
+  if (status === 'reader-error') return `lecteur en erreur / reader error ${slot.message || ''}`;
+  const kind = slot.kind === 'cps' ? 'CPS' : slot.kind === 'vitale' ? 'Vitale' : 'carte';
+  if (status === 'blocked') return `${kind} bloquée / blocked`;
+  if (status === 'expired') return `${kind} expirée / expired`;
+  if (slot.kind === 'cps' && slot.cps) return `CPS — ${personName(slot.cps)}`;
+  if (slot.kind === 'vitale' && slot.vitale) {
+    const people = slot.vitale.beneficiaries || [];
+    const more = people.length > 1 ? ` (+${people.length - 1})` : '';
+    return `Vitale — ${people.length ? personName(people[0]) : ''}${more}`;
+  }
+  return slot.label || slot.message || kind;
+}
+
+function renderStatusBar() {
+  const slots = (state.cards && state.cards.slots) || [];
+  if (changed('sb-readers', [state.cards && state.cards.service, slots])) {
+    const list = $('sb-readers');
+    list.replaceChildren();
+    if (state.cards && state.cards.service === 'down') {
+      list.append(el('li', {class: 'bad', text: 'Service carte arrêté / smart-card service down'}));
+    } else if (!slots.length) {
+      list.append(el('li', {text: 'Aucun lecteur / no reader'}));
+    }
+    for (const slot of slots) {
+      const bad = ['blocked', 'expired', 'reader-error', 'unknown'].includes(slot.status);
+      list.append(el('li', {class: bad ? 'bad' : slot.kind ? 'card' : 'empty'},
+        el('span', {class: 'reader', text: slot.reader}), ' ', slotText(slot)));
+    }
+  }
+  const session = state.session || {};
+  const who = personName(session.professional);
+  const sessionText = {
+    none: 'Aucune carte CPS / no CPS card',
+    locked: `Verrouillée — code porteur attendu / locked${who ? ` (${who})` : ''}`,
+    opening: 'Ouverture… / opening',
+    open: `Ouverte / open — ${who}${session.situation ? `, ${session.situation.name}` : ''}`,
+  }[session.state] || session.state || '';
+  $('sb-session').textContent = sessionText;
+  $('sb-session').dataset.state = session.state || '';
+  const patient = state.patient || {};
+  let patientText = {
+    none: 'Aucun / none',
+    choosing: 'Choix de la personne / choose the person',
+    loading: 'Lecture du dossier… / loading',
+    error: patient.error || 'Erreur / error',
+  }[patient.state] || '';
+  if (patient.state === 'ready' && patient.patient) {
+    const dmp = patient.dmp || {};
+    patientText = `${personName(patient.patient)} — ${dmpStatus(dmp.status)}`;
+  }
+  $('sb-patient').textContent = patientText;
+  $('sb-patient').dataset.state = patient.state || '';
+  const outbox = state.outbox || {};
+  $('sb-outbox').textContent = `${outbox.pending || 0} en attente, ${outbox.failed || 0} `
+    + `refusé(s) / pending, refused${outbox.sending ? ' — envoi en cours / sending' : ''}`;
+  $('sb-outbox').dataset.kind = outbox.failed ? 'error' : '';
+}
+
+function breakTheGlass(mode) {
+  // The policies' mode code (bris_de_glace / centre_15), whatever its case.
+  return String(mode.code || '').toLowerCase() === 'bris_de_glace';
+}
+
+function dmpStatus(status) {
+  return {open: 'DMP ouvert / open', closed: 'DMP fermé / closed',
+    absent: 'pas de DMP / no DMP'}[status] || (status || '');
+}
+
+function authorizationText(value) {
+  return {valid: 'Valide / valid', none: 'Aucune / none', expired: 'Expirée / expired',
+    forbidden: 'Refusée : le patient vous a bloqué / blocked by the patient'}[value]
+    || (value || '');
+}
+
+function sessionOpen() {
+  return Boolean(state && state.session && state.session.state === 'open');
+}
+
+function patientReady() {
+  const patient = state && state.patient;
+  return Boolean(sessionOpen() && patient && patient.state === 'ready' && patient.patient);
+}
+
+function patientKey() {
+  const p = (state && state.patient) || {};
+  const mode = p.accessMode ? p.accessMode.code : '';
+  return `${p.reader}|${p.personIndex}|${p.patient ? p.patient.ins : ''}|${mode}`;
+}
+
+// The hint a section shows when it cannot be used yet; '' when it can.
+function prerequisite() {
+  if (!sessionOpen()) {
+    return 'Ouvrez d\'abord la session : carte CPS et code porteur (onglet Session). '
+      + '/ Open the session first (CPS and PIN).';
+  }
+  const patient = state.patient || {};
+  if (patient.state === 'none') {
+    return 'Insérez la carte Vitale du patient. / Insert the patient\'s Vitale card.';
+  }
+  if (patient.state === 'choosing') {
+    return 'Choisissez la personne sur la carte Vitale (onglet Patient). '
+      + '/ Choose the person on the card.';
+  }
+  if (patient.state === 'loading') return 'Lecture du dossier… / loading the dossier…';
+  if (patient.state === 'error') return patient.error || 'Erreur / error';
+  return '';
+}
+
+function renderSession() {
+  const session = state.session || {};
+  const s = session.state;
+  show('session-none', s === 'none' && !session.error);
+  const blocked = session.pinTriesLeft === 0;
+  show('session-blocked', Boolean(s === 'none' && session.error) || (s === 'locked' && blocked));
+  $('session-blocked').textContent = blocked
+    ? 'Carte CPS bloquée : débloquez-la avec le code PUK. / The CPS is blocked: unblock it '
+      + 'with the PUK.'
+    : (session.error || '');
+  const locked = (s === 'locked' || s === 'opening') && !blocked;
+  show('pin-form', locked);
+  $('pin-submit').disabled = s === 'opening';
+  if (!locked) $('pin').value = '';
+  $('pin-holder').textContent = personName(session.professional);
+  const tries = session.pinTriesLeft;
+  $('pin-tries').textContent = typeof tries === 'number' && tries < 3
+    ? `— ${tries} essai(s) restant(s) / tries left` : '';
+  show('session-open', s === 'open');
+  if (s === 'open') {
+    const who = session.professional || {};
+    $('session-who').textContent = `${personName(who)} (${who.idNatPs || ''})`;
+    $('session-profession').textContent = profession(who.profession)
+      + (who.testCard ? ' — carte de test / test card' : '');
+    $('session-structure').textContent = session.situation
+      ? `${session.situation.name} (${session.situation.structureId})` : '';
+    $('session-until').textContent = frenchDate(session.notAfter);
+  }
+}
+
+function beneficiaryItem(person, currentIndex) {
+  const name = personName(person);
+  const chosen = person.index === currentIndex;
+  return el('li', {},
+    el('button', {type: 'button', 'aria-current': chosen ? 'true' : null, disabled: chosen,
+      'data-index': person.index, onclick: () => choose(person.index)},
+    `${name}`, el('span', {class: 'small', text: ` né(e) le ${person.birthDate} — `
+      + `${person.quality || ''}`})));
+}
+
+function renderPatient() {
+  const patient = state.patient || {};
+  const open = sessionOpen();
+  const choosing = open && patient.state === 'choosing';
+  const ready = patientReady();
+  show('patient-choose', choosing);
+  show('patient-ready', ready);
+  say('patient-message', ready || choosing ? '' : prerequisite(),
+    patient.state === 'error' ? 'error' : 'info');
+  const people = patient.beneficiaries || [];
+  if (choosing && changed('beneficiaries', [people, patient.reader])) {
+    $('beneficiaries').replaceChildren(...people.map((p) => beneficiaryItem(p, null)));
+  }
+  if (!ready) {
+    say('authorize-message', '');
+    return;
+  }
+  const who = patient.patient;
+  const dmp = patient.dmp || {};
+  $('patient-name').textContent = `${who.firstName || ''} ${who.birthName || ''}`.trim();
+  $('patient-birth').textContent = birthDate(who.birthDate);
+  $('patient-ins').textContent = who.ins;
+  $('patient-dmp').textContent = dmpStatus(dmp.status);
+  $('patient-authorization').textContent = authorizationText(dmp.authorization)
+    + (dmp.medecinTraitant ? ' — médecin traitant / attending doctor' : '');
+  const mode = patient.accessMode;
+  $('patient-mode').textContent = !mode ? 'Normal'
+    : breakTheGlass(mode) ? 'Urgence : bris de glace / break-the-glass'
+      : 'Urgence : centre 15 (régulation) / regulation centre';
+  $('patient-mode').dataset.kind = mode ? 'error' : '';
+  show('patient-create', dmp.status === 'absent');
+  const mayAuthorize = dmp.status === 'open' && !mode
+    && ['none', 'expired'].includes(dmp.authorization);
+  show('authorize-form', mayAuthorize);
+  if (!mayAuthorize) $('authorize-confirm').checked = false;
+  $('authorize-submit').disabled = !$('authorize-confirm').checked;
+  show('patient-others', people.length > 1);
+  if (people.length > 1 && changed('beneficiaries-others', [people, patient.personIndex])) {
+    $('beneficiaries-others').replaceChildren(
+      ...people.map((p) => beneficiaryItem(p, patient.personIndex)));
+  }
+}
+
+function documentsShown() {
+  const patient = state.patient || {};
+  if (filtered && filtered.key === patientKey()) return filtered.list;
+  return patient.documents || [];
+}
+
+let dossierKey = null;
+function renderDossier() {
+  const ready = patientReady();
+  if (!ready || (filtered && filtered.key !== patientKey())) filtered = null;
+  if (dossierKey !== patientKey()) { // another patient: nothing of the last one stays
+    dossierKey = patientKey();
+    say('document-message', '');
+  }
+  show('dossier-body', ready);
+  const patient = state.patient || {};
+  const dmp = patient.dmp || {};
+  let hint = prerequisite();
+  if (!hint && dmp.status === 'absent') {
+    hint = 'Ce patient n\'a pas de DMP. / This patient has no DMP.';
+  } else if (!hint && !patient.accessMode && dmp.authorization !== 'valid'
+             && !dmp.medecinTraitant) {
+    hint = 'Sans l\'autorisation du patient vous ne voyez que vos propres documents '
+      + '(onglet Patient). / Without the patient\'s authorization you see only your own '
+      + 'documents.';
+  }
+  say('dossier-message', hint);
+  if (!ready) {
+    memo.delete('documents');
+    $('documents-body').replaceChildren();
+    return;
+  }
+  const all = patient.documents || [];
+  const list = documentsShown();
+  const types = new Map();
+  for (const doc of [...all, ...list]) types.set(doc.typeCode, doc.typeLabel || doc.typeCode);
+  if (changed('filter-type', [...types])) {
+    const select = $('filter-type');
+    const chosen = select.value;
+    select.replaceChildren(el('option', {value: '', text: 'Tous / all'}),
+      ...[...types].sort((a, b) => a[1].localeCompare(b[1], 'fr'))
+        .map(([code, label]) => el('option', {value: code, text: label})));
+    select.value = types.has(chosen) ? chosen : '';
+  }
+  $('documents-count').textContent = `${list.length} document(s)`
+    + (filtered ? ' — filtrés / filtered' : '');
+  if (!changed('documents', list)) return;
+  const rows = list.map((doc) => documentRow(doc));
+  if (!rows.length) {
+    rows.push(el('tr', {}, el('td', {colspan: 6, class: 'empty',
+      text: 'Aucun document visible. / No document to show.'})));
+  }
+  $('documents-body').replaceChildren(...rows);
+}
+
+function flag(text, kind) {
+  return el('span', {class: `flag ${kind}`, text});
+}
+
+function documentRow(doc) {
+  const flags = el('td', {class: 'flags'});
+  if (doc.masked) flags.append(flag('Masqué / masked', 'masked'));
+  if (doc.invisibleToPatient) flags.append(flag('Invisible patient', 'invisible'));
+  if (doc.archived) flags.append(flag('Archivé / archived', 'archived'));
+  if (doc.ownDocument) flags.append(flag('Mon document / mine', 'own'));
+  const actions = el('td', {class: 'actions'},
+    el('button', {type: 'button', class: 'primary', 'aria-label': `Ouvrir ${doc.title}`,
+      onclick: () => openDocument(doc)}, 'Ouvrir'));
+  if (doc.ownDocument) {
+    // The care-team rules let a professional change only their own documents.
+    if (doc.masked) actions.append(action(doc, 'unmask', 'Démasquer'));
+    else actions.append(action(doc, 'mask', 'Masquer'));
+    if (!doc.invisibleToPatient) {
+      actions.append(action(doc, 'hide-from-patient', 'Invisible patient'));
+    }
+    if (!doc.archived) actions.append(action(doc, 'archive', 'Archiver'));
+    actions.append(action(doc, 'delete', 'Supprimer', 'danger'));
+  }
+  return el('tr', {'data-unique-id': doc.uniqueId},
+    el('td', {text: frenchDate(doc.created)}),
+    el('td', {text: doc.title}),
+    el('td', {text: doc.typeLabel || doc.typeCode}),
+    el('td', {text: doc.author}),
+    flags, actions);
+}
+
+const ACTIONS = {
+  mask: 'Masquer ce document aux autres professionnels ? / Hide it from other professionals?',
+  unmask: 'Rendre ce document visible aux professionnels ? / Show it to professionals?',
+  'hide-from-patient': 'Rendre ce document invisible pour le patient ? / Hide it from the '
+    + 'patient?',
+  archive: 'Archiver ce document ? / Archive this document?',
+  delete: 'Supprimer ce document du DMP ? Personne ne le verra plus. / Delete this document? '
+    + 'Nobody will see it any more.',
+};
+
+function action(doc, name, label, kind = '') {
+  return el('button', {type: 'button', class: kind, 'aria-label': `${label} ${doc.title}`,
+    onclick: () => changeDocument(doc, name)}, label);
+}
+
+function renderDeposit() {
+  const hint = prerequisite();
+  say('deposit-message-top', hint);
+  show('deposit-form', !hint);
+  const session = state.session || {};
+  const key = sessionOpen() ? `${session.professional && session.professional.idNatPs}` : null;
+  if (key !== depositTypes.key) {
+    depositTypes = {key, list: []};
+    fillTypes();
+    if (key) loadDepositTypes(key);
+  }
+  followDeposits();
+  renderDeposits();
+}
+
+function renderCreate() {
+  let hint = prerequisite();
+  const patient = state.patient || {};
+  const dmp = patient.dmp || {};
+  if (!hint && dmp.status !== 'absent' && !patient.sheet) {
+    hint = dmp.status === 'open' ? 'Ce patient a déjà un DMP. / This patient already has a DMP.'
+      : `${dmpStatus(dmp.status)}.`;
+  }
+  say('create-message-top', hint);
+  show('create-form', !hint && dmp.status === 'absent');
+  if (!hint) $('create-patient').textContent = personName(patient.patient);
+  $('create-submit').disabled = !$('create-consent').checked;
+  show('sheet', Boolean(sessionOpen() && patient.sheet));
+}
+
+function renderEmergency() {
+  let hint = prerequisite();
+  const patient = state.patient || {};
+  const dmp = patient.dmp || {};
+  if (!hint && dmp.status !== 'open') hint = dmpStatus(dmp.status);
+  const mode = patient.accessMode;
+  say('emergency-message-top', hint);
+  show('emergency-forms', !hint || Boolean(mode && sessionOpen()));
+  show('btg-form', !mode);
+  show('regulation-form', !mode);
+  show('emergency-end-panel', Boolean(mode));
+  $('btg-submit').disabled = $('btg-justification').value.trim().length < MIN_JUSTIFICATION;
+}
+
+// -- actions -----------------------------------------------------------------------------
+async function submitPin(event) {
+  event.preventDefault();
+  const input = $('pin');
+  const pin = input.value; // handed to the API once, never stored
+  input.value = '';
+  if (!/^[0-9]{4}$/.test(pin)) {
+    say('pin-message', 'Le code porteur a 4 chiffres. / The PIN has 4 digits.', 'error');
+    input.focus();
+    return;
+  }
+  $('pin-submit').disabled = true;
+  say('pin-message', 'Vérification du code… / checking the PIN…');
+  try {
+    await api('POST', '/api/session', {pin});
+    say('pin-message', 'Session ouverte. / Session open.', 'ok');
+    if (current === 'session') select(returnTo || 'patient');
+  } catch (error) {
+    if (error.code === 'wrong-pin') {
+      const left = error.extra.triesLeft;
+      say('pin-message', `Code porteur erroné : ${left} essai(s) restant(s). / Wrong PIN: `
+        + `${left} tries left.`, 'error');
+    } else if (error.status === 423) {
+      say('pin-message', 'Carte CPS bloquée : débloquez-la avec le code PUK. / The CPS is '
+        + 'blocked: unblock it with the PUK.', 'error');
+    } else {
+      say('pin-message', error.message, 'error');
+    }
+    input.focus();
+  } finally {
+    input.value = '';
+    $('pin-submit').disabled = false;
+  }
+}
+
+async function lock() {
+  try {
+    await api('DELETE', '/api/session');
+    say('pin-message', 'Session verrouillée. / Session locked.');
+  } catch (error) {
+    say('pin-message', error.message, 'error');
+  }
+}
+
+async function choose(index) {
+  say('patient-message', 'Lecture du dossier… / loading…');
+  try {
+    await api('POST', '/api/patient/select', {index});
+  } catch (error) {
+    say('patient-message', error.message, 'error');
+  }
+}
+
+async function authorize(event) {
+  event.preventDefault();
+  if (!$('authorize-confirm').checked) return;
+  $('authorize-submit').disabled = true;
+  try {
+    await api('POST', '/api/authorizations', {confirmed: true});
+    $('authorize-confirm').checked = false;
+    say('authorize-message', 'Autorisation enregistrée. / Authorization recorded.', 'ok');
+  } catch (error) {
+    say('authorize-message', error.message, 'error');
+  } finally {
+    render();
+  }
+}
+
+function filterQuery() {
+  const params = new URLSearchParams();
+  const type = $('filter-type').value;
+  if (type) params.append('typeCode', type);
+  const text = $('filter-q').value.trim();
+  if (text) params.set('q', text);
+  if ($('filter-since').value) params.set('since', $('filter-since').value);
+  if ($('filter-until').value) params.set('until', $('filter-until').value);
+  if ($('filter-archived').checked) params.set('archived', 'true');
+  return params;
+}
+
+let filterRun = 0;
+async function applyFilters(event) {
+  if (event) event.preventDefault();
+  const params = filterQuery();
+  const key = patientKey();
+  const run = ++filterRun;
+  if (![...params.keys()].length) {
+    filtered = null;
+    render();
+    return;
+  }
+  say('document-message', 'Recherche… / searching…');
+  try {
+    const response = await request('GET', `/api/documents?${params}`);
+    const list = await response.json();
+    if (run !== filterRun || key !== patientKey()) return; // a newer search or patient
+    filtered = {key, list};
+    say('document-message', '');
+  } catch (error) {
+    say('document-message', error.message, 'error');
+  }
+  render();
+}
+
+function resetFilters() {
+  // The form's reset runs after this handler: draw once the fields are empty.
+  filtered = null;
+  filterRun++;
+  setTimeout(render, 0);
+}
+
+let refilter = null;
+function refreshFiltered() {
+  if (!filtered) return;
+  clearTimeout(refilter);
+  refilter = setTimeout(() => applyFilters(), 300);
+}
+
+function safeType(header) {
+  const type = (header || '').split(';')[0].trim().toLowerCase();
+  // A blob: document runs in this page's origin: only types that cannot run script open in
+  // the browser, anything else is saved.
+  if (type === 'text/plain') return 'text/plain;charset=utf-8';
+  return VIEWABLE.has(type) ? type : 'application/octet-stream';
+}
+
+async function openInTab(path, messageId) {
+  // Opened at the click (a popup opened later would be blocked), filled once fetched.
+  const win = window.open('', '_blank');
+  say(messageId, 'Ouverture… / opening…');
+  try {
+    const response = await request('GET', path);
+    const type = safeType(response.headers.get('content-type'));
+    const blob = new Blob([await response.arrayBuffer()], {type});
+    const url = URL.createObjectURL(blob);
+    setTimeout(() => URL.revokeObjectURL(url), 120000);
+    if (win) {
+      win.opener = null;
+      win.location.href = url;
+      say(messageId, 'Ouvert dans un nouvel onglet. / Opened in a new tab.', 'ok');
+    } else {
+      const node = $(messageId);
+      node.replaceChildren('Le navigateur a bloqué l\'onglet : ',
+        el('a', {href: url, target: '_blank', rel: 'opener', text: 'ouvrir le document'}),
+        ' / the browser blocked the tab.');
+    }
+  } catch (error) {
+    if (win) win.close();
+    say(messageId, error.message, 'error');
+  }
+}
+
+function openDocument(doc) {
+  openInTab(`/api/documents/${encodeURIComponent(doc.uniqueId)}/content`, 'document-message');
+}
+
+function confirmAction(text) {
+  const dialog = $('confirm');
+  $('confirm-text').textContent = text;
+  dialog.returnValue = '';
+  return new Promise((resolve) => {
+    dialog.addEventListener('close', () => resolve(dialog.returnValue === 'ok'), {once: true});
+    dialog.showModal();
+    $('confirm-cancel').focus();
+  });
+}
+
+async function changeDocument(doc, name) {
+  if (!await confirmAction(`${ACTIONS[name]}\n« ${doc.title} »`)) return;
+  try {
+    await api('POST', `/api/documents/${encodeURIComponent(doc.uniqueId)}/${name}`);
+    say('document-message', `Fait : « ${doc.title} ». / Done.`, 'ok');
+    refreshFiltered();
+  } catch (error) {
+    say('document-message', error.message, 'error');
+  }
+}
+
+async function loadDepositTypes(key) {
+  try {
+    const list = await api('GET', '/api/deposit-types');
+    if (depositTypes.key !== key) return;
+    depositTypes = {key, list};
+    fillTypes();
+  } catch (error) {
+    say('deposit-message', error.message, 'error');
+  }
+}
+
+function fillTypes() {
+  const select = $('deposit-type');
+  const chosen = select.value;
+  select.replaceChildren(...depositTypes.list.map((t) => el('option', {value: t.code,
+    text: t.label})));
+  if (depositTypes.list.some((t) => t.code === chosen)) select.value = chosen;
+  defaultTitle();
+}
+
+function defaultTitle() {
+  if (titleEdited) return;
+  const chosen = depositTypes.list.find((t) => t.code === $('deposit-type').value);
+  $('deposit-title').value = chosen ? chosen.label : '';
+}
+
+function fileType(file) {
+  if (VIEWABLE.has(file.type)) return file.type;
+  const name = file.name.toLowerCase();
+  if (name.endsWith('.pdf')) return 'application/pdf';
+  if (name.endsWith('.txt')) return 'text/plain';
+  return null;
+}
+
+function showFile() {
+  const file = $('deposit-file').files[0];
+  $('deposit-file-name').textContent = file
+    ? `${file.name} — ${Math.ceil(file.size / 1024)} Kio` : '';
+}
+
+function setProgress(percent) {
+  const value = Math.max(0, Math.min(100, Math.round(percent)));
+  $('deposit-progress').value = value;
+  $('deposit-percent').textContent = `${value} %`;
+}
+
+function deposit(event) {
+  event.preventDefault();
+  const file = $('deposit-file').files[0];
+  const type = $('deposit-type').value;
+  if (!file) {
+    say('deposit-message', 'Choisissez un fichier. / Choose a file.', 'error');
+    return;
+  }
+  const mime = fileType(file);
+  if (!mime) {
+    say('deposit-message', 'PDF ou texte seulement. / PDF or text files only.', 'error');
+    return;
+  }
+  if (file.size === 0 || file.size > MAX_UPLOAD) {
+    say('deposit-message', file.size ? 'Fichier trop grand (64 Mo au plus). / File too large.'
+      : 'Fichier vide. / Empty file.', 'error');
+    return;
+  }
+  if (!type) {
+    say('deposit-message', 'Choisissez le type du document. / Choose the type.', 'error');
+    return;
+  }
+  const title = $('deposit-title').value.trim();
+  const params = new URLSearchParams({typeCode: type, title,
+    masked: String($('deposit-masked').checked),
+    invisibleToPatient: String($('deposit-invisible').checked)});
+  // XMLHttpRequest: fetch() reports no upload progress.
+  const xhr = new XMLHttpRequest();
+  xhr.open('POST', `/api/deposits?${params}`);
+  xhr.setRequestHeader('Authorization', `Bearer ${token}`);
+  xhr.setRequestHeader('Content-Type', mime);
+  xhr.upload.addEventListener('progress', (e) => {
+    if (e.lengthComputable) setProgress((100 * e.loaded) / e.total);
+  });
+  xhr.upload.addEventListener('load', () => setProgress(100));
+  xhr.addEventListener('load', () => {
+    $('deposit-submit').disabled = false;
+    let answer = {};
+    try {
+      answer = JSON.parse(xhr.responseText);
+    } catch {
+      answer = {};
+    }
+    if (xhr.status === 202) {
+      tracked.set(answer.id, {id: answer.id, title: answer.title || title, state: 'pending',
+        lastError: '', attempts: 0, seen: false});
+      say('deposit-message', `« ${answer.title || title} » signé et mis en file d'envoi. `
+        + '/ Signed and queued.', 'ok');
+      $('deposit-form').reset();
+      titleEdited = false;
+      showFile();
+      fillTypes();
+      $('deposit-type').value = type;
+      defaultTitle();
+      checkOutbox();
+    } else {
+      if (xhr.status === 401 && answer.code === 'bad-token') {
+        noToken('Le jeton a été refusé. / The key was refused.');
+        return;
+      }
+      say('deposit-message', answer.message || `Erreur ${xhr.status} / error`, 'error');
+    }
+    renderDeposits();
+  });
+  xhr.addEventListener('error', () => {
+    $('deposit-submit').disabled = false;
+    say('deposit-message', 'Agent injoignable / the agent cannot be reached', 'error');
+  });
+  $('deposit-submit').disabled = true;
+  setProgress(0);
+  say('deposit-message', 'Envoi du fichier… / uploading…');
+  xhr.send(file);
+}
+
+// An item the outbox no longer lists is done; the events may lag behind the deposit's
+// reply, so its absence is checked against a fresh read.
+function followDeposits() {
+  const outbox = (state && state.outbox) || {};
+  const items = new Map((outbox.items || []).map((i) => [i.id, i]));
+  let missing = false;
+  for (const item of tracked.values()) {
+    if (item.state === 'done') continue;
+    const now = items.get(item.id);
+    if (now) {
+      Object.assign(item, {state: now.state, lastError: now.lastError,
+        attempts: now.attempts, seen: true});
+      if (outbox.sending && outbox.sending.id === item.id) item.state = 'sending';
+    } else {
+      missing = true;
+    }
+  }
+  if (missing) checkOutbox();
+}
+
+let outboxTimer = null;
+function checkOutbox() {
+  clearTimeout(outboxTimer);
+  outboxTimer = setTimeout(async () => {
+    try {
+      const outbox = await api('GET', '/api/outbox');
+      const items = new Map((outbox.items || []).map((i) => [i.id, i]));
+      for (const item of tracked.values()) {
+        const now = items.get(item.id);
+        if (item.state === 'done') continue;
+        if (now) Object.assign(item, {state: now.state, lastError: now.lastError,
+          attempts: now.attempts, seen: true});
+        else item.state = 'done';
+      }
+      renderDeposits();
+    } catch {
+      // the stream reports an unreachable agent
+    }
+  }, 100);
+}
+
+function depositState(item) {
+  return {pending: 'En attente d\'envoi / waiting', sending: 'Envoi en cours… / sending',
+    done: 'Déposé / deposited', failed: 'Refusé / refused'}[item.state] || item.state;
+}
+
+function renderDeposits() {
+  const outbox = (state && state.outbox) || {};
+  const all = new Map([...tracked.values()].map((i) => [i.id, i]));
+  for (const item of outbox.items || []) {
+    if (!all.has(item.id)) all.set(item.id, item);
+  }
+  const list = [...all.values()].sort((a, b) => b.id - a.id);
+  if (!changed('deposits', list)) return;
+  show('deposits-empty', list.length === 0);
+  $('deposits').replaceChildren(...list.map((item) => {
+    const li = el('li', {class: `deposit ${item.state}`, 'data-id': item.id},
+      el('strong', {text: item.title || `#${item.id}`}), ' — ',
+      el('span', {class: 'deposit-state', text: depositState(item)}));
+    if (item.attempts > 1) li.append(el('span', {class: 'small', text: ` (${item.attempts} `
+      + 'tentatives / attempts)'}));
+    if (item.state === 'failed') {
+      li.append(el('p', {class: 'reason', text: item.lastError || ''}),
+        el('button', {type: 'button', 'aria-label': `Réessayer ${item.title}`,
+          onclick: () => retry(item.id)}, 'Réessayer / retry'));
+    }
+    return li;
+  }));
+}
+
+async function retry(id) {
+  try {
+    await api('POST', `/api/outbox/${id}/retry`);
+    const item = tracked.get(id);
+    if (item) item.state = 'pending';
+    say('deposit-message', 'Nouvel essai demandé. / Retry requested.', 'ok');
+    checkOutbox();
+  } catch (error) {
+    say('deposit-message', error.message, 'error');
+  }
+  renderDeposits();
+}
+
+async function createDmp(event) {
+  event.preventDefault();
+  if (!$('create-consent').checked) return;
+  $('create-submit').disabled = true;
+  say('create-message', 'Création du DMP… / creating…');
+  try {
+    const created = await api('POST', '/api/dmp', {
+      consent: true, breakTheGlass: $('create-btg').checked,
+      regulationCentre: $('create-regulation').checked,
+      emergencySeesMasked: $('create-masked').checked});
+    say('create-message', `DMP créé — identifiant ${created.identifier}. / DMP created.`, 'ok');
+    $('create-form').reset();
+    show('sheet', true);
+  } catch (error) {
+    say('create-message', error.message, 'error');
+  } finally {
+    render();
+  }
+}
+
+async function setMode(mode, justification = '') {
+  say('emergency-message', 'Accès en cours… / opening…');
+  try {
+    await api('PUT', '/api/patient/access-mode', {mode, justification});
+    say('emergency-message', mode === 'normal' ? 'Accès d\'urgence terminé. / Emergency '
+      + 'access ended.' : 'Accès en urgence ouvert (tracé). / Emergency access open.', 'ok');
+    if (mode !== 'normal') $('btg-justification').value = '';
+  } catch (error) {
+    say('emergency-message', error.message, 'error');
+  }
+  render();
+}
+
+async function loadDiagnostics() {
+  say('diagnostics-message', 'Vérifications en cours… / checking…');
+  try {
+    const checks = await api('GET', '/api/diagnostics');
+    const icons = {ok: ['✔', 'OK'], warning: ['⚠', 'Attention / warning'],
+      problem: ['✖', 'Problème / problem']};
+    $('diagnostics-body').replaceChildren(...checks.map((c) => {
+      const [icon, label] = icons[c.status] || ['?', c.status];
+      return el('tr', {class: `check-${c.status}`},
+        el('th', {scope: 'row', text: c.name}),
+        el('td', {class: 'status'}, el('span', {class: 'icon', 'aria-hidden': 'true',
+          text: icon}), ` ${label}`),
+        el('td', {text: c.detail}), el('td', {text: c.fix}));
+    }));
+    const bad = checks.filter((c) => c.status !== 'ok').length;
+    say('diagnostics-message', bad ? `${bad} point(s) à corriger / to fix`
+      : 'Tout va bien. / All good.', bad ? 'error' : 'ok');
+  } catch (error) {
+    say('diagnostics-message', error.message, 'error');
+  }
+}
+
+async function loadSettings() {
+  try {
+    const settings = await api('GET', '/api/settings');
+    $('settings-file').textContent = settings.file || '(aucun fichier : valeurs par défaut '
+      + '/ no file: defaults)';
+    $('settings-body').replaceChildren(...settings.keys.map((k) => el('tr', {},
+      el('th', {scope: 'row', class: 'mono', text: k.key}),
+      el('td', {class: 'mono', text: JSON.stringify(k.value)}),
+      el('td', {text: k.doc}))));
+    say('settings-message', '');
+  } catch (error) {
+    say('settings-message', error.message, 'error');
+  }
+}
+
+// -- start -------------------------------------------------------------------------------
+function wire() {
+  for (const tab of tabs()) {
+    tab.addEventListener('click', () => select(tab.dataset.section));
+    tab.addEventListener('keydown', onTabKey);
+  }
+  $('pin-form').addEventListener('submit', submitPin);
+  $('lock').addEventListener('click', lock);
+  $('authorize-confirm').addEventListener('change', () => {
+    $('authorize-submit').disabled = !$('authorize-confirm').checked;
+  });
+  $('authorize-form').addEventListener('submit', authorize);
+  $('goto-create').addEventListener('click', () => select('create', true));
+  $('filters').addEventListener('submit', applyFilters);
+  $('filters').addEventListener('reset', resetFilters);
+  $('deposit-form').addEventListener('submit', deposit);
+  $('deposit-type').addEventListener('change', defaultTitle);
+  $('deposit-title').addEventListener('input', () => {
+    titleEdited = $('deposit-title').value.trim() !== '';
+  });
+  $('deposit-file').addEventListener('change', showFile);
+  const zone = $('dropzone');
+  zone.addEventListener('dragover', (e) => {
+    e.preventDefault();
+    zone.classList.add('over');
+  });
+  zone.addEventListener('dragleave', () => zone.classList.remove('over'));
+  zone.addEventListener('drop', (e) => {
+    e.preventDefault();
+    zone.classList.remove('over');
+    if (e.dataTransfer && e.dataTransfer.files.length) {
+      $('deposit-file').files = e.dataTransfer.files;
+      showFile();
+    }
+  });
+  $('create-consent').addEventListener('change', () => {
+    $('create-submit').disabled = !$('create-consent').checked;
+  });
+  $('create-form').addEventListener('submit', createDmp);
+  $('sheet-open').addEventListener('click', () => openInTab('/api/dmp/sheet', 'create-message'));
+  $('btg-justification').addEventListener('input', () => {
+    $('btg-submit').disabled = $('btg-justification').value.trim().length < MIN_JUSTIFICATION;
+  });
+  $('btg-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    const why = $('btg-justification').value.trim();
+    if (why.length >= MIN_JUSTIFICATION) setMode('break-the-glass', why);
+  });
+  $('regulation-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    setMode('regulation');
+  });
+  $('emergency-end').addEventListener('click', () => setMode('normal'));
+  $('emergency-end-panel').addEventListener('click', () => setMode('normal'));
+  $('diagnostics-run').addEventListener('click', loadDiagnostics);
+  window.addEventListener('hashchange', () => {
+    const section = readFragment();
+    if (token && !state) start(section);
+    else if (section) select(section);
+  });
+}
+
+let following = false;
+async function start(section) {
+  if (!token) {
+    noToken();
+    return;
+  }
+  show('no-token', false);
+  try {
+    state = await api('GET', '/api/status');
+    setOffline(false);
+  } catch (error) {
+    if (!token) return; // the token was refused
+    state = null;
+  }
+  select(section || (state && state.session.state === 'open' ? 'patient' : 'session'));
+  if (!following) {
+    following = true;
+    followEvents();
+  }
+}
+
+// Patient events redraw the documents; a filtered list is asked again.
+const previousPatient = {key: null, docs: null};
+function watchPatient() {
+  if (!state) return;
+  const docs = JSON.stringify((state.patient || {}).documents || []);
+  const key = patientKey();
+  if (key === previousPatient.key && docs !== previousPatient.docs) refreshFiltered();
+  previousPatient.key = key;
+  previousPatient.docs = docs;
+}
+
+wire();
+start(readFragment());

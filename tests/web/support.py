@@ -1,0 +1,75 @@
+"""Helpers of the page tests: screenshots and what the host stored (read from its SQLite)."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from tests.live import LiveWorld
+
+T = TypeVar("T")
+ARTEFACTS = Path(__file__).resolve().parents[1] / "artefacts"
+
+
+def shot(page: Any, name: str) -> Path:
+    """A full-page screenshot: tests/artefacts/web-<name>.png."""
+    ARTEFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTEFACTS / f"web-{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def host_rows(world: LiveWorld, sql: str, *params: object) -> list[tuple[Any, ...]]:
+    with contextlib.closing(world.host.db()) as db:
+        return db.execute(sql, params).fetchall()
+
+
+def dossier(world: LiveWorld, ins: str) -> dict[str, Any] | None:
+    """The host's dossier row for ``ins`` (status, emergency consents, creator), or None."""
+    rows = host_rows(world, "SELECT status, consent_break_the_glass, consent_regulation_centre,"
+                            " consent_emergency_sees_masked, created_by FROM dossiers "
+                            "WHERE ins = ?", ins)
+    if not rows:
+        return None
+    status, btg, regulation, masked, by = rows[0]
+    return {"status": status, "breakTheGlass": bool(btg), "regulationCentre": bool(regulation),
+            "emergencySeesMasked": bool(masked), "createdBy": by}
+
+
+def authorization(world: LiveWorld, ins: str, id_nat_ps: str) -> str | None:
+    """The status of ``id_nat_ps``'s authorization on ``ins`` (valid, revoked...), or None."""
+    rows = host_rows(world, "SELECT status FROM authorizations WHERE ins = ? AND id_nat_ps = ?",
+                     ins, id_nat_ps)
+    return rows[0][0] if rows else None
+
+
+def document_flags(world: LiveWorld, ins: str, title: str) -> dict[str, Any] | None:
+    """The current document titled ``title`` as the host holds it, or None."""
+    rows = host_rows(world, "SELECT type_code, masked, invisible_to_patient, mime_type, "
+                            "author_id FROM documents WHERE ins = ? AND title = ? AND "
+                            "status = 'current'", ins, title)
+    if not rows:
+        return None
+    type_code, masked, invisible, mime, author = rows[0]
+    return {"typeCode": type_code, "masked": bool(masked), "invisibleToPatient": bool(invisible),
+            "mimeType": mime, "author": author}
+
+
+def access_log(world: LiveWorld, ins: str, actor: str) -> list[tuple[Any, ...]]:
+    """(action, mode, justification, outcome) of ``actor``'s accesses to ``ins``, in order."""
+    return host_rows(world, "SELECT action, mode, justification, outcome FROM access_log "
+                            "WHERE ins = ? AND actor_id = ? ORDER BY at", ins, actor)
+
+
+def eventually(probe: Callable[[], T], timeout: float = 15.0) -> T:
+    """``probe()``'s first truthy answer (polled: the host's database, a test helper only)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        answer = probe()
+        if answer:
+            return answer
+        assert time.monotonic() < deadline, f"never true: {probe}"
+        time.sleep(0.05)
