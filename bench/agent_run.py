@@ -72,6 +72,11 @@ def time_calls(api: httpx.Client, path: str, n: int) -> tuple[float, float]:
     return statistics.median(times), percentile(times, 0.95)
 
 
+def _windows(env: dict[str, str]) -> str:
+    return subprocess.run(["xwininfo", "-root", "-tree"], env=env, capture_output=True,
+                          text=True, errors="replace").stdout
+
+
 def tray_start(world_agent: object) -> float | None:
     """Seconds from exec to the tray icon docked in trayer under Xvfb, or None."""
     if not (shutil.which("Xvfb") and shutil.which("trayer") and shutil.which("xwininfo")):
@@ -88,13 +93,11 @@ def tray_start(world_agent: object) -> float | None:
     agent.env["DISPLAY"] = display  # type: ignore[attr-defined]
     agent.tray = True  # type: ignore[attr-defined]
     try:
-        before = subprocess.run(["xwininfo", "-root", "-tree"], env=env, capture_output=True, errors="replace",
-                                text=True).stdout.count("\n")
+        before = _windows(env).count("\n")
         start = time.perf_counter()
         agent.start()  # type: ignore[attr-defined]
         while time.perf_counter() - start < 20:
-            tree = subprocess.run(["xwininfo", "-root", "-tree"], env=env, capture_output=True, errors="replace",
-                                  text=True).stdout
+            tree = _windows(env)
             if tree.count("\n") > before and "dmp" in tree.lower():
                 return time.perf_counter() - start
             time.sleep(0.02)

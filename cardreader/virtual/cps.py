@@ -30,7 +30,6 @@ import hashlib
 import hmac
 import json
 import logging
-import os
 import secrets
 from collections.abc import Callable, Sequence
 from pathlib import Path

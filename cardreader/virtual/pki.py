@@ -16,7 +16,6 @@ profession from ``title`` (2.5.4.12) and the specialty from ``OU``.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
