@@ -5,6 +5,7 @@ asserts what the user relies on, and what the host stored."""
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -186,3 +187,27 @@ def _no_session_left(live: LiveWorld) -> Iterator[None]:
     yield
     with live.agent.client() as api:
         api.delete("/api/session")
+
+
+def test_no_pin_nir_ins_or_patient_name_reaches_the_agents_logs(
+        live: LiveWorld, insert_card: Any) -> None:
+    """Runs last in this module: every workflow above has logged what it logs."""
+    from cardreader.virtual.vitale_profiles import PROFILES
+
+    with _open(live, insert_card, "gp") as api:
+        patient = _patient(live, insert_card, "family")
+        if patient["state"] == "choosing":
+            api.post("/api/patient/select", json={"index": 2})
+    logs = [p for p in (live.agent.root / "state").rglob("*.log*") if p.is_file()]
+    assert logs, "the agent writes a log file"
+    text = "\n".join(p.read_text(errors="replace") for p in [*logs, live.agent.log_file])
+    assert "session opened" in text  # the log is there and in use
+    for card in PROFILES.values():
+        assert card.nir_with_key not in text and card.nir not in text
+        for person in card.beneficiaries:
+            for name in (person.first_name, person.birth_name, person.last_name):
+                assert f" {name}" not in text and f"{name} " not in text, name
+    with live.host.db() as db:
+        for (ins,) in db.execute("SELECT ins FROM dossiers"):
+            assert ins not in text
+    assert '"pin"' not in text and not re.search(r"(?<![0-9])1234(?![0-9])", text)
