@@ -27,6 +27,7 @@ from .service import AgentService
 log = logging.getLogger(__name__)
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_ALREADY_RUNNING = 3  # the API port is taken: a service manager must not retry
 
 
 def agent_version() -> str:
@@ -122,7 +123,7 @@ def run_agent(*, tray: bool, open_page: bool) -> int:
             print(f"dmp-agent run: le port {config.api_port} est déjà pris : l'agent tourne "
                   f"sans doute déjà / port {config.api_port} is taken: the agent is probably "
                   "running already (dmp-agent page opens its page)", file=sys.stderr)
-            return EXIT_FAILED
+            return EXIT_ALREADY_RUNNING
         raise
     service = AgentService(config, version=agent_version())
     if first_start:
@@ -168,10 +169,8 @@ def _stop_tray() -> None:
 
 
 def _first_start(config: AgentConfig) -> str | None:
-    try:
-        from .first_start import enrol_if_needed
-    except ImportError:  # pragma: no cover - the installer's module ships with the agent
-        return None
+    from .first_start import enrol_if_needed
+
     return enrol_if_needed(config)
 
 
