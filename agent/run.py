@@ -146,13 +146,17 @@ def run_agent(*, tray: bool, open_page: bool) -> int:
         webbrowser.open(service.page_url())
     try:
         if tray and has_display():
-            from .tray import run_tray
+            from .tray import TrayUnavailable, run_tray
 
             threading.Thread(target=lambda: (stop.wait(), _stop_tray()), daemon=True).start()
-            run_tray(service, quit=stop.set)
-        else:
-            while not stop.wait(3600):  # a signal handler wakes it: no periodic wake-up
-                pass
+            try:
+                run_tray(service, quit=stop.set)
+            except TrayUnavailable as error:  # DISPLAY set, but no X server or tray backend
+                log.warning("no tray icon: %s", error)
+            if not stop.is_set():  # no tray, or it ended without Quit (X server gone)
+                log.info("running on without a tray icon")
+        while not stop.wait(3600):  # a signal handler wakes it: no periodic wake-up
+            pass
     finally:
         server.stop()
         service.stop()

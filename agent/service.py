@@ -332,6 +332,10 @@ class AgentService:
                 else:
                     self._slots[reader] = SlotReport(reader, CardStatus.NONE,
                                                      message="aucune carte / no card")
+                if self._session is None and self._cps_reader() is None:
+                    # The CPS of a locked (or never opened) session left.
+                    self._session_state, self._session_error = "none", ""
+                    self._session_tries = None
             self._clear_patient(reader)
             if self._session is not None and self._session.reader == reader:
                 self._session_gone("card-removed")
@@ -467,8 +471,11 @@ class AgentService:
         self._clear_patient(None, keep_card=True)
         self._publish("session")
         self._publish("patient")
+        why = {"card-removed": "carte retirée / card removed",
+               "logout": "session verrouillée / session locked",
+               "service-lost": "service carte arrêté / smart-card service stopped"}
         self._notice("info", "Session DMP fermée / DMP session closed",
-                     "carte retirée / card removed" if reason == "card-removed" else reason)
+                     why.get(reason, reason))
 
     def lock_session(self) -> None:
         """Close the session; the CPS stays in its reader, the PIN will be asked again."""
