@@ -8,7 +8,9 @@
 # directory is bind-mounted on /opt, then copied into the package tree. This needs root, or
 # unprivileged user namespaces (`unshare --user --map-root-user`).
 #
-# Usage: installer/debian/build.sh [--out DIR] [--cache DIR] [--compress zstd|xz]
+# Usage: installer/debian/build.sh [--out DIR] [--cache DIR] [--compress zstd|xz] [--fetch-only]
+#   --fetch-only: fill the cache from the registry and stop (the tests run it before they go
+#   into their network namespace, where the build then runs offline).
 #   --out: where the .deb goes (default <repo>/dist); --cache: the wheels and build tools kept
 #   between builds (default OUT/cache). zstd (default) packs in 2 s; xz makes a
 #   package a quarter smaller in 90 s (dpkg reads zstd since Debian 12 and Ubuntu 21.10).
@@ -59,11 +61,13 @@ fi
 OUT=$REPO/dist
 CACHE=
 COMPRESS=zstd
+FETCH_ONLY=
 while [ $# -gt 0 ]; do
   case "$1" in
     --out) OUT=$2; shift 2 ;;
     --cache) CACHE=$2; shift 2 ;;
     --compress) COMPRESS=$2; shift 2 ;;
+    --fetch-only) FETCH_ONLY=1; shift ;;
     -h|--help) sed -n '2,/^set -euo/{/^set -euo/!p}' "$0"; exit 0 ;;
     *) echo "build: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -130,6 +134,7 @@ if ! "${pip[@]}" wheel --no-index --find-links "$cache" -w "$cache" -r "$work/re
   echo "build: fetching and building the dependency wheels into $cache"
   "${pip[@]}" wheel --find-links "$cache" -w "$cache" -r "$work/requirements.txt"
 fi
+[ -z "$FETCH_ONLY" ] || { echo "build: cache ready in $cache"; exit 0; }
 "${pip[@]}" wheel --no-deps --no-index --find-links "$cache" -w "$work/wheel" "$work/src"
 
 # The package tree.

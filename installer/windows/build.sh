@@ -3,7 +3,7 @@
 # (docs/installer.md).
 #
 # Usage: installer/windows/build.sh [--out DIR] [--cache DIR] [--python-embed ZIP]
-#                                   [--compress zlib|lzma] [--stage-only]
+#                                   [--compress zlib|lzma] [--stage-only] [--fetch-only]
 #   --out        where the installer goes (default <repo>/dist)
 #   --cache      the wheels and build tools kept between builds (default OUT/cache)
 #   ZIP          python-3.11.x-embed-amd64.zip from python.org (or $PYTHON_EMBED_ZIP). This
@@ -11,6 +11,8 @@
 #                python\PYTHON-MISSING-MANQUANT.txt saying where to put it, and warns.
 #   zlib         (default) packs in ~10 s; lzma makes it a third smaller in ~1 min
 #   --stage-only prepare DIR/windows-staging and stop (no makensis)
+#   --fetch-only fill the cache from the registry and stop (the tests run it before they go
+#                into their network namespace, where the build then runs offline)
 #
 # The staging directory holds: python\ (the embeddable Python, its ._pth extended with ..\lib
 # and `import site`), lib\ (the agent and its dependencies, win_amd64 wheels for CPython 3.11
@@ -34,6 +36,7 @@ while [ $# -gt 0 ]; do
     --cache) CACHE=$2; shift 2 ;;
     --python-embed) EMBED=$2; shift 2 ;;
     --stage-only) STAGE_ONLY=1; shift ;;
+    --fetch-only) FETCH_ONLY=1; shift ;;
     --compress) COMPRESS=$2; shift 2 ;;
     -h|--help) sed -n '2,/^set -euo/{/^set -euo/!p}' "$0"; exit 0 ;;
     *) echo "build: unknown argument $1 (see --help)" >&2; exit 2 ;;
@@ -113,6 +116,7 @@ if ! "${pip[@]}" download --no-index --find-links "$linux_cache" -d "$linux_cach
   "${pip[@]}" download --find-links "$linux_cache" -d "$linux_cache" \
     -r "$work/build-requirements.txt"
 fi
+[ -z "${FETCH_ONLY:-}" ] || { echo "build: cache ready in $CACHE"; exit 0; }
 
 rm -rf "$stage"
 mkdir -p "$stage/wheels" "$stage/python"
