@@ -220,6 +220,76 @@ def show_access_log(sandbox: Sandbox, patient: PatientContext) -> None:
         say(line)
 
 
+@contextlib.contextmanager
+def running_agent(sandbox: Sandbox) -> Iterator[str]:
+    """`dmp-agent run --no-tray` for the sandbox's user, driven over its local API with the
+    cards left in the readers (the nurse's CPS, the patient's Vitale card); yields the page's
+    address (token included)."""
+    import dataclasses
+
+    import httpx
+
+    from .config import write_config
+    from .localapi.guard import token_path
+
+    port = _free_port()
+    config = dataclasses.replace(sandbox.config, api_port=port)
+    config_file = write_config(config, sandbox.state / "agent" / "agent.toml")
+    env = {**os.environ, "DMP_AGENT_CONFIG": str(config_file),
+           "DMP_AGENT_PROVISIONING": str(sandbox.state / "no-provisioning")}
+    env.pop("DISPLAY", None)
+    log = open(sandbox.state / "agent-run.log", "wb")  # noqa: SIM115 - closed below
+    process = subprocess.Popen([str(BIN / "dmp-agent"), "run", "--no-tray"], env=env,
+                               stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{base}/api/health", timeout=1).status_code == 200:
+                    break
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit("sandbox: dmp-agent run did not start (agent-run.log)")
+            time.sleep(0.05)
+        token = token_path(config).read_text().strip()
+        with httpx.Client(base_url=base, headers={"authorization": f"Bearer {token}"},
+                          timeout=30) as api:
+            def status() -> dict[str, object]:
+                return api.get("/api/status").json()
+
+            deadline = time.monotonic() + 10
+            while status()["session"]["state"] != "locked":  # type: ignore[index]
+                if time.monotonic() > deadline:
+                    raise SystemExit("sandbox: the agent did not see the CPS")
+                time.sleep(0.05)
+            say(f"local API on {base} (token in {token_path(config)})")
+            opened = api.post("/api/session", json={"pin": HARNESS_PIN})
+            if opened.status_code != 200:
+                raise SystemExit(f"sandbox: session refused: {opened.text}")
+            who = opened.json()["professional"]
+            say(f"POST /api/session: open for {who['firstName']} {who['lastName']}")
+            deadline = time.monotonic() + 15
+            while (patient := status()["patient"])["state"] not in ("ready", "error"):  # type: ignore[index]
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
+            say(f"GET /api/status: patient {patient['state']}, DMP "  # type: ignore[index]
+                f"{(patient.get('dmp') or {}).get('status')}, "  # type: ignore[union-attr]
+                f"{len(patient['documents'])} document(s) visible to {who['firstName']} "  # type: ignore[index]
+                f"{who['lastName']}")
+            say(f"the page: {base}/ (opened from the tray icon or `dmp-agent page`)")
+            yield f"{base}/#token={token}"
+            api.delete("/api/session")
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
 def play(state: Path, pcscd_port: int, step: Callable[[str], None], *,
          keep: Callable[[Sandbox], None] | None = None) -> None:
     with reference_host(state) as (pki, url, process):
@@ -252,8 +322,12 @@ def play(state: Path, pcscd_port: int, step: Callable[[str], None], *,
 
         step("what the patient sees: the access history of their DMP")
         show_access_log(sandbox, patient)
-        if keep is not None:
-            keep(sandbox)
+
+        step("5. the agent as people use it: `dmp-agent run`, its local API and page")
+        with running_agent(sandbox) as page:
+            if keep is not None:
+                say(f"page: {page}")
+                keep(sandbox)
         for slot in (0, 1):
             with contextlib.redirect_stdout(None):
                 vcard.remove(slot, state / "cards")

@@ -35,7 +35,8 @@ def test_the_sandbox_runs_to_the_end(run) -> None:
     result, _ = run
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     for step in ("1. pharmacy counter", "2. optician", "3. GP visit", "4. emergency",
-                 "sandbox done"):
+                 "5. the agent as people use it", "POST /api/session: open",
+                 "GET /api/status: patient ready", "sandbox done"):
         assert step in result.stdout
 
 
