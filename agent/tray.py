@@ -386,16 +386,37 @@ class _X11Driver(_Driver):
 
     ANSWER_TIMEOUT = 10.0
 
-    def __init__(self, icon: Any, poll: float) -> None:
+    def __init__(self, icon: Any, poll: float, wake: Callable[[], None] | None = None) -> None:
         import Xlib.display  # pystray's dependency on Linux; imported only under X11
+        import Xlib.X
 
         super().__init__(icon)
-        self.poll = poll
         self._display = Xlib.display.Display()
         screen = self._display.get_default_screen()
         self._selection = self._display.intern_atom(f"_NET_SYSTEM_TRAY_S{screen}")
         self._window = self._display.create_resource_object("window", icon._window.id)
         self._shown = False
+        self._watch: Any = None
+        # A tray host that starts announces itself with a MANAGER message on the root window
+        # (freedesktop System Tray spec): wait for it instead of looking every few seconds,
+        # so that an idle agent does not wake up. Polling stays as the fallback.
+        self.poll = poll
+        if wake is not None:
+            try:
+                self._watch = Xlib.display.Display()
+                self._watch.screen().root.change_attributes(
+                    event_mask=Xlib.X.StructureNotifyMask)
+                self._watch.flush()
+                # Not a bound method: the thread must not keep the icon alive (pystray's
+                # __del__ would then run late, on a closed display).
+                threading.Thread(target=_watch_tray_hosts,
+                                 args=(self._watch, self._selection, wake), daemon=True,
+                                 name="tray-host-watch").start()
+                self.poll = None
+            except Exception:
+                log.warning("tray: cannot watch for tray hosts; looking every %.0f s", poll,
+                            exc_info=True)
+
 
     def _call(self, method: str) -> None:
         import Xlib.protocol.event
@@ -456,6 +477,9 @@ class _X11Driver(_Driver):
         self._call("_stop")
 
     def close(self) -> None:
+        if self._watch is not None:
+            with contextlib.suppress(Exception):
+                self._watch.close()
         self._display.close()
 
 
@@ -465,8 +489,23 @@ def _is_x11(icon: Any) -> bool:
     return kind.__module__.endswith("._xorg")
 
 
-def _driver_for(icon: Any, poll: float) -> _Driver:
-    return _X11Driver(icon, poll) if _is_x11(icon) else _Driver(icon)
+def _watch_tray_hosts(watch: Any, selection: int, wake: Callable[[], None]) -> None:
+    """Calls ``wake()`` each time a tray host announces itself (MANAGER on the root)."""
+    import Xlib.X
+
+    manager = watch.intern_atom("MANAGER")
+    try:
+        while True:
+            event = watch.next_event()
+            if (event.type == Xlib.X.ClientMessage and event.client_type == manager
+                    and event.data[1][1] == selection):
+                wake()
+    except Exception:  # the connection closed: the tray is stopping
+        return
+
+
+def _driver_for(icon: Any, poll: float, wake: Callable[[], None] | None = None) -> _Driver:
+    return _X11Driver(icon, poll, wake) if _is_x11(icon) else _Driver(icon)
 
 
 def _listen_for_clicks(icon: Any) -> None:
@@ -494,6 +533,7 @@ def x11_title(text: str) -> str:
 
 _STOP = object()
 _REFRESH = object()
+_TRAY_HOST = object()  # a tray host appeared: dock
 
 
 class Tray:
@@ -501,7 +541,8 @@ class Tray:
     (from any thread, or the Quit entry, which calls ``quit`` first).
 
     ``open_url`` opens the page in the browser (``webbrowser.open``; tests give their own);
-    ``dock_retry`` is how often, in seconds, the X11 backend looks for a tray host to dock in.
+    ``dock_retry`` is how often, in seconds, the X11 backend looks for a tray host to dock in
+    when it cannot wait for the host's MANAGER announcement instead.
     """
 
     def __init__(self, source: StateSource, quit: Callable[[], None], *,
@@ -647,7 +688,8 @@ class Tray:
 
     def _work(self, icon: Any) -> None:
         try:
-            driver = _driver_for(icon, self._dock_retry)
+            driver = _driver_for(icon, self._dock_retry,
+                                 functools.partial(self._events.put, _TRAY_HOST))
         except Exception:
             log.exception("tray: cannot drive the icon; the tray stops, the agent carries on")
             icon.stop()
@@ -684,6 +726,8 @@ class Tray:
                 return True
             if item is _REFRESH:
                 stale = True
+            elif item is _TRAY_HOST:
+                driver.tick()
             elif isinstance(item, MenuEntry):
                 if stale:  # the entry's enabled() must see the newest state
                     self._apply(driver)
