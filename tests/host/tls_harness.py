@@ -4,15 +4,18 @@ with virtual CPS cards that sign the statement themselves (the agent's `HostSess
 from __future__ import annotations
 
 import contextlib
+import socket
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from starlette.applications import Starlette
 
-from agent.session import HostSession, Workstation
+from agent.session import HostSession, Workstation, tls_context
 from cardreader.apdu import ApduProtocol
 from cardreader.cps import CpsCard, CpsKey
 from cardreader.virtual.cps import VirtualCps
@@ -88,3 +91,30 @@ def tls_host(db_url: str, pki: Path, blobs: Path, **settings: object) -> Iterato
     app = create_app(host_settings)
     with running_server(app, server_ssl_context(pki)) as base_url:
         yield TlsHost(base_url, pki, host_settings, app)
+
+
+def handshake(pki_dir: Path, workstation: Workstation) -> x509.Name:
+    """A real TLS 1.3 handshake, the host's server context against the agent's client
+    context, over a socket pair; returns the client subject the server saw."""
+    server_context = server_ssl_context(pki_dir)
+    client_context = tls_context(workstation.host_ca, workstation.certificate_pem,
+                                 workstation.key_pem, workstation.key_password)
+    left, right = socket.socketpair()
+    seen: list[bytes] = []
+    errors: list[BaseException] = []
+
+    def serve() -> None:
+        try:
+            with server_context.wrap_socket(left, server_side=True) as tls:
+                seen.append(tls.getpeercert(binary_form=True) or b"")
+                tls.sendall(b"ok")
+        except BaseException as error:
+            errors.append(error)
+
+    thread = threading.Thread(target=serve)
+    thread.start()
+    with client_context.wrap_socket(right, server_hostname="localhost") as tls:
+        assert tls.recv(2) == b"ok"
+    thread.join(10)
+    assert not errors, errors
+    return x509.load_der_x509_certificate(seen[0]).subject

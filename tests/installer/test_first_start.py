@@ -7,22 +7,19 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
-from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from agent.config import CONFIG_ENV, AgentConfig
 from agent.enrol import EnrolmentError, current_enrolment, enrol_from_pki, load_workstation
 from agent.first_start import PROVISIONING_ENV, enrol_if_needed
-from agent.session import Workstation, tls_context
+from agent.session import Workstation
 from host.pki import PASSPHRASE_ENV
-from host.tls import server_ssl_context
+from tests.host.tls_harness import handshake
 
 pytestmark = pytest.mark.installer
 
@@ -77,31 +74,9 @@ def _provision_pkcs12(directory: Path, p12: Path, password: str | None,
     return directory
 
 
-def _handshake(pki_dir: Path, workstation: Workstation) -> str:
-    """A TLS 1.3 handshake with the host's server context over a socket pair; the client
-    certificate's common name as the server saw it."""
-    server_context = server_ssl_context(pki_dir)
-    client_context = tls_context(workstation.host_ca, workstation.certificate_pem,
-                                 workstation.key_pem, workstation.key_password)
-    left, right = socket.socketpair()
-    seen: list[bytes] = []
-    errors: list[BaseException] = []
-
-    def serve() -> None:
-        try:
-            with server_context.wrap_socket(left, server_side=True) as tls:
-                seen.append(tls.getpeercert(binary_form=True) or b"")
-                tls.sendall(b"ok")
-        except BaseException as error:
-            errors.append(error)
-
-    thread = threading.Thread(target=serve)
-    thread.start()
-    with client_context.wrap_socket(right, server_hostname="localhost") as tls:
-        assert tls.recv(2) == b"ok"
-    thread.join(10)
-    assert not errors, errors
-    subject = x509.load_der_x509_certificate(seen[0]).subject
+def _common_name(pki_dir: Path, workstation: Workstation) -> str:
+    """The client certificate's common name as the host's TLS server saw it."""
+    subject = handshake(pki_dir, workstation)
     return str(subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value)
 
 
@@ -118,7 +93,7 @@ def test_a_test_pki_enrols_the_first_start_and_later_starts_change_nothing(
     said = enrol_if_needed(config, provisioning)
     assert said is not None and "enrôlé / workstation enrolled" in said and "CN=sandbox" in said
     assert current_enrolment(config).source.startswith("pki:")
-    assert _handshake(pki_dir, load_workstation(config)) == "sandbox"
+    assert _common_name(pki_dir, load_workstation(config)) == "sandbox"
     before = _files(tmp_path / "home")
     assert enrol_if_needed(config, provisioning) is None  # enrolled: nothing to do, nothing said
     assert _files(tmp_path / "home") == before
@@ -136,7 +111,7 @@ def test_a_pkcs12_with_its_password_and_the_host_ca_gives_a_working_workstation(
     # The host's CA came with the provisioning: nothing to configure by hand.
     workstation = load_workstation(config)
     assert workstation.host_ca.read_bytes() == (pki_dir / "server" / "ca.pem").read_bytes()
-    assert _handshake(pki_dir, workstation) == "sandbox"
+    assert _common_name(pki_dir, workstation) == "sandbox"
 
 
 def test_a_pkcs12_without_the_host_ca_enrols_and_says_the_ca_is_missing(

@@ -7,9 +7,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import io
-import socket
 import stat
-import threading
 from pathlib import Path
 
 import pytest
@@ -28,9 +26,8 @@ from agent.enrol import (
     enrol_from_pki,
     load_workstation,
 )
-from agent.session import Workstation, tls_context
 from host import pki
-from host.tls import server_ssl_context
+from tests.host.tls_harness import handshake
 
 
 @pytest.fixture(scope="module")
@@ -57,33 +54,6 @@ def _mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
-def _handshake(pki_dir: Path, workstation: Workstation) -> x509.Name:
-    """A real TLS 1.3 handshake, the host's server context against the agent's client
-    context, over a socket pair; returns the client subject the server saw."""
-    server_context = server_ssl_context(pki_dir)
-    client_context = tls_context(workstation.host_ca, workstation.certificate_pem,
-                                 workstation.key_pem, workstation.key_password)
-    left, right = socket.socketpair()
-    seen: list[bytes] = []
-    errors: list[BaseException] = []
-
-    def serve() -> None:
-        try:
-            with server_context.wrap_socket(left, server_side=True) as tls:
-                seen.append(tls.getpeercert(binary_form=True) or b"")
-                tls.sendall(b"ok")
-        except BaseException as error:
-            errors.append(error)
-
-    thread = threading.Thread(target=serve)
-    thread.start()
-    with client_context.wrap_socket(right, server_hostname="localhost") as tls:
-        assert tls.recv(2) == b"ok"
-    thread.join(10)
-    assert not errors, errors
-    return x509.load_der_x509_certificate(seen[0]).subject
-
-
 def test_enrolment_from_the_pki_stores_an_encrypted_key_owner_only(
     pki_dir: Path, config: AgentConfig
 ) -> None:
@@ -106,7 +76,7 @@ def test_enrolment_from_the_pki_stores_an_encrypted_key_owner_only(
     assert not any(p.suffix == ".secret" for p in config.credentials_dir.iterdir())
 
 
-def test_after_a_restart_the_workstation_opens_a_real_mutual_tls_handshake(
+def test_after_a_restart_the_workstation_opens_a_real_mutual_tlshandshake(
     pki_dir: Path, config: AgentConfig
 ) -> None:
     enrol_from_pki(pki_dir, "sandbox", config=config)
@@ -114,7 +84,7 @@ def test_after_a_restart_the_workstation_opens_a_real_mutual_tls_handshake(
     workstation = load_workstation(AgentConfig(**{**config.__dict__}))
     assert workstation.host_ca == config.credentials_dir / "host-ca.pem"
     assert workstation.host_ca.read_bytes() == (pki_dir / "server" / "ca.pem").read_bytes()
-    subject = _handshake(pki_dir, workstation)
+    subject = handshake(pki_dir, workstation)
     assert subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "sandbox"
 
 
@@ -155,7 +125,7 @@ def test_a_new_enrolment_replaces_the_old_and_a_crash_midway_keeps_the_old_usabl
     assert "CN=poste-2" in second.subject
     assert not first.key_path.exists() and not first.certificate_path.exists()
     assert len(list((config.data_dir / "keys").iterdir())) == 2  # the crashed one's, + new
-    _handshake(pki_dir, load_workstation(config))
+    handshake(pki_dir, load_workstation(config))
 
 
 def test_a_pki_key_encrypted_under_the_passphrase_needs_it(
@@ -226,7 +196,7 @@ def test_enrolment_from_pkcs12_keeps_the_chain_and_uses_the_configured_host_ca(
     with pytest.raises(EnrolmentError, match=r"host\.ca"):
         load_workstation(config)  # a PKCS#12 does not say which CA the host's server has
     configured = AgentConfig(**{**config.__dict__, "host_ca": pki_dir / "server" / "ca.pem"})
-    _handshake(pki_dir, load_workstation(configured))
+    handshake(pki_dir, load_workstation(configured))
     not_pkcs12 = tmp_path / "junk.p12"
     not_pkcs12.write_bytes(b"\x30\x03\x02\x01\x00")
     with pytest.raises(EnrolmentError):
