@@ -32,17 +32,24 @@ from cardreader.atr import CardKind, identify
 from cardreader.cps import CpsCard
 from cardreader.errors import CardError, NoCardError, PinBlockedError, WrongPinError
 from cardreader.pcsc import PcscConnection, list_readers
-from cardreader.vitale import Beneficiary, BirthDate, VitaleCard, read_vitale
+from cardreader.vitale import Beneficiary, VitaleCard, read_vitale
 from policies import AccessMode, ModeCode
 from wire.mhd import Author, DocumentEntry
 
 from .config import AgentConfig, ConfigError, load_config, private_dir
-from .dmp import DmpClient, DmpError, PatientContext, PreparedDeposit, deposit_types
+from .dmp import (
+    FORMAT_CODES,
+    DmpClient,
+    DmpError,
+    PatientContext,
+    PreparedDeposit,
+    deposit_types,
+)
 from .enrol import EnrolmentError, load_workstation
 from .outbox import Item, ItemState, Outbox, OutboxError, RetryPolicy, Sender, SendResult
 from .pin import PinPrompt, TerminalPrompt
 from .professional import PinCancelledError, ProfessionalSession, SessionEndedError
-from .secrets_sheet import EmergencyConsents, SecretsSheet, write_secrets_sheet
+from .secrets_sheet import SecretsSheet, display_date, write_secrets_sheet
 from .session import SessionError
 
 __all__ = ["WORKFLOW_COMMANDS", "CommandError", "StdinPrompt", "add_workflow_commands"]
@@ -50,8 +57,6 @@ __all__ = ["WORKFLOW_COMMANDS", "CommandError", "StdinPrompt", "add_workflow_com
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EMERGENCY_TAG = "[BRIS DE GLACE / BREAK-THE-GLASS]"
 REGULATION_TAG = "[CENTRE 15 / REGULATION CENTRE]"
-FORMATS = {"application/pdf": "urn:ihe:iti:xds-sd:pdf:2008",
-           "text/plain": "urn:ihe:iti:xds-sd:text:2008"}
 
 
 class CommandError(Exception):
@@ -268,7 +273,7 @@ def _say(text: str, mode: AccessMode | None = None) -> None:
 
 def _patient_line(patient: PatientContext) -> str:
     return (f"Patient: {patient.first_name} {patient.birth_name}, né(e) le "
-            f"{_french_date(patient.birth_date)} — INS {patient.ins}")
+            f"{display_date(patient.birth_date)} — INS {patient.ins}")
 
 
 def _document_line(entry: DocumentEntry) -> str:
@@ -414,26 +419,12 @@ def cmd_create_dmp(args: argparse.Namespace) -> int:
             patient, consent=True, regulation_centre=not args.no_regulation_centre,
             break_the_glass=not args.no_break_the_glass,
             emergency_sees_masked=not args.no_emergency_masked)
-        consents = EmergencyConsents.from_host(created.get("consents", {}))
-        sheet = SecretsSheet(
-            first_name=patient.first_name, birth_name=patient.birth_name,
-            birth_date=_french_date(patient.birth_date), identifier=created["identifier"],
-            access_code=created["accessCode"], consents=consents, created=dt.date.today(),
-            created_by=work.holder)
+        sheet = SecretsSheet.for_created_dmp(patient, created, work.holder)
         write_secrets_sheet(sheet, args.sheet)
         _say(f"DMP créé / DMP created: identifiant / identifier {created['identifier']}")
         _say(f"Fiche des secrets / secrets sheet: {args.sheet} — à imprimer et remettre au "
              "patient, puis supprimer / print it, hand it over, then delete the file")
     return EXIT_OK
-
-
-def _french_date(value: str) -> str:
-    """DD/MM/YYYY from the host's YYYYMMDD (lunar dates keep their zeros) or ISO date."""
-    with contextlib.suppress(ValueError):
-        return str(BirthDate.parse(value))
-    with contextlib.suppress(ValueError):
-        return dt.date.fromisoformat(value).strftime("%d/%m/%Y")
-    return value
 
 
 def cmd_authorize(args: argparse.Namespace) -> int:
@@ -494,10 +485,10 @@ def _read_document(path: Path) -> tuple[bytes, str, str]:
     except OSError as error:
         raise CommandError(f"{path}: {error.strerror}", EXIT_USAGE) from None
     mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-    if mime not in FORMATS:
+    if mime not in FORMAT_CODES:
         raise CommandError(f"{path}: PDF ou texte attendu / a PDF or text file is expected "
                            f"(here {mime})", EXIT_USAGE)
-    return content, mime, FORMATS[mime]
+    return content, mime, FORMAT_CODES[mime]
 
 
 def _queue_and_send(work: Work, prepared: PreparedDeposit, title: str) -> int:

@@ -70,6 +70,11 @@ def _check(response: httpx.Response, *expected: int) -> httpx.Response:
     raise DmpError(*outcome_of(response), response.status_code)
 
 
+# The document formats a deposit may carry: MIME type → XDS formatCode.
+FORMAT_CODES = {"application/pdf": "urn:ihe:iti:xds-sd:pdf:2008",
+                "text/plain": "urn:ihe:iti:xds-sd:text:2008"}
+
+
 def mode_headers(mode: AccessMode) -> dict[str, str]:
     headers = {MODE_HEADER: mode.code.value}
     if mode.justification:

@@ -20,7 +20,7 @@ from importlib.metadata import PackageNotFoundError, version
 import uvicorn
 
 from .config import AgentConfig, ConfigError, load_config
-from .localapi import create_app, load_or_create_token
+from .localapi import create_app, load_or_create_token, page_url
 from .logs import setup_logging
 from .service import AgentService
 
@@ -187,10 +187,7 @@ def run_page(*, print_token: bool, print_url: bool, section: str) -> int:
     if print_token:
         print(load_or_create_token(config))
         return EXIT_OK
-    token = load_or_create_token(config)
-    url = f"http://127.0.0.1:{config.api_port}/#token={token}"
-    if section:
-        url += f"&section={section}"
+    url = page_url(config, section)
     if print_url:
         print(url)
         return EXIT_OK

@@ -9,12 +9,18 @@ delete it.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from cardreader.vitale import BirthDate
 
 from .config import fsync_dir
+from .dmp import PatientContext
 
 __all__ = ["EmergencyConsents", "SecretsSheet", "render_pdf", "write_secrets_sheet"]
 
@@ -53,6 +59,26 @@ class SecretsSheet:
 
     def __repr__(self) -> str:
         return f"SecretsSheet(identifier={self.identifier!r}, access_code='****')"
+
+    @classmethod
+    def for_created_dmp(cls, patient: PatientContext, created: Mapping[str, Any],
+                        created_by: str) -> SecretsSheet:
+        """The sheet of a DMP the host just created (``created``: its answer)."""
+        return cls(
+            first_name=patient.first_name, birth_name=patient.birth_name,
+            birth_date=display_date(patient.birth_date), identifier=created["identifier"],
+            access_code=created["accessCode"],
+            consents=EmergencyConsents.from_host(created.get("consents", {})),
+            created=dt.date.today(), created_by=created_by)
+
+
+def display_date(value: str) -> str:
+    """DD/MM/YYYY from the host's YYYYMMDD (lunar dates keep their zeros) or ISO date."""
+    with contextlib.suppress(ValueError):
+        return str(BirthDate.parse(value))
+    with contextlib.suppress(ValueError):
+        return dt.date.fromisoformat(value).strftime("%d/%m/%Y")
+    return value
 
 
 def _yes_no(value: bool) -> str:

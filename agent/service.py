@@ -33,11 +33,11 @@ from wire.mhd import Author, DocumentEntry
 from .cards_view import as_json
 from .config import AgentConfig
 from .deposit import make_sender, queue_deposit, recover_contents
-from .dmp import DmpClient, DmpError, PatientContext, deposit_types
+from .dmp import FORMAT_CODES, DmpClient, DmpError, PatientContext, deposit_types
 from .enrol import EnrolmentError, load_workstation
 from .outbox import Outbox, OutboxWorker, Progress, RetryPolicy
 from .professional import PinCancelledError, ProfessionalSession, SessionEndedError
-from .secrets_sheet import EmergencyConsents, SecretsSheet, render_pdf
+from .secrets_sheet import SecretsSheet, render_pdf
 from .session import SessionError, Workstation
 
 __all__ = ["AgentService", "ServiceError"]
@@ -46,8 +46,6 @@ log = logging.getLogger(__name__)
 
 Listener = Callable[[str, dict[str, Any]], None]
 MIN_JUSTIFICATION = 10  # characters: a break-the-glass access must say why
-FORMATS = {"application/pdf": "urn:ihe:iti:xds-sd:pdf:2008",
-           "text/plain": "urn:ihe:iti:xds-sd:text:2008"}
 
 
 class ServiceError(Exception):
@@ -106,6 +104,20 @@ def document_json(entry: DocumentEntry, own_id: str | None = None) -> dict[str, 
         "archived": entry.archived, "ownDocument": own_id is not None
         and entry.author.id_nat_ps == own_id, "patientDocument": entry.class_code == "90",
     }
+
+
+def _card_failure(error: CardError) -> ServiceError:
+    return ServiceError("card-error", f"Carte / card: {error}", 409)
+
+
+def _card_or_network(error: BaseException) -> ServiceError | None:
+    """A card failure (409) or an unreachable host (503) as the API says them; else None."""
+    if isinstance(error, CardError):
+        return _card_failure(error)
+    if isinstance(error, OSError) or type(error).__module__.startswith("httpx"):
+        return ServiceError("host-unreachable", f"Hôte DMP injoignable / DMP host "
+                            f"unreachable ({type(error).__name__})", 503)
+    return None
 
 
 class AgentService:
@@ -258,8 +270,7 @@ class AgentService:
                 return {"state": "none", "reader": None, "beneficiaries": [], "patient": None,
                         "dmp": None, "documents": [], "accessMode": None, "error": "",
                         "sheet": False}
-            own = self._session.identity.id_nat_ps if (
-                self._session is not None and self._session.identity) else None
+            own = self._own_id()
             ctx = p.context
             return {
                 "state": p.state, "reader": p.reader,
@@ -444,14 +455,11 @@ class AgentService:
         if isinstance(error, PinBlockedError):
             return ServiceError("card-blocked", "Carte CPS bloquée : débloquez-la avec le code "
                                 "PUK / the CPS is blocked: unblock it with the PUK", 423)
-        if isinstance(error, CardError):
-            return ServiceError("card-error", f"Carte / card: {error}", 409)
         if isinstance(error, SessionError):
             return ServiceError(error.code or "host-refused", f"Refus de l'hôte DMP / the DMP "
                                 f"host refused: {error}", 502)
-        if isinstance(error, OSError) or type(error).__module__.startswith("httpx"):
-            return ServiceError("host-unreachable", f"Hôte DMP injoignable / DMP host "
-                                f"unreachable ({type(error).__name__})", 503)
+        if (found := _card_or_network(error)) is not None:
+            return found
         log.error("session opening failed: %s", type(error).__name__)
         return ServiceError("failed", f"Échec / failed: {type(error).__name__}", 500)
 
@@ -517,13 +525,15 @@ class AgentService:
         except SessionError as error:
             status = error.status if error.status in (400, 403, 404, 409, 412) else 502
             raise ServiceError(error.code or "host-refused", str(error), status or 502) from None
-        except CardError as error:
-            raise ServiceError("card-error", f"Carte / card: {error}", 409) from None
         except Exception as error:
-            if type(error).__module__.startswith("httpx") or isinstance(error, OSError):
-                raise ServiceError("host-unreachable", f"Hôte DMP injoignable / DMP host "
-                                   f"unreachable ({type(error).__name__})", 503) from None
+            if (found := _card_or_network(error)) is not None:
+                raise found from None
             raise
+
+    def _own_id(self) -> str | None:
+        """The idNat_PS of the session's professional (their own documents), if any."""
+        session = self._session
+        return session.identity.id_nat_ps if session is not None and session.identity else None
 
     def _author(self, session: ProfessionalSession) -> Author:
         identity, situation = session.identity, session.situation
@@ -678,8 +688,7 @@ class AgentService:
         with self._calls() as dmp:
             entries = dmp.documents(p.context, p.mode,
                                     **({"isArchived": "true"} if archived else {}))
-        own = self._session.identity.id_nat_ps if (
-            self._session is not None and self._session.identity) else None
+        own = self._own_id()
         out = []
         for entry in entries:
             if type_codes and entry.type_code not in type_codes:
@@ -718,9 +727,7 @@ class AgentService:
         with self._calls() as dmp:
             entry = changes[action](dmp, p.context, unique_id)
         self._jobs.put(lambda: self._load(p.generation))
-        own = self._session.identity.id_nat_ps if (
-            self._session is not None and self._session.identity) else None
-        return document_json(entry, own)
+        return document_json(entry, self._own_id())
 
     def deposit_types(self) -> list[dict[str, str]]:
         session = self._live_session()
@@ -733,7 +740,7 @@ class AgentService:
                 replaces: str | None = None) -> dict[str, Any]:
         """Sign with the CPS and queue in the outbox (``content`` is copied: the caller may
         delete it once this returns); the outbox worker sends it."""
-        if mime_type not in FORMATS:
+        if mime_type not in FORMAT_CODES:
             raise ServiceError("bad-format", f"PDF ou texte attendu / a PDF or text file is "
                                f"expected (here {mime_type})", 415)
         p = self._patient_ready()
@@ -755,11 +762,11 @@ class AgentService:
                 type_code=type_code, title=title, sign=session.sign_document,
                 certificate_der=session.signature_certificate_der, masked=masked,
                 invisible_to_patient=invisible_to_patient, replaces=replaces,
-                mime_type=mime_type, format_code=FORMATS[mime_type])
+                mime_type=mime_type, format_code=FORMAT_CODES[mime_type])
         except SessionEndedError as error:
             raise ServiceError("session-ended", str(error), 409) from None
         except CardError as error:
-            raise ServiceError("card-error", f"Carte / card: {error}", 409) from None
+            raise _card_failure(error) from None
         item = self._outbox.get(item_id)
         self._wakeup.set()
         self._publish("outbox")
@@ -813,15 +820,8 @@ class AgentService:
             created = dmp.create(p.context, consent=True, regulation_centre=regulation_centre,
                                  break_the_glass=break_the_glass,
                                  emergency_sees_masked=emergency_sees_masked)
-        from .commands import _french_date
-
-        sheet = SecretsSheet(
-            first_name=p.context.first_name, birth_name=p.context.birth_name,
-            birth_date=_french_date(p.context.birth_date), identifier=created["identifier"],
-            access_code=created["accessCode"],
-            consents=EmergencyConsents.from_host(created.get("consents", {})),
-            created=dt.date.today(),
-            created_by=f"{session.identity.first_name} {session.identity.last_name}")
+        sheet = SecretsSheet.for_created_dmp(
+            p.context, created, f"{session.identity.first_name} {session.identity.last_name}")
         with self._lock:
             p.sheet = render_pdf(sheet)
         self.reload_patient()
@@ -877,8 +877,6 @@ class AgentService:
     def page_url(self, fragment: str = "") -> str:
         """The page's address with the API token in the fragment (never sent to a server,
         never in a log); ``fragment`` names a section, e.g. ``deposit``."""
-        from .localapi.guard import load_or_create_token
+        from .localapi.guard import page_url
 
-        token = load_or_create_token(self.config)
-        section = f"&section={fragment}" if fragment else ""
-        return f"http://127.0.0.1:{self.config.api_port}/#token={token}{section}"
+        return page_url(self.config, fragment)

@@ -54,6 +54,13 @@ def load_or_create_token(config: AgentConfig) -> str:
     return token
 
 
+def page_url(config: AgentConfig, section: str = "") -> str:
+    """The page's address with the API token in the fragment (never sent to a server,
+    never in a log); ``section`` names a part of the page, e.g. ``deposit``."""
+    url = f"http://127.0.0.1:{config.api_port}/#token={load_or_create_token(config)}"
+    return f"{url}&section={section}" if section else url
+
+
 def _is_loopback(host: str) -> bool:
     try:
         return ipaddress.ip_address(host).is_loopback
