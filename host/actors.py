@@ -17,13 +17,15 @@ from typing import Protocol
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, update
 from starlette.requests import Request
 
-from policies import AccessMode, Actor, ModeCode
+from policies import AccessMode, Actor, ModeCode, StructureKind
 
 from .errors import HostError, bad_request
-from .store.schema import sessions
+from .revocation import Revocations
+from .store.schema import sessions, structures
+from .text import refuse_control_characters
 
 MODE_HEADER = "x-dmp-access-mode"
 JUSTIFICATION_HEADER = "x-dmp-justification"  # percent-encoded UTF-8
@@ -42,16 +44,27 @@ class SessionActor:
     specialty: str | None
     structure_id: str
     not_after: dt.datetime
+    structure_kind: StructureKind = StructureKind.CARE
+    """What the host's registry says of the session's structure (never the client)."""
 
-    def policy_actor(self, mode: AccessMode) -> Actor:
-        if mode.code is ModeCode.CENTRE_15:
-            return Actor.regulation_centre(
-                self.id_nat_ps, self.profession, structure_id=self.structure_id
-            )
-        return Actor.professional(
+    def policy_actor(self, mode: AccessMode | None = None) -> Actor:
+        """The actor the rules see. In centre 15 mode it is a regulation-centre actor
+        carrying the registry's kind of its structure: `policies` refuses the mode to any
+        structure not registered as a regulation centre."""
+        factory = (Actor.regulation_centre if mode is not None
+                   and mode.code is ModeCode.CENTRE_15 else Actor.professional)
+        return factory(
             self.id_nat_ps, self.profession, specialty=self.specialty,
-            structure_id=self.structure_id,
+            structure_id=self.structure_id, structure_kind=self.structure_kind,
         )
+
+    @property
+    def allowed_modes(self) -> list[str]:
+        """The access modes this session may use (what an agent offers its user)."""
+        modes = [ModeCode.NORMAL.value, ModeCode.BRIS_DE_GLACE.value]
+        if self.structure_kind is StructureKind.REGULATION_CENTRE:
+            modes.append(ModeCode.CENTRE_15.value)
+        return modes
 
     @property
     def display_name(self) -> str:
@@ -87,17 +100,27 @@ def fingerprint(certificate: x509.Certificate) -> str:
     return hashlib.sha256(certificate.public_bytes(Encoding.DER)).hexdigest()
 
 
+def workstation_revoked() -> HostError:
+    return HostError(403, "workstation-revoked",
+                     "Le certificat de ce poste a été révoqué / this workstation's certificate "
+                     "has been revoked: ask your administrator for a new one",
+                     issue_type="security")
+
+
 class TlsAuthenticator:
     """Maps the TLS client certificate to a workstation or an active session."""
 
     def __init__(
-        self, engine: Engine, establishment_ca: x509.Name, clock: Callable[[], dt.datetime]
+        self, engine: Engine, establishment_ca: x509.Name, clock: Callable[[], dt.datetime],
+        revocations: Revocations | None = None,
     ) -> None:
         self.engine = engine
         self.establishment_ca = establishment_ca
         self.clock = clock
+        self.revocations = revocations
 
-    def workstation(self, request: Request) -> str:
+    def workstation_certificate(self, request: Request) -> x509.Certificate:
+        """The caller's workstation certificate, checked against the current CRL."""
         certificate = peer_certificate(request)
         if certificate.issuer != self.establishment_ca:
             raise HostError(
@@ -106,18 +129,40 @@ class TlsAuthenticator:
                 "certificate: open the session with the establishment certificate",
                 issue_type="security",
             )
-        return fingerprint(certificate)
+        if self.revocations and self.revocations.workstation_revoked(certificate.serial_number):
+            raise workstation_revoked()
+        return certificate
+
+    def workstation(self, request: Request) -> str:
+        return fingerprint(self.workstation_certificate(request))
 
     def session(self, request: Request) -> SessionActor:
         return session_for_fingerprint(
-            self.engine, fingerprint(peer_certificate(request)), self.clock()
+            self.engine, fingerprint(peer_certificate(request)), self.clock(),
+            self.revocations,
         )
 
 
-def session_for_fingerprint(engine: Engine, cert_sha256: str, now: dt.datetime) -> SessionActor:
+def _revoked_now(revocations: Revocations | None, row: object) -> str | None:
+    """Why the session must end now: its card or workstation was revoked since it opened."""
+    if revocations is None:
+        return None
+    card, workstation = getattr(row, "card_serial", None), getattr(row, "workstation_serial", None)
+    if card and revocations.card_revoked(int(card, 16)):
+        return "card-revoked"
+    if workstation and revocations.workstation_revoked(int(workstation, 16)):
+        return "workstation-revoked"
+    return None
+
+
+def session_for_fingerprint(
+    engine: Engine, cert_sha256: str, now: dt.datetime, revocations: Revocations | None = None
+) -> SessionActor:
     with engine.connect() as connection:
         row = connection.execute(
-            select(sessions).where(sessions.c.cert_sha256 == cert_sha256)
+            select(sessions, structures.c.kind.label("structure_kind"))
+            .outerjoin(structures, structures.c.id == sessions.c.structure_id)
+            .where(sessions.c.cert_sha256 == cert_sha256)
         ).one_or_none()
     if row is None:
         raise unauthenticated(
@@ -131,9 +176,18 @@ def session_for_fingerprint(engine: Engine, cert_sha256: str, now: dt.datetime) 
     if row.not_after <= now:
         raise HostError(401, "session-expired", "Session expirée / this session has expired",
                         issue_type="login")
+    revoked = _revoked_now(revocations, row)
+    if revoked is not None:
+        with engine.begin() as connection:
+            connection.execute(update(sessions).where(sessions.c.id == row.id)
+                               .values(revoked_at=now, revoked_reason=revoked))
+        raise HostError(401, revoked,
+                        "Session fermée : la carte ou le poste a été révoqué / session ended: "
+                        "the card or the workstation has been revoked", issue_type="login")
     return SessionActor(
         row.id, row.id_nat_ps, row.last_name, row.first_name, row.profession, row.specialty,
         row.structure_id, row.not_after,
+        StructureKind(row.structure_kind) if row.structure_kind else StructureKind.CARE,
     )
 
 
@@ -158,4 +212,5 @@ def access_mode(request: Request) -> AccessMode:
         if len(justification) > MAX_JUSTIFICATION:
             raise bad_request("justification-too-long",
                               f"Justification trop longue (max {MAX_JUSTIFICATION} caractères)")
+        refuse_control_characters(justification, "justification", "bad-justification")
     return AccessMode(code, justification or None)

@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Callable
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.schemas import SchemaGenerator
 
+from . import audit
 from .actors import Authenticator
 from .blobs import BlobStore
-from .errors import HostError, host_error_handler, operation_outcome
+from .errors import HostError, error_response, operation_outcome
 from .guard import Guard
+from .revocation import Revocations
 from .settings import HostSettings
 from .store import open_engine
 
@@ -36,6 +40,9 @@ OPENAPI_INFO = {
 }
 
 
+log = logging.getLogger(__name__)
+
+
 def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
@@ -52,8 +59,11 @@ def create_app(
     engine = open_engine(settings.database_url)
     if settings.seed_identities:
         from .seed import seed_identities
+        from .structures import seed_structures
 
         seed_identities(engine)
+        seed_structures(engine, clock())
+    audit.install(engine)
     schemas = SchemaGenerator(OPENAPI_INFO)
     document: dict[str, Any] = {}
 
@@ -67,8 +77,24 @@ def create_app(
             document.update(schemas.get_schema(routes=app.routes))
         return JSONResponse(document)
 
+    async def host_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HostError)
+        current = audit.current()
+        if current is not None:
+            current.error_code = exc.code  # the reason the refusal is traced with
+        return error_response(exc)
+
+    async def too_deep(request: Request, exc: Exception) -> Response:
+        # json and the code that walks what it parsed recurse: nesting is the client's fault.
+        return await host_error(request, HostError(
+            400, "too-deep", "Structure JSON trop imbriquée / JSON nested too deeply",
+            issue_type="invalid"))
+
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         # Never a bare 500 page: an OperationOutcome, and no internals in the message.
+        if isinstance(exc, audit.UnguardedAccess):
+            log.error("route %s reached patient data without a decision: %s",
+                      request.url.path, exc)
         return JSONResponse(
             operation_outcome("internal-error",
                               "Erreur interne du serveur / internal server error",
@@ -78,7 +104,9 @@ def create_app(
 
     app = Starlette(
         routes=[Route("/openapi.json", openapi, methods=["GET"]), *ROUTES],
-        exception_handlers={HostError: host_error_handler, Exception: unexpected},
+        middleware=[Middleware(audit.AuditMiddleware)],
+        exception_handlers={HostError: host_error, RecursionError: too_deep,
+                            Exception: unexpected},
     )
     app.state.settings = settings
     app.state.engine = engine
@@ -90,7 +118,8 @@ def create_app(
         from .pki import load_certificate
 
         establishment = load_certificate(settings.pki_dir / "establishment-ca" / "ca.pem")
-        authenticator = TlsAuthenticator(engine, establishment.subject, clock)
+        authenticator = TlsAuthenticator(engine, establishment.subject, clock,
+                                         Revocations(settings.pki_dir))
     app.state.authenticator = authenticator
     return app
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 FHIR_JSON = "application/fhir+json"
@@ -48,11 +47,6 @@ def error_response(error: HostError) -> JSONResponse:
         status_code=error.status,
         media_type=FHIR_JSON,
     )
-
-
-async def host_error_handler(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, HostError)
-    return error_response(exc)
 
 
 def bad_request(code: str, message: str) -> HostError:

@@ -9,12 +9,13 @@ The log is written in its own transaction so that a refused or failed request is
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import uuid
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Connection, Engine, insert, select
+from sqlalchemy import Connection, Engine, Row, insert, select
 
 from policies import (
     NORMAL,
@@ -32,6 +33,7 @@ from policies import (
     decide,
 )
 
+from . import audit
 from .actors import SessionActor
 from .errors import HostError
 from .store.schema import (
@@ -48,6 +50,13 @@ def dossier_state(
     connection: Connection, ins: str, id_nat_ps: str | None, now: dt.datetime
 ) -> Dossier:
     """The dossier as the rules see it, for the professional ``id_nat_ps`` (None: patient)."""
+    with audit.guard_internal():
+        return _dossier_state(connection, ins, id_nat_ps, now)
+
+
+def _dossier_state(
+    connection: Connection, ins: str, id_nat_ps: str | None, now: dt.datetime
+) -> Dossier:
     row = connection.execute(select(dossiers).where(dossiers.c.ins == ins)).one_or_none()
     if row is None:
         return Dossier(status=DossierStatus.ABSENT, initial_consent=False)
@@ -135,14 +144,29 @@ class Guard:
         """The decision alone (no trace): for filtering search results one by one."""
         now = self.clock()
         state = dossier or dossier_state(connection, ins, actor.id_nat_ps, now)
-        return decide(actor.policy_actor(mode), state, action, mode, document, now=now,
-                      policy=self.policy)
+        decision = decide(actor.policy_actor(mode), state, action, mode, document, now=now,
+                          policy=self.policy)
+        audit.decided(ins, actor, mode, action.value, decision)
+        return decision
+
+    def decide_identity_lookup(self, actor: SessionActor, mode: AccessMode) -> Decision:
+        """RESOLVE_IDENTITY: decided on the professional alone (no dossier is named yet)."""
+        decision = decide(actor.policy_actor(mode), Dossier(status=DossierStatus.ABSENT),
+                          Action.RESOLVE_IDENTITY, mode, now=self.clock(), policy=self.policy)
+        audit.decided(None, actor, mode, Action.RESOLVE_IDENTITY.value, decision)
+        return decision
+
+    def load(self, loader: Callable[[], Row[Any]]) -> Row[Any]:
+        """Read what is about to be decided on (a document's metadata): the one read of
+        patient data a route may make before a decision, because the decision needs it."""
+        with audit.guard_internal():
+            return loader()
 
     def trace(
         self,
         ins: str,
         actor: SessionActor,
-        action: Action,
+        action: Action | str,
         mode: AccessMode,
         decision: Decision,
         document_id: str | None = None,
@@ -150,12 +174,12 @@ class Guard:
     ) -> None:
         """Append one access to the patient's log (own transaction) and notify if needed."""
         now = self.clock()
-        with self.engine.begin() as connection:
+        with audit.guard_internal(), self.engine.begin() as connection:
             connection.execute(insert(access_log).values(
                 ins=ins, id=str(uuid.uuid4()), at=now, actor_kind="professional",
                 actor_id=actor.id_nat_ps, actor_name=actor.display_name,
                 profession=actor.profession, structure_id=actor.structure_id,
-                action=action.value, mode=mode.code.value, justification=mode.justification,
+                action=str(action), mode=mode.code.value, justification=mode.justification,
                 document_id=document_id, outcome="allowed" if decision.allowed else "refused",
                 reason=decision.reason.code,
             ))
@@ -171,6 +195,23 @@ class Guard:
                              "structure": actor.structure_id, "document": document_id,
                              **(extra or {})},
                 ))
+        audit.traced(decision.allowed)
+
+    def trace_decision(self, ins: str, actor: SessionActor, action: str, mode: AccessMode,
+                       decision: Decision, document_id: str | None = None) -> None:
+        """Trace a decision a route left untraced (`audit.AuditMiddleware`), no notification."""
+        self.trace(ins, actor, action, mode, dataclasses.replace(decision, notify_patient=False),
+                   document_id)
+
+    def trace_refusal(self, ins: str, actor: SessionActor, action: str, mode: AccessMode,
+                      reason: str, document_id: str | None = None) -> None:
+        """Trace a refusal that is not a rule's (malformed patch, version mismatch...)."""
+        record_access(
+            self.engine, ins=ins, at=self.clock(), actor_kind="professional",
+            actor_id=actor.id_nat_ps, actor_name=actor.display_name,
+            profession=actor.profession, structure_id=actor.structure_id, action=action,
+            mode=mode, allowed=False, reason=reason, document_id=document_id,
+        )
 
 
 # -- the patient's own actions (host/patient.py) and host-level traces --------------------------
@@ -197,7 +238,7 @@ def record_access(
     """Append one access log row (own transaction), with an optional patient notification
     (kind, payload): for traces whose action or reason is not a `policies` value, such as
     the existence test, and for the patient's own actions."""
-    with engine.begin() as connection:
+    with audit.guard_internal(), engine.begin() as connection:
         connection.execute(insert(access_log).values(
             ins=ins, id=str(uuid.uuid4()), at=at, actor_kind=actor_kind, actor_id=actor_id,
             actor_name=actor_name, profession=profession, structure_id=structure_id,
@@ -210,6 +251,7 @@ def record_access(
             connection.execute(insert(notifications).values(
                 ins=ins, id=str(uuid.uuid4()), created_at=at, kind=kind, payload=payload,
             ))
+    audit.traced(allowed)
 
 
 def check_patient(
@@ -226,9 +268,10 @@ def check_patient(
     now = guard.clock()
     dossier = dossier_state(connection, ins, None, now)
     decision = decide(Actor.patient(ins), dossier, action, NORMAL, now=now, policy=guard.policy)
-    holder = connection.execute(
-        select(patients.c.first_name, patients.c.birth_name).where(patients.c.ins == ins)
-    ).one_or_none()
+    with audit.guard_internal():
+        holder = connection.execute(
+            select(patients.c.first_name, patients.c.birth_name).where(patients.c.ins == ins)
+        ).one_or_none()
     record_access(
         guard.engine, ins=ins, at=now, actor_kind=PATIENT_KIND, actor_id=ins,
         actor_name=None if holder is None else f"{holder.first_name} {holder.birth_name}",

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
+from asn1crypto import core
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
@@ -97,6 +98,10 @@ MESSAGES = {
         "L'heure du poste de travail est trop éloignée de celle du serveur.",
         "The workstation clock is too far from the host's.",
     ),
+    "structure-not-on-card": (
+        "La structure demandée n'est pas une situation d'exercice de cette carte.",
+        "The structure requested is not one of this card's practice situations.",
+    ),
     "challenge-unknown": (
         "Le défi de la demande de session est inconnu, expiré ou déjà utilisé.",
         "The session challenge is unknown, expired or already used.",
@@ -130,6 +135,14 @@ class CardHolder:
     first_name: str
     is_test_card: bool
     serial: int  # the certificate's serial number
+    structures: tuple[str, ...] = ()
+    """The structures of the card's practice situations (signed by the health CA)."""
+
+    def check_structure(self, structure_id: str) -> None:
+        """SessionRefused("structure-not-on-card") unless the card holds ``structure_id``:
+        a client may not act for a structure it names at will (a care team is a structure)."""
+        if structure_id not in self.structures:
+            raise SessionRefused("structure-not-on-card")
 
 
 @dataclass(frozen=True)
@@ -235,7 +248,34 @@ def verify_card_certificate(
     return CardHolder(
         fields.id_nat_ps, fields.profession, fields.specialty, fields.last_name,
         fields.first_name, is_test, certificate.serial_number,
+        card_structures(certificate),
     )
+
+
+PRACTICE_STRUCTURES_OID = x509.ObjectIdentifier("2.25.50182812799741733247400899438690472056")
+"""Our extension listing a card's practice structures (docs/cps.md; written by the card's
+issuer, `cardreader.virtual.pki` for the test health CA)."""
+
+
+class _StructureIds(core.SequenceOf):  # type: ignore[misc]
+    _child_spec = core.PrintableString
+
+
+def card_structures(certificate: x509.Certificate) -> tuple[str, ...]:
+    """The structure ids the card certificate lists (none when the extension is absent);
+    SessionRefused("card-cert-malformed") when it is there but unreadable."""
+    try:
+        raw = certificate.extensions.get_extension_for_oid(PRACTICE_STRUCTURES_OID).value
+    except x509.ExtensionNotFound:
+        return ()
+    try:
+        parsed = _StructureIds.load(raw.value, strict=True)  # type: ignore[attr-defined]
+        values = tuple(str(item.native) for item in parsed)
+    except (ValueError, TypeError):
+        raise SessionRefused("card-cert-malformed") from None
+    if len(values) > 16 or not all(v.isascii() and v.isalnum() for v in values):
+        raise SessionRefused("card-cert-malformed")
+    return values
 
 
 def _check_authentication_use(certificate: x509.Certificate) -> None:

@@ -34,6 +34,7 @@ from .model import (
     DossierStatus,
     EmergencyConsents,
     ModeCode,
+    StructureKind,
     one_month_after,
 )
 
@@ -61,6 +62,7 @@ __all__ = [
     "Policy",
     "Profession",
     "ReasonCode",
+    "StructureKind",
     "decide",
     "default_matrix",
     "load_matrix",

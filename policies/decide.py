@@ -27,6 +27,7 @@ from .model import (
     Dossier,
     DossierStatus,
     ModeCode,
+    StructureKind,
 )
 
 
@@ -98,6 +99,11 @@ class ReasonCode(Enum):
         "Enregistrement de l'autorisation donnée par le patient.",
         "Recording the authorisation the patient gave.",
     )
+    ALLOWED_IDENTITY_LOOKUP = (
+        "ALLOWED_IDENTITY_LOOKUP",
+        "Recherche de l'identité nationale de santé (INS).",
+        "Looking up the patient's national health identifier (INS).",
+    )
     ALLOWED_EXISTENCE_TEST = (
         "ALLOWED_EXISTENCE_TEST",
         "Test d'existence du DMP.",
@@ -114,6 +120,18 @@ class ReasonCode(Enum):
         "BLOCKED",
         "Le patient vous a interdit l'accès à son DMP.",
         "The patient has blocked you from their DMP.",
+    )
+    EXCLUDED_PRACTICE = (
+        "EXCLUDED_PRACTICE",
+        "La loi interdit l'accès au DMP dans ce cadre d'exercice (médecine du travail, "
+        "assurance, mutuelle).",
+        "The law forbids DMP access in this practice context (occupational health, insurer, "
+        "mutual).",
+    )
+    REGULATION_CENTRE_ONLY = (
+        "REGULATION_CENTRE_ONLY",
+        "Le mode centre 15 est réservé aux structures enregistrées comme centre de régulation.",
+        "The centre 15 mode is reserved to structures registered as regulation centres.",
     )
     MODE_NOT_FOR_ACTOR = (
         "MODE_NOT_FOR_ACTOR",
@@ -280,6 +298,13 @@ class Decision:
         return not self.allowed
 
 
+EXCLUDED_SPECIALTIES = frozenset({"SM25"})
+"""TRE_R38 specialties with no DMP access: SM25 "Médecine du travail"."""
+EXCLUDED_STRUCTURE_KINDS = frozenset(
+    {StructureKind.OCCUPATIONAL_HEALTH, StructureKind.INSURER, StructureKind.MUTUAL}
+)
+
+
 @dataclass(frozen=True)
 class Policy:
     """What a deployment may set: the matrix, and whether a document may be both masked and
@@ -287,6 +312,17 @@ class Policy:
 
     matrix: AccessMatrix = field(default_factory=default_matrix)
     allow_masked_and_invisible: bool = False
+    excluded_specialties: frozenset[str] = EXCLUDED_SPECIALTIES
+    excluded_structure_kinds: frozenset[StructureKind] = EXCLUDED_STRUCTURE_KINDS
+
+    def excludes(self, actor: Actor) -> bool:
+        """True for a professional the law keeps away from the DMP (L1111-18): an
+        occupational physician, or anyone acting for an occupational health service, an
+        insurer or a mutual, whatever the card's profession says."""
+        return actor.is_professional and (
+            actor.specialty in self.excluded_specialties
+            or actor.structure_kind in self.excluded_structure_kinds
+        )
 
 
 def _no(reason: ReasonCode) -> Decision:
@@ -300,7 +336,7 @@ def _yes(reason: ReasonCode, notify_patient: bool = False) -> Decision:
 # In emergency modes a professional consults and may deposit; anything else waits for a
 # normal session (our assumption: emergency modes exist for consultation).
 _EMERGENCY_ACTIONS = frozenset(
-    {Action.TEST_EXISTENCE, Action.READ, Action.SEARCH, Action.DEPOSIT}
+    {Action.RESOLVE_IDENTITY, Action.TEST_EXISTENCE, Action.READ, Action.SEARCH, Action.DEPOSIT}
 )
 
 
@@ -324,6 +360,11 @@ def decide(
         raise ValueError("decide: now must be timezone-aware")
     policy = policy or Policy()
 
+    # The law's exclusions come before anything the dossier or the patient could allow.
+    if policy.excludes(actor):
+        return _no(ReasonCode.EXCLUDED_PRACTICE)
+    if action is Action.RESOLVE_IDENTITY:
+        return _identity_lookup(actor, mode, policy)
     # A blocked professional gets nothing, whatever the mode, action or dossier.
     if actor.is_professional and dossier.authorization is AuthorizationStatus.FORBIDDEN:
         return _no(ReasonCode.BLOCKED)
@@ -351,6 +392,19 @@ def decide(
     if actor.speaks_for_patient:
         return _for_patient(actor, action, document, now, policy)
     return _for_professional(actor, dossier, action, mode, document, policy)
+
+
+def _identity_lookup(actor: Actor, mode: AccessMode, policy: Policy) -> Decision:
+    """Any professional with a card may look up an INS (before any dossier is named), in
+    the modes open to them; the patient has no card to do it with."""
+    if not actor.is_professional:
+        return _no(ReasonCode.PROFESSIONAL_ONLY)
+    refusal = _check_mode(actor, mode, Action.RESOLVE_IDENTITY)
+    if refusal:
+        return refusal
+    if actor.profession not in policy.matrix.professions:
+        return _no(ReasonCode.UNKNOWN_PROFESSION)
+    return _yes(ReasonCode.ALLOWED_IDENTITY_LOOKUP)
 
 
 def _existence_test(dossier: Dossier, mode: AccessMode) -> Decision:
@@ -386,6 +440,9 @@ def _check_mode(actor: Actor, mode: AccessMode, action: Action) -> Decision | No
     }[actor.kind]
     if mode.code not in allowed_modes:
         return _no(ReasonCode.MODE_NOT_FOR_ACTOR)
+    if (actor.kind is ActorKind.REGULATION_CENTRE
+            and actor.structure_kind is not StructureKind.REGULATION_CENTRE):
+        return _no(ReasonCode.REGULATION_CENTRE_ONLY)
     if mode.code is ModeCode.BRIS_DE_GLACE and not (mode.justification or "").strip():
         return _no(ReasonCode.JUSTIFICATION_REQUIRED)
     if mode.is_emergency and action not in _EMERGENCY_ACTIONS:

@@ -13,6 +13,22 @@ from datetime import datetime
 from enum import StrEnum
 
 
+class StructureKind(StrEnum):
+    """What kind of structure a practice situation is in, as the host's registry of
+    structures says (not what the client declares). Only a registered regulation centre
+    may use the centre 15 mode; the law keeps the DMP away from occupational health,
+    insurers and mutuals (CSP L1111-18)."""
+
+    CARE = "care"
+    """Any care structure: practice, pharmacy, shop, health centre, hospital (the default)."""
+    REGULATION_CENTRE = "regulation_centre"
+    """An emergency regulation centre (centre 15, SAMU)."""
+    OCCUPATIONAL_HEALTH = "occupational_health"
+    """An occupational health service (service de prévention et de santé au travail)."""
+    INSURER = "insurer"
+    MUTUAL = "mutual"
+
+
 class ActorKind(StrEnum):
     """Who is asking."""
 
@@ -42,6 +58,7 @@ class Actor:
     profession: str | None = None
     specialty: str | None = None
     structure_id: str | None = None
+    structure_kind: StructureKind = StructureKind.CARE
 
     @classmethod
     def professional(
@@ -51,8 +68,10 @@ class Actor:
         *,
         specialty: str | None = None,
         structure_id: str | None = None,
+        structure_kind: StructureKind = StructureKind.CARE,
     ) -> Actor:
-        return cls(ActorKind.PROFESSIONAL, id_nat, profession, specialty, structure_id)
+        return cls(ActorKind.PROFESSIONAL, id_nat, profession, specialty, structure_id,
+                   structure_kind)
 
     @classmethod
     def patient(cls, ins: str) -> Actor:
@@ -64,9 +83,18 @@ class Actor:
 
     @classmethod
     def regulation_centre(
-        cls, id_nat: str, profession: str = "10", *, structure_id: str | None = None
+        cls,
+        id_nat: str,
+        profession: str = "10",
+        *,
+        specialty: str | None = None,
+        structure_id: str | None = None,
+        structure_kind: StructureKind = StructureKind.REGULATION_CENTRE,
     ) -> Actor:
-        return cls(ActorKind.REGULATION_CENTRE, id_nat, profession, None, structure_id)
+        """A professional acting in centre 15 mode; ``structure_kind`` is what the registry
+        says of their structure (anything but a regulation centre is refused)."""
+        return cls(ActorKind.REGULATION_CENTRE, id_nat, profession, specialty, structure_id,
+                   structure_kind)
 
     @property
     def is_professional(self) -> bool:
@@ -198,6 +226,8 @@ class Document:
 class Action(StrEnum):
     """What the actor wants to do. Document actions take the document concerned."""
 
+    RESOLVE_IDENTITY = "resolve_identity"
+    """Look up a patient's INS from their traits (the identity service): no dossier yet."""
     TEST_EXISTENCE = "test_existence"
     """The DMP existence test: status of the dossier and the caller's rights on it."""
     READ = "read"

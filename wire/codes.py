@@ -81,6 +81,16 @@ FORMATS = _index(
          "Signature JWS du manifeste du lot de soumission", "ours"),
 )
 
+# The MIME types each format may carry: a PDF format with an HTML body is a lie that would
+# decide how the reader's software opens it.
+MIME_TYPES_BY_FORMAT: dict[str, frozenset[str]] = {
+    "urn:ihe:iti:xds-sd:pdf:2008": frozenset({"application/pdf"}),
+    "urn:ihe:iti:xds-sd:text:2008": frozenset({"text/plain"}),
+    "urn:ihe:lab:xd-lab:2008": frozenset({"text/xml", "application/xml"}),
+    "urn:ihe:pcc:xds-ms:2007": frozenset({"text/xml", "application/xml"}),
+    SIGNATURE_FORMAT_CODE: frozenset({SIGNATURE_MIME_TYPE}),
+}
+
 CONFIDENTIALITY_LEVELS = _index(
     Code("N", CONFIDENTIALITY_SYSTEM, "Normal", "pdsm"),
     Code("R", CONFIDENTIALITY_SYSTEM, "Restreint", "pdsm"),

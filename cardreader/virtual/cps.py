@@ -218,6 +218,7 @@ class VirtualCps(FileSystemCard):
         subject = CertificateSubject(
             who.id_nat_ps, who.last_name, who.first_name, who.profession_code,
             who.specialty_code, who.is_test_card, who.not_before, who.not_after,
+            tuple(situation.structure_id for situation in self.situations),
         )
         auth_cert, sign_cert = self.ca.issue_card_certificates(subject, auth, sign)
         if d is not None:

@@ -92,6 +92,36 @@ PROFILES: dict[str, CpsProfile] = {
             ),
         ),
     ),
+    # Three cards whose structure kind matters to the host (host/seed_structures.json): a
+    # doctor of a regulation centre (centre 15), an occupational physician (TRE_R38 SM25,
+    # no DMP access by law) and a doctor working for a mutual (no access either).
+    "regulation": CpsProfile(
+        _identity("10006789019", "GARNIER", "Hugo", "10", "SM54", "0000100006"),
+        (
+            PracticeSituation(
+                "3" + "750712184", "SAMU de Paris - Centre 15 (test)", SALARIED,
+                "médecin régulateur",
+            ),
+        ),
+    ),
+    "occupational": CpsProfile(
+        _identity("10007890121", "FAURE", "Inès", "10", "SM25", "0000100007"),
+        (
+            PracticeSituation(
+                "5" + "85678901200051", "Service de prévention et de santé au travail (test)",
+                SALARIED, "médecin du travail",
+            ),
+        ),
+    ),
+    "insurer": CpsProfile(
+        _identity("10008901232", "BLANC", "Marc", "10", "SM54", "0000100008"),
+        (
+            PracticeSituation(
+                "5" + "86789012300067", "Mutuelle des Tilleuls (test)", SALARIED,
+                "médecin conseil",
+            ),
+        ),
+    ),
 }
 
 CPS_PROFILES = PROFILES  # the name the CLI and the sandbox use

@@ -12,6 +12,11 @@ Subject of a card certificate (ours: the real layout was not found, see docs/cps
 
 A verifier reads idNat_PS from the subject ``serialNumber`` attribute (OID 2.5.4.5), the
 profession from ``title`` (2.5.4.12) and the specialty from ``OU``.
+
+The card's practice situations (the structures it may act for) travel in a non-critical
+extension of ours, ``PRACTICE_STRUCTURES_OID`` (a UUID OID, 2.25...), whose value is a DER
+``SEQUENCE OF PrintableString`` of structure ids: signed by the health CA, so a host can
+check that the structure a session claims is one of the card's (docs/cps.md).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from asn1crypto import core
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -31,6 +37,11 @@ ROOT_NAME = "AC RACINE IGC-SANTE TEST"
 ISSUING_NAME = "AC IGC-SANTE FORT PERSONNES TEST"
 KEY_SIZE = 2048
 CA_FILE, CA_KEY_FILE, ROOT_FILE = "ca.pem", "ca.key", "root.pem"
+PRACTICE_STRUCTURES_OID = x509.ObjectIdentifier("2.25.50182812799741733247400899438690472056")
+
+
+class StructureIds(core.SequenceOf):  # type: ignore[misc]
+    _child_spec = core.PrintableString
 
 
 @dataclass(frozen=True)
@@ -45,6 +56,8 @@ class CertificateSubject:
     is_test_card: bool
     not_before: datetime
     not_after: datetime
+    structures: tuple[str, ...] = ()
+    """The structure ids of the card's practice situations."""
 
 
 def new_rsa_key() -> rsa.RSAPrivateKey:
@@ -200,6 +213,11 @@ class TestHealthCA:
         if not signature:
             builder = builder.add_extension(
                 x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False
+            )
+        if who.structures:
+            value = StructureIds(list(who.structures)).dump()
+            builder = builder.add_extension(
+                x509.UnrecognizedExtension(PRACTICE_STRUCTURES_OID, value), critical=False
             )
         return builder.sign(self.key, hashes.SHA256())
 

@@ -31,8 +31,10 @@ from wire.mhd import (
     transaction_response_json,
 )
 
+from .. import audit
 from ..actors import SessionActor
 from ..blobs import BlobStore, StoredBlob, too_large
+from ..bodies import read_body
 from ..errors import HostError, bad_request
 from ..store.schema import documents, submission_sets
 from . import decisions, records, signing, validate
@@ -40,21 +42,6 @@ from .uploads import Uploads
 
 # Inline bodies are base64 (4/3) inside JSON; anything larger goes through POST /fhir/Binary.
 BUNDLE_OVERHEAD = 4 * 1024 * 1024
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refused with 413 as soon as it passes ``limit`` bytes."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
-        raise too_large(limit)
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise too_large(limit)
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def conflict(code: str, message: str) -> HostError:
@@ -166,6 +153,8 @@ async def deposit(request: Request, state: Any, actor: SessionActor, mode: Acces
     """Run one ITI-65 deposit; (HTTP status, transaction-response Bundle)."""
     settings, guard, blobs = state.settings, state.guard, state.blobs
     limit = settings.max_document_size
+    # Bounded while read; JSON nested too deeply is a 400 through the app's RecursionError
+    # handler (a bundle can be tens of MiB: no second pass over it).
     body = await read_body(request, limit * 4 // 3 + BUNDLE_OVERHEAD)
     try:
         bundle = parse_provide_bundle(body)
@@ -174,6 +163,7 @@ async def deposit(request: Request, state: Any, actor: SessionActor, mode: Acces
                           ) from None
     now = state.clock()
     ins = bundle.submission_set.patient.ins
+    audit.names_patient(ins, actor, mode, Action.DEPOSIT.value)
     entries = [provided.entry for provided in bundle.documents]
     validate.check_author(bundle.submission_set.author, actor)
     for entry in entries:
@@ -187,15 +177,14 @@ async def deposit(request: Request, state: Any, actor: SessionActor, mode: Acces
     pending: list[decisions.Pending] = []
     replaced: dict[int, Any] = {}
     with guard.engine.connect() as connection:
-        replay = _replay(connection, bundle, ins)
-        for index, (entry, doc_id) in enumerate(zip(entries, doc_ids, strict=True)):
-            if replay is not None:
-                doc_id = None  # a replay stores nothing: decide, trace nothing
+        for entry, doc_id in zip(entries, doc_ids, strict=True):
             decision = decisions.check(
                 guard, connection, ins=ins, actor=actor, action=Action.DEPOSIT, mode=mode,
                 document=_new_document(entry, actor, now), document_id=doc_id)
             pending.append(decisions.Pending(Action.DEPOSIT, decision, doc_id,
                                              notify=not entry.is_signature))
+        replay = _replay(connection, bundle, ins)
+        for index, entry in enumerate(entries):
             if entry.replaces is None or replay is not None:
                 continue
             old = records.by_unique_id(connection, ins, entry.replaces)
@@ -211,6 +200,7 @@ async def deposit(request: Request, state: Any, actor: SessionActor, mode: Acces
             pending.append(decisions.Pending(Action.REPLACE, decision, old.id))
             replaced[index] = old
     if replay is not None:
+        audit.settle()  # a replay stores nothing: the first deposit was traced
         return 200, transaction_response_json(
             replay, note="Lot déjà enregistré, rien n'a été stocké de nouveau / this submission "
                          "set was already stored: nothing was stored again")

@@ -1,9 +1,11 @@
 """Metadata changes: conditional PATCH of a DocumentReference with a JSON Patch (PDSm).
 
-Only ``status``, ``securityLabel`` and the PDSm isArchived extension may change (anything else:
-405). The patched resource is compared with the stored one and the differences become rule
-actions: MASQUE_PS added/removed = MASK/UNMASK, INVISIBLE_PATIENT added/removed =
-SET_INVISIBLE/SET_VISIBLE, isArchived true/false = ARCHIVE/UNARCHIVE, status
+The caller must first be allowed to READ the document: a patch that changes nothing is
+answered (and traced) as a read, and a failing ``test`` op is no oracle for someone who may not
+see the document. Only ``status``, ``securityLabel`` and the PDSm isArchived extension may
+change (anything else: 405). The patched resource is compared with the stored one and the
+differences become rule actions: MASQUE_PS added/removed = MASK/UNMASK, INVISIBLE_PATIENT
+added/removed = SET_INVISIBLE/SET_VISIBLE, isArchived true/false = ARCHIVE/UNARCHIVE, status
 entered-in-error = DELETE (logical). Every action is decided by the guard before anything is
 written; the change is one new version (meta.versionId) written in one statement that also
 checks the version it started from.
@@ -27,6 +29,7 @@ from wire.mhd import (
     parse_security_labels,
 )
 
+from .. import audit
 from ..actors import SessionActor
 from ..errors import HostError, bad_request
 from ..store.schema import documents
@@ -115,13 +118,20 @@ def patch(state: Any, actor: SessionActor, mode: AccessMode, *, identifier: str,
           patient_ins: str | None, body: bytes, if_match: str | None) -> dict[str, Any]:
     """Apply the JSON Patch ``body``; the new DocumentReference."""
     guard = state.guard
+    if patient_ins is not None:
+        audit.names_patient(patient_ins, actor, mode, "update_metadata")
     try:
         ops = parse_json_patch(body)
     except WireError as error:
         raise bad_request(error.code, f"Patch mal formé / malformed patch: {error.message}"
                           ) from None
     with guard.engine.connect() as connection:
-        row = find(connection, identifier, patient_ins)
+        row = guard.load(lambda: find(connection, identifier, patient_ins))
+        audit.names_patient(row.ins, actor, mode, "update_metadata", row.id)
+        # Nothing is said about a document (not even that a patch would change nothing, or
+        # that a `test` op fails) to someone who may not see it.
+        decisions.check(guard, connection, ins=row.ins, actor=actor, action=Action.READ,
+                        mode=mode, document=records.policy_document(row), document_id=row.id)
         records.check_if_match(if_match, row.version_id)
         try:
             patched = apply_json_patch(row.resource, ops)
@@ -130,7 +140,7 @@ def patch(state: Any, actor: SessionActor, mode: AccessMode, *, identifier: str,
                               f"{error.message}") from None
         actions = _actions(row.resource, patched)
         if not actions:
-            return row.resource  # type: ignore[no-any-return]
+            return row.resource  # type: ignore[no-any-return]  # traced as the READ it was
         pending = []
         for action in actions:
             decision = decisions.check(guard, connection, ins=row.ins, actor=actor,

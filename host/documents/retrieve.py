@@ -7,6 +7,7 @@ from typing import Any
 
 from policies import AccessMode, Action
 
+from .. import audit
 from ..actors import SessionActor
 from . import records
 
@@ -14,8 +15,12 @@ from . import records
 def readable(state: Any, actor: SessionActor, mode: AccessMode, resource_id: str) -> Any:
     """The document row, once the guard allowed (and traced) READ; 404 / 403 otherwise."""
     guard = state.guard
+    named = records.ins_of(resource_id)
+    if named is not None:  # a probe for a document of this patient is theirs to read about
+        audit.names_patient(named, actor, mode, Action.READ.value, resource_id)
     with guard.engine.connect() as connection:
-        row = records.load(connection, resource_id)
+        row = guard.load(lambda: records.load(connection, resource_id))
+        audit.names_patient(row.ins, actor, mode, Action.READ.value, row.id)
         guard.check(connection, ins=row.ins, actor=actor, action=Action.READ, mode=mode,
                     document=records.policy_document(row), document_id=row.id)
     return row

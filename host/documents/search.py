@@ -31,7 +31,7 @@ from . import records
 DOSSIER_REFUSALS = frozenset({
     "BLOCKED", "MODE_NOT_FOR_ACTOR", "JUSTIFICATION_REQUIRED", "ACTION_NOT_IN_EMERGENCY_MODE",
     "UNKNOWN_PROFESSION", "DOSSIER_ABSENT", "DOSSIER_CLOSED", "BREAK_THE_GLASS_OPTED_OUT",
-    "CENTRE_15_OPTED_OUT",
+    "CENTRE_15_OPTED_OUT", "REGULATION_CENTRE_ONLY", "EXCLUDED_PRACTICE",
 })
 _OPS = {"ge": "__ge__", "le": "__le__", "gt": "__gt__", "lt": "__lt__", "eq": "__eq__"}
 

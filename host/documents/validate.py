@@ -14,6 +14,7 @@ from wire.mhd import Author, DocumentEntry
 from ..actors import SessionActor
 from ..blobs import too_large
 from ..errors import HostError, bad_request
+from ..text import refuse_control_characters
 
 
 def check_metadata(entry: DocumentEntry, matrix: AccessMatrix) -> None:
@@ -35,6 +36,13 @@ def check_metadata(entry: DocumentEntry, matrix: AccessMatrix) -> None:
     if format_code is None:
         raise bad_request("unknown-format",
                           f"Format inconnu / unknown format code {entry.format_code} ({what})")
+    mime_type = entry.mime_type.split(";")[0].strip().lower()
+    if mime_type not in codes.MIME_TYPES_BY_FORMAT.get(format_code.code, frozenset()):
+        raise bad_request("format-mime-mismatch",
+                          f"Le type MIME {entry.mime_type[:60]!r} ne correspond pas au format "
+                          f"{format_code.code} / the MIME type does not match the format code "
+                          f"({what})")
+    refuse_control_characters(entry.title, f"le titre / the title ({what})", "invalid-title")
     if (format_code.code == codes.SIGNATURE_FORMAT_CODE) != entry.is_signature:
         raise bad_request("unknown-format", f"Le format de signature est réservé au document de "
                           f"signature (E1762) / signature format misused ({what})")

@@ -19,14 +19,15 @@ from starlette.routing import Route
 
 from policies import AccessMode, Action, ReasonCode
 
-from ..actors import SessionActor, access_mode
+from ..actors import SessionActor
+from ..bodies import read_json
 from ..errors import HostError, bad_request, not_found
 from ..guard import Guard, check_as, record_access
 from ..store.schema import authorizations, medecins_traitants
-from .dossiers import iso, patient_ins, read_json
+from ..structures import STRUCTURE_ID
+from .dossiers import iso, patient_request
 
 _ID_NAT_PS = re.compile(r"^[08]\d{8,31}$")  # 8 + RPPS, 0 + ADELI
-_STRUCTURE = re.compile(r"^[345]\d{8,31}$")  # 3 + FINESS, 4 + SIREN, 5 + SIRET
 DOCTOR = "10"  # G15: médecin
 
 
@@ -237,17 +238,20 @@ async def put_authorization(request: Request) -> JSONResponse:
         description: "OperationOutcome: patient-only, blocked, dossier-absent,
           dossier-closed, action-not-in-emergency-mode."
     """
-    app = request.app.state
-    actor = app.authenticator.session(request)
-    ins = patient_ins(request)
+    app, actor, ins, mode = patient_request(request, Action.GRANT.value)
     target = checked_id_nat_ps(request.path_params["idNatPs"])
-    mode = access_mode(request)
     now = app.clock()
     body = await read_json(request, optional=True)
     expires_at = _expiry(body, now)
     structure = body.get("structureId", actor.structure_id)
-    if not isinstance(structure, str) or not _STRUCTURE.match(structure):
+    if not isinstance(structure, str) or not STRUCTURE_ID.match(structure):
         raise bad_request("bad-structure", "structureId: 3 + FINESS, 4 + SIREN or 5 + SIRET")
+    if structure != actor.structure_id:
+        # The care team is the structure: it must be the one the card proved at opening.
+        raise _refuse(app.guard, ins, actor, Action.GRANT.value, mode,
+                      reason="STRUCTURE_NOT_SESSION",
+                      message="La structure doit être celle de la session / the structure "
+                      "must be the session's (a practice situation of the card)")
     if target != actor.id_nat_ps:
         raise _not_own(app.guard, ins, actor, Action.GRANT.value, mode)
     with app.engine.begin() as connection:
@@ -275,13 +279,10 @@ async def delete_authorization(request: Request) -> JSONResponse:
       404:
         description: "OperationOutcome: authorization-unknown."
     """
-    app = request.app.state
-    actor = app.authenticator.session(request)
-    ins = patient_ins(request)
+    app, actor, ins, mode = patient_request(request, Action.REVOKE.value)
     target = checked_id_nat_ps(request.path_params["idNatPs"])
     with app.engine.begin() as connection:
-        app.guard.check(connection, ins=ins, actor=actor, action=Action.REVOKE,
-                        mode=access_mode(request))
+        app.guard.check(connection, ins=ins, actor=actor, action=Action.REVOKE, mode=mode)
         document = revoke(connection, ins, target, app.clock())
     return JSONResponse(document)
 
@@ -301,12 +302,10 @@ async def get_authorizations(request: Request) -> JSONResponse:
       403:
         description: "OperationOutcome: patient-only, blocked, dossier-absent, dossier-closed."
     """
-    app = request.app.state
-    actor = app.authenticator.session(request)
-    ins = patient_ins(request)
+    app, actor, ins, mode = patient_request(request, "list_authorizations")
     with app.engine.connect() as connection:
         check_as(app.guard, connection, ins=ins, actor=actor, action=Action.READ_ACCESS_LOG,
-                 mode=access_mode(request), log_action="list_authorizations")
+                 mode=mode, log_action="list_authorizations")
         return JSONResponse(list_authorizations(connection, ins, app.clock()))
 
 
@@ -331,12 +330,9 @@ async def put_medecin_traitant(request: Request) -> JSONResponse:
         description: "OperationOutcome: patient-only, not-a-doctor, blocked, dossier-absent,
           dossier-closed."
     """
-    app = request.app.state
-    actor = app.authenticator.session(request)
-    ins = patient_ins(request)
-    target = checked_id_nat_ps(request.path_params["idNatPs"])
-    mode = access_mode(request)
     action = "designate_medecin_traitant"
+    app, actor, ins, mode = patient_request(request, action)
+    target = checked_id_nat_ps(request.path_params["idNatPs"])
     if target != actor.id_nat_ps:
         raise _not_own(app.guard, ins, actor, action, mode)
     if actor.profession != DOCTOR:
@@ -368,13 +364,11 @@ async def delete_medecin_traitant(request: Request) -> JSONResponse:
       404:
         description: "OperationOutcome: medecin-traitant-unknown."
     """
-    app = request.app.state
-    actor = app.authenticator.session(request)
-    ins = patient_ins(request)
+    app, actor, ins, mode = patient_request(request, "end_medecin_traitant")
     target = checked_id_nat_ps(request.path_params["idNatPs"])
     with app.engine.begin() as connection:
         check_as(app.guard, connection, ins=ins, actor=actor, action=Action.REVOKE,
-                 mode=access_mode(request), log_action="end_medecin_traitant")
+                 mode=mode, log_action="end_medecin_traitant")
         document = end_designation(connection, ins, target, app.clock())
     return JSONResponse(document)
 

@@ -10,9 +10,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
+from policies import Action
 from wire.mhd import FHIR_JSON, JSON_PATCH, Patient, WireError
 
+from .. import audit
 from ..actors import access_mode
+from ..bodies import read_body
 from ..documents import deposit as deposit_module
 from ..documents import patch as patch_module
 from ..documents import retrieve, search
@@ -160,8 +163,9 @@ class DocumentReferences(HTTPEndpoint):
         host = state(request)
         actor = host.authenticator.session(request)
         query = search.parse_query(request.url.query)
-        return fhir(search.search(host, actor, access_mode(request), query,
-                                  base=base_url(request)))
+        mode = access_mode(request)
+        audit.names_patient(query.patient.ins, actor, mode, Action.SEARCH.value)
+        return fhir(search.search(host, actor, mode, query, base=base_url(request)))
 
     async def patch(self, request: Request) -> Response:
         """
@@ -202,7 +206,7 @@ class DocumentReferences(HTTPEndpoint):
                 patient_ins = Patient(params["patient"].removeprefix("Patient/")).ins
         except WireError as error:
             raise bad_request(error.code, error.message) from None
-        body = await deposit_module.read_body(request, MAX_PATCH)
+        body = await read_body(request, MAX_PATCH)
         resource = patch_module.patch(host, actor, mode, identifier=identifier,
                                       patient_ins=patient_ins, body=body,
                                       if_match=request.headers.get("if-match"))

@@ -18,12 +18,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from policies import Action, Dossier, DossierStatus, ReasonCode
+from policies import NORMAL, AccessMode, Action, Dossier, DossierStatus, ReasonCode
 
-from ..actors import access_mode
+from .. import audit
+from ..actors import SessionActor, access_mode
+from ..bodies import read_json
 from ..errors import HostError, bad_request, not_found
 from ..guard import dossier_state
 from ..store.schema import dossiers
+from ..text import refuse_control_characters
 from .identity import checked_ins, find_patient, refuse_test_identity
 
 MAX_REASON = 200
@@ -36,20 +39,6 @@ ACCESS_CODE_LENGTH = 12
 def iso(moment: dt.datetime | None) -> str | None:
     return None if moment is None else moment.astimezone(dt.UTC).isoformat().replace(
         "+00:00", "Z")
-
-
-async def read_json(request: Request, *, optional: bool = False) -> dict[str, Any]:
-    """The request's JSON object body (an empty body is {} when ``optional``)."""
-    raw = await request.body()
-    if not raw.strip() and optional:
-        return {}
-    try:
-        body = await request.json()
-    except ValueError:
-        raise bad_request("bad-json", "JSON illisible / the body is not JSON") from None
-    if not isinstance(body, dict):
-        raise bad_request("bad-request", "Corps JSON objet attendu / a JSON object is expected")
-    return body
 
 
 def access_code_digest(code: str) -> str:
@@ -90,6 +79,18 @@ def existence_document(row: Row[Any] | None, state: Dossier) -> dict[str, Any]:
 
 def patient_ins(request: Request) -> str:
     return checked_ins(request.path_params["ins"])
+
+
+def patient_request(request: Request, action: str) -> tuple[Any, SessionActor, str, AccessMode]:
+    """(app state, actor, INS, mode) of a request on the dossier in its path; the patient is
+    named to the audit at once, so any refusal from here on lands in their access log."""
+    app = request.app.state
+    actor = app.authenticator.session(request)
+    ins = patient_ins(request)
+    audit.names_patient(ins, actor, NORMAL, action)
+    mode = access_mode(request)
+    audit.names_patient(ins, actor, mode, action)
+    return app, actor, ins, mode
 
 
 def known_identity(request: Request, connection: Connection, ins: str) -> None:
@@ -140,15 +141,12 @@ async def existence_test(request: Request) -> JSONResponse:
           OperationOutcome: justification-required, break-the-glass-opted-out,
           centre-15-opted-out, mode-not-for-actor, unknown-profession.
     """
-    app = request.app.state
-    actor = app.authenticator.session(request)
-    ins = patient_ins(request)
-    mode = access_mode(request)
+    app, actor, ins, mode = patient_request(request, Action.TEST_EXISTENCE.value)
     with app.engine.connect() as connection:
         state = dossier_state(connection, ins, actor.id_nat_ps, app.clock())
-        row = dossier_row(connection, ins)
         decision = app.guard.decide(connection, ins=ins, actor=actor,
                                     action=Action.TEST_EXISTENCE, mode=mode, dossier=state)
+        row = dossier_row(connection, ins)
     app.guard.trace(ins, actor, Action.TEST_EXISTENCE, mode, decision)
     # A blocked professional is answered "forbidden": that is the answer (traced as refused).
     if decision.refused and decision.reason is not ReasonCode.BLOCKED:
@@ -225,10 +223,7 @@ async def create_dossier(request: Request) -> JSONResponse:
       404:
         description: "OperationOutcome: identity-unknown."
     """
-    app = request.app.state
-    actor = app.authenticator.session(request)
-    ins = patient_ins(request)
-    mode = access_mode(request)
+    app, actor, ins, mode = patient_request(request, Action.CREATE.value)
     body = await read_json(request)
     if body.get("consent") is not True:
         raise bad_request("consent-required",
@@ -237,13 +232,13 @@ async def create_dossier(request: Request) -> JSONResponse:
     consents = _emergency_consents(body)
     code = new_access_code()
     with app.engine.begin() as connection:
-        known_identity(request, connection, ins)
         try:
             app.guard.check(connection, ins=ins, actor=actor, action=Action.CREATE, mode=mode)
         except HostError as error:
             if error.code != ReasonCode.DOSSIER_EXISTS.code.lower().replace("_", "-"):
                 raise
             return _already_exists(connection, ins, actor.id_nat_ps, app.clock())
+        known_identity(request, connection, ins)
         now = app.clock()
         try:
             with connection.begin_nested():
@@ -318,7 +313,7 @@ def closure_reason(body: dict[str, Any]) -> str:
                           "required")
     if len(reason.strip()) > MAX_REASON:
         raise bad_request("reason-too-long", f"Motif trop long (max {MAX_REASON} caractères)")
-    return reason.strip()
+    return refuse_control_characters(reason.strip(), "reason", "bad-reason")
 
 
 async def close(request: Request) -> JSONResponse:
@@ -348,10 +343,7 @@ async def close(request: Request) -> JSONResponse:
       403:
         description: "OperationOutcome: patient-only, dossier-absent, dossier-closed, blocked."
     """
-    app = request.app.state
-    actor = app.authenticator.session(request)
-    ins = patient_ins(request)
-    mode = access_mode(request)
+    app, actor, ins, mode = patient_request(request, Action.CLOSE.value)
     reason = closure_reason(await read_json(request))
     with app.engine.begin() as connection:
         app.guard.check(connection, ins=ins, actor=actor, action=Action.CLOSE, mode=mode)
@@ -386,10 +378,7 @@ async def reactivate(request: Request) -> JSONResponse:
       403:
         description: "OperationOutcome: dossier-not-closed, dossier-absent, blocked..."
     """
-    app = request.app.state
-    actor = app.authenticator.session(request)
-    ins = patient_ins(request)
-    mode = access_mode(request)
+    app, actor, ins, mode = patient_request(request, Action.REACTIVATE.value)
     if (await read_json(request)).get("consent") is not True:
         raise bad_request("consent-required", "Consentement du patient requis / the patient's "
                           "consent is required to reactivate the DMP")

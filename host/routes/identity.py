@@ -18,6 +18,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from policies import Action
+
+from .. import audit
+from ..actors import access_mode
+from ..bodies import read_json
 from ..errors import HostError, bad_request, not_found
 from ..store.schema import patients
 
@@ -31,6 +36,7 @@ _INS_RE = re.compile(r"^[1-8]\d{4}(?:\d{2}|2A|2B)\d{6}\d{2}$")
 _BIRTH_DATE_RE = re.compile(r"^\d{8}$")
 _BIRTH_PLACE_RE = re.compile(r"^(?:\d{5}|2A\d{3}|2B\d{3})$")
 MAX_TRAIT = 100
+MAX_TRACED_MATCHES = 20  # homonyms are few; a bound keeps one request's writes bounded
 
 
 def ins_key(nir13: str) -> str:
@@ -175,10 +181,12 @@ async def resolve_identity(request: Request) -> JSONResponse:
     ---
     summary: Resolve a patient's INS from the traits on the Vitale card
     description: >
-      Any professional with a session may ask. The card's traits are sent as read (not
-      edited); the insured's NIR and the birth rank narrow the search (a child covered under
-      a parent's NIR has no NIR of their own on the card). Not traced in the access log: no
-      dossier is named. A production host refuses test and demo identities.
+      Decided by the policies as resolve_identity: any professional with a session may ask,
+      except those the law excludes (occupational health, insurers, mutuals: 403
+      excluded-practice). The card's traits are sent as read (not edited); the insured's NIR
+      and the birth rank narrow the search (a child covered under a parent's NIR has no NIR
+      of their own on the card). The lookup, allowed or refused, is traced in the access log
+      of every person the traits match. A production host refuses test and demo identities.
     requestBody:
       required: true
       content:
@@ -217,21 +225,27 @@ async def resolve_identity(request: Request) -> JSONResponse:
       401:
         description: "OperationOutcome: no-session, session-expired, session-revoked."
       403:
-        description: "OperationOutcome: test-identity-refused (production host)."
+        description: "OperationOutcome: excluded-practice, unknown-profession,
+          test-identity-refused (production host)."
       404:
         description: "OperationOutcome: identity-unknown (no identity matches)."
       409:
         description: "OperationOutcome: identity-ambiguous (several identities match)."
     """
     app = request.app.state
-    app.authenticator.session(request)
-    try:
-        body = await request.json()
-    except ValueError:
-        raise bad_request("bad-json", "JSON illisible / the body is not JSON") from None
-    traits = parse_traits(body)
+    actor = app.authenticator.session(request)
+    mode = access_mode(request)
+    decision = app.guard.decide_identity_lookup(actor, mode)
+    traits = parse_traits(await read_json(request))
     with app.engine.connect() as connection:
         found = resolve(connection, traits)
+    # Each person the traits designate learns of the lookup (allowed or refused).
+    for row in found[:MAX_TRACED_MATCHES]:
+        app.guard.trace(row.ins, actor, Action.RESOLVE_IDENTITY, mode, decision)
+    if decision.refused:
+        raise HostError(403, decision.reason.code.lower().replace("_", "-"),
+                        decision.reason.message, issue_type="forbidden")
+    audit.settle()  # traced above, for every person found (none: no patient to tell)
     if not found:
         raise not_found(
             "identity-unknown",

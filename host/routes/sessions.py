@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import secrets
 import uuid
 from typing import Any
@@ -25,6 +24,7 @@ from wire.session import SessionStatement, StatementError
 
 from ..actors import fingerprint
 from ..app import state
+from ..bodies import read_json
 from ..errors import HostError, bad_request
 from ..pki import load_crl, load_health_ca, load_session_ca
 from ..session_crypto import (
@@ -44,16 +44,7 @@ def _refused(error: SessionRefused) -> HostError:
 
 
 async def _json(request: Request) -> dict[str, Any]:
-    body = await request.body()
-    if len(body) > MAX_BODY:
-        raise HostError(413, "body-too-large", "Requête trop volumineuse / request too large")
-    try:
-        value = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise bad_request("invalid-json", "Corps JSON invalide / the body is not JSON") from None
-    if not isinstance(value, dict):
-        raise bad_request("invalid-json", "Un objet JSON est attendu / a JSON object is expected")
-    return value
+    return await read_json(request, limit=MAX_BODY)
 
 
 def _b64(value: object, what: str) -> bytes:
@@ -63,6 +54,13 @@ def _b64(value: object, what: str) -> bytes:
         return base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):
         raise bad_request("invalid-field", f"{what}: not valid base64") from None
+
+
+def _workstation_serial(authenticator: object, request: Request) -> str | None:
+    """The workstation certificate's serial (hex) when the authenticator reads certificates
+    (the in-process test authenticator does not)."""
+    reader = getattr(authenticator, "workstation_certificate", None)
+    return None if reader is None else format(reader(request).serial_number, "x")
 
 
 async def challenge(request: Request) -> Response:
@@ -108,10 +106,13 @@ async def open_session(request: Request) -> Response:
       403:
         description: "OperationOutcome: card-cert-untrusted, card-cert-revoked,
           card-cert-expired, test-card-refused, real-card-refused, bad-signature,
-          workstation-mismatch, clock-skew, challenge-unknown, ..."
+          workstation-mismatch, clock-skew, challenge-unknown, structure-not-on-card
+          (the statement's structure is not a practice situation of the card),
+          workstation-revoked, ..."
     """
     app = state(request)
     workstation = app.authenticator.workstation(request)
+    workstation_serial = _workstation_serial(app.authenticator, request)
     body = await _json(request)
     try:
         statement = SessionStatement.from_dict(body.get("statement") or {})
@@ -153,6 +154,7 @@ async def open_session(request: Request) -> Response:
             session_public_key=session_key,  # type: ignore[arg-type]
             challenge_known=consume,
         )
+        holder.check_structure(statement.structure_id)
     except SessionRefused as refused:
         raise _refused(refused) from None
     certificate = issue_session_certificate(
@@ -167,7 +169,8 @@ async def open_session(request: Request) -> Response:
             last_name=holder.last_name, first_name=holder.first_name,
             profession=holder.profession, specialty=holder.specialty,
             structure_id=statement.structure_id, card_serial=format(holder.serial, "x"),
-            workstation_sha256=workstation, created_at=now,
+            workstation_sha256=workstation, workstation_serial=workstation_serial,
+            created_at=now,
             not_after=certificate.not_valid_after_utc,
         ))
     return JSONResponse(
@@ -204,7 +207,8 @@ async def whoami(request: Request) -> Response:
     responses:
       200:
         description: "{idNatPs, lastName, firstName, profession, specialty, structureId,
-          notAfter}"
+          structureKind (the registry's: care, regulation_centre...), accessModes (those
+          this session may use), notAfter}"
       401:
         description: OperationOutcome (no active session)
     """
@@ -213,6 +217,7 @@ async def whoami(request: Request) -> Response:
         "idNatPs": actor.id_nat_ps, "lastName": actor.last_name,
         "firstName": actor.first_name, "profession": actor.profession,
         "specialty": actor.specialty, "structureId": actor.structure_id,
+        "structureKind": actor.structure_kind.value, "accessModes": actor.allowed_modes,
         "notAfter": actor.not_after.isoformat(),
     })
 

@@ -251,10 +251,23 @@ sessions = Table(
     Column("structure_id", String(ID_NAT), nullable=False),
     Column("card_serial", String(40), nullable=False),
     Column("workstation_sha256", String(64), nullable=False),
+    # The workstation certificate's serial (hex), so a revoked workstation ends its sessions.
+    Column("workstation_serial", String(40), nullable=True),
     Column("created_at", UTC, nullable=False),
     Column("not_after", UTC, nullable=False),
     Column("revoked_at", UTC, nullable=True),
     Column("revoked_reason", String(64), nullable=True),
+)
+
+# -- the registry of structures: what kind each one is (regulation centre, occupational
+# health...), decided by the host's operator, never by what a client declares
+structures = Table(
+    "structures",
+    metadata,
+    Column("id", String(ID_NAT), primary_key=True),  # 3 + FINESS, 4 + SIREN, 5 + SIRET
+    Column("name", String(200), nullable=False),
+    Column("kind", String(24), nullable=False),  # policies.StructureKind
+    Column("registered_at", UTC, nullable=False),
 )
 
 DOSSIER_TABLES = (

@@ -53,6 +53,9 @@ PHARMACIST = card_holder("pharmacist")
 OPTICIAN = card_holder("optician")
 ORTHOPTIST = card_holder("orthoptist")
 NURSE = card_holder("nurse")
+REGULATOR = card_holder("regulation")  # a doctor of a registered regulation centre
+OCCUPATIONAL = card_holder("occupational")  # médecin du travail (SM25)
+MUTUAL_DOCTOR = card_holder("insurer")  # a doctor working for a mutual
 GP2 = Professional("810009876543", "BERNARD", "Paul", "10", "SM54", GP.structure_id)
 OTHER_GP = Professional("810005555555", "PETIT", "Luc", "10", "SM54", "589999999900012")
 

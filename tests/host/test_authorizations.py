@@ -92,10 +92,17 @@ def test_bad_grant_bodies_are_refused(host: InProcessHost) -> None:
     assert authorization(host, GP) == "none"
 
 
-def test_a_grant_names_another_structure_when_asked(host: InProcessHost) -> None:
-    assert grant(host, GP, structureId="3750300016").json()["structureId"] == "3750300016"
-    assert may_read(host, GP2) is ReasonCode.NO_AUTHORISATION
-    assert grant(host, GP).json()["structureId"] == GP.structure_id
+def test_a_grant_for_another_structure_is_refused_and_traced(host: InProcessHost) -> None:
+    # Attack (issue 16, hole 3): naming another practice's structure to join its care team.
+    refused = grant(host, GP, structureId="3750300016")
+    assert refused.status_code == 403
+    assert refused.json()["issue"][0]["details"]["coding"][0]["code"] == "structure-not-session"
+    assert authorization(host, GP) == "none"
+    with host.app.state.engine.connect() as connection:
+        rows = connection.execute(select(access_log.c.action, access_log.c.outcome,
+                                         access_log.c.reason)).all()
+    assert ("grant", "refused", "STRUCTURE_NOT_SESSION") in [tuple(r) for r in rows]
+    assert grant(host, GP, structureId=GP.structure_id).json()["structureId"] == GP.structure_id
     assert may_read(host, GP2) is ReasonCode.ALLOWED_CARE_TEAM
 
 

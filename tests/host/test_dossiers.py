@@ -14,7 +14,7 @@ from sqlalchemy import func, insert, select
 from host import patient
 from host.routes.dossiers import access_code_digest
 from host.store.schema import access_log, documents, dossiers, notifications
-from tests.host.harness import GP, OPTICIAN, PHARMACIST, START, InProcessHost
+from tests.host.harness import GP, OPTICIAN, PHARMACIST, REGULATOR, START, InProcessHost
 
 CLAIRE = "284057511402396"  # the "single" Vitale card
 THOMAS = "179116912304566"
@@ -191,11 +191,23 @@ def test_break_the_glass_existence_test_after_the_patient_opted_out(
 
 def test_centre_15_existence_test_notifies_the_patient(host: InProcessHost) -> None:
     create(host)
-    assert existence(host, **{"x-dmp-access-mode": "centre_15"}).status_code == 200
+    assert existence(host, who=REGULATOR, **{"x-dmp-access-mode": "centre_15"}
+                     ).status_code == 200
     assert [note.kind for note in notes(host)] == ["emergency-access"]
     patient.set_consents(host.app.state.guard, CLAIRE, regulation_centre=False)
-    refused = existence(host, **{"x-dmp-access-mode": "centre_15"})
+    refused = existence(host, who=REGULATOR, **{"x-dmp-access-mode": "centre_15"})
     assert refused.status_code == 403 and code_of(refused) == "centre-15-opted-out"
+
+
+def test_only_a_registered_regulation_centre_may_use_centre_15(host: InProcessHost) -> None:
+    # Attack (issue 16, hole 1): a GP in a practice sends the centre 15 header.
+    create(host)
+    refused = existence(host, **{"x-dmp-access-mode": "centre_15"})
+    assert refused.status_code == 403 and code_of(refused) == "regulation-centre-only"
+    assert notes(host) == []
+    assert [(r.actor_id, r.mode, r.outcome, r.reason) for r in log_rows(host)
+            if r.mode == "centre_15"] == [
+        (GP.id_nat_ps, "centre_15", "refused", "REGULATION_CENTRE_ONLY")]
 
 
 def _document_row(ins: str) -> dict[str, Any]:
@@ -229,7 +241,8 @@ def test_closure_belongs_to_the_patient_and_keeps_everything(host: InProcessHost
     again = create(host)
     assert again.status_code == 403 and code_of(again) == "dossier-closed"
     assert [(r.action, r.actor_kind, r.outcome) for r in log_rows(host) if r.action == "close"
-            ] == [("close", "professional", "refused"), ("close", "patient", "allowed")]
+            ] == [("close", "professional", "refused"), ("close", "professional", "refused"),
+                  ("close", "patient", "allowed")]
 
 
 def test_retention_follows_the_hosts_setting(host: InProcessHost) -> None:
@@ -297,7 +310,12 @@ def test_openapi_documents_every_endpoint_with_its_error_codes(host: InProcessHo
             assert operation["summary"] and operation["responses"]
 
 
-def test_nothing_is_logged_for_a_malformed_request(host: InProcessHost) -> None:
+def test_a_malformed_request_is_traced_as_refused_and_changes_nothing(
+    host: InProcessHost,
+) -> None:
     host.client(PHARMACIST).post(f"/dossiers/{CLAIRE}", json={"consent": False})
     with host.app.state.engine.connect() as connection:
-        assert connection.execute(select(func.count()).select_from(access_log)).scalar() == 0
+        assert connection.execute(select(func.count()).select_from(dossiers)).scalar() == 0
+        rows = connection.execute(select(access_log.c.action, access_log.c.outcome,
+                                         access_log.c.reason)).all()
+    assert [tuple(r) for r in rows] == [("create", "refused", "CONSENT_REQUIRED")]

@@ -12,7 +12,7 @@ from sqlalchemy import func, select, update
 from cardreader.virtual.vitale_profiles import PROFILES
 from host.seed import SEED_FILE, SeedError, load_identities, seed_identities
 from host.store.schema import access_log, patients
-from tests.host.harness import GP, PHARMACIST, InProcessHost
+from tests.host.harness import GP, MUTUAL_DOCTOR, OCCUPATIONAL, PHARMACIST, InProcessHost
 
 SEED = json.loads(SEED_FILE.read_text(encoding="utf-8"))["identities"]
 LEA_INS = "215206912307862"
@@ -147,11 +147,26 @@ def test_resolution_needs_a_session_and_well_formed_traits(host: InProcessHost) 
     assert host.client(GP).post("/identity/$resolve", content=b"{").status_code == 400
 
 
-def test_resolution_writes_nothing_to_any_access_log(host: InProcessHost) -> None:
-    resolve(host, MOREL)
-    resolve(host, {**MOREL, "insuredNir": "165077511510131"})
+def test_each_resolution_is_traced_in_the_log_of_the_person_found(host: InProcessHost) -> None:
+    found = resolve(host, {**MOREL, "insuredNir": "165077511510131"}).json()["ins"]
+    resolve(host, {**MOREL, "birthName": "NOBODY"})  # no one found: no one to tell
     with host.app.state.engine.connect() as connection:
-        assert connection.execute(select(func.count()).select_from(access_log)).scalar() == 0
+        rows = connection.execute(select(access_log.c.ins, access_log.c.actor_id,
+                                         access_log.c.action, access_log.c.outcome)).all()
+    assert [tuple(r) for r in rows] == [(found, GP.id_nat_ps, "resolve_identity", "allowed")]
+
+
+@pytest.mark.parametrize("who", [OCCUPATIONAL, MUTUAL_DOCTOR])
+def test_excluded_practices_may_not_look_up_an_identity(host: InProcessHost, who: Any) -> None:
+    # Attack (issue 16, hole 4): an occupational physician or a mutual's doctor with a card.
+    refused = resolve(host, {**MOREL, "insuredNir": "165077511510131"}, who=who)
+    assert refused.status_code == 403
+    assert refused.json()["issue"][0]["details"]["coding"][0]["code"] == "excluded-practice"
+    assert '"ins"' not in refused.text
+    with host.app.state.engine.connect() as connection:
+        rows = connection.execute(select(access_log.c.actor_id, access_log.c.outcome,
+                                         access_log.c.reason)).all()
+    assert [tuple(r) for r in rows] == [(who.id_nat_ps, "refused", "EXCLUDED_PRACTICE")]
 
 
 def test_seeding_is_idempotent_and_restores_the_files_values(host: InProcessHost) -> None:

@@ -245,7 +245,8 @@ def test_a_valid_test_card_names_its_holder(gp: Card, health: pki.CertificateAut
         gp.auth_der, health, health.crl(), mode="test", now=datetime.now(UTC)
     )
     assert holder == CardHolder(
-        "810001234565", "10", "SM54", "MARTIN", "Claire", True, gp.auth_cert.serial_number
+        "810001234565", "10", "SM54", "MARTIN", "Claire", True, gp.auth_cert.serial_number,
+        ("581234567800015", "3750100042"),  # the card's practice situations, signed
     )
 
 
