@@ -310,6 +310,8 @@ def cmd_patient(args: argparse.Namespace) -> int:
 def _list_documents(args: argparse.Namespace, mode: AccessMode | None) -> int:
     with open_work(args) as work:
         assert work.patient is not None
+        if not work.session.may_use(mode):
+            raise CommandError(REGULATION_ONLY, EXIT_FAILED)
         if mode is not None:
             why = f"; justification: {mode.justification}" if mode.justification else ""
             _say(f"Accès tracé et notifié au patient / traced and notified to the patient{why}",
@@ -385,6 +387,11 @@ def cmd_watch(args: argparse.Namespace) -> int:
         if not work.session.alive:
             _say("Carte CPS retirée : session terminée / CPS removed: session ended")
     return EXIT_OK
+
+
+REGULATION_ONLY = (
+    "regulation-centre-only: le mode centre 15 est réservé aux structures enregistrées comme "
+    "centre de régulation / the centre 15 mode is reserved to registered regulation centres")
 
 
 def cmd_regulation(args: argparse.Namespace) -> int:

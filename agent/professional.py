@@ -41,6 +41,7 @@ from cardreader.errors import (
     WrongPinError,
 )
 from cardreader.pcsc import EventKind, Monitor, PcscConnection, SlotEvent
+from policies import AccessMode
 
 from .dmp import DmpClient
 from .pin import PinPrompt
@@ -275,6 +276,15 @@ class ProfessionalSession:
     @property
     def not_after(self) -> dt.datetime:
         return self._generation().host.not_after
+
+    @property
+    def access_modes(self) -> tuple[str, ...]:
+        """The access modes the host lets this session use (centre_15 only for a structure
+        registered as a regulation centre)."""
+        return self._generation().host.access_modes
+
+    def may_use(self, mode: AccessMode | None) -> bool:
+        return mode is None or mode.code.value in self.access_modes
 
     def _generation(self) -> _Generation:
         with self._lock:

@@ -261,6 +261,7 @@ class AgentService:
                                         "name": situation.structure_name}
                 with contextlib.suppress(SessionEndedError):
                     out["notAfter"] = session.not_after.isoformat()
+                    out["accessModes"] = list(session.access_modes)
             return out
 
     def _patient_json(self) -> dict[str, Any]:
@@ -668,6 +669,12 @@ class AgentService:
             chosen = AccessMode(ModeCode.BRIS_DE_GLACE, justification)
         elif mode == "regulation":
             chosen = AccessMode.centre_15()
+            session = self._session
+            if session is None or not session.may_use(chosen):
+                raise ServiceError("regulation-centre-only", "Le mode centre 15 est réservé aux "
+                                   "structures enregistrées comme centre de régulation / the "
+                                   "centre 15 mode is reserved to registered regulation "
+                                   "centres", 403)
         else:
             raise ServiceError("bad-mode", f"mode {mode!r}: normal, break-the-glass ou "
                                "regulation", 400)

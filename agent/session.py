@@ -126,12 +126,15 @@ class HostSession:
     """An open session: `client` is the httpx client every call goes through."""
 
     def __init__(
-        self, base_url: str, client: httpx.Client, session_id: str, not_after: dt.datetime
+        self, base_url: str, client: httpx.Client, session_id: str, not_after: dt.datetime,
+        access_modes: tuple[str, ...] = ("normal", "bris_de_glace"),
     ) -> None:
         self.base_url = base_url
         self.client = client
         self.session_id = session_id
         self.not_after = not_after
+        # What the host's registry lets this structure use (centre_15: regulation centres).
+        self.access_modes = access_modes
 
     @classmethod
     def open(
@@ -189,8 +192,10 @@ class HostSession:
         )
         del key_pem, session_key
         client = httpx.Client(base_url=base_url, verify=session_context, timeout=timeout)
+        modes = opened.get("accessModes")
         return cls(base_url, client, opened["sessionId"],
-                   dt.datetime.fromisoformat(opened["notAfter"]))
+                   dt.datetime.fromisoformat(opened["notAfter"]),
+                   *([tuple(str(m) for m in modes)] if isinstance(modes, list) else []))
 
     def close(self, reason: str = "closed") -> None:
         """Tell the host the session is over, then drop the client (and the key with it)."""

@@ -60,15 +60,20 @@ class SessionActor:
 
     @property
     def allowed_modes(self) -> list[str]:
-        """The access modes this session may use (what an agent offers its user)."""
-        modes = [ModeCode.NORMAL.value, ModeCode.BRIS_DE_GLACE.value]
-        if self.structure_kind is StructureKind.REGULATION_CENTRE:
-            modes.append(ModeCode.CENTRE_15.value)
-        return modes
+        return modes_for(self.structure_kind)
 
     @property
     def display_name(self) -> str:
         return f"{self.first_name} {self.last_name}"
+
+
+def modes_for(kind: StructureKind) -> list[str]:
+    """The access modes a session of a structure of this kind may use (what an agent offers
+    its user): centre 15 only for a registered regulation centre."""
+    modes = [ModeCode.NORMAL.value, ModeCode.BRIS_DE_GLACE.value]
+    if kind is StructureKind.REGULATION_CENTRE:
+        modes.append(ModeCode.CENTRE_15.value)
+    return modes
 
 
 class Authenticator(Protocol):

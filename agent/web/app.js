@@ -687,7 +687,9 @@ function renderEmergency() {
   say('emergency-message-top', hint);
   show('emergency-forms', !hint || Boolean(mode && sessionOpen()));
   show('btg-form', !mode);
-  show('regulation-form', !mode);
+  // Centre 15 only where the host says this session may use it (a regulation centre).
+  const modes = (state.session && state.session.accessModes) || [];
+  show('regulation-form', !mode && modes.includes('centre_15'));
   show('emergency-end-panel', Boolean(mode));
   $('btg-submit').disabled = $('btg-justification').value.trim().length < MIN_JUSTIFICATION;
 }

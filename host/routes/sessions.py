@@ -22,7 +22,7 @@ from starlette.routing import Route
 
 from wire.session import SessionStatement, StatementError
 
-from ..actors import fingerprint
+from ..actors import fingerprint, modes_for
 from ..app import state
 from ..bodies import read_json
 from ..errors import HostError, bad_request
@@ -34,6 +34,7 @@ from ..session_crypto import (
     verify_statement,
 )
 from ..store.schema import challenges, sessions
+from ..structures import kind_of
 
 MAX_BODY = 64 * 1024
 
@@ -100,7 +101,8 @@ async def open_session(request: Request) -> Response:
       and the challenge, then issues a session certificate.
     responses:
       201:
-        description: "{sessionId, certificate: PEM, notAfter}"
+        description: "{sessionId, certificate: PEM, notAfter, structureKind, accessModes (the
+          modes this session may use: centre_15 only for a registered regulation centre)}"
       400:
         description: OperationOutcome (malformed request or card certificate)
       403:
@@ -173,10 +175,13 @@ async def open_session(request: Request) -> Response:
             created_at=now,
             not_after=certificate.not_valid_after_utc,
         ))
+    with app.engine.connect() as connection:
+        kind = kind_of(connection, statement.structure_id)
     return JSONResponse(
         {"sessionId": session_id,
          "certificate": certificate.public_bytes(serialization.Encoding.PEM).decode(),
-         "notAfter": certificate.not_valid_after_utc.isoformat()},
+         "notAfter": certificate.not_valid_after_utc.isoformat(),
+         "structureKind": kind.value, "accessModes": modes_for(kind)},
         status_code=201,
     )
 

@@ -222,9 +222,16 @@ def test_break_the_glass_is_shown_on_every_line(world: World, deposited) -> None
     assert emergency and all("Patiente inconsciente" in line for line in emergency), log.stdout
 
 
+def test_only_a_regulation_centre_is_offered_centre_15(world: World, deposited) -> None:
+    # A GP in a practice: refused by the agent before anything is sent (issue 16, hole 1).
+    world.cps("gp")
+    result = world.run("regulation", "documents")
+    assert result.returncode == 1 and "regulation-centre-only" in result.stderr, result.stderr
+
+
 def test_regulation_centre_access_honours_the_patients_opt_out(world: World, deposited) -> None:
     # The DMP of this world was created with --no-regulation-centre: refused, and traced.
-    world.cps("gp")
+    world.cps("regulation")
     result = world.run("regulation", "documents")
     assert result.returncode == 1 and "centre-15-opted-out" in result.stderr, result.stderr
     ins = world.run("patient").stdout.split("INS ")[1].split()[0]

@@ -424,14 +424,9 @@ def test_gp_reads_the_dossier_then_uses_break_the_glass(
     expect(page.locator("#patient-mode")).to_have_text("Normal")
     expect(rows.first).to_contain_text("Aucun document")
 
-    # The regulation centre's mode: no justification asked, the same banner.
+    # A GP in a practice is not a regulation centre: centre 15 is not offered (issue 16).
     page.get_by_role("tab", name="Urgence").click()
-    page.get_by_role("button", name="Centre 15 (régulation)").click()
-    expect(banner).to_contain_text("CENTRE 15")
-    expect(page.locator("#emergency-why")).to_be_hidden()
-    shot(page, "gp-centre-15")
-    page.get_by_role("button", name="Terminer l'accès d'urgence").first.click()
-    expect(banner).to_be_hidden()
+    expect(page.get_by_role("button", name="Centre 15 (régulation)")).to_be_hidden()
 
     # Once more, then the card leaves: the emergency access ends with it.
     page.get_by_role("tab", name="Urgence").click()
