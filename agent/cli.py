@@ -19,6 +19,7 @@ from .cards_view import as_json, describe
 from .commands import WORKFLOW_COMMANDS, add_workflow_commands
 from .doctor import add_doctor_command
 from .enrol import add_enrol_command
+from .safe_text import terminal_lines
 
 DESCRIPTION = """\
 Agent DMP du poste de travail / DMP workstation agent.
@@ -89,7 +90,8 @@ def _print(report: SlotReport, as_json_lines: bool) -> None:
     if as_json_lines:
         print(json.dumps(as_json(report), ensure_ascii=False), flush=True)
     else:
-        print("\n".join(describe(report)), flush=True)
+        # What the cards say is someone else's text: shown, never obeyed by the terminal.
+        print(terminal_lines("\n".join(describe(report))), flush=True)
 
 
 def cards_command(*, watch: bool, as_json_lines: bool) -> int:

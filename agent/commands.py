@@ -15,28 +15,35 @@ import contextlib
 import datetime as dt
 import mimetypes
 import os
-import re
 import signal
 import sys
 import textwrap
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TextIO
 
 import httpx
 
 from cardreader.apdu import ApduProtocol
-from cardreader.atr import CardKind, identify
+from cardreader.atr import CardKind
 from cardreader.cps import CpsCard
-from cardreader.errors import CardError, NoCardError, PinBlockedError, WrongPinError
+from cardreader.errors import CardError
 from cardreader.pcsc import PcscConnection, list_readers
-from cardreader.vitale import Beneficiary, VitaleCard, read_vitale
 from policies import AccessMode, ModeCode
-from wire.mhd import Author, DocumentEntry
+from wire.mhd import DocumentEntry
 
-from .config import AgentConfig, ConfigError, load_config, private_dir
+from .command_session import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    CommandError,
+    StdinPrompt,
+    Work,
+    find_reader,
+    load_command_config,
+    open_work,
+)
+from .config import private_dir
 from .dmp import (
     FORMAT_CODES,
     DmpClient,
@@ -45,191 +52,36 @@ from .dmp import (
     PreparedDeposit,
     deposit_types,
 )
-from .enrol import EnrolmentError, load_workstation
-from .outbox import Item, ItemState, Outbox, OutboxError, RetryPolicy, Sender, SendResult
-from .pin import PinPrompt, TerminalPrompt
-from .professional import PinCancelledError, ProfessionalSession, SessionEndedError
+from .outbox import (
+    Item,
+    ItemState,
+    Outbox,
+    OutboxError,
+    RetryPolicy,
+    Sender,
+    SendResult,
+    open_outbox,
+)
+from .professional import SessionEndedError
+from .safe_text import saved_name, terminal_lines, terminal_text, write_new_file
 from .secrets_sheet import SecretsSheet, display_date, write_secrets_sheet
 from .session import SessionError
 
 __all__ = ["WORKFLOW_COMMANDS", "CommandError", "StdinPrompt", "add_workflow_commands"]
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EMERGENCY_TAG = "[BRIS DE GLACE / BREAK-THE-GLASS]"
 REGULATION_TAG = "[CENTRE 15 / REGULATION CENTRE]"
 
 
-class CommandError(Exception):
-    """A failure the user can act on: one sentence, French then English, and an exit code."""
-
-    def __init__(self, message: str, code: int = EXIT_FAILED) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-class StdinPrompt:
-    """The PIN as one line of standard input (automation). Presented once only: asked again
-    means the card refused it, and another line would burn a try, so it cancels instead and
-    remembers the tries left for the error message. The card's last try is left to a human
-    at the terminal: a script holding a wrong PIN must not block the card."""
-
-    def __init__(self, stream: TextIO | None = None) -> None:
-        self._stream = stream
-        self._asked = False
-        self.refused_tries: int | None = None
-        self.last_try_kept = False
-
-    def ask(self, holder: str, tries_left: int) -> str | None:
-        if self._asked:
-            self.refused_tries = tries_left
-            return None
-        if tries_left <= 1:
-            self.last_try_kept = True
-            return None
-        self._asked = True
-        line = (self._stream or sys.stdin).readline()
-        return line.rstrip("\r\n") or None
-
-
-# -- finding the cards ------------------------------------------------------------------------
-
-
-def _card_kind(reader: str) -> CardKind | None:
-    try:
-        with PcscConnection(reader) as connection:
-            return identify(connection.atr)[0]
-    except NoCardError:
-        return None
-    except CardError:
-        return CardKind.UNKNOWN  # mute or half-inserted: not ours to use
-
-
-def find_reader(config: AgentConfig, kind: CardKind, wanted: str | None) -> str:
-    """The reader holding a card of ``kind`` (``wanted`` or the configured readers first)."""
-    try:
-        readers = list_readers()
-    except CardError as error:
-        raise CommandError(f"{error}\n  → démarrez pcscd / start pcscd "
-                           "(systemctl start pcscd)") from None
-    if not readers:
-        raise CommandError("Aucun lecteur de carte / no card reader found: plug one in.")
-    configured = config.cps_readers if kind is CardKind.CPS else config.vitale_readers
-    candidates = [r for r in readers if wanted is None or r == wanted]
-    if wanted is None and configured:
-        candidates = [r for r in readers if r in configured]
-    for reader in candidates:
-        if _card_kind(reader) is kind:
-            return reader
-    what = "CPS (carte du professionnel / professional card)" if kind is CardKind.CPS else (
-        "Vitale (carte du patient / patient's card)")
-    raise CommandError(f"Carte {what} absente des lecteurs / card missing: insert it.")
-
-
-def read_patient_card(reader: str) -> VitaleCard:
-    try:
-        with PcscConnection(reader) as connection:
-            return read_vitale(ApduProtocol(connection))
-    except CardError as error:
-        raise CommandError(f"Lecture de la carte Vitale impossible / cannot read the Vitale "
-                           f"card: {error}") from None
-
-
-def choose_person(card: VitaleCard, number: int | None, out: TextIO) -> Beneficiary:
-    people = card.beneficiaries
-    if number is None:
-        if len(people) == 1:
-            return people[0]
-        print("Plusieurs bénéficiaires sur la carte / several persons on the card:", file=out)
-        for index, person in enumerate(people, 1):
-            print(f"  {index}. {person.first_name} {person.last_name}, né(e) le "
-                  f"{person.birth_date} ({person.quality_label})", file=out)
-        raise CommandError("Choisissez avec --person N / choose one with --person N",
-                           EXIT_USAGE)
-    if not 1 <= number <= len(people):
-        raise CommandError(f"--person {number}: la carte porte {len(people)} personne(s) / "
-                           f"the card holds {len(people)} person(s)", EXIT_USAGE)
-    return people[number - 1]
-
-
-# -- the session ------------------------------------------------------------------------------
-
-
-@dataclass
-class Work:
-    """An open professional session, and the patient when the command needs one."""
-
-    config: AgentConfig
-    session: ProfessionalSession
-    dmp: DmpClient
-    author: Author
-    patient: PatientContext | None = None
-
-    @property
-    def holder(self) -> str:
-        identity = self.session.identity
-        assert identity is not None
-        return f"{identity.first_name} {identity.last_name}"
-
-
-def _prompt(args: argparse.Namespace) -> PinPrompt:
-    return StdinPrompt() if args.pin_stdin else TerminalPrompt()
-
-
-@contextlib.contextmanager
-def open_work(args: argparse.Namespace, *, with_patient: bool = True) -> Iterator[Work]:
-    config = _config()
-    vitale: VitaleCard | None = None
-    person: Beneficiary | None = None
-    if with_patient:  # the patient's card first: no PIN typed for nothing
-        vitale = read_patient_card(find_reader(config, CardKind.VITALE, args.vitale_reader))
-        person = choose_person(vitale, args.person, sys.stderr)
-    cps_reader = find_reader(config, CardKind.CPS, args.cps_reader)
-    try:
-        workstation = load_workstation(config)
-    except EnrolmentError as error:
-        raise CommandError(f"{error}\n  → dmp-agent enrol") from None
-    prompt = _prompt(args)
-    try:
-        session = ProfessionalSession.open(cps_reader, workstation, config.host_url, prompt,
-                                           timeout=config.host_timeout)
-    except PinCancelledError:
-        if getattr(prompt, "last_try_kept", False):
-            raise CommandError("Dernier essai avant blocage de la carte : saisissez le code au "
-                               "clavier, sans --pin-stdin / last try before the card is "
-                               "blocked: type the PIN at the terminal, without --pin-stdin"
-                               ) from None
-        tries = getattr(prompt, "refused_tries", None)
-        if tries is not None:
-            raise CommandError(f"Code porteur erroné : {tries} essai(s) restant(s) / wrong "
-                               f"PIN: {tries} tries left") from None
-        raise CommandError("Saisie du code porteur annulée / PIN entry cancelled") from None
-    except WrongPinError as error:
-        raise CommandError(f"Code porteur erroné : {error.tries_left} essai(s) restant(s) / "
-                           f"wrong PIN: {error.tries_left} tries left") from None
-    except PinBlockedError:
-        raise CommandError("Carte CPS bloquée : débloquez-la avec le code PUK / the CPS is "
-                           "blocked: unblock it with the PUK") from None
-    with session:
-        identity, situation = session.identity, session.situation
-        assert identity is not None and situation is not None
-        author = Author(identity.id_nat_ps, identity.profession_code, situation.structure_id,
-                        identity.specialty_code, identity.last_name, identity.first_name)
-        work = Work(config, session, session.dmp(), author)
-        if vitale is not None and person is not None:
-            work.patient = work.dmp.resolve(vitale, person)
-        yield work
-
-
-def _config() -> AgentConfig:
-    try:
-        return load_config()
-    except ConfigError as error:
-        raise CommandError(f"Configuration: {error}") from None
-
-
 def _host_error(error: SessionError) -> str:
     status = f" (HTTP {error.status})" if error.status else ""
-    return f"Refus de l'hôte DMP / the DMP host refused{status}: {error.code}: {error}"
+    return (f"Refus de l'hôte DMP / the DMP host refused{status}: "
+            f"{terminal_text(error.code)}: {terminal_text(error)}")
+
+
+def _complain(args: argparse.Namespace, message: object) -> None:
+    # Our line breaks stay; any other control character that reached a message is shown.
+    print(terminal_lines(f"dmp-agent {args.command}: {message}"), file=sys.stderr)
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -238,28 +90,27 @@ def run_command(args: argparse.Namespace) -> int:
     try:
         return action(args)
     except CommandError as error:
-        print(f"dmp-agent {args.command}: {error}", file=sys.stderr)
+        _complain(args, error)
         return error.code
     except SessionEndedError as error:
-        print(f"dmp-agent {args.command}: {error}", file=sys.stderr)
-        return EXIT_FAILED
+        _complain(args, error)
     except SessionError as error:
-        print(f"dmp-agent {args.command}: {_host_error(error)}", file=sys.stderr)
-        return EXIT_FAILED
+        _complain(args, _host_error(error))
     except httpx.TransportError as error:
-        print(f"dmp-agent {args.command}: hôte DMP injoignable / DMP host unreachable "
-              f"({type(error).__name__}: {error}); vérifiez host.url dans la configuration / "
-              "check host.url in the configuration", file=sys.stderr)
-        return EXIT_FAILED
+        _complain(args, f"hôte DMP injoignable / DMP host unreachable ({type(error).__name__}: "
+                        f"{terminal_text(error)}); vérifiez host.url dans la configuration / "
+                        "check host.url in the configuration")
     except CardError as error:
-        print(f"dmp-agent {args.command}: carte / card: {error}", file=sys.stderr)
-        return EXIT_FAILED
+        _complain(args, f"carte / card: {terminal_text(error)}")
     except OutboxError as error:
-        print(f"dmp-agent {args.command}: file d'envoi / outbox: {error}", file=sys.stderr)
-        return EXIT_FAILED
+        _complain(args, f"file d'envoi / outbox: {terminal_text(error)}")
+    return EXIT_FAILED
 
 
 # -- output -----------------------------------------------------------------------------------
+# Text from the host (titles, names, statuses, reasons) goes through terminal_text where it is
+# put in a line, so that its own line breaks cannot forge lines of ours; `_say` then shows any
+# control character left in a line, whoever put it there.
 
 
 def _say(text: str, mode: AccessMode | None = None) -> None:
@@ -267,13 +118,14 @@ def _say(text: str, mode: AccessMode | None = None) -> None:
     prefix = ""
     if mode is not None:
         prefix = (REGULATION_TAG if mode.code is ModeCode.CENTRE_15 else EMERGENCY_TAG) + " "
-    for line in text.splitlines() or [""]:
-        print(f"{prefix}{line}", flush=True)
+    for line in text.split("\n"):
+        print(f"{prefix}{terminal_text(line)}", flush=True)
 
 
 def _patient_line(patient: PatientContext) -> str:
-    return (f"Patient: {patient.first_name} {patient.birth_name}, né(e) le "
-            f"{display_date(patient.birth_date)} — INS {patient.ins}")
+    return (f"Patient: {terminal_text(patient.first_name)} {terminal_text(patient.birth_name)}"
+            f", né(e) le {terminal_text(display_date(patient.birth_date))} — INS "
+            f"{terminal_text(patient.ins)}")
 
 
 def _document_line(entry: DocumentEntry) -> str:
@@ -284,12 +136,10 @@ def _document_line(entry: DocumentEntry) -> str:
         flags.append("déposé par le patient / patient's own")
     created = entry.creation_time.strftime("%d/%m/%Y")
     extra = f" [{', '.join(flags)}]" if flags else ""
-    return (f"- {entry.title} ({entry.type_code}), {created}, {entry.author.first_name} "
-            f"{entry.author.last_name}, {entry.size} octets/bytes{extra}\n  {entry.unique_id}")
-
-
-def _safe_name(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._")[:60] or "document"
+    author = f"{entry.author.first_name} {entry.author.last_name}"
+    return (f"- {terminal_text(entry.title)} ({terminal_text(entry.type_code)}), {created}, "
+            f"{terminal_text(author)}, {entry.size} octets/bytes{extra}\n"
+            f"  {terminal_text(entry.unique_id)}")
 
 
 # -- the commands -----------------------------------------------------------------------------
@@ -300,9 +150,10 @@ def cmd_patient(args: argparse.Namespace) -> int:
         assert work.patient is not None
         state = work.dmp.existence(work.patient)
         _say(_patient_line(work.patient))
-        closed = f", fermé le / closed {state['closedAt']}" if state.get("closedAt") else ""
-        _say(f"DMP: {state['status']}{closed}")
-        _say(f"Autorisation / authorization: {state['authorization']}")
+        closed = (f", fermé le / closed {terminal_text(state['closedAt'])}"
+                  if state.get("closedAt") else "")
+        _say(f"DMP: {terminal_text(state['status'])}{closed}")
+        _say(f"Autorisation / authorization: {terminal_text(state['authorization'])}")
         _say(f"Médecin traitant DMP: {'oui/yes' if state.get('medecinTraitant') else 'non/no'}")
     return EXIT_OK
 
@@ -313,7 +164,8 @@ def _list_documents(args: argparse.Namespace, mode: AccessMode | None) -> int:
         if not work.session.may_use(mode):
             raise CommandError(REGULATION_ONLY, EXIT_FAILED)
         if mode is not None:
-            why = f"; justification: {mode.justification}" if mode.justification else ""
+            why = (f"; justification: {terminal_text(mode.justification)}"
+                   if mode.justification else "")
             _say(f"Accès tracé et notifié au patient / traced and notified to the patient{why}",
                  mode)
         _say(_patient_line(work.patient), mode)
@@ -328,13 +180,12 @@ def _list_documents(args: argparse.Namespace, mode: AccessMode | None) -> int:
             directory = private_dir(args.save)  # health data: owner-only
             for number, entry in enumerate(entries, 1):
                 body = work.dmp.retrieve(entry, mode)
-                suffix = mimetypes.guess_extension(entry.mime_type) or ".bin"
-                path = directory / f"{number:02d}-{_safe_name(entry.title)}{suffix}"
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-                with os.fdopen(fd, "wb") as out:
-                    os.fchmod(out.fileno(), 0o600)  # an older file keeps its mode otherwise
-                    out.write(body)
-                _say(f"enregistré / saved: {path} (empreinte vérifiée / hash checked)", mode)
+                # The depositor chose the title and the MIME type: neither picks the folder,
+                # nor an extension a double click would run; an existing file is kept.
+                path = write_new_file(
+                    directory, saved_name(f"{number:02d}", entry.title, entry.mime_type), body)
+                _say(f"enregistré / saved: {terminal_text(path)} (empreinte vérifiée / hash "
+                     "checked)", mode)
     return EXIT_OK
 
 
@@ -365,19 +216,21 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
         def show(event: ContextEvent) -> None:
             if event.dossier is None:
-                _say(f"— {event.error or 'contexte patient effacé / patient context cleared'}")
+                cleared = "contexte patient effacé / patient context cleared"
+                _say(f"— {terminal_text(event.error or cleared)}")
                 return
             dossier = event.dossier
             _say(_patient_line(dossier.patient))
-            _say(f"DMP: {dossier.existence['status']}, autorisation / authorization: "
-                 f"{dossier.existence['authorization']}")
+            _say(f"DMP: {terminal_text(dossier.existence['status'])}, autorisation / "
+                 f"authorization: {terminal_text(dossier.existence['authorization'])}")
             _say(f"{len(dossier.documents)} document(s)")
             for entry in dossier.documents:
                 _say(_document_line(entry))
 
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        _say(f"En attente de cartes Vitale dans {vitale_reader} / waiting for Vitale cards")
+        _say(f"En attente de cartes Vitale dans {terminal_text(vitale_reader)} / waiting for "
+             "Vitale cards")
         with (
             PatientWatcher(vitale_reader, lambda: work.dmp, show),
             contextlib.suppress(KeyboardInterrupt),
@@ -420,15 +273,16 @@ def cmd_create_dmp(args: argparse.Namespace) -> int:
         _say(_patient_line(patient))
         state = work.dmp.existence(patient)
         if state["status"] != "absent":
-            raise CommandError(f"Ce patient a déjà un DMP ({state['status']}) / this patient "
-                               "already has a DMP")
+            raise CommandError(f"Ce patient a déjà un DMP ({terminal_text(state['status'])}) "
+                               "/ this patient already has a DMP")
         created = work.dmp.create(
             patient, consent=True, regulation_centre=not args.no_regulation_centre,
             break_the_glass=not args.no_break_the_glass,
             emergency_sees_masked=not args.no_emergency_masked)
         sheet = SecretsSheet.for_created_dmp(patient, created, work.holder)
         write_secrets_sheet(sheet, args.sheet)
-        _say(f"DMP créé / DMP created: identifiant / identifier {created['identifier']}")
+        _say(f"DMP créé / DMP created: identifiant / identifier "
+             f"{terminal_text(created['identifier'])}")
         _say(f"Fiche des secrets / secrets sheet: {args.sheet} — à imprimer et remettre au "
              "patient, puis supprimer / print it, hand it over, then delete the file")
     return EXIT_OK
@@ -443,18 +297,19 @@ def cmd_authorize(args: argparse.Namespace) -> int:
         assert work.patient is not None
         _say(_patient_line(work.patient))
         work.dmp.record_authorization(work.patient, work.author.id_nat_ps, confirmed=True)
-        _say(f"Autorisation enregistrée pour / authorization recorded for {work.holder} "
-             f"({work.author.id_nat_ps})")
+        _say(f"Autorisation enregistrée pour / authorization recorded for "
+             f"{terminal_text(work.holder)} ({terminal_text(work.author.id_nat_ps)})")
     return EXIT_OK
 
 
 def _list_types(args: argparse.Namespace) -> int:
-    config = _config()
+    config = load_command_config()
     reader = find_reader(config, CardKind.CPS, args.cps_reader)
     with PcscConnection(reader) as connection:  # the identity is readable without the PIN
         identity = CpsCard(ApduProtocol(connection)).read_identity()
-    _say(f"Types que peut déposer / types {identity.first_name} {identity.last_name} may "
-         f"deposit (profession {identity.profession_code}):")
+    who = terminal_text(f"{identity.first_name} {identity.last_name}")
+    _say(f"Types que peut déposer / types {who} may deposit (profession "
+         f"{terminal_text(identity.profession_code)}):")
     for code, class_code, label in deposit_types(identity.profession_code):
         _say(f"  {code:10} classe {class_code:3} {label}")
     return EXIT_OK
@@ -475,14 +330,17 @@ def _send_pending(work: Work, outbox: Outbox) -> None:
 
 def _report_item(item: Item) -> int:
     if item.state is ItemState.DONE:
-        _say(f"Déposé / deposited: {item.metadata.get('title', '')} — {item.unique_id}")
+        _say(f"Déposé / deposited: {terminal_text(item.metadata.get('title', ''))} — "
+             f"{terminal_text(item.unique_id)}")
         return EXIT_OK
     if item.state is ItemState.FAILED:
-        _say(f"Refusé par l'hôte / refused by the host: {item.last_error} (file d'envoi "
+        _say(f"Refusé par l'hôte / refused by the host: {terminal_text(item.last_error)} "
+             f"(file d'envoi "
              f"n° {item.id}; corrigez puis / fix, then: dmp-agent outbox --retry {item.id})")
         return EXIT_FAILED
-    _say(f"En attente d'envoi / pending (n° {item.id}): {item.last_error or 'not sent yet'}; "
-         "nouvel essai automatique / it will be retried")
+    _say(f"En attente d'envoi / pending (n° {item.id}): "
+         f"{terminal_text(item.last_error or 'not sent yet')}; nouvel essai automatique / it "
+         "will be retried")
     return EXIT_FAILED
 
 
@@ -500,7 +358,7 @@ def _read_document(path: Path) -> tuple[bytes, str, str]:
 
 def _queue_and_send(work: Work, prepared: PreparedDeposit, title: str) -> int:
     assert work.patient is not None
-    with Outbox(work.config.outbox_path) as outbox:
+    with open_outbox(work.config) as outbox:
         item_id = outbox.add(prepared.unique_id, work.patient.ins, prepared.bundle,
                              {"title": title})
         _say(f"Signé par la carte et mis en file d'envoi / signed and queued (n° {item_id})")
@@ -546,8 +404,8 @@ def cmd_replace(args: argparse.Namespace) -> int:
 
 
 def cmd_outbox(args: argparse.Namespace) -> int:
-    config = _config()
-    with Outbox(config.outbox_path) as outbox:
+    config = load_command_config()
+    with open_outbox(config) as outbox:
         if args.retry is not None:
             item = outbox.retry(args.retry)
             _say(f"Remis en file / requeued: n° {item.id}")
@@ -560,8 +418,10 @@ def cmd_outbox(args: argparse.Namespace) -> int:
              f"refusé(s)/failed, {counts.done} déposé(s)/done")
         for item in items:
             when = dt.datetime.fromtimestamp(item.created).strftime("%d/%m/%Y %H:%M")
-            _say(f"  n° {item.id} [{item.state.value}] {item.metadata.get('title', '')} "
-                 f"({when}, {item.attempts} essai(s)/attempts): {item.last_error or '-'}")
+            _say(f"  n° {item.id} [{item.state.value}] "
+                 f"{terminal_text(item.metadata.get('title', ''))} "
+                 f"({when}, {item.attempts} essai(s)/attempts): "
+                 f"{terminal_text(item.last_error or '-')}")
     return EXIT_OK
 
 
@@ -571,7 +431,7 @@ def _metadata_command(change: Callable[[DmpClient, PatientContext, str], Documen
         with open_work(args) as work:
             assert work.patient is not None
             entry = change(work.dmp, work.patient, args.unique_id)
-            _say(f"{done}: {entry.title} — {entry.unique_id}")
+            _say(f"{done}: {terminal_text(entry.title)} — {terminal_text(entry.unique_id)}")
         return EXIT_OK
     return run
 

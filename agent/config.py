@@ -5,7 +5,7 @@ Where things live (platformdirs, application name ``dmp-agent``)::
     config file   $DMP_AGENT_CONFIG, else <user config dir>/agent.toml
                   (Linux ~/.config/dmp-agent/agent.toml, Windows %LOCALAPPDATA%\\dmp-agent\\...)
     credentials   <user config dir>/workstation/   the enrolled certificate and encrypted key
-    data          <user data dir>/                 the deposit outbox (outbox/)
+    data          <user data dir>/                 the deposit outbox (outbox/), key secrets (keys/)
     logs          <user log dir>/
 
 Every key is optional; `KEYS` documents them and `render_config` writes a commented file.
@@ -135,6 +135,10 @@ KEYS: tuple[Key, ...] = (
     Key("outbox", "retry_jitter", "retry_jitter",
         "Random spread of each delay, as a fraction (0.2 = plus or minus 20 %), so that "
         "many workstations do not retry together after an outage."),
+    Key("outbox", "purge_after_days", "outbox_purge_days",
+        "Days after the host acknowledged a deposit before the outbox blanks its personal "
+        "fields (INS, title, file name, the host's answer); the row stays, so the counts "
+        "do. 0 = as soon as it is acknowledged. Refused deposits are never purged."),
     Key("paths", "credentials_dir", "credentials_dir",
         'Where the enrolled workstation certificate and key live; "" = '
         "<user config dir>/workstation."),
@@ -170,6 +174,7 @@ class AgentConfig:
     retry_base: float = 5.0
     retry_max: float = 3600.0
     retry_jitter: float = 0.2
+    outbox_purge_days: float = 7.0
     # Computed when an instance is made, so that XDG_* variables set after import count.
     credentials_dir: Path = field(
         default_factory=lambda: platformdirs.user_config_path(APP_NAME) / "workstation")
@@ -230,6 +235,15 @@ def _check_jitter(value: Any) -> None:
         raise ConfigError(f"expected a fraction between 0 and 1, got {value!r}")
 
 
+def _check_days(value: Any) -> None:
+    try:
+        number = _number(value)
+    except TypeError:
+        raise ConfigError(f"expected a number of days, got {value!r}") from None
+    if not math.isfinite(number) or number < 0:
+        raise ConfigError(f"expected a number of days >= 0, got {value!r}")
+
+
 def _check_port(value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or not 1024 <= value <= 65535:
         raise ConfigError(f"expected a port number 1024-65535, got {value!r}")
@@ -272,7 +286,8 @@ _CHECKS: dict[str, Callable[[Any], None]] = {
     "cps_readers": _check_names, "vitale_readers": _check_names, "api_port": _check_port,
     "api_allowed_origins": _check_origins,
     "log_level": _check_level, "retry_base": _check_positive, "retry_max": _check_positive,
-    "retry_jitter": _check_jitter, "credentials_dir": _check_path, "data_dir": _check_path,
+    "retry_jitter": _check_jitter, "outbox_purge_days": _check_days,
+    "credentials_dir": _check_path, "data_dir": _check_path,
     "log_dir": _check_path,
 }
 

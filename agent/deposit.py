@@ -1,16 +1,17 @@
 """The deposit path the agent really uses: queue a signed deposit whose content stays a file,
 send it later by streaming the content (docs/agent-deposit.md).
 
-`queue_deposit` copies the document into the outbox directory (``outbox/contents/``, fsync
-then rename) while hashing it in 1 MiB chunks, has the card sign the manifest (uniqueId,
-SHA-256, size: not the content's URL), and adds to the outbox the signed ITI-65 bundle in
-which the document's ``attachment.url`` is a placeholder, ``Binary/pending-upload``. The card
-is needed only here.
+`queue_deposit` copies the document into the outbox directory (``outbox/contents/``, sealed
+with the outbox key, fsync then rename) while hashing it in 1 MiB chunks, has the card sign
+the manifest (uniqueId, SHA-256, size: not the content's URL), and adds to the outbox the
+signed ITI-65 bundle in which the document's ``attachment.url`` is a placeholder,
+``Binary/pending-upload``. The card is needed only here.
 
 `make_sender` gives the outbox's ``send``: it streams the content with ``POST /fhir/Binary``
-(constant memory), puts the answered ``Binary/<id>`` in place of the placeholder, posts the
-bundle, and maps the answer to a `SendResult`. It needs only a host session, never the card;
-with no session (card removed, not yet re-inserted) the item is retried later.
+(decrypted chunk by chunk, each authenticated before it leaves: constant memory), puts the
+answered ``Binary/<id>`` in place of the placeholder, posts the bundle, and maps the answer
+to a `SendResult`. It needs only a host session, never the card; with no session (card
+removed, not yet re-inserted) the item is retried later.
 """
 
 from __future__ import annotations
@@ -21,12 +22,10 @@ import hashlib
 import json
 import logging
 import os
-import secrets
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import httpx
 
@@ -36,9 +35,20 @@ from wire.mhd import (
     parse_transaction_response,
 )
 
-from .config import fsync_dir, private_dir
 from .dmp import FHIR_JSON, PatientContext, signed_bundle
-from .outbox import Item, ItemState, Outbox, OutboxError, Progress, SendResult
+from .outbox import (
+    CONTENT_KEY,
+    CONTENT_SUFFIX,
+    CONTENTS,
+    Item,
+    ItemState,
+    Outbox,
+    OutboxDamagedError,
+    OutboxError,
+    Progress,
+    SendResult,
+)
+from .outbox.sealed import sealed_size
 from .session import outcome_of
 
 __all__ = [
@@ -53,12 +63,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-CONTENTS = "contents"  # beside the outbox's bundles/, which removes files it does not know
 PLACEHOLDER = "pending-upload"  # the Binary id in the queued bundle, replaced at send time
 KIND = "deposit-by-reference"  # metadata["kind"] of the items queued here
 CHUNK = 1 << 20
-_TEMP_PREFIX = ".tmp-"
-_SUFFIX = ".content"
 # Host answers that say "try again", not "this document is wrong": a deposit of the same
 # document still running on the host (a killed agent's request), or an upload that vanished.
 _TRANSIENT_CODES = {"concurrent-deposit", "unknown-binary"}
@@ -67,39 +74,29 @@ HttpFactory = Callable[[], "httpx.Client | AbstractContextManager[httpx.Client]"
 
 
 def contents_dir(outbox: Outbox) -> Path:
-    return private_dir(outbox.directory / CONTENTS)
+    return outbox.contents
 
 
 def _copy_in(outbox: Outbox, source: bytes | os.PathLike[str] | str
              ) -> tuple[Path, int, str, str]:
-    """Copy the document into the outbox, durable under its final name; (path, size, sha256
-    hex, sha1 base64). Reads and writes by chunks: a 50 MB document is never held whole."""
-    directory = contents_dir(outbox)
-    fd, name = tempfile.mkstemp(dir=directory, prefix=_TEMP_PREFIX)  # 0600
-    temp = Path(name)
-    sha256, sha1, size = hashlib.sha256(), hashlib.sha1(), 0
-    try:
-        with os.fdopen(fd, "wb") as out, contextlib.ExitStack() as stack:
-            chunks: Iterator[bytes]
-            if isinstance(source, bytes):
-                chunks = (source[i:i + CHUNK] for i in range(0, len(source), CHUNK))
-            else:
-                reader = stack.enter_context(open(source, "rb"))
-                chunks = iter(lambda: reader.read(CHUNK), b"")
-            for chunk in chunks:
-                out.write(chunk)
-                sha256.update(chunk)
-                sha1.update(chunk)
-                size += len(chunk)
-            out.flush()
-            os.fsync(out.fileno())
-        final = directory / (secrets.token_hex(16) + _SUFFIX)
-        os.replace(temp, final)
-        fsync_dir(directory)  # the name is durable before a row points to it
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-    return final, size, sha256.hexdigest(), base64.b64encode(sha1.digest()).decode()
+    """Copy the document into the outbox, sealed and durable under its final name; (path,
+    size, sha256 hex, sha1 base64) of the plaintext. By chunks: a 50 MB document is never
+    held whole."""
+    sha256, sha1 = hashlib.sha256(), hashlib.sha1()
+    with outbox.files.create(outbox.contents, CONTENT_SUFFIX) as out, \
+            contextlib.ExitStack() as stack:
+        chunks: Iterator[bytes]
+        if isinstance(source, bytes):
+            chunks = (source[i:i + CHUNK] for i in range(0, len(source), CHUNK))
+        else:
+            reader = stack.enter_context(open(source, "rb"))
+            chunks = iter(lambda: reader.read(CHUNK), b"")
+        for chunk in chunks:
+            out.write(chunk)
+            sha256.update(chunk)
+            sha1.update(chunk)
+        final = out.install()
+    return final, out.size, sha256.hexdigest(), base64.b64encode(sha1.digest()).decode()
 
 
 def queue_deposit(
@@ -137,7 +134,7 @@ def queue_deposit(
             invisible_to_patient=invisible_to_patient, replaces=replaces,
             facility_type=facility_type, practice_setting=practice_setting,
         )
-        metadata = {"kind": KIND, "content": path.name, "content_size": size,
+        metadata = {"kind": KIND, CONTENT_KEY: path.name, "content_size": size,
                     "content_sha256": sha256, "mime_type": mime_type, "title": title,
                     "type_code": type_code}
         return outbox.add(unique_id, patient.ins,
@@ -154,7 +151,7 @@ def recover_contents(outbox: Outbox) -> int:
     item references (an interrupted `queue_deposit`, an acknowledged item). Call it right
     after opening the outbox, before queueing. Returns how many files were removed."""
     directory = contents_dir(outbox)
-    kept = {item.metadata.get("content") for item in outbox.pending() + outbox.failed()}
+    kept = {item.metadata.get(CONTENT_KEY) for item in outbox.pending() + outbox.failed()}
     removed = 0
     for file in directory.iterdir():
         if file.name not in kept:
@@ -163,10 +160,15 @@ def recover_contents(outbox: Outbox) -> int:
     return removed
 
 
-def _chunks(file: IO[bytes], digest: Any) -> Iterator[bytes]:
-    while chunk := file.read(CHUNK):
-        digest.update(chunk)
-        yield chunk
+def _hashing(chunks: Iterator[bytes], digest: Any, item_id: int) -> Iterator[bytes]:
+    # Each chunk was authenticated before it gets here: a damaged copy stops the upload
+    # (the host discards a body cut short) and fails the item, it is never sent as is.
+    try:
+        for chunk in chunks:
+            digest.update(chunk)
+            yield chunk
+    except OutboxDamagedError as error:
+        raise OutboxDamagedError(f"item {item_id}: document copy {error}") from None
 
 
 def _retry_after(response: httpx.Response) -> float | None:
@@ -191,13 +193,13 @@ class DepositSender:
         if item.payload_path is None:
             raise OutboxError(f"item {item.id} was acknowledged")
         # contents/ is the sibling of the outbox's bundles/ directory.
-        return item.payload_path.parent.parent / CONTENTS / str(item.metadata["content"])
+        return item.payload_path.parent.parent / CONTENTS / str(item.metadata[CONTENT_KEY])
 
     def on_progress(self, progress: Progress) -> None:
         if progress.kind == "done" and progress.item.metadata.get("kind") == KIND:
             directory = (self._outbox.directory if self._outbox is not None else None)
             if directory is not None:
-                (directory / CONTENTS / str(progress.item.metadata["content"])).unlink(
+                (directory / CONTENTS / str(progress.item.metadata[CONTENT_KEY])).unlink(
                     missing_ok=True)
             self._acknowledged = [a for a in self._acknowledged if a[0] != progress.item.id]
 
@@ -230,19 +232,20 @@ class DepositSender:
         if item.metadata.get("kind") != KIND:
             return self._send_bundle(item, item.read_payload())
         path = self._content_path(item)
+        size = int(item.metadata["content_size"])
         try:
-            size = path.stat().st_size
+            on_disk = path.stat().st_size
         except FileNotFoundError:
             raise OutboxError(f"item {item.id}: document copy missing") from None
-        if size != item.metadata["content_size"]:
-            raise OutboxError(f"item {item.id}: document copy damaged (size differs)")
+        if on_disk != sealed_size(size) or item.files is None:
+            raise OutboxDamagedError(f"item {item.id}: document copy damaged (size differs)")
         bundle = json.loads(item.read_payload())
         try:
             with self._client() as http:
                 digest = hashlib.sha256()
-                with open(path, "rb") as file:
+                with contextlib.closing(item.files.read(path)) as chunks:
                     response = http.post(
-                        "/fhir/Binary", content=_chunks(file, digest),
+                        "/fhir/Binary", content=_hashing(chunks, digest, item.id),
                         headers={"content-type": str(item.metadata["mime_type"]),
                                  "content-length": str(size)})
                 if response.status_code != 201:

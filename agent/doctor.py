@@ -33,6 +33,8 @@ from cardreader.pcsc import list_readers
 
 from .config import AgentConfig, ConfigError, load_config
 from .enrol import HOST_CA_FILE, EnrolmentError, current_enrolment, load_workstation
+from .outbox import OutboxKeyError, open_key, outbox_keys
+from .safe_text import terminal_lines
 from .session import Workstation, tls_context
 
 __all__ = ["Check", "Status", "add_doctor_command", "main", "run_checks", "run_doctor"]
@@ -298,12 +300,24 @@ def check_outbox(config: AgentConfig) -> Check:
         db = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=2)
         try:
             counts = dict(db.execute("SELECT state, COUNT(*) FROM items GROUP BY state"))
+            has_meta = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'meta'").fetchone()
+            meta = dict(db.execute("SELECT name, value FROM meta")) if has_meta else {}
         finally:
             db.close()
     except sqlite3.Error as error:
         return Check("outbox", Status.PROBLEM,
                      f"File d'envoi illisible / outbox unreadable ({path}): {error}.",
                      "Contactez le support avec ce message / contact support with this message")
+    if "key_id" in meta:  # none yet: an outbox of schema 1, sealed when the agent opens it
+        try:
+            open_key(outbox_keys(config), meta["key_id"], meta.get("key_check", ""))
+        except OutboxKeyError as error:
+            return Check("outbox", Status.PROBLEM,
+                         f"Clé de la file d'envoi introuvable / outbox key unusable: {error}.",
+                         "Restaurez la clé (trousseau du système, ou les dossiers de "
+                         "configuration et de données de ce poste) / restore the key (the OS "
+                         f"keyring, or this machine's config and data directories); sinon / "
+                         f"else: mettez de côté / move aside {path.parent}")
     pending = counts.get("pending", 0) + counts.get("sending", 0)
     failed = counts.get("failed", 0)
     found = (f"{pending} dépôt(s) en attente, {failed} refusé(s) / {pending} deposit(s) "
@@ -370,7 +384,7 @@ def run_doctor(*, as_json: bool = False, config: AgentConfig | None = None) -> i
         print(json.dumps({"ok": not failed, "checks": [asdict(c) for c in checks]},
                          ensure_ascii=False, indent=2))
     else:
-        print(render(checks))
+        print(terminal_lines(render(checks)))  # errors quote the host and the system
     return EXIT_PROBLEM if failed else EXIT_OK
 
 

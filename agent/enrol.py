@@ -35,11 +35,11 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from .config import AgentConfig, ConfigError, load_config, private_dir, write_private_file
+from .sealing import binding_digest, derive_key, machine_id
 from .session import Workstation
 
 ENROLMENT_FILE = "enrolment.json"
@@ -47,7 +47,6 @@ HOST_CA_FILE = "host-ca.pem"
 PKI_PASSPHRASE_ENV = "DMP_PKI_PASSPHRASE"  # the convention of `dmp-host pki` (host.pki)
 PKCS12_PASSWORD_ENV = "DMP_AGENT_PKCS12_PASSWORD"
 _KDF_INFO = b"dmp-agent workstation key password v1"
-_MACHINE_ID_FILES = (Path("/etc/machine-id"), Path("/var/lib/dbus/machine-id"))
 
 
 class EnrolmentError(Exception):
@@ -71,40 +70,9 @@ class Enrolment:
 # -- the machine binding and the key password --------------------------------------------------
 
 
-def machine_id() -> str | None:
-    """This machine's stable identity, or None where there is none to read."""
-    for file in _MACHINE_ID_FILES:
-        try:
-            value = file.read_text("ascii").strip()
-        except (OSError, UnicodeDecodeError):
-            continue
-        if value:
-            return value
-    if sys.platform == "win32":
-        try:
-            import winreg
-
-            with winreg.OpenKey(winreg.HKEY_LOCAL_MACHINE,
-                                r"SOFTWARE\Microsoft\Cryptography") as key:
-                return str(winreg.QueryValueEx(key, "MachineGuid")[0])
-        except OSError:
-            return None
-    return None
-
-
-def _binding_digest(identity: str | None) -> str | None:
-    # Only a digest is kept in enrolment.json: enough to say "another machine", no more.
-    if identity is None:
-        return None
-    digest = hashes.Hash(hashes.SHA256())
-    digest.update(b"dmp-agent machine binding\n" + identity.encode())
-    return digest.finalize().hex()
-
-
 def _password(secret: bytes, identity: str | None) -> bytes:
-    info = _KDF_INFO + b"\n" + (identity or "").encode()
-    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(secret)
-    return key.hex().encode("ascii")
+    # The sealing scheme shared with the outbox key (agent/sealing.py), as a PEM password.
+    return derive_key(secret, identity, _KDF_INFO).hex().encode("ascii")
 
 
 def _secret_path(config: AgentConfig, key_id: str) -> Path:
@@ -178,7 +146,7 @@ def _install(
         "not_before": certificate.not_valid_before_utc.isoformat(),
         "not_after": certificate.not_valid_after_utc.isoformat(),
         "fingerprint_sha256": fingerprint,
-        "machine_binding": _binding_digest(identity),
+        "machine_binding": binding_digest(identity),
         "enrolled_at": now.isoformat(),
     }
     write_private_file(directory / ENROLMENT_FILE,
@@ -331,7 +299,7 @@ def load_workstation(config: AgentConfig | None = None) -> Workstation:
     record = _read_record(config)
     enrolment = _enrolment(config, record)
     identity = machine_id()
-    if record.get("machine_binding") != _binding_digest(identity):
+    if record.get("machine_binding") != binding_digest(identity):
         raise EnrolmentError(
             "the enrolment was made on another machine (or this machine's identity changed): "
             "its key cannot be opened here; enrol this workstation again")

@@ -31,7 +31,7 @@ from .deposit import make_sender, queue_deposit, recover_contents
 from .dmp import DmpClient, PatientContext, deposit_types
 from .enrol import enrol_from_pki, load_workstation
 from .logs import setup_logging
-from .outbox import Outbox, RetryPolicy, Sender
+from .outbox import RetryPolicy, Sender, open_outbox
 from .pin import FixedPrompt
 from .professional import ProfessionalSession
 
@@ -156,7 +156,7 @@ def pharmacist_creates_a_dmp(sandbox: Sandbox, cps: str, vitale_reader: str) -> 
 
 def optician_deposits(sandbox: Sandbox, cps: str, vitale_reader: str) -> str:
     vitale = read_vitale(vitale_reader)
-    outbox = Outbox(sandbox.config.outbox_path)
+    outbox = open_outbox(sandbox.config)
     try:
         recover_contents(outbox)
         with professional(sandbox, cps) as (session, dmp, author):

@@ -35,7 +35,7 @@ from .config import AgentConfig
 from .deposit import make_sender, queue_deposit, recover_contents
 from .dmp import FORMAT_CODES, DmpClient, DmpError, PatientContext, deposit_types
 from .enrol import EnrolmentError, load_workstation
-from .outbox import Outbox, OutboxWorker, Progress, RetryPolicy
+from .outbox import Outbox, OutboxKeyError, OutboxWorker, Progress, RetryPolicy, open_outbox
 from .professional import PinCancelledError, ProfessionalSession, SessionEndedError
 from .secrets_sheet import SecretsSheet, render_pdf
 from .session import SessionError, Workstation
@@ -157,17 +157,23 @@ class AgentService:
             self._workstation = load_workstation(self.config)
         except EnrolmentError as error:
             self._problem = f"{error} → dmp-agent enrol"
-        self._outbox = Outbox(self.config.outbox_path)
-        recover_contents(self._outbox)
-        sender = make_sender(self._host_calls, self._outbox)
+        try:
+            self._outbox = open_outbox(self.config)
+        except OutboxKeyError as error:
+            # Dossiers can still be read; deposits wait until the key is back (doctor says so).
+            log.error("outbox unusable: %s", error)
+            self._problem = f"File d'envoi inutilisable / outbox unusable: {error}"
+        if self._outbox is not None:
+            recover_contents(self._outbox)
+            sender = make_sender(self._host_calls, self._outbox)
 
-        def progress(step: Progress) -> None:
-            sender.on_progress(step)
-            self._on_progress(step)
+            def progress(step: Progress) -> None:
+                sender.on_progress(step)
+                self._on_progress(step)
 
-        self._worker = OutboxWorker(self._outbox, sender, self._wakeup,
-                                    policy=RetryPolicy.from_config(self.config),
-                                    on_progress=progress).start()
+            self._worker = OutboxWorker(self._outbox, sender, self._wakeup,
+                                        policy=RetryPolicy.from_config(self.config),
+                                        on_progress=progress).start()
         self._job_thread.start()
         self._card_thread.start()
         self._monitor.start()
@@ -750,9 +756,10 @@ class AgentService:
         if mime_type not in FORMAT_CODES:
             raise ServiceError("bad-format", f"PDF ou texte attendu / a PDF or text file is "
                                f"expected (here {mime_type})", 415)
+        outbox = self._usable_outbox()
         p = self._patient_ready()
         session = self._live_session()
-        assert p.context is not None and self._outbox is not None
+        assert p.context is not None
         if replaces is not None:
             with self._calls() as dmp:
                 old = self._entry(dmp, p, replaces)
@@ -765,7 +772,7 @@ class AgentService:
         title = title.strip() or allowed[type_code]
         try:
             item_id = queue_deposit(
-                self._outbox, p.context, content, author=self._author(session),
+                outbox, p.context, content, author=self._author(session),
                 type_code=type_code, title=title, sign=session.sign_document,
                 certificate_der=session.signature_certificate_der, masked=masked,
                 invisible_to_patient=invisible_to_patient, replaces=replaces,
@@ -774,17 +781,23 @@ class AgentService:
             raise ServiceError("session-ended", str(error), 409) from None
         except CardError as error:
             raise _card_failure(error) from None
-        item = self._outbox.get(item_id)
+        item = outbox.get(item_id)
         self._wakeup.set()
         self._publish("outbox")
         return {"id": item_id, "uniqueId": item.unique_id, "title": title}
 
+    def _usable_outbox(self) -> Outbox:
+        if self._outbox is None:
+            raise ServiceError("outbox-unusable", self._problem or "file d'envoi inutilisable "
+                               "/ outbox unusable", 503)
+        return self._outbox
+
     def retry_deposit(self, item_id: int) -> dict[str, Any]:
-        assert self._outbox is not None
+        outbox = self._usable_outbox()
         from .outbox import OutboxError
 
         try:
-            item = self._outbox.retry(item_id)
+            item = outbox.retry(item_id)
         except OutboxError as error:
             raise ServiceError("bad-item", str(error), 404) from None
         self._wakeup.set()

@@ -33,7 +33,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from agent.deposit import make_sender, queue_deposit, recover_contents
 from agent.dmp import DmpClient, PatientContext
-from agent.outbox import Outbox, RetryPolicy, Sender
+from agent.outbox import Outbox, RetryPolicy, SealedFileKeyStore, Sender
 from agent.session import HostSession, Workstation
 from cardreader.apdu import ApduProtocol
 from cardreader.cps import CpsCard, CpsKey
@@ -102,7 +102,9 @@ def child(arguments: dict[str, Any]) -> dict[str, Any]:
     certificate = card.certificate(CpsKey.SIGNATURE).public_bytes(Encoding.DER)
     patient = PatientContext(**arguments["patient"])
     session = _session(arguments["url"], pki, card)
-    outbox = Outbox(work / "outbox" / "outbox.sqlite3")
+    # The sealed-file key store, as on a workstation without an OS keyring.
+    outbox = Outbox(work / "outbox" / "outbox.sqlite3",
+                    keys=SealedFileKeyStore(work / "credentials", work / "keys"))
     recover_contents(outbox)
     send = make_sender(lambda: session.client, outbox)
     sender = Sender(outbox, RetryPolicy(0.1, 1.0, 0.0), on_progress=send.on_progress)

@@ -90,7 +90,8 @@ def main() -> int:
             cwd=ROOT, env=env, capture_output=True, text=True,
         )
         tail = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""
-        print(f"HTTP: {args.http} hostile requests x 3 endpoints x 2 databases: {tail} "
+        print(f"HTTP: {args.http} hostile requests x 4 targets (deposit, patch, search, JSON "
+              f"routes) x 2 databases: {tail} "
               f"({time.perf_counter() - t0:.0f} s)")
         if result.returncode != 0:
             print(result.stdout[-3000:])

@@ -4,6 +4,7 @@
     dmp-host pki issue-workstation DIR NAME  a workstation client certificate
     dmp-host pki revoke DIR CERT.pem         revoke a certificate (rewrites its CA's CRL)
     dmp-host pki refresh-crl DIR             re-sign the CRLs before they expire
+    dmp-host structure add|list ...          the registry of structures (regulation centres...)
 
 Each command group is a subparser with a ``run`` function, so new commands (``serve``) slot
 in with `add_command`-style code and no change to `main`.
@@ -20,6 +21,7 @@ from pathlib import Path
 from . import pki
 from .patient_cli import add_patient_commands
 from .serve_cli import add_serve_commands
+from .structure_cli import add_structure_commands
 
 DESCRIPTION = "Reference central host of the DMP (French shared medical record)."
 PKI_HELP = f"""\
@@ -117,8 +119,8 @@ def _add_pki(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     revoke = sub.add_parser(
         "revoke", help="revoke a certificate into its CA's CRL",
         description="Find which CA of DIR issued CERT.pem (a card, workstation or session "
-        "certificate) and add it to that CA's crl.pem. A running host reads CRLs when its TLS "
-        "context is built: restart it (or reload its CRLs) for the revocation to apply.",
+        "certificate) and add it to that CA's crl.pem. A running host reads the new CRL at "
+        "its next request: a revoked card or workstation loses its sessions at once.",
     )
     revoke.add_argument("dir", type=Path, metavar="DIR", help="the PKI directory")
     revoke.add_argument("cert", type=Path, metavar="CERT.pem", help="the certificate (PEM)")
@@ -141,6 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_pki(commands)
     add_patient_commands(commands)
     add_serve_commands(commands)
+    add_structure_commands(commands)
     return parser
 
 

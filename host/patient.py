@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, or_, select, update
 
 from policies import Action
 
@@ -121,33 +121,77 @@ def reactivate(guard: Guard, ins: str) -> dict[str, Any]:
         return reactivate_dossier(connection, ins, guard.clock())
 
 
-def access_log(guard: Guard, ins: str, *, limit: int = 1000) -> list[dict[str, Any]]:
-    """The access history, newest first: who, profession, structure, when, what, mode,
-    outcome. Reading it is itself traced (and so listed)."""
+PAGE = 500
+
+
+def _entry(row: Any) -> dict[str, Any]:
+    return {
+        "at": iso(row.at),
+        "actorKind": row.actor_kind,
+        "actorId": row.actor_id,
+        "actorName": row.actor_name,
+        "profession": row.profession,
+        "structureId": row.structure_id,
+        "action": row.action,
+        "mode": row.mode,
+        "justification": row.justification,
+        "documentId": row.document_id,
+        "outcome": row.outcome,
+        "reason": row.reason,
+    }
+
+
+def access_log_page(
+    guard: Guard, ins: str, *, limit: int = PAGE, after: str | None = None,
+    actor_id: str | None = None, outcome: str | None = None,
+) -> dict[str, Any]:
+    """One page of the access history, newest first: ``{"entries": [...], "next": cursor}``
+    (``next`` is None on the last page). Pages are cut by a keyset cursor (time, id), so a
+    flood of new entries never pushes older ones out of reach; ``actor_id`` and ``outcome``
+    ("allowed" / "refused") filter. Reading it is itself traced (once per page)."""
     ins = checked_ins(ins)
+    if outcome not in (None, "allowed", "refused"):
+        raise bad_request("bad-outcome", "outcome: allowed or refused")
+    if not 1 <= limit <= PAGE:
+        raise bad_request("bad-limit", f"limit: 1 to {PAGE}")
+    table = access_log_table
+    where = [table.c.ins == ins]
+    if actor_id is not None:
+        where.append(table.c.actor_id == actor_id)
+    if outcome is not None:
+        where.append(table.c.outcome == outcome)
+    if after is not None:
+        at, _, last_id = after.partition("|")
+        try:
+            moment = dt.datetime.fromisoformat(at)
+        except ValueError:
+            raise bad_request("bad-cursor", "cursor: as a previous page gave it") from None
+        if moment.tzinfo is None or not last_id:
+            raise bad_request("bad-cursor", "cursor: as a previous page gave it")
+        where.append(or_(table.c.at < moment, and_(table.c.at == moment, table.c.id > last_id)))
     with guard.engine.connect() as connection:
         check_patient(guard, connection, ins=ins, action=Action.READ_ACCESS_LOG)
-        entries = connection.execute(
-            select(access_log_table).where(access_log_table.c.ins == ins)
-            .order_by(access_log_table.c.at.desc(), access_log_table.c.id).limit(limit)
+        rows = connection.execute(
+            select(table).where(*where).order_by(table.c.at.desc(), table.c.id).limit(limit + 1)
         ).all()
-    return [
-        {
-            "at": iso(row.at),
-            "actorKind": row.actor_kind,
-            "actorId": row.actor_id,
-            "actorName": row.actor_name,
-            "profession": row.profession,
-            "structureId": row.structure_id,
-            "action": row.action,
-            "mode": row.mode,
-            "justification": row.justification,
-            "documentId": row.document_id,
-            "outcome": row.outcome,
-            "reason": row.reason,
-        }
-        for row in entries
-    ]
+    more = len(rows) > limit
+    rows = rows[:limit]
+    cursor = f"{rows[-1].at.isoformat()}|{rows[-1].id}" if more else None
+    return {"entries": [_entry(row) for row in rows], "next": cursor}
+
+
+def access_log(guard: Guard, ins: str, *, actor_id: str | None = None,
+               outcome: str | None = None) -> list[dict[str, Any]]:
+    """The whole access history, newest first (every page): who, profession, structure,
+    when, what, mode, outcome; filtered by professional and outcome when asked."""
+    entries: list[dict[str, Any]] = []
+    cursor: str | None = None
+    while True:
+        page = access_log_page(guard, ins, after=cursor, actor_id=actor_id, outcome=outcome)
+        entries.extend(page["entries"])
+        cursor = page["next"]
+        if cursor is None:
+            return entries
 
 
 def notifications(guard: Guard, ins: str) -> list[dict[str, Any]]:

@@ -9,7 +9,7 @@
                                   [--emergency-sees-masked yes|no] --database URL
     dmp-host patient close INS --reason TEXT --database URL
     dmp-host patient reactivate INS --database URL
-    dmp-host patient access-log INS --database URL [--json]
+    dmp-host patient access-log INS --database URL [--actor IDNATPS] [--outcome O] [--json]
     dmp-host patient notifications INS --database URL [--json]
 
 A stand-in for the patient portal: each command acts as the holder of the DMP, is decided by
@@ -30,6 +30,7 @@ from . import patient
 from .errors import HostError
 from .guard import Guard
 from .store import open_engine
+from .text import escape_controls
 
 DATABASE_ENV = "DMP_HOST_DATABASE"
 _YES_NO = {"yes": True, "no": False}
@@ -54,14 +55,18 @@ def _print_log(entries: list[dict[str, Any]]) -> None:
     if not entries:
         print("(no access)")
     for entry in entries:
-        who = entry["actorName"] or entry["actorId"]
-        profession = f" [{entry['profession']}]" if entry["profession"] else ""
-        structure = f" @ {entry['structureId']}" if entry["structureId"] else ""
-        mode = "" if entry["mode"] == "normal" else f" MODE {entry['mode'].upper()}"
-        why = f" ({entry['justification']})" if entry["justification"] else ""
-        document = f" document {entry['documentId']}" if entry["documentId"] else ""
-        print(f"{entry['at']}  {entry['actorKind']} {who}{profession}{structure}: "
-              f"{entry['action']}{document} {entry['outcome']} {entry['reason']}{mode}{why}")
+        # Names, justifications and reasons were written by other people: escaped, so no
+        # escape sequence reaches the terminal and no line can be forged.
+        text = {key: escape_controls(value) if isinstance(value, str) else value
+                for key, value in entry.items()}
+        who = text["actorName"] or text["actorId"]
+        profession = f" [{text['profession']}]" if text["profession"] else ""
+        structure = f" @ {text['structureId']}" if text["structureId"] else ""
+        mode = "" if text["mode"] == "normal" else f" MODE {text['mode'].upper()}"
+        why = f" ({text['justification']})" if text["justification"] else ""
+        document = f" document {text['documentId']}" if text["documentId"] else ""
+        print(f"{text['at']}  {text['actorKind']} {who}{profession}{structure}: "
+              f"{text['action']}{document} {text['outcome']} {text['reason']}{mode}{why}")
 
 
 def _print_notifications(items: list[dict[str, Any]]) -> None:
@@ -85,7 +90,8 @@ def run_patient(args: argparse.Namespace) -> int:
     command = args.patient_command
     try:
         if command == "access-log":
-            entries = patient.access_log(guard, args.ins)
+            entries = patient.access_log(guard, args.ins, actor_id=args.actor,
+                                         outcome=args.outcome)
             _print_json(entries) if args.json else _print_log(entries)
         elif command == "notifications":
             items = patient.notifications(guard, args.ins)
@@ -155,6 +161,9 @@ def add_patient_commands(
     close = command("close", "close the DMP (kept 10 years, reactivable)")
     close.add_argument("--reason", required=True, help="why the DMP is closed")
     command("reactivate", "reactivate a closed DMP")
-    command("access-log", "read the access history (who, when, what, which mode)",
-            json_output=True)
+    history = command("access-log", "read the whole access history (who, when, what, which "
+                      "mode), newest first", json_output=True)
+    history.add_argument("--actor", metavar="IDNATPS", help="only this professional's accesses")
+    history.add_argument("--outcome", choices=["allowed", "refused"],
+                         help="only allowed or only refused accesses")
     command("notifications", "read the patient's notifications", json_output=True)

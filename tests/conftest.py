@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator
 
@@ -10,6 +11,11 @@ import pytest
 from cardreader.pcsc import list_readers, wait_for_card
 from cardreader.virtual.pcscd import Pcscd
 from cardreader.virtual.vpcd import VirtualCard, VpcdLink, slot_port
+
+# No test touches the developer's real keyring (the outbox key would land there): the agents
+# the tests run, in process and as children, keep it in the sealed file; the keyring path is
+# tested with an in-memory backend (tests/agent/test_outbox_at_rest.py).
+os.environ["PYTHON_KEYRING_BACKEND"] = "keyring.backends.fail.Keyring"
 
 
 @pytest.fixture(scope="session")

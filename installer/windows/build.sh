@@ -23,7 +23,7 @@ set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
 WIN_PYTHON=3.11                 # the embeddable distribution's version
-WIN_EXTRA=(tzdata)              # Windows-only dependencies (markers pip cannot evaluate here)
+WIN_EXTRA=(tzdata pywin32-ctypes)  # Windows-only dependencies (markers pip cannot evaluate here)
 
 OUT=$REPO/dist
 CACHE=

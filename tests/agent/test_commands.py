@@ -6,10 +6,12 @@ it, a nurse reads in break-the-glass; and the refusals a user meets on the way."
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import re
 import socket
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -347,3 +349,50 @@ def test_watch_opens_the_dossier_of_each_card_and_clears_it_on_removal(
     watch.send_signal(signal.SIGTERM)
     assert watch.wait(timeout=20) == 0, watch.stderr.read() if watch.stderr else ""
     assert any("retirée" in line or "effacé" in line for line in lines), lines
+
+
+HOSTILE_TITLE = "Bilan\x1b]0;pwn\x07\x1b[2J\r\nFAUX\x00 ../../../../tmp/evil"
+
+
+def test_a_hostile_title_is_listed_escaped_and_a_hostile_type_saved_as_bin(
+    world: World, deposited, tmp_path: Path
+) -> None:
+    # The optician's report as a hostile or careless host could serve it (a host that did
+    # not check, or documents stored before it did): title and MIME type set in its database.
+    assert deposited.returncode == 0
+    database = world.state / "host" / "host.db"
+    with contextlib.closing(sqlite3.connect(database)) as db, db:
+        unique_id, title, mime, resource = db.execute(
+            "SELECT unique_id, title, mime_type, resource FROM documents "
+            "WHERE title = 'Bilan visuel'").fetchone()
+        db.execute("UPDATE documents SET title = ?, mime_type = 'application/hta', "
+                   "resource = json_set(resource, '$.content[0].attachment.title', ?, "
+                   "'$.content[0].attachment.contentType', 'application/hta') "
+                   "WHERE unique_id = ?", (HOSTILE_TITLE, HOSTILE_TITLE, unique_id))
+    try:
+        world.cps("gp")
+        world.vitale("single")
+        folder = tmp_path / "saved"
+        listed = world.run("documents", "--type", EYE_TEST, "--save", str(folder))
+        again = world.run("documents", "--type", EYE_TEST, "--save", str(folder))
+    finally:
+        with contextlib.closing(sqlite3.connect(database)) as db, db:
+            db.execute("UPDATE documents SET title = ?, mime_type = ?, resource = ? "
+                       "WHERE unique_id = ?", (title, mime, resource, unique_id))
+    assert listed.returncode == 0, listed.stderr
+    assert "Bilan\\x1b]0;pwn\\x07\\x1b[2J\\x0d\\x0aFAUX\\x00 ../../../../tmp/evil" in listed.stdout
+    for raw in ("\x1b", "\x07", "\x00", "\r"):
+        assert raw not in listed.stdout + listed.stderr
+    assert not any(line.startswith("FAUX") for line in listed.stdout.splitlines())
+    # Saved inside the folder, under a plain name, with no extension the depositor chose.
+    saved = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file())
+    assert all(p.parent == Path("saved") for p in saved), saved
+    hostile = [p for p in saved if "pwn" in p.name]
+    assert [p.suffix for p in hostile] == [".bin", ".bin"], saved  # the second run: -2
+    assert not any(p.suffix == ".hta" for p in saved)
+    assert (tmp_path / hostile[0]).read_bytes() == REPORT
+    assert all(stat.S_IMODE((tmp_path / p).stat().st_mode) == 0o600 for p in saved)
+    # The second run kept every file of the first and wrote its own beside them.
+    assert again.returncode == 0, again.stderr
+    firsts = [p for p in saved if not p.stem.endswith("-2")]
+    assert sorted(saved) == sorted([*firsts, *(p.with_stem(p.stem + "-2") for p in firsts)])

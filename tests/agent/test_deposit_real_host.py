@@ -28,7 +28,14 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from agent.deposit import CONTENTS, make_sender, queue_deposit
 from agent.dmp import DmpClient, PatientContext
-from agent.outbox import ItemState, Outbox, OutboxWorker, RetryPolicy, Sender
+from agent.outbox import (
+    ItemState,
+    Outbox,
+    OutboxWorker,
+    RetryPolicy,
+    SealedFileKeyStore,
+    Sender,
+)
 from agent.session import HostSession
 from cardreader.apdu import ApduProtocol
 from cardreader.cps import CpsCard, CpsKey
@@ -46,6 +53,12 @@ BIN = Path(sys.executable).parent
 REPORT_TYPE = "34810-2"  # eye-test report: the optician may deposit it
 FAST = RetryPolicy(base=0.1, maximum=0.5, jitter=0.0)
 MiB = 1 << 20
+
+
+def _outbox(root: Path) -> Outbox:
+    """The outbox under ``root``, its key in a sealed file of ``root`` (not beside it)."""
+    return Outbox(root / "outbox" / "outbox.sqlite3",
+                  keys=SealedFileKeyStore(root / "credentials", root / "keys"))
 
 
 def _card(virtual: VirtualCps) -> CpsCard:
@@ -176,7 +189,7 @@ def test_a_large_deposit_arrives_intact(world: World, tmp_path: Path, size: int)
         out.write(b"%PDF-1.4\n")
         out.write(os.urandom(size - 9))
     expected = hashlib.sha256(document.read_bytes()).hexdigest()
-    outbox = Outbox(tmp_path / "outbox" / "outbox.sqlite3")
+    outbox = _outbox(tmp_path)
     lazy = LazySession(world, card)
     try:
         item_id = _queue(world, outbox, card, document, f"large-{size}")
@@ -212,7 +225,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.serialization import Encoding
 from agent.deposit import make_sender, queue_deposit, recover_contents
 from agent.dmp import PatientContext
-from agent.outbox import Outbox, RetryPolicy, Sender
+from agent.outbox import Outbox, RetryPolicy, SealedFileKeyStore, Sender
 from agent.session import HostSession, Workstation
 from cardreader.apdu import ApduProtocol
 from cardreader.cps import CpsCard, CpsKey
@@ -230,7 +243,9 @@ who, situation = card.read_identity(), card.read_situations()[0]
 author = Author(who.id_nat_ps, who.profession_code, situation.structure_id,
                 who.specialty_code, who.last_name, who.first_name)
 patient = PatientContext(**args["patient"])
-outbox = Outbox(Path(args["outbox"]))
+root = Path(args["outbox"]).parents[1]
+outbox = Outbox(Path(args["outbox"]),
+                keys=SealedFileKeyStore(root / "credentials", root / "keys"))
 recover_contents(outbox)
 print("ready", flush=True)
 queued = {i.metadata["title"] for i in outbox.pending() + outbox.done() + outbox.failed()}
@@ -317,7 +332,7 @@ def test_an_agent_killed_at_random_points_loses_nothing_and_stores_once(
                           timeout=90)
     assert last.returncode == 0 and "all done" in last.stdout, last.stderr[-3000:]
 
-    with Outbox(outbox_path) as outbox:
+    with _outbox(tmp_path) as outbox:
         done = outbox.done()
         assert outbox.counts().done == count and not outbox.pending() and not outbox.failed()
         assert list(outbox.bundles.iterdir()) == []
@@ -346,7 +361,7 @@ def test_deposits_pending_while_the_host_is_down_go_through_when_it_is_back(
     world: World, tmp_path: Path, how: int
 ) -> None:
     card = world.optician()
-    outbox = Outbox(tmp_path / "outbox" / "outbox.sqlite3")
+    outbox = _outbox(tmp_path)
     lazy = LazySession(world, card)
     send = make_sender(lazy, outbox)
     steps: list[str] = []
@@ -425,7 +440,7 @@ def test_a_cps_removed_mid_deposit_keeps_the_item_and_the_next_session_sends_it(
     virtual = VirtualCps.from_profile("optician", ca=ca, state_dir=world.optician_dir)
     link = insert_card(virtual)
     reader = list_readers()[0]
-    outbox = Outbox(tmp_path / "outbox" / "outbox.sqlite3")
+    outbox = _outbox(tmp_path)
     current: dict[str, ProfessionalSession] = {}
     session = current["s"] = ProfessionalSession.open(
         reader, workstation(world.pki), world.host.url, FixedPrompt(PIN))

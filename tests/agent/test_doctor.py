@@ -20,7 +20,7 @@ import pytest
 from agent import doctor
 from agent.config import AgentConfig, write_config
 from agent.enrol import enrol_from_pki
-from agent.outbox import Outbox, Sender, SendResult
+from agent.outbox import Sender, SendResult, open_outbox
 from agent.scenarios import reference_host
 from cardreader.virtual.cps import VirtualCps
 from cardreader.virtual.pcscd import Pcscd
@@ -194,7 +194,7 @@ def test_refused_deposits_are_a_warning_pointing_to_the_outbox_command(site: Sit
                                                                         capsys) -> None:
     config = _config(site.state, site.config.host_url, site.pki, "outbox")
     enrol_from_pki(site.pki, config=config)
-    with Outbox(config.outbox_path) as outbox:
+    with open_outbox(config) as outbox:
         outbox.add("urn:oid:1.2.3.1", "1" * 15, b"refused bundle")
         outbox.add("urn:oid:1.2.3.2", "1" * 15, b"waiting bundle")
         Sender(outbox).send_pending(lambda item: SendResult.refused("bad document"),

@@ -37,11 +37,17 @@ from agent.outbox import (
     Outcome,
     Progress,
     RetryPolicy,
+    SealedFileKeyStore,
     Sender,
     SendResult,
 )
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+def keys(root: Path) -> SealedFileKeyStore:
+    """The outbox key's sealed file under ``root`` (never beside the outbox)."""
+    return SealedFileKeyStore(root / "credentials", root / "keys")
 
 
 class Clock:
@@ -59,7 +65,7 @@ def clock() -> Clock:
 
 @pytest.fixture
 def outbox(tmp_path: Path, clock: Clock) -> Iterator[Outbox]:
-    with Outbox(tmp_path / "outbox" / "outbox.sqlite3", clock=clock) as box:
+    with Outbox(tmp_path / "outbox" / "outbox.sqlite3", keys=keys(tmp_path), clock=clock) as box:
         yield box
 
 
@@ -130,13 +136,13 @@ def test_files_are_owner_only(outbox: Outbox) -> None:
     assert stat.S_IMODE(item.payload_path.stat().st_mode) == 0o600  # type: ignore[union-attr]
 
 
-def test_a_second_process_cannot_open_the_same_outbox(outbox: Outbox) -> None:
+def test_a_second_process_cannot_open_the_same_outbox(outbox: Outbox, tmp_path: Path) -> None:
     with pytest.raises(OutboxBusyError):
-        Outbox(outbox.path)
-    code = ("import sys; from agent.outbox import Outbox, OutboxBusyError\n"
-            "try: Outbox(sys.argv[1])\n"
+        Outbox(outbox.path, keys=keys(tmp_path))
+    code = ("import sys; from agent.outbox import Outbox, OutboxBusyError, SealedFileKeyStore\n"
+            "try: Outbox(sys.argv[1], keys=SealedFileKeyStore(sys.argv[2], sys.argv[2]))\n"
             "except OutboxBusyError as e: print('busy:', e); sys.exit(3)\n")
-    run = subprocess.run([sys.executable, "-c", code, str(outbox.path)], cwd=REPO,
+    run = subprocess.run([sys.executable, "-c", code, str(outbox.path), str(tmp_path)], cwd=REPO,
                          capture_output=True, text=True, timeout=30)
     assert run.returncode == 3, run.stderr
     assert "another" in run.stdout
@@ -313,7 +319,7 @@ def test_progress_reports_each_step_and_a_failing_callback_stops_nothing(
 
 def test_opening_repairs_what_a_crash_left(tmp_path: Path, clock: Clock) -> None:
     path = tmp_path / "outbox.sqlite3"
-    with Outbox(path, clock=clock) as box:
+    with Outbox(path, keys=keys(tmp_path), clock=clock) as box:
         sending = box.add("in-flight", "INS-A", b"sent when the process died")
         lost = box.add("lost", "INS-B", b"its file vanished")
         box._claim(clock.now, 100)  # "in-flight" is now sending
@@ -323,7 +329,7 @@ def test_opening_repairs_what_a_crash_left(tmp_path: Path, clock: Clock) -> None
     (bundles / ".tmp-123").write_bytes(b"half a bundle")
     (bundles / "0123abcd.bundle").write_bytes(b"renamed, row never committed")
 
-    with Outbox(path, clock=clock) as box:
+    with Outbox(path, keys=keys(tmp_path), clock=clock) as box:
         assert sorted(p.name for p in bundles.iterdir()) == [
             box.get(sending).payload_path.name]  # type: ignore[union-attr]
         item = box.get(sending)
@@ -342,7 +348,7 @@ def test_opening_repairs_what_a_crash_left(tmp_path: Path, clock: Clock) -> None
 
 
 def test_worker_sleeps_until_woken_or_due_without_polling(tmp_path: Path) -> None:
-    with Outbox(tmp_path / "outbox.sqlite3") as box:
+    with Outbox(tmp_path / "outbox.sqlite3", keys=keys(tmp_path)) as box:
         claims = collections.Counter[str]()
         original = box._claim
 
@@ -391,7 +397,8 @@ def test_worker_sleeps_until_woken_or_due_without_polling(tmp_path: Path) -> Non
 
 CHILD = r"""
 import hashlib, http.client, sys, threading
-from agent.outbox import Outbox, OutboxWorker, RetryPolicy, SendResult
+from pathlib import Path
+from agent.outbox import Outbox, OutboxWorker, RetryPolicy, SealedFileKeyStore, SendResult
 
 path, port, round_no, count = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
 
@@ -421,7 +428,8 @@ def progress(step):
         idle.set()
 
 
-outbox = Outbox(path)
+root = Path(path).parents[2]
+outbox = Outbox(path, keys=SealedFileKeyStore(root / "credentials", root / "keys"))
 wakeup = threading.Event()
 worker = OutboxWorker(outbox, send, wakeup, on_progress=progress,
                       policy=RetryPolicy(base=0.01, maximum=0.05, jitter=0.5)).start()
@@ -529,7 +537,7 @@ def test_sigkill_at_random_instants_loses_nothing_and_stores_each_document_once(
 
     assert killed >= 10  # the kills did land mid-way, in many rounds
     assert added  # and items were durably added before them
-    with Outbox(path) as box:
+    with Outbox(path, keys=keys(tmp_path)) as box:
         items = box.done()
         assert box.pending() == [] and box.failed() == []
         assert list(box.bundles.iterdir()) == []  # no orphan, no copy of an acknowledged one

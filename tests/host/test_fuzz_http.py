@@ -149,3 +149,44 @@ def test_hostile_search_queries(host: InProcessHost) -> None:
         assert response.status_code < 500, response.text
 
     check()
+
+
+# The small JSON routes (issue 16): hostile JSON, deep nesting and control characters.
+JSON_ROUTES = (("POST", "/identity/$resolve"), ("POST", "/dossiers/{ins}"),
+               ("POST", "/dossiers/{ins}/$close"), ("POST", "/dossiers/{ins}/$reactivate"),
+               ("PUT", "/dossiers/{ins}/authorizations/" + OPTICIAN.id_nat_ps),
+               ("PUT", "/dossiers/{ins}/medecins-traitants/" + OPTICIAN.id_nat_ps))
+nasty_text = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]),
+                     max_size=20) | st.sampled_from(["\x1b[2J", "a\r\nb", "\x00", "\u202e"])
+VALID_INS = "284057511402396"  # a well-formed INS (PATIENT.ins is a test one)
+nested = st.integers(1, 3000).map(lambda n: ("[" * n + "]" * n).encode())
+
+
+def test_hostile_json_bodies(host: InProcessHost) -> None:
+    client = host.client(OPTICIAN)
+    bodies = st.one_of(
+        st.binary(max_size=200), nested,
+        st.recursive(st.none() | st.booleans() | st.integers() | nasty_text,
+                     lambda children: st.lists(children, max_size=3)
+                     | st.dictionaries(nasty_text, children, max_size=3),
+                     max_leaves=15).map(lambda v: json.dumps(v).encode()),
+        st.fixed_dictionaries({"consent": st.booleans(), "reason": nasty_text,
+                               "birthName": nasty_text, "firstNames": nasty_text,
+                               "birthDate": st.sampled_from(["19800101", "x"]),
+                               "structureId": nasty_text}).map(lambda v: json.dumps(v).encode()),
+    )
+
+    @FUZZ
+    @given(st.sampled_from(JSON_ROUTES), bodies)
+    def check(route: tuple[str, str], body: bytes) -> None:
+        _count("json routes")
+        method, path = route
+        before = _stored(host)
+        response = client.request(method, path.format(ins=VALID_INS), content=body,
+                                  headers={"content-type": "application/json"})
+        assert response.status_code < 500, response.text
+        if response.status_code >= 400:
+            assert _stored(host) == before
+            assert response.json()["resourceType"] == "OperationOutcome"
+
+    check()

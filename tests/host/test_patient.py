@@ -186,3 +186,46 @@ def test_the_access_log_is_read_newest_first(host: InProcessHost) -> None:
         host.client(GP).get(BASE)
     times = [e["at"] for e in patient.access_log(host.app.state.guard, CLAIRE)]
     assert times == sorted(times, reverse=True)
+
+
+def test_a_flood_of_accesses_never_hides_a_refused_read(host: InProcessHost) -> None:
+    # Attack (issue 16, hole 7): a refused read, then 1,100 cheap requests to bury it.
+    guard = host.app.state.guard
+    nurse = host.client(NURSE)
+    assert nurse.get(f"/fhir/DocumentReference?patient=Patient/{CLAIRE}&status=current"
+                     ).status_code == 200  # nothing visible to her, traced as her search
+    from host.guard import record_access
+
+    for _ in range(1100):
+        record_access(guard.engine, ins=CLAIRE, at=host.clock(), actor_kind="professional",
+                      actor_id=GP.id_nat_ps, action="test_existence", mode=NORMAL,
+                      allowed=True, reason="ALLOWED_EXISTENCE_TEST")
+    everything = patient.access_log(guard, CLAIRE)
+    assert len(everything) > 1100
+    assert any(e["actorId"] == NURSE.id_nat_ps for e in everything)  # paged to the end
+    hers = patient.access_log(guard, CLAIRE, actor_id=NURSE.id_nat_ps)
+    assert hers and all(e["actorId"] == NURSE.id_nat_ps for e in hers)
+    first = patient.access_log_page(guard, CLAIRE, limit=500)
+    second = patient.access_log_page(guard, CLAIRE, limit=500, after=first["next"])
+    assert first["next"] and len(first["entries"]) == 500 and len(second["entries"]) == 500
+    refused = patient.access_log(guard, CLAIRE, outcome="refused")
+    assert all(e["outcome"] == "refused" for e in refused)
+    with pytest.raises(HostError):
+        patient.access_log_page(guard, CLAIRE, after="not a cursor")
+
+
+def test_the_access_log_view_escapes_what_others_wrote(host: InProcessHost, capsys) -> None:
+    from host.guard import record_access
+    from host.patient_cli import _print_log
+    from policies import AccessMode
+
+    # A row written before the host refused control characters (or by another host).
+    record_access(host.app.state.guard.engine, ins=CLAIRE, at=host.clock(),
+                  actor_kind="professional", actor_id=GP.id_nat_ps, action="search",
+                  mode=AccessMode.break_the_glass("coma\x1b]0;pwn\x07\r\nforged line\x00"),
+                  allowed=True, reason="ALLOWED_BREAK_THE_GLASS", actor_name="Dr\x1b[2J X")
+    _print_log(patient.access_log(host.app.state.guard, CLAIRE))
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\x00" not in out and "\r" not in out
+    assert "\\x1b]0;pwn\\x07\\x0d\\x0aforged line\\x00" in out
+    assert not any(line.startswith("forged line") for line in out.splitlines())

@@ -1,0 +1,210 @@
+"""Sending the outbox: the backoff policy, one pass of sends, and the worker thread
+(docs/agent-outbox.md, "Order and backoff")."""
+
+from __future__ import annotations
+
+import logging
+import random as _random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..config import AgentConfig
+from .model import Counts, Item, OutboxError, Outcome, SendResult
+from .store import Outbox
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff: ``base * 2**(n-1)`` after the n-th failure, at most ``maximum``,
+    spread by ``jitter`` (a fraction) so that workstations do not retry in step."""
+
+    base: float = 5.0
+    maximum: float = 3600.0
+    jitter: float = 0.2
+
+    def __post_init__(self) -> None:
+        if not (self.base > 0 and self.maximum >= self.base and 0 <= self.jitter <= 1):
+            raise ValueError("need base > 0, maximum >= base, 0 <= jitter <= 1")
+
+    @classmethod
+    def from_config(cls, config: AgentConfig) -> RetryPolicy:
+        return cls(config.retry_base, config.retry_max, config.retry_jitter)
+
+    def delay(self, failures: int, random: Callable[[], float] = _random.random,
+              retry_after: float | None = None) -> float:
+        """Seconds to wait after ``failures`` consecutive failures (>= 1); a host's
+        Retry-After is honoured up to ``maximum``."""
+        exponent = min(max(failures, 1) - 1, 60)  # 2**60 * base is past any maximum
+        plain = min(self.maximum, self.base * 2.0 ** exponent)
+        spread = plain * (1 + self.jitter * (2 * random() - 1))
+        wait = min(self.maximum, max(0.0, spread))
+        if retry_after is not None and retry_after > 0:
+            wait = max(wait, min(retry_after, self.maximum))
+        return wait
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One step of the sender, for the tray and the page: ``kind`` is sending, done,
+    retry or failed; ``item`` is the item after the step; ``counts`` the whole outbox."""
+
+    kind: str
+    item: Item
+    counts: Counts
+
+
+Send = Callable[[Item], SendResult]
+
+
+@dataclass(frozen=True)
+class PassReport:
+    sent: int = 0  # acknowledged (stored or already stored)
+    failed: int = 0  # refused for good
+    retried: int = 0  # 0 or 1: a pass stops at the first transient failure
+
+
+class Sender:
+    """Sends an outbox's due items, one at a time, and records what the host said.
+
+    Safe to run again after a crash at any instant: an item is marked done only after the
+    host acknowledged it, and the host is idempotent on the document uniqueId. A transient
+    failure ends the pass and pauses the whole sender (the host or the network is in
+    trouble, so hammering it with the next items helps nobody); the pause grows with
+    consecutive transient failures and resets as soon as the host answers anything else.
+    """
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        policy: RetryPolicy | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+        random: Callable[[], float] = _random.random,
+        on_progress: Callable[[Progress], None] | None = None,
+    ) -> None:
+        self.outbox = outbox
+        self.policy = policy or RetryPolicy()
+        self._clock = clock
+        self._random = random
+        self._on_progress = on_progress
+        self._pass_lock = threading.Lock()  # one pass at a time, whoever calls
+        self._host_failures = 0
+        self.paused_until = 0.0
+
+    def _report(self, kind: str, item: Item) -> None:
+        if self._on_progress is None:
+            return
+        try:
+            self._on_progress(Progress(kind, self.outbox.get(item.id), self.outbox.counts()))
+        except Exception:
+            log.exception("outbox: progress callback failed")  # a view's bug stops nothing
+
+    def next_due(self) -> float | None:
+        """When the next attempt is due (epoch seconds), or None when nothing is pending."""
+        now = self._clock()
+        due = self.outbox._next_due(now, self.policy.maximum)
+        return None if due is None else max(due, self.paused_until)
+
+    def send_pending(self, send: Send, *, stop: Callable[[], bool] | None = None) -> PassReport:
+        """Send every due item in order until none is due, a transient failure, or
+        ``stop()``. ``send`` raising counts as a transient failure (never a lost item),
+        except `OutboxError` (the bundle on disk is damaged), which fails the item."""
+        sent = failed = retried = 0
+        with self._pass_lock:
+            while not (stop and stop()):
+                now = self._clock()
+                if now < self.paused_until:
+                    break
+                item = self.outbox._claim(now, self.policy.maximum)
+                if item is None:
+                    break
+                self._report("sending", item)
+                try:
+                    result = send(item)
+                except OutboxError as error:
+                    result = SendResult.refused(f"outbox: {error}")
+                except Exception as error:
+                    result = SendResult.retry(f"{type(error).__name__}: {error}")
+                now = self._clock()
+                if result.acknowledged:
+                    self.outbox._acknowledge(item, result, now)
+                    self._host_failures = 0
+                    sent += 1
+                    self._report("done", item)
+                elif result.outcome is Outcome.REFUSED:
+                    reason = f"{result.status} {result.detail}" if result.status else result.detail
+                    self.outbox._fail(item, reason, now)
+                    self._host_failures = 0
+                    failed += 1
+                    self._report("failed", item)
+                else:
+                    self._host_failures += 1
+                    reason = f"{result.status} {result.detail}" if result.status else result.detail
+                    when = now + self.policy.delay(item.attempts, self._random, result.retry_after)
+                    self.outbox._reschedule(item, reason, when, now)
+                    self.paused_until = now + self.policy.delay(
+                        self._host_failures, self._random, result.retry_after)
+                    retried += 1
+                    self._report("retry", item)
+                    break
+        return PassReport(sent, failed, retried)
+
+
+class OutboxWorker:
+    """A background thread that sends the outbox: it sleeps until the next due attempt or
+    until ``wakeup`` is set (set it after `Outbox.add`, or when the network comes back),
+    never polling; after each pass it purges the done items due for it (`Outbox.purge`).
+    ``on_progress`` is called on the worker thread."""
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        send: Send,
+        wakeup: threading.Event,
+        *,
+        policy: RetryPolicy | None = None,
+        on_progress: Callable[[Progress], None] | None = None,
+        random: Callable[[], float] = _random.random,
+    ) -> None:
+        self.sender = Sender(outbox, policy, on_progress=on_progress, random=random)
+        self.send = send
+        self.wakeup = wakeup
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="dmp-outbox", daemon=True)
+
+    def start(self) -> OutboxWorker:
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float | None = 10.0) -> None:
+        """Stop after the current attempt (an attempt in flight is not cut short)."""
+        self._stopping.set()
+        self.wakeup.set()
+        self._thread.join(timeout)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            # Cleared before the pass: a wakeup set during the pass triggers another one.
+            self.wakeup.clear()
+            try:
+                self.sender.send_pending(self.send, stop=self._stopping.is_set)
+                outbox = self.sender.outbox
+                outbox.purge()
+                # Woken for the next purge too: exactly when one is due, never polling.
+                due = min((t for t in (self.sender.next_due(), outbox.next_purge())
+                           if t is not None), default=None)
+            except Exception:
+                # The database itself failed (disk full...): wait, then try again.
+                log.exception("outbox: pass failed")
+                due = time.time() + self.sender.policy.base
+            if self._stopping.is_set():
+                break
+            self.wakeup.wait(None if due is None else max(0.0, due - time.time()))
