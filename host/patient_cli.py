@@ -79,12 +79,19 @@ def _print_notifications(items: list[dict[str, Any]]) -> None:
               f"{payload.get('actor')} [{payload.get('profession')}] mode {payload.get('mode')}")
 
 
-def run_patient(args: argparse.Namespace) -> int:
-    """The handler of every ``dmp-host patient`` command; 0 on success, 1 when refused."""
-    url = args.database or os.environ.get(DATABASE_ENV)
+def database_url(args: argparse.Namespace) -> str | None:
+    """``--database`` or $DMP_HOST_DATABASE; None (and says why on stderr) when neither."""
+    url: str | None = args.database or os.environ.get(DATABASE_ENV)
     if not url:
         print(f"dmp-host: no database: give --database URL or set {DATABASE_ENV}",
               file=sys.stderr)
+    return url
+
+
+def run_patient(args: argparse.Namespace) -> int:
+    """The handler of every ``dmp-host patient`` command; 0 on success, 1 when refused."""
+    url = database_url(args)
+    if not url:
         return 2
     guard = Guard(open_engine(url), _utc_now)
     command = args.patient_command

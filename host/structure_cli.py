@@ -13,21 +13,18 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import sys
 
 from policies import StructureKind
 
 from . import structures
-from .patient_cli import DATABASE_ENV
+from .patient_cli import DATABASE_ENV, database_url
 from .store import open_engine
 
 
 def run_structure(args: argparse.Namespace) -> int:
-    url = args.database or os.environ.get(DATABASE_ENV)
+    url = database_url(args)
     if not url:
-        print(f"dmp-host: no database: give --database URL or set {DATABASE_ENV}",
-              file=sys.stderr)
         return 2
     engine = open_engine(url)
     try:
