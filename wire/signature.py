@@ -38,7 +38,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from . import codes
-from .mhd import Author, DocumentEntry, Patient, SubmissionSet, WireError
+from .documents import Author, DocumentEntry, Patient, SubmissionSet
+from .fhir import WireError
 
 MANIFEST_CONTENT_TYPE = "application/vnd.dmp-agent.manifest+json"
 MANIFEST_VERSION = 1
