@@ -20,6 +20,7 @@ from .blobs import BlobStore
 from .errors import HostError, error_response, operation_outcome
 from .guard import Guard
 from .revocation import Revocations
+from .routes import ROUTES
 from .settings import HostSettings
 from .store import open_engine
 
@@ -54,8 +55,6 @@ def create_app(
     clock: Callable[[], dt.datetime] = utc_now,
 ) -> Starlette:
     """The host application. ``authenticator`` defaults to the TLS client-certificate one."""
-    from .routes import ROUTES  # the route modules import `state` from this module
-
     engine = open_engine(settings.database_url)
     if settings.seed_identities:
         from .seed import seed_identities
@@ -122,8 +121,3 @@ def create_app(
                                          Revocations(settings.pki_dir))
     app.state.authenticator = authenticator
     return app
-
-
-def state(request: Request) -> Any:
-    """The application state (settings, engine, clock, guard, blobs, authenticator)."""
-    return request.app.state

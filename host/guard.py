@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, insert, select
+from sqlalchemy import Connection, Engine, Row, exists, false, insert, select
 
 from policies import (
     NORMAL,
@@ -57,16 +57,31 @@ def dossier_state(
 def _dossier_state(
     connection: Connection, ins: str, id_nat_ps: str | None, now: dt.datetime
 ) -> Dossier:
-    row = connection.execute(select(dossiers).where(dossiers.c.ins == ins)).one_or_none()
-    if row is None:
-        return Dossier(status=DossierStatus.ABSENT, initial_consent=False)
-    grants = connection.execute(
-        select(authorizations).where(authorizations.c.ins == ins)
+    # One statement: the dossier, each grant on it (outer join) and whether the caller is
+    # a médecin traitant; every search and read starts here.
+    traitant_of = exists().where(
+        medecins_traitants.c.ins == ins,
+        medecins_traitants.c.id_nat_ps == id_nat_ps,
+        medecins_traitants.c.ended_at.is_(None),
+    ) if id_nat_ps is not None else false()
+    rows = connection.execute(
+        select(dossiers.c.status, dossiers.c.consent_at, dossiers.c.consent_regulation_centre,
+               dossiers.c.consent_break_the_glass, dossiers.c.consent_emergency_sees_masked,
+               traitant_of.label("traitant"), authorizations.c.id_nat_ps,
+               authorizations.c.structure_id, authorizations.c.status.label("grant_status"),
+               authorizations.c.blocked, authorizations.c.expires_at)
+        .select_from(dossiers.outerjoin(authorizations, authorizations.c.ins == dossiers.c.ins))
+        .where(dossiers.c.ins == ins)
     ).all()
+    if not rows:
+        return Dossier(status=DossierStatus.ABSENT, initial_consent=False)
+    row = rows[0]
     status = AuthorizationStatus.NONE
     structures: set[str] = set()
-    for grant in grants:
-        active = grant.status == "valid" and not grant.blocked and (
+    for grant in rows:
+        if grant.grant_status is None:
+            continue  # no grant at all: the outer join's empty side
+        active = grant.grant_status == "valid" and not grant.blocked and (
             grant.expires_at is None or grant.expires_at > now
         )
         if active and grant.structure_id:
@@ -77,15 +92,9 @@ def _dossier_state(
             status = AuthorizationStatus.FORBIDDEN
         elif active:
             status = AuthorizationStatus.VALID
-        elif grant.status == "valid":
+        elif grant.grant_status == "valid":
             status = AuthorizationStatus.EXPIRED
-    traitant = id_nat_ps is not None and connection.execute(
-        select(medecins_traitants.c.id_nat_ps).where(
-            medecins_traitants.c.ins == ins,
-            medecins_traitants.c.id_nat_ps == id_nat_ps,
-            medecins_traitants.c.ended_at.is_(None),
-        )
-    ).first() is not None
+    traitant = bool(row.traitant)
     return Dossier(
         status=DossierStatus(row.status),
         consents=EmergencyConsents(

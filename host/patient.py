@@ -15,18 +15,22 @@ from sqlalchemy import and_, or_, select, update
 
 from policies import Action
 
-from .errors import bad_request
-from .guard import Guard, check_patient
-from .routes import authorizations as grants
-from .routes.dossiers import (
-    close_dossier,
+from .dossiers import grants
+from .dossiers.lifecycle import (
+    close as close_dossier,
+)
+from .dossiers.lifecycle import (
     closure_reason,
     consents_document,
     dossier_row,
     iso,
-    reactivate_dossier,
 )
-from .routes.identity import checked_ins
+from .dossiers.lifecycle import (
+    reactivate as reactivate_dossier,
+)
+from .errors import bad_request
+from .guard import Guard, check_patient
+from .identities import checked_ins
 from .store.schema import access_log as access_log_table
 from .store.schema import dossiers
 from .store.schema import notifications as notifications_table

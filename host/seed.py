@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from .routes.identity import INS_OIDS, valid_ins
+from .identities import INS_OIDS, valid_ins
 from .store.schema import patients
 
 SEED_FILE = Path(__file__).with_name("seed_identities.json")

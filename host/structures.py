@@ -68,6 +68,11 @@ def kind_of(connection: Connection, structure_id: str) -> StructureKind:
     return StructureKind.CARE if kind is None else StructureKind(kind)
 
 
+def structure_kind(engine: Engine, structure_id: str) -> StructureKind:
+    with engine.connect() as connection:
+        return kind_of(connection, structure_id)
+
+
 def listing(engine: Engine) -> list[dict[str, Any]]:
     with engine.connect() as connection:
         rows = connection.execute(select(structures).order_by(structures.c.id)).all()

@@ -64,6 +64,7 @@ from .search import (
     SearchQuery,
     parse_search_bundle,
     parse_search_query,
+    search_bundle_bytes,
     search_bundle_json,
 )
 
@@ -104,6 +105,7 @@ __all__ = [
     "parse_search_query",
     "parse_security_labels",
     "parse_transaction_response",
+    "search_bundle_bytes",
     "search_bundle_json",
     "security_labels",
     "submission_set_from_json",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import urllib.parse
 from collections.abc import Mapping, Sequence
@@ -167,6 +168,22 @@ def search_bundle_json(resources: Sequence[Mapping[str, Any]], *, base: str, sel
         "entry": [{"fullUrl": f"{base}/DocumentReference/{resource['id']}",
                    "resource": resource, "search": {"mode": "match"}} for resource in resources],
     }
+
+
+def search_bundle_bytes(resources: Sequence[tuple[str, str]], *, base: str, self_url: str,
+                        next_url: str | None) -> bytes:
+    """The Bundle `search_bundle_json` makes, from (id, DocumentReference as JSON text) pairs
+    a store kept as JSON: the texts are spliced in, not parsed and written again (a search
+    page is mostly these resources)."""
+    envelope = search_bundle_json([], base=base, self_url=self_url, next_url=next_url)
+    del envelope["entry"]
+    head = json.dumps(envelope, ensure_ascii=False, separators=(",", ":"))[:-1]
+    entries = ",".join(
+        '{"fullUrl":' + json.dumps(f"{base}/DocumentReference/{resource_id}")
+        + ',"resource":' + text + ',"search":{"mode":"match"}}'
+        for resource_id, text in resources
+    )
+    return (head + ',"entry":[' + entries + "]}").encode()
 
 
 def parse_search_bundle(data: bytes | str) -> SearchPage:

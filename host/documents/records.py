@@ -49,6 +49,16 @@ def policy_document(row: Row[Any]) -> Document:
     )
 
 
+def decision_key(row: Row[Any]) -> tuple[Any, ...]:
+    """What `policy_document` takes from a row: two rows with the same key are the same
+    document to the rules. The deposit time counts only where a date decides something
+    (a document invisible to the patient becomes visible a month after it)."""
+    return (row.class_code, row.type_code, row.author_id, row.status, row.archived,
+            row.masked, row.invisible_to_patient, row.invisible_to_legal_reps,
+            row.confidentiality, row.visible_to_patient_from,
+            row.deposited_at if row.invisible_to_patient else None)
+
+
 def stored_entry(row: Row[Any]) -> DocumentEntry:
     """The DocumentEntry of a row (its stored DocumentReference is authoritative)."""
     return document_entry_from_json(row.resource)

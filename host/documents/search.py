@@ -15,11 +15,11 @@ import dataclasses
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, false, or_, select
+from sqlalchemy import ColumnElement, Text, and_, cast, false, or_, select
 
 from policies import AccessMode, Action, Decision, Document
 from wire import codes
-from wire.mhd import SearchQuery, WireError, parse_search_query, search_bundle_json
+from wire.mhd import SearchQuery, WireError, parse_search_query, search_bundle_bytes
 
 from ..actors import SessionActor
 from ..errors import HostError, bad_request
@@ -33,6 +33,8 @@ DOSSIER_REFUSALS = frozenset({
     "UNKNOWN_PROFESSION", "DOSSIER_ABSENT", "DOSSIER_CLOSED", "BREAK_THE_GLASS_OPTED_OUT",
     "CENTRE_15_OPTED_OUT", "REGULATION_CENTRE_ONLY", "EXCLUDED_PRACTICE",
 })
+# What a decision reads of a row (the stored resource comes as text, spliced into the page).
+_DECIDED_ON = [column for column in documents.c if column.name != "resource"]
 _OPS = {"ge": "__ge__", "le": "__le__", "gt": "__gt__", "lt": "__lt__", "eq": "__eq__"}
 
 
@@ -99,14 +101,14 @@ def _action(query: SearchQuery) -> Action:
 
 
 def search(state: Any, actor: SessionActor, mode: AccessMode, query: SearchQuery, *,
-           base: str) -> dict[str, Any]:
-    """The searchset Bundle of what ``actor`` may see; HostError 403 when the dossier itself
-    is closed to them."""
+           base: str) -> bytes:
+    """The searchset Bundle (JSON bytes) of what ``actor`` may see; HostError 403 when the
+    dossier itself is closed to them."""
     guard, now = state.guard, state.clock()
     ins = query.patient.ins
     action = _action(query)
     page_size = min(query.count or state.settings.page_size, state.settings.page_size)
-    results: list[tuple[dict[str, Any], dt.datetime, str]] = []
+    results: list[tuple[str, dt.datetime, str]] = []  # (resource JSON, deposited, id)
     first_allowed: Decision | None = None
     more = False
     with guard.engine.connect() as connection:
@@ -118,6 +120,18 @@ def search(state: Any, actor: SessionActor, mode: AccessMode, query: SearchQuery
             guard.trace(ins, actor, Action.SEARCH, mode, probe)
             raise HostError(403, probe.reason.code.lower().replace("_", "-"),
                             probe.reason.message, issue_type="forbidden")
+        # One decision per kind of row: a dossier holds many documents that the rules see
+        # alike (same type, author, status, flags), so each is decided once per request.
+        decided: dict[tuple[Any, ...], Decision] = {}
+
+        def decide_row(row: Any) -> Decision:
+            key = records.decision_key(row)
+            if key not in decided:
+                decided[key] = guard.decide(
+                    connection, ins=ins, actor=actor, action=action, mode=mode,
+                    document=records.policy_document(row), dossier=dossier)
+            return decided[key]
+
         where = _filters(query)
         cursor = decode_cursor(query.cursor) if query.cursor else None
         batch = max(page_size * 2, 50)
@@ -128,23 +142,22 @@ def search(state: Any, actor: SessionActor, mode: AccessMode, query: SearchQuery
                 page_where.append(or_(documents.c.deposited_at < at, and_(
                     documents.c.deposited_at == at, documents.c.id < last_id)))
             rows = connection.execute(
-                select(documents).where(*page_where)
+                select(*_DECIDED_ON, cast(documents.c.resource, Text).label("text"))
+                .where(*page_where)
                 .order_by(documents.c.deposited_at.desc(), documents.c.id.desc()).limit(batch)
             ).all()
             for row in rows:
                 cursor = (row.deposited_at, row.id)
-                decision = guard.decide(connection, ins=ins, actor=actor, action=action,
-                                        mode=mode, document=records.policy_document(row),
-                                        dossier=dossier)
+                decision = decide_row(row)
                 if decision.allowed:
                     if len(results) == page_size:
                         more = True
                         break
                     first_allowed = first_allowed or decision
-                    results.append((row.resource, row.deposited_at, row.id))
+                    results.append((row.text, row.deposited_at, row.id))
             if more or len(rows) < batch:
                 break
-    resources = [item[0] for item in results]
+    resources = [(item[2], item[0]) for item in results]
     next_url = None
     if more:
         _, last_at, last_id = results[-1]
@@ -153,5 +166,5 @@ def search(state: Any, actor: SessionActor, mode: AccessMode, query: SearchQuery
         next_url = f"{base}/DocumentReference?{next_query.to_query_string()}"
     guard.trace(ins, actor, Action.SEARCH, mode, first_allowed or probe)
     self_url = f"{base}/DocumentReference?{query.to_query_string()}"
-    return search_bundle_json(resources, base=base, self_url=self_url, next_url=next_url)
+    return search_bundle_bytes(resources, base=base, self_url=self_url, next_url=next_url)
 

@@ -1,4 +1,4 @@
-"""Authorizations and médecins traitants DMP, on the patient's INS.
+"""Authorizations and médecins traitants DMP, on the patient's INS (rows: host.dossiers.grants).
 
 A professional records the authorization the patient gives *them* (policies: GRANT, an
 explicit user action); revoking, listing and ending belong to the patient (policies:
@@ -9,10 +9,8 @@ from the structures of valid authorizations (`host.guard.dossier_state`).
 from __future__ import annotations
 
 import datetime as dt
-import re
 from typing import Any
 
-from sqlalchemy import Connection, Row, insert, select, update
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -21,152 +19,11 @@ from policies import AccessMode, Action, ReasonCode
 
 from ..actors import SessionActor
 from ..bodies import read_json
-from ..errors import HostError, bad_request, not_found
+from ..dossiers import grants
+from ..errors import HostError, bad_request
 from ..guard import Guard, check_as, record_access
-from ..store.schema import authorizations, medecins_traitants
 from ..structures import STRUCTURE_ID
-from .dossiers import iso, patient_request
-
-_ID_NAT_PS = re.compile(r"^[08]\d{8,31}$")  # 8 + RPPS, 0 + ADELI
-DOCTOR = "10"  # G15: médecin
-
-
-def checked_id_nat_ps(value: str) -> str:
-    if not _ID_NAT_PS.match(value):
-        raise bad_request("bad-id-nat-ps", "idNat_PS mal formé / malformed professional id: "
-                          "8 + RPPS or 0 + ADELI")
-    return value
-
-
-def authorization_document(row: Row[Any], now: dt.datetime) -> dict[str, Any]:
-    expired = row.expires_at is not None and row.expires_at <= now
-    status = "forbidden" if row.blocked else (
-        "expired" if row.status == "valid" and expired else row.status)
-    return {
-        "idNatPs": row.id_nat_ps,
-        "structureId": row.structure_id,
-        "status": status,  # valid / expired / revoked / none (block only) / forbidden
-        "grantedAt": iso(row.granted_at),
-        "grantedBy": row.granted_by,
-        "expiresAt": iso(row.expires_at),
-        "revokedAt": iso(row.revoked_at),
-        "blocked": row.blocked,
-        "blockedAt": iso(row.blocked_at),
-    }
-
-
-def list_authorizations(connection: Connection, ins: str, now: dt.datetime) -> dict[str, Any]:
-    grants = connection.execute(
-        select(authorizations).where(authorizations.c.ins == ins)
-        .order_by(authorizations.c.id_nat_ps)
-    ).all()
-    traitants = connection.execute(
-        select(medecins_traitants).where(medecins_traitants.c.ins == ins,
-                                         medecins_traitants.c.ended_at.is_(None))
-        .order_by(medecins_traitants.c.id_nat_ps)
-    ).all()
-    return {
-        "ins": ins,
-        "authorizations": [authorization_document(row, now) for row in grants],
-        "medecinsTraitants": [
-            {"idNatPs": row.id_nat_ps, "designatedAt": iso(row.designated_at),
-             "designatedBy": row.designated_by} for row in traitants
-        ],
-    }
-
-
-def _grant_row(connection: Connection, ins: str, id_nat_ps: str) -> Row[Any] | None:
-    return connection.execute(select(authorizations).where(
-        authorizations.c.ins == ins, authorizations.c.id_nat_ps == id_nat_ps)).one_or_none()
-
-
-def grant(
-    connection: Connection, ins: str, id_nat_ps: str, *, structure_id: str | None,
-    expires_at: dt.datetime | None, granted_by: str, now: dt.datetime,
-) -> tuple[bool, dict[str, Any]]:
-    """Record a valid authorization (the caller decided it may); True when it is new."""
-    values = {"structure_id": structure_id, "status": "valid", "granted_at": now,
-              "granted_by": granted_by, "expires_at": expires_at, "revoked_at": None}
-    existing = _grant_row(connection, ins, id_nat_ps)
-    if existing is None:
-        connection.execute(insert(authorizations).values(
-            ins=ins, id_nat_ps=id_nat_ps, blocked=False, **values))
-    else:
-        connection.execute(update(authorizations).where(
-            authorizations.c.ins == ins, authorizations.c.id_nat_ps == id_nat_ps,
-        ).values(**values))
-    row = _grant_row(connection, ins, id_nat_ps)
-    assert row is not None
-    return existing is None, authorization_document(row, now)
-
-
-def revoke(connection: Connection, ins: str, id_nat_ps: str, now: dt.datetime) -> dict[str, Any]:
-    """Revoke a valid authorization (the caller decided it may); 404 when there is none."""
-    row = _grant_row(connection, ins, id_nat_ps)
-    if row is None or row.status != "valid":
-        raise not_found("authorization-unknown",
-                        "Aucune autorisation pour ce professionnel / no authorization to revoke")
-    connection.execute(update(authorizations).where(
-        authorizations.c.ins == ins, authorizations.c.id_nat_ps == id_nat_ps,
-    ).values(status="revoked", revoked_at=now))
-    row = _grant_row(connection, ins, id_nat_ps)
-    assert row is not None
-    return authorization_document(row, now)
-
-
-def set_blocked(
-    connection: Connection, ins: str, id_nat_ps: str, blocked: bool, now: dt.datetime
-) -> dict[str, Any]:
-    """Block or unblock a professional; an authorization they hold is kept (it applies
-    again once unblocked)."""
-    row = _grant_row(connection, ins, id_nat_ps)
-    if not blocked and (row is None or not row.blocked):
-        raise not_found("not-blocked", "Ce professionnel n'est pas bloqué / this "
-                        "professional is not blocked")
-    if row is None:
-        # "none": no authorization, only the block.
-        connection.execute(insert(authorizations).values(
-            ins=ins, id_nat_ps=id_nat_ps, status="none", blocked=True, blocked_at=now))
-    else:
-        connection.execute(update(authorizations).where(
-            authorizations.c.ins == ins, authorizations.c.id_nat_ps == id_nat_ps,
-        ).values(blocked=blocked, blocked_at=now if blocked else None))
-    row = _grant_row(connection, ins, id_nat_ps)
-    assert row is not None
-    return authorization_document(row, now)
-
-
-def designate(
-    connection: Connection, ins: str, id_nat_ps: str, designated_by: str, now: dt.datetime
-) -> tuple[bool, dict[str, Any]]:
-    """Make ``id_nat_ps`` a médecin traitant DMP (several are allowed); True when new."""
-    row = connection.execute(select(medecins_traitants).where(
-        medecins_traitants.c.ins == ins, medecins_traitants.c.id_nat_ps == id_nat_ps,
-    )).one_or_none()
-    if row is None:
-        connection.execute(insert(medecins_traitants).values(
-            ins=ins, id_nat_ps=id_nat_ps, designated_at=now, designated_by=designated_by))
-    elif row.ended_at is not None:
-        connection.execute(update(medecins_traitants).where(
-            medecins_traitants.c.ins == ins, medecins_traitants.c.id_nat_ps == id_nat_ps,
-        ).values(designated_at=now, designated_by=designated_by, ended_at=None))
-    new = row is None or row.ended_at is not None
-    designated_at = now if new else row.designated_at  # type: ignore[union-attr]
-    return new, {"idNatPs": id_nat_ps, "designatedAt": iso(designated_at),
-                 "designatedBy": designated_by if new else row.designated_by}  # type: ignore[union-attr]
-
-
-def end_designation(
-    connection: Connection, ins: str, id_nat_ps: str, now: dt.datetime
-) -> dict[str, Any]:
-    result = connection.execute(update(medecins_traitants).where(
-        medecins_traitants.c.ins == ins, medecins_traitants.c.id_nat_ps == id_nat_ps,
-        medecins_traitants.c.ended_at.is_(None),
-    ).values(ended_at=now))
-    if result.rowcount == 0:
-        raise not_found("medecin-traitant-unknown", "Ce professionnel n'est pas médecin "
-                        "traitant DMP de ce patient / not a médecin traitant of this patient")
-    return {"idNatPs": id_nat_ps, "endedAt": iso(now)}
+from .dossiers import patient_request
 
 
 def _refuse(
@@ -239,7 +96,7 @@ async def put_authorization(request: Request) -> JSONResponse:
           dossier-closed, action-not-in-emergency-mode."
     """
     app, actor, ins, mode = patient_request(request, Action.GRANT.value)
-    target = checked_id_nat_ps(request.path_params["idNatPs"])
+    target = grants.checked_id_nat_ps(request.path_params["idNatPs"])
     now = app.clock()
     body = await read_json(request, optional=True)
     expires_at = _expiry(body, now)
@@ -256,7 +113,7 @@ async def put_authorization(request: Request) -> JSONResponse:
         raise _not_own(app.guard, ins, actor, Action.GRANT.value, mode)
     with app.engine.begin() as connection:
         app.guard.check(connection, ins=ins, actor=actor, action=Action.GRANT, mode=mode)
-        new, document = grant(connection, ins, target, structure_id=structure,
+        new, document = grants.grant(connection, ins, target, structure_id=structure,
                               expires_at=expires_at, granted_by=actor.id_nat_ps, now=now)
     return JSONResponse(document, status_code=201 if new else 200)
 
@@ -280,10 +137,10 @@ async def delete_authorization(request: Request) -> JSONResponse:
         description: "OperationOutcome: authorization-unknown."
     """
     app, actor, ins, mode = patient_request(request, Action.REVOKE.value)
-    target = checked_id_nat_ps(request.path_params["idNatPs"])
+    target = grants.checked_id_nat_ps(request.path_params["idNatPs"])
     with app.engine.begin() as connection:
         app.guard.check(connection, ins=ins, actor=actor, action=Action.REVOKE, mode=mode)
-        document = revoke(connection, ins, target, app.clock())
+        document = grants.revoke(connection, ins, target, app.clock())
     return JSONResponse(document)
 
 
@@ -306,7 +163,7 @@ async def get_authorizations(request: Request) -> JSONResponse:
     with app.engine.connect() as connection:
         check_as(app.guard, connection, ins=ins, actor=actor, action=Action.READ_ACCESS_LOG,
                  mode=mode, log_action="list_authorizations")
-        return JSONResponse(list_authorizations(connection, ins, app.clock()))
+        return JSONResponse(grants.list_authorizations(connection, ins, app.clock()))
 
 
 async def put_medecin_traitant(request: Request) -> JSONResponse:
@@ -332,17 +189,17 @@ async def put_medecin_traitant(request: Request) -> JSONResponse:
     """
     action = "designate_medecin_traitant"
     app, actor, ins, mode = patient_request(request, action)
-    target = checked_id_nat_ps(request.path_params["idNatPs"])
+    target = grants.checked_id_nat_ps(request.path_params["idNatPs"])
     if target != actor.id_nat_ps:
         raise _not_own(app.guard, ins, actor, action, mode)
-    if actor.profession != DOCTOR:
+    if actor.profession != grants.DOCTOR:
         raise _refuse(app.guard, ins, actor, action, mode, reason="NOT_A_DOCTOR",
                       message="Seul un médecin peut être médecin traitant DMP / only a doctor "
                       "can be a médecin traitant DMP")
     with app.engine.begin() as connection:
         check_as(app.guard, connection, ins=ins, actor=actor, action=Action.GRANT,
                  mode=mode, log_action=action)
-        new, document = designate(connection, ins, target, actor.id_nat_ps, app.clock())
+        new, document = grants.designate(connection, ins, target, actor.id_nat_ps, app.clock())
     return JSONResponse(document, status_code=201 if new else 200)
 
 
@@ -365,11 +222,11 @@ async def delete_medecin_traitant(request: Request) -> JSONResponse:
         description: "OperationOutcome: medecin-traitant-unknown."
     """
     app, actor, ins, mode = patient_request(request, "end_medecin_traitant")
-    target = checked_id_nat_ps(request.path_params["idNatPs"])
+    target = grants.checked_id_nat_ps(request.path_params["idNatPs"])
     with app.engine.begin() as connection:
         check_as(app.guard, connection, ins=ins, actor=actor, action=Action.REVOKE,
                  mode=mode, log_action="end_medecin_traitant")
-        document = end_designation(connection, ins, target, app.clock())
+        document = grants.end_designation(connection, ins, target, app.clock())
     return JSONResponse(document)
 
 

@@ -3,8 +3,6 @@ retrieve, DocumentReference read and conditional PATCH (docs/host-documents.md).
 
 from __future__ import annotations
 
-from typing import Any
-
 from starlette.endpoints import HTTPEndpoint
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -21,13 +19,9 @@ from ..documents import patch as patch_module
 from ..documents import retrieve, search
 from ..documents.uploads import Uploads
 from ..errors import HostError, bad_request
+from ..state import host_state
 
 MAX_PATCH = 64 * 1024
-
-
-def state(request: Request) -> Any:
-    # request.app.state, as host.app.state() gives it (not imported: host.app imports us).
-    return request.app.state
 
 
 def fhir(content: object, status: int = 200, headers: dict[str, str] | None = None
@@ -68,9 +62,9 @@ async def provide(request: Request) -> Response:
       409: {description: uniqueId already used otherwise}
       413: {description: Document larger than the host's limit}
     """
-    actor = state(request).authenticator.session(request)
+    actor = host_state(request).authenticator.session(request)
     mode = access_mode(request)
-    status, bundle = await deposit_module.deposit(request, state(request), actor, mode)
+    status, bundle = await deposit_module.deposit(request, host_state(request), actor, mode)
     return fhir(bundle, status)
 
 
@@ -89,7 +83,7 @@ async def upload_binary(request: Request) -> Response:
       201: {description: 'Binary (id, contentType, size) with Location'}
       413: {description: Body larger than the host's limit}
     """
-    host = state(request)
+    host = host_state(request)
     actor = host.authenticator.session(request)
     content_type = request.headers.get("content-type", "application/octet-stream")
     content_type = content_type.split(";")[0].strip().lower()
@@ -119,7 +113,7 @@ async def read_binary(request: Request) -> Response:
       403: {description: Refused by the access rules}
       404: {description: No such document}
     """
-    host = state(request)
+    host = host_state(request)
     actor = host.authenticator.session(request)
     row = retrieve.readable(host, actor, access_mode(request), request.path_params["id"])
     return StreamingResponse(
@@ -139,7 +133,7 @@ async def read_reference(request: Request) -> Response:
       403: {description: Refused by the access rules}
       404: {description: No such document}
     """
-    host = state(request)
+    host = host_state(request)
     actor = host.authenticator.session(request)
     row = retrieve.readable(host, actor, access_mode(request), request.path_params["id"])
     return fhir(row.resource, headers={"etag": f'W/"{row.version_id}"'})
@@ -160,12 +154,13 @@ class DocumentReferences(HTTPEndpoint):
           400: {description: Malformed or incomplete query}
           403: {description: The dossier is closed to the caller}
         """
-        host = state(request)
+        host = host_state(request)
         actor = host.authenticator.session(request)
         query = search.parse_query(request.url.query)
         mode = access_mode(request)
         audit.names_patient(query.patient.ins, actor, mode, Action.SEARCH.value)
-        return fhir(search.search(host, actor, mode, query, base=base_url(request)))
+        return Response(search.search(host, actor, mode, query, base=base_url(request)),
+                        media_type=FHIR_JSON)
 
     async def patch(self, request: Request) -> Response:
         """
@@ -185,7 +180,7 @@ class DocumentReferences(HTTPEndpoint):
           412: {description: If-Match does not match the current version}
           415: {description: Not application/json-patch+json}
         """
-        host = state(request)
+        host = host_state(request)
         actor = host.authenticator.session(request)
         mode = access_mode(request)
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()

@@ -1,80 +1,28 @@
 """The DMP lifecycle on the patient's INS: existence test, creation, closure, reactivation.
 
-Who may do what is `policies.decide`'s answer, through the guard, and every call is traced.
-The existence test has no action of its own in `policies` yet: it is decided as the
-dossier-level part of a consultation (see `existence_test`).
+Routes parse, ask the guard (`policies.decide`) and answer; every call is traced; the rows
+are read and written by `host.dossiers.lifecycle`.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import hashlib
-import secrets
 from typing import Any
 
-from sqlalchemy import Connection, Row, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from policies import NORMAL, AccessMode, Action, Dossier, DossierStatus, ReasonCode
+from policies import NORMAL, AccessMode, Action, ReasonCode
 
 from .. import audit
 from ..actors import SessionActor, access_mode
 from ..bodies import read_json
+from ..dossiers import lifecycle
 from ..errors import HostError, bad_request, not_found
 from ..guard import dossier_state
-from ..store.schema import dossiers
-from ..text import refuse_control_characters
-from .identity import checked_ins, find_patient, refuse_test_identity
-
-MAX_REASON = 200
-# 32 unambiguous characters (no 0/O, 1/I): 12 of them = 60 bits, read aloud or typed easily.
-ACCESS_CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
-ACCESS_CODE_LENGTH = 12
-
-
-
-def iso(moment: dt.datetime | None) -> str | None:
-    return None if moment is None else moment.astimezone(dt.UTC).isoformat().replace(
-        "+00:00", "Z")
-
-
-def access_code_digest(code: str) -> str:
-    """The stored form of a first-access code (SHA-256 hex of the code without separators)."""
-    plain = code.replace("-", "").replace(" ", "").upper()
-    return hashlib.sha256(plain.encode("ascii")).hexdigest()
-
-
-def new_access_code() -> str:
-    code = "".join(secrets.choice(ACCESS_CODE_ALPHABET) for _ in range(ACCESS_CODE_LENGTH))
-    return "-".join(code[i:i + 4] for i in range(0, ACCESS_CODE_LENGTH, 4))
-
-
-def dossier_row(connection: Connection, ins: str) -> Row[Any] | None:
-    return connection.execute(select(dossiers).where(dossiers.c.ins == ins)).one_or_none()
-
-
-def consents_document(row: Row[Any]) -> dict[str, Any]:
-    return {
-        "consentAt": iso(row.consent_at),
-        "regulationCentre": row.consent_regulation_centre,
-        "breakTheGlass": row.consent_break_the_glass,
-        "emergencySeesMasked": row.consent_emergency_sees_masked,
-    }
-
-
-def existence_document(row: Row[Any] | None, state: Dossier) -> dict[str, Any]:
-    """The existence test's answer for the caller whose `dossier_state` is ``state``."""
-    return {
-        "status": state.status.value,
-        "closedAt": None if row is None else iso(row.closed_at),
-        "closureReason": None if row is None else row.closure_reason,
-        "retentionUntil": None if row is None else iso(row.retention_until),
-        "authorization": state.authorization.value,
-        "medecinTraitant": state.is_medecin_traitant,
-    }
+from ..identities import checked_ins, find_patient, refuse_test_identity
+from ..state import host_state
 
 
 def patient_ins(request: Request) -> str:
@@ -84,7 +32,7 @@ def patient_ins(request: Request) -> str:
 def patient_request(request: Request, action: str) -> tuple[Any, SessionActor, str, AccessMode]:
     """(app state, actor, INS, mode) of a request on the dossier in its path; the patient is
     named to the audit at once, so any refusal from here on lands in their access log."""
-    app = request.app.state
+    app = host_state(request)
     actor = app.authenticator.session(request)
     ins = patient_ins(request)
     audit.names_patient(ins, actor, NORMAL, action)
@@ -100,7 +48,7 @@ def known_identity(request: Request, connection: Connection, ins: str) -> None:
         raise not_found("identity-unknown",
                         "INS inconnu du service d'identité / this INS was not returned by "
                         "the identity service: resolve the Vitale card first")
-    refuse_test_identity(request.app.state.settings.mode == "production", patient.ins_oid)
+    refuse_test_identity(host_state(request).settings.mode == "production", patient.ins_oid)
 
 
 async def existence_test(request: Request) -> JSONResponse:
@@ -146,13 +94,13 @@ async def existence_test(request: Request) -> JSONResponse:
         state = dossier_state(connection, ins, actor.id_nat_ps, app.clock())
         decision = app.guard.decide(connection, ins=ins, actor=actor,
                                     action=Action.TEST_EXISTENCE, mode=mode, dossier=state)
-        row = dossier_row(connection, ins)
+        row = lifecycle.dossier_row(connection, ins)
     app.guard.trace(ins, actor, Action.TEST_EXISTENCE, mode, decision)
     # A blocked professional is answered "forbidden": that is the answer (traced as refused).
     if decision.refused and decision.reason is not ReasonCode.BLOCKED:
         raise HostError(403, decision.reason.code.lower().replace("_", "-"),
                         decision.reason.message, issue_type="forbidden")
-    return JSONResponse({"ins": ins, **existence_document(row, state)})
+    return JSONResponse({"ins": ins, **lifecycle.existence_document(row, state)})
 
 
 def _emergency_consents(body: dict[str, Any]) -> dict[str, bool]:
@@ -230,90 +178,21 @@ async def create_dossier(request: Request) -> JSONResponse:
                           "Consentement du patient requis / the patient's consent is required "
                           "to create the DMP")
     consents = _emergency_consents(body)
-    code = new_access_code()
+    code = lifecycle.new_access_code()
     with app.engine.begin() as connection:
         try:
             app.guard.check(connection, ins=ins, actor=actor, action=Action.CREATE, mode=mode)
         except HostError as error:
             if error.code != ReasonCode.DOSSIER_EXISTS.code.lower().replace("_", "-"):
                 raise
-            return _already_exists(connection, ins, actor.id_nat_ps, app.clock())
+            return JSONResponse(lifecycle.already_exists(connection, ins, actor.id_nat_ps,
+                                                         app.clock()))
         known_identity(request, connection, ins)
         now = app.clock()
-        try:
-            with connection.begin_nested():
-                connection.execute(insert(dossiers).values(
-                    ins=ins, status=DossierStatus.OPEN.value, created_at=now,
-                    created_by=actor.id_nat_ps, consent_at=now,
-                    consent_regulation_centre=consents["regulationCentre"],
-                    consent_break_the_glass=consents["breakTheGlass"],
-                    consent_emergency_sees_masked=consents["emergencySeesMasked"],
-                    secret_sha256=access_code_digest(code),
-                ))
-        except IntegrityError:
-            # Created by a concurrent request between the check and the insert.
-            return _already_exists(connection, ins, actor.id_nat_ps, now)
-        row = dossier_row(connection, ins)
-    assert row is not None
-    return JSONResponse({
-        "ins": ins,
-        "identifier": ins,
-        "accessCode": code,
-        "createdAt": iso(row.created_at),
-        "createdBy": row.created_by,
-        "consents": consents_document(row),
-    }, status_code=201)
-
-
-def _already_exists(
-    connection: Connection, ins: str, id_nat_ps: str, now: dt.datetime
-) -> JSONResponse:
-    row = dossier_row(connection, ins)
-    assert row is not None
-    state = dossier_state(connection, ins, id_nat_ps, now)
-    return JSONResponse({
-        "code": "already-exists",
-        "ins": ins,
-        "identifier": ins,
-        "createdAt": iso(row.created_at),
-        "createdBy": row.created_by,
-        "consents": consents_document(row),
-        **existence_document(row, state),
-    })
-
-
-def close_dossier(
-    connection: Connection, ins: str, reason: str, now: dt.datetime, retention: dt.timedelta
-) -> dict[str, Any]:
-    """Close an open DMP (the caller decided it may): kept until ``now + retention``.
-    Nothing else changes: documents, authorizations and the log stay as they are."""
-    connection.execute(update(dossiers).where(dossiers.c.ins == ins).values(
-        status=DossierStatus.CLOSED.value, closed_at=now, closure_reason=reason,
-        retention_until=now + retention,
-    ))
-    row = dossier_row(connection, ins)
-    assert row is not None
-    return {"ins": ins, "status": row.status, "closedAt": iso(row.closed_at),
-            "closureReason": row.closure_reason, "retentionUntil": iso(row.retention_until)}
-
-
-def reactivate_dossier(connection: Connection, ins: str, now: dt.datetime) -> dict[str, Any]:
-    """Reopen a closed DMP (the caller decided it may)."""
-    connection.execute(update(dossiers).where(dossiers.c.ins == ins).values(
-        status=DossierStatus.OPEN.value, reactivated_at=now, closed_at=None,
-        closure_reason=None, retention_until=None,
-    ))
-    return {"ins": ins, "status": DossierStatus.OPEN.value, "reactivatedAt": iso(now)}
-
-
-def closure_reason(body: dict[str, Any]) -> str:
-    reason = body.get("reason")
-    if not isinstance(reason, str) or not reason.strip():
-        raise bad_request("reason-required", "Motif de fermeture requis / a closure reason is "
-                          "required")
-    if len(reason.strip()) > MAX_REASON:
-        raise bad_request("reason-too-long", f"Motif trop long (max {MAX_REASON} caractères)")
-    return refuse_control_characters(reason.strip(), "reason", "bad-reason")
+        created = lifecycle.create(connection, ins, actor.id_nat_ps, consents, code, now)
+        if created is None:  # created by a concurrent request between check and insert
+            return JSONResponse(lifecycle.already_exists(connection, ins, actor.id_nat_ps, now))
+    return JSONResponse(created, status_code=201)
 
 
 async def close(request: Request) -> JSONResponse:
@@ -344,10 +223,10 @@ async def close(request: Request) -> JSONResponse:
         description: "OperationOutcome: patient-only, dossier-absent, dossier-closed, blocked."
     """
     app, actor, ins, mode = patient_request(request, Action.CLOSE.value)
-    reason = closure_reason(await read_json(request))
+    reason = lifecycle.closure_reason(await read_json(request))
     with app.engine.begin() as connection:
         app.guard.check(connection, ins=ins, actor=actor, action=Action.CLOSE, mode=mode)
-        result = close_dossier(connection, ins, reason, app.clock(),
+        result = lifecycle.close(connection, ins, reason, app.clock(),
                                app.settings.retention_after_closure)
     return JSONResponse(result)
 
@@ -384,7 +263,7 @@ async def reactivate(request: Request) -> JSONResponse:
                           "consent is required to reactivate the DMP")
     with app.engine.begin() as connection:
         app.guard.check(connection, ins=ins, actor=actor, action=Action.REACTIVATE, mode=mode)
-        result = reactivate_dossier(connection, ins, app.clock())
+        result = lifecycle.reactivate(connection, ins, app.clock())
     return JSONResponse(result)
 
 

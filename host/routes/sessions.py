@@ -15,15 +15,14 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from sqlalchemy import insert, update
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from wire.session import SessionStatement, StatementError
 
+from .. import session_store
 from ..actors import fingerprint, modes_for
-from ..app import state
 from ..bodies import read_json
 from ..errors import HostError, bad_request
 from ..pki import load_crl, load_health_ca, load_session_ca
@@ -33,8 +32,8 @@ from ..session_crypto import (
     verify_card_certificate,
     verify_statement,
 )
-from ..store.schema import challenges, sessions
-from ..structures import kind_of
+from ..state import host_state
+from ..structures import structure_kind
 
 MAX_BODY = 64 * 1024
 
@@ -75,15 +74,12 @@ async def challenge(request: Request) -> Response:
       403:
         description: OperationOutcome not-a-workstation
     """
-    app = state(request)
+    app = host_state(request)
     workstation = app.authenticator.workstation(request)
     value = secrets.token_bytes(32)
     now = app.clock()
     expires = now + app.settings.challenge_lifetime
-    with app.engine.begin() as connection:
-        connection.execute(insert(challenges).values(
-            challenge=value, workstation_sha256=workstation, created_at=now, expires_at=expires,
-        ))
+    session_store.record_challenge(app.engine, value, workstation, now, expires)
     return JSONResponse({"challenge": base64.b64encode(value).decode(),
                          "expiresAt": expires.isoformat()})
 
@@ -112,7 +108,7 @@ async def open_session(request: Request) -> Response:
           (the statement's structure is not a practice situation of the card),
           workstation-revoked, ..."
     """
-    app = state(request)
+    app = host_state(request)
     workstation = app.authenticator.workstation(request)
     workstation_serial = _workstation_serial(app.authenticator, request)
     body = await _json(request)
@@ -138,16 +134,7 @@ async def open_session(request: Request) -> Response:
         )
 
         def consume(value: bytes) -> bool:
-            with app.engine.begin() as connection:
-                used = connection.execute(
-                    update(challenges)
-                    .where(challenges.c.challenge == value,
-                           challenges.c.workstation_sha256 == workstation,
-                           challenges.c.used_at.is_(None),
-                           challenges.c.expires_at > now)
-                    .values(used_at=now)
-                ).rowcount
-            return used == 1
+            return session_store.consume_challenge(app.engine, value, workstation, now)
 
         verify_statement(
             statement, signature, x509.load_der_x509_certificate(card_der),
@@ -164,19 +151,16 @@ async def open_session(request: Request) -> Response:
         holder, statement.structure_id, app.settings.session_lifetime, now=now,
     )
     session_id = str(uuid.uuid4())
-    with app.engine.begin() as connection:
-        connection.execute(insert(sessions).values(
-            id=session_id, cert_sha256=fingerprint(certificate),
-            cert_serial=format(certificate.serial_number, "x"), id_nat_ps=holder.id_nat_ps,
-            last_name=holder.last_name, first_name=holder.first_name,
-            profession=holder.profession, specialty=holder.specialty,
-            structure_id=statement.structure_id, card_serial=format(holder.serial, "x"),
-            workstation_sha256=workstation, workstation_serial=workstation_serial,
-            created_at=now,
-            not_after=certificate.not_valid_after_utc,
-        ))
-    with app.engine.connect() as connection:
-        kind = kind_of(connection, statement.structure_id)
+    session_store.record_session(
+        app.engine, id=session_id, cert_sha256=fingerprint(certificate),
+        cert_serial=format(certificate.serial_number, "x"), id_nat_ps=holder.id_nat_ps,
+        last_name=holder.last_name, first_name=holder.first_name,
+        profession=holder.profession, specialty=holder.specialty,
+        structure_id=statement.structure_id, card_serial=format(holder.serial, "x"),
+        workstation_sha256=workstation, workstation_serial=workstation_serial,
+        created_at=now, not_after=certificate.not_valid_after_utc,
+    )
+    kind = structure_kind(app.engine, statement.structure_id)
     return JSONResponse(
         {"sessionId": session_id,
          "certificate": certificate.public_bytes(serialization.Encoding.PEM).decode(),
@@ -195,14 +179,10 @@ async def close_session(request: Request) -> Response:
       401:
         description: OperationOutcome (no active session)
     """
-    app = state(request)
+    app = host_state(request)
     actor = app.authenticator.session(request)
     reason = request.query_params.get("reason", "closed")[:64]
-    with app.engine.begin() as connection:
-        connection.execute(
-            update(sessions).where(sessions.c.id == actor.session_id)
-            .values(revoked_at=app.clock(), revoked_reason=reason)
-        )
+    session_store.end_session(app.engine, actor.session_id, app.clock(), reason)
     return Response(status_code=204)
 
 
@@ -217,7 +197,7 @@ async def whoami(request: Request) -> Response:
       401:
         description: OperationOutcome (no active session)
     """
-    actor = state(request).authenticator.session(request)
+    actor = host_state(request).authenticator.session(request)
     return JSONResponse({
         "idNatPs": actor.id_nat_ps, "lastName": actor.last_name,
         "firstName": actor.first_name, "profession": actor.profession,

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import func, insert, select
 
 from host import patient
-from host.routes.dossiers import access_code_digest
+from host.dossiers.lifecycle import access_code_digest
 from host.store.schema import access_log, documents, dossiers, notifications
 from tests.host.harness import GP, OPTICIAN, PHARMACIST, REGULATOR, START, InProcessHost
 
