@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime as dt
 import mimetypes
 import os
 import signal
@@ -62,6 +61,7 @@ from .outbox import (
     SendResult,
     open_outbox,
 )
+from .outbox.report import outbox_lines, recover_lines
 from .professional import SessionEndedError
 from .safe_text import saved_name, terminal_lines, terminal_text, write_new_file
 from .secrets_sheet import SecretsSheet, display_date, write_secrets_sheet
@@ -405,23 +405,16 @@ def cmd_replace(args: argparse.Namespace) -> int:
 
 def cmd_outbox(args: argparse.Namespace) -> int:
     config = load_command_config()
-    with open_outbox(config) as outbox:
-        if args.retry is not None:
+    # Held, read-only, full, unreadable: an OutboxError, said in one line by run_command.
+    with open_outbox(config, holder="dmp-agent outbox", recover=args.recover) as outbox:
+        if args.retry is not None and not args.recover:
             item = outbox.retry(args.retry)
             _say(f"Remis en file / requeued: n° {item.id}")
             with open_work(args, with_patient=False) as work:
                 _send_pending(work, outbox)
             return _report_item(outbox.get(item.id))
-        items = outbox.pending() + outbox.failed()
-        counts = outbox.counts()
-        _say(f"File d'envoi / outbox: {counts.pending} en attente/pending, {counts.failed} "
-             f"refusé(s)/failed, {counts.done} déposé(s)/done")
-        for item in items:
-            when = dt.datetime.fromtimestamp(item.created).strftime("%d/%m/%Y %H:%M")
-            _say(f"  n° {item.id} [{item.state.value}] "
-                 f"{terminal_text(item.metadata.get('title', ''))} "
-                 f"({when}, {item.attempts} essai(s)/attempts): "
-                 f"{terminal_text(item.last_error or '-')}")
+        for line in (recover_lines if args.recover else outbox_lines)(outbox):
+            _say(line)
     return EXIT_OK
 
 
@@ -531,10 +524,15 @@ def add_workflow_commands(commands: argparse._SubParsersAction) -> None:
     deposit.add_argument("--masked", action="store_true", help="masked from professionals")
     deposit.add_argument("--invisible-to-patient", action="store_true",
                          help="hidden from the patient until the announcement consultation")
-    outbox = add("outbox", cmd_outbox, "pending and refused deposits; --retry ID",
-                 "File d'envoi / outbox: deposits not yet acknowledged, with the reason; "
-                 "--retry ID requeues a refused one and sends it (needs the author's CPS).")
+    outbox = add("outbox", cmd_outbox, "pending and refused deposits; --retry ID; --recover",
+                 "File d'envoi / outbox: deposits not yet acknowledged, with why they wait "
+                 "and when they are tried again; --retry ID requeues a refused one and sends "
+                 "it (needs the author's CPS); --recover rebuilds the queue from the "
+                 "outbox's files (after a damaged database was put in quarantine).")
     outbox.add_argument("--retry", type=int, metavar="ID", help="requeue and send item ID")
+    outbox.add_argument("--recover", action="store_true",
+                        help="rebuild the queue from the outbox's files, bringing back from "
+                             "quarantine what opens now (docs/agent-outbox.md)")
     emergency = add("emergency", cmd_emergency, "break-the-glass access (traced, notified)",
                     "Accès en urgence « bris de glace » / break-the-glass: only when the "
                     "patient cannot consent and there is an immediate risk; the justification "

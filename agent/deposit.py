@@ -1,11 +1,13 @@
 """The deposit path the agent really uses: queue a signed deposit whose content stays a file,
 send it later by streaming the content (docs/agent-deposit.md).
 
-`queue_deposit` copies the document into the outbox directory (``outbox/contents/``, sealed
-with the outbox key, fsync then rename) while hashing it in 1 MiB chunks, has the card sign
-the manifest (uniqueId, SHA-256, size: not the content's URL), and adds to the outbox the
-signed ITI-65 bundle in which the document's ``attachment.url`` is a placeholder,
-``Binary/pending-upload``. The card is needed only here.
+`queue_deposit` first checks that the disk has room for it (else "disque plein : 5 Mo
+nécessaires, 2 Mo libres", before anything is written), copies the document into the outbox
+directory (``outbox/contents/``, sealed with the outbox key) while hashing it in 1 MiB
+chunks, has the card sign the manifest (uniqueId, SHA-256, size: not the content's URL),
+gives the copy its final name with a label naming its item (fsync then rename), and adds to
+the outbox the signed ITI-65 bundle in which the document's ``attachment.url`` is a
+placeholder, ``Binary/pending-upload``. The card is needed only here.
 
 `make_sender` gives the outbox's ``send``: it streams the content with ``POST /fhir/Binary``
 (decrypted chunk by chunk, each authenticated before it leaves: constant memory), puts the
@@ -22,6 +24,7 @@ import hashlib
 import json
 import logging
 import os
+import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -40,6 +43,8 @@ from .outbox import (
     CONTENT_KEY,
     CONTENT_SUFFIX,
     CONTENTS,
+    Cause,
+    Description,
     Item,
     ItemState,
     Outbox,
@@ -48,7 +53,9 @@ from .outbox import (
     Progress,
     SendResult,
 )
-from .outbox.sealed import sealed_size
+from .outbox.recovery import describe
+from .outbox.sealed import SealedWriter, sealed_size
+from .outbox.storage import storage_error
 from .session import outcome_of
 
 __all__ = [
@@ -66,6 +73,7 @@ log = logging.getLogger(__name__)
 PLACEHOLDER = "pending-upload"  # the Binary id in the queued bundle, replaced at send time
 KIND = "deposit-by-reference"  # metadata["kind"] of the items queued here
 CHUNK = 1 << 20
+BUNDLE_ROOM = 256 << 10  # the signed bundle beside its document: certificate, signature...
 # Host answers that say "try again", not "this document is wrong": a deposit of the same
 # document still running on the host (a killed agent's request), or an upload that vanished.
 _TRANSIENT_CODES = {"concurrent-deposit", "unknown-binary"}
@@ -77,14 +85,17 @@ def contents_dir(outbox: Outbox) -> Path:
     return outbox.contents
 
 
-def _copy_in(outbox: Outbox, source: bytes | os.PathLike[str] | str
-             ) -> tuple[Path, int, str, str]:
-    """Copy the document into the outbox, sealed and durable under its final name; (path,
-    size, sha256 hex, sha1 base64) of the plaintext. By chunks: a 50 MB document is never
-    held whole."""
-    sha256, sha1 = hashlib.sha256(), hashlib.sha1()
-    with outbox.files.create(outbox.contents, CONTENT_SUFFIX) as out, \
-            contextlib.ExitStack() as stack:
+def _size_of(source: bytes | os.PathLike[str] | str) -> int:
+    return len(source) if isinstance(source, bytes) else os.stat(source).st_size
+
+
+def _copy_in(out: SealedWriter, source: bytes | os.PathLike[str] | str,
+             directory: Path) -> str:
+    """Copy the document into ``out`` by chunks (a 50 MB document is never held whole);
+    the SHA-1 (base64) of the plaintext. OSError reading the source is raised as is (the
+    user's file); writing, as `OutboxStorageError` (this workstation's disk)."""
+    sha1 = hashlib.sha1()
+    with contextlib.ExitStack() as stack:
         chunks: Iterator[bytes]
         if isinstance(source, bytes):
             chunks = (source[i:i + CHUNK] for i in range(0, len(source), CHUNK))
@@ -92,11 +103,12 @@ def _copy_in(outbox: Outbox, source: bytes | os.PathLike[str] | str
             reader = stack.enter_context(open(source, "rb"))
             chunks = iter(lambda: reader.read(CHUNK), b"")
         for chunk in chunks:
-            out.write(chunk)
-            sha256.update(chunk)
+            try:
+                out.write(chunk)
+            except OSError as error:
+                raise storage_error(error, directory) from None
             sha1.update(chunk)
-        final = out.install()
-    return final, out.size, sha256.hexdigest(), base64.b64encode(sha1.digest()).decode()
+    return base64.b64encode(sha1.digest()).decode()
 
 
 def queue_deposit(
@@ -120,44 +132,54 @@ def queue_deposit(
     """Sign a deposit with the card (``sign``: `ProfessionalSession.sign_document`) and make
     it durable in ``outbox``; returns the item id. ``content`` is the document's bytes or a
     path to it; a file is copied (fsync + rename) so the user may delete the original once
-    this returns. Raises `DmpError` (unknown type), `OutboxError`, OSError on the source, or
-    whatever ``sign`` raises (SessionEndedError: the card was removed, nothing was queued).
+    this returns. Raises `OutboxFullError` when the disk has no room for it (nothing
+    written), `DmpError` (unknown type), `OutboxError`, OSError on the source, or whatever
+    ``sign`` raises (SessionEndedError: the card was removed, nothing was queued).
     """
-    path, size, sha256, sha1_b64 = _copy_in(outbox, content)
+    outbox.ensure_room(sealed_size(_size_of(content)) + BUNDLE_ROOM)
+    contents = contents_dir(outbox)
     try:
+        writer = outbox.files.create(contents, CONTENT_SUFFIX)
+    except OSError as error:
+        raise storage_error(error, contents) from None
+    with writer as out:
+        sha1_b64 = _copy_in(out, content, contents)
         # The card signs uniqueId, SHA-256 and size: the URL rewritten at send time is not
         # covered, so the signature stays valid whatever Binary id the host answers.
         unique_id, bundle = signed_bundle(
-            patient, PLACEHOLDER, size=size, sha256=sha256, sha1_b64=sha1_b64, author=author,
-            type_code=type_code, title=title, sign=sign, certificate_der=certificate_der,
-            mime_type=mime_type, format_code=format_code, masked=masked,
-            invisible_to_patient=invisible_to_patient, replaces=replaces,
+            patient, PLACEHOLDER, size=out.size, sha256=out.sha256, sha1_b64=sha1_b64,
+            author=author, type_code=type_code, title=title, sign=sign,
+            certificate_der=certificate_der, mime_type=mime_type, format_code=format_code,
+            masked=masked, invisible_to_patient=invisible_to_patient, replaces=replaces,
             facility_type=facility_type, practice_setting=practice_setting,
         )
-        metadata = {"kind": KIND, CONTENT_KEY: path.name, "content_size": size,
-                    "content_sha256": sha256, "mime_type": mime_type, "title": title,
+        # Named only now, with its item: until then it is a temporary file, removed if
+        # anything fails (or by the next opening, after a crash).
+        label = Description("content", unique_id, patient.ins, out.size, out.sha256,
+                            time.time())
+        try:
+            path = out.install(label.to_bytes())
+        except OSError as error:
+            raise storage_error(error, contents) from None
+    try:
+        metadata = {"kind": KIND, CONTENT_KEY: path.name, "content_size": out.size,
+                    "content_sha256": out.sha256, "mime_type": mime_type, "title": title,
                     "type_code": type_code}
         return outbox.add(unique_id, patient.ins,
                           json.dumps(bundle, separators=(",", ":")).encode(), metadata)
     except BaseException:
         # Nothing was queued (add did not return): the copy goes. A crash here instead
-        # leaves an orphan that `recover_contents` removes.
+        # leaves a copy that no item names, which the next opening puts in quarantine.
         path.unlink(missing_ok=True)
         raise
 
 
 def recover_contents(outbox: Outbox) -> int:
-    """Remove what a crash left in ``contents/``: temp files, copies no pending or failed
-    item references (an interrupted `queue_deposit`, an acknowledged item). Call it right
-    after opening the outbox, before queueing. Returns how many files were removed."""
-    directory = contents_dir(outbox)
-    kept = {item.metadata.get(CONTENT_KEY) for item in outbox.pending() + outbox.failed()}
-    removed = 0
-    for file in directory.iterdir():
-        if file.name not in kept:
-            file.unlink(missing_ok=True)
-            removed += 1
-    return removed
+    """Account for what a crash left in ``contents/`` (`Outbox.sweep_contents`): temporary
+    files and copies of acknowledged items are removed, copies no item names are put in
+    quarantine, never deleted. Call it right after opening the outbox, before queueing.
+    Returns how many files left ``contents/``."""
+    return outbox.sweep_contents()
 
 
 def _hashing(chunks: Iterator[bytes], digest: Any, item_id: int) -> Iterator[bytes]:
@@ -233,12 +255,16 @@ class DepositSender:
             return self._send_bundle(item, item.read_payload())
         path = self._content_path(item)
         size = int(item.metadata["content_size"])
-        try:
-            on_disk = path.stat().st_size
-        except FileNotFoundError:
-            raise OutboxError(f"item {item.id}: document copy missing") from None
-        if on_disk != sealed_size(size) or item.files is None:
-            raise OutboxDamagedError(f"item {item.id}: document copy damaged (size differs)")
+        if not path.exists() or item.files is None:
+            raise OutboxError(f"item {item.id}: document copy missing")
+        found = describe(item.files, path)
+        said = found.description
+        if said is None:
+            raise OutboxDamagedError(f"item {item.id}: document copy {found.problem}")
+        if (said.unique_id, said.size, said.sha256) != (
+                item.unique_id, size, item.metadata["content_sha256"]):
+            raise OutboxDamagedError(f"item {item.id}: document copy damaged (it is not "
+                                     "this item's)")
         bundle = json.loads(item.read_payload())
         try:
             with self._client() as http:
@@ -261,9 +287,9 @@ class DepositSender:
         except OutboxError:
             raise
         except (httpx.HTTPError, OSError) as error:
-            return SendResult.retry(f"{type(error).__name__}: {error}")
+            return _unreachable(error)
         except Exception as error:  # no session (card removed): later, with a new one
-            return SendResult.retry(f"no session: {type(error).__name__}: {error}")
+            return _no_session(error)
         if result.acknowledged:
             self._acknowledged.append((item.id, path))
         return result
@@ -274,9 +300,9 @@ class DepositSender:
             with self._client() as http:
                 return self._classify(http.post("/fhir", content=body, headers=FHIR_JSON))
         except httpx.HTTPError as error:
-            return SendResult.retry(f"{type(error).__name__}: {error}")
+            return _unreachable(error)
         except Exception as error:
-            return SendResult.retry(f"no session: {type(error).__name__}: {error}")
+            return _no_session(error)
 
     @staticmethod
     def _classify(response: httpx.Response) -> SendResult:
@@ -295,6 +321,17 @@ class DepositSender:
             return SendResult.retry(f"{code}: {text}", status, _retry_after(response))
         return SendResult.from_status(status, f"{code}: {text}",
                                       retry_after=_retry_after(response))
+
+
+def _unreachable(error: BaseException) -> SendResult:
+    """No answer, or an answer cut short: the network (the host may have stored it, a resend
+    is answered "already stored")."""
+    return SendResult.retry(f"{type(error).__name__}: {error}", cause=Cause.NETWORK)
+
+
+def _no_session(error: BaseException) -> SendResult:
+    return SendResult.retry(f"no session: {type(error).__name__}: {error}",
+                            cause=Cause.NO_SESSION)
 
 
 def _point_to(bundle: dict[str, Any], binary_id: str) -> None:

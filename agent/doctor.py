@@ -3,17 +3,18 @@
 Each check answers a status (ok, warning, problem), one sentence of what was found and, for a
 problem (and most warnings), the fix in one sentence; French first, English after. The checks:
 pcscd, the readers, the card in each reader, the workstation enrolment, the host's CA file,
-the host (TLS 1.3 with the workstation certificate, then ``GET /session``), the clock against
-the host's ``Date`` header, the outbox and the free disk space. Exit status 0 without a
-problem, 1 otherwise. Every network step has a short timeout: the whole run takes seconds.
-See docs/agent-doctor.md.
+the clock against the host's ``Date`` header, the host (TLS 1.3 with the workstation
+certificate, then ``GET /session``), the outbox and the free disk space. Clock first: the
+host's time is read before certificates and cards are judged (even when the host's
+certificate fails on dates, `host_clock`), and a skew is named as such. Exit status 0
+without a problem, 1 otherwise. Every network step has a short timeout: the whole run takes
+seconds. See docs/agent-doctor.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
-import email.utils
 import enum
 import json
 import shutil
@@ -32,8 +33,17 @@ from cardreader.inspect import CardStatus, SlotReport, inspect_reader
 from cardreader.pcsc import list_readers
 
 from .config import AgentConfig, ConfigError, load_config
-from .enrol import HOST_CA_FILE, EnrolmentError, current_enrolment, load_workstation
-from .outbox import OutboxKeyError, open_key, outbox_keys
+from .enrol import HOST_CA_FILE, Enrolment, EnrolmentError, current_enrolment, load_workstation
+from .host_clock import (
+    ClockReading,
+    certificate_rejected,
+    clock_fix,
+    read_host_clock,
+    reading_from,
+    utc_now,
+)
+from .outbox import OutboxKeyError, open_key, outbox_keys, quarantine_report
+from .outbox.report import quarantine_text
 from .safe_text import terminal_lines
 from .session import Workstation, tls_context
 
@@ -70,10 +80,11 @@ class Check:
 # -- card readers -----------------------------------------------------------------------------
 
 
-def check_readers(inspect: Callable[[str], SlotReport] = inspect_reader) -> list[Check]:
+def check_readers(inspect: Callable[[str], SlotReport] = inspect_reader,
+                  clock: ClockReading | None = None) -> list[Check]:
     """pcscd, the readers it sees and the card in each (``inspect``: the running agent
     passes what its monitor already knows, so that a diagnosis never talks to a card in
-    the middle of a session's signature)."""
+    the middle of a session's signature; ``clock``: the host's time, when known)."""
     try:
         readers = list_readers()
     except NoServiceError as error:
@@ -97,11 +108,11 @@ def check_readers(inspect: Callable[[str], SlotReport] = inspect_reader) -> list
         return checks
     checks.append(Check("readers", Status.OK,
                         f"{len(readers)} lecteur(s) / reader(s): {', '.join(readers)}."))
-    checks.extend(_card_check(inspect(reader)) for reader in readers)
+    checks.extend(_card_check(inspect(reader), clock) for reader in readers)
     return checks
 
 
-def _card_check(report: SlotReport) -> Check:
+def _card_check(report: SlotReport, clock: ClockReading | None = None) -> Check:
     name = f"card:{report.reader}"
     what = report.label or (report.kind.value if report.kind else "carte / card")
     if report.cps is not None:
@@ -116,6 +127,14 @@ def _card_check(report: SlotReport) -> Check:
         return Check(name, Status.PROBLEM, f"{what}: code porteur bloqué / PIN blocked.",
                      "Débloquez la carte avec son code PUK (ou demandez une nouvelle carte à "
                      "l'ANS) / unblock the card with its PUK (or ask the ANS for a new card)")
+    cps = report.cps
+    if status is CardStatus.EXPIRED and clock is not None and clock.significant and \
+            cps is not None and cps.not_before <= clock.host_time <= cps.not_after:
+        # Clock first: valid at the host's time, the card is not what needs fixing.
+        return Check(name, Status.WARNING,
+                     f"{what}: hors validité à l'heure du poste, valide à l'heure de l'hôte / "
+                     "outside its validity by this workstation's clock, valid by the host's.",
+                     "Mettez le poste à l'heure (voir clock) / set the clock (see clock)")
     if status is CardStatus.EXPIRED:
         return Check(name, Status.PROBLEM, f"{what}: carte expirée / card expired.",
                      "Demandez le renouvellement de la carte / ask for the card's renewal")
@@ -133,30 +152,40 @@ def _card_check(report: SlotReport) -> Check:
 # -- enrolment and host ---------------------------------------------------------------------
 
 
-def check_enrolment(config: AgentConfig, now: dt.datetime) -> tuple[Check, Workstation | None]:
-    """The enrolment, its certificate's validity; the workstation when its key opens."""
+def _enrolled(config: AgentConfig) -> tuple[Enrolment, Workstation] | Check:
+    """The enrolment and the workstation when its key opens; else the problem."""
     try:
-        enrolment = current_enrolment(config)
-        workstation = load_workstation(config)
+        return current_enrolment(config), load_workstation(config)
     except EnrolmentError as error:
         return Check("enrolment", Status.PROBLEM,
-                     f"Enrôlement inutilisable / enrolment unusable: {error}.", REENROL), None
+                     f"Enrôlement inutilisable / enrolment unusable: {error}.", REENROL)
+
+
+def check_enrolment(config: AgentConfig, now: dt.datetime) -> tuple[Check, Workstation | None]:
+    """The enrolment, its certificate's validity; the workstation when its key opens."""
+    found = _enrolled(config)
+    if isinstance(found, Check):
+        return found, None
+    return _enrolment_check(found[0], now), found[1]
+
+
+def _enrolment_check(enrolment: Enrolment, now: dt.datetime) -> Check:
     left = enrolment.not_after - now
     until = f"{enrolment.not_after:%Y-%m-%d}"
     if left <= dt.timedelta(0):
         return Check("enrolment", Status.PROBLEM,
                      f"Certificat du poste expiré le / workstation certificate expired on "
-                     f"{until} ({enrolment.subject}).", REENROL), workstation
+                     f"{until} ({enrolment.subject}).", REENROL)
     days = left.days
     if days < CERT_WARNING_DAYS:
         return Check("enrolment", Status.WARNING,
                      f"Certificat du poste valable encore {days} jour(s) / workstation "
                      f"certificate valid for {days} more day(s), until {until}.",
                      "Demandez un nouveau certificat et réenrôlez / ask for a new certificate "
-                     "and enrol again: dmp-agent enrol"), workstation
+                     "and enrol again: dmp-agent enrol")
     return Check("enrolment", Status.OK,
                  f"Poste enrôlé / workstation enrolled ({enrolment.subject}), valable "
-                 f"{days} jours / valid {days} days, until {until}."), workstation
+                 f"{days} jours / valid {days} days, until {until}.")
 
 
 def check_host_ca(config: AgentConfig) -> Check:
@@ -227,26 +256,51 @@ def check_host(config: AgentConfig, workstation: Workstation | None,
                now: dt.datetime | None = None) -> list[Check]:
     """TLS 1.3 with the workstation certificate, ``GET /session`` (401 is the expected answer
     without a session), then the clock against the answer's ``Date``."""
+    host, clock, _reading = _host_and_clock(config, workstation, now)
+    return [host] if clock is None else [host, clock]
+
+
+def _host_and_clock(config: AgentConfig, workstation: Workstation | None,
+                    now: dt.datetime | None) -> tuple[Check, Check | None, ClockReading | None]:
+    """The host check, the clock check (None when the host did not answer) and the host's
+    time (None when unknown)."""
     url = config.host_url
     if workstation is None:
-        return [Check("host", Status.WARNING,
-                      "Hôte non vérifié : pas d'enrôlement utilisable / host not checked: no "
-                      "usable enrolment.", REENROL)]
+        return Check("host", Status.WARNING,
+                     "Hôte non vérifié : pas d'enrôlement utilisable / host not checked: no "
+                     "usable enrolment.", REENROL), None, None
+
+    def context() -> ssl.SSLContext:
+        return tls_context(workstation.host_ca, workstation.certificate_pem,
+                           workstation.key_pem, workstation.key_password)
+
     try:
-        context = tls_context(workstation.host_ca, workstation.certificate_pem,
-                              workstation.key_pem, workstation.key_password)
+        verified = context()
     except (ssl.SSLError, ValueError, OSError) as error:
-        return [Check("host", Status.PROBLEM,
-                      f"Certificat du poste ou AC inutilisable / workstation certificate or CA "
-                      f"unusable: {error}.", REENROL)]
+        return Check("host", Status.PROBLEM,
+                     f"Certificat du poste ou AC inutilisable / workstation certificate or CA "
+                     f"unusable: {error}.", REENROL), None, None
     timeout = min(config.host_timeout, HOST_TIMEOUT)
     try:
-        with httpx.Client(base_url=url, verify=context, timeout=timeout) as client:
-            sent = dt.datetime.now(dt.UTC)
+        with httpx.Client(base_url=url, verify=verified, timeout=timeout) as client:
+            sent = utc_now()
             response = client.get("/session")
-            received = dt.datetime.now(dt.UTC)
+            received = utc_now()
     except httpx.HTTPError as error:
-        return [_host_failure(url, error)]
+        # Clock first: the host's time, read even though its certificate was refused.
+        reading = None
+        if certificate_rejected(error):
+            reading = read_host_clock(url, context(), workstation.host_ca, timeout,
+                                      clock=utc_now if now is None else _fixed(now))
+        if reading is not None and reading.significant:
+            return Check("host", Status.PROBLEM,
+                         "L'horloge du poste fait juger le certificat de l'hôte hors de sa "
+                         "période de validité ; l'hôte répond et son AC est la bonne / this "
+                         "workstation's clock makes the host's certificate look outside its "
+                         f"validity; the host answers and its CA is the right one ({url}).",
+                         "Mettez d'abord le poste à l'heure (voir clock) / set the clock first "
+                         "(see clock)"), _clock_check(reading, blamed=True), reading
+        return _host_failure(url, error), None, None
     if response.status_code not in (200, 401):
         host = Check("host", Status.PROBLEM,
                      f"L'hôte répond / the host answers HTTP {response.status_code} to GET "
@@ -257,33 +311,33 @@ def check_host(config: AgentConfig, workstation: Workstation | None,
         host = Check("host", Status.OK,
                      f"Hôte joignable en TLS 1.3 avec le certificat du poste / host reachable "
                      f"over TLS 1.3 with the workstation certificate ({url}).")
-    return [host, _clock_check(response.headers.get("date"), sent, received, now)]
+    reading = reading_from(response.headers.get("date"), sent, received, now)
+    return host, _clock_check(reading), reading
 
 
-def _clock_check(date: str | None, sent: dt.datetime, received: dt.datetime,
-                 now: dt.datetime | None) -> Check:
-    try:
-        host_time = email.utils.parsedate_to_datetime(date) if date else None
-    except (TypeError, ValueError):
-        host_time = None
-    if host_time is None or host_time.tzinfo is None:
+def _fixed(moment: dt.datetime) -> Callable[[], dt.datetime]:
+    return lambda: moment
+
+
+def _clock_check(reading: ClockReading | None, *, blamed: bool = False) -> Check:
+    """The clock against the host's; ``blamed``: it made the host's certificate fail."""
+    if reading is None:
         return Check("clock", Status.WARNING,
                      "L'hôte n'a pas donné son heure / the host gave no usable Date header.")
-    # The host stamped its Date between sent and received; its resolution is one second.
-    local = (now or sent + (received - sent) / 2)
-    skew = local - host_time
-    seconds = abs(skew.total_seconds())
-    side = "en avance / ahead" if skew > dt.timedelta(0) else "en retard / behind"
-    found = f"Horloge du poste {side} de {seconds:.0f} s / workstation clock {side} by " \
-            f"{seconds:.0f} s."
-    fix = ("Synchronisez l'horloge (NTP) : timedatectl set-ntp true / synchronise the clock "
-           "(NTP): timedatectl set-ntp true")
-    if abs(skew) > HOST_MAX_SKEW:
+    skew = abs(reading.skew)
+    found = f"{reading.describe()}."
+    if blamed:
         return Check("clock", Status.PROBLEM,
-                     found + " L'hôte refuse les sessions au-delà de 5 min / the host refuses "
-                     "sessions beyond 5 min.", fix)
-    if abs(skew) > SKEW_WARNING:
-        return Check("clock", Status.WARNING, found, fix)
+                     found + " Le certificat de l'hôte est alors jugé hors de sa période de "
+                     "validité / the host's certificate then looks outside its validity.",
+                     clock_fix())
+    if skew > HOST_MAX_SKEW:
+        return Check("clock", Status.PROBLEM,
+                     found + " L'hôte refuse les sessions au-delà de 5 min, et les certificats "
+                     "sont jugés à une heure fausse / the host refuses sessions beyond 5 min, "
+                     "and certificates are judged at a wrong time.", clock_fix())
+    if skew > SKEW_WARNING:
+        return Check("clock", Status.WARNING, found, clock_fix())
     return Check("clock", Status.OK, found)
 
 
@@ -307,7 +361,9 @@ def check_outbox(config: AgentConfig) -> Check:
     except sqlite3.Error as error:
         return Check("outbox", Status.PROBLEM,
                      f"File d'envoi illisible / outbox unreadable ({path}): {error}.",
-                     "Contactez le support avec ce message / contact support with this message")
+                     "Relancez l'agent : il met la base en quarantaine et reconstruit la file "
+                     "depuis ses fichiers / restart the agent: it sets the database aside and "
+                     "rebuilds the queue from its files (or: dmp-agent outbox --recover)")
     if "key_id" in meta:  # none yet: an outbox of schema 1, sealed when the agent opens it
         try:
             open_key(outbox_keys(config), meta["key_id"], meta.get("key_check", ""))
@@ -322,6 +378,13 @@ def check_outbox(config: AgentConfig) -> Check:
     failed = counts.get("failed", 0)
     found = (f"{pending} dépôt(s) en attente, {failed} refusé(s) / {pending} deposit(s) "
              f"pending, {failed} refused.")
+    held = quarantine_report(path.parent)
+    if held is not None:  # what the outbox could not account for: a person looks at it
+        return Check("outbox", Status.WARNING, f"{found} Quarantaine / quarantine: "
+                     f"{quarantine_text(held)}.",
+                     "Après restauration de la clé : dmp-agent outbox --recover ; sinon "
+                     "examinez puis supprimez le dossier / once the key is restored: dmp-agent "
+                     "outbox --recover; else look, then delete the folder")
     if failed:
         return Check("outbox", Status.WARNING, found,
                      "Voyez les dépôts refusés : dmp-agent outbox / see the refused deposits: "
@@ -348,13 +411,21 @@ def check_disk(config: AgentConfig) -> Check:
 
 def run_checks(config: AgentConfig, *, now: dt.datetime | None = None,
                inspect: Callable[[str], SlotReport] = inspect_reader) -> list[Check]:
-    """Every check, in the order a person would look; ``now`` is for tests."""
-    moment = now or dt.datetime.now(dt.UTC)
-    checks = check_readers(inspect)
-    enrolment, workstation = check_enrolment(config, moment)
-    checks += [enrolment, check_host_ca(config)]
-    checks += check_host(config, workstation, now)
-    checks += [check_outbox(config), check_disk(config)]
+    """Every check, in the order a person would look; ``now`` is for tests. The host's
+    time is read first: with the clock off, certificates and cards are judged at the
+    host's time, and the clock is named instead of them."""
+    moment = now or utc_now()
+    enrolled = _enrolled(config)
+    workstation = None if isinstance(enrolled, Check) else enrolled[1]
+    host, clock, reading = _host_and_clock(config, workstation, now)
+    if reading is not None and reading.significant:
+        moment -= reading.skew
+    checks = check_readers(inspect, reading)
+    checks.append(enrolled if isinstance(enrolled, Check)
+                  else _enrolment_check(enrolled[0], moment))
+    checks.append(check_host_ca(config))
+    checks += [clock] if clock is not None else []
+    checks += [host, check_outbox(config), check_disk(config)]
     return checks
 
 

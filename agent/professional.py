@@ -45,7 +45,7 @@ from policies import AccessMode
 
 from .dmp import DmpClient
 from .pin import PinPrompt
-from .session import HostSession, Workstation
+from .session import HostSession, Workstation, clock_skew
 
 __all__ = [
     "PinCancelledError",
@@ -194,6 +194,9 @@ class ProfessionalSession:
         identity = self.identity = card.read_identity()
         now = dt.datetime.now(dt.UTC)
         if not identity.not_before <= now < identity.not_after:
+            # Clock first: a workstation clock off by months makes a good card look expired.
+            if (skew := clock_skew(self.host_url, self.workstation, self._timeout)) is not None:
+                raise skew
             raise CardExpiredError(
                 f"Carte CPS hors de sa période de validité (du {identity.not_before:%d/%m/%Y} "
                 f"au {identity.not_after:%d/%m/%Y}) / the CPS card is outside its validity "
@@ -268,6 +271,11 @@ class ProfessionalSession:
     @property
     def alive(self) -> bool:
         return self._ended is None and self._current is not None
+
+    @property
+    def end_reason(self) -> str | None:
+        """Why the session ended (card-removed, service-lost, logout...); None until then."""
+        return self._ended
 
     @property
     def session_id(self) -> str:

@@ -20,14 +20,20 @@ from importlib.metadata import PackageNotFoundError, version
 import uvicorn
 
 from .config import AgentConfig, ConfigError, load_config
-from .localapi import create_app, load_or_create_token, page_url
+from .localapi import TokenError, TokenKeeper, client_token, create_app, page_url
 from .logs import setup_logging
+from .outbox import OutboxBusyError, OutboxError
 from .service import AgentService
 
 log = logging.getLogger(__name__)
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-EXIT_ALREADY_RUNNING = 3  # the API port is taken: a service manager must not retry
+# Another agent runs for this user (the API port is taken, or it holds the outbox): a
+# service manager must not retry.
+EXIT_ALREADY_RUNNING = 3
+# The outbox cannot be used: its directory is read-only or full, its database cannot be
+# read nor rebuilt, or it was made by a newer agent. A person must act (the message says how).
+EXIT_OUTBOX = 4
 
 
 def agent_version() -> str:
@@ -81,7 +87,7 @@ class ApiServer:
     """uvicorn on our socket, in a thread (the main thread belongs to the tray)."""
 
     def __init__(self, service: AgentService, config: AgentConfig, sock: socket.socket) -> None:
-        token = load_or_create_token(config)
+        token = TokenKeeper.start(config)  # the agent owns the token file while it runs
         self._app = app = create_app(service, token=token, port=config.api_port,
                          allowed_origins=config.api_allowed_origins)
         self._server = _QuietServer(uvicorn.Config(
@@ -136,10 +142,16 @@ def run_agent(*, tray: bool, open_page: bool) -> int:
         service.start()
         server = ApiServer(service, config, sock)
         server.start()
-    except BaseException:
+    except BaseException as error:
         service.stop()
         sock.close()
-        raise
+        status = _startup_status(error)
+        if status is None:
+            raise
+        # One sentence with its fix, no traceback: the cause, not what it broke later.
+        log.error("start-up failed: %s", error)
+        print(f"dmp-agent run: {error}", file=sys.stderr)
+        return status
     print(f"Agent DMP prêt / ready: http://127.0.0.1:{config.api_port}/", flush=True)
     log.info("agent ready on 127.0.0.1:%d", config.api_port)
     if open_page:
@@ -165,6 +177,15 @@ def run_agent(*, tray: bool, open_page: bool) -> int:
     return EXIT_OK
 
 
+def _startup_status(error: BaseException) -> int | None:
+    """The documented exit status of a start-up failure we can name, else None."""
+    if isinstance(error, OutboxBusyError):
+        return EXIT_ALREADY_RUNNING
+    if isinstance(error, OutboxError):  # read-only, full, unreadable, newer schema
+        return EXIT_OUTBOX
+    return None
+
+
 def _stop_tray() -> None:
     from . import tray
 
@@ -184,10 +205,14 @@ def run_page(*, print_token: bool, print_url: bool, section: str) -> int:
     except ConfigError as error:
         print(f"dmp-agent page: configuration: {error}", file=sys.stderr)
         return EXIT_USAGE
-    if print_token:
-        print(load_or_create_token(config))
-        return EXIT_OK
-    url = page_url(config, section)
+    try:
+        if print_token:
+            print(client_token(config))  # the running agent's, if one runs
+            return EXIT_OK
+        url = page_url(config, section)
+    except TokenError as error:
+        print(f"dmp-agent page: {error}", file=sys.stderr)
+        return EXIT_FAILED
     if print_url:
         print(url)
         return EXIT_OK
@@ -202,7 +227,11 @@ def add_run_commands(commands: argparse._SubParsersAction) -> None:
         description="Lance l'agent / runs the agent: watches the card readers, serves the "
                     "local API and page on 127.0.0.1 (api.port), shows the tray icon when a "
                     "desktop is there. Enrols the workstation on first start when the "
-                    "administrator left a provisioning file (docs/installer.md).")
+                    "administrator left a provisioning file (docs/installer.md). Exit "
+                    "status: 0 stopped, 2 bad configuration, 3 another agent runs for this "
+                    "user (the port is taken or the outbox held: its pid and port are said), "
+                    "4 the outbox cannot be used (read-only or full directory, database "
+                    "unreadable: the message says the fix, docs/agent-outbox.md).")
     run.add_argument("--no-tray", action="store_true",
                      help="no tray icon (a service without desktop)")
     run.add_argument("--open-page", action="store_true", help="open the page once ready")

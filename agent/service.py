@@ -12,9 +12,11 @@ the CPS leaves its reader. The PIN is handed to the card once and never kept.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import logging
 import queue
+import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -22,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from cardreader.atr import CardKind
-from cardreader.errors import CardError, PinBlockedError, WrongPinError
+from cardreader.errors import CardError, CardNotAnsweringError, PinBlockedError, WrongPinError
 from cardreader.inspect import CardStatus, SlotReport, inspect_reader
 from cardreader.pcsc import EventKind, Monitor, SlotEvent
 from cardreader.vitale import VitaleCard
@@ -32,15 +34,27 @@ from wire.mhd import Author, DocumentEntry
 
 from .cards_view import as_json
 from .config import AgentConfig
-from .deposit import make_sender, queue_deposit, recover_contents
+from .deposit import BUNDLE_ROOM, make_sender, queue_deposit, recover_contents
 from .dmp import FORMAT_CODES, DmpClient, DmpError, PatientContext, deposit_types
 from .enrol import EnrolmentError, load_workstation
-from .outbox import Outbox, OutboxKeyError, OutboxWorker, Progress, RetryPolicy, open_outbox
+from .outbox import (
+    Outbox,
+    OutboxError,
+    OutboxKeyError,
+    OutboxStorageError,
+    OutboxWorker,
+    Progress,
+    RetryPolicy,
+    open_outbox,
+)
+from .outbox import report as outbox_report
+from .outbox.sealed import sealed_size
+from .outbox.storage import storage_error
 from .professional import PinCancelledError, ProfessionalSession, SessionEndedError
 from .secrets_sheet import SecretsSheet, render_pdf
-from .session import SessionError, Workstation
+from .session import ClockSkewError, SessionError, Workstation, clock_skew
 
-__all__ = ["AgentService", "ServiceError"]
+__all__ = ["AgentService", "ServiceError", "outbox_failure"]
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +121,21 @@ def document_json(entry: DocumentEntry, own_id: str | None = None) -> dict[str, 
 
 
 def _card_failure(error: CardError) -> ServiceError:
+    if isinstance(error, CardNotAnsweringError):  # frozen: only taking it out helps
+        return ServiceError("card-not-answering", str(error), 504)
     return ServiceError("card-error", f"Carte / card: {error}", 409)
+
+
+def outbox_failure(error: BaseException, directory: Path | None = None) -> ServiceError:
+    """An outbox or disk failure as the API says it: no room or a disk that refuses (507,
+    the sentence with its fix), anything else of the outbox (503). An OSError (a write in
+    ``directory``, the upload's spool) is told the same way."""
+    if isinstance(error, OSError):
+        error = storage_error(error, directory or Path(tempfile.gettempdir()))
+    if isinstance(error, OutboxStorageError):
+        return ServiceError("disk-full" if error.reason == "disk-full" else "disk-refused",
+                            f"Dépôt impossible / deposit impossible: {error}", 507)
+    return ServiceError("outbox-error", f"File d'envoi / outbox: {error}", 503)
 
 
 def _card_or_network(error: BaseException) -> ServiceError | None:
@@ -158,13 +186,19 @@ class AgentService:
         except EnrolmentError as error:
             self._problem = f"{error} → dmp-agent enrol"
         try:
-            self._outbox = open_outbox(self.config)
+            # Another agent holding it, a read-only or full disk, a database that cannot be
+            # read nor rebuilt: raised, `dmp-agent run` says it in one sentence and exits.
+            self._outbox = open_outbox(
+                self.config, holder=f"dmp-agent run, port {self.config.api_port}")
         except OutboxKeyError as error:
             # Dossiers can still be read; deposits wait until the key is back (doctor says so).
             log.error("outbox unusable: %s", error)
             self._problem = f"File d'envoi inutilisable / outbox unusable: {error}"
         if self._outbox is not None:
-            recover_contents(self._outbox)
+            try:
+                recover_contents(self._outbox)
+            except OutboxStorageError as error:  # a full disk: accounted for next time
+                log.warning("outbox: %s", error)
             sender = make_sender(self._host_calls, self._outbox)
 
             def progress(step: Progress) -> None:
@@ -181,6 +215,8 @@ class AgentService:
         return self
 
     def stop(self) -> None:
+        """Stop what `start` started, even when it failed half-way (a start-up failure must
+        be told as itself, not hidden behind an error of the stop)."""
         self._monitor.stop()
         self._events.put(None)
         self._jobs.put(None)
@@ -192,8 +228,9 @@ class AgentService:
             self._worker.stop()
         if self._outbox is not None:
             self._outbox.close()
-        self._card_thread.join(5)
-        self._job_thread.join(5)
+        for thread in (self._card_thread, self._job_thread):
+            if thread.ident is not None:  # started
+                thread.join(5)
 
     def __enter__(self) -> AgentService:
         return self.start()
@@ -295,17 +332,11 @@ class AgentService:
             }
 
     def _outbox_json(self) -> dict[str, Any]:
-        outbox = self._outbox
-        if outbox is None:
-            return {"pending": 0, "failed": 0, "done": 0, "sending": None, "items": []}
-        counts = outbox.counts()
-        items = [{"id": i.id, "state": i.state.value, "title": str(i.metadata.get("title", "")),
-                  "attempts": i.attempts, "lastError": i.last_error or "",
-                  "created": dt.datetime.fromtimestamp(i.created, dt.UTC).isoformat(),
-                  "uniqueId": i.unique_id}
-                 for i in outbox.pending() + outbox.failed()]
-        return {"pending": counts.pending, "failed": counts.failed, "done": counts.done,
-                "sending": self._sending, "items": items}
+        if self._outbox is None:
+            return dict(outbox_report.EMPTY_JSON)
+        paused = self._worker.sender.paused_until if self._worker is not None else 0.0
+        return outbox_report.outbox_json(self._outbox, sending=self._sending,
+                                         paused_until=paused)
 
     # -- cards ----------------------------------------------------------------------------
     def _cps_reader(self) -> str | None:
@@ -378,9 +409,29 @@ class AgentService:
                 if report.status is CardStatus.BLOCKED:
                     self._notice("error", "Carte CPS bloquée / CPS blocked",
                                  "Débloquez-la avec le code PUK / unblock it with the PUK")
+                elif report.status is CardStatus.EXPIRED:
+                    self._jobs.put(lambda: self._explain_expiry(report))
                 self._publish("session")
             if report.kind is CardKind.VITALE and report.vitale is not None:
                 self._new_patient(reader, report.vitale)
+
+    def _explain_expiry(self, report: SlotReport) -> None:
+        """Clock first: a CPS "expired" by this clock may be a clock off by months; the
+        host's Date tells, and the slot and the session then say so (not the card)."""
+        workstation = self._workstation
+        if workstation is None:
+            return
+        skew = clock_skew(self.config.host_url, workstation, self.config.host_timeout)
+        if skew is None:
+            return
+        with self._lock:
+            if self._slots.get(report.reader) is not report:
+                return  # the card left or changed meanwhile
+            self._slots[report.reader] = dataclasses.replace(report, message=str(skew))
+            if self._session is None:
+                self._session_error = str(skew)
+        self._publish("cards")
+        self._publish("session")
 
     # -- session --------------------------------------------------------------------------
     def open_session(self, pin: str, situation: int = 0) -> dict[str, Any]:
@@ -462,6 +513,8 @@ class AgentService:
         if isinstance(error, PinBlockedError):
             return ServiceError("card-blocked", "Carte CPS bloquée : débloquez-la avec le code "
                                 "PUK / the CPS is blocked: unblock it with the PUK", 423)
+        if isinstance(error, ClockSkewError):  # the workstation's fault, not the host's
+            return ServiceError("clock-skew", str(error), 409)
         if isinstance(error, SessionError):
             return ServiceError(error.code or "host-refused", f"Refus de l'hôte DMP / the DMP "
                                 f"host refused: {error}", 502)
@@ -472,7 +525,7 @@ class AgentService:
 
     def _watch_session_end(self, session: ProfessionalSession) -> None:
         session.wait_ended()
-        self._session_gone("card-removed", session)
+        self._session_gone(session.end_reason or "card-removed", session)
 
     def _session_gone(self, reason: str, session: ProfessionalSession | None = None) -> None:
         with self._lock:
@@ -781,10 +834,27 @@ class AgentService:
             raise ServiceError("session-ended", str(error), 409) from None
         except CardError as error:
             raise _card_failure(error) from None
+        except OutboxError as error:
+            raise outbox_failure(error) from None
         item = outbox.get(item_id)
         self._wakeup.set()
         self._publish("outbox")
         return {"id": item_id, "uniqueId": item.unique_id, "title": title}
+
+    def check_deposit_room(self, size: int, spool: Path | None = None) -> None:
+        """Refuse, before a byte is received, a deposit of ``size`` bytes the disk cannot
+        hold: its sealed copy and bundle in the outbox, plus the upload's spool file in
+        ``spool`` when that is the same disk ("disque plein : 5 Mo nécessaires, 2 Mo
+        libres"). A ServiceError (507)."""
+        outbox = self._usable_outbox()
+        needed = sealed_size(size) + BUNDLE_ROOM
+        with contextlib.suppress(OSError):
+            if spool is not None and spool.stat().st_dev == outbox.directory.stat().st_dev:
+                needed += size
+        try:
+            outbox.ensure_room(needed)
+        except OutboxError as error:
+            raise outbox_failure(error) from None
 
     def _usable_outbox(self) -> Outbox:
         if self._outbox is None:

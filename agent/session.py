@@ -28,6 +28,14 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from wire.session import SessionStatement
 
+from .host_clock import (
+    ClockReading,
+    certificate_rejected,
+    clock_fix,
+    read_host_clock,
+    reading_from,
+)
+
 Signer = Callable[[bytes], bytes]  # the card's authentication key: bytes -> RSA signature
 
 
@@ -38,6 +46,18 @@ class SessionError(Exception):
         super().__init__(message)
         self.code = code
         self.status = status
+
+
+class ClockSkewError(SessionError):
+    """The workstation's clock is off: certificates and the session statement are judged
+    against a wrong time. Named before any certificate is blamed (agent/host_clock.py)."""
+
+    def __init__(self, reading: ClockReading) -> None:
+        super().__init__("clock-skew", f"{reading.describe()}. {clock_fix()}")
+        self.reading = reading
+
+
+CLOCK_PROBE_TIMEOUT = 5.0  # seconds, at most, to read the host's time after a failure
 
 
 @dataclass(frozen=True)
@@ -122,6 +142,29 @@ def _error(response: httpx.Response) -> SessionError:
     return SessionError(*outcome_of(response), response.status_code)
 
 
+def _refusal(response: httpx.Response, sent: dt.datetime) -> SessionError:
+    """The host's refusal of a session; a clock refusal with its amount, from ``Date``."""
+    refusal = _error(response)
+    reading = reading_from(response.headers.get("date"), sent, dt.datetime.now(dt.UTC))
+    if refusal.code == "clock-skew" and reading is not None:
+        return ClockSkewError(reading)
+    return refusal
+
+
+def clock_skew(base_url: str, workstation: Workstation,
+               timeout: float = CLOCK_PROBE_TIMEOUT) -> ClockSkewError | None:
+    """The error to raise when the host's ``Date`` shows this clock off, else None: asked
+    when a certificate looks out of its validity, before blaming the certificate."""
+    try:
+        context = tls_context(workstation.host_ca, workstation.certificate_pem,
+                              workstation.key_pem, workstation.key_password)
+    except (ssl.SSLError, ValueError, OSError):
+        return None  # the caller's own error says what is wrong with these
+    reading = read_host_clock(base_url, context, workstation.host_ca,
+                              min(timeout, CLOCK_PROBE_TIMEOUT))
+    return ClockSkewError(reading) if reading is not None and reading.significant else None
+
+
 class HostSession:
     """An open session: `client` is the httpx client every call goes through."""
 
@@ -155,33 +198,41 @@ class HostSession:
         """
         context = tls_context(workstation.host_ca, workstation.certificate_pem,
                               workstation.key_pem, workstation.key_password)
-        with httpx.Client(base_url=base_url, verify=context, timeout=timeout) as bootstrap:
-            answer = bootstrap.post("/session/challenge")
-            if answer.status_code != 200:
-                raise _error(answer)
-            challenge = base64.b64decode(answer.json()["challenge"])
-            session_key = ec.generate_private_key(ec.SECP256R1())
-            public_der = session_key.public_key().public_bytes(
-                serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-            )
-            statement = SessionStatement(
-                challenge=challenge,
-                session_public_key_sha256=_sha256(public_der),
-                workstation_cert_sha256=workstation.fingerprint,
-                time=dt.datetime.now(dt.UTC),
-                id_nat_ps=id_nat_ps,
-                structure_id=structure_id,
-            )
-            signature = sign(statement.to_bytes())
-            answer = bootstrap.post("/session", json={
-                "statement": statement.to_dict(),
-                "signature": base64.b64encode(signature).decode(),
-                "cardCertificate": base64.b64encode(card_certificate_der).decode(),
-                "sessionPublicKey": base64.b64encode(public_der).decode(),
-            })
-            if answer.status_code != 201:
-                raise _error(answer)
-            opened = answer.json()
+        try:
+            with httpx.Client(base_url=base_url, verify=context, timeout=timeout) as bootstrap:
+                answer = bootstrap.post("/session/challenge")
+                if answer.status_code != 200:
+                    raise _error(answer)
+                challenge = base64.b64decode(answer.json()["challenge"])
+                session_key = ec.generate_private_key(ec.SECP256R1())
+                public_der = session_key.public_key().public_bytes(
+                    serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+                )
+                statement = SessionStatement(
+                    challenge=challenge,
+                    session_public_key_sha256=_sha256(public_der),
+                    workstation_cert_sha256=workstation.fingerprint,
+                    time=dt.datetime.now(dt.UTC),
+                    id_nat_ps=id_nat_ps,
+                    structure_id=structure_id,
+                )
+                signature = sign(statement.to_bytes())
+                sent = dt.datetime.now(dt.UTC)
+                answer = bootstrap.post("/session", json={
+                    "statement": statement.to_dict(),
+                    "signature": base64.b64encode(signature).decode(),
+                    "cardCertificate": base64.b64encode(card_certificate_der).decode(),
+                    "sessionPublicKey": base64.b64encode(public_der).decode(),
+                })
+                if answer.status_code != 201:
+                    raise _refusal(answer, sent)
+                opened = answer.json()
+        except httpx.HTTPError as error:
+            # Clock first: a host certificate "not yet valid" is most often this clock.
+            if certificate_rejected(error) and (
+                    skew := clock_skew(base_url, workstation, timeout)) is not None:
+                raise skew from error
+            raise
         # The session key goes from this object to the TLS context and is then dropped.
         key_pem = session_key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,

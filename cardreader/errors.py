@@ -42,6 +42,23 @@ class TransportError(CardError):
     """The exchange with the card failed below the APDU level (timeout, I/O error)."""
 
 
+class CardNotAnsweringError(TransportError):
+    """The card (or its reader) did not answer a command in time: it is frozen, and only
+    taking it out helps. The connection it came from is unusable from then on."""
+
+    def __init__(self, reader: str = "", seconds: float | None = None) -> None:
+        self.reader = reader
+        where = f" ({reader})" if reader else ""
+        fr = f" depuis {seconds:g} s" if seconds is not None else ""
+        en = f" for {seconds:g} s" if seconds is not None else ""
+        super().__init__(
+            f"La carte ne répond plus{fr}{where} : retirez-la, attendez deux secondes et "
+            "réinsérez-la ; si cela recommence, essayez un autre lecteur / the card stopped "
+            f"answering{en}: take it out, wait two seconds and insert it again; if it happens "
+            "again, try another reader"
+        )
+
+
 class MalformedResponseError(CardError):
     """The card answered something that does not parse: truncated, wrong tags, bad lengths."""
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.schemas import SchemaGenerator
@@ -89,6 +89,15 @@ def create_app(
             400, "too-deep", "Structure JSON trop imbriquée / JSON nested too deeply",
             issue_type="invalid"))
 
+    async def client_gone(request: Request, exc: Exception) -> Response:
+        # The client went away in the middle of its body (an upload cut by the network, an
+        # agent stopped): nothing failed here, so one line and no traceback. The route's
+        # template only: a URL may carry a patient's INS.
+        route = getattr(request.scope.get("route"), "path", "?")
+        log.info("client disconnected before the end of its request (%s %s)",
+                 request.method, route)
+        return Response(status_code=400)  # nobody reads it
+
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         # Never a bare 500 page: an OperationOutcome, and no internals in the message.
         if isinstance(exc, audit.UnguardedAccess):
@@ -105,7 +114,7 @@ def create_app(
         routes=[Route("/openapi.json", openapi, methods=["GET"]), *ROUTES],
         middleware=[Middleware(audit.AuditMiddleware)],
         exception_handlers={HostError: host_error, RecursionError: too_deep,
-                            Exception: unexpected},
+                            ClientDisconnect: client_gone, Exception: unexpected},
     )
     app.state.settings = settings
     app.state.engine = engine

@@ -167,6 +167,9 @@ def build_server(
     # access is traced in the host's own access_log table instead.
     options.setdefault("access_log", False)
     options.setdefault("timeout_graceful_shutdown", 2)
+    # The Date header on every answer: agents compare their clock with it before judging
+    # certificates (a skewed workstation clock makes this server's certificate look invalid).
+    options.setdefault("date_header", True)
     config = uvicorn.Config(
         app, host=host, port=port, http=TlsH11Protocol,
         ssl_context_factory=lambda _config, _default: ssl_context, **options,

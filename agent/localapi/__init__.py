@@ -1,6 +1,14 @@
 """The agent's local API and page, on loopback only (docs/agent-local-api.md)."""
 
 from .app import create_app
-from .guard import TOKEN_FILE, load_or_create_token, page_url
+from .token import (
+    TOKEN_FILE,
+    TokenError,
+    TokenKeeper,
+    client_token,
+    load_or_create_token,
+    page_url,
+)
 
-__all__ = ["TOKEN_FILE", "create_app", "load_or_create_token", "page_url"]
+__all__ = ["TOKEN_FILE", "TokenError", "TokenKeeper", "client_token", "create_app",
+           "load_or_create_token", "page_url"]

@@ -27,8 +27,9 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from ..service import AgentService, ServiceError
+from ..service import AgentService, ServiceError, outbox_failure
 from .guard import Guard
+from .token import TOKEN_ROUTE, TokenKeeper
 
 log = logging.getLogger(__name__)
 
@@ -143,9 +144,12 @@ async def _spool(request: Request) -> tuple[Path, str]:
     return path, mime
 
 
-def create_app(service: AgentService, *, token: str, port: int,
+def create_app(service: AgentService, *, token: str | TokenKeeper, port: int,
                allowed_origins: tuple[str, ...] = ()) -> Guard:
-    """The ASGI application: routes, the page, behind the `Guard`."""
+    """The ASGI application: routes, the page, behind the `Guard`; ``token`` is the agent's
+    `TokenKeeper` (a bare string: a token without a file)."""
+
+    keeper = token if isinstance(token, TokenKeeper) else TokenKeeper(None, token)
 
     streams: set[tuple[asyncio.AbstractEventLoop, asyncio.Queue[Any]]] = set()
 
@@ -160,6 +164,12 @@ def create_app(service: AgentService, *, token: str, port: int,
 
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "ok", "version": service.version})
+
+    async def token_file(request: Request) -> Response:
+        # No token needed and none given: the agent only puts its own token back in the
+        # user's private file, for `dmp-agent page --print-token` to read.
+        await call(keeper.restore)
+        return Response(status_code=204)
 
     async def status(request: Request) -> Response:
         return JSONResponse(await call(service.snapshot))
@@ -258,7 +268,15 @@ def create_app(service: AgentService, *, token: str, port: int,
             raise BadRequest("title: 200 caractères au plus / at most 200 characters")
         masked = _flag(request, "masked")
         invisible = _flag(request, "invisibleToPatient")
-        path, mime = await _spool(request)
+        # A disk without room for it refuses the deposit before a byte is received
+        # ("disque plein : 5 Mo nécessaires, 2 Mo libres"), and a spool that fills says so.
+        spool, declared = Path(tempfile.gettempdir()), request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) <= MAX_UPLOAD:
+            await call(service.check_deposit_room, int(declared), spool)
+        try:
+            path, mime = await _spool(request)
+        except OSError as error:
+            raise outbox_failure(error, spool) from None
         try:
             queued = await call(service.deposit, path, mime_type=mime, type_code=type_code,
                                 title=title, masked=masked, invisible_to_patient=invisible,
@@ -325,6 +343,7 @@ def create_app(service: AgentService, *, token: str, port: int,
     routes = [
         route("/", page, "GET"),
         route("/api/health", health, "GET"),
+        route(TOKEN_ROUTE, token_file, "POST"),
         route("/api/openapi.yaml", openapi, "GET"),
         route("/api/status", status, "GET"),
         route("/api/events", events, "GET"),
@@ -357,7 +376,7 @@ def create_app(service: AgentService, *, token: str, port: int,
                              "message": message}, status_code=status)
 
     app = Starlette(routes=routes, exception_handlers={404: not_found, 405: not_found})
-    guard = Guard(app, token=token, port=port, allowed_origins=allowed_origins)
+    guard = Guard(app, token=keeper, port=port, allowed_origins=allowed_origins)
     guard.close_streams = close_streams
     return guard
 

@@ -2,7 +2,7 @@
 from an origin the user allowed.
 
 - the token: 32 random bytes in the user's config directory, mode 0600, created at the first
-  start (a file readable by others is replaced, since its token may have leaked);
+  start and kept in its file by the running agent (`token.TokenKeeper`);
 - the peer: a loopback address only (the server also binds 127.0.0.1 only);
 - Host: ``127.0.0.1:<port>`` or ``localhost:<port>``, else DNS rebinding could make a remote
   page's own name point at us;
@@ -12,53 +12,30 @@ from an origin the user allowed.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import ipaddress
 import json
-import os
-import secrets
-import stat
 from collections.abc import Awaitable, Callable, MutableMapping
-from pathlib import Path
 from typing import Any
 
-from ..config import AgentConfig, private_dir, write_private_file
+from .token import (
+    TOKEN_FILE,
+    TOKEN_ROUTE,
+    TokenKeeper,
+    load_or_create_token,
+    page_url,
+    token_path,
+)
 
-TOKEN_FILE = "api-token"
-PUBLIC_PATHS = ("/api/health",)  # and everything outside /api/: the page holds no data
+PUBLIC_PATHS = ("/api/health", TOKEN_ROUTE)  # and everything outside /api/: no data there
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 App = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-
-def token_path(config: AgentConfig) -> Path:
-    return config.credentials_dir.parent / TOKEN_FILE
-
-
-def load_or_create_token(config: AgentConfig) -> str:
-    """The API token, made on first use; a file others could read is replaced."""
-    path = token_path(config)
-    private_dir(path.parent)
-    try:
-        info = path.stat()
-        if stat.S_IMODE(info.st_mode) & 0o077 == 0 and info.st_uid == os.getuid():
-            token = path.read_text().strip()
-            if len(token) >= 32:
-                return token
-    except FileNotFoundError:
-        pass
-    token = secrets.token_urlsafe(32)
-    write_private_file(path, (token + "\n").encode())
-    return token
-
-
-def page_url(config: AgentConfig, section: str = "") -> str:
-    """The page's address with the API token in the fragment (never sent to a server,
-    never in a log); ``section`` names a part of the page, e.g. ``deposit``."""
-    url = f"http://127.0.0.1:{config.api_port}/#token={load_or_create_token(config)}"
-    return f"{url}&section={section}" if section else url
+__all__ = ["TOKEN_FILE", "Guard", "load_or_create_token", "page_url", "token_path"]
 
 
 def _is_loopback(host: str) -> bool:
@@ -71,10 +48,10 @@ def _is_loopback(host: str) -> bool:
 class Guard:
     """ASGI middleware applying the rules above before any route runs."""
 
-    def __init__(self, app: App, *, token: str, port: int,
+    def __init__(self, app: App, *, token: str | TokenKeeper, port: int,
                  allowed_origins: tuple[str, ...] = ()) -> None:
         self.app = app
-        self._token = token.encode()
+        self.keeper = token if isinstance(token, TokenKeeper) else TokenKeeper(None, token)
         self._hosts = {f"127.0.0.1:{port}", f"localhost:{port}"}
         self._own = {f"http://127.0.0.1:{port}", f"http://localhost:{port}"}
         self._origins = self._own | {o.rstrip("/").lower() for o in allowed_origins}
@@ -116,7 +93,10 @@ class Guard:
             given = headers.get("authorization", "")
             scheme, _, value = given.partition(" ")
             if scheme.lower() != "bearer" or not hmac.compare_digest(
-                    value.strip().encode(), self._token):
+                    value.strip().encode(), self.keeper.token.encode()):
+                # The client may have read a file deleted or changed since the agent
+                # started: put the agent's token back there before saying where to look.
+                await asyncio.to_thread(self.keeper.restore)
                 await _refuse(send, 401, "bad-token",
                               "Jeton absent ou erroné / missing or wrong token "
                               "(dmp-agent page --print-token)", cors)

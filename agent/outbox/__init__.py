@@ -7,8 +7,12 @@ host), ``sending -> pending`` (network error, 5xx, 408, 429: retried with expone
 backoff) or ``sending -> failed`` (refused for good, 4xx: content and reason kept until
 `Outbox.retry`).
 
-Modules: `model` (items, outcomes, errors), `store` (the database and its files),
-`sealed` (the encryption), `keys` (where the key lives), `sender` (sending, the worker).
+Modules: `model` (items, outcomes, causes, labels, errors), `store` (the outbox: adds,
+states, purge), `database` (the SQLite file, checked before it is trusted), `recovery`
+(accounting for every file, quarantine, rebuilding from the files), `migrate` (older
+schemas), `storage` (the disk: lock, free space, refusals), `sealed` (the encryption),
+`keys` (where the key lives), `sender` (sending, the worker), `report` (what people are
+told: why a deposit waits, the quarantine).
 """
 
 from .keys import (
@@ -20,16 +24,23 @@ from .keys import (
     outbox_keys,
 )
 from .model import (
+    Cause,
     Counts,
+    Description,
     Item,
     ItemState,
     OutboxBusyError,
     OutboxDamagedError,
     OutboxError,
+    OutboxFullError,
     OutboxKeyError,
+    OutboxStorageError,
+    OutboxUnreadableError,
     Outcome,
     SendResult,
 )
+from .recovery import QUARANTINE, QuarantineReport, Repair, quarantine_report
+from .report import Waiting, waiting
 from .sender import OutboxWorker, PassReport, Progress, RetryPolicy, Send, Sender
 from .store import (
     BUNDLES,
@@ -50,8 +61,11 @@ __all__ = [
     "CONTENT_SUFFIX",
     "DEFAULT_PURGE_AFTER",
     "LOCK_FILE",
+    "QUARANTINE",
     "SCHEMA_VERSION",
+    "Cause",
     "Counts",
+    "Description",
     "Item",
     "ItemState",
     "KeyStore",
@@ -61,17 +75,25 @@ __all__ = [
     "OutboxBusyError",
     "OutboxDamagedError",
     "OutboxError",
+    "OutboxFullError",
     "OutboxKeyError",
+    "OutboxStorageError",
+    "OutboxUnreadableError",
     "OutboxWorker",
     "Outcome",
     "PassReport",
     "Progress",
+    "QuarantineReport",
+    "Repair",
     "RetryPolicy",
     "SealedFileKeyStore",
     "Send",
     "SendResult",
     "Sender",
+    "Waiting",
     "open_key",
     "open_outbox",
     "outbox_keys",
+    "quarantine_report",
+    "waiting",
 ]

@@ -192,7 +192,7 @@ class KeyStores:
 def open_key(keys: KeyStores, key_id: str, key_check: str) -> OutboxCipher:
     """The cipher of the key ``key_id``, checked against ``key_check`` (recorded beside the
     outbox when the key was made); `OutboxKeyError` if it is missing or not that key."""
-    cipher = OutboxCipher(keys.load(key_id))
+    cipher = OutboxCipher(keys.load(key_id), key_id)
     if not hmac.compare_digest(cipher.check, key_check):
         raise OutboxKeyError(f"the key found as {key_id} is not the one this outbox was "
                              "sealed with")

@@ -1,9 +1,12 @@
-"""What the outbox holds and what a send answers: items, states, outcomes, errors."""
+"""What the outbox holds and what a send answers: items, states, outcomes, causes, the
+label each sealed file carries, errors."""
 
 from __future__ import annotations
 
 import enum
 import hashlib
+import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +22,45 @@ class OutboxError(Exception):
 
 
 class OutboxBusyError(OutboxError):
-    """Another process holds this outbox (another agent of the same user is running)."""
+    """Another process holds this outbox (another agent of the same user is running);
+    ``pid`` and ``holder`` (e.g. "dmp-agent run, port 17771") say which, when known."""
+
+    def __init__(self, message: str, pid: int | None = None, holder: str = "") -> None:
+        super().__init__(message)
+        self.pid, self.holder = pid, holder
+
+
+class OutboxStorageError(OutboxError):
+    """This workstation's disk refused the outbox a write or a read. ``reason``:
+    ``disk-full``, ``read-only``, ``permission``, ``io`` or ``other``; the message says
+    where and what to do, in French then English."""
+
+    def __init__(self, message: str, reason: str = "other") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class OutboxFullError(OutboxStorageError):
+    """Not enough free space for what is asked, said before anything is written."""
+
+    def __init__(self, needed: int, free: int, directory: Path) -> None:
+        super().__init__(
+            f"disque plein : {megabytes(needed, up=True)} Mo nécessaires, "
+            f"{megabytes(free)} Mo libres / disk full: {megabytes(needed, up=True)} MB "
+            f"needed, {megabytes(free)} MB free ({directory}); libérez de la place / free "
+            "some space", "disk-full")
+        self.needed, self.free, self.directory = needed, free, directory
+
+
+class OutboxUnreadableError(OutboxError):
+    """The database cannot be read (nor rebuilt from the files, for now): the message names
+    the cause, where the damaged database was put aside and ``dmp-agent outbox --recover``."""
+
+
+def megabytes(count: int, *, up: bool = False) -> int:
+    """``count`` bytes in MB (10**6), rounded down, or up for what is needed: "5 MB needed,
+    4 MB free" never reads as enough."""
+    return math.ceil(count / 1e6) if up else math.floor(count / 1e6)
 
 
 class OutboxDamagedError(OutboxError):
@@ -39,6 +80,18 @@ class ItemState(enum.StrEnum):
     FAILED = "failed"  # refused for good by the host; kept, retried only by hand
 
 
+class Cause(enum.StrEnum):
+    """Why an item is not (yet) at the host, for people: shown with each waiting item."""
+
+    HOST = "host"  # the host answered 5xx, 408, 429 (or 1xx, 3xx): it is in trouble
+    NETWORK = "network"  # no answer: refused, reset, timed out, cut mid-answer
+    NO_SESSION = "no-session"  # no host session: the CPS was removed or the session locked
+    DISK = "disk"  # this workstation's disk refused a write (full, read-only)
+    REFUSED = "refused"  # the host refused the document for good (4xx)
+    DAMAGED = "damaged"  # the local copy is missing or fails authentication
+    ERROR = "error"  # anything else: see the logs
+
+
 class Outcome(enum.StrEnum):
     STORED = "stored"
     ALREADY_STORED = "already-stored"  # a resend after a crash: the host had it already
@@ -55,6 +108,7 @@ class SendResult:
     detail: str = ""
     status: int | None = None
     retry_after: float | None = None  # seconds, from a Retry-After header
+    cause: Cause | None = None  # None: from the outcome and the status (`why`)
 
     @classmethod
     def stored(cls, detail: str = "", status: int | None = None) -> SendResult:
@@ -65,13 +119,14 @@ class SendResult:
         return cls(Outcome.ALREADY_STORED, detail or "already stored", status)
 
     @classmethod
-    def refused(cls, reason: str, status: int | None = None) -> SendResult:
-        return cls(Outcome.REFUSED, reason, status)
+    def refused(cls, reason: str, status: int | None = None,
+                cause: Cause | None = None) -> SendResult:
+        return cls(Outcome.REFUSED, reason, status, cause=cause)
 
     @classmethod
     def retry(cls, reason: str, status: int | None = None,
-              retry_after: float | None = None) -> SendResult:
-        return cls(Outcome.RETRY, reason, status, retry_after)
+              retry_after: float | None = None, cause: Cause | None = None) -> SendResult:
+        return cls(Outcome.RETRY, reason, status, retry_after, cause)
 
     @classmethod
     def from_status(cls, status: int, detail: str = "", *, already_stored: bool = False,
@@ -91,6 +146,60 @@ class SendResult:
     @property
     def acknowledged(self) -> bool:
         return self.outcome in (Outcome.STORED, Outcome.ALREADY_STORED)
+
+    @property
+    def why(self) -> Cause:
+        """The cause people are shown: given, else the host's when it answered a status."""
+        if self.cause is not None:
+            return self.cause
+        if self.outcome is Outcome.REFUSED:
+            return Cause.REFUSED
+        return Cause.HOST if self.status is not None else Cause.ERROR
+
+
+LABEL_VERSION = 3  # the files' format (agent/outbox/sealed.py) that carries labels
+
+
+@dataclass(frozen=True)
+class Description:
+    """What a sealed file of the outbox says about itself, in its sealed label: enough to
+    rebuild its item when the database is lost (docs/agent-outbox.md, "Recovery").
+
+    ``kind`` is ``bundle`` (the signed bundle, with the item's metadata) or ``content``
+    (a document queued by reference); ``size`` and ``sha256`` are of the plaintext;
+    ``created`` orders one patient's items; ``state`` is always ``queued``: a file exists
+    only while its item is not acknowledged (the database keeps the finer states)."""
+
+    kind: str
+    unique_id: str
+    patient: str
+    size: int
+    sha256: str
+    created: float
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    state: str = "queued"
+
+    def to_bytes(self) -> bytes:
+        return json.dumps({
+            "v": LABEL_VERSION, "kind": self.kind, "uniqueId": self.unique_id,
+            "patient": self.patient, "size": self.size, "sha256": self.sha256,
+            "created": self.created, "metadata": dict(self.metadata), "state": self.state,
+        }, ensure_ascii=False, sort_keys=True, allow_nan=False).encode("utf-8")
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Description:
+        """`OutboxDamagedError` if it is not a label of this outbox (it authenticated, so
+        only a newer or buggy writer makes one)."""
+        try:
+            raw = json.loads(data)
+            made = cls(str(raw["kind"]), str(raw["uniqueId"]), str(raw["patient"]),
+                       int(raw["size"]), str(raw["sha256"]), float(raw["created"]),
+                       dict(raw.get("metadata") or {}), str(raw.get("state", "queued")))
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise OutboxDamagedError("damaged (its label is not an outbox label)") from None
+        if made.kind not in ("bundle", "content") or not made.unique_id:
+            raise OutboxDamagedError("damaged (its label is not an outbox label)")
+        return made
 
 
 @dataclass(frozen=True)
@@ -116,6 +225,8 @@ class Item:
     acknowledged: float | None
     acknowledgement: str | None
     purged: float | None = None
+    cause: Cause | None = None  # why the last attempt failed (None: not tried, or sent)
+    last_status: int | None = None  # the host's HTTP status at the last failed attempt
     # The outbox's key, to open the sealed bundle; not part of what the item is.
     files: SealedFiles | None = field(default=None, repr=False, compare=False)
 

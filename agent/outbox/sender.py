@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..config import AgentConfig
-from .model import Counts, Item, OutboxError, Outcome, SendResult
+from .model import Cause, Counts, Item, OutboxError, OutboxStorageError, Outcome, SendResult
 from .store import Outbox
 
 log = logging.getLogger(__name__)
@@ -103,6 +103,21 @@ class Sender:
         except Exception:
             log.exception("outbox: progress callback failed")  # a view's bug stops nothing
 
+    @staticmethod
+    def _attempt(send: Send, item: Item) -> SendResult:
+        """``send(item)``, whatever it raises turned into a result with its cause."""
+        try:
+            return send(item)
+        except OutboxStorageError as error:  # this workstation's disk, not the document
+            return SendResult.retry(str(error), cause=Cause.DISK)
+        except OutboxError as error:  # the copy on disk is damaged: never sent as is
+            return SendResult.refused(f"outbox: {error}", cause=Cause.DAMAGED)
+        except Exception as error:
+            network = isinstance(error, OSError) or type(error).__module__.split(".")[0] in (
+                "httpx", "httpcore", "http")
+            return SendResult.retry(f"{type(error).__name__}: {error}",
+                                    cause=Cause.NETWORK if network else Cause.ERROR)
+
     def next_due(self) -> float | None:
         """When the next attempt is due (epoch seconds), or None when nothing is pending."""
         now = self._clock()
@@ -112,7 +127,8 @@ class Sender:
     def send_pending(self, send: Send, *, stop: Callable[[], bool] | None = None) -> PassReport:
         """Send every due item in order until none is due, a transient failure, or
         ``stop()``. ``send`` raising counts as a transient failure (never a lost item),
-        except `OutboxError` (the bundle on disk is damaged), which fails the item."""
+        except `OutboxError` (the bundle on disk is damaged), which fails the item. A write
+        of the outbox that the disk refuses raises `OutboxStorageError` and ends the pass."""
         sent = failed = retried = 0
         with self._pass_lock:
             while not (stop and stop()):
@@ -124,28 +140,26 @@ class Sender:
                     break
                 self._report("sending", item)
                 try:
-                    result = send(item)
-                except OutboxError as error:
-                    result = SendResult.refused(f"outbox: {error}")
-                except Exception as error:
-                    result = SendResult.retry(f"{type(error).__name__}: {error}")
+                    result = self._attempt(send, item)
+                except BaseException:
+                    self.outbox._in_flight.discard(item.id)  # never recorded: pending again
+                    raise
                 now = self._clock()
+                reason = f"{result.status} {result.detail}" if result.status else result.detail
                 if result.acknowledged:
                     self.outbox._acknowledge(item, result, now)
                     self._host_failures = 0
                     sent += 1
                     self._report("done", item)
                 elif result.outcome is Outcome.REFUSED:
-                    reason = f"{result.status} {result.detail}" if result.status else result.detail
-                    self.outbox._fail(item, reason, now)
+                    self.outbox._fail(item, reason, now, result.why, result.status)
                     self._host_failures = 0
                     failed += 1
                     self._report("failed", item)
                 else:
                     self._host_failures += 1
-                    reason = f"{result.status} {result.detail}" if result.status else result.detail
                     when = now + self.policy.delay(item.attempts, self._random, result.retry_after)
-                    self.outbox._reschedule(item, reason, when, now)
+                    self.outbox._reschedule(item, reason, when, now, result.why, result.status)
                     self.paused_until = now + self.policy.delay(
                         self._host_failures, self._random, result.retry_after)
                     retried += 1
@@ -184,7 +198,8 @@ class OutboxWorker:
         """Stop after the current attempt (an attempt in flight is not cut short)."""
         self._stopping.set()
         self.wakeup.set()
-        self._thread.join(timeout)
+        if self._thread.ident is not None:  # started: a failed start must stop cleanly too
+            self._thread.join(timeout)
 
     @property
     def alive(self) -> bool:
@@ -201,8 +216,11 @@ class OutboxWorker:
                 # Woken for the next purge too: exactly when one is due, never polling.
                 due = min((t for t in (self.sender.next_due(), outbox.next_purge())
                            if t is not None), default=None)
+            except OutboxStorageError as error:
+                # The disk refused a write (full...): said once per pass, then try again.
+                log.warning("outbox: pass stopped: %s", error)
+                due = time.time() + self.sender.policy.base
             except Exception:
-                # The database itself failed (disk full...): wait, then try again.
                 log.exception("outbox: pass failed")
                 due = time.time() + self.sender.policy.base
             if self._stopping.is_set():

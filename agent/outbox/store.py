@@ -1,182 +1,234 @@
-"""The outbox database and its files: durable adds, the state changes, recovery after a
-crash, encryption at rest and the purge (docs/agent-outbox.md).
+"""The outbox database and its files: durable adds, the state changes, recovery, encryption
+at rest and the purge (docs/agent-outbox.md).
 
 Layout, in the user data directory (0700)::
 
-    outbox/outbox.sqlite3      one row per item: state, attempts, sealed personal fields
-    outbox/bundles/<x>.bundle  the signed bundle of each item not yet acknowledged, sealed
+    outbox/outbox.sqlite3        one row per item: state, attempts, sealed personal fields
+    outbox/bundles/<x>.bundle    the signed bundle of each item not yet acknowledged, sealed
     outbox/contents/<x>.content  a document queued by reference (agent/deposit.py), sealed
-    outbox/outbox.lock         held by the one process that owns the outbox
+    outbox/quarantine/<date>/    what the outbox could not account for, with the reasons
+    outbox/outbox.lock           held by the one process that owns the outbox
 
-`Outbox.add` writes the sealed bundle under a temporary name, fsyncs it, renames it, and only
-then inserts the row in a transaction: a crash at any instant leaves nothing or a complete
-item, and a file without a row is removed when the outbox is next opened. An item found
-``sending`` when the outbox opens was interrupted mid-send: it goes back to ``pending``.
+`Outbox.add` writes the sealed bundle, labelled with what it is (uniqueId, patient, size,
+SHA-256, metadata), under a temporary name, fsyncs it, renames it, and only then inserts
+the row in a transaction: a crash at any instant leaves nothing or a complete item. Opening
+checks the database before trusting it (database.py) and accounts for every file
+(recovery.py): an item found ``sending`` goes back to ``pending``, a file whose row is gone
+is rebuilt into the queue, and a damaged database is put in quarantine and rebuilt from the
+files, never taken for an empty outbox.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
 import secrets
 import sqlite3
-import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from ..config import AgentConfig, private_dir
+from .database import (
+    META,
+    SCHEMA_VERSION,
+    DamagedDatabase,
+    configure,
+    create,
+    log_files,
+    open_checked,
+)
 from .keys import KeyStore, KeyStores, open_key, outbox_keys
+from .migrate import Migrations
 from .model import (
+    Cause,
     Counts,
+    Description,
     Item,
     ItemState,
-    OutboxBusyError,
-    OutboxDamagedError,
     OutboxError,
     OutboxKeyError,
+    OutboxStorageError,
+    OutboxUnreadableError,
     SendResult,
 )
-from .sealed import OutboxCipher, SealedWriter, new_key, sealed_size
+from .recovery import (
+    CONTENT_KEY,
+    QUARANTINE,
+    Quarantine,
+    Recovery,
+    Repair,
+    _context,
+    read_record,
+    recovery_record,
+)
+from .sealed import TEMP_PREFIX, OutboxCipher, SealedWriter, key_id_of, new_key, sealed_size
+from .storage import ProcessLock, ensure_room, is_storage, storage_error
 
 log = logging.getLogger(__name__)
 
 BUNDLES = "bundles"
 CONTENTS = "contents"  # documents queued by reference (agent/deposit.py)
-CONTENT_KEY = "content"  # metadata[CONTENT_KEY] names an item's file in contents/
 CONTENT_SUFFIX = ".content"
 LOCK_FILE = "outbox.lock"
 _SUFFIX = ".bundle"
-SCHEMA_VERSION = 2  # 1: clear rows and files (migrated on open); 2: sealed
 DEFAULT_PURGE_AFTER = 7 * 86400.0
 
-_META = "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)"
-_SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS items (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        unique_id TEXT NOT NULL UNIQUE,  -- a random urn:uuid, not personal; the idempotence key
-        patient_tag TEXT NOT NULL,  -- HMAC of the INS: one patient's order, without the INS
-        personal BLOB,  -- sealed {"patient", "metadata"}; NULL once purged
-        bundle TEXT,
-        size INTEGER NOT NULL,
-        sha256 TEXT NOT NULL,
-        state TEXT NOT NULL CHECK (state IN ('pending', 'sending', 'done', 'failed')),
-        attempts INTEGER NOT NULL DEFAULT 0,
-        last_error BLOB,  -- sealed: the host's words may name the patient
-        next_attempt REAL NOT NULL,
-        created REAL NOT NULL,
-        updated REAL NOT NULL,
-        acknowledged REAL,
-        acknowledgement BLOB,  -- sealed
-        purged REAL
-    )""",
-    "CREATE INDEX IF NOT EXISTS items_by_state ON items (state, id)",
-    _META,
-)
 
-
-class _ProcessLock:
-    """An exclusive lock on a file, released by the kernel if the process dies."""
-
-    def __init__(self, path: Path) -> None:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            if sys.platform == "win32":
-                import msvcrt
-
-                msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
-            else:
-                import fcntl
-
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            raise OutboxBusyError(
-                f"{path.parent}: the outbox is in use by another process (is another "
-                "dmp-agent running for this user?)") from None
-        self._fd: int | None = fd
-
-    def release(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)  # closing drops the lock
-            self._fd = None
-
-
-def _context(unique_id: str, column: str) -> str:
-    # Binds a sealed value to its row and column: moved elsewhere, it does not open.
-    return f"item {unique_id} {column}"
-
-
-class Outbox:
+class Outbox(Migrations, Recovery):
     """The outbox database at ``path`` (files in ``path.parent``), owned by this process
     until `close`. Thread-safe: the worker thread and the API share one instance.
 
     ``keys`` says where the outbox key is (`open_outbox` gives the configured places);
-    done items' personal fields are blanked ``purge_after`` seconds after acknowledgement.
-    Raises `OutboxKeyError` when the key of an existing outbox cannot be had.
+    done items' personal fields are blanked ``purge_after`` seconds after acknowledgement;
+    ``holder`` says what this process is to another that finds the outbox taken. Raises
+    `OutboxBusyError` (another process holds it), `OutboxStorageError` (the disk refuses:
+    read-only, full...), `OutboxKeyError` (the key of an existing outbox cannot be had),
+    `OutboxUnreadableError` (the database cannot be read nor rebuilt), each with a sentence
+    that says what to do. ``repair`` and ``rebuilt`` say what the opening repaired. With
+    ``recover`` (`dmp-agent outbox --recover`), a database that cannot be read is put in
+    quarantine and the queue rebuilt from the files instead.
     """
 
     def __init__(self, path: Path | str, *, keys: KeyStore | KeyStores,
                  clock: Callable[[], float] = time.time,
-                 purge_after: float = DEFAULT_PURGE_AFTER) -> None:
+                 purge_after: float = DEFAULT_PURGE_AFTER, holder: str = "",
+                 recover: bool = False) -> None:
         self.path = Path(path)
-        self.directory = private_dir(self.path.parent)
-        self.bundles = private_dir(self.directory / BUNDLES)
-        self.contents = private_dir(self.directory / CONTENTS)
         self.purge_after = purge_after
         self._keys = keys if isinstance(keys, KeyStores) else KeyStores(keys)
         self._clock = clock
         self._lock = threading.RLock()
-        self._process_lock = _ProcessLock(self.directory / LOCK_FILE)
+        self._in_flight: set[int] = set()  # claimed by a sender of this process
+        self._made: OutboxCipher | None = None  # the key chosen for a new database
+        self._rebuilding: str | None = None  # why the database had to be made anew
+        self._closed = False
+        self._recover_unreadable = recover
+        self.write_problem: OutboxStorageError | None = None  # the last write that failed
+        self.repair = Repair()
+        self.rebuilt: str | None = None  # a sentence when this opening rebuilt the queue
+        directory = self.path.parent
         try:
-            if not self.path.exists():
-                os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))  # born 0600
-            # Autocommit; multi-statement changes use explicit BEGIN IMMEDIATE ... COMMIT.
-            self._db = sqlite3.connect(self.path, isolation_level=None,
-                                       check_same_thread=False, timeout=30)
-            self._db.row_factory = sqlite3.Row
-            self._db.execute("PRAGMA journal_mode=WAL")
-            # FULL: a committed add survives a power cut, not only a process crash.
-            self._db.execute("PRAGMA synchronous=FULL")
-            # Freed space is zeroed: a purged or migrated value does not linger in the file.
-            self._db.execute("PRAGMA secure_delete=ON")
-            self._open_schema()
+            self.directory = private_dir(directory)
+            self.bundles = private_dir(directory / BUNDLES)
+            self.contents = private_dir(directory / CONTENTS)
+            self._process_lock = ProcessLock(directory / LOCK_FILE, holder)
+        except OSError as error:
+            raise storage_error(error, directory) from None
+        self.quarantine = Quarantine(directory / QUARANTINE, clock)
+        try:
+            self._open()
         except BaseException:
             with contextlib.suppress(Exception):
                 self._db.close()
             self._process_lock.release()
             raise
 
-    def _open_schema(self) -> None:
-        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+    # -- opening -----------------------------------------------------------------------------
+
+    def _open(self) -> None:
+        try:
+            try:
+                self._open_database()
+            except sqlite3.Error as error:
+                if is_storage(error) or not self._recover_unreadable:
+                    raise
+                # Asked for by a person (dmp-agent outbox --recover): set it aside, rebuild.
+                with contextlib.suppress(Exception):
+                    self._db.close()
+                self._open_database(f"unreadable ({error}), set aside by --recover")
+        except sqlite3.Error as error:
+            if is_storage(error):
+                raise storage_error(error, self.directory) from None
+            raise OutboxUnreadableError(
+                f"la base de la file d'envoi est illisible / the outbox database is "
+                f"unreadable ({self.path}: {error}): dmp-agent outbox --recover la met en "
+                f"quarantaine ({self.quarantine.root}) et reconstruit la file depuis ses "
+                "fichiers / sets it aside in quarantine and rebuilds the queue from its "
+                "files") from None
+        except OSError as error:
+            raise storage_error(error, self.directory) from None
+
+    def _open_database(self, damage: str | None = None) -> None:
+        if damage is None and self.path.exists():
+            try:
+                self._db, version = open_checked(self.path)
+            except DamagedDatabase as error:
+                damage = error.reason
+        if damage is not None or not self.path.exists():
+            self._create_database(damage)
+            self._db, version = open_checked(self.path)
         if version > SCHEMA_VERSION:
-            raise OutboxError(f"{self.path}: made by a newer dmp-agent (schema {version})")
-        self._db.execute(_META)  # where the key is named, before anything is sealed
-        self._cipher = self._open_key()
+            raise OutboxError(f"{self.path}: faite par un dmp-agent plus récent / made by a "
+                              f"newer dmp-agent (schema {version}): installez-le / install it")
+        configure(self._db)
+        self._db.execute(META)  # where the key is named, before anything is sealed
+        self._cipher = self._made or self._open_key()
         self.files = self._cipher.files
-        has_items = self._db.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'items'").fetchone()
-        if has_items and version < 2:
+        if version < 2:
             self._migrate_v1()
+        elif version < SCHEMA_VERSION:
+            self._migrate_v2()
+        self.repair = self._recover()
+        if self._rebuilding is not None:
+            self._record_rebuild(self._rebuilding)
+        try:
+            self.purge()
+        except OutboxStorageError as error:  # a full disk: purged at the next chance
+            log.warning("outbox: purge postponed: %s", error)
+
+    def _create_database(self, damage: str | None) -> None:
+        """A new database in place of a damaged or missing one. The damaged one (and the
+        logs of a lost one) go to quarantine; the key is the one the files name in their
+        headers (a new key only for an outbox without files); the queue is then rebuilt
+        from the files' labels by `_recover`."""
+        aside = ([self.path] if damage is not None else []) + log_files(self.path)
+        for path in aside:
+            self.quarantine.put(path, damage or "database missing, its log left", "database")
+        files = [p for d in (self.bundles, self.contents) for p in d.iterdir()
+                 if not p.name.startswith(TEMP_PREFIX)]
+        if damage is not None or files:
+            self._rebuilding = damage or "database missing"
+            log.warning("outbox: database %s (%s): rebuilding the queue from %d file(s)",
+                        self.path, self._rebuilding, len(files))
+        named = Counter(key_id for key_id in map(key_id_of, files) if key_id)
+        if named:
+            key_id = named.most_common(1)[0][0]
+            try:
+                self._made = OutboxCipher(self._keys.load(key_id), key_id)
+            except OutboxKeyError as error:
+                raise self._key_problem(error) from None
         else:
-            with self._transaction() as db:
-                for statement in _SCHEMA:
-                    db.execute(statement)
-                db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-        self._recover()
-        self.purge()
+            key_id, key = secrets.token_hex(8), new_key()
+            where = self._keys.save(key_id, key)  # before the database names it
+            self._made = OutboxCipher(key, key_id)
+            log.info("outbox: new key %s, kept in %s", key_id, where)
+        create(self.path, key_id, self._made.check)
+
+    def _record_rebuild(self, reason: str) -> None:
+        folder = self.quarantine.folder
+        record = recovery_record(self.repair, reason, folder, self._clock())
+        with self._transaction() as db:
+            db.execute("INSERT OR REPLACE INTO meta (name, value) VALUES ('recovery', ?)",
+                       (record,))
+        where = (f"; base endommagée mise de côté dans / damaged database kept in {folder}"
+                 if folder else "")
+        self.rebuilt = (f"file d'envoi reconstruite depuis ses fichiers / outbox rebuilt from "
+                        f"its files ({reason}): {self.repair.rebuilt} dépôt(s) remis en file "
+                        f"/ deposit(s) queued again{where}")
+        log.warning("outbox: %s", self.rebuilt)
 
     def _open_key(self) -> OutboxCipher:
         stored = dict(self._db.execute("SELECT name, value FROM meta").fetchall())
-        if "key_id" not in stored:
+        if "key_id" not in stored:  # schema 1: nothing was sealed yet
             key_id, key = secrets.token_hex(8), new_key()
             where = self._keys.save(key_id, key)  # before the database names it
-            cipher = OutboxCipher(key)
+            cipher = OutboxCipher(key, key_id)
             with self._transaction() as db:
                 db.executemany("INSERT INTO meta (name, value) VALUES (?, ?)",
                                [("key_id", key_id), ("key_check", cipher.check)])
@@ -185,16 +237,32 @@ class Outbox:
         try:
             return open_key(self._keys, stored["key_id"], stored.get("key_check", ""))
         except OutboxKeyError as error:
-            raise OutboxKeyError(
-                f"{error}. The deposits waiting in {self.directory} cannot be read without "
-                "it: restore the key (the keyring entry, or the credentials and data "
-                "directories of this machine), or move that directory aside to start an "
-                "empty outbox") from None
+            raise self._key_problem(error) from None
+
+    def _key_problem(self, error: OutboxKeyError) -> OutboxKeyError:
+        return OutboxKeyError(
+            f"{error}. The deposits waiting in {self.directory} cannot be read without it: "
+            "restore the key (the keyring entry, or the credentials and data directories of "
+            "this machine), or move that directory aside to start an empty outbox")
+
+    @property
+    def recovery(self) -> dict[str, Any] | None:
+        """The last rebuild of the queue from the files (when, why, how many, where the
+        damaged database went), or None."""
+        with self._lock:
+            row = self._db.execute("SELECT value FROM meta WHERE name = 'recovery'").fetchone()
+        return read_record(row[0] if row else None)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     def close(self) -> None:
         with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            # At rest the database file holds everything: a lost log loses nothing.
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             self._db.close()
             self._process_lock.release()
 
@@ -206,65 +274,36 @@ class Outbox:
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE ... COMMIT; a refusal of the disk becomes `OutboxStorageError`
+        and is remembered in `write_problem` until a write succeeds again."""
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
             try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._db
+                except BaseException:
+                    with contextlib.suppress(sqlite3.Error):
+                        self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
+            except sqlite3.Error as error:
+                if not is_storage(error):
+                    raise
+                with contextlib.suppress(sqlite3.Error):  # a failed COMMIT may stay open
+                    self._db.execute("ROLLBACK")
+                raise self._storage_failed(error, "cannot write") from None
+            self.write_problem = None
 
-    def _recover(self) -> None:
-        """Repair what a crash may have left: temp and orphan bundle files, items caught
-        mid-send, items whose bundle vanished and rows whose sealed fields do not open
-        (marked failed, never dropped)."""
-        now = self._clock()
-        with self._transaction() as db:
-            db.execute("UPDATE items SET state = 'pending', updated = ? WHERE state = 'sending'",
-                       (now,))
-            referenced: set[str] = set()
-            for row in db.execute("SELECT * FROM items WHERE purged IS NULL").fetchall():
-                if row["bundle"] is not None:
-                    referenced.add(row["bundle"])
-                reason = None
-                if not self._row_opens(row):
-                    # Unreadable anyway: blanked, so that listing the outbox still works.
-                    db.execute("UPDATE items SET personal = NULL, last_error = NULL, "
-                               "acknowledgement = NULL WHERE id = ?", (row["id"],))
-                    reason = "row damaged (its sealed fields fail authentication)"
-                reason = reason or self._file_problem(row)
-                if reason is None or row["state"] == ItemState.DONE:
-                    continue
-                db.execute("UPDATE items SET state = 'failed', last_error = ?, updated = ? "
-                           "WHERE id = ?", (self._cipher.seal_text(
-                               f"outbox: {reason}", _context(row["unique_id"], "last_error")),
-                               now, row["id"]))
-        for file in self.bundles.iterdir():
-            if file.name not in referenced:
-                # A temp file, or a bundle renamed in place whose row was never committed.
-                log.info("outbox: removing %s, left by an interrupted add", file.name)
-                file.unlink(missing_ok=True)
+    def _storage_failed(self, error: BaseException, doing: str) -> OutboxStorageError:
+        problem = storage_error(error, self.directory)
+        self.write_problem = problem
+        log.warning("outbox: %s: %s", doing, problem)
+        return problem
 
-    def _row_opens(self, row: sqlite3.Row) -> bool:
-        try:
-            for column in ("personal", "last_error", "acknowledgement"):
-                if row[column] is not None:
-                    self._cipher.open(row[column], _context(row["unique_id"], column))
-        except OutboxDamagedError:
-            return False
-        return True
-
-    def _file_problem(self, row: sqlite3.Row) -> str | None:
-        if row["bundle"] is None:
-            return None
-        try:
-            size = (self.bundles / row["bundle"]).stat().st_size
-        except FileNotFoundError:
-            return "bundle file missing"
-        if size != sealed_size(row["size"]):
-            return "bundle file damaged (size differs)"
-        return None
+    def ensure_room(self, needed: int) -> None:
+        """`OutboxFullError` ("disque plein : 5 Mo nécessaires, 2 Mo libres") unless
+        ``needed`` bytes and a reserve for the database and logs are free."""
+        ensure_room(self.directory, needed)
 
     # -- adding ------------------------------------------------------------------------------
 
@@ -280,7 +319,8 @@ class Outbox:
         ``payload`` is the signed bundle, as bytes or as a file (copied: the caller may
         delete it afterwards). Idempotent on ``unique_id``: adding it again with the same
         bytes returns the existing id (so a caller that crashed before hearing the answer
-        may simply add again); with other bytes raises `OutboxError`.
+        may simply add again); with other bytes raises `OutboxError`. Not enough room:
+        `OutboxFullError`, before anything is written.
         """
         if not isinstance(unique_id, str) or not unique_id.strip():
             raise OutboxError("unique_id must be a non-empty string")
@@ -293,20 +333,30 @@ class Outbox:
                                   ensure_ascii=False, sort_keys=True, allow_nan=False)
         except (TypeError, ValueError) as error:
             raise OutboxError(f"metadata must be JSON-serialisable ({error})") from None
-        with self.files.create(self.bundles, _SUFFIX) as writer:
-            digest = _write(payload, writer)
-            existing = self._by_unique_id(unique_id)
-            if existing is not None:
-                if existing.sha256 != digest:
-                    raise OutboxError(f"uniqueId {unique_id} is already in the outbox "
-                                      f"(item {existing.id}) with other content")
-                return existing.id
-            try:
-                final = writer.install()
-            except OSError as error:
-                raise OutboxError(f"cannot write the bundle: {error}") from error
         try:
-            now = self._clock()
+            size = len(payload) if not isinstance(payload, os.PathLike) \
+                else os.stat(payload).st_size
+        except OSError as error:
+            raise OutboxError(f"cannot read the bundle: {error}") from error
+        self.ensure_room(sealed_size(size) + len(personal))
+        now = self._clock()
+        try:
+            with self.files.create(self.bundles, _SUFFIX) as writer:
+                _write(payload, writer)
+                existing = self._by_unique_id(unique_id)
+                if existing is not None:
+                    if existing.sha256 != writer.sha256:
+                        raise OutboxError(f"uniqueId {unique_id} is already in the outbox "
+                                          f"(item {existing.id}) with other content")
+                    return existing.id
+                label = Description("bundle", unique_id, patient, writer.size,
+                                    writer.sha256, now, json.loads(personal)["metadata"])
+                final = writer.install(label.to_bytes())
+        except OSError as error:
+            raise self._storage_failed(error, "cannot write the bundle") from None
+        except ValueError as error:  # a label over its limit: metadata far too large
+            raise OutboxError(f"metadata too large ({error})") from None
+        try:
             with self._transaction() as db:
                 cursor = db.execute(
                     "INSERT INTO items (unique_id, patient_tag, personal, bundle, size, sha256, "
@@ -314,7 +364,7 @@ class Outbox:
                     "VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?)",
                     (unique_id, self._cipher.tag(patient),
                      self._cipher.seal(personal.encode(), _context(unique_id, "personal")),
-                     final.name, writer.size, digest, now, now, now))
+                     final.name, writer.size, writer.sha256, now, now, now))
         except sqlite3.IntegrityError:
             final.unlink(missing_ok=True)
             raise OutboxError(f"uniqueId {unique_id} was added meanwhile") from None
@@ -343,7 +393,8 @@ class Outbox:
             acknowledged=row["acknowledged"],
             acknowledgement=self._cipher.open_text(row["acknowledgement"],
                                                    _context(unique_id, "acknowledgement")),
-            purged=row["purged"], files=self.files,
+            purged=row["purged"], cause=_cause(row["cause"]), last_status=row["last_status"],
+            files=self.files,
         )
 
     def _select(self, where: str, params: tuple[Any, ...] = ()) -> list[Item]:
@@ -389,8 +440,8 @@ class Outbox:
         acknowledged more than `purge_after` seconds ago; the rows stay, so the counts do.
         Failed items are never purged: they are still the user's work. Cheap (indexed)."""
         now = self._clock()
-        with self._lock:
-            cursor = self._db.execute(
+        with self._transaction() as db:
+            cursor = db.execute(
                 "UPDATE items SET personal = NULL, last_error = NULL, acknowledgement = NULL, "
                 "purged = ? WHERE state = 'done' AND purged IS NULL AND acknowledged <= ?",
                 (now, now - self.purge_after))
@@ -429,9 +480,14 @@ class Outbox:
         one still pending (a replacement must follow its original). Across patients, the
         item that failed least goes first, so one document the host keeps failing does not
         hold back the others. ``horizon`` bounds how far ahead a due time may be: a clock
-        set back must not freeze the queue.
+        set back must not freeze the queue. An item left ``sending`` that no sender of this
+        process holds (its outcome could not be written: a full disk) is pending again.
         """
         with self._transaction() as db:
+            stale = [r["id"] for r in db.execute("SELECT id FROM items WHERE state = "
+                                                 "'sending'") if r["id"] not in self._in_flight]
+            db.executemany("UPDATE items SET state = 'pending' WHERE id = ?",
+                           [(item_id,) for item_id in stale])
             rows = db.execute("SELECT id, patient_tag, attempts, next_attempt FROM items "
                               "WHERE state = 'pending' ORDER BY id").fetchall()
             heads: dict[str, sqlite3.Row] = {}
@@ -444,6 +500,7 @@ class Outbox:
             chosen = min(due, key=lambda r: (r["attempts"], r["id"]))
             db.execute("UPDATE items SET state = 'sending', attempts = attempts + 1, "
                        "updated = ? WHERE id = ?", (now, chosen["id"]))
+        self._in_flight.add(chosen["id"])
         return self.get(chosen["id"])
 
     def _next_due(self, now: float, horizon: float) -> float | None:
@@ -457,123 +514,83 @@ class Outbox:
 
     def _acknowledge(self, item: Item, result: SendResult, now: float) -> None:
         answer = f"{result.outcome}: {result.detail}".rstrip(": ")
-        with self._transaction() as db:
-            db.execute("UPDATE items SET state = 'done', bundle = NULL, acknowledged = ?, "
-                       "acknowledgement = ?, last_error = NULL, updated = ? WHERE id = ?",
-                       (now, self._cipher.seal_text(
-                           answer, _context(item.unique_id, "acknowledgement")), now, item.id))
+        try:
+            with self._transaction() as db:
+                db.execute("UPDATE items SET state = 'done', bundle = NULL, acknowledged = ?, "
+                           "acknowledgement = ?, last_error = NULL, cause = NULL, "
+                           "last_status = NULL, updated = ? WHERE id = ?",
+                           (now, self._cipher.seal_text(
+                               answer, _context(item.unique_id, "acknowledgement")), now,
+                            item.id))
+        finally:
+            self._in_flight.discard(item.id)
         log.info("outbox: item %d acknowledged by the host (%s)", item.id, result.outcome)
-        # After the commit: a crash before this unlink leaves an orphan removed at next open.
+        # After the commit: a crash before this unlink leaves a file removed at next open.
         if item.payload_path is not None:
             item.payload_path.unlink(missing_ok=True)
 
-    def _set_error(self, item: Item, reason: str, sets: str, params: tuple[Any, ...]) -> None:
+    def _set_error(self, item: Item, reason: str, cause: Cause, status: int | None,
+                   sets: str, params: tuple[Any, ...]) -> None:
         error = self._cipher.seal_text(reason, _context(item.unique_id, "last_error"))
-        with self._lock:
-            self._db.execute(f"UPDATE items SET {sets}, last_error = ? WHERE id = ?",
-                             (*params, error, item.id))
+        try:
+            with self._transaction() as db:
+                db.execute(f"UPDATE items SET {sets}, last_error = ?, cause = ?, "
+                           "last_status = ? WHERE id = ?",
+                           (*params, error, str(cause), status, item.id))
+        finally:
+            self._in_flight.discard(item.id)
 
-    def _fail(self, item: Item, reason: str, now: float) -> None:
-        self._set_error(item, reason, "state = 'failed', updated = ?", (now,))
+    def _fail(self, item: Item, reason: str, now: float, cause: Cause = Cause.REFUSED,
+              status: int | None = None) -> None:
+        self._set_error(item, reason, cause, status, "state = 'failed', updated = ?", (now,))
         log.warning("outbox: item %d refused for good, kept with its reason", item.id)
 
-    def _reschedule(self, item: Item, reason: str, when: float, now: float) -> None:
-        self._set_error(item, reason, "state = 'pending', next_attempt = ?, updated = ?",
-                        (when, now))
-        log.info("outbox: item %d will be sent again in %.0f s", item.id, max(0.0, when - now))
+    def _reschedule(self, item: Item, reason: str, when: float, now: float,
+                    cause: Cause = Cause.ERROR, status: int | None = None) -> None:
+        self._set_error(item, reason, cause, status,
+                        "state = 'pending', next_attempt = ?, updated = ?", (when, now))
+        log.info("outbox: item %d will be sent again in %.0f s (%s)", item.id,
+                 max(0.0, when - now), cause)
 
-    # -- schema 1 (clear) to 2 (sealed) ------------------------------------------------------
 
-    def _migrate_v1(self) -> None:
-        """Seal an outbox of schema 1: each clear file is copied into a sealed one, then the
-        rows are rewritten in one transaction, then the clear files go. A crash before the
-        commit leaves schema 1 and orphan sealed files (removed as orphans); after it, clear
-        orphans (removed likewise)."""
-        rows = self._db.execute("SELECT * FROM items ORDER BY id").fetchall()
-        made: list[Path] = []
-        clear: list[Path] = []
-        converted: list[tuple[Any, ...]] = []
-        try:
-            for row in rows:
-                metadata = json.loads(row["metadata"])
-                bundle = row["bundle"]
-                if bundle is not None:
-                    bundle = self._reseal(self.bundles / bundle, _SUFFIX, made, clear)
-                content = metadata.get(CONTENT_KEY)
-                if isinstance(content, str) and row["state"] != ItemState.DONE:
-                    metadata[CONTENT_KEY] = self._reseal(self.contents / content,
-                                                         CONTENT_SUFFIX, made, clear)
-                uid = row["unique_id"]
-                personal = json.dumps({"patient": row["patient"], "metadata": metadata},
-                                      ensure_ascii=False, sort_keys=True)
-                converted.append((
-                    row["id"], uid, self._cipher.tag(row["patient"]),
-                    self._cipher.seal(personal.encode(), _context(uid, "personal")), bundle,
-                    row["size"], row["sha256"], row["state"], row["attempts"],
-                    self._cipher.seal_text(row["last_error"], _context(uid, "last_error")),
-                    row["next_attempt"], row["created"], row["updated"], row["acknowledged"],
-                    self._cipher.seal_text(row["acknowledgement"],
-                                           _context(uid, "acknowledgement"))))
-            with self._transaction() as db:
-                db.execute("DROP INDEX IF EXISTS items_by_state")  # it follows the old table
-                db.execute("ALTER TABLE items RENAME TO items_v1")
-                for statement in _SCHEMA:
-                    db.execute(statement)
-                db.executemany(
-                    "INSERT INTO items (id, unique_id, patient_tag, personal, bundle, size, "
-                    "sha256, state, attempts, last_error, next_attempt, created, updated, "
-                    "acknowledged, acknowledgement) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", converted)
-                db.execute("DROP TABLE items_v1")
-                db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-        except BaseException:
-            for path in made:
-                path.unlink(missing_ok=True)
-            raise
-        for path in clear:
-            path.unlink(missing_ok=True)
-        # The clear rows may still sit in the write-ahead log and in pages written before
-        # secure_delete: rewrite the file, empty the log.
-        self._db.execute("VACUUM")
-        self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        log.info("outbox: %d item(s) of schema 1 sealed (%d file(s))", len(rows), len(made))
-
-    def _reseal(self, path: Path, suffix: str, made: list[Path], clear: list[Path]) -> str:
-        """A sealed copy of the clear file ``path`` beside it; its name. A missing file
-        keeps its name: the item then fails as "missing", as any lost file does."""
-        try:
-            source = open(path, "rb")  # noqa: SIM115 (closed below, the writer may raise)
-        except FileNotFoundError:
-            return path.name
-        with source, self.files.create(path.parent, suffix) as writer:
-            while chunk := source.read(1 << 20):
-                writer.write(chunk)
-            made.append(writer.install())
-        clear.append(path)
-        return made[-1].name
+def _cause(value: str | None) -> Cause | None:
+    try:
+        return Cause(value) if value else None
+    except ValueError:  # written by a newer agent
+        return Cause.ERROR
 
 
 def _write(payload: bytes | bytearray | memoryview | os.PathLike[str],
-           writer: SealedWriter) -> str:
-    """Write ``payload`` into ``writer``; its SHA-256 (hex). OSError becomes OutboxError."""
-    digest = hashlib.sha256()
+           writer: SealedWriter) -> None:
+    """Write ``payload`` into ``writer``; OSError on the source becomes OutboxError (the
+    caller's file), OSError on the writer is the outbox's disk."""
+    if isinstance(payload, bytes | bytearray | memoryview):
+        writer.write(payload)
+        return
     try:
-        if isinstance(payload, bytes | bytearray | memoryview):
-            digest.update(payload)
-            writer.write(payload)
-        else:
-            with open(payload, "rb") as source:
-                while chunk := source.read(1 << 20):
-                    digest.update(chunk)
-                    writer.write(chunk)
+        source = open(payload, "rb")  # noqa: SIM115 (closed below)
     except OSError as error:
-        raise OutboxError(f"cannot write the bundle: {error}") from error
-    return digest.hexdigest()
+        raise OutboxError(f"cannot read the bundle: {error}") from error
+    with source:
+        while True:
+            try:
+                chunk = source.read(1 << 20)
+            except OSError as error:
+                raise OutboxError(f"cannot read the bundle: {error}") from error
+            if not chunk:
+                return
+            writer.write(chunk)
 
 
 def open_outbox(config: AgentConfig, *, clock: Callable[[], float] = time.time,
-                keys: KeyStore | KeyStores | None = None) -> Outbox:
+                keys: KeyStore | KeyStores | None = None, holder: str = "",
+                recover: bool = False) -> Outbox:
     """The configured outbox: its key in the configured places (`outbox_keys`), its purge
-    delay from ``outbox.purge_after_days``."""
+    delay from ``outbox.purge_after_days``; ``holder`` and ``recover`` as for `Outbox`."""
     return Outbox(config.outbox_path, keys=keys or outbox_keys(config), clock=clock,
-                  purge_after=config.outbox_purge_days * 86400.0)
+                  purge_after=config.outbox_purge_days * 86400.0, holder=holder,
+                  recover=recover)
+
+
+__all__ = ["BUNDLES", "CONTENTS", "CONTENT_KEY", "CONTENT_SUFFIX", "DEFAULT_PURGE_AFTER",
+           "LOCK_FILE", "SCHEMA_VERSION", "Outbox", "open_outbox"]

@@ -24,7 +24,15 @@ let returnTo = null; // the last section that needs a session: shown once it is 
 let filtered = null; // {key, list}: the result of GET /api/documents for the filters
 let depositTypes = {key: null, list: []};
 let titleEdited = false;
-const tracked = new Map(); // outbox item id -> {id, title, state, lastError, attempts}
+// outbox item id -> {id, title, state, lastError, attempts, reason, reasonText, nextAttempt}
+const tracked = new Map();
+
+// What the outbox says of an item, copied onto the one the page follows.
+function followed(now) {
+  return {state: now.state, lastError: now.lastError, attempts: now.attempts,
+    reason: now.reason || '', reasonText: now.reasonText || '',
+    nextAttempt: now.nextAttempt || null, seen: true};
+}
 const memo = new Map(); // list id -> the JSON it was last drawn from
 
 class ApiError extends Error {
@@ -409,9 +417,16 @@ function renderStatusBar() {
   $('sb-patient').textContent = patientText;
   $('sb-patient').dataset.state = patient.state || '';
   const outbox = state.outbox || {};
+  // What stops the outbox (a full or read-only disk), what it set aside, a rebuild: said
+  // beside the counts, where the user looks for their deposits.
+  const held = outbox.quarantine;
+  const notes = [outbox.problem, outbox.recovered,
+    held ? `${held.files} fichier(s) en quarantaine / file(s) in quarantine: ${held.path} `
+      + '(dmp-agent doctor)' : ''].filter(Boolean);
   $('sb-outbox').textContent = `${outbox.pending || 0} en attente, ${outbox.failed || 0} `
-    + `refusé(s) / pending, refused${outbox.sending ? ' — envoi en cours / sending' : ''}`;
-  $('sb-outbox').dataset.kind = outbox.failed ? 'error' : '';
+    + `refusé(s) / pending, refused${outbox.sending ? ' — envoi en cours / sending' : ''}`
+    + notes.map((note) => ` — ${note}`).join('');
+  $('sb-outbox').dataset.kind = outbox.failed || outbox.problem ? 'error' : '';
 }
 
 function breakTheGlass(mode) {
@@ -1002,8 +1017,7 @@ function followDeposits() {
     if (item.state === 'done') continue;
     const now = items.get(item.id);
     if (now) {
-      Object.assign(item, {state: now.state, lastError: now.lastError,
-        attempts: now.attempts, seen: true});
+      Object.assign(item, followed(now));
       if (outbox.sending && outbox.sending.id === item.id) item.state = 'sending';
     } else {
       missing = true;
@@ -1022,8 +1036,7 @@ function checkOutbox() {
       for (const item of tracked.values()) {
         const now = items.get(item.id);
         if (item.state === 'done') continue;
-        if (now) Object.assign(item, {state: now.state, lastError: now.lastError,
-          attempts: now.attempts, seen: true});
+        if (now) Object.assign(item, followed(now));
         else item.state = 'done';
       }
       renderDeposits();
@@ -1036,6 +1049,20 @@ function checkOutbox() {
 function depositState(item) {
   return {pending: 'En attente d\'envoi / waiting', sending: 'Envoi en cours… / sending',
     done: 'Déposé / deposited', failed: 'Refusé / refused'}[item.state] || item.state;
+}
+
+// Why a deposit waits and when it is tried again: "l'hôte DMP ne répond pas (HTTP 503) —
+// nouvel essai à 14:32".
+function waitingText(item) {
+  if (!item.reasonText || !item.reason) return '';
+  let when = '';
+  if (item.nextAttempt) {
+    const at = new Date(item.nextAttempt);
+    const time = at.toLocaleTimeString('fr-FR', {hour: '2-digit', minute: '2-digit'});
+    when = at <= new Date() ? ' — nouvel essai imminent / retrying now'
+      : ` — nouvel essai à ${time} / next try at ${time}`;
+  }
+  return item.reasonText + when;
 }
 
 function renderDeposits() {
@@ -1053,8 +1080,12 @@ function renderDeposits() {
       el('span', {class: 'deposit-state', text: depositState(item)}));
     if (item.attempts > 1) li.append(el('span', {class: 'small', text: ` (${item.attempts} `
       + 'tentatives / attempts)'}));
+    if (item.state === 'pending' && waitingText(item)) {
+      li.append(el('p', {class: 'reason', text: waitingText(item)}));
+    }
     if (item.state === 'failed') {
-      li.append(el('p', {class: 'reason', text: item.lastError || ''}),
+      li.append(el('p', {class: 'reason', text: [item.reasonText, item.lastError]
+        .filter(Boolean).join(' — ')}),
         el('button', {type: 'button', 'aria-label': `Réessayer ${item.title}`,
           onclick: () => retry(item.id)}, 'Réessayer / retry'));
     }

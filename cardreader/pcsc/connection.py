@@ -5,11 +5,13 @@
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 from smartcard import scard
 
 from ..errors import (
     CardError,
+    CardNotAnsweringError,
     CardRemovedError,
     MalformedResponseError,
     NoCardError,
@@ -17,6 +19,7 @@ from ..errors import (
     ReaderError,
     TransportError,
 )
+from .bounded import COMMAND_TIMEOUT, BoundedCaller, Closed, Overrun
 
 # Codes after which the context is dead and must be re-established (pcsc-lite answers
 # SCARD_F_COMM_ERROR, "RPC transport error", when pcscd dies in the middle of a call).
@@ -92,37 +95,56 @@ def wait_for_card(reader: str, *, present: bool = True, timeout: float = 5.0) ->
 
 
 class PcscConnection:
-    """A `Connection` to the card in one PC/SC reader (exclusive while a profile works)."""
+    """A `Connection` to the card in one PC/SC reader (exclusive while a profile works).
 
-    def __init__(self, reader: str, *, exclusive: bool = False, context: int | None = None):
+    Every PC/SC call waits at most ``timeout`` seconds (`bounded.BoundedCaller`): a card
+    that stops answering without leaving the reader gives `CardNotAnsweringError`, at once
+    for every later call on this connection.
+    """
+
+    def __init__(self, reader: str, *, exclusive: bool = False, context: int | None = None,
+                 timeout: float = COMMAND_TIMEOUT):
         self.reader = reader
         self._own_context = context is None
         self._context = establish_context() if context is None else context
-        self._lock = threading.Lock()
-        share = scard.SCARD_SHARE_EXCLUSIVE if exclusive else scard.SCARD_SHARE_SHARED
-        hresult, self._card, self._protocol = scard.SCardConnect(
-            self._context, reader, share, scard.SCARD_PROTOCOL_T0 | scard.SCARD_PROTOCOL_T1
-        )
-        if hresult != scard.SCARD_S_SUCCESS:
-            if self._own_context:
-                release_context(self._context)
-            raise error_for(hresult, f"connect to {reader!r}")
-        hresult, _name, _state, _proto, atr = scard.SCardStatus(self._card)
-        if hresult != scard.SCARD_S_SUCCESS:
-            self.close()
-            raise error_for(hresult, f"status of {reader!r}")
-        self._atr = bytes(atr)
+        self._card: int | None = None
         self._closed = False
+        self._lock = threading.Lock()
+        self._calls = BoundedCaller(f"pcsc:{reader}", self._release, timeout)
+        share = scard.SCARD_SHARE_EXCLUSIVE if exclusive else scard.SCARD_SHARE_SHARED
+        try:
+            hresult, card, self._protocol = self._call(
+                scard.SCardConnect, self._context, reader, share,
+                scard.SCARD_PROTOCOL_T0 | scard.SCARD_PROTOCOL_T1)
+            if hresult != scard.SCARD_S_SUCCESS:
+                raise error_for(hresult, f"connect to {reader!r}")
+            self._card = card
+            hresult, _name, _state, _proto, atr = self._call(scard.SCardStatus, card)
+            if hresult != scard.SCARD_S_SUCCESS:
+                raise error_for(hresult, f"status of {reader!r}")
+        except BaseException:
+            self.close()
+            raise
+        self._atr = bytes(atr)
 
     @property
     def atr(self) -> bytes:
         return self._atr
 
+    def _call(self, fn: Any, *args: Any) -> Any:
+        try:
+            return self._calls.call(fn, *args)
+        except Overrun:
+            raise CardNotAnsweringError(self.reader, self._calls.timeout) from None
+        except Closed:
+            raise CardRemovedError("connection closed") from None
+
     def send_and_receive(self, apdu: bytes) -> tuple[bytes, int]:
         with self._lock:
             if self._closed:
                 raise CardRemovedError("connection closed")
-            hresult, response = scard.SCardTransmit(self._card, self._protocol, list(apdu))
+            hresult, response = self._call(scard.SCardTransmit, self._card, self._protocol,
+                                           list(apdu))
         if hresult != scard.SCARD_S_SUCCESS:
             raise self._failure(hresult, "transmit")
         if len(response) < 2:
@@ -139,8 +161,8 @@ class PcscConnection:
     def _card_left(self, wait_ms: int = 1000) -> bool:
         """Whether the card is gone, waiting (on the event, not polling) up to ``wait_ms``."""
         state = scard.SCARD_STATE_PRESENT
-        hresult, states = scard.SCardGetStatusChange(
-            self._context, wait_ms, [(self.reader, state)]
+        hresult, states = self._call(
+            scard.SCardGetStatusChange, self._context, wait_ms, [(self.reader, state)]
         )
         if hresult == scard.SCARD_S_SUCCESS and states:
             event = states[0][1]
@@ -152,7 +174,7 @@ class PcscConnection:
         generic transaction failure, so ask the reader whether the card is still there."""
         if hresult in CARD_GONE or hresult in SERVICE_GONE or hresult in READER_GONE:
             return error_for(hresult, what)
-        status, _name, state, _proto, _atr = scard.SCardStatus(self._card)
+        status, _name, state, _proto, _atr = self._call(scard.SCardStatus, self._card)
         if status in CARD_GONE or (
             status == scard.SCARD_S_SUCCESS and not state & SCARD_PRESENT
         ):
@@ -161,14 +183,20 @@ class PcscConnection:
             return error_for(status, what)
         return error_for(hresult, what)
 
+    def _release(self) -> None:
+        """On the helper thread, last: after `close`, or once a stuck call has returned."""
+        if self._card is not None:
+            scard.SCardDisconnect(self._card, scard.SCARD_LEAVE_CARD)
+        if self._own_context:
+            release_context(self._context)
+
     def close(self) -> None:
+        # Never blocks on a stuck call: the lock is only held for a bounded time.
         with self._lock:
-            if getattr(self, "_closed", False):
+            if self._closed:
                 return
             self._closed = True
-            scard.SCardDisconnect(self._card, scard.SCARD_LEAVE_CARD)
-            if self._own_context:
-                release_context(self._context)
+        self._calls.close()
 
     def __enter__(self) -> PcscConnection:
         return self

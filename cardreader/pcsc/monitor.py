@@ -3,9 +3,10 @@
 One thread blocks in `SCardGetStatusChange` with an infinite timeout on every reader plus
 pcsc-lite's plug-and-play pseudo-reader, so an idle agent wakes up only when something
 happens. `stop()` wakes it with `SCardCancel`. When pcscd goes away the monitor reports the
-readers gone and the service lost, then tries to re-establish a context with a growing delay
-(there is no event to wait for while the service itself is down), and reports the readers and
-cards again once it is back: the process never needs a restart.
+service lost, then the cards and readers gone (the cause before its effects), then tries to
+re-establish a context with a growing delay (there is no event to wait for while the service
+itself is down), and reports the readers and cards again once it is back: the process never
+needs a restart.
 """
 
 from __future__ import annotations
@@ -117,8 +118,7 @@ class Monitor:
             if hresult != scard.SCARD_S_SUCCESS:
                 if not service_was_lost:
                     service_was_lost = True
-                    self._forget_all()
-                    self._emit(SlotEvent(EventKind.SERVICE_LOST))
+                    self._service_lost()
                     self.ready.set()
                 delay = RETRY_DELAYS[min(attempt, len(RETRY_DELAYS) - 1)]
                 attempt += 1
@@ -138,10 +138,12 @@ class Monitor:
                 scard.SCardReleaseContext(context)
             if lost and not self._stop.is_set():
                 service_was_lost = True
-                self._forget_all()
-                self._emit(SlotEvent(EventKind.SERVICE_LOST))
+                self._service_lost()
 
-    def _forget_all(self) -> None:
+    def _service_lost(self) -> None:
+        """The cause first, then its effects: a listener that ends a session on a card
+        removal already knows the card did not leave, the service did."""
+        self._emit(SlotEvent(EventKind.SERVICE_LOST))
         for reader, atr in list(self._present.items()):
             if atr is not None:
                 self._emit(SlotEvent(EventKind.CARD_REMOVED, reader))

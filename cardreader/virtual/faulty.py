@@ -1,14 +1,15 @@
 """Faulty cards for tests: wrappers around a working emulator that misbehave on purpose.
 
 Each wraps any `VirtualCard` and breaks it one way: answers cut short or garbled, a wrong
-status word, a card that vanishes from the reader in the middle of a read, a slow card, or a
-card nobody knows. They let the tests check that every such card gives a specific error,
-never a crash or a hang.
+status word, a card that vanishes from the reader in the middle of a read, a slow card, a card
+that freezes (stops answering but stays in the reader), or a card nobody knows. They let the
+tests check that every such card gives a specific error, never a crash or a hang.
 """
 
 from __future__ import annotations
 
 import random
+import threading
 import time
 from collections.abc import Callable
 
@@ -106,6 +107,37 @@ class SlowCard(_Wrapper):
     def process(self, apdu: bytes) -> bytes | None:
         time.sleep(self.delay)
         return super().process(apdu)
+
+
+class FreezingCard(_Wrapper):
+    """Stops answering, without leaving the reader, from command number ``at`` on (never by
+    default: `freeze()` arms it at once). It stays silent until `thaw()` (or ``dies_after``
+    seconds): then it dies, i.e. leaves the reader without answering, as a frozen real card
+    ends up doing when the reader or the user gives up."""
+
+    def __init__(self, inner: VirtualCard, at: int | None = None,
+                 dies_after: float | None = None) -> None:
+        super().__init__(inner)
+        self.at = at
+        self.dies_after = dies_after
+        self.frozen = threading.Event()  # set when the first unanswered command arrives
+        self._thawed = threading.Event()
+
+    def freeze(self) -> None:
+        """The next command gets no answer."""
+        self.at = self.count + 1
+
+    def thaw(self) -> None:
+        """End the freeze: the card dies (leaves the reader)."""
+        self._thawed.set()
+
+    def process(self, apdu: bytes) -> bytes | None:
+        self.count += 1
+        if self.at is None or self.count < self.at:
+            return self.inner.process(apdu)
+        self.frozen.set()
+        self._thawed.wait(self.dies_after)
+        return None
 
 
 class UnknownCard:

@@ -93,9 +93,10 @@ def test_pcscd_killed_and_restarted_is_recovered_without_restarting(
     sink.wait_for(EventKind.CARD_INSERTED, reader)
 
     pcscd.stop(kill=True)
+    # The cause before its effects: a listener knows the card did not leave, pcscd did.
+    sink.wait_for(EventKind.SERVICE_LOST)
     sink.wait_for(EventKind.CARD_REMOVED, reader)
     sink.wait_for(EventKind.READER_REMOVED, reader)
-    sink.wait_for(EventKind.SERVICE_LOST)
     assert monitor.readers == {}
 
     pcscd.start()

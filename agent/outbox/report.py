@@ -1,0 +1,170 @@
+"""What people are told about the outbox: why a deposit waits and until when, what a
+recovery did, what sits in quarantine; for the local API and page (`outbox_json`) and for
+`dmp-agent outbox` (`outbox_lines`). docs/agent-outbox.md, "What survives what"."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from ..safe_text import terminal_text
+from .model import Cause, Item, ItemState, OutboxFullError, OutboxStorageError
+from .recovery import QuarantineReport, Repair, quarantine_report
+from .storage import RESERVE, free_space
+from .store import Outbox
+
+_TEXTS = {
+    Cause.HOST: "l'hôte DMP ne répond pas{status} / the DMP host is unavailable{status}",
+    Cause.NETWORK: "réseau : hôte DMP injoignable ou réponse coupée / network: the DMP host "
+                   "cannot be reached or its answer was cut",
+    Cause.NO_SESSION: "pas de session DMP : insérez la carte CPS et saisissez le code / no "
+                      "DMP session: insert the CPS and enter the PIN",
+    Cause.DISK: "disque : la file d'envoi ne peut pas écrire / disk: the outbox cannot write",
+    Cause.REFUSED: "refusé par l'hôte DMP{status} / refused by the DMP host{status}",
+    Cause.DAMAGED: "copie locale endommagée ou manquante / local copy damaged or missing",
+    Cause.ERROR: "erreur de l'agent (voir les journaux) / agent error (see the logs)",
+}
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """``cause`` (a `Cause` value, "" when nothing went wrong yet), ``text`` for people,
+    ``next_attempt`` (epoch seconds; None when only a person can send it again)."""
+
+    cause: str
+    text: str
+    next_attempt: float | None
+
+
+def waiting(item: Item, *, write_problem: OutboxStorageError | None = None,
+            paused_until: float = 0.0) -> Waiting:
+    """Why ``item`` is not at the host yet. A local write that failed (``write_problem``)
+    is the reason of every waiting item: its state on disk is stale until one succeeds."""
+    if item.state is ItemState.DONE:
+        return Waiting("", "déposé / deposited", None)
+    if item.state is ItemState.FAILED:
+        cause = item.cause or Cause.REFUSED
+        return Waiting(str(cause), _text(cause, item.last_status), None)
+    when = max(item.next_attempt, paused_until)
+    if write_problem is not None:
+        return Waiting(str(Cause.DISK), str(write_problem), when)
+    if item.cause is None:
+        return Waiting("", "pas encore envoyé / not sent yet", when)
+    return Waiting(str(item.cause), _text(item.cause, item.last_status), when)
+
+
+def waiting_all(items: list[Item], *, write_problem: OutboxStorageError | None = None,
+                paused_until: float = 0.0) -> dict[int, Waiting]:
+    """`waiting` for each item; a pending item not tried yet behind an earlier one of the
+    same patient (sent strictly in order) waits for the same reason as that one."""
+    heads: dict[str, Item] = {}
+    out: dict[int, Waiting] = {}
+    for item in sorted(items, key=lambda i: i.id):
+        why = waiting(item, write_problem=write_problem, paused_until=paused_until)
+        head = heads.setdefault(item.patient, item) if item.state is not ItemState.FAILED \
+            and item.patient else item
+        if head is not item and not why.cause and head.id in out:
+            first = out[head.id]
+            why = Waiting(first.cause, f"{first.text} (après le dépôt n° {head.id} du même "
+                          f"patient / after deposit no. {head.id} of the same patient)",
+                          first.next_attempt)
+        out[item.id] = why
+    return out
+
+
+def _text(cause: Cause, status: int | None) -> str:
+    return _TEXTS[cause].format(status=f" (HTTP {status})" if status else "")
+
+
+def _iso(epoch: float) -> str:
+    return dt.datetime.fromtimestamp(epoch, dt.UTC).isoformat()
+
+
+def _local(epoch: float) -> str:
+    return dt.datetime.fromtimestamp(epoch).strftime("%d/%m/%Y %H:%M")
+
+
+def problem(outbox: Outbox) -> str:
+    """What stops the outbox writing now (a failed write, or no room left), or ""."""
+    if outbox.write_problem is not None:
+        return str(outbox.write_problem)
+    free = free_space(outbox.directory)
+    return "" if free >= RESERVE else str(OutboxFullError(RESERVE, free, outbox.directory))
+
+
+EMPTY_JSON: dict[str, Any] = {"pending": 0, "failed": 0, "done": 0, "sending": None,
+                              "items": [], "problem": "", "quarantine": None,
+                              "recovered": None}
+
+
+def outbox_json(outbox: Outbox, *, sending: dict[str, Any] | None,
+                paused_until: float = 0.0) -> dict[str, Any]:
+    """The outbox as the local API gives it (agent/localapi/openapi.yaml, ``Outbox``): the
+    counts, each waiting item with why and when it is tried again, what stops the outbox
+    writing, its quarantine, and the rebuild of this start."""
+    counts = outbox.counts()
+    items = []
+    listed = outbox.pending() + outbox.failed()
+    whys = waiting_all(listed, write_problem=outbox.write_problem, paused_until=paused_until)
+    for item in listed:
+        why = whys[item.id]
+        items.append({
+            "id": item.id, "state": item.state.value,
+            "title": str(item.metadata.get("title", "")), "attempts": item.attempts,
+            "lastError": item.last_error or "", "created": _iso(item.created),
+            "uniqueId": item.unique_id, "reason": why.cause, "reasonText": why.text,
+            "status": item.last_status,
+            "nextAttempt": None if why.next_attempt is None else _iso(why.next_attempt)})
+    held = quarantine_report(outbox.directory)
+    return {"pending": counts.pending, "failed": counts.failed, "done": counts.done,
+            "sending": sending, "items": items, "problem": problem(outbox),
+            "quarantine": None if held is None else {
+                "path": str(held.path), "folders": len(held.folders), "files": held.files},
+            "recovered": outbox.rebuilt}
+
+
+def quarantine_text(held: QuarantineReport) -> str:
+    return (f"{held.files} fichier(s) mis de côté / file(s) set aside in {held.path} (motifs / "
+            "reasons: reasons.txt); rien n'y est effacé / nothing there is deleted")
+
+
+def outbox_lines(outbox: Outbox) -> list[str]:
+    """`dmp-agent outbox`: the counts, each waiting item with why and when, the quarantine."""
+    counts = outbox.counts()
+    lines = [f"Attention / warning: {terminal_text(outbox.rebuilt)}"] if outbox.rebuilt else []
+    lines.append(f"File d'envoi / outbox: {counts.pending} en attente/pending, "
+                 f"{counts.failed} refusé(s)/failed, {counts.done} déposé(s)/done")
+    listed = outbox.pending() + outbox.failed()
+    whys = waiting_all(listed, write_problem=outbox.write_problem)
+    for item in listed:
+        why = whys[item.id]
+        retry = "" if why.next_attempt is None else \
+            f"; nouvel essai / next try {_local(why.next_attempt)}"
+        lines.append(f"  n° {item.id} [{item.state.value}] "
+                     f"{terminal_text(item.metadata.get('title', ''))} ({_local(item.created)}, "
+                     f"{item.attempts} essai(s)/attempts): {why.text}{retry} — "
+                     f"{terminal_text(item.last_error or '-')}")
+    held = quarantine_report(outbox.directory)
+    if held is not None:
+        lines.append(f"Quarantaine / quarantine: {quarantine_text(held)}")
+    return lines
+
+
+def recover_lines(outbox: Outbox) -> list[str]:
+    """`dmp-agent outbox --recover`: rebuild, then say what was done (by the opening too)
+    and what is left."""
+    again: Repair = outbox.recover()
+    done = outbox.repair
+    lines = [f"Reconstruction / recovery: {done.rebuilt + again.rebuilt} dépôt(s) remis en "
+             f"file / deposit(s) queued again, {again.restored} fichier(s) sorti(s) de "
+             f"quarantaine / file(s) brought back, {done.quarantined + again.quarantined} mis "
+             f"en quarantaine / put in quarantine, {done.removed + again.removed} "
+             "supprimé(s), déjà déposés ou en double / removed, acknowledged or duplicates",
+             "Les dépôts en file partent quand l'agent tourne / queued deposits go out while "
+             "the agent runs (dmp-agent run)"]
+    return outbox_lines(outbox) + lines
+
+
+__all__ = ["EMPTY_JSON", "Waiting", "outbox_json", "outbox_lines", "problem",
+           "quarantine_text", "recover_lines", "waiting", "waiting_all"]
