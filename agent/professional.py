@@ -159,6 +159,7 @@ class ProfessionalSession:
         self.identity: CpsIdentity | None = None
         self.situation: PracticeSituation | None = None
         self.renewals = 0
+        self._opened: list[Callable[[httpx.Client], None]] = []
 
     # -- opening --------------------------------------------------------------------------
     @classmethod
@@ -356,6 +357,25 @@ class ProfessionalSession:
         """A `DmpClient` whose every request goes through `calls()`."""
         return DmpClient(_GuardedHttp(self))
 
+    def on_opened(self, callback: Callable[[httpx.Client], None]) -> None:
+        """Call ``callback(client)`` now with the current host client, and again with each
+        renewed one: others wait for a session to open (the outbox). On the caller's thread
+        now, on the renewal thread later; a callback that raises is logged."""
+        with self._lock:
+            self._opened.append(callback)
+            current = self._current
+        if current is not None:
+            self._tell_opened([callback], current.host.client)
+
+    @staticmethod
+    def _tell_opened(callbacks: list[Callable[[httpx.Client], None]],
+                     client: httpx.Client) -> None:
+        for callback in callbacks:
+            try:
+                callback(client)
+            except Exception:  # a listener's bug must not end nor stall the session
+                log.exception("session-opened callback failed")
+
     # -- renewal --------------------------------------------------------------------------
     def _renew_loop(self) -> None:
         while not self._stop.is_set():
@@ -382,6 +402,7 @@ class ProfessionalSession:
             old = self._current
             if self._ended is not None or old is None:
                 old, stale = None, host  # ended meanwhile: the new session goes too
+                opened = []
             else:
                 stale = None
                 self._current = _Generation(host)
@@ -389,6 +410,7 @@ class ProfessionalSession:
                 self.renewals += 1
                 log.info("professional session renewed until %s", host.not_after.isoformat())
                 old.retired = True
+                opened = list(self._opened)
                 if old.active == 0:
                     old.closed = True
                     self._generations.remove(old)
@@ -398,6 +420,7 @@ class ProfessionalSession:
             self._close_host(stale, self._ended or "closed")
         if old is not None:
             self._close_host(old.host, "renewed")
+        self._tell_opened(opened, host.client)
 
     # -- the end --------------------------------------------------------------------------
     def _on_event(self, event: SlotEvent) -> None:

@@ -42,6 +42,7 @@ from .outbox import (
     OutboxError,
     OutboxKeyError,
     OutboxStorageError,
+    OutboxWake,
     OutboxWorker,
     Progress,
     RetryPolicy,
@@ -176,6 +177,7 @@ class AgentService:
         self._outbox: Outbox | None = None
         self._worker: OutboxWorker | None = None
         self._wakeup = threading.Event()
+        self._outbox_wake = OutboxWake()  # a session opening, the host answering: wake it
         self._sending: dict[str, Any] | None = None
         self._upload: dict[str, Any] | None = None
 
@@ -205,9 +207,9 @@ class AgentService:
                 sender.on_progress(step)
                 self._on_progress(step)
 
-            self._worker = OutboxWorker(self._outbox, sender, self._wakeup,
-                                        policy=RetryPolicy.from_config(self.config),
-                                        on_progress=progress).start()
+            self._outbox_wake.worker = self._worker = OutboxWorker(
+                self._outbox, sender, self._wakeup,
+                policy=RetryPolicy.from_config(self.config), on_progress=progress).start()
         self._job_thread.start()
         self._card_thread.start()
         self._monitor.start()
@@ -477,7 +479,7 @@ class AgentService:
         self._publish("session")
         self._notice("info", "Session DMP ouverte / DMP session open",
                      f"{identity.first_name} {identity.last_name}")
-        self._wakeup.set()  # deposits waiting for a session
+        session.on_opened(self._outbox_wake.session_opened)  # after `_session`: sent through it
         for reader_name, report in list(self._slots.items()):
             if report.kind is CardKind.VITALE and report.vitale is not None and (
                     self._patient is None or self._patient.state == "error"):
@@ -864,8 +866,6 @@ class AgentService:
 
     def retry_deposit(self, item_id: int) -> dict[str, Any]:
         outbox = self._usable_outbox()
-        from .outbox import OutboxError
-
         try:
             item = outbox.retry(item_id)
         except OutboxError as error:

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from .actors import SessionActor
 
 PATIENT_TABLES = ("dossiers", "authorizations", "medecins_traitants", "submission_sets",
-                  "documents", "access_log", "notifications", "patients")
+                  "documents", "access_log", "access_chain", "notifications", "patients")
 _PATIENT_TABLE = re.compile(r'\b"?(?:' + "|".join(PATIENT_TABLES) + r')"?\b')
 
 

@@ -5,6 +5,8 @@
     dmp-host pki revoke DIR CERT.pem         revoke a certificate (rewrites its CA's CRL)
     dmp-host pki refresh-crl DIR             re-sign the CRLs before they expire
     dmp-host structure add|list ...          the registry of structures (regulation centres...)
+    dmp-host access-log verify INS           check a patient's access-log hash chain
+    dmp-host retention run [--dry-run]       purge DMPs whose ten-year retention ended
 
 Each command group is a subparser with a ``run`` function, so new commands (``serve``) slot
 in with `add_command`-style code and no change to `main`.
@@ -20,6 +22,7 @@ from pathlib import Path
 
 from . import pki
 from .patient_cli import add_patient_commands
+from .records_cli import add_records_commands
 from .serve_cli import add_serve_commands
 from .structure_cli import add_structure_commands
 
@@ -144,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_patient_commands(commands)
     add_serve_commands(commands)
     add_structure_commands(commands)
+    add_records_commands(commands)
     return parser
 
 

@@ -33,11 +33,10 @@ from policies import (
     decide,
 )
 
-from . import audit
+from . import access_chain, audit
 from .actors import SessionActor
 from .errors import HostError
 from .store.schema import (
-    access_log,
     authorizations,
     dossiers,
     medecins_traitants,
@@ -182,29 +181,24 @@ class Guard:
         extra: dict[str, Any] | None = None,
     ) -> None:
         """Append one access to the patient's log (own transaction) and notify if needed."""
-        now = self.clock()
-        with audit.guard_internal(), self.engine.begin() as connection:
-            connection.execute(insert(access_log).values(
-                ins=ins, id=str(uuid.uuid4()), at=now, actor_kind="professional",
-                actor_id=actor.id_nat_ps, actor_name=actor.display_name,
-                profession=actor.profession, structure_id=actor.structure_id,
-                action=str(action), mode=mode.code.value, justification=mode.justification,
-                document_id=document_id, outcome="allowed" if decision.allowed else "refused",
-                reason=decision.reason.code,
-            ))
-            if decision.allowed and decision.notify_patient:
-                kind = "new-document" if action in (Action.DEPOSIT, Action.REPLACE) else (
-                    "emergency-access" if mode.code is not ModeCode.NORMAL else "access"
-                )
-                connection.execute(insert(notifications).values(
-                    ins=ins, id=str(uuid.uuid4()), created_at=now, kind=kind,
-                    payload={"action": action.value, "mode": mode.code.value,
-                             "justification": mode.justification,
-                             "actor": actor.display_name, "profession": actor.profession,
-                             "structure": actor.structure_id, "document": document_id,
-                             **(extra or {})},
-                ))
-        audit.traced(decision.allowed)
+        notification: tuple[str, dict[str, Any]] | None = None
+        if decision.allowed and decision.notify_patient:
+            kind = "new-document" if action in (Action.DEPOSIT, Action.REPLACE) else (
+                "emergency-access" if mode.code is not ModeCode.NORMAL else "access"
+            )
+            notification = (kind, {
+                "action": action.value, "mode": mode.code.value,  # type: ignore[union-attr]
+                "justification": mode.justification, "actor": actor.display_name,
+                "profession": actor.profession, "structure": actor.structure_id,
+                "document": document_id, **(extra or {}),
+            })
+        record_access(
+            self.engine, ins=ins, at=self.clock(), actor_kind="professional",
+            actor_id=actor.id_nat_ps, actor_name=actor.display_name,
+            profession=actor.profession, structure_id=actor.structure_id, action=str(action),
+            mode=mode, allowed=decision.allowed, reason=decision.reason.code,
+            document_id=document_id, notification=notification,
+        )
 
     def trace_decision(self, ins: str, actor: SessionActor, action: str, mode: AccessMode,
                        decision: Decision, document_id: str | None = None) -> None:
@@ -248,7 +242,8 @@ def record_access(
     (kind, payload): for traces whose action or reason is not a `policies` value, such as
     the existence test, and for the patient's own actions."""
     with audit.guard_internal(), engine.begin() as connection:
-        connection.execute(insert(access_log).values(
+        # Chained to the patient's previous entry (tamper-evident), same transaction.
+        access_chain.append(connection, dict(
             ins=ins, id=str(uuid.uuid4()), at=at, actor_kind=actor_kind, actor_id=actor_id,
             actor_name=actor_name, profession=profession, structure_id=structure_id,
             action=action, mode=mode.code.value, justification=mode.justification,

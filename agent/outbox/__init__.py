@@ -11,8 +11,9 @@ Modules: `model` (items, outcomes, causes, labels, errors), `store` (the outbox:
 states, purge), `database` (the SQLite file, checked before it is trusted), `recovery`
 (accounting for every file, quarantine, rebuilding from the files), `migrate` (older
 schemas), `storage` (the disk: lock, free space, refusals), `sealed` (the encryption),
-`keys` (where the key lives), `sender` (sending, the worker), `report` (what people are
-told: why a deposit waits, the quarantine).
+`keys` (where the key lives), `sender` (sending, the worker), `wake` (what wakes the worker:
+a session opening, the host answering again), `report` (what people are told: why a
+deposit waits, the quarantine).
 """
 
 from .keys import (
@@ -53,6 +54,7 @@ from .store import (
     Outbox,
     open_outbox,
 )
+from .wake import OutboxWake
 
 __all__ = [
     "BUNDLES",
@@ -79,6 +81,7 @@ __all__ = [
     "OutboxKeyError",
     "OutboxStorageError",
     "OutboxUnreadableError",
+    "OutboxWake",
     "OutboxWorker",
     "Outcome",
     "PassReport",

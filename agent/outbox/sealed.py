@@ -47,7 +47,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from ..config import fsync_dir
-from .model import OutboxDamagedError
+from .model import OutboxDamagedError, OutboxError
 
 MAGIC = b"DMPOBX\x03\n"
 MAGIC_V2 = b"DMPOBX\x02\n"  # no key id, no label: read for the migration only
@@ -308,5 +308,27 @@ def new_key() -> bytes:
     return secrets.token_bytes(KEY_BYTES)
 
 
+def write_payload(payload: bytes | bytearray | memoryview | os.PathLike[str],
+                  writer: SealedWriter) -> None:
+    """Write ``payload`` into ``writer``; OSError on the source becomes OutboxError (the
+    caller's file), OSError on the writer is the outbox's disk."""
+    if isinstance(payload, bytes | bytearray | memoryview):
+        writer.write(payload)
+        return
+    try:
+        source = open(payload, "rb")  # noqa: SIM115 (closed below)
+    except OSError as error:
+        raise OutboxError(f"cannot read the bundle: {error}") from error
+    with source:
+        while True:
+            try:
+                chunk = source.read(1 << 20)
+            except OSError as error:
+                raise OutboxError(f"cannot read the bundle: {error}") from error
+            if not chunk:
+                return
+            writer.write(chunk)
+
+
 __all__ = ["CHUNK", "OutboxCipher", "SealedFiles", "SealedWriter", "key_id_of", "new_key",
-           "sealed_size"]
+           "sealed_size", "write_payload"]

@@ -7,7 +7,7 @@ import logging
 import random as _random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 
 from ..config import AgentConfig
@@ -15,6 +15,12 @@ from .model import Cause, Counts, Item, OutboxError, OutboxStorageError, Outcome
 from .store import Outbox
 
 log = logging.getLogger(__name__)
+
+# The failures a change of state ends: a session that opens, a host that answers again
+# (docs/agent-outbox.md, "Woken by a change of state"). A full disk, a damaged copy or a
+# refusal are not ended by either.
+SESSION_CAUSES = frozenset({Cause.NO_SESSION})
+HOST_CAUSES = frozenset({Cause.HOST, Cause.NETWORK})
 
 
 @dataclass(frozen=True)
@@ -94,6 +100,33 @@ class Sender:
         self._pass_lock = threading.Lock()  # one pass at a time, whoever calls
         self._host_failures = 0
         self.paused_until = 0.0
+        self._pause_cause: Cause | None = None
+        # Causes items may be held back by: all of them until a pass says otherwise (items
+        # of an earlier run may wait for anything), so the first change of state counts.
+        self._held: set[Cause] = set(SESSION_CAUSES | HOST_CAUSES)
+        self._held_lock = threading.Lock()
+
+    def holds(self, causes: Iterable[Cause]) -> set[Cause]:
+        """Which of ``causes`` may hold an item back now (cheap: in memory)."""
+        with self._held_lock:
+            return self._held.intersection(causes)
+
+    @property
+    def in_pass(self) -> bool:
+        return self._pass_lock.locked()
+
+    def make_due(self, causes: Collection[Cause]) -> int:
+        """A change of state ended ``causes``: the items they hold back are due now, whatever
+        their backoff, and a pause they caused ends. Returns how many items became due."""
+        with self._held_lock:
+            self._held.difference_update(causes)
+        if self._pause_cause in causes:
+            self.paused_until, self._pause_cause = 0.0, None
+        count = self.outbox._due_now(causes, self._clock()) if causes else 0
+        if count:
+            log.info("outbox: %d item(s) due now (%s ended)", count,
+                     ", ".join(sorted(map(str, causes))))
+        return count
 
     def _report(self, kind: str, item: Item) -> None:
         if self._on_progress is None:
@@ -162,6 +195,9 @@ class Sender:
                     self.outbox._reschedule(item, reason, when, now, result.why, result.status)
                     self.paused_until = now + self.policy.delay(
                         self._host_failures, self._random, result.retry_after)
+                    self._pause_cause = result.why
+                    with self._held_lock:
+                        self._held.add(result.why)
                     retried += 1
                     self._report("retry", item)
                     break
@@ -170,9 +206,10 @@ class Sender:
 
 class OutboxWorker:
     """A background thread that sends the outbox: it sleeps until the next due attempt or
-    until ``wakeup`` is set (set it after `Outbox.add`, or when the network comes back),
-    never polling; after each pass it purges the done items due for it (`Outbox.purge`).
-    ``on_progress`` is called on the worker thread."""
+    until ``wakeup`` is set (set it after `Outbox.add`), never polling; `wake` when a state
+    that held items back changed (a session opened, the host answered); after each pass it
+    purges the done items due for it (`Outbox.purge`). ``on_progress`` is called on the
+    worker thread."""
 
     def __init__(
         self,
@@ -188,6 +225,8 @@ class OutboxWorker:
         self.send = send
         self.wakeup = wakeup
         self._stopping = threading.Event()
+        self._ended: set[Cause] = set()  # causes `wake` was told of, for the next pass
+        self._ended_lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="dmp-outbox", daemon=True)
 
     def start(self) -> OutboxWorker:
@@ -205,11 +244,36 @@ class OutboxWorker:
     def alive(self) -> bool:
         return self._thread.is_alive()
 
+    def wake(self, causes: Iterable[Cause]) -> bool:
+        """``causes`` ended (a session opened: `SESSION_CAUSES`; the host answered:
+        `HOST_CAUSES`): the items they hold back are sent now, whatever their backoff. Any
+        thread; cheap and without a pass when nothing may be held back by them, so it may
+        be called on every answer of the host. True when a pass was asked for."""
+        causes = set(causes)
+        with self._ended_lock:
+            self._ended |= causes
+        # During a pass too: an attempt in flight may yet fail for a cause that just ended.
+        if self.sender.holds(causes) or self.sender.in_pass:
+            self.wakeup.set()
+            return True
+        return False
+
+    def _take_ended(self) -> None:
+        # Applied on this thread at the start of a pass, never from the caller's: an item
+        # that failed meanwhile (the session opened while its attempt was in flight) was
+        # rescheduled before this makes it due again, so it is never left behind.
+        with self._ended_lock:
+            ended, self._ended = self._ended, set()
+        held = self.sender.holds(ended)
+        if held:
+            self.sender.make_due(held)
+
     def _run(self) -> None:
         while not self._stopping.is_set():
             # Cleared before the pass: a wakeup set during the pass triggers another one.
             self.wakeup.clear()
             try:
+                self._take_ended()
                 self.sender.send_pending(self.send, stop=self._stopping.is_set)
                 outbox = self.sender.outbox
                 outbox.purge()

@@ -29,7 +29,7 @@ import sqlite3
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +67,7 @@ from .recovery import (
     read_record,
     recovery_record,
 )
-from .sealed import TEMP_PREFIX, OutboxCipher, SealedWriter, key_id_of, new_key, sealed_size
+from .sealed import TEMP_PREFIX, OutboxCipher, key_id_of, new_key, sealed_size, write_payload
 from .storage import ProcessLock, ensure_room, is_storage, storage_error
 
 log = logging.getLogger(__name__)
@@ -342,7 +342,7 @@ class Outbox(Migrations, Recovery):
         now = self._clock()
         try:
             with self.files.create(self.bundles, _SUFFIX) as writer:
-                _write(payload, writer)
+                write_payload(payload, writer)
                 existing = self._by_unique_id(unique_id)
                 if existing is not None:
                     if existing.sha256 != writer.sha256:
@@ -512,6 +512,14 @@ class Outbox(Migrations, Recovery):
             heads.setdefault(row["patient_tag"], min(row["next_attempt"], now + horizon))
         return min(heads.values(), default=None)
 
+    def _due_now(self, causes: Collection[Cause], now: float) -> int:
+        """Pending items held back by one of ``causes`` become due at ``now``."""
+        marks = ", ".join("?" * len(causes))
+        with self._transaction() as db:
+            return db.execute("UPDATE items SET next_attempt = ? WHERE state = 'pending' AND "
+                              f"next_attempt > ? AND cause IN ({marks})",
+                              (now, now, *map(str, causes))).rowcount
+
     def _acknowledge(self, item: Item, result: SendResult, now: float) -> None:
         answer = f"{result.outcome}: {result.detail}".rstrip(": ")
         try:
@@ -558,28 +566,6 @@ def _cause(value: str | None) -> Cause | None:
         return Cause(value) if value else None
     except ValueError:  # written by a newer agent
         return Cause.ERROR
-
-
-def _write(payload: bytes | bytearray | memoryview | os.PathLike[str],
-           writer: SealedWriter) -> None:
-    """Write ``payload`` into ``writer``; OSError on the source becomes OutboxError (the
-    caller's file), OSError on the writer is the outbox's disk."""
-    if isinstance(payload, bytes | bytearray | memoryview):
-        writer.write(payload)
-        return
-    try:
-        source = open(payload, "rb")  # noqa: SIM115 (closed below)
-    except OSError as error:
-        raise OutboxError(f"cannot read the bundle: {error}") from error
-    with source:
-        while True:
-            try:
-                chunk = source.read(1 << 20)
-            except OSError as error:
-                raise OutboxError(f"cannot read the bundle: {error}") from error
-            if not chunk:
-                return
-            writer.write(chunk)
 
 
 def open_outbox(config: AgentConfig, *, clock: Callable[[], float] = time.time,

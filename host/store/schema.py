@@ -211,8 +211,24 @@ access_log = Table(
     Column("document_id", String(64), nullable=True),
     Column("outcome", String(10), nullable=False),  # allowed / refused
     Column("reason", String(48), nullable=False),  # policies ReasonCode
+    # The hash chain (host/access_chain.py): position, previous entry's hash, own hash.
+    Column("seq", Integer, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
 )
 Index("ix_access_log_at", access_log.c.ins, access_log.c.at)
+# One entry per position: a second writer can never take the same seq (no fork).
+Index("ix_access_log_seq", access_log.c.ins, access_log.c.seq, unique=True)
+
+# The head of each patient's chain, advanced in the same transaction as each entry's insert.
+access_chain = Table(
+    "access_chain",
+    metadata,
+    Column("ins", String(INS), primary_key=True),
+    Column("seq", Integer, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+)
 
 notifications = Table(
     "notifications",
@@ -272,5 +288,5 @@ structures = Table(
 
 DOSSIER_TABLES = (
     dossiers, authorizations, medecins_traitants, submission_sets, documents, access_log,
-    notifications,
+    notifications, access_chain,
 )
