@@ -93,13 +93,19 @@ def test_pcscd_killed_and_restarted_is_recovered_without_restarting(
     sink.wait_for(EventKind.CARD_INSERTED, reader)
 
     pcscd.stop(kill=True)
-    # The cause before its effects: a listener knows the card did not leave, pcscd did.
-    sink.wait_for(EventKind.SERVICE_LOST)
-    sink.wait_for(EventKind.CARD_REMOVED, reader)
-    sink.wait_for(EventKind.READER_REMOVED, reader)
-    assert monitor.readers == {}
-
-    pcscd.start()
+    try:
+        # The service is reported lost, and the card and reader gone. Usually the cause comes
+        # before its effects, but pcscd may still report the card gone while it is being
+        # killed: the order is not asserted here (the agent's notice is, in
+        # tests/fault_injection/test_pcscd_stop.py).
+        sink.wait_for(EventKind.SERVICE_LOST)
+        assert any(e.kind is EventKind.CARD_REMOVED and e.reader == reader for e in sink.seen) \
+            or sink.wait_for(EventKind.CARD_REMOVED, reader)
+        sink.wait_for(EventKind.READER_REMOVED, reader)
+        assert monitor.readers == {}
+    finally:
+        # Whatever happened, pcscd runs again: later tests share it.
+        pcscd.start()
     sink.wait_for(EventKind.SERVICE_BACK)
     sink.wait_for(EventKind.READER_ADDED, reader)
     back = sink.wait_for(EventKind.CARD_INSERTED, reader)
