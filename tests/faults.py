@@ -21,9 +21,14 @@ from typing import Any
 import httpx
 import pytest
 
-from wire.mhd import ResponseEntry, transaction_response_json
+from agent.dmp import PatientContext
+from wire.mhd import Author, ResponseEntry, transaction_response_json
 
 MB = 1_000_000
+# The patient and the depositor of the outbox fault tests.
+INS = "279017512345678"
+PATIENT = PatientContext(INS, "1.2.250.1.213.1.4.8", "CLAIRE", "MARTIN", "19840517")
+AUTHOR = Author("810001234567", "28", "structure1", "SM26", "OPTIQUE", "Olivier")
 
 
 def _mount(*args: str) -> None:

@@ -26,7 +26,6 @@ import pytest
 
 from agent.config import AgentConfig, load_config
 from agent.deposit import BUNDLE_ROOM, make_sender, queue_deposit, recover_contents
-from agent.dmp import PatientContext
 from agent.doctor import Status, check_outbox
 from agent.outbox import (
     ItemState,
@@ -43,13 +42,9 @@ from agent.outbox import (
 from agent.outbox.report import outbox_json, outbox_lines
 from agent.outbox.sealed import sealed_size
 from agent.outbox.storage import RESERVE
-from tests.faults import MB, FaultyHost, fill, read_only, tmpfs
+from tests.faults import AUTHOR, INS, MB, PATIENT, FaultyHost, fill, read_only, tmpfs
 from tests.live import AgentProcess, free_port
-from wire.mhd import Author
 
-INS = "279017512345678"
-PATIENT = PatientContext(INS, "1.2.250.1.213.1.4.8", "CLAIRE", "MARTIN", "19840517")
-AUTHOR = Author("810001234567", "28", "structure1", "SM26", "OPTIQUE", "Olivier")
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 FAST = RetryPolicy(base=0.2, maximum=1.0, jitter=0.0)

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from agent.config import AgentConfig
 from agent.deposit import KIND, PLACEHOLDER, make_sender, queue_deposit, recover_contents
-from agent.dmp import PatientContext, signed_bundle
+from agent.dmp import signed_bundle
 from agent.outbox import (
     SCHEMA_VERSION,
     Description,
@@ -34,12 +34,8 @@ from agent.outbox import (
 )
 from agent.outbox.recovery import describe
 from agent.outbox.sealed import CHUNK, MAGIC_V2, SALT, OutboxCipher, _subkey, key_id_of, new_key
-from tests.faults import FaultyHost
-from wire.mhd import Author
+from tests.faults import AUTHOR, INS, PATIENT, FaultyHost
 
-INS = "279017512345678"
-PATIENT = PatientContext(INS, "1.2.250.1.213.1.4.8", "CLAIRE", "MARTIN", "19840517")
-AUTHOR = Author("810001234567", "28", "structure1", "SM26", "OPTIQUE", "Olivier")
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
