@@ -11,15 +11,14 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from agent.core.cards_view import as_json, describe
+from agent.install.doctor import add_doctor_command
+from agent.install.enrol import add_enrol_command
+from agent.safe_text import terminal_lines
+from agent.views.commands import WORKFLOW_COMMANDS, add_workflow_commands
 from cardreader.errors import CardError
 from cardreader.inspect import CardStatus, SlotReport, inspect_reader
 from cardreader.pcsc import EventKind, Monitor, SlotEvent, list_readers
-
-from .cards_view import as_json, describe
-from .commands import WORKFLOW_COMMANDS, add_workflow_commands
-from .doctor import add_doctor_command
-from .enrol import add_enrol_command
-from .safe_text import terminal_lines
 
 DESCRIPTION = """\
 Agent DMP du poste de travail / DMP workstation agent.
@@ -66,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_enrol_command(commands)
     add_workflow_commands(commands)
     add_doctor_command(commands)
-    from .run import add_run_commands
+    from agent.views.run import add_run_commands
 
     add_run_commands(commands)
     args = parser.parse_args(argv)
@@ -79,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command in ("enrol", "doctor", "run", "page") or args.command in WORKFLOW_COMMANDS:
         return int(args.run(args))
     if args.command == "sandbox":
-        from .sandbox import run
+        from agent.sandbox.main import run
 
         return run(keep=args.keep, state_dir=args.state_dir)
     parser.print_help()

@@ -18,7 +18,7 @@ import re
 import sys
 from pathlib import Path
 
-from .config import AgentConfig
+from agent.config import AgentConfig
 
 LOG_FILE = "agent.log"
 MAX_BYTES = 2 * 1024 * 1024

@@ -1,6 +1,6 @@
 """Secrets at rest bound to this machine, opened again after a restart with nobody typing.
 
-The scheme of the workstation key (agent/enrol.py, docs/agent-enrolment.md) and of the
+The scheme of the workstation key (agent/install/enrol.py, docs/agent-enrolment.md) and of the
 outbox key when there is no OS keyring (agent/outbox/keys.py): a 32-byte random *secret* in
 a 0600 file of the data directory, and a key derived from it and this machine's identity,
 ``HKDF-SHA256(secret, info = purpose + "\\n" + machine identity)``, which encrypts what is

@@ -22,9 +22,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from agent.config import AgentConfig
-from agent.enrol import enrol_from_pki, load_workstation
-from agent.pin import FixedPrompt
-from agent.professional import ProfessionalSession
+from agent.core.pin import FixedPrompt
+from agent.core.professional import ProfessionalSession
+from agent.install.enrol import enrol_from_pki, load_workstation
 from cardreader.apdu import ApduProtocol
 from cardreader.pcsc import (
     EventKind,

@@ -31,10 +31,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from agent.deposit import make_sender, queue_deposit, recover_contents
-from agent.dmp import DmpClient, PatientContext
+from agent.client.dmp import DmpClient, PatientContext
+from agent.client.session import HostSession, Workstation
+from agent.core.deposit import make_sender, queue_deposit, recover_contents
 from agent.outbox import Outbox, RetryPolicy, SealedFileKeyStore, Sender
-from agent.session import HostSession, Workstation
 from cardreader.apdu import ApduProtocol
 from cardreader.cps import CpsCard, CpsKey
 from cardreader.virtual.cps import VirtualCps
@@ -159,7 +159,7 @@ def main() -> None:
         print(json.dumps(child(json.loads(args.child))))
         return
 
-    from agent.scenarios import reference_host
+    from agent.sandbox.scenarios import reference_host
 
     with tempfile.TemporaryDirectory(prefix="bench-deposit-") as temp:
         state = Path(temp)

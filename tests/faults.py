@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from agent.dmp import PatientContext
+from agent.client.dmp import PatientContext
 from wire.mhd import Author, ResponseEntry, transaction_response_json
 
 MB = 1_000_000

@@ -16,7 +16,7 @@ a session opening, the host answering again), `report` (what people are told: wh
 deposit waits, the quarantine).
 """
 
-from .keys import (
+from agent.outbox.keys import (
     KeyringKeyStore,
     KeyStore,
     KeyStores,
@@ -24,7 +24,7 @@ from .keys import (
     open_key,
     outbox_keys,
 )
-from .model import (
+from agent.outbox.model import (
     Cause,
     Counts,
     Description,
@@ -40,10 +40,10 @@ from .model import (
     Outcome,
     SendResult,
 )
-from .recovery import QUARANTINE, QuarantineReport, Repair, quarantine_report
-from .report import Waiting, waiting
-from .sender import OutboxWorker, PassReport, Progress, RetryPolicy, Send, Sender
-from .store import (
+from agent.outbox.recovery import QUARANTINE, QuarantineReport, Repair, quarantine_report
+from agent.outbox.report import Waiting, waiting
+from agent.outbox.sender import OutboxWorker, PassReport, Progress, RetryPolicy, Send, Sender
+from agent.outbox.store import (
     BUNDLES,
     CONTENT_KEY,
     CONTENT_SUFFIX,
@@ -54,7 +54,7 @@ from .store import (
     Outbox,
     open_outbox,
 )
-from .wake import OutboxWake
+from agent.outbox.wake import OutboxWake
 
 __all__ = [
     "BUNDLES",

@@ -15,8 +15,8 @@ import os
 import sqlite3
 from pathlib import Path
 
-from ..config import fsync_dir
-from .storage import is_damaged
+from agent.config import fsync_dir
+from agent.outbox.storage import is_damaged
 
 SCHEMA_VERSION = 3  # 1: clear rows and files; 2: sealed; 3: self-describing files, causes
 APPLICATION_ID = 0x444D504F  # "DMPO": our file, for whoever finds it

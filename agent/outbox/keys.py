@@ -22,10 +22,10 @@ import logging
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..config import AgentConfig, write_private_file
-from ..sealing import SealError, machine_id, seal, unseal
-from .model import OutboxKeyError
-from .sealed import KEY_BYTES, OutboxCipher, new_key
+from agent.config import AgentConfig, write_private_file
+from agent.outbox.model import OutboxKeyError
+from agent.outbox.sealed import KEY_BYTES, OutboxCipher, new_key
+from agent.sealing import SealError, machine_id, seal, unseal
 
 log = logging.getLogger(__name__)
 

@@ -19,10 +19,10 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-from .database import SCHEMA, SCHEMA_VERSION
-from .model import Description, ItemState, OutboxDamagedError
-from .recovery import CONTENT_KEY, _context
-from .sealed import OutboxCipher, SealedFiles
+from agent.outbox.database import SCHEMA, SCHEMA_VERSION
+from agent.outbox.model import Description, ItemState, OutboxDamagedError
+from agent.outbox.recovery import CONTENT_KEY, _context
+from agent.outbox.sealed import OutboxCipher, SealedFiles
 
 log = logging.getLogger(__name__)
 

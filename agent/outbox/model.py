@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .sealed import SealedFiles
+    from agent.outbox.sealed import SealedFiles
 
 
 class OutboxError(Exception):

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..config import fsync_dir, private_dir
-from .model import Description, ItemState, OutboxDamagedError
-from .sealed import TEMP_PREFIX, OutboxCipher, SealedFiles
+from agent.config import fsync_dir, private_dir
+from agent.outbox.model import Description, ItemState, OutboxDamagedError
+from agent.outbox.sealed import TEMP_PREFIX, OutboxCipher, SealedFiles
 
 log = logging.getLogger(__name__)
 
@@ -296,7 +296,7 @@ class Recovery:
 
     def sweep_contents(self) -> int:
         """Account for the document copies of ``contents/`` (those queued by reference,
-        agent/deposit.py): kept while a pending or failed item names them; deleted when
+        agent/core/deposit.py): kept while a pending or failed item names them; deleted when
         the host has their item, or their item has another sound copy; put in quarantine
         when they do not open, or when no item exists for them (a deposit cut before it was
         queued: the document is kept for a person, it cannot be sent without its signed

@@ -8,11 +8,11 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from ..safe_text import terminal_text
-from .model import Cause, Item, ItemState, OutboxFullError, OutboxStorageError
-from .recovery import QuarantineReport, Repair, quarantine_report
-from .storage import RESERVE, free_space
-from .store import Outbox
+from agent.outbox.model import Cause, Item, ItemState, OutboxFullError, OutboxStorageError
+from agent.outbox.recovery import QuarantineReport, Repair, quarantine_report
+from agent.outbox.storage import RESERVE, free_space
+from agent.outbox.store import Outbox
+from agent.safe_text import terminal_text
 
 _TEXTS = {
     Cause.HOST: "l'hôte DMP ne répond pas{status} / the DMP host is unavailable{status}",
@@ -100,7 +100,7 @@ EMPTY_JSON: dict[str, Any] = {"pending": 0, "failed": 0, "done": 0, "sending": N
 
 def outbox_json(outbox: Outbox, *, sending: dict[str, Any] | None,
                 paused_until: float = 0.0) -> dict[str, Any]:
-    """The outbox as the local API gives it (agent/localapi/openapi.yaml, ``Outbox``): the
+    """The outbox as the local API gives it (agent/views/localapi/openapi.yaml, ``Outbox``): the
     counts, each waiting item with why and when it is tried again, what stops the outbox
     writing, its quarantine, and the rebuild of this start."""
     counts = outbox.counts()

@@ -46,8 +46,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from ..config import fsync_dir
-from .model import OutboxDamagedError, OutboxError
+from agent.config import fsync_dir
+from agent.outbox.model import OutboxDamagedError, OutboxError
 
 MAGIC = b"DMPOBX\x03\n"
 MAGIC_V2 = b"DMPOBX\x02\n"  # no key id, no label: read for the migration only

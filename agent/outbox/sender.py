@@ -10,9 +10,17 @@ import time
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 
-from ..config import AgentConfig
-from .model import Cause, Counts, Item, OutboxError, OutboxStorageError, Outcome, SendResult
-from .store import Outbox
+from agent.config import AgentConfig
+from agent.outbox.model import (
+    Cause,
+    Counts,
+    Item,
+    OutboxError,
+    OutboxStorageError,
+    Outcome,
+    SendResult,
+)
+from agent.outbox.store import Outbox
 
 log = logging.getLogger(__name__)
 

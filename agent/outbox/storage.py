@@ -13,7 +13,7 @@ import sqlite3
 import sys
 from pathlib import Path
 
-from .model import OutboxBusyError, OutboxFullError, OutboxStorageError, megabytes
+from agent.outbox.model import OutboxBusyError, OutboxFullError, OutboxStorageError, megabytes
 
 # Room kept free beyond what a deposit needs: the database, its log, our log file.
 RESERVE = 1 << 20

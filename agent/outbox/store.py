@@ -5,7 +5,7 @@ Layout, in the user data directory (0700)::
 
     outbox/outbox.sqlite3        one row per item: state, attempts, sealed personal fields
     outbox/bundles/<x>.bundle    the signed bundle of each item not yet acknowledged, sealed
-    outbox/contents/<x>.content  a document queued by reference (agent/deposit.py), sealed
+    outbox/contents/<x>.content  a document queued by reference (agent/core/deposit.py), sealed
     outbox/quarantine/<date>/    what the outbox could not account for, with the reasons
     outbox/outbox.lock           held by the one process that owns the outbox
 
@@ -33,8 +33,8 @@ from collections.abc import Callable, Collection, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from ..config import AgentConfig, private_dir
-from .database import (
+from agent.config import AgentConfig, private_dir
+from agent.outbox.database import (
     META,
     SCHEMA_VERSION,
     DamagedDatabase,
@@ -43,9 +43,9 @@ from .database import (
     log_files,
     open_checked,
 )
-from .keys import KeyStore, KeyStores, open_key, outbox_keys
-from .migrate import Migrations
-from .model import (
+from agent.outbox.keys import KeyStore, KeyStores, open_key, outbox_keys
+from agent.outbox.migrate import Migrations
+from agent.outbox.model import (
     Cause,
     Counts,
     Description,
@@ -57,7 +57,7 @@ from .model import (
     OutboxUnreadableError,
     SendResult,
 )
-from .recovery import (
+from agent.outbox.recovery import (
     CONTENT_KEY,
     QUARANTINE,
     Quarantine,
@@ -67,13 +67,20 @@ from .recovery import (
     read_record,
     recovery_record,
 )
-from .sealed import TEMP_PREFIX, OutboxCipher, key_id_of, new_key, sealed_size, write_payload
-from .storage import ProcessLock, ensure_room, is_storage, storage_error
+from agent.outbox.sealed import (
+    TEMP_PREFIX,
+    OutboxCipher,
+    key_id_of,
+    new_key,
+    sealed_size,
+    write_payload,
+)
+from agent.outbox.storage import ProcessLock, ensure_room, is_storage, storage_error
 
 log = logging.getLogger(__name__)
 
 BUNDLES = "bundles"
-CONTENTS = "contents"  # documents queued by reference (agent/deposit.py)
+CONTENTS = "contents"  # documents queued by reference (agent/core/deposit.py)
 CONTENT_SUFFIX = ".content"
 LOCK_FILE = "outbox.lock"
 _SUFFIX = ".bundle"

@@ -10,7 +10,7 @@ import logging
 
 import httpx
 
-from .sender import HOST_CAUSES, SESSION_CAUSES, OutboxWorker
+from agent.outbox.sender import HOST_CAUSES, SESSION_CAUSES, OutboxWorker
 
 log = logging.getLogger(__name__)
 

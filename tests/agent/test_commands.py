@@ -22,9 +22,9 @@ from pathlib import Path
 
 import pytest
 
-from agent.commands import EMERGENCY_TAG
 from agent.config import AgentConfig, write_config
-from agent.scenarios import REPORT, reference_host
+from agent.sandbox.scenarios import REPORT, reference_host
+from agent.views.commands import EMERGENCY_TAG
 from cardreader.pcsc import list_readers, wait_for_card
 from cardreader.virtual.cps import VirtualCps
 from cardreader.virtual.cps_profiles import PIN
@@ -46,7 +46,7 @@ def _agent_command() -> list[str]:
 
     if "add_workflow_commands" in Path(cli.__file__).read_text():
         return [str(BIN / "dmp-agent")]
-    return [sys.executable, "-m", "agent.commands"]
+    return [sys.executable, "-m", "agent.views.commands"]
 
 
 @dataclass

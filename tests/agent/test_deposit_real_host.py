@@ -1,4 +1,4 @@
-"""The agent's deposit path (agent/deposit.py) against the REAL reference host: `dmp-host
+"""The agent's deposit path (agent/core/deposit.py) against the REAL reference host: `dmp-host
 serve` in its own process (TLS 1.3, mutual TLS, SQLite), virtual CPS cards issued by its
 health CA. Large documents arrive intact; an agent SIGKILLed again and again loses nothing
 and stores nothing twice; a host stopped and restarted on the same database gets the pending
@@ -26,8 +26,9 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from agent.deposit import CONTENTS, make_sender, queue_deposit
-from agent.dmp import DmpClient, PatientContext
+from agent.client.dmp import DmpClient, PatientContext
+from agent.client.session import HostSession
+from agent.core.deposit import CONTENTS, make_sender, queue_deposit
 from agent.outbox import (
     ItemState,
     Outbox,
@@ -36,7 +37,6 @@ from agent.outbox import (
     SealedFileKeyStore,
     Sender,
 )
-from agent.session import HostSession
 from cardreader.apdu import ApduProtocol
 from cardreader.cps import CpsCard, CpsKey
 from cardreader.virtual.cps import VirtualCps
@@ -223,10 +223,10 @@ CHILD = """
 import json, random, sys, time
 from pathlib import Path
 from cryptography.hazmat.primitives.serialization import Encoding
-from agent.deposit import make_sender, queue_deposit, recover_contents
-from agent.dmp import PatientContext
+from agent.core.deposit import make_sender, queue_deposit, recover_contents
+from agent.client.dmp import PatientContext
 from agent.outbox import Outbox, RetryPolicy, SealedFileKeyStore, Sender
-from agent.session import HostSession, Workstation
+from agent.client.session import HostSession, Workstation
 from cardreader.apdu import ApduProtocol
 from cardreader.cps import CpsCard, CpsKey
 from cardreader.virtual.cps import VirtualCps
@@ -432,8 +432,8 @@ class RemoveDuring:
 def test_a_cps_removed_mid_deposit_keeps_the_item_and_the_next_session_sends_it(
     world: World, tmp_path: Path, insert_card: Any, during: str
 ) -> None:
-    from agent.pin import FixedPrompt
-    from agent.professional import ProfessionalSession
+    from agent.core.pin import FixedPrompt
+    from agent.core.professional import ProfessionalSession
     from cardreader.pcsc import list_readers
 
     ca = TestHealthCA.load(world.pki / "health-ca")

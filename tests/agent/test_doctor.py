@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from agent import doctor
 from agent.config import AgentConfig, write_config
-from agent.enrol import enrol_from_pki
+from agent.install import doctor
+from agent.install.enrol import enrol_from_pki
 from agent.outbox import Sender, SendResult, open_outbox
-from agent.scenarios import reference_host
+from agent.sandbox.scenarios import reference_host
 from cardreader.virtual.cps import VirtualCps
 from cardreader.virtual.pcscd import Pcscd
 from cardreader.virtual.pki import TestHealthCA
@@ -84,7 +84,7 @@ def test_all_well_every_check_ok_and_exit_0(site: Site, with_cps, capsys) -> Non
 def test_the_command_line_prints_each_check_and_exits_0(site: Site, tmp_path: Path) -> None:
     env = {**os.environ, "DMP_AGENT_CONFIG": str(write_config(site.config,
                                                                tmp_path / "agent.toml"))}
-    result = subprocess.run([sys.executable, "-m", "agent.doctor"], capture_output=True,
+    result = subprocess.run([sys.executable, "-m", "agent.install.doctor"], capture_output=True,
                             text=True, env=env, timeout=30)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "[ok     ] host:" in result.stdout

@@ -24,9 +24,9 @@ import pytest
 from keyring.backend import KeyringBackend
 from keyring.errors import KeyringLocked
 
+from agent.client.dmp import PatientContext, signed_bundle
 from agent.config import AgentConfig, ConfigError, load_config, render_config
-from agent.deposit import PLACEHOLDER, make_sender, queue_deposit, recover_contents
-from agent.dmp import PatientContext, signed_bundle
+from agent.core.deposit import PLACEHOLDER, make_sender, queue_deposit, recover_contents
 from agent.outbox import (
     CONTENTS,
     SCHEMA_VERSION,
@@ -683,7 +683,7 @@ def test_a_migration_killed_before_its_commit_is_done_again_at_the_next_open(
 
 
 def test_the_doctor_names_a_missing_outbox_key(tmp_path: Path) -> None:
-    from agent.doctor import Status, check_outbox
+    from agent.install.doctor import Status, check_outbox
 
     config = AgentConfig(credentials_dir=tmp_path / "credentials", data_dir=tmp_path / "data")
     with open_outbox(config) as box:

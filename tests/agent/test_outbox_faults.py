@@ -25,8 +25,8 @@ import httpx
 import pytest
 
 from agent.config import AgentConfig, load_config
-from agent.deposit import BUNDLE_ROOM, make_sender, queue_deposit, recover_contents
-from agent.doctor import Status, check_outbox
+from agent.core.deposit import BUNDLE_ROOM, make_sender, queue_deposit, recover_contents
+from agent.install.doctor import Status, check_outbox
 from agent.outbox import (
     ItemState,
     Outbox,

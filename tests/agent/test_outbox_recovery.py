@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from agent.client.dmp import signed_bundle
 from agent.config import AgentConfig
-from agent.deposit import KIND, PLACEHOLDER, make_sender, queue_deposit, recover_contents
-from agent.dmp import signed_bundle
+from agent.core.deposit import KIND, PLACEHOLDER, make_sender, queue_deposit, recover_contents
 from agent.outbox import (
     SCHEMA_VERSION,
     Description,
@@ -193,8 +193,8 @@ def test_an_outbox_of_schema_2_is_relabelled_when_opened_and_nothing_is_lost(
 KILLED_DEPOSIT = """
 import os, sys
 from pathlib import Path
-from agent.deposit import queue_deposit
-from agent.dmp import PatientContext
+from agent.core.deposit import queue_deposit
+from agent.client.dmp import PatientContext
 from agent.outbox import Outbox, SealedFileKeyStore
 from wire.mhd import Author
 

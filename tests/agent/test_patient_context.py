@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from agent.patient_context import ContextEvent, PatientWatcher
-from agent.pin import FixedPrompt
-from agent.professional import ProfessionalSession
+from agent.core.patient_context import ContextEvent, PatientWatcher
+from agent.core.pin import FixedPrompt
+from agent.core.professional import ProfessionalSession
 from cardreader.pcsc import list_readers
 from cardreader.virtual.cps import VirtualCps
 from cardreader.virtual.pki import TestHealthCA

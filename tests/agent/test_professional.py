@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from agent.pin import FixedPrompt
-from agent.professional import PinCancelledError, ProfessionalSession, SessionEndedError
+from agent.core.pin import FixedPrompt
+from agent.core.professional import PinCancelledError, ProfessionalSession, SessionEndedError
 from cardreader.errors import CardExpiredError, PinBlockedError
 from cardreader.pcsc import list_readers
 from cardreader.virtual.cps import VirtualCps
@@ -234,7 +234,7 @@ def test_the_session_is_renewed_while_the_card_stays(
 def test_the_terminal_prompt_says_the_tries_left_and_cancels_on_empty(monkeypatch) -> None:
     import io
 
-    from agent.pin import TerminalPrompt
+    from agent.core.pin import TerminalPrompt
 
     asked: list[str] = []
     answers = iter(["1234", ""])

@@ -13,7 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from agent.secrets_sheet import EmergencyConsents, SecretsSheet, render_pdf, write_secrets_sheet
+from agent.core.secrets_sheet import (
+    EmergencyConsents,
+    SecretsSheet,
+    render_pdf,
+    write_secrets_sheet,
+)
 
 SHEET = SecretsSheet(
     first_name="Élodie", birth_name="DURAND", birth_date="12/05/1984",

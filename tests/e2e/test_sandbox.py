@@ -65,7 +65,7 @@ def test_the_host_stored_the_dmp_the_report_and_the_traces(run) -> None:
 
 def test_the_gp_got_the_very_bytes_the_optician_deposited(run) -> None:
     _, state = run
-    from agent.scenarios import REPORT
+    from agent.sandbox.scenarios import REPORT
 
     assert (state / "document.pdf").read_bytes() == REPORT
 

@@ -26,7 +26,7 @@ def _open_session(agent: AgentProcess) -> httpx.Response:
 
 
 def _doctor(agent: AgentProcess, offset: str) -> tuple[int, dict[str, dict[str, Any]]]:
-    done = subprocess.run([sys.executable, "-m", "agent.doctor", "--json"],
+    done = subprocess.run([sys.executable, "-m", "agent.install.doctor", "--json"],
                           env={**agent.env, **skewed(offset)}, capture_output=True, text=True,
                           timeout=60)
     checks = {c["name"]: c for c in json.loads(done.stdout)["checks"]}

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from agent.config import AgentConfig
-from agent.localapi import client_token
+from agent.views.localapi import client_token
 from tests.fault_injection.world import StartAgent
 from tests.live import BIN, AgentProcess, free_port
 

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from agent.session import HostSession
+from agent.client.session import HostSession
 from cardreader.apdu import ApduProtocol
 from cardreader.cps import CpsCard, CpsKey
 from cardreader.virtual.direct import DirectConnection

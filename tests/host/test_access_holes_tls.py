@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from agent.session import SessionError
+from agent.client.session import SessionError
 from cardreader.cps import CpsKey
 from cardreader.virtual.vitale_profiles import PROFILES as VITALE
 from host import patient
@@ -159,7 +159,7 @@ def test_hole5_a_revoked_card_ends_its_session_at_once(host: TlsHost, pki: Path)
 def test_hole5_a_revoked_workstation_opens_nothing_more(host: TlsHost, pki: Path) -> None:
     from cryptography import x509
 
-    from agent.session import HostSession
+    from agent.client.session import HostSession
 
     cert_path, _ = issue_workstation(pki, "to-revoke")
     card = host.card("gp")

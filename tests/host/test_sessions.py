@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.session import SessionError
+from agent.client.session import SessionError
 from cardreader.virtual.pki import TestHealthCA
 from host.pki import revoke
 from tests.host.tls_harness import TlsHost, make_pki, tls_host

@@ -15,7 +15,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from starlette.applications import Starlette
 
-from agent.session import HostSession, Workstation, tls_context
+from agent.client.session import HostSession, Workstation, tls_context
 from cardreader.apdu import ApduProtocol
 from cardreader.cps import CpsCard, CpsKey
 from cardreader.virtual.cps import VirtualCps
@@ -75,7 +75,7 @@ class TlsHost:
 
     def anonymous(self, client_cert: tuple[Path, Path] | None = None) -> httpx.Client:
         """A client presenting the workstation certificate (or another one)."""
-        from agent.session import tls_context
+        from agent.client.session import tls_context
 
         cert, key = client_cert or (self.pki / "workstations" / "sandbox.pem",
                                     self.pki / "workstations" / "sandbox.key")

@@ -1,4 +1,4 @@
-"""First-start enrolment (agent.first_start): what the administrator drops in the
+"""First-start enrolment (agent.install.first_start): what the administrator drops in the
 provisioning directory enrols each user's agent on its first start, once; what is missing or
 wrong is said in one sentence, never raised. A real test PKI from `dmp-host pki init`, a real
 PKCS#12 made by openssl, a real TLS handshake with the host's server context afterwards."""
@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from cryptography.x509.oid import NameOID
 
+from agent.client.session import Workstation
 from agent.config import CONFIG_ENV, AgentConfig
-from agent.enrol import EnrolmentError, current_enrolment, enrol_from_pki, load_workstation
-from agent.first_start import PROVISIONING_ENV, enrol_if_needed
-from agent.session import Workstation
+from agent.install.enrol import EnrolmentError, current_enrolment, enrol_from_pki, load_workstation
+from agent.install.first_start import PROVISIONING_ENV, enrol_if_needed
 from host.pki import PASSPHRASE_ENV
 from tests.host.tls_harness import handshake
 

@@ -76,7 +76,7 @@ def test_the_staging_launcher_and_placeholder_say_how_to_run_and_what_is_missing
     note = (stage / "python" / "PYTHON-MISSING-MANQUANT.txt").read_text("utf-8")
     assert "embed-amd64.zip" in note and "--python-embed" in note and "..\\lib" in note
     with zipfile.ZipFile(next((stage / "wheels").glob("dmp_agent-*.whl"))) as wheel:
-        assert "agent/first_start.py" in wheel.namelist()
+        assert "agent/install/first_start.py" in wheel.namelist()
 
 
 def test_a_python_embeddable_zip_is_unpacked_and_told_where_the_agent_is(

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from agent.config import AgentConfig
-from agent.localapi.guard import Guard, load_or_create_token, token_path
+from agent.views.localapi.guard import Guard, load_or_create_token, token_path
 from tests.live import LiveWorld
 
 pytestmark = pytest.mark.pcsc

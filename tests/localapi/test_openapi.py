@@ -18,7 +18,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from agent.localapi import app as api_module
+from agent.views.localapi import app as api_module
 from cardreader.virtual.vitale import VirtualVitale
 from tests.live import LiveWorld
 

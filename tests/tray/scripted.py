@@ -61,7 +61,7 @@ def snapshot(session: str = "none", patient: str = "none", *, pending: int = 0,
 
 
 class ScriptedSource:
-    """Implements agent.tray.StateSource over a snapshot the test sets."""
+    """Implements agent.views.tray.StateSource over a snapshot the test sets."""
 
     PAGE = "http://127.0.0.1:7583/?token=not-a-secret"
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from agent.tray import LOOKS, TrayState
+from agent.views.tray import LOOKS, TrayState
 from cardreader.pcsc import list_readers, wait_for_card
 from cardreader.virtual.vitale import VirtualVitale
 from tests.live import LiveWorld, live_world

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.tray import (
+from agent.views.tray import (
     LOOKS,
     TOOLTIP_MAX,
     Tray,
@@ -208,7 +208,7 @@ def test_display_available(environ: dict, platform: str, expected: bool) -> None
 def test_the_module_imports_and_refuses_cleanly_without_a_display() -> None:
     code = (
         "import sys\n"
-        "import agent.tray as tray\n"
+        "import agent.views.tray as tray\n"
         "assert 'pystray' not in sys.modules and 'Xlib' not in sys.modules\n"
         "from tests.tray.scripted import ScriptedSource, snapshot\n"
         "try:\n"

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from agent.tray import LOOKS, Tray, TrayState, tray_tooltip, x11_title
+from agent.views.tray import LOOKS, Tray, TrayState, tray_tooltip, x11_title
 from tests.tray import xdesk
 from tests.tray.scripted import PATIENT_INS, PATIENT_WORDS, ScriptedSource, snapshot
 
@@ -266,7 +266,7 @@ def test_without_a_notification_service_notices_go_to_the_log(
         trayer: xdesk.Trayer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         caplog: pytest.LogCaptureFixture) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))  # no notify-send here
-    caplog.set_level(logging.INFO, logger="agent.tray")
+    caplog.set_level(logging.INFO, logger="agent.views.tray")
     source = ScriptedSource(snapshot("open"))
     with running_tray(source):
         source.notice("Document déposé / document deposited", "Compte rendu (1 Mo)")
@@ -297,7 +297,7 @@ def test_a_failing_menu_action_leaves_the_tray_running(trayer: xdesk.Trayer, x: 
 
 
 def test_stop_before_run_tray_returns_at_once(trayer: xdesk.Trayer, x: Any) -> None:
-    from agent import tray as tray_module
+    from agent.views import tray as tray_module
 
     tray_module.stop()  # a signal while the agent was starting
     source = ScriptedSource(snapshot())

@@ -1,4 +1,4 @@
-"""Workstation enrolment (agent.enrol): from the test PKI and from PKCS#12, the key never in
+"""Workstation enrolment (agent.install.enrol): from the test PKI and from PKCS#12, the key never in
 clear on disk, owner-only files, usable after a restart for a real mutual-TLS handshake with
 the host's server context, and useless elsewhere."""
 
@@ -16,9 +16,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
 
-from agent import enrol as enrol_module
 from agent.config import CONFIG_ENV, AgentConfig
-from agent.enrol import (
+from agent.install import enrol as enrol_module
+from agent.install.enrol import (
     EnrolmentError,
     add_enrol_command,
     current_enrolment,

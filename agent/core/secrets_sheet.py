@@ -17,10 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from agent.client.dmp import PatientContext
+from agent.config import fsync_dir
 from cardreader.vitale import BirthDate
-
-from .config import fsync_dir
-from .dmp import PatientContext
 
 __all__ = ["EmergencyConsents", "SecretsSheet", "render_pdf", "write_secrets_sheet"]
 

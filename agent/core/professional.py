@@ -1,6 +1,6 @@
 """The professional's session, tied to the CPS card in one reader.
 
-`ProfessionalSession.open` reads the card, asks the PIN (`agent.pin`), lets the caller pick
+`ProfessionalSession.open` reads the card, asks the PIN (`agent.core.pin`), lets the caller pick
 the practice situation, and opens a card-rooted `HostSession`. Afterwards:
 
 - a timer renews the host session before its certificate expires, while the card is present
@@ -28,6 +28,9 @@ from typing import Any
 import httpx
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from agent.client.dmp import DmpClient
+from agent.client.session import HostSession, Workstation, clock_skew
+from agent.core.pin import PinPrompt
 from cardreader.apdu import ApduProtocol
 from cardreader.cps import CpsCard, CpsIdentity, CpsKey
 from cardreader.cps_data import PracticeSituation
@@ -42,10 +45,6 @@ from cardreader.errors import (
 )
 from cardreader.pcsc import EventKind, Monitor, PcscConnection, SlotEvent
 from policies import AccessMode
-
-from .dmp import DmpClient
-from .pin import PinPrompt
-from .session import HostSession, Workstation, clock_skew
 
 __all__ = [
     "PinCancelledError",

@@ -4,7 +4,7 @@ The icon shows one of six states (``TrayState``) with its own colour and glyph, 
 says what the agent is doing in French, its menu opens the local page at the right section
 or locks the session, and the service's ``notice`` events become desktop notifications.
 Everything it does goes through the *state source* (``StateSource``, which
-``agent.service.AgentService`` implements): the tray holds no state of its own.
+``agent.core.service.AgentService`` implements): the tray holds no state of its own.
 
 pystray's X11 backend opens the display when it is imported and raises without one, so
 pystray is imported only by ``Tray.run``, and only when a display exists: this module imports
@@ -38,8 +38,8 @@ from typing import Any, Protocol
 
 from PIL import Image
 
-from .logs import _IDENTIFIER
-from .tray_icons import Colour, draw_icon
+from agent.logs import _IDENTIFIER
+from agent.views.tray_icons import Colour, draw_icon
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ MASK = "[masqué]"
 
 
 class StateSource(Protocol):
-    """What the tray needs from the agent (``agent.service.AgentService`` offers it)."""
+    """What the tray needs from the agent (``agent.core.service.AgentService`` offers it)."""
 
     def snapshot(self) -> dict[str, Any]:
         """The whole state, as ``GET /api/status`` answers it (docs/agent-local-api.md)."""

@@ -23,15 +23,31 @@ from pathlib import Path
 
 import httpx
 
-from cardreader.apdu import ApduProtocol
-from cardreader.atr import CardKind
-from cardreader.cps import CpsCard
-from cardreader.errors import CardError
-from cardreader.pcsc import PcscConnection, list_readers
-from policies import AccessMode, ModeCode
-from wire.mhd import DocumentEntry
-
-from .command_session import (
+from agent.client.dmp import (
+    FORMAT_CODES,
+    DmpClient,
+    DmpError,
+    PatientContext,
+    PreparedDeposit,
+    deposit_types,
+)
+from agent.client.session import SessionError
+from agent.config import private_dir
+from agent.core.professional import SessionEndedError
+from agent.core.secrets_sheet import SecretsSheet, display_date, write_secrets_sheet
+from agent.outbox import (
+    Item,
+    ItemState,
+    Outbox,
+    OutboxError,
+    RetryPolicy,
+    Sender,
+    SendResult,
+    open_outbox,
+)
+from agent.outbox.report import outbox_lines, recover_lines
+from agent.safe_text import saved_name, terminal_lines, terminal_text, write_new_file
+from agent.views.command_session import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_USAGE,
@@ -42,30 +58,13 @@ from .command_session import (
     load_command_config,
     open_work,
 )
-from .config import private_dir
-from .dmp import (
-    FORMAT_CODES,
-    DmpClient,
-    DmpError,
-    PatientContext,
-    PreparedDeposit,
-    deposit_types,
-)
-from .outbox import (
-    Item,
-    ItemState,
-    Outbox,
-    OutboxError,
-    RetryPolicy,
-    Sender,
-    SendResult,
-    open_outbox,
-)
-from .outbox.report import outbox_lines, recover_lines
-from .professional import SessionEndedError
-from .safe_text import saved_name, terminal_lines, terminal_text, write_new_file
-from .secrets_sheet import SecretsSheet, display_date, write_secrets_sheet
-from .session import SessionError
+from cardreader.apdu import ApduProtocol
+from cardreader.atr import CardKind
+from cardreader.cps import CpsCard
+from cardreader.errors import CardError
+from cardreader.pcsc import PcscConnection, list_readers
+from policies import AccessMode, ModeCode
+from wire.mhd import DocumentEntry
 
 __all__ = ["WORKFLOW_COMMANDS", "CommandError", "StdinPrompt", "add_workflow_commands"]
 
@@ -204,7 +203,7 @@ def cmd_emergency(args: argparse.Namespace) -> int:
 def cmd_watch(args: argparse.Namespace) -> int:
     """The consulting room: the session stays open, each Vitale card inserted opens its
     patient's dossier, each removal clears it; ends with the CPS or Ctrl-C / SIGTERM."""
-    from .patient_context import ContextEvent, PatientWatcher
+    from agent.core.patient_context import ContextEvent, PatientWatcher
 
     with open_work(args, with_patient=False) as work:
         readers = list_readers()

@@ -28,13 +28,7 @@ from dataclasses import asdict, dataclass
 import httpx
 from cryptography import x509
 
-from cardreader.errors import CardError, NoServiceError
-from cardreader.inspect import CardStatus, SlotReport, inspect_reader
-from cardreader.pcsc import list_readers
-
-from .config import AgentConfig, ConfigError, load_config
-from .enrol import HOST_CA_FILE, Enrolment, EnrolmentError, current_enrolment, load_workstation
-from .host_clock import (
+from agent.client.host_clock import (
     ClockReading,
     certificate_rejected,
     clock_fix,
@@ -42,10 +36,21 @@ from .host_clock import (
     reading_from,
     utc_now,
 )
-from .outbox import OutboxKeyError, open_key, outbox_keys, quarantine_report
-from .outbox.report import quarantine_text
-from .safe_text import terminal_lines
-from .session import Workstation, tls_context
+from agent.client.session import Workstation, tls_context
+from agent.config import AgentConfig, ConfigError, load_config
+from agent.install.enrol import (
+    HOST_CA_FILE,
+    Enrolment,
+    EnrolmentError,
+    current_enrolment,
+    load_workstation,
+)
+from agent.outbox import OutboxKeyError, open_key, outbox_keys, quarantine_report
+from agent.outbox.report import quarantine_text
+from agent.safe_text import terminal_lines
+from cardreader.errors import CardError, NoServiceError
+from cardreader.inspect import CardStatus, SlotReport, inspect_reader
+from cardreader.pcsc import list_readers
 
 __all__ = ["Check", "Status", "add_doctor_command", "main", "run_checks", "run_doctor"]
 
@@ -475,7 +480,7 @@ def add_doctor_command(subparsers: argparse._SubParsersAction) -> argparse.Argum
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m agent.doctor``: the same command without the rest of `dmp-agent`."""
+    """``python -m agent.install.doctor``: the same command without the rest of `dmp-agent`."""
     parser = argparse.ArgumentParser(prog="dmp-agent")
     commands = parser.add_subparsers(dest="command", required=True)
     add_doctor_command(commands)

@@ -19,7 +19,7 @@ import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from .token import (
+from agent.views.localapi.token import (
     TOKEN_FILE,
     TOKEN_ROUTE,
     TokenKeeper,

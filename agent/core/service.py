@@ -23,21 +23,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cardreader.atr import CardKind
-from cardreader.errors import CardError, CardNotAnsweringError, PinBlockedError, WrongPinError
-from cardreader.inspect import CardStatus, SlotReport, inspect_reader
-from cardreader.pcsc import EventKind, Monitor, SlotEvent
-from cardreader.vitale import VitaleCard
-from policies import AccessMode, ModeCode
-from policies.matrix import default_matrix
-from wire.mhd import Author, DocumentEntry
-
-from .cards_view import as_json
-from .config import AgentConfig
-from .deposit import BUNDLE_ROOM, make_sender, queue_deposit, recover_contents
-from .dmp import FORMAT_CODES, DmpClient, DmpError, PatientContext, deposit_types
-from .enrol import EnrolmentError, load_workstation
-from .outbox import (
+from agent.client.dmp import FORMAT_CODES, DmpClient, DmpError, PatientContext, deposit_types
+from agent.client.session import ClockSkewError, SessionError, Workstation, clock_skew
+from agent.config import AgentConfig
+from agent.core.cards_view import as_json
+from agent.core.deposit import BUNDLE_ROOM, make_sender, queue_deposit, recover_contents
+from agent.core.professional import PinCancelledError, ProfessionalSession, SessionEndedError
+from agent.core.secrets_sheet import SecretsSheet, render_pdf
+from agent.install.enrol import EnrolmentError, load_workstation
+from agent.outbox import (
     Outbox,
     OutboxError,
     OutboxKeyError,
@@ -48,12 +42,17 @@ from .outbox import (
     RetryPolicy,
     open_outbox,
 )
-from .outbox import report as outbox_report
-from .outbox.sealed import sealed_size
-from .outbox.storage import storage_error
-from .professional import PinCancelledError, ProfessionalSession, SessionEndedError
-from .secrets_sheet import SecretsSheet, render_pdf
-from .session import ClockSkewError, SessionError, Workstation, clock_skew
+from agent.outbox import report as outbox_report
+from agent.outbox.sealed import sealed_size
+from agent.outbox.storage import storage_error
+from cardreader.atr import CardKind
+from cardreader.errors import CardError, CardNotAnsweringError, PinBlockedError, WrongPinError
+from cardreader.inspect import CardStatus, SlotReport, inspect_reader
+from cardreader.pcsc import EventKind, Monitor, SlotEvent
+from cardreader.vitale import VitaleCard
+from policies import AccessMode, ModeCode
+from policies.matrix import default_matrix
+from wire.mhd import Author, DocumentEntry
 
 __all__ = ["AgentService", "ServiceError", "outbox_failure"]
 
@@ -940,7 +939,7 @@ class AgentService:
     # -- diagnostics and settings -----------------------------------------------------------
     def diagnostics(self) -> list[dict[str, str]]:
         """`dmp-agent doctor`'s checks; the cards as the monitor last read them."""
-        from .doctor import run_checks
+        from agent.install.doctor import run_checks
 
         def known(reader: str) -> SlotReport:
             with self._lock:
@@ -951,7 +950,7 @@ class AgentService:
                 for c in run_checks(self.config, inspect=known)]
 
     def settings(self) -> dict[str, Any]:
-        from .config import KEYS
+        from agent.config import KEYS
 
         values = []
         for key in KEYS:
@@ -967,6 +966,6 @@ class AgentService:
     def page_url(self, fragment: str = "") -> str:
         """The page's address with the API token in the fragment (never sent to a server,
         never in a log); ``fragment`` names a section, e.g. ``deposit``."""
-        from .localapi.guard import page_url
+        from agent.views.localapi.guard import page_url
 
         return page_url(self.config, fragment)

@@ -1,6 +1,6 @@
 """The cards and the session of a workflow command: find the CPS and the Vitale card by
 their ATR, read the Vitale card and choose the person, ask the PIN (terminal, or one line of
-standard input), open the card-rooted session (agent/commands.py uses them)."""
+standard input), open the card-rooted session (agent/views/commands.py uses them)."""
 
 from __future__ import annotations
 
@@ -11,19 +11,18 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TextIO
 
+from agent.client.dmp import DmpClient, PatientContext
+from agent.config import AgentConfig, ConfigError, load_config
+from agent.core.pin import PinPrompt, TerminalPrompt
+from agent.core.professional import PinCancelledError, ProfessionalSession
+from agent.install.enrol import EnrolmentError, load_workstation
+from agent.safe_text import terminal_text
 from cardreader.apdu import ApduProtocol
 from cardreader.atr import CardKind, identify
 from cardreader.errors import CardError, NoCardError, PinBlockedError, WrongPinError
 from cardreader.pcsc import PcscConnection, list_readers
 from cardreader.vitale import Beneficiary, VitaleCard, read_vitale
 from wire.mhd import Author
-
-from .config import AgentConfig, ConfigError, load_config
-from .dmp import DmpClient, PatientContext
-from .enrol import EnrolmentError, load_workstation
-from .pin import PinPrompt, TerminalPrompt
-from .professional import PinCancelledError, ProfessionalSession
-from .safe_text import terminal_text
 
 __all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "CommandError", "StdinPrompt", "Work",
            "choose_person", "find_reader", "load_command_config", "open_work",

@@ -20,20 +20,19 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from agent.client.dmp import DmpClient, PatientContext, deposit_types
+from agent.config import AgentConfig
+from agent.core.deposit import make_sender, queue_deposit, recover_contents
+from agent.core.pin import FixedPrompt
+from agent.core.professional import ProfessionalSession
+from agent.install.enrol import enrol_from_pki, load_workstation
+from agent.logs import setup_logging
+from agent.outbox import RetryPolicy, Sender, open_outbox
 from cardreader.apdu import ApduProtocol
 from cardreader.pcsc import PcscConnection, list_readers, wait_for_card
 from cardreader.virtual import cli as vcard
 from cardreader.vitale import Vitale2Profile, VitaleCard
 from wire.mhd import Author
-
-from .config import AgentConfig
-from .deposit import make_sender, queue_deposit, recover_contents
-from .dmp import DmpClient, PatientContext, deposit_types
-from .enrol import enrol_from_pki, load_workstation
-from .logs import setup_logging
-from .outbox import RetryPolicy, Sender, open_outbox
-from .pin import FixedPrompt
-from .professional import ProfessionalSession
 
 HARNESS_PIN = "1234"
 BIN = Path(sys.executable).parent
@@ -229,8 +228,8 @@ def running_agent(sandbox: Sandbox) -> Iterator[str]:
 
     import httpx
 
-    from .config import write_config
-    from .localapi.guard import token_path
+    from agent.config import write_config
+    from agent.views.localapi.guard import token_path
 
     port = _free_port()
     config = dataclasses.replace(sandbox.config, api_port=port)

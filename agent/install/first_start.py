@@ -21,8 +21,8 @@ from pathlib import Path
 
 from cryptography import x509
 
-from .config import AgentConfig, ConfigError, load_config, write_private_file
-from .enrol import (
+from agent.config import AgentConfig, ConfigError, load_config, write_private_file
+from agent.install.enrol import (
     HOST_CA_FILE,
     Enrolment,
     EnrolmentError,

@@ -1,7 +1,7 @@
 """The agent's local API and page, on loopback only (docs/agent-local-api.md)."""
 
-from .app import create_app
-from .token import (
+from agent.views.localapi.app import create_app
+from agent.views.localapi.token import (
     TOKEN_FILE,
     TokenError,
     TokenKeeper,

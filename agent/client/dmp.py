@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 import httpx
 
+from agent.client.session import HostSession, SessionError, outcome_of
 from cardreader.vitale import Beneficiary, VitaleCard
 from policies import AccessMode, ModeCode, default_matrix
 from wire import codes
@@ -36,8 +37,6 @@ from wire.mhd import (
     parse_transaction_response,
 )
 from wire.signature import sign_submission
-
-from .session import HostSession, SessionError, outcome_of
 
 FHIR_JSON = {"content-type": "application/fhir+json"}
 MODE_HEADER = "X-DMP-Access-Mode"
@@ -155,7 +154,7 @@ def signed_bundle(
 
 class Http(Protocol):
     """What the workflows need of an HTTP client: `httpx.Client`, or a guarded one that
-    refuses once the card is gone (`agent.professional`)."""
+    refuses once the card is gone (`agent.core.professional`)."""
 
     def get(self, url: str, **kwargs: Any) -> httpx.Response: ...
     def post(self, url: str, **kwargs: Any) -> httpx.Response: ...
@@ -262,7 +261,7 @@ class DmpClient:
         practice_setting: str = "AMBULATOIRE",
     ) -> PreparedDeposit:
         """Build and sign (with the CPS signature key, via ``sign``) the ITI-65 bundle, the
-        content inline (large documents go through `agent.deposit.queue_deposit`)."""
+        content inline (large documents go through `agent.core.deposit.queue_deposit`)."""
         unique_id, bundle = signed_bundle(
             patient, content, size=len(content),
             sha256=hashlib.sha256(content).hexdigest(),

@@ -4,7 +4,7 @@ It starts a real pcscd with the vpcd virtual reader and inserts virtual cards th
 same mechanism as `dmp-vcard`. First the card layer on its own: the monitor sees the cards,
 the GP's CPS is read, its PIN is checked (a wrong try first, to show the counter), it signs
 with both keys, and the patient's Vitale card is read and swapped. Then the reference host
-starts in its own process and the daily scenarios run end to end (`agent.scenarios`).
+starts in its own process and the daily scenarios run end to end (`agent.sandbox.scenarios`).
 Nothing is left running at the end unless ``keep`` is set.
 
 Run it through `scripts/sandbox`, which gives it private namespaces so it never meets a
@@ -25,6 +25,8 @@ from pathlib import Path
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from agent.core.cards_view import describe
+from agent.sandbox.scenarios import Sandbox, play
 from cardreader.apdu import ApduProtocol
 from cardreader.cps import CpsCard, CpsKey
 from cardreader.errors import WrongPinError
@@ -39,9 +41,6 @@ from cardreader.pcsc import (
 )
 from cardreader.virtual import cli as vcard
 from cardreader.virtual.pcscd import Pcscd
-
-from .cards_view import describe
-from .scenarios import Sandbox, play
 
 HARNESS_PIN = "1234"  # the virtual cards' PIN; typed by the harness, never printed
 

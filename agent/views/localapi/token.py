@@ -21,7 +21,7 @@ from pathlib import Path
 
 import httpx
 
-from ..config import AgentConfig, private_dir, write_private_file
+from agent.config import AgentConfig, private_dir, write_private_file
 
 log = logging.getLogger(__name__)
 

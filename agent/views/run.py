@@ -19,11 +19,11 @@ from importlib.metadata import PackageNotFoundError, version
 
 import uvicorn
 
-from .config import AgentConfig, ConfigError, load_config
-from .localapi import TokenError, TokenKeeper, client_token, create_app, page_url
-from .logs import setup_logging
-from .outbox import OutboxBusyError, OutboxError
-from .service import AgentService
+from agent.config import AgentConfig, ConfigError, load_config
+from agent.core.service import AgentService
+from agent.logs import setup_logging
+from agent.outbox import OutboxBusyError, OutboxError
+from agent.views.localapi import TokenError, TokenKeeper, client_token, create_app, page_url
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +158,7 @@ def run_agent(*, tray: bool, open_page: bool) -> int:
         webbrowser.open(service.page_url())
     try:
         if tray and has_display():
-            from .tray import TrayUnavailable, run_tray
+            from agent.views.tray import TrayUnavailable, run_tray
 
             threading.Thread(target=lambda: (stop.wait(), _stop_tray()), daemon=True).start()
             try:
@@ -187,14 +187,14 @@ def _startup_status(error: BaseException) -> int | None:
 
 
 def _stop_tray() -> None:
-    from . import tray
+    from agent.views import tray
 
     with contextlib.suppress(Exception):
         tray.stop()
 
 
 def _first_start(config: AgentConfig) -> str | None:
-    from .first_start import enrol_if_needed
+    from agent.install.first_start import enrol_if_needed
 
     return enrol_if_needed(config)
 

@@ -26,15 +26,14 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from wire.session import SessionStatement
-
-from .host_clock import (
+from agent.client.host_clock import (
     ClockReading,
     certificate_rejected,
     clock_fix,
     read_host_clock,
     reading_from,
 )
+from wire.session import SessionStatement
 
 Signer = Callable[[bytes], bytes]  # the card's authentication key: bytes -> RSA signature
 
@@ -50,7 +49,7 @@ class SessionError(Exception):
 
 class ClockSkewError(SessionError):
     """The workstation's clock is off: certificates and the session statement are judged
-    against a wrong time. Named before any certificate is blamed (agent/host_clock.py)."""
+    against a wrong time. Named before any certificate is blamed (agent/client/host_clock.py)."""
 
     def __init__(self, reading: ClockReading) -> None:
         super().__init__("clock-skew", f"{reading.describe()}. {clock_fix()}")

@@ -38,9 +38,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from .config import AgentConfig, ConfigError, load_config, private_dir, write_private_file
-from .sealing import binding_digest, derive_key, machine_id
-from .session import Workstation
+from agent.client.session import Workstation
+from agent.config import AgentConfig, ConfigError, load_config, private_dir, write_private_file
+from agent.sealing import binding_digest, derive_key, machine_id
 
 ENROLMENT_FILE = "enrolment.json"
 HOST_CA_FILE = "host-ca.pem"

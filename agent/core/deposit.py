@@ -32,14 +32,9 @@ from typing import Any
 
 import httpx
 
-from wire.mhd import (
-    Author,
-    WireError,
-    parse_transaction_response,
-)
-
-from .dmp import FHIR_JSON, PatientContext, signed_bundle
-from .outbox import (
+from agent.client.dmp import FHIR_JSON, PatientContext, signed_bundle
+from agent.client.session import outcome_of
+from agent.outbox import (
     CONTENT_KEY,
     CONTENT_SUFFIX,
     CONTENTS,
@@ -53,10 +48,14 @@ from .outbox import (
     Progress,
     SendResult,
 )
-from .outbox.recovery import describe
-from .outbox.sealed import SealedWriter, sealed_size
-from .outbox.storage import storage_error
-from .session import outcome_of
+from agent.outbox.recovery import describe
+from agent.outbox.sealed import SealedWriter, sealed_size
+from agent.outbox.storage import storage_error
+from wire.mhd import (
+    Author,
+    WireError,
+    parse_transaction_response,
+)
 
 __all__ = [
     "CONTENTS",

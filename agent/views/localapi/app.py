@@ -27,15 +27,15 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from ..service import AgentService, ServiceError, outbox_failure
-from .guard import Guard
-from .token import TOKEN_ROUTE, TokenKeeper
+from agent.core.service import AgentService, ServiceError, outbox_failure
+from agent.views.localapi.guard import Guard
+from agent.views.localapi.token import TOKEN_ROUTE, TokenKeeper
 
 log = logging.getLogger(__name__)
 
 MAX_UPLOAD = 64 << 20  # the host's own limit per document
 KEEPALIVE = 30.0  # seconds between SSE comments while a client listens (proxies, dead peers)
-WEB = Path(str(resources.files("agent") / "web"))
+WEB = Path(str(resources.files("agent.views") / "web"))
 _TYPE_CODE = re.compile(r"^[0-9A-Za-z.\-_]{1,64}$")
 _UNIQUE_ID = re.compile(r"^[!-~]{1,128}$")
 

@@ -17,15 +17,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from agent.client.dmp import DmpClient, DmpError, PatientContext
+from agent.client.session import SessionError
+from agent.core.professional import SessionEndedError
 from cardreader.apdu import ApduProtocol
 from cardreader.errors import CardError
 from cardreader.pcsc import EventKind, Monitor, PcscConnection, SlotEvent
 from cardreader.vitale import Beneficiary, Vitale2Profile, VitaleCard
 from wire.mhd import DocumentEntry
-
-from .dmp import DmpClient, DmpError, PatientContext
-from .professional import SessionEndedError
-from .session import SessionError
 
 log = logging.getLogger(__name__)
 
