@@ -10,15 +10,13 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from agent.core.cards_view import as_json, describe
-from agent.install.doctor import add_doctor_command
 from agent.install.enrol import add_enrol_command
 from agent.safe_text import terminal_lines
-from agent.views.commands import WORKFLOW_COMMANDS, add_workflow_commands
-from cardreader.errors import CardError
-from cardreader.inspect import CardStatus, SlotReport, inspect_reader
-from cardreader.pcsc import EventKind, Monitor, SlotEvent, list_readers
+
+if TYPE_CHECKING:
+    from cardreader.inspect import SlotReport
 
 DESCRIPTION = """\
 Agent DMP du poste de travail / DMP workstation agent.
@@ -63,8 +61,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     sandbox.add_argument("--state-dir", type=Path, default=None,
                          help="where the virtual cards keep their state (default: temporary)")
     add_enrol_command(commands)
-    add_workflow_commands(commands)
-    add_doctor_command(commands)
+    if _command(argv) not in _RUN_COMMANDS:
+        # Not imported for `run` (start to API ready, issue 11): the workflow commands and the
+        # doctor bring the card readers' parsers, the DMP client and the checks.
+        from agent.install.doctor import add_doctor_command
+        from agent.views.command_parser import add_workflow_commands
+
+        add_workflow_commands(commands)
+        add_doctor_command(commands)
     from agent.views.run import add_run_commands
 
     add_run_commands(commands)
@@ -75,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if args.command == "cards":
         return cards_command(watch=args.watch, as_json_lines=args.json)
-    if args.command in ("enrol", "doctor", "run", "page") or args.command in WORKFLOW_COMMANDS:
+    if getattr(args, "run", None) is not None:  # enrol, doctor, run, page, the workflows
         return int(args.run(args))
     if args.command == "sandbox":
         from agent.sandbox.main import run
@@ -85,7 +89,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 2
 
 
+_RUN_COMMANDS = ("run", "page")  # need none of the other commands' modules
+
+
+def _command(argv: Sequence[str] | None) -> str | None:
+    """The command named on the line (the first word that is not an option), if any."""
+    words = sys.argv[1:] if argv is None else argv
+    return next((word for word in words if not word.startswith("-")), None)
+
+
 def _print(report: SlotReport, as_json_lines: bool) -> None:
+    from agent.core.cards_view import as_json, describe  # the card parsers: not for `run`
+
     if as_json_lines:
         print(json.dumps(as_json(report), ensure_ascii=False), flush=True)
     else:
@@ -94,6 +109,11 @@ def _print(report: SlotReport, as_json_lines: bool) -> None:
 
 
 def cards_command(*, watch: bool, as_json_lines: bool) -> int:
+    # Here, not at the top: `run` needs none of the card readers' parsers at start.
+    from cardreader.errors import CardError
+    from cardreader.inspect import CardStatus, inspect_reader
+    from cardreader.pcsc import list_readers
+
     try:
         readers = list_readers()
     except CardError as exc:
@@ -113,6 +133,9 @@ def cards_command(*, watch: bool, as_json_lines: bool) -> int:
 
 
 def _watch(reports: dict[str, SlotReport], as_json_lines: bool) -> int:
+    from cardreader.inspect import CardStatus, SlotReport, inspect_reader
+    from cardreader.pcsc import EventKind, Monitor, SlotEvent
+
     events: queue.Queue[SlotEvent | None] = queue.Queue()
     signal.signal(signal.SIGTERM, lambda *_: events.put(None))
     with Monitor(events.put):

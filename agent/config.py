@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import tempfile
 import textwrap
 import tomllib
@@ -31,15 +32,19 @@ from typing import Any
 
 import platformdirs
 
+from agent.errors import AgentError
+
 APP_NAME = "dmp-agent"
 CONFIG_ENV = "DMP_AGENT_CONFIG"
 CONFIG_FILE = "agent.toml"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
-class ConfigError(ValueError):
+class ConfigError(AgentError, ValueError):
     """A configuration file that cannot be read or holds a bad value; ``key`` names it
     (``section.name``) when one key is at fault."""
+
+    code, status = "bad-configuration", 500
 
     def __init__(self, message: str, key: str | None = None, file: Path | None = None) -> None:
         prefix = (f"{file}: " if file else "") + (f"{key}: " if key else "")
@@ -76,8 +81,10 @@ def write_private_file(path: Path, data: bytes) -> None:
 
 
 def fsync_dir(path: Path) -> None:
-    """Make a rename or a creation in ``path`` durable (POSIX; a no-op where directories
-    cannot be opened, as on Windows)."""
+    """Make a rename or a creation in ``path`` durable (POSIX; a no-op on Windows, where a
+    directory cannot be opened and NTFS journals the rename itself)."""
+    if sys.platform == "win32":
+        return
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import unicodedata
 from pathlib import Path
 
@@ -82,8 +83,11 @@ def write_new_file(directory: Path, name: str, data: bytes) -> Path:
     stem, dot, extension = name.rpartition(".")
     if not dot:
         stem, extension = name, ""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(
-        os, "O_BINARY", 0)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+    if sys.platform == "win32":
+        flags |= os.O_BINARY  # else the descriptor's writes turn every \n into \r\n
+    else:
+        flags |= os.O_NOFOLLOW
     for number in range(1, 1000):
         candidate = name if number == 1 else f"{stem}-{number}{dot}{extension}"
         path = directory / candidate
@@ -93,7 +97,7 @@ def write_new_file(directory: Path, name: str, data: bytes) -> Path:
             continue
         try:
             with os.fdopen(fd, "wb") as out:
-                if hasattr(os, "fchmod"):
+                if sys.platform != "win32":  # no modes there: the profile's ACL protects it
                     os.fchmod(out.fileno(), 0o600)  # exactly: a umask may have taken more
                 out.write(data)
         except BaseException:

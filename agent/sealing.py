@@ -19,13 +19,17 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from agent.errors import AgentError
+
 _MACHINE_ID_FILES = (Path("/etc/machine-id"), Path("/var/lib/dbus/machine-id"))
 _SEALED_MAGIC = b"dmp-sealed-v1\n"
 _NONCE = 12
 
 
-class SealError(Exception):
+class SealError(AgentError):
     """A sealed secret that does not open: another machine, another secret, or damaged."""
+
+    code = "sealed-secret-unreadable"
 
 
 def machine_id() -> str | None:

@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from agent.client.dmp import DmpClient, PatientContext
+from agent.client.provide import CardSigner, DepositMetadata
 from agent.client.session import HostSession, Workstation
 from agent.core.deposit import make_sender, queue_deposit, recover_contents
 from agent.outbox import Outbox, RetryPolicy, SealedFileKeyStore, Sender
@@ -111,9 +112,9 @@ def child(arguments: dict[str, Any]) -> dict[str, Any]:
 
     def deposit(document: Path) -> tuple[float, float]:
         started = time.perf_counter()
-        queue_deposit(outbox, patient, document, author=author, type_code="34810-2",
-                      title="bench", sign=lambda data: card.sign(CpsKey.SIGNATURE, data),
-                      certificate_der=certificate)
+        queue_deposit(outbox, patient, document, DepositMetadata("34810-2", "bench"),
+                      author=author, signer=CardSigner(
+                          lambda data: card.sign(CpsKey.SIGNATURE, data), certificate))
         queued = time.perf_counter()
         report = sender.send_pending(send)
         if report.sent != 1:

@@ -141,7 +141,7 @@ def sha256_partial(data: bytes) -> tuple[bytes, int, bytes]:
     the card must still hash before padding.
     """
     whole = len(data) - len(data) % 64
-    state = _H0
+    state: tuple[int, ...] = _H0
     for offset in range(0, whole, 64):
         state = _compress(state, data[offset : offset + 64])
     return struct.pack(">8L", *state), whole * 8, bytes(data[whole:])

@@ -127,3 +127,12 @@ class TestCardError(CardError):
 
 class InvalidPinFormatError(CardError, ValueError):
     """The PIN typed does not have the format the card expects (e.g. 4 digits)."""
+
+
+# What to do with a blocked CPS, said the same wherever it is said (the slot, the session, a
+# notice): the agent cannot unblock it; its issuer can (PUK) or replaces it.
+BLOCKED_CPS = ("Carte CPS bloquée (code porteur faux trop de fois). L'agent ne peut pas la "
+               "débloquer : demandez son déblocage (code PUK) ou son remplacement à "
+               "l'émetteur de la carte (ANS, via votre ordre ou votre établissement) / the CPS "
+               "is blocked: this agent cannot unblock it; ask the card's issuer (ANS) to "
+               "unblock or replace it")

@@ -16,7 +16,9 @@ from enum import StrEnum
 from .apdu import ApduProtocol
 from .atr import CardKind, identify
 from .cps import CpsCard, CpsIdentity
+from .cps_data import PracticeSituation
 from .errors import (
+    BLOCKED_CPS,
     CardError,
     CardRemovedError,
     NoCardError,
@@ -47,6 +49,9 @@ class SlotReport:
     pin_tries_left: int | None = None
     vitale: VitaleCard | None = None
     message: str = ""
+    # The CPS's practice situations: they are behind the PIN, so known only once a session
+    # was opened with this card in this process (`remember_situations`); () until then.
+    situations: tuple[PracticeSituation, ...] = ()
 
     @property
     def serial(self) -> str | None:
@@ -55,6 +60,36 @@ class SlotReport:
         if self.vitale is not None:
             return self.vitale.serial_number
         return None
+
+
+
+
+def expired_text(identity: CpsIdentity, moment: dt.datetime) -> str:
+    """What an out-of-validity CPS means and what to do (renew it; a card not yet valid
+    waits for its first day)."""
+    if moment < identity.not_before:
+        return (f"Carte CPS pas encore valide (à partir du {identity.not_before:%d/%m/%Y}) : "
+                "utilisez votre carte actuelle jusque-là / the CPS card is not valid yet "
+                f"(from {identity.not_before:%Y-%m-%d})")
+    return (f"Carte CPS expirée le {identity.not_after:%d/%m/%Y} : elle ne peut plus ouvrir "
+            "de session. Faites-la renouveler auprès de l'émetteur des cartes CPS (ANS, via "
+            "votre ordre ou votre établissement) / the CPS card expired on "
+            f"{identity.not_after:%Y-%m-%d}: have it renewed by its issuer (ANS)")
+
+
+# Card serial number -> the practice situations read behind its PIN (this process only: they
+# name structures, nothing secret, and are read again at every opening).
+_SITUATIONS: dict[str, tuple[PracticeSituation, ...]] = {}
+
+
+def remember_situations(serial: str, situations: tuple[PracticeSituation, ...]) -> None:
+    """Keep the situations read (behind the PIN) from the CPS ``serial``: the next reports
+    of that card carry them, so a view can offer the choice before the PIN."""
+    _SITUATIONS[serial] = tuple(situations)
+
+
+def known_situations(serial: str | None) -> tuple[PracticeSituation, ...]:
+    return _SITUATIONS.get(serial, ()) if serial is not None else ()
 
 
 def inspect_reader(
@@ -89,13 +124,16 @@ def inspect_connection(
             identity = card.read_identity()
             tries = card.pin_tries_left()
             moment = now or dt.datetime.now(dt.UTC)
+            message = ""
             if tries == 0:
-                status = CardStatus.BLOCKED
+                status, message = CardStatus.BLOCKED, BLOCKED_CPS
             elif not identity.not_before <= moment <= identity.not_after:
-                status = CardStatus.EXPIRED
+                status, message = CardStatus.EXPIRED, expired_text(identity, moment)
             else:
                 status = CardStatus.VALID
-            return SlotReport(reader, status, kind, label, cps=identity, pin_tries_left=tries)
+            return SlotReport(reader, status, kind, label, cps=identity, pin_tries_left=tries,
+                              message=message,
+                              situations=known_situations(identity.serial_number))
         if kind is CardKind.VITALE:
             vitale = Vitale2Profile(protocol).read()
             return SlotReport(reader, CardStatus.VALID, kind, label, vitale=vitale)

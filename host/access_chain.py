@@ -9,7 +9,8 @@ than as an edit. The chain stays per patient, so the patient remains the distrib
 The head of each chain (`access_chain`: last seq, its prev_hash and hash) is advanced by one
 upsert that computes the new hash inside the database (`sha256_hex`): the row lock it takes
 (PostgreSQL) or the single writer (SQLite) serialises writers of one patient, so the chain
-cannot fork, and a trace costs one statement more than before.
+cannot fork. On PostgreSQL the upsert and the entry's insert are one statement (a
+data-modifying WITH); SQLite, which has none, runs the two in the same transaction.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import Connection, String, insert, literal, select
+from sqlalchemy import Connection, String, bindparam, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -73,27 +74,50 @@ def _sha256_sqlite(element: sha256_hex, compiler: SQLCompiler, **kw: Any) -> str
     return f"{SQLITE_SHA256}({compiler.process(element.clauses, **kw)})"
 
 
-def append(connection: Connection, entry: dict[str, Any]) -> None:
-    """Append ``entry`` (every `FIELDS` value) to its patient's chain, in the caller's
-    transaction: advance the head (one upsert, which locks it) then insert the row."""
-    body = canonical(entry)
-    upsert = (postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert)(
-        access_chain
-    )
-    head = connection.execute(
-        upsert.values(ins=entry["ins"], seq=1, prev_hash=GENESIS,
-                      hash=sha256_text(body + GENESIS))
+def _upsert_head(dialect: str) -> Any:
+    """The head's upsert, built once per dialect with bound parameters (``ins``, ``first``:
+    the hash of a first entry, ``body``: the canonical entry), so that a trace compiles
+    nothing and builds no statement."""
+    upsert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(access_chain)
+    return (
+        upsert.values(ins=bindparam("ins", type_=String), seq=1, prev_hash=GENESIS,
+                      hash=bindparam("first", type_=String))
         .on_conflict_do_update(
             index_elements=[access_chain.c.ins],
             # Right-hand sides read the row as it was: the old head becomes prev_hash.
             set_={"seq": access_chain.c.seq + 1, "prev_hash": access_chain.c.hash,
-                  "hash": sha256_hex(literal(body, String) + access_chain.c.hash)},
+                  "hash": sha256_hex(bindparam("body", type_=String) + access_chain.c.hash)},
         )
         .returning(access_chain.c.seq, access_chain.c.prev_hash, access_chain.c.hash)
-    ).one()
-    connection.execute(insert(access_log).values(
-        **entry, seq=head.seq, prev_hash=head.prev_hash, hash=head.hash,
-    ))
+    )
+
+
+_UPSERT_HEAD = {dialect: _upsert_head(dialect) for dialect in ("postgresql", "sqlite")}
+_INSERT_ENTRY = insert(access_log)
+# PostgreSQL: both in one statement (one round trip), the entry inserted from what the
+# head's upsert returns (a data-modifying WITH runs once, before the outer INSERT reads it).
+_HEAD = _UPSERT_HEAD["postgresql"].cte("head")
+_APPEND_POSTGRESQL = insert(access_log).from_select(
+    [*FIELDS, "seq", "prev_hash", "hash"],
+    select(*(bindparam(name, type_=access_log.c[name].type) for name in FIELDS),
+           _HEAD.c.seq, _HEAD.c.prev_hash, _HEAD.c.hash),
+).returning(access_log.c.seq)  # exactly one row, or the append fails
+
+
+def append(connection: Connection, entry: dict[str, Any]) -> None:
+    """Append ``entry`` (every `FIELDS` value) to its patient's chain, in the caller's
+    transaction: advance the head (one upsert, which locks it) then insert the row."""
+    body = canonical(entry)
+    head_params = {"first": sha256_text(body + GENESIS), "body": body}
+    if connection.dialect.name == "postgresql":
+        connection.execute(_APPEND_POSTGRESQL, {**entry, **head_params}).one()
+        return
+    head = connection.execute(_UPSERT_HEAD[connection.dialect.name], {
+        "ins": entry["ins"], **head_params,
+    }).one()
+    connection.execute(_INSERT_ENTRY, {
+        **entry, "seq": head.seq, "prev_hash": head.prev_hash, "hash": head.hash,
+    })
 
 
 Problem = Literal["edited", "missing", "out of order"]

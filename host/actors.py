@@ -17,7 +17,7 @@ from typing import Protocol
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, String, bindparam, select, update
 from starlette.requests import Request
 
 from policies import AccessMode, Actor, ModeCode, StructureKind
@@ -160,15 +160,19 @@ def _revoked_now(revocations: Revocations | None, row: object) -> str | None:
     return None
 
 
+# Every request's first statement, built once (the certificate's fingerprint bound).
+_SESSION_OF = (
+    select(sessions, structures.c.kind.label("structure_kind"))
+    .outerjoin(structures, structures.c.id == sessions.c.structure_id)
+    .where(sessions.c.cert_sha256 == bindparam("cert_sha256", type_=String))
+)
+
+
 def session_for_fingerprint(
     engine: Engine, cert_sha256: str, now: dt.datetime, revocations: Revocations | None = None
 ) -> SessionActor:
     with engine.connect() as connection:
-        row = connection.execute(
-            select(sessions, structures.c.kind.label("structure_kind"))
-            .outerjoin(structures, structures.c.id == sessions.c.structure_id)
-            .where(sessions.c.cert_sha256 == cert_sha256)
-        ).one_or_none()
+        row = connection.execute(_SESSION_OF, {"cert_sha256": cert_sha256}).one_or_none()
     if row is None:
         raise unauthenticated(
             "Aucune session pour ce certificat / no session for this certificate: insert "

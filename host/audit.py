@@ -31,7 +31,8 @@ if TYPE_CHECKING:
     from .actors import SessionActor
 
 PATIENT_TABLES = ("dossiers", "authorizations", "medecins_traitants", "submission_sets",
-                  "documents", "access_log", "access_chain", "notifications", "patients")
+                  "documents", "access_log", "access_chain", "notifications", "patients",
+                  "patient_contacts", "dossier_firsts")
 _PATIENT_TABLE = re.compile(r'\b"?(?:' + "|".join(PATIENT_TABLES) + r')"?\b')
 
 

@@ -7,6 +7,7 @@
     dmp-host structure add|list ...          the registry of structures (regulation centres...)
     dmp-host access-log verify INS           check a patient's access-log hash chain
     dmp-host retention run [--dry-run]       purge DMPs whose ten-year retention ended
+    dmp-host notify run [--once] | status    send the patients' notifications (SMTP)
 
 Each command group is a subparser with a ``run`` function, so new commands (``serve``) slot
 in with `add_command`-style code and no change to `main`.
@@ -21,6 +22,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from . import pki
+from .notify_cli import add_notify_commands
 from .patient_cli import add_patient_commands
 from .records_cli import add_records_commands
 from .serve_cli import add_serve_commands
@@ -148,6 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_serve_commands(commands)
     add_structure_commands(commands)
     add_records_commands(commands)
+    add_notify_commands(commands)
     return parser
 
 

@@ -9,13 +9,23 @@ The log is written in its own transaction so that a refused or failed request is
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, exists, false, insert, select
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Row,
+    String,
+    bindparam,
+    exists,
+    false,
+    select,
+)
 
 from policies import (
     NORMAL,
@@ -33,14 +43,13 @@ from policies import (
     decide,
 )
 
-from . import access_chain, audit
+from . import access_chain, audit, notify_events
 from .actors import SessionActor
 from .errors import HostError
 from .store.schema import (
     authorizations,
     dossiers,
     medecins_traitants,
-    notifications,
     patients,
 )
 
@@ -53,17 +62,16 @@ def dossier_state(
         return _dossier_state(connection, ins, id_nat_ps, now)
 
 
-def _dossier_state(
-    connection: Connection, ins: str, id_nat_ps: str | None, now: dt.datetime
-) -> Dossier:
-    # One statement: the dossier, each grant on it (outer join) and whether the caller is
-    # a médecin traitant; every search and read starts here.
+def _dossier_statement(professional: bool) -> Any:
+    """The one statement of `dossier_state`, built once (bound ``ins`` and ``id_nat_ps``):
+    the dossier, each grant on it (outer join) and whether the caller is a médecin traitant."""
+    ins = bindparam("ins", type_=String)
     traitant_of = exists().where(
         medecins_traitants.c.ins == ins,
-        medecins_traitants.c.id_nat_ps == id_nat_ps,
+        medecins_traitants.c.id_nat_ps == bindparam("id_nat_ps", type_=String),
         medecins_traitants.c.ended_at.is_(None),
-    ) if id_nat_ps is not None else false()
-    rows = connection.execute(
+    ) if professional else false()
+    return (
         select(dossiers.c.status, dossiers.c.consent_at, dossiers.c.consent_regulation_centre,
                dossiers.c.consent_break_the_glass, dossiers.c.consent_emergency_sees_masked,
                traitant_of.label("traitant"), authorizations.c.id_nat_ps,
@@ -71,7 +79,18 @@ def _dossier_state(
                authorizations.c.blocked, authorizations.c.expires_at)
         .select_from(dossiers.outerjoin(authorizations, authorizations.c.ins == dossiers.c.ins))
         .where(dossiers.c.ins == ins)
-    ).all()
+    )
+
+
+_DOSSIER_STATE = {professional: _dossier_statement(professional) for professional in (True, False)}
+
+
+def _dossier_state(
+    connection: Connection, ins: str, id_nat_ps: str | None, now: dt.datetime
+) -> Dossier:
+    # One statement: every search and read starts here.
+    params = {"ins": ins} if id_nat_ps is None else {"ins": ins, "id_nat_ps": id_nat_ps}
+    rows = connection.execute(_DOSSIER_STATE[id_nat_ps is not None], params).all()
     if not rows:
         return Dossier(status=DossierStatus.ABSENT, initial_consent=False)
     row = rows[0]
@@ -179,25 +198,37 @@ class Guard:
         decision: Decision,
         document_id: str | None = None,
         extra: dict[str, Any] | None = None,
+        *,
+        connection: Connection | None = None,
     ) -> None:
-        """Append one access to the patient's log (own transaction) and notify if needed."""
+        """Append one access to the patient's log (own transaction) and notify if needed.
+        With ``connection``, on which the caller has only read, the trace is written and
+        committed on it instead of on a connection of the pool."""
         notification: tuple[str, dict[str, Any]] | None = None
-        if decision.allowed and decision.notify_patient:
-            kind = "new-document" if action in (Action.DEPOSIT, Action.REPLACE) else (
-                "emergency-access" if mode.code is not ModeCode.NORMAL else "access"
-            )
-            notification = (kind, {
-                "action": action.value, "mode": mode.code.value,  # type: ignore[union-attr]
+        host_event: tuple[str, dict[str, Any]] | None = None
+        deposit = action in (Action.DEPOSIT, Action.REPLACE)
+        if decision.allowed:
+            payload = {
+                "action": str(getattr(action, "value", action)), "mode": mode.code.value,
                 "justification": mode.justification, "actor": actor.display_name,
                 "profession": actor.profession, "structure": actor.structure_id,
                 "document": document_id, **(extra or {}),
-            })
+            }
+            if decision.notify_patient:
+                kind = notify_events.NEW_DOCUMENT if deposit else (
+                    notify_events.EMERGENCY_ACCESS if mode.code is not ModeCode.NORMAL else
+                    notify_events.DOSSIER_CLOSED if action is Action.CLOSE_AT_PATIENT_REQUEST
+                    else notify_events.ACCESS)
+                notification = (kind, payload)
+            elif action is Action.REACTIVATE:
+                host_event = (notify_events.DOSSIER_REACTIVATED, payload)
         record_access(
             self.engine, ins=ins, at=self.clock(), actor_kind="professional",
             actor_id=actor.id_nat_ps, actor_name=actor.display_name,
             profession=actor.profession, structure_id=actor.structure_id, action=str(action),
             mode=mode, allowed=decision.allowed, reason=decision.reason.code,
-            document_id=document_id, notification=notification,
+            document_id=document_id, notification=notification, connection=connection,
+            host_event=host_event, author=deposit and notification is not None,
         )
 
     def trace_decision(self, ins: str, actor: SessionActor, action: str, mode: AccessMode,
@@ -221,6 +252,23 @@ class Guard:
 PATIENT_KIND = "patient"
 
 
+@contextlib.contextmanager
+def _own_transaction(engine: Engine, connection: Connection | None) -> Iterator[Connection]:
+    """A transaction that holds the trace and nothing the route wrote: on a connection of
+    the pool, or on ``connection`` when the caller has only read on it (a search: its reads
+    and the trace then share one transaction, committed here)."""
+    if connection is None:
+        with engine.begin() as pooled:
+            yield pooled
+        return
+    try:
+        yield connection
+    except BaseException:
+        connection.rollback()
+        raise
+    connection.commit()
+
+
 def record_access(
     engine: Engine,
     *,
@@ -237,11 +285,21 @@ def record_access(
     structure_id: str | None = None,
     document_id: str | None = None,
     notification: tuple[str, dict[str, Any]] | None = None,
+    connection: Connection | None = None,
+    host_event: tuple[str, dict[str, Any]] | None = None,
+    author: bool = False,
 ) -> None:
     """Append one access log row (own transaction), with an optional patient notification
     (kind, payload): for traces whose action or reason is not a `policies` value, such as
-    the existence test, and for the patient's own actions."""
-    with audit.guard_internal(), engine.begin() as connection:
+    the existence test, and for the patient's own actions. With ``connection`` (on which
+    the caller has only read), written and committed there (`_own_transaction`).
+
+    An allowed access of a professional also records them as having accessed the dossier;
+    the first time, the patient is notified (`host.notify_events`: one row per access at
+    most, ``firstAccess`` added to the row the rules asked for, if any). ``host_event`` is a
+    notification written only when the patient gave an address; ``author`` (a notified
+    deposit) marks the row ``newAuthor`` when it is the author's first document here."""
+    with audit.guard_internal(), _own_transaction(engine, connection) as connection:
         # Chained to the patient's previous entry (tamper-evident), same transaction.
         access_chain.append(connection, dict(
             ins=ins, id=str(uuid.uuid4()), at=at, actor_kind=actor_kind, actor_id=actor_id,
@@ -250,11 +308,27 @@ def record_access(
             document_id=document_id, outcome="allowed" if allowed else "refused",
             reason=reason,
         ))
+        first = allowed and actor_kind == "professional" and notify_events.first_time(
+            connection, ins, "access", actor_id, at)
         if notification is not None:
             kind, payload = notification
-            connection.execute(insert(notifications).values(
-                ins=ins, id=str(uuid.uuid4()), created_at=at, kind=kind, payload=payload,
-            ))
+            if first:
+                payload = {**payload, "firstAccess": True}
+            if author and notify_events.first_time(connection, ins, "author", actor_id, at):
+                payload = {**payload, "newAuthor": True}
+            notify_events.add(connection, ins, kind, payload, at)
+        elif host_event is not None:
+            kind, payload = host_event
+            notify_events.add_if_contact(
+                connection, ins, kind, {**payload, "firstAccess": True} if first else payload,
+                at)
+        elif first:
+            notify_events.add_if_contact(connection, ins, notify_events.FIRST_ACCESS, {
+                "action": action, "mode": mode.code.value, "actor": actor_name,
+                "profession": profession, "structure": structure_id, "document": document_id,
+            }, at)
+    if first:  # committed now: the next accesses of this professional cost no statement
+        notify_events.remember(engine, ins, "access", actor_id)
     audit.traced(allowed)
 
 

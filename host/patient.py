@@ -15,6 +15,7 @@ from sqlalchemy import and_, or_, select, update
 
 from policies import Action
 
+from . import notify_events
 from .dossiers import grants
 from .dossiers.lifecycle import (
     close as close_dossier,
@@ -115,14 +116,42 @@ def close(guard: Guard, ins: str, reason: str,
     reason = closure_reason({"reason": reason})
     with guard.engine.begin() as connection:
         check_patient(guard, connection, ins=ins, action=Action.CLOSE)
-        return close_dossier(connection, ins, reason, guard.clock(), retention)
+        now = guard.clock()
+        closed = close_dossier(connection, ins, reason, now, retention)
+        # Confirmed to the patient's address (if any), in the closure's transaction. The
+        # reason is the patient's own words: kept out of the message like any free text.
+        notify_events.add_if_contact(connection, ins, notify_events.DOSSIER_CLOSED,
+                                     {"action": "close", "mode": "normal", "by": "patient"},
+                                     now)
+        return closed
 
 
 def reactivate(guard: Guard, ins: str) -> dict[str, Any]:
     ins = checked_ins(ins)
     with guard.engine.begin() as connection:
         check_patient(guard, connection, ins=ins, action=Action.REACTIVATE)
-        return reactivate_dossier(connection, ins, guard.clock())
+        now = guard.clock()
+        reopened = reactivate_dossier(connection, ins, now)
+        notify_events.add_if_contact(connection, ins, notify_events.DOSSIER_REACTIVATED,
+                                     {"action": "reactivate", "mode": "normal",
+                                      "by": "patient"}, now)
+        return reopened
+
+
+def set_notifications(guard: Guard, ins: str, *, channel: str | None = None,
+                      email: str | None = None) -> dict[str, Any]:
+    """The patient's notification channel ("email" or "none") and address: ``email`` alone
+    sets the address (channel email), ``channel`` alone switches. Decided like the other
+    settings of one's own dossier (GRANT), traced as set_notifications."""
+    ins = checked_ins(ins)
+    if channel is None and email is None:
+        raise bad_request("no-change", "Rien à changer / give a channel or an address")
+    address = None if email is None else notify_events.checked_email(email)
+    with guard.engine.begin() as connection:
+        check_patient(guard, connection, ins=ins, action=Action.GRANT,
+                      log_action="set_notifications")
+        return notify_events.set_contact(connection, ins, guard.clock(), email=address,
+                                         channel=channel)
 
 
 PAGE = 500
@@ -210,6 +239,6 @@ def notifications(guard: Guard, ins: str) -> list[dict[str, Any]]:
         ).all()
     return [
         {"id": row.id, "createdAt": iso(row.created_at), "kind": row.kind,
-         "payload": row.payload, "sentAt": iso(row.sent_at)}
+         "payload": row.payload, "sentAt": iso(row.sent_at), "status": row.status}
         for row in rows
     ]

@@ -11,6 +11,7 @@
     dmp-host patient reactivate INS --database URL
     dmp-host patient access-log INS --database URL [--actor IDNATPS] [--outcome O] [--json]
     dmp-host patient notifications INS --database URL [--json]
+    dmp-host patient notifications --ins INS --channel none|email [--email ADDR]
 
 A stand-in for the patient portal: each command acts as the holder of the DMP, is decided by
 the access rules and traced in the access log like any access. ``--database`` defaults to
@@ -74,7 +75,7 @@ def _print_notifications(items: list[dict[str, Any]]) -> None:
         print("(no notification)")
     for item in items:
         payload = item["payload"]
-        sent = "sent" if item["sentAt"] else "pending"
+        sent = "sent" if item["sentAt"] else item.get("status") or "pending"
         print(f"{item['createdAt']}  {item['kind']} ({sent}): {payload.get('action')} by "
               f"{payload.get('actor')} [{payload.get('profession')}] mode {payload.get('mode')}")
 
@@ -90,6 +91,10 @@ def database_url(args: argparse.Namespace) -> str | None:
 
 def run_patient(args: argparse.Namespace) -> int:
     """The handler of every ``dmp-host patient`` command; 0 on success, 1 when refused."""
+    args.ins = args.ins or args.ins_option
+    if not args.ins:
+        print("dmp-host: the patient's INS is required (INS or --ins INS)", file=sys.stderr)
+        return 2
     url = database_url(args)
     if not url:
         return 2
@@ -100,6 +105,9 @@ def run_patient(args: argparse.Namespace) -> int:
             entries = patient.access_log(guard, args.ins, actor_id=args.actor,
                                          outcome=args.outcome)
             _print_json(entries) if args.json else _print_log(entries)
+        elif command == "notifications" and (args.channel or args.email):
+            _print_json(patient.set_notifications(guard, args.ins, channel=args.channel,
+                                                  email=args.email))
         elif command == "notifications":
             items = patient.notifications(guard, args.ins)
             _print_json(items) if args.json else _print_notifications(items)
@@ -143,7 +151,10 @@ def add_patient_commands(
     def command(name: str, help_text: str, *, professional: bool = False,
                 json_output: bool = False) -> argparse.ArgumentParser:
         child = sub.add_parser(name, help=help_text, description=help_text)
-        child.add_argument("ins", metavar="INS", help="the patient's INS (15 characters)")
+        # INS positional, or --ins INS (the same).
+        child.add_argument("ins", metavar="INS", nargs="?",
+                           help="the patient's INS (15 characters)")
+        child.add_argument("--ins", dest="ins_option", metavar="INS", help=argparse.SUPPRESS)
         if professional:
             child.add_argument("id_nat_ps", metavar="IDNATPS",
                                help="the professional's national id (8 + RPPS, 0 + ADELI)")
@@ -173,4 +184,8 @@ def add_patient_commands(
     history.add_argument("--actor", metavar="IDNATPS", help="only this professional's accesses")
     history.add_argument("--outcome", choices=["allowed", "refused"],
                          help="only allowed or only refused accesses")
-    command("notifications", "read the patient's notifications", json_output=True)
+    notes = command("notifications", "read the patient's notifications, or choose how they "
+                    "are sent (--channel, --email)", json_output=True)
+    notes.add_argument("--channel", choices=["email", "none"],
+                       help="send notifications by email, or not at all")
+    notes.add_argument("--email", metavar="ADDR", help="the patient's address")

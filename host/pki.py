@@ -25,6 +25,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from ipaddress import IPv4Address, IPv6Address
@@ -213,6 +214,47 @@ def load_establishment_ca(pki_dir: Path) -> CertificateAuthority:
 
 def load_session_ca(pki_dir: Path) -> CertificateAuthority:
     return load_ca(Path(pki_dir) / SESSION_CA)
+
+
+_CA_CACHE: dict[Path, tuple[object, CertificateAuthority]] = {}
+_CA_CACHE_LOCK = threading.Lock()
+
+
+def _ca_files_state(directory: Path) -> object:
+    state: list[tuple[int, ...] | None] = []
+    for name in (CA_FILE, CA_KEY_FILE, ROOT_FILE):
+        try:
+            stat = (directory / name).stat()
+        except FileNotFoundError:
+            state.append(None)
+            continue
+        state.append((stat.st_mtime_ns, stat.st_ctime_ns, stat.st_size, stat.st_ino))
+    return tuple(state), passphrase()
+
+
+def cached_ca(directory: Path) -> CertificateAuthority:
+    """`load_ca`, read again only when one of the CA's files changes (or the passphrase):
+    the opening of a session needs the health and session CAs on every request, and loading
+    a CA checks its RSA key (~45 ms each). A file that cannot be read raises PkiError as
+    `load_ca` does; nothing is kept then."""
+    directory = Path(directory)
+    state = _ca_files_state(directory)
+    with _CA_CACHE_LOCK:
+        cached = _CA_CACHE.get(directory)
+    if cached is not None and cached[0] == state:
+        return cached[1]
+    authority = load_ca(directory)
+    with _CA_CACHE_LOCK:
+        _CA_CACHE[directory] = (state, authority)
+    return authority
+
+
+def cached_health_ca(pki_dir: Path) -> CertificateAuthority:
+    return cached_ca(Path(pki_dir) / HEALTH_CA)
+
+
+def cached_session_ca(pki_dir: Path) -> CertificateAuthority:
+    return cached_ca(Path(pki_dir) / SESSION_CA)
 
 
 def _rsa_public(certificate: x509.Certificate) -> rsa.RSAPublicKey:

@@ -11,6 +11,25 @@ MiB = 1024 * 1024
 
 
 @dataclass(frozen=True)
+class NotifySettings:
+    """The notification sender (host/notify.py): where and how it sends.
+
+    ``smtp_url``: ``smtp://host:port`` (plain, for a local relay or the sandbox),
+    ``smtp+starttls://user:pass@host:587`` or ``smtps://user:pass@host:465`` (TLS, the
+    system's trusted CAs); user and password percent-encoded. None: nothing is sent.
+    """
+
+    smtp_url: str | None = None
+    sender: str = "Mon DMP <ne-pas-repondre@dmp.localhost>"
+    interval: float = 5.0  # seconds between two looks at the queue when it is empty
+    backoff: dt.timedelta = dt.timedelta(seconds=30)  # first retry; doubles each attempt
+    backoff_cap: dt.timedelta = dt.timedelta(hours=6)
+    max_attempts: int = 10  # then the row is "failed" (reported by `notify status`)
+    timeout: float = 30.0  # SMTP socket timeout, seconds
+    batch: int = 100  # rows read per look at the queue
+
+
+@dataclass(frozen=True)
 class HostSettings:
     """Everything the host needs to know; defaults fit the sandbox.
 
@@ -29,4 +48,5 @@ class HostSettings:
     retention_after_closure: dt.timedelta = dt.timedelta(days=3653)  # 10 years
     page_size: int = 100  # search results per page (the Bundle links to the next page)
     seed_identities: bool = True  # load the test INSi identities into a new database
+    notify: NotifySettings = field(default_factory=NotifySettings)
     extra: dict[str, str] = field(default_factory=dict)

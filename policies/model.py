@@ -257,6 +257,8 @@ class Action(StrEnum):
     READ_ACCESS_LOG = "read_access_log"
     CREATE = "create"
     CLOSE = "close"
+    CLOSE_AT_PATIENT_REQUEST = "close_at_patient_request"
+    """A professional records the closure the patient, present, asks for (TD1.x)."""
     REACTIVATE = "reactivate"
 
 

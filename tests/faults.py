@@ -22,12 +22,15 @@ import httpx
 import pytest
 
 from agent.client.dmp import PatientContext
+from agent.client.provide import CardSigner
 from wire.mhd import Author, ResponseEntry, transaction_response_json
 
 MB = 1_000_000
 # The patient and the depositor of the outbox fault tests.
 INS = "279017512345678"
 PATIENT = PatientContext(INS, "1.2.250.1.213.1.4.8", "CLAIRE", "MARTIN", "19840517")
+# A signature the fake hosts never check: these tests are about the outbox, not the card.
+FAKE_SIGNER = CardSigner(lambda data: b"\x01" * 256, b"certificate")
 AUTHOR = Author("810001234567", "28", "structure1", "SM26", "OPTIQUE", "Olivier")
 
 

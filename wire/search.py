@@ -170,6 +170,10 @@ def search_bundle_json(resources: Sequence[Mapping[str, Any]], *, base: str, sel
     }
 
 
+# What json.dumps writes for a str (ASCII-escaped), without its per-call set-up.
+_json_string = json.encoder.encode_basestring_ascii
+
+
 def search_bundle_bytes(resources: Sequence[tuple[str, str]], *, base: str, self_url: str,
                         next_url: str | None) -> bytes:
     """The Bundle `search_bundle_json` makes, from (id, DocumentReference as JSON text) pairs
@@ -178,8 +182,9 @@ def search_bundle_bytes(resources: Sequence[tuple[str, str]], *, base: str, self
     envelope = search_bundle_json([], base=base, self_url=self_url, next_url=next_url)
     del envelope["entry"]
     head = json.dumps(envelope, ensure_ascii=False, separators=(",", ":"))[:-1]
+    prefix = f"{base}/DocumentReference/"
     entries = ",".join(
-        '{"fullUrl":' + json.dumps(f"{base}/DocumentReference/{resource_id}")
+        '{"fullUrl":' + _json_string(prefix + resource_id)
         + ',"resource":' + text + ',"search":{"mode":"match"}}'
         for resource_id, text in resources
     )

@@ -3,22 +3,18 @@
 What the CLI, the local API and the tray call: resolve the patient of a Vitale card to the
 INS, test the DMP's existence, create it at the counter, record the patient's authorisation
 (only after an explicit confirmation), list and retrieve the documents this professional may
-see, and prepare a signed deposit (the card signs while it is present; the outbox sends it).
+see, and change a document's metadata (deposits: `agent.client.provide`, `agent.core.deposit`).
 The host decides every access; `policies` is used here only to offer what makes sense (the
 document types a profession may deposit, with their labels).
 """
 
 from __future__ import annotations
 
-import base64
-import datetime as dt
 import hashlib
 import json
 import urllib.parse
-import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import httpx
 
@@ -27,21 +23,15 @@ from cardreader.vitale import Beneficiary, VitaleCard
 from policies import AccessMode, ModeCode, default_matrix
 from wire import codes
 from wire.mhd import (
-    Author,
     DocumentEntry,
     Patient,
-    SubmissionSet,
     WireError,
-    build_provide_bundle,
     parse_search_bundle,
-    parse_transaction_response,
 )
-from wire.signature import sign_submission
 
 FHIR_JSON = {"content-type": "application/fhir+json"}
 MODE_HEADER = "X-DMP-Access-Mode"
 JUSTIFICATION_HEADER = "X-DMP-Justification"
-SOURCE_ID = "urn:oid:1.2.250.1.999.1.1"  # ours: the agent's source id (no OID assigned yet)
 
 
 class DmpError(SessionError):
@@ -69,9 +59,16 @@ def _check(response: httpx.Response, *expected: int) -> httpx.Response:
     raise DmpError(*outcome_of(response), response.status_code)
 
 
-# The document formats a deposit may carry: MIME type → XDS formatCode.
-FORMAT_CODES = {"application/pdf": "urn:ihe:iti:xds-sd:pdf:2008",
-                "text/plain": "urn:ihe:iti:xds-sd:text:2008"}
+def _object(response: httpx.Response) -> dict[str, Any]:
+    """The JSON object the host answered; anything else is the host's failure, said so."""
+    try:
+        answer = response.json()
+    except ValueError:
+        answer = None
+    if not isinstance(answer, dict):
+        raise DmpError("bad-answer", "Réponse illisible de l'hôte DMP / unreadable answer "
+                       "from the DMP host", 502)
+    return answer
 
 
 def mode_headers(mode: AccessMode) -> dict[str, str]:
@@ -82,74 +79,16 @@ def mode_headers(mode: AccessMode) -> dict[str, str]:
 
 
 def deposit_types(profession: str) -> list[tuple[str, str, str]]:
-    """(type code, class code, French label) of what ``profession`` may deposit."""
+    """(type code, class code, French label) of what ``profession`` may deposit: never the
+    technical types the agent writes itself (the submission set's signature, E1762, class
+    99 "Document technique"), which the matrix lists for the host's checks."""
     matrix = default_matrix()
     return [
         (code, kind.class_code, kind.label_fr)
         for code, kind in sorted(matrix.document_types.items(), key=lambda i: i[1].label_fr)
-        if matrix.can_write(profession, code)
+        if matrix.can_write(profession, code) and code != codes.SIGNATURE_TYPE_CODE
+        and kind.class_code != codes.SIGNATURE_CLASS_CODE
     ]
-
-
-@dataclass(frozen=True)
-class PreparedDeposit:
-    """A signed ITI-65 bundle ready for the outbox (the card's part is done)."""
-
-    unique_id: str
-    patient: Patient
-    bundle: bytes
-
-
-def signed_bundle(
-    patient: PatientContext,
-    content: bytes | str,
-    *,
-    size: int,
-    sha256: str,
-    sha1_b64: str,
-    author: Author,
-    type_code: str,
-    title: str,
-    sign: Callable[[bytes], bytes],
-    certificate_der: bytes,
-    mime_type: str = "application/pdf",
-    format_code: str = "urn:ihe:iti:xds-sd:pdf:2008",
-    masked: bool = False,
-    invisible_to_patient: bool = False,
-    replaces: str | None = None,
-    facility_type: str = "SA07",
-    practice_setting: str = "AMBULATOIRE",
-) -> tuple[str, dict[str, Any]]:
-    """The signed ITI-65 bundle of one document: (its uniqueId, the Bundle).
-
-    ``content`` is the bytes (inline) or an uploaded Binary id; the card signs uniqueId,
-    size and SHA-256 (through ``sign``, the CPS signature key), not where the bytes are.
-    """
-    kind = default_matrix().document_types.get(type_code)
-    if kind is None:
-        raise DmpError("unknown-type", f"type de document inconnu: {type_code}", 400)
-    now = dt.datetime.now(dt.UTC)
-    visibility = set()
-    if masked:
-        visibility.add(codes.MASQUE_PS)
-    if invisible_to_patient:
-        visibility.add(codes.INVISIBLE_PATIENT)
-    entry = DocumentEntry(
-        unique_id=f"urn:uuid:{uuid.uuid4()}", patient=patient.patient,
-        class_code=kind.class_code, type_code=type_code, type_system=kind.system,
-        format_code=format_code, mime_type=mime_type, title=title, author=author,
-        creation_time=now, size=size, sha1_b64=sha1_b64, sha256=sha256,
-        visibility=frozenset(visibility), facility_type=facility_type,
-        practice_setting=practice_setting, replaces=replaces,
-    )
-    submission = SubmissionSet(
-        unique_id=f"urn:uuid:{uuid.uuid4()}", source_id=SOURCE_ID, patient=patient.patient,
-        submission_time=now, author=author, content_type_code=facility_type,
-    )
-    signature, jws = sign_submission(submission, [entry], sign, certificate_der,
-                                     unique_id=f"urn:uuid:{uuid.uuid4()}")
-    return entry.unique_id, build_provide_bundle(submission, [(entry, content),
-                                                              (signature, jws)])
 
 
 class Http(Protocol):
@@ -164,7 +103,7 @@ class Http(Protocol):
 
 class DmpClient:
     def __init__(self, http: Http | HostSession) -> None:
-        self.http: Http = http.client if isinstance(http, HostSession) else http
+        self.http = cast(Http, http.client if isinstance(http, HostSession) else http)
 
     # -- patient context ----------------------------------------------------------------------
     def resolve(self, card: VitaleCard, person: Beneficiary) -> PatientContext:
@@ -176,13 +115,13 @@ class DmpClient:
         }
         if person.sex is not None:
             traits["sex"] = person.sex.value
-        answer = _check(self.http.post("/identity/$resolve", json=traits), 200).json()
+        answer = _object(_check(self.http.post("/identity/$resolve", json=traits), 200))
         return PatientContext(answer["ins"], answer["insOid"], answer["firstName"],
                               answer["birthName"], answer["birthDate"])
 
     def existence(self, patient: PatientContext, mode: AccessMode | None = None) -> dict[str, Any]:
         headers = mode_headers(mode) if mode else {}
-        return _check(self.http.get(f"/dossiers/{patient.ins}", headers=headers), 200).json()
+        return _object(_check(self.http.get(f"/dossiers/{patient.ins}", headers=headers), 200))
 
     def create(
         self,
@@ -204,7 +143,7 @@ class DmpClient:
                           "breakTheGlass": break_the_glass,
                           "emergencySeesMasked": emergency_sees_masked},
         }), 200, 201)
-        return answer.json()
+        return _object(answer)
 
     def record_authorization(self, patient: PatientContext, id_nat_ps: str, *,
                              confirmed: bool) -> dict[str, Any]:
@@ -213,8 +152,25 @@ class DmpClient:
         if not confirmed:
             raise DmpError("confirmation-required",
                            "Confirmez l'autorisation donnée par le patient / confirm first", 400)
-        return _check(self.http.put(f"/dossiers/{patient.ins}/authorizations/{id_nat_ps}",
-                                    json={}), 200, 201).json()
+        return _object(_check(self.http.put(
+            f"/dossiers/{patient.ins}/authorizations/{id_nat_ps}", json={}), 200, 201))
+
+    def close(self, patient: PatientContext, reason: str) -> dict[str, Any]:
+        """Close the DMP at the patient's own request (kept ten years, reactivable); the
+        host tells the patient."""
+        return _object(_check(self.http.post(f"/dossiers/{patient.ins}/$close", json={
+            "reason": reason, "patientRequest": True}), 200))
+
+    def reactivate(self, patient: PatientContext) -> dict[str, Any]:
+        """Reopen a closed DMP with the patient's consent."""
+        return _object(_check(self.http.post(f"/dossiers/{patient.ins}/$reactivate",
+                                             json={"consent": True}), 200))
+
+    def designate_medecin_traitant(self, patient: PatientContext,
+                                   id_nat_ps: str) -> dict[str, Any]:
+        """Record that the patient designates this doctor as médecin traitant DMP."""
+        return _object(_check(self.http.put(
+            f"/dossiers/{patient.ins}/medecins-traitants/{id_nat_ps}"), 200, 201))
 
     # -- documents ------------------------------------------------------------------------
     def documents(self, patient: PatientContext, mode: AccessMode | None = None,
@@ -240,52 +196,6 @@ class DmpClient:
         if hashlib.sha256(body).hexdigest() != entry.sha256:
             raise DmpError("hash-mismatch", "Document altéré / the content does not match", 502)
         return body
-
-    # -- deposits -------------------------------------------------------------------------
-    @staticmethod
-    def prepare_deposit(
-        patient: PatientContext,
-        content: bytes,
-        *,
-        author: Author,
-        type_code: str,
-        title: str,
-        sign: Callable[[bytes], bytes],
-        signature_certificate_der: bytes,
-        mime_type: str = "application/pdf",
-        format_code: str = "urn:ihe:iti:xds-sd:pdf:2008",
-        masked: bool = False,
-        invisible_to_patient: bool = False,
-        replaces: str | None = None,
-        facility_type: str = "SA07",
-        practice_setting: str = "AMBULATOIRE",
-    ) -> PreparedDeposit:
-        """Build and sign (with the CPS signature key, via ``sign``) the ITI-65 bundle, the
-        content inline (large documents go through `agent.core.deposit.queue_deposit`)."""
-        unique_id, bundle = signed_bundle(
-            patient, content, size=len(content),
-            sha256=hashlib.sha256(content).hexdigest(),
-            sha1_b64=base64.b64encode(hashlib.sha1(content).digest()).decode(),
-            author=author, type_code=type_code, title=title, sign=sign,
-            certificate_der=signature_certificate_der, mime_type=mime_type,
-            format_code=format_code, masked=masked, invisible_to_patient=invisible_to_patient,
-            replaces=replaces, facility_type=facility_type, practice_setting=practice_setting,
-        )
-        return PreparedDeposit(unique_id, patient.patient,
-                               json.dumps(bundle, separators=(",", ":")).encode())
-
-    def send_deposit(self, bundle: bytes) -> tuple[int, bool]:
-        """POST a prepared bundle; (HTTP status, already stored before)."""
-        response = self.http.post("/fhir", content=bundle, headers=FHIR_JSON)
-        if response.status_code == 200:
-            try:
-                entries = parse_transaction_response(response.content)
-            except WireError:
-                return response.status_code, False
-            replayed = any(e.status.startswith("200") for e in entries)
-            return response.status_code, replayed
-        _check(response, 200)
-        return response.status_code, False
 
     @staticmethod
     def emergency(justification: str) -> AccessMode:
@@ -357,6 +267,10 @@ class DmpClient:
         shows it again one month later)."""
         return self._set_visibility(patient, unique_id, codes.INVISIBLE_PATIENT, True)
 
+    def show_to_patient(self, patient: PatientContext, unique_id: str) -> DocumentEntry:
+        """Undo `set_invisible_to_patient` (the announcement consultation took place)."""
+        return self._set_visibility(patient, unique_id, codes.INVISIBLE_PATIENT, False)
+
     def archive(self, patient: PatientContext, unique_id: str) -> DocumentEntry:
         entry = self.find_document(patient, unique_id)
         if entry.archived:
@@ -375,27 +289,3 @@ class DmpClient:
             {"op": "test", "path": "/status", "value": "current"},
             {"op": "replace", "path": "/status", "value": "entered-in-error"},
         ])
-
-    def prepare_replacement(
-        self,
-        patient: PatientContext,
-        unique_id: str,
-        content: bytes,
-        *,
-        author: Author,
-        sign: Callable[[bytes], bytes],
-        signature_certificate_der: bytes,
-        title: str | None = None,
-        mime_type: str | None = None,
-    ) -> PreparedDeposit:
-        """A signed deposit that replaces ``unique_id`` (RPLC): same type, title unless given;
-        once stored, the old version leaves the current set."""
-        old = self.find_document(patient, unique_id)
-        return self.prepare_deposit(
-            patient, content, author=author, type_code=old.type_code,
-            title=title or old.title, sign=sign,
-            signature_certificate_der=signature_certificate_der,
-            mime_type=mime_type or old.mime_type, format_code=old.format_code,
-            masked=old.masked, invisible_to_patient=old.invisible_to_patient,
-            replaces=old.unique_id,
-        )

@@ -124,9 +124,9 @@ def is_the_hosts(der: bytes, host_ca: Path, host: str) -> bool:
         leaf = x509.load_der_x509_certificate(der)
         store = verification.Store(x509.load_pem_x509_certificates(host_ca.read_bytes()))
         try:
-            name: verification.Subject = verification.IPAddress(ipaddress.ip_address(host))
+            name: verification.Subject = x509.IPAddress(ipaddress.ip_address(host))
         except ValueError:
-            name = verification.DNSName(host)
+            name = x509.DNSName(host)
         verifier = (verification.PolicyBuilder().store(store)
                     .time(leaf.not_valid_before_utc).build_server_verifier(name))
         verifier.verify(leaf, [])

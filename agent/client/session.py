@@ -12,39 +12,51 @@ and the file removed at once.
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
+import functools
 import os
 import secrets
 import ssl
+import sys
 import tempfile
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import httpx
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives import hashes
 
-from agent.client.host_clock import (
-    ClockReading,
-    certificate_rejected,
-    clock_fix,
-    read_host_clock,
-    reading_from,
-)
-from wire.session import SessionStatement
+from agent.errors import AgentError
+
+# httpx, cryptography.x509 and the host clock's probe (which imports both) load at the first
+# host call: `dmp-agent run` imports this module before it is ready, and never calls the
+# host until a session opens (issue 11).
+if TYPE_CHECKING:
+    import httpx
+
+    from agent.client.host_clock import ClockReading
 
 Signer = Callable[[bytes], bytes]  # the card's authentication key: bytes -> RSA signature
 
 
-class SessionError(Exception):
-    """The host refused the session, or could not be reached; ``code`` says why."""
+class SessionError(AgentError):
+    """The host refused the session, or could not be reached; ``code`` says why and
+    ``status`` is the host's HTTP status (None: no answer)."""
+
+    status: int | None  # type: ignore[assignment]  # the host's, not the local API's
 
     def __init__(self, code: str, message: str, status: int | None = None) -> None:
-        super().__init__(message)
-        self.code = code
+        super().__init__(message, code=code or "host-refused")
         self.status = status
+
+    @property
+    def http_status(self) -> int:
+        # The host's refusals a person can act on keep their status; the rest is a bad
+        # gateway: the local API is not the one that failed.
+        return self.status if self.status in (400, 403, 404, 409, 412, 413) else 502
 
 
 class ClockSkewError(SessionError):
@@ -52,8 +64,14 @@ class ClockSkewError(SessionError):
     against a wrong time. Named before any certificate is blamed (agent/client/host_clock.py)."""
 
     def __init__(self, reading: ClockReading) -> None:
+        from agent.client.host_clock import clock_fix
+
         super().__init__("clock-skew", f"{reading.describe()}. {clock_fix()}")
         self.reading = reading
+
+    @property
+    def http_status(self) -> int:
+        return 409  # the workstation's fault, not the host's: not a bad gateway
 
 
 CLOCK_PROBE_TIMEOUT = 5.0  # seconds, at most, to read the host's time after a failure
@@ -68,10 +86,37 @@ class Workstation:
     key_password: bytes | None
     host_ca: Path  # the CA that issued the host's server certificate
 
-    @property
+    @functools.cached_property
     def fingerprint(self) -> bytes:
+        from cryptography import x509  # ~30 ms: at the first opening, not at start
+        from cryptography.hazmat.primitives import serialization
+
         certificate = x509.load_pem_x509_certificate(self.certificate_pem)
         return _sha256(certificate.public_bytes(serialization.Encoding.DER))
+
+    def context(self) -> ssl.SSLContext:
+        """The TLS context presenting this workstation's certificate, made once per process
+        (and again when the host's CA file changes): every opening and renewal reuses it."""
+        try:
+            stat = self.host_ca.stat()
+            ca_state: tuple[int, ...] = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+        except OSError:
+            ca_state = ()
+        key = (self, ca_state)
+        with _CONTEXTS_LOCK:
+            context = _CONTEXTS.get(key)
+        if context is None:
+            context = tls_context(self.host_ca, self.certificate_pem, self.key_pem,
+                                  self.key_password)
+            with _CONTEXTS_LOCK:
+                if len(_CONTEXTS) >= 4:
+                    _CONTEXTS.clear()
+                _CONTEXTS[key] = context
+        return context
+
+
+_CONTEXTS: dict[tuple[Workstation, tuple[int, ...]], ssl.SSLContext] = {}
+_CONTEXTS_LOCK = threading.Lock()
 
 
 def _sha256(data: bytes) -> bytes:
@@ -85,19 +130,22 @@ def tls_context(
 ) -> ssl.SSLContext:
     """A TLS 1.3 client context presenting this certificate.
 
-    `ssl` only loads a key from a file: on Linux the key goes into an anonymous memory file
-    (memfd, never on a disk); elsewhere into a temporary file, encrypted under a random
-    password held in memory, that exists only for the instant `load_cert_chain` reads it.
+    `ssl` only loads a key from a file: on Linux the key goes, as it is (encrypted when it has
+    a password), into an anonymous memory file (memfd, never on a disk) that OpenSSL opens;
+    elsewhere into a temporary file, encrypted under a random password held in memory, that
+    exists only for the instant `load_cert_chain` reads it. The key is parsed once, by
+    OpenSSL: cryptography's RSA consistency check alone costs ~45 ms per load.
     """
     context = ssl.create_default_context(cafile=str(host_ca))
     context.minimum_version = ssl.TLSVersion.TLSv1_3
-    key = serialization.load_pem_private_key(key_pem, password=key_password)
-    if hasattr(os, "memfd_create") and Path("/proc/self/fd").is_dir():
-        clear = key.private_bytes(serialization.Encoding.PEM,
-                                  serialization.PrivateFormat.PKCS8,
-                                  serialization.NoEncryption())
-        _load_from_memory(context, certificate_pem, clear)
+    if sys.platform == "linux" and Path("/proc/self/fd").is_dir():
+        _load_from_memory(context, certificate_pem, key_pem, key_password)
         return context
+    from cryptography.hazmat.primitives import serialization  # not at start
+
+    # Our own key (enrolment, or the session key made here): no RSA consistency check again.
+    key = serialization.load_pem_private_key(key_pem, password=key_password,
+                                             unsafe_skip_rsa_key_validation=True)
     password = secrets.token_bytes(32)
     encrypted = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
@@ -112,7 +160,10 @@ def tls_context(
     return context
 
 
-def _load_from_memory(context: ssl.SSLContext, certificate_pem: bytes, key_pem: bytes) -> None:
+def _load_from_memory(context: ssl.SSLContext, certificate_pem: bytes, key_pem: bytes,
+                      key_password: bytes | None = None) -> None:
+    if sys.platform != "linux":  # memfd is Linux's: the caller checked
+        raise OSError("no memfd on this platform")
     descriptors = []
     try:
         for name, data in (("dmp-cert", certificate_pem), ("dmp-key", key_pem)):
@@ -122,7 +173,8 @@ def _load_from_memory(context: ssl.SSLContext, certificate_pem: bytes, key_pem: 
             while view:
                 view = view[os.write(fd, view):]
         cert_fd, key_fd = descriptors
-        context.load_cert_chain(f"/proc/self/fd/{cert_fd}", f"/proc/self/fd/{key_fd}")
+        context.load_cert_chain(f"/proc/self/fd/{cert_fd}", f"/proc/self/fd/{key_fd}",
+                                password=key_password)
     finally:
         for fd in descriptors:
             os.close(fd)
@@ -143,6 +195,8 @@ def _error(response: httpx.Response) -> SessionError:
 
 def _refusal(response: httpx.Response, sent: dt.datetime) -> SessionError:
     """The host's refusal of a session; a clock refusal with its amount, from ``Date``."""
+    from agent.client.host_clock import reading_from
+
     refusal = _error(response)
     reading = reading_from(response.headers.get("date"), sent, dt.datetime.now(dt.UTC))
     if refusal.code == "clock-skew" and reading is not None:
@@ -154,14 +208,104 @@ def clock_skew(base_url: str, workstation: Workstation,
                timeout: float = CLOCK_PROBE_TIMEOUT) -> ClockSkewError | None:
     """The error to raise when the host's ``Date`` shows this clock off, else None: asked
     when a certificate looks out of its validity, before blaming the certificate."""
+    from agent.client.host_clock import read_host_clock
+
     try:
-        context = tls_context(workstation.host_ca, workstation.certificate_pem,
-                              workstation.key_pem, workstation.key_password)
+        context = workstation.context()
     except (ssl.SSLError, ValueError, OSError):
         return None  # the caller's own error says what is wrong with these
     reading = read_host_clock(base_url, context, workstation.host_ca,
                               min(timeout, CLOCK_PROBE_TIMEOUT))
     return ClockSkewError(reading) if reading is not None and reading.significant else None
+
+
+CHALLENGE_MARGIN = 5.0  # seconds: a challenge this close to its expiry is fetched again
+
+
+class Opening:
+    """The first half of an opening, done ahead: the workstation's TLS connection to the host
+    and a one-time challenge, fetched on a thread (`start`) while the card is read and the
+    PIN asked. `HostSession.open` then needs one round trip (POST /session). The host's
+    rules are unchanged: the challenge is the host's, one use, short-lived; a challenge
+    that expired while the PIN was being typed is fetched again (docs/agent-session.md).
+    """
+
+    def __init__(self, base_url: str, workstation: Workstation, timeout: float = 30.0) -> None:
+        self.base_url, self.workstation, self.timeout = base_url, workstation, timeout
+        self._lock = threading.Lock()
+        self._client: httpx.Client | None = None
+        self._challenge: bytes | None = None
+        self._deadline = 0.0  # time.monotonic() after which the challenge is stale
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    def start(self) -> Opening:
+        """Fetch the challenge on a thread; returns at once."""
+        self._thread = threading.Thread(target=self._prefetch, name="session-challenge",
+                                        daemon=True)
+        self._thread.start()
+        return self
+
+    def _prefetch(self) -> None:
+        try:
+            self._fetch()
+        except BaseException as error:  # given to the opening, which raises it
+            self._error = error
+        with self._lock:
+            closed = self._closed
+        if closed:
+            self._drop()
+
+    def _fetch(self) -> None:
+        import httpx  # the first host call: not at start
+
+        with self._lock:
+            if self._client is None:
+                self._client = httpx.Client(base_url=self.base_url,
+                                            verify=self.workstation.context(),
+                                            timeout=self.timeout)
+            client = self._client
+        asked = time.monotonic()
+        answer = client.post("/session/challenge")
+        if answer.status_code != 200:
+            raise _error(answer)
+        body = answer.json()
+        # The host says how long the challenge lives; an older host only says until when,
+        # by its clock: then assume its default (2 minutes).
+        lifetime = body.get("expiresIn")
+        lifetime = float(lifetime) if isinstance(lifetime, (int, float)) else 120.0
+        self._challenge = base64.b64decode(body["challenge"])
+        self._deadline = asked + lifetime - CHALLENGE_MARGIN
+
+    def take(self) -> tuple[httpx.Client, bytes]:
+        """The connection and a fresh challenge (used once: the next take fetches again).
+        Raises what fetching raised (httpx.HTTPError, SessionError)."""
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+            if self._error is not None:
+                error, self._error = self._error, None
+                raise error
+        if self._challenge is None or time.monotonic() >= self._deadline:
+            self._fetch()
+        challenge, self._challenge = self._challenge, None
+        assert self._client is not None and challenge is not None
+        return self._client, challenge
+
+    def _drop(self) -> None:
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+    def close(self) -> None:
+        """Drop the connection (now, or when the fetch still running ends)."""
+        with self._lock:
+            self._closed = True
+            running = self._thread is not None and self._thread.is_alive()
+        if not running:
+            self._drop()
 
 
 class HostSession:
@@ -189,20 +333,27 @@ class HostSession:
         id_nat_ps: str,
         structure_id: str,
         timeout: float = 30.0,
+        opening: Opening | None = None,
     ) -> HostSession:
         """Open a session: challenge, card signature over the statement, session certificate.
 
         ``sign`` is the card's authentication key (`CpsCard.sign(CpsKey.AUTHENTICATION, ...)`
-        after the PIN); nothing of the card's PIN passes here.
+        after the PIN); nothing of the card's PIN passes here. ``opening`` (`Opening(...)
+        .start()`, made when the card came in) has the connection and the challenge ready:
+        the opening is then one round trip. It is closed here, whatever happens.
         """
-        context = tls_context(workstation.host_ca, workstation.certificate_pem,
-                              workstation.key_pem, workstation.key_password)
+        import httpx  # the first host call: not at start
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+
+        from agent.client.host_clock import certificate_rejected
+        from wire.session import SessionStatement
+
+        opening = opening or Opening(base_url, workstation, timeout)
         try:
-            with httpx.Client(base_url=base_url, verify=context, timeout=timeout) as bootstrap:
-                answer = bootstrap.post("/session/challenge")
-                if answer.status_code != 200:
-                    raise _error(answer)
-                challenge = base64.b64decode(answer.json()["challenge"])
+            with contextlib.closing(opening):
+                bootstrap, challenge = opening.take()
+                # EC P-256: made in well under a millisecond (an RSA key: tens to hundreds).
                 session_key = ec.generate_private_key(ec.SECP256R1())
                 public_der = session_key.public_key().public_bytes(
                     serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
@@ -249,6 +400,8 @@ class HostSession:
 
     def close(self, reason: str = "closed") -> None:
         """Tell the host the session is over, then drop the client (and the key with it)."""
+        import httpx  # loaded by the opening already
+
         try:
             self.client.delete("/session", params={"reason": reason})
         except httpx.HTTPError:

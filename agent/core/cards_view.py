@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cardreader.inspect import SlotReport
-from cardreader.vitale import Beneficiary
+if TYPE_CHECKING:  # annotations only: the card parsers load on the card thread, not at start
+    from cardreader.inspect import SlotReport
+    from cardreader.vitale import Beneficiary
 
 STATUS_FR = {
     "valid": "valide",

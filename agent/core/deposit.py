@@ -28,11 +28,8 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
-
-from agent.client.dmp import FHIR_JSON, PatientContext, signed_bundle
 from agent.client.session import outcome_of
 from agent.outbox import (
     CONTENT_KEY,
@@ -51,11 +48,15 @@ from agent.outbox import (
 from agent.outbox.recovery import describe
 from agent.outbox.sealed import SealedWriter, sealed_size
 from agent.outbox.storage import storage_error
-from wire.mhd import (
-    Author,
-    WireError,
-    parse_transaction_response,
-)
+
+# httpx, the DMP client, the bundle builder and wire load when a deposit is queued or sent,
+# not at start: `dmp-agent run` only needs `make_sender` and `recover_contents` (issue 11).
+if TYPE_CHECKING:
+    import httpx
+
+    from agent.client.dmp import PatientContext
+    from agent.client.provide import DepositMetadata, Signer
+    from wire.mhd import Author
 
 __all__ = [
     "CONTENTS",
@@ -114,27 +115,20 @@ def queue_deposit(
     outbox: Outbox,
     patient: PatientContext,
     content: bytes | os.PathLike[str] | str,
+    metadata: DepositMetadata,
     *,
     author: Author,
-    type_code: str,
-    title: str,
-    sign: Callable[[bytes], bytes],
-    certificate_der: bytes,
-    masked: bool = False,
-    invisible_to_patient: bool = False,
-    replaces: str | None = None,
-    mime_type: str = "application/pdf",
-    format_code: str = "urn:ihe:iti:xds-sd:pdf:2008",
-    facility_type: str = "SA07",
-    practice_setting: str = "AMBULATOIRE",
+    signer: Signer,
 ) -> int:
-    """Sign a deposit with the card (``sign``: `ProfessionalSession.sign_document`) and make
+    """Sign a deposit with the card (``signer``: an open `ProfessionalSession`) and make
     it durable in ``outbox``; returns the item id. ``content`` is the document's bytes or a
     path to it; a file is copied (fsync + rename) so the user may delete the original once
     this returns. Raises `OutboxFullError` when the disk has no room for it (nothing
-    written), `DmpError` (unknown type), `OutboxError`, OSError on the source, or whatever
-    ``sign`` raises (SessionEndedError: the card was removed, nothing was queued).
+    written), `AgentError` (unknown type), `OutboxError`, OSError on the source, or whatever
+    ``signer`` raises (SessionEndedError: the card was removed, nothing was queued).
     """
+    from agent.client.provide import Digest, signed_bundle  # at the first deposit, not at start
+
     outbox.ensure_room(sealed_size(_size_of(content)) + BUNDLE_ROOM)
     contents = contents_dir(outbox)
     try:
@@ -146,12 +140,8 @@ def queue_deposit(
         # The card signs uniqueId, SHA-256 and size: the URL rewritten at send time is not
         # covered, so the signature stays valid whatever Binary id the host answers.
         unique_id, bundle = signed_bundle(
-            patient, PLACEHOLDER, size=out.size, sha256=out.sha256, sha1_b64=sha1_b64,
-            author=author, type_code=type_code, title=title, sign=sign,
-            certificate_der=certificate_der, mime_type=mime_type, format_code=format_code,
-            masked=masked, invisible_to_patient=invisible_to_patient, replaces=replaces,
-            facility_type=facility_type, practice_setting=practice_setting,
-        )
+            patient, PLACEHOLDER, Digest(out.size, out.sha256, sha1_b64), metadata,
+            author=author, signer=signer)
         # Named only now, with its item: until then it is a temporary file, removed if
         # anything fails (or by the next opening, after a crash).
         label = Description("content", unique_id, patient.ins, out.size, out.sha256,
@@ -161,11 +151,13 @@ def queue_deposit(
         except OSError as error:
             raise storage_error(error, contents) from None
     try:
-        metadata = {"kind": KIND, CONTENT_KEY: path.name, "content_size": out.size,
-                    "content_sha256": out.sha256, "mime_type": mime_type, "title": title,
-                    "type_code": type_code}
+        row = {"kind": KIND, CONTENT_KEY: path.name, "content_size": out.size,
+               "content_sha256": out.sha256, "mime_type": metadata.mime_type,
+               "title": metadata.title, "type_code": metadata.type_code,
+               # whose deposit it is: the views list a professional's own deposits only
+               "author": author.id_nat_ps}
         return outbox.add(unique_id, patient.ins,
-                          json.dumps(bundle, separators=(",", ":")).encode(), metadata)
+                          json.dumps(bundle, separators=(",", ":")).encode(), row)
     except BaseException:
         # Nothing was queued (add did not return): the copy goes. A crash here instead
         # leaves a copy that no item names, which the next opening puts in quarantine.
@@ -205,9 +197,11 @@ class DepositSender:
     `recover_contents`.
     """
 
-    def __init__(self, http_factory: HttpFactory, outbox: Outbox | None = None) -> None:
+    def __init__(self, http_factory: HttpFactory, outbox: Outbox | None = None,
+                 current_author: Callable[[], str | None] | None = None) -> None:
         self._factory = http_factory
         self._outbox = outbox
+        self._current_author = current_author
         self._acknowledged: list[tuple[int, Path]] = []  # copies to remove once done commits
 
     def _content_path(self, item: Item) -> Path:
@@ -241,6 +235,8 @@ class DepositSender:
 
     @contextlib.contextmanager
     def _client(self) -> Iterator[httpx.Client]:
+        import httpx  # at the first send, not at start
+
         made = self._factory()
         if isinstance(made, httpx.Client):
             yield made  # not entered: leaving would close the session's client
@@ -248,8 +244,24 @@ class DepositSender:
             with made as client:
                 yield client
 
+    def _someone_else(self, item: Item) -> SendResult | None:
+        """An item signed by another professional waits for its author's session: the
+        host would refuse it under this one, for good, though it is valid."""
+        author = item.metadata.get("author")
+        current = self._current_author() if self._current_author is not None else None
+        if author and current is not None and current != author:
+            return SendResult.retry("en attente de la carte de son auteur / waits for its "
+                                    "author's card", cause=Cause.NO_SESSION)
+        return None
+
     def __call__(self, item: Item) -> SendResult:
+        import httpx  # at the first send, not at start
+
+        from agent.client.dmp import FHIR_JSON
+
         self._sweep()
+        if (waiting := self._someone_else(item)) is not None:
+            return waiting
         if item.metadata.get("kind") != KIND:
             return self._send_bundle(item, item.read_payload())
         path = self._content_path(item)
@@ -294,7 +306,12 @@ class DepositSender:
         return result
 
     def _send_bundle(self, item: Item, body: bytes) -> SendResult:
-        """An item queued with its content inline (`DmpClient.prepare_deposit`)."""
+        """An item queued with its content inline (the command line did so before it ran the
+        core: such items may still wait in an outbox)."""
+        import httpx  # at the first send, not at start
+
+        from agent.client.dmp import FHIR_JSON
+
         try:
             with self._client() as http:
                 return self._classify(http.post("/fhir", content=body, headers=FHIR_JSON))
@@ -305,6 +322,8 @@ class DepositSender:
 
     @staticmethod
     def _classify(response: httpx.Response) -> SendResult:
+        from wire.mhd import WireError, parse_transaction_response  # at the first send
+
         status = response.status_code
         if status == 200:
             try:
@@ -349,8 +368,11 @@ def _point_to(bundle: dict[str, Any], binary_id: str) -> None:
         raise OutboxError(f"queued bundle holds {found} placeholders, 1 expected")
 
 
-def make_sender(http_factory: HttpFactory, outbox: Outbox | None = None) -> DepositSender:
+def make_sender(http_factory: HttpFactory, outbox: Outbox | None = None,
+                current_author: Callable[[], str | None] | None = None) -> DepositSender:
     """The outbox's ``send`` for deposits. ``http_factory`` returns the current session's
     client (an `httpx.Client`, or a context manager such as `ProfessionalSession.calls`) or
-    raises when there is none; ``outbox`` lets the sender remove sent documents' copies."""
-    return DepositSender(http_factory, outbox)
+    raises when there is none; ``outbox`` lets the sender remove sent documents' copies;
+    ``current_author`` names the session's professional (idNat_PS), whose items only are
+    sent: another's wait for their author's card."""
+    return DepositSender(http_factory, outbox, current_author)

@@ -23,17 +23,10 @@ import socket
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
-from cryptography.hazmat.primitives.serialization import Encoding
-
-from agent.client.dmp import DmpClient
-from agent.client.session import HostSession, Workstation, clock_skew
-from agent.core.pin import PinPrompt
-from cardreader.apdu import ApduProtocol
-from cardreader.cps import CpsCard, CpsIdentity, CpsKey
-from cardreader.cps_data import PracticeSituation
+from agent.client.session import HostSession, Opening, clock_skew
+from agent.errors import AgentError
 from cardreader.errors import (
     CardExpiredError,
     CardRemovedError,
@@ -43,8 +36,20 @@ from cardreader.errors import (
     ReaderError,
     WrongPinError,
 )
-from cardreader.pcsc import EventKind, Monitor, PcscConnection, SlotEvent
-from policies import AccessMode
+from cardreader.pcsc import EventKind, Monitor, PcscConnection
+
+# httpx, the DMP client, the CPS card's parsers and the policies load when a session opens
+# (on the card thread), not at start: `dmp-agent run` imports this module before it is ready.
+if TYPE_CHECKING:
+    import httpx
+
+    from agent.client.dmp import DmpClient
+    from agent.client.session import Workstation
+    from agent.core.pin import PinPrompt
+    from cardreader.cps import CpsCard, CpsIdentity
+    from cardreader.cps_data import PracticeSituation
+    from cardreader.pcsc import SlotEvent
+    from policies import AccessMode
 
 __all__ = [
     "PinCancelledError",
@@ -59,11 +64,13 @@ RENEWAL_RETRY = 5.0  # seconds between renewal attempts when the host cannot be 
 REVOKE_TIMEOUT = 2.0  # seconds the removal waits for the host to record the revocation
 MAX_FORMAT_ERRORS = 3  # PINs of the wrong shape re-asked before giving up (no card try used)
 
-SituationChooser = Callable[[Sequence[PracticeSituation]], PracticeSituation]
+SituationChooser = Callable[[Sequence["PracticeSituation"]], "PracticeSituation"]
 
 
-class SessionEndedError(Exception):
+class SessionEndedError(AgentError):
     """The session is over (card removed, pcscd gone, or closed): open a new one."""
+
+    code, status = "session-ended", 409
 
     def __init__(self, reason: str = "card-removed") -> None:
         self.reason = reason
@@ -75,8 +82,10 @@ class SessionEndedError(Exception):
         super().__init__(text)
 
 
-class PinCancelledError(Exception):
+class PinCancelledError(AgentError):
     """The professional cancelled the PIN prompt; nothing was opened."""
+
+    code, status = "pin-cancelled", 400
 
     def __init__(self) -> None:
         super().__init__("Saisie du code porteur annulée / PIN entry cancelled")
@@ -134,6 +143,7 @@ class ProfessionalSession:
         renewal_retry: float = RENEWAL_RETRY,
         revoke_timeout: float = REVOKE_TIMEOUT,
         timeout: float = 30.0,
+        watch_card: bool = True,
     ) -> None:
         self.reader = reader
         self.workstation = workstation
@@ -144,6 +154,9 @@ class ProfessionalSession:
         self._retry = renewal_retry
         self._revoke_timeout = revoke_timeout
         self._timeout = timeout
+        # The agent core watches every reader with its one monitor and ends the session
+        # itself (``watch_card=False``); used alone, the session watches its own reader.
+        self._watch_card = watch_card
         self._lock = threading.Lock()  # guards the generation, the counters and the end
         self._card_lock = threading.Lock()  # one card exchange at a time (renewal vs. close)
         self._stop = threading.Event()  # set at the end: wakes the renewal timer at once
@@ -159,6 +172,7 @@ class ProfessionalSession:
         self.situation: PracticeSituation | None = None
         self.renewals = 0
         self._opened: list[Callable[[httpx.Client], None]] = []
+        self._opening: Opening | None = None  # the host's challenge, fetched while reading
 
     # -- opening --------------------------------------------------------------------------
     @classmethod
@@ -180,6 +194,8 @@ class ProfessionalSession:
         try:
             session._open()
         except BaseException:
+            if session._opening is not None:
+                session._opening.close()  # the challenge fetched ahead was not used
             session.close()
             raise
         log.info("professional session opened (profession %s, structure %s) until %s",
@@ -189,6 +205,12 @@ class ProfessionalSession:
         return session
 
     def _open(self) -> None:
+        # The host's challenge comes over the workstation's connection while the card is
+        # read and the PIN asked: the opening proper is then one round trip.
+        from cardreader.apdu import ApduProtocol
+        from cardreader.cps import CpsCard  # the CPS parsers: at the first opening
+
+        self._opening = Opening(self.host_url, self.workstation, self._timeout).start()
         self._connection = PcscConnection(self.reader)
         card = self._card = CpsCard(ApduProtocol(self._connection))
         identity = self.identity = card.read_identity()
@@ -208,9 +230,10 @@ class ProfessionalSession:
             raise CardExpiredError("La carte ne porte aucune situation d'exercice / the card "
                                    "holds no practice situation")
         self.situation = self._choose(situations)
-        # Watch the reader before opening: a removal during the opening is not missed.
-        self._monitor = Monitor(self._on_event).start()
-        self._monitor.ready.wait(5.0)
+        if self._watch_card:
+            # Watch the reader before opening: a removal during the opening is not missed.
+            self._monitor = Monitor(self._on_event).start()
+            self._monitor.ready.wait(5.0)
         host = self._open_host()
         with self._lock:
             ended = self._ended
@@ -221,7 +244,7 @@ class ProfessionalSession:
             with contextlib.suppress(Exception):
                 host.close(ended)
             raise SessionEndedError(ended)
-        if self._monitor.readers.get(self.reader) is None:
+        if self._monitor is not None and self._monitor.readers.get(self.reader) is None:
             self._end("card-removed")
             raise SessionEndedError("card-removed")
         self._renewer = threading.Thread(target=self._renew_loop, name="session-renewal",
@@ -252,6 +275,10 @@ class ProfessionalSession:
                 del pin  # the PIN lives no longer than its presentation
 
     def _open_host(self) -> HostSession:
+        from cryptography.hazmat.primitives.serialization import Encoding  # not at start
+
+        from cardreader.cps import CpsKey  # loaded by the opening already
+
         card, identity, situation = self._card, self.identity, self.situation
         assert card is not None and identity is not None and situation is not None
 
@@ -261,10 +288,12 @@ class ProfessionalSession:
 
         with self._card_lock:
             certificate = card.certificate(CpsKey.AUTHENTICATION).public_bytes(Encoding.DER)
+        # The first opening uses the challenge fetched ahead; a renewal fetches its own.
+        opening, self._opening = self._opening, None
         return HostSession.open(
             self.host_url, self.workstation, card_certificate_der=certificate, sign=sign,
             id_nat_ps=identity.id_nat_ps, structure_id=situation.structure_id,
-            timeout=self._timeout,
+            timeout=self._timeout, opening=opening,
         )
 
     # -- calls ----------------------------------------------------------------------------
@@ -335,6 +364,8 @@ class ProfessionalSession:
     def sign_document(self, data: bytes) -> bytes:
         """Sign with the card's signature key (a deposit's submission set), while the card
         is present: SessionEndedError once it is gone."""
+        from cardreader.cps import CpsKey  # loaded by the opening already
+
         card = self._card
         if card is None or not self.alive:
             raise SessionEndedError(self._ended or "card-removed")
@@ -346,6 +377,10 @@ class ProfessionalSession:
 
     @property
     def signature_certificate_der(self) -> bytes:
+        from cryptography.hazmat.primitives.serialization import Encoding  # not at start
+
+        from cardreader.cps import CpsKey  # loaded by the opening already
+
         card = self._card
         if card is None:
             raise SessionEndedError(self._ended or "card-removed")
@@ -354,6 +389,8 @@ class ProfessionalSession:
 
     def dmp(self) -> DmpClient:
         """A `DmpClient` whose every request goes through `calls()`."""
+        from agent.client.dmp import DmpClient  # the DMP client: at the first host call
+
         return DmpClient(_GuardedHttp(self))
 
     def on_opened(self, callback: Callable[[httpx.Client], None]) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,8 @@ from agent.client.dmp import PatientContext
 from agent.config import fsync_dir
 from cardreader.vitale import BirthDate
 
-__all__ = ["EmergencyConsents", "SecretsSheet", "render_pdf", "write_secrets_sheet"]
+__all__ = ["EmergencyConsents", "SecretsSheet", "render_pdf", "render_pdf_apart",
+           "write_private_pdf", "write_secrets_sheet"]
 
 PORTAL_URL = "https://www.monespacesante.fr"  # where a patient opens their DMP today
 MARGIN = 18.0  # mm
@@ -178,10 +180,18 @@ def write_secrets_sheet(sheet: SecretsSheet, path: Path) -> Path:
 
     The directory must exist: a sheet in an unexpected place is worse than an error.
     """
-    data = render_pdf(sheet)
+    return write_private_pdf(render_pdf(sheet), path)
+
+
+def write_private_pdf(data: bytes, path: Path) -> Path:
+    """Write ``data`` to ``path``, mode 0600 from its first byte, fsync'd, replacing an old
+    file (the secrets sheet rendered by the agent core)."""
     path = Path(path)
     temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+    if sys.platform == "win32":
+        flags |= os.O_BINARY  # else the descriptor's writes turn the PDF's \n into \r\n
+    fd = os.open(temp, flags, 0o600)
     try:
         with os.fdopen(fd, "wb") as out:
             out.write(data)
@@ -194,3 +204,51 @@ def write_secrets_sheet(sheet: SecretsSheet, path: Path) -> Path:
         raise
     fsync_dir(path.parent)
     return path
+
+
+RENDER_TIMEOUT = 30.0  # seconds for the child process to make the PDF
+
+
+def render_pdf_apart(sheet: SecretsSheet) -> bytes:
+    """`render_pdf` in a short-lived child process: the PDF library (fpdf and fontTools,
+    ~20 MiB that Python would keep for the agent's whole life) never loads into the agent.
+    The sheet goes through a pipe, never through a file or the command line."""
+    import json
+    import subprocess
+
+    data = {"firstName": sheet.first_name, "birthName": sheet.birth_name,
+            "birthDate": sheet.birth_date, "identifier": sheet.identifier,
+            "accessCode": sheet.access_code, "created": sheet.created.isoformat(),
+            "createdBy": sheet.created_by,
+            "consents": {"regulationCentre": sheet.consents.regulation_centre,
+                         "breakTheGlass": sheet.consents.break_the_glass,
+                         "emergencySeesMasked": sheet.consents.emergency_sees_masked}}
+    options: dict[str, Any] = {}
+    if sys.platform == "win32":
+        options["creationflags"] = subprocess.CREATE_NO_WINDOW  # no console flashes by
+    done = subprocess.run([sys.executable, "-m", "agent.core.secrets_sheet"],
+                          input=json.dumps(data).encode(), capture_output=True,
+                          timeout=RENDER_TIMEOUT, check=False, **options)
+    if done.returncode != 0 or not done.stdout.startswith(b"%PDF"):
+        # The child's own error, never the sheet's content (its stderr holds no secret).
+        raise RuntimeError(f"secrets sheet: the PDF could not be made "
+                           f"({done.stderr.decode(errors='replace').strip()[-300:]})")
+    pdf: bytes = done.stdout
+    return pdf
+
+
+def _render_from_stdin() -> None:
+    import json
+
+    data = json.loads(sys.stdin.buffer.read())
+    sheet = SecretsSheet(
+        first_name=data["firstName"], birth_name=data["birthName"],
+        birth_date=data["birthDate"], identifier=data["identifier"],
+        access_code=data["accessCode"], consents=EmergencyConsents.from_host(data["consents"]),
+        created=dt.date.fromisoformat(data["created"]), created_by=data["createdBy"])
+    sys.stdout.buffer.write(render_pdf(sheet))
+    sys.stdout.buffer.flush()
+
+
+if __name__ == "__main__":
+    _render_from_stdin()

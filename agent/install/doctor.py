@@ -464,7 +464,9 @@ def run_doctor(*, as_json: bool = False, config: AgentConfig | None = None) -> i
     return EXIT_PROBLEM if failed else EXIT_OK
 
 
-def add_doctor_command(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+def add_doctor_command(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "doctor",
         help="check pcscd, readers, cards, enrolment, host, clock, outbox and disk",

@@ -28,19 +28,26 @@ import getpass
 import json
 import os
 import secrets
+import ssl
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.hazmat.primitives.serialization import pkcs12
-from cryptography.x509.oid import ExtendedKeyUsageOID
-
-from agent.client.session import Workstation
 from agent.config import AgentConfig, ConfigError, load_config, private_dir, write_private_file
+from agent.errors import AgentError
 from agent.sealing import binding_digest, derive_key, machine_id
+
+# cryptography.x509 (~30 ms), its serialization (~15 ms) and the host client (httpx) are for
+# enrolling and for the first host call: `dmp-agent run` imports this module and loads the
+# workstation before it is ready (issue 11).
+if TYPE_CHECKING:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+    from agent.client.session import Workstation
+
+    PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 
 ENROLMENT_FILE = "enrolment.json"
 HOST_CA_FILE = "host-ca.pem"
@@ -49,9 +56,11 @@ PKCS12_PASSWORD_ENV = "DMP_AGENT_PKCS12_PASSWORD"
 _KDF_INFO = b"dmp-agent workstation key password v1"
 
 
-class EnrolmentError(Exception):
+class EnrolmentError(AgentError):
     """Enrolment could not be done, or the stored enrolment cannot be used; the message says
     what to do."""
+
+    code, status = "not-enrolled", 409
 
 
 @dataclass(frozen=True)
@@ -82,11 +91,13 @@ def _secret_path(config: AgentConfig, key_id: str) -> Path:
 # -- installing --------------------------------------------------------------------------------
 
 
-PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
-
-
 def _check_pair(certificate: x509.Certificate, key: object, now: dt.datetime) -> PrivateKey:
     """``key`` as a TLS client key of ``certificate``, or `EnrolmentError` saying why not."""
+    from cryptography import x509  # enrolling only, not at start
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
     if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
         raise EnrolmentError("the private key is neither RSA nor EC: not a TLS client key")
     public = serialization.PublicFormat.SubjectPublicKeyInfo
@@ -115,6 +126,8 @@ def _install(
     host_ca_pem: bytes | None,
     now: dt.datetime,
 ) -> Enrolment:
+    from cryptography.hazmat.primitives import hashes, serialization  # enrolling only
+
     key = _check_pair(certificate, key, now)
     directory = private_dir(config.credentials_dir)
     try:
@@ -202,6 +215,9 @@ def enrol_from_pki(
     A PKI key encrypted under ``DMP_PKI_PASSPHRASE`` is read with ``pki_password`` or that
     variable. The PKI's own files are left as they are.
     """
+    from cryptography import x509  # enrolling only, not at start
+    from cryptography.hazmat.primitives import serialization
+
     config = _config(config)
     pki = Path(pki_dir)
     cert_file = pki / "workstations" / f"{name}.pem"
@@ -245,6 +261,8 @@ def enrol_from_pkcs12(
     The host's CA comes from the configuration (``host.ca``): a PKCS#12 carries the
     workstation's chain, not necessarily the CA of the host's server certificate.
     """
+    from cryptography.hazmat.primitives.serialization import pkcs12  # enrolling only
+
     config = _config(config)
     file = Path(path)
     secret = password.encode("utf-8") if isinstance(password, str) else password
@@ -312,8 +330,12 @@ def load_workstation(config: AgentConfig | None = None) -> Workstation:
             f"enrolment incomplete ({error.filename}: {error.strerror}): enrol again") from None
     password = _password(secret, identity)
     try:
-        serialization.load_pem_private_key(key_pem, password=password)
-    except (ValueError, TypeError):
+        # Only whether the password opens it, by OpenSSL as the TLS context will: the key is
+        # ours (made or checked at enrolment); cryptography's RSA validation would add ~40 ms
+        # to every start, its serialization module ~15 ms (issue 11).
+        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_cert_chain(
+            enrolment.certificate_path, enrolment.key_path, password=password)
+    except (ssl.SSLError, OSError, ValueError, TypeError):
         raise EnrolmentError(
             f"{enrolment.key_path} cannot be opened with this workstation's secret: "
             "enrol again") from None
@@ -322,6 +344,8 @@ def load_workstation(config: AgentConfig | None = None) -> Workstation:
         raise EnrolmentError(
             f"no CA for the host's certificate: set host.ca in {config.source or 'the config'} "
             f"(looked for {host_ca})")
+    from agent.client.session import Workstation  # light: httpx loads at the first host call
+
     return Workstation(certificate_pem=certificate_pem, key_pem=key_pem,
                        key_password=password, host_ca=host_ca)
 
@@ -329,7 +353,9 @@ def load_workstation(config: AgentConfig | None = None) -> Workstation:
 # -- command line ------------------------------------------------------------------------------
 
 
-def add_enrol_command(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+def add_enrol_command(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> argparse.ArgumentParser:
     """Add ``dmp-agent enrol``; the parsed namespace's ``run(args) -> int`` runs it."""
     enrol = subparsers.add_parser(
         "enrol",

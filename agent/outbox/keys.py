@@ -102,6 +102,37 @@ class KeyringKeyStore:
                 f"user {self._user(key_id)})")
 
 
+class LazyKeyringStore:
+    """The OS keyring, found only when first needed: finding it imports `keyring` and asks
+    D-Bus or the OS (100-300 ms), which an agent whose key is in its sealed file never pays."""
+
+    def __init__(self, backend: Any = None) -> None:
+        self._given = backend
+        self._store: KeyringKeyStore | None = None
+        self._looked = False
+
+    def _keyring(self) -> KeyringKeyStore | None:
+        if not self._looked:
+            backend = usable_keyring(self._given)
+            self._store = KeyringKeyStore(backend) if backend is not None else None
+            self._looked = True
+        return self._store
+
+    def load(self, key_id: str) -> bytes | None:
+        store = self._keyring()
+        return store.load(key_id) if store is not None else None
+
+    def save(self, key_id: str, key: bytes) -> None:
+        store = self._keyring()
+        if store is None:
+            raise OutboxKeyError("no OS keyring on this workstation")
+        store.save(key_id, key)
+
+    def describe(self, key_id: str) -> str:
+        store = self._keyring() if self._looked else None
+        return store.describe(key_id) if store is not None else "the OS keyring"
+
+
 class SealedFileKeyStore:
     """The key sealed in ``sealed_dir`` (the credentials directory, beside the workstation
     key) under a secret of ``secret_dir`` (``<data dir>/keys``) and the machine identity."""
@@ -155,14 +186,18 @@ class KeyStores:
     """Several places: a new key goes to the first that takes it, a key is looked for in
     each. This is what `Outbox` takes."""
 
-    def __init__(self, *stores: KeyStore) -> None:
+    def __init__(self, *stores: KeyStore, look_first: KeyStore | None = None) -> None:
         if not stores:
             raise ValueError("at least one key store")
         self.stores = stores
+        # Where a key is looked for first (the cheap place); a new key still goes to the
+        # first store that takes it.
+        self._lookup = (look_first, *(s for s in stores if s is not look_first)) \
+            if look_first is not None else stores
 
     def load(self, key_id: str) -> bytes:
         problems = []
-        for store in self.stores:
+        for store in self._lookup:
             try:
                 key = store.load(key_id)
             except OutboxKeyError as error:
@@ -200,15 +235,14 @@ def open_key(keys: KeyStores, key_id: str, key_check: str) -> OutboxCipher:
 
 
 def outbox_keys(config: AgentConfig, *, keyring_backend: Any = None) -> KeyStores:
-    """The configured places: the OS keyring when there is a real one, then the sealed
-    file (always: it is also where a key made while the keyring was locked went)."""
-    stores: list[KeyStore] = []
-    backend = usable_keyring(keyring_backend)
-    if backend is not None:
-        stores.append(KeyringKeyStore(backend))
-    stores.append(SealedFileKeyStore.from_config(config))
-    return KeyStores(*stores)
+    """The configured places: the OS keyring when there is a real one (a new key goes
+    there first), then the sealed file (always: it is also where a key made while the
+    keyring was locked went). A key is looked for in the sealed file first: a file read,
+    where finding the keyring costs an import and a D-Bus or OS call."""
+    sealed = SealedFileKeyStore.from_config(config)
+    return KeyStores(LazyKeyringStore(keyring_backend), sealed, look_first=sealed)
 
 
-__all__ = ["KeyStore", "KeyStores", "KeyringKeyStore", "SealedFileKeyStore", "open_key",
+__all__ = ["KeyStore", "KeyStores", "KeyringKeyStore", "LazyKeyringStore", "SealedFileKeyStore",
+           "open_key",
            "outbox_keys", "usable_keyring"]

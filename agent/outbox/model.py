@@ -12,18 +12,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from agent.errors import AgentError
+
 if TYPE_CHECKING:
     from agent.outbox.sealed import SealedFiles
 
 
-class OutboxError(Exception):
+class OutboxError(AgentError):
     """A bad call (unknown item, uniqueId reused with other content, bad metadata) or a
     damaged item."""
+
+    code, status = "outbox-error", 503
 
 
 class OutboxBusyError(OutboxError):
     """Another process holds this outbox (another agent of the same user is running);
     ``pid`` and ``holder`` (e.g. "dmp-agent run, port 17771") say which, when known."""
+
+    code, status = "outbox-busy", 409
 
     def __init__(self, message: str, pid: int | None = None, holder: str = "") -> None:
         super().__init__(message)
@@ -35,8 +41,10 @@ class OutboxStorageError(OutboxError):
     ``disk-full``, ``read-only``, ``permission``, ``io`` or ``other``; the message says
     where and what to do, in French then English."""
 
+    status = 507  # insufficient storage: the local API says it with its fix
+
     def __init__(self, message: str, reason: str = "other") -> None:
-        super().__init__(message)
+        super().__init__(message, code="disk-full" if reason == "disk-full" else "disk-refused")
         self.reason = reason
 
 
@@ -71,6 +79,8 @@ class OutboxDamagedError(OutboxError):
 class OutboxKeyError(OutboxError):
     """The outbox key cannot be had (missing from the keyring and the sealed file, another
     machine, or not the key this outbox was sealed with): nothing in it can be read."""
+
+    code = "outbox-unusable"
 
 
 class ItemState(enum.StrEnum):

@@ -206,27 +206,27 @@ class Recovery:
                     served.add(unique_id)
             left = [(uid, found) for uid, found in spares.items() if found]
             # Oldest first: rebuilt rows keep one patient's deposits in their order.
-            for unique_id, found in sorted(left, key=lambda kv: min(
+            for unique_id, copies in sorted(left, key=lambda kv: min(
                     f.description.created for f in kv[1] if f.description)):
                 if unique_id not in rows:
                     # A row lost with the database (or an add cut between its rename and
                     # its commit): the item is rebuilt and sent; the host is idempotent.
-                    first, *found = found
+                    first, *copies = copies
                     self._rebuild(db, first, now)
                     repair.rebuilt += 1
                     assert first.description is not None
-                    other = [f for f in found if f.description is not None
+                    other = [f for f in copies if f.description is not None
                              and f.description.sha256 != first.description.sha256]
                     aside += [(f.path, "other bytes under the uniqueId of a rebuilt item")
                               for f in other]
-                    found = [f for f in found if f not in other]
+                    copies = [f for f in copies if f not in other]
                 elif unique_id not in served:
                     aside += [(f.path, "a copy of an item whose own file is not sound, but "
-                               "not the same bytes") for f in found]
+                               "not the same bytes") for f in copies]
                     continue
                 done = unique_id in rows and rows[unique_id]["state"] == ItemState.DONE
                 why = "its item was acknowledged" if done else "another copy of the same item"
-                delete += [(f.path, why) for f in found]
+                delete += [(f.path, why) for f in copies]
         for path, why in delete:
             log.info("outbox: removing %s: %s", path.name, why)
             path.unlink(missing_ok=True)

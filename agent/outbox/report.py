@@ -93,20 +93,54 @@ def problem(outbox: Outbox) -> str:
     return "" if free >= RESERVE else str(OutboxFullError(RESERVE, free, outbox.directory))
 
 
-EMPTY_JSON: dict[str, Any] = {"pending": 0, "failed": 0, "done": 0, "sending": None,
+EMPTY_JSON: dict[str, Any] = {"pending": 0, "failed": 0, "done": 0,
+                              "others": {"pending": 0, "failed": 0, "reasons": {}},
+                              "sending": None,
                               "items": [], "problem": "", "quarantine": None,
                               "recovered": None}
 
 
+EVERYONE = object()  # `outbox_json`'s ``professional``: every item (no view scoping)
+
+
+def author_of(item: Item) -> str | None:
+    """The idNat_PS of the professional who queued ``item`` (None: an item queued before
+    the outbox recorded it)."""
+    author = item.metadata.get("author")
+    return author if isinstance(author, str) and author else None
+
+
 def outbox_json(outbox: Outbox, *, sending: dict[str, Any] | None,
-                paused_until: float = 0.0) -> dict[str, Any]:
+                paused_until: float = 0.0,
+                professional: str | object | None = EVERYONE) -> dict[str, Any]:
     """The outbox as the local API gives it (agent/views/localapi/openapi.yaml, ``Outbox``): the
     counts, each waiting item with why and when it is tried again, what stops the outbox
-    writing, its quarantine, and the rebuild of this start."""
+    writing, its quarantine, and the rebuild of this start.
+
+    ``professional`` (an idNat_PS, or None when no session is open) scopes the items and
+    the pending and failed counts to that professional's own deposits; the others (another
+    professional's, or an older item without its author) are only counted, in ``others``
+    (the worker still sends them all)."""
     counts = outbox.counts()
     items = []
     listed = outbox.pending() + outbox.failed()
     whys = waiting_all(listed, write_problem=outbox.write_problem, paused_until=paused_until)
+    pending, failed = counts.pending, counts.failed
+    others: dict[str, Any] = {"pending": 0, "failed": 0, "reasons": {}}
+    if professional is not EVERYONE:
+        mine = [i for i in listed if professional is not None and author_of(i) == professional]
+        own_ids = {i.id for i in mine}
+        for item in listed:
+            if item.id not in own_ids:
+                others["failed" if item.state is ItemState.FAILED else "pending"] += 1
+                # Why they wait, counted: no title, no patient, nothing of whose they are.
+                cause = str(whys[item.id].cause or "") or "not-tried"
+                others["reasons"][cause] = others["reasons"].get(cause, 0) + 1
+        pending = sum(1 for i in mine if i.state is not ItemState.FAILED)
+        failed = len(mine) - pending
+        if sending is not None and sending.get("id") not in own_ids:
+            sending = None  # someone else's deposit: its title is not this one's to see
+        listed = mine
     for item in listed:
         why = whys[item.id]
         items.append({
@@ -117,7 +151,7 @@ def outbox_json(outbox: Outbox, *, sending: dict[str, Any] | None,
             "status": item.last_status,
             "nextAttempt": None if why.next_attempt is None else _iso(why.next_attempt)})
     held = quarantine_report(outbox.directory)
-    return {"pending": counts.pending, "failed": counts.failed, "done": counts.done,
+    return {"pending": pending, "failed": failed, "done": counts.done, "others": others,
             "sending": sending, "items": items, "problem": problem(outbox),
             "quarantine": None if held is None else {
                 "path": str(held.path), "folders": len(held.folders), "files": held.files},
@@ -166,5 +200,6 @@ def recover_lines(outbox: Outbox) -> list[str]:
     return outbox_lines(outbox) + lines
 
 
-__all__ = ["EMPTY_JSON", "Waiting", "outbox_json", "outbox_lines", "problem",
+__all__ = ["EMPTY_JSON", "EVERYONE", "Waiting", "author_of", "outbox_json", "outbox_lines",
+           "problem",
            "quarantine_text", "recover_lines", "waiting", "waiting_all"]

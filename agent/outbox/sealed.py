@@ -36,7 +36,7 @@ import hmac
 import os
 import secrets
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Generator
 from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
@@ -225,7 +225,7 @@ class SealedFiles:
         with open(path, "rb") as file:
             return self._layout(file, path.name)[2]
 
-    def read(self, path: Path) -> Iterator[bytes]:
+    def read(self, path: Path) -> Generator[bytes, None, None]:
         """The plaintext of ``path``, chunk by chunk, each authenticated before it is
         yielded; `OutboxDamagedError` at the first chunk that is not genuine, or if the
         file ends before its final chunk. OSError when the file cannot be opened."""

@@ -132,11 +132,12 @@ def _unwritable(directory: Path) -> str | None:
     probe = directory
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
-    try:
-        if os.statvfs(probe).f_flag & os.ST_RDONLY:
-            return "read-only"
-    except (OSError, AttributeError):  # AttributeError: no statvfs (Windows)
-        pass
+    if sys.platform != "win32":  # no statvfs there: os.access says it below
+        try:
+            if os.statvfs(probe).f_flag & os.ST_RDONLY:
+                return "read-only"
+        except OSError:
+            pass
     return None if os.access(probe, os.W_OK) else "permission"
 
 

@@ -7,10 +7,12 @@ response hook on every host client the session uses, so no call site has to reme
 from __future__ import annotations
 
 import logging
-
-import httpx
+from typing import TYPE_CHECKING
 
 from agent.outbox.sender import HOST_CAUSES, SESSION_CAUSES, OutboxWorker
+
+if TYPE_CHECKING:  # annotations only: httpx loads with the first host call, not at start
+    import httpx
 
 log = logging.getLogger(__name__)
 

@@ -19,8 +19,10 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from agent.client.dmp import DmpClient, PatientContext, deposit_types
+from agent.client.provide import DepositMetadata
 from agent.config import AgentConfig
 from agent.core.deposit import make_sender, queue_deposit, recover_contents
 from agent.core.pin import FixedPrompt
@@ -46,7 +48,7 @@ def say(text: str) -> None:
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -162,15 +164,16 @@ def optician_deposits(sandbox: Sandbox, cps: str, vitale_reader: str) -> str:
             patient = _patient(dmp, vitale)
             type_code, _class, label = next(
                 t for t in deposit_types(author.profession) if t[0] == "34810-2")
-            item = queue_deposit(
-                outbox, patient, REPORT, author=author, type_code=type_code, title=label,
-                sign=session.sign_document, certificate_der=session.signature_certificate_der,
-            )
+            item = queue_deposit(outbox, patient, REPORT, DepositMetadata(type_code, label),
+                                 author=author, signer=session)
             say(f"« {label} » signé par la carte et mis en file d'envoi / signed, queued")
             send = make_sender(session.calls, outbox)
             report = Sender(outbox, RetryPolicy.from_config(sandbox.config),
                             on_progress=send.on_progress).send_pending(send)
-            say(f"envoi / sent: {report}; file d'envoi / outbox: {outbox.counts()}")
+            counts = outbox.counts()
+            say(f"envoi / sent: {report.sent} déposé(s)/stored, {report.failed} refusé(s)/"
+                f"refused; file d'envoi / outbox: {counts.pending} en attente/pending, "
+                f"{counts.done} fait(s)/done, {counts.failed} refusé(s)/failed")
             return outbox.get(item).unique_id
     finally:
         outbox.close()
@@ -253,11 +256,12 @@ def running_agent(sandbox: Sandbox) -> Iterator[str]:
         token = token_path(config).read_text().strip()
         with httpx.Client(base_url=base, headers={"authorization": f"Bearer {token}"},
                           timeout=30) as api:
-            def status() -> dict[str, object]:
-                return api.get("/api/status").json()
+            def status() -> dict[str, Any]:
+                answer: dict[str, Any] = api.get("/api/status").json()
+                return answer
 
             deadline = time.monotonic() + 10
-            while status()["session"]["state"] != "locked":  # type: ignore[index]
+            while status()["session"]["state"] != "locked":
                 if time.monotonic() > deadline:
                     raise SystemExit("sandbox: the agent did not see the CPS")
                 time.sleep(0.05)
@@ -268,13 +272,13 @@ def running_agent(sandbox: Sandbox) -> Iterator[str]:
             who = opened.json()["professional"]
             say(f"POST /api/session: open for {who['firstName']} {who['lastName']}")
             deadline = time.monotonic() + 15
-            while (patient := status()["patient"])["state"] not in ("ready", "error"):  # type: ignore[index]
+            while (patient := status()["patient"])["state"] not in ("ready", "error"):
                 if time.monotonic() > deadline:
                     break
                 time.sleep(0.05)
-            say(f"GET /api/status: patient {patient['state']}, DMP "  # type: ignore[index]
-                f"{(patient.get('dmp') or {}).get('status')}, "  # type: ignore[union-attr]
-                f"{len(patient['documents'])} document(s) visible to {who['firstName']} "  # type: ignore[index]
+            say(f"GET /api/status: patient {patient['state']}, DMP "
+                f"{(patient.get('dmp') or {}).get('status')}, "
+                f"{len(patient['documents'])} document(s) visible to {who['firstName']} "
                 f"{who['lastName']}")
             say(f"the page: {base}/ (opened from the tray icon or `dmp-agent page`)")
             yield f"{base}/#token={token}"

@@ -1,6 +1,12 @@
-"""The cards and the session of a workflow command: find the CPS and the Vitale card by
-their ATR, read the Vitale card and choose the person, ask the PIN (terminal, or one line of
-standard input), open the card-rooted session (agent/views/commands.py uses them)."""
+"""The command line's way to the agent core: it runs the same `AgentService` as `dmp-agent
+run`, in its own process, for the length of one command.
+
+`open_work` starts the core (one card monitor: the CPS and the Vitale card found by their
+ATR, in the readers named or configured), checks the patient's card first (several persons
+and none chosen: listed, and the command stops before any PIN is typed), asks the PIN
+(terminal, or one line of standard input), opens the session through the core and waits for
+the patient's dossier. Every failure is an `AgentError`, said once by `agent.views.commands`.
+"""
 
 from __future__ import annotations
 
@@ -11,32 +17,38 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TextIO
 
-from agent.client.dmp import DmpClient, PatientContext
+from agent.client.dmp import PatientContext
 from agent.config import AgentConfig, ConfigError, load_config
 from agent.core.pin import PinPrompt, TerminalPrompt
-from agent.core.professional import PinCancelledError, ProfessionalSession
-from agent.install.enrol import EnrolmentError, load_workstation
+from agent.core.professional import ProfessionalSession, SessionEndedError
+from agent.core.service import AgentService
+from agent.core.state import PatientState
+from agent.errors import AgentError
 from agent.safe_text import terminal_text
-from cardreader.apdu import ApduProtocol
-from cardreader.atr import CardKind, identify
-from cardreader.errors import CardError, NoCardError, PinBlockedError, WrongPinError
-from cardreader.pcsc import PcscConnection, list_readers
-from cardreader.vitale import Beneficiary, VitaleCard, read_vitale
-from wire.mhd import Author
+from cardreader.atr import CardKind
+from cardreader.errors import CardError
+from cardreader.inspect import SlotReport
+from cardreader.pcsc import list_readers
+from cardreader.vitale import VitaleCard
 
 __all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "CommandError", "StdinPrompt", "Work",
-           "choose_person", "find_reader", "load_command_config", "open_work",
-           "read_patient_card"]
+           "load_command_config", "open_work", "start_core"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+DOSSIER_WAIT = 5.0  # seconds beyond the host timeout for the dossier to be read
+CPS_MISSING = ("Carte CPS (carte du professionnel / professional card) absente des lecteurs "
+               "/ card missing: insert it.")
+VITALE_MISSING = ("Carte Vitale (carte du patient / patient's card) absente des lecteurs / "
+                  "card missing: insert it.")
 
 
-class CommandError(Exception):
-    """A failure the user can act on: one sentence, French then English, and an exit code."""
+class CommandError(AgentError):
+    """A failure the user can act on: one sentence, French then English; ``usage`` when
+    the command was misused (exit status 2)."""
 
     def __init__(self, message: str, code: int = EXIT_FAILED) -> None:
-        super().__init__(message)
-        self.code = code
+        super().__init__(message, code="usage" if code == EXIT_USAGE else "failed",
+                         status=400, usage=code == EXIT_USAGE)
 
 
 class StdinPrompt:
@@ -63,78 +75,13 @@ class StdinPrompt:
         return line.rstrip("\r\n") or None
 
 
-# -- finding the cards ------------------------------------------------------------------------
-
-
-def _card_kind(reader: str) -> CardKind | None:
-    try:
-        with PcscConnection(reader) as connection:
-            return identify(connection.atr)[0]
-    except NoCardError:
-        return None
-    except CardError:
-        return CardKind.UNKNOWN  # mute or half-inserted: not ours to use
-
-
-def find_reader(config: AgentConfig, kind: CardKind, wanted: str | None) -> str:
-    """The reader holding a card of ``kind`` (``wanted`` or the configured readers first)."""
-    try:
-        readers = list_readers()
-    except CardError as error:
-        raise CommandError(f"{error}\n  → démarrez pcscd / start pcscd "
-                           "(systemctl start pcscd)") from None
-    if not readers:
-        raise CommandError("Aucun lecteur de carte / no card reader found: plug one in.")
-    configured = config.cps_readers if kind is CardKind.CPS else config.vitale_readers
-    candidates = [r for r in readers if wanted is None or r == wanted]
-    if wanted is None and configured:
-        candidates = [r for r in readers if r in configured]
-    for reader in candidates:
-        if _card_kind(reader) is kind:
-            return reader
-    what = "CPS (carte du professionnel / professional card)" if kind is CardKind.CPS else (
-        "Vitale (carte du patient / patient's card)")
-    raise CommandError(f"Carte {what} absente des lecteurs / card missing: insert it.")
-
-
-def read_patient_card(reader: str) -> VitaleCard:
-    try:
-        with PcscConnection(reader) as connection:
-            return read_vitale(ApduProtocol(connection))
-    except CardError as error:
-        raise CommandError(f"Lecture de la carte Vitale impossible / cannot read the Vitale "
-                           f"card: {error}") from None
-
-
-def choose_person(card: VitaleCard, number: int | None, out: TextIO) -> Beneficiary:
-    people = card.beneficiaries
-    if number is None:
-        if len(people) == 1:
-            return people[0]
-        print("Plusieurs bénéficiaires sur la carte / several persons on the card:", file=out)
-        for index, person in enumerate(people, 1):
-            # The card's text is someone else's: shown, never obeyed by the terminal.
-            print(terminal_text(f"  {index}. {person.first_name} {person.last_name}, né(e) le "
-                                f"{person.birth_date} ({person.quality_label})"), file=out)
-        raise CommandError("Choisissez avec --person N / choose one with --person N",
-                           EXIT_USAGE)
-    if not 1 <= number <= len(people):
-        raise CommandError(f"--person {number}: la carte porte {len(people)} personne(s) / "
-                           f"the card holds {len(people)} person(s)", EXIT_USAGE)
-    return people[number - 1]
-
-
-# -- the session ------------------------------------------------------------------------------
-
-
 @dataclass
 class Work:
-    """An open professional session, and the patient when the command needs one."""
+    """The core with an open session, and the patient when the command needs one."""
 
     config: AgentConfig
+    core: AgentService
     session: ProfessionalSession
-    dmp: DmpClient
-    author: Author
     patient: PatientContext | None = None
 
     @property
@@ -143,54 +90,18 @@ class Work:
         assert identity is not None
         return f"{identity.first_name} {identity.last_name}"
 
+    @property
+    def id_nat_ps(self) -> str:
+        assert self.session.identity is not None
+        return self.session.identity.id_nat_ps
 
-def _prompt(args: argparse.Namespace) -> PinPrompt:
-    return StdinPrompt() if args.pin_stdin else TerminalPrompt()
-
-
-@contextlib.contextmanager
-def open_work(args: argparse.Namespace, *, with_patient: bool = True) -> Iterator[Work]:
-    config = load_command_config()
-    vitale: VitaleCard | None = None
-    person: Beneficiary | None = None
-    if with_patient:  # the patient's card first: no PIN typed for nothing
-        vitale = read_patient_card(find_reader(config, CardKind.VITALE, args.vitale_reader))
-        person = choose_person(vitale, args.person, sys.stderr)
-    cps_reader = find_reader(config, CardKind.CPS, args.cps_reader)
-    try:
-        workstation = load_workstation(config)
-    except EnrolmentError as error:
-        raise CommandError(f"{error}\n  → dmp-agent enrol") from None
-    prompt = _prompt(args)
-    try:
-        session = ProfessionalSession.open(cps_reader, workstation, config.host_url, prompt,
-                                           timeout=config.host_timeout)
-    except PinCancelledError:
-        if getattr(prompt, "last_try_kept", False):
-            raise CommandError("Dernier essai avant blocage de la carte : saisissez le code au "
-                               "clavier, sans --pin-stdin / last try before the card is "
-                               "blocked: type the PIN at the terminal, without --pin-stdin"
-                               ) from None
-        tries = getattr(prompt, "refused_tries", None)
-        if tries is not None:
-            raise CommandError(f"Code porteur erroné : {tries} essai(s) restant(s) / wrong "
-                               f"PIN: {tries} tries left") from None
-        raise CommandError("Saisie du code porteur annulée / PIN entry cancelled") from None
-    except WrongPinError as error:
-        raise CommandError(f"Code porteur erroné : {error.tries_left} essai(s) restant(s) / "
-                           f"wrong PIN: {error.tries_left} tries left") from None
-    except PinBlockedError:
-        raise CommandError("Carte CPS bloquée : débloquez-la avec le code PUK / the CPS is "
-                           "blocked: unblock it with the PUK") from None
-    with session:
-        identity, situation = session.identity, session.situation
-        assert identity is not None and situation is not None
-        author = Author(identity.id_nat_ps, identity.profession_code, situation.structure_id,
-                        identity.specialty_code, identity.last_name, identity.first_name)
-        work = Work(config, session, session.dmp(), author)
-        if vitale is not None and person is not None:
-            work.patient = work.dmp.resolve(vitale, person)
-        yield work
+    @property
+    def state(self) -> PatientState:
+        p = self.core.patient
+        if p is None:
+            raise AgentError("Carte Vitale retirée / the Vitale card was removed",
+                             code="no-patient", status=409)
+        return p
 
 
 def load_command_config() -> AgentConfig:
@@ -198,3 +109,128 @@ def load_command_config() -> AgentConfig:
         return load_config()
     except ConfigError as error:
         raise CommandError(f"Configuration: {error}") from None
+
+
+@contextlib.contextmanager
+def start_core(args: argparse.Namespace, *, with_outbox: bool = False
+               ) -> Iterator[AgentService]:
+    """The core, started, with the cards in the readers read."""
+    config = load_command_config()
+    try:
+        if not list_readers():
+            raise CommandError("Aucun lecteur de carte / no card reader found: plug one in.")
+    except CardError as error:
+        raise CommandError(f"{error}\n  → démarrez pcscd / start pcscd "
+                           "(systemctl start pcscd)") from None
+    core = AgentService(config, cps_reader=getattr(args, "cps_reader", None),
+                        vitale_reader=getattr(args, "vitale_reader", None),
+                        with_outbox=with_outbox,
+                        holder=f"dmp-agent {getattr(args, 'command', '') or ''}".strip())
+    try:
+        core.start()
+        core.settle()
+        yield core
+    finally:
+        core.stop()
+
+
+def card_in(core: AgentService, kind: CardKind) -> SlotReport | None:
+    role = "cps" if kind is CardKind.CPS else "vitale"
+    for reader, report in core.slots.items():
+        if report.kind is kind and core.may_hold(role, reader):
+            return report
+    return None
+
+
+def _check_person(card: VitaleCard, number: int | None) -> None:
+    people = card.beneficiaries
+    if number is None and len(people) > 1:
+        listed = "\n".join(  # the card's text is someone else's: shown, never obeyed
+            terminal_text(f"  {i}. {p.first_name} {p.last_name}, né(e) le {p.birth_date} "
+                          f"({p.quality_label})") for i, p in enumerate(people, 1))
+        raise CommandError("Plusieurs bénéficiaires sur la carte / several persons on the "
+                           f"card:\n{listed}\nChoisissez avec --person N / choose one with "
+                           "--person N", EXIT_USAGE)
+    if number is not None and not 1 <= number <= len(people):
+        raise CommandError(f"--person {number}: la carte porte {len(people)} personne(s) / "
+                           f"the card holds {len(people)} person(s)", EXIT_USAGE)
+
+
+def _prompt(args: argparse.Namespace) -> PinPrompt:
+    return StdinPrompt() if getattr(args, "pin_stdin", False) else TerminalPrompt()
+
+
+def open_session(core: AgentService, args: argparse.Namespace) -> ProfessionalSession:
+    report = card_in(core, CardKind.CPS)
+    if report is None:
+        raise CommandError(CPS_MISSING)
+    if core.problem and "enrol" in core.problem:
+        raise CommandError(core.problem)
+    prompt = _prompt(args)
+    wanted = getattr(args, "situation", None)
+    situation: int | str = 0
+    if wanted:
+        # A small number is the situation's rank; anything else a structure id (digits too).
+        situation = int(wanted) - 1 if wanted.isdigit() and len(wanted) <= 2 else wanted
+    try:
+        core.open_session(prompt, situation, ask=False)
+    except AgentError as error:
+        if error.code == "pin-cancelled" and getattr(prompt, "last_try_kept", False):
+            raise CommandError("Dernier essai avant blocage de la carte : saisissez le code "
+                               "au clavier, sans --pin-stdin / last try before the card is "
+                               "blocked: type the PIN at the terminal, without --pin-stdin"
+                               ) from None
+        raise
+    session = core.session
+    if session is None:
+        raise SessionEndedError("card-removed")
+    held = core.slots.get(session.reader)
+    situations = held.situations if held is not None else ()
+    if len(situations) > 1 and session.situation is not None:
+        # Never silently: the structure signs every deposit and scopes the care team.
+        used = session.situation
+        print(terminal_text(f"Structure d'exercice / practice situation: {used.structure_name} "
+                            f"({used.structure_id}); la carte en porte {len(situations)} / the "
+                            f"card holds {len(situations)}: --situation N pour une autre / "
+                            "for another"), file=sys.stderr)
+    return session
+
+
+def wait_for_dossier(core: AgentService, timeout: float) -> PatientState:
+    """The patient's dossier once read (or the reason it could not be)."""
+    core.wait_until(lambda: core.patient is None
+                    or core.patient.state in ("ready", "error", "choosing"), timeout)
+    p = core.patient
+    if p is None:
+        raise AgentError("Carte Vitale retirée / the Vitale card was removed",
+                         code="no-patient", status=409)
+    if p.state == "error":
+        raise p.failure or AgentError(p.error, code="no-patient", status=409)
+    if p.state != "ready":
+        raise AgentError("Le dossier n'a pas pu être lu à temps / the dossier could not be "
+                         "read in time", code="timeout", status=504)
+    return p
+
+
+@contextlib.contextmanager
+def open_work(args: argparse.Namespace, *, with_patient: bool = True,
+              with_outbox: bool = False) -> Iterator[Work]:
+    with start_core(args, with_outbox=with_outbox) as core:
+        person = getattr(args, "person", None)
+        if with_patient:  # the patient's card first: no PIN typed for nothing
+            vitale = card_in(core, CardKind.VITALE)
+            if vitale is None or vitale.vitale is None:
+                raise CommandError(VITALE_MISSING if vitale is None else
+                                   f"Lecture de la carte Vitale impossible / cannot read the "
+                                   f"Vitale card: {vitale.message}")
+            _check_person(vitale.vitale, person)
+        session = open_session(core, args)
+        work = Work(core.config, core, session)
+        if with_patient:
+            core.wait_until(lambda: core.patient is not None, DOSSIER_WAIT)
+            p = core.patient
+            if person is not None and p is not None and p.person_index != person:
+                core.select_person(person)
+            work.patient = wait_for_dossier(
+                core, core.config.host_timeout + DOSSIER_WAIT).context
+        yield work

@@ -14,8 +14,8 @@ import signal
 import socket
 import sys
 import threading
-import webbrowser
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
 import uvicorn
 
@@ -23,13 +23,22 @@ from agent.config import AgentConfig, ConfigError, load_config
 from agent.core.service import AgentService
 from agent.logs import setup_logging
 from agent.outbox import OutboxBusyError, OutboxError
-from agent.views.localapi import TokenError, TokenKeeper, client_token, create_app, page_url
+from agent.views.localapi import (
+    TokenError,
+    TokenKeeper,
+    client_token,
+    create_app,
+    discovery,
+    page_url,
+)
+from agent.views.localapi.token import running_agent, token_path
 
 log = logging.getLogger(__name__)
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-# Another agent runs for this user (the API port is taken, or it holds the outbox): a
-# service manager must not retry.
+# Another agent runs for this user (it answers with this user's token on api.port or on the
+# port of its discovery file, or it holds the outbox): a service manager must not retry.
+# api.port taken by another user's agent is no such case: a free port is taken instead.
 EXIT_ALREADY_RUNNING = 3
 # The outbox cannot be used: its directory is read-only or full, its database cannot be
 # read nor rebuilt, or it was made by a newer agent. A person must act (the message says how).
@@ -49,9 +58,15 @@ def has_display() -> bool:
 
 
 def _bind(port: int) -> socket.socket:
-    """The listening socket, bound before anything starts: a second agent stops here."""
+    """The listening socket on loopback, bound before anything starts (``port`` 0: any
+    free one). `OSError` EADDRINUSE when another process holds the port."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if sys.platform == "win32":
+        # Windows' SO_REUSEADDR would let a second socket take a port in use (another
+        # user's agent): exclusive use makes the bind fail instead, as on POSIX.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_EXCLUSIVEADDRUSE, 1)
+    else:  # restart at once despite the last run's connections in TIME_WAIT
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     # Inherited by accepted sockets (Linux): h11 writes headers and body apart, and Nagle
     # plus the client's delayed ACK would add 40 ms to every answer.
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -87,9 +102,11 @@ class ApiServer:
     """uvicorn on our socket, in a thread (the main thread belongs to the tray)."""
 
     def __init__(self, service: AgentService, config: AgentConfig, sock: socket.socket) -> None:
-        token = TokenKeeper.start(config)  # the agent owns the token file while it runs
-        self._app = app = create_app(service, token=token, port=config.api_port,
-                         allowed_origins=config.api_allowed_origins)
+        self.port = int(sock.getsockname()[1])  # api.port, or the free one taken instead
+        # The agent owns the token file while it runs.
+        self._keeper = token = TokenKeeper.start(config, self.port)
+        self._app = app = create_app(service, token=token, port=self.port,
+                                     allowed_origins=config.api_allowed_origins)
         self._server = _QuietServer(uvicorn.Config(
             app, log_config=None, access_log=False, lifespan="off", http="h11",
             timeout_graceful_shutdown=3, date_header=False, server_header=False))
@@ -112,6 +129,29 @@ class ApiServer:
         self._app.close_streams()  # else an open page holds the shutdown for its 3 s grace
         self._server.request_exit()
         self._thread.join(5)
+        self._keeper.stop()
+
+
+def _listen(config: AgentConfig) -> socket.socket | None:
+    """The API's socket: on ``api.port``, else (another user's agent holds it, on a shared
+    PC or a terminal server, or another program) on a free loopback port, said in the log.
+    None when the agent holding it, or the one the discovery file names, is this user's."""
+    try:
+        return _bind(config.api_port)
+    except OSError as error:
+        if error.errno != errno.EADDRINUSE:
+            raise
+    try:
+        ours = running_agent(config)
+    except TokenError:
+        ours = None  # another user's agent: expected on a shared PC
+    if ours is not None:
+        return None
+    sock = _bind(0)
+    log.warning("port %d is taken (another user's agent?): the local API listens on port %d "
+                "instead (the page link and dmp-agent page find it)", config.api_port,
+                sock.getsockname()[1])
+    return sock
 
 
 def run_agent(*, tray: bool, open_page: bool) -> int:
@@ -122,16 +162,14 @@ def run_agent(*, tray: bool, open_page: bool) -> int:
         return EXIT_USAGE
     setup_logging(config, console=False)
     first_start = _first_start(config)
-    try:
-        sock = _bind(config.api_port)
-    except OSError as error:
-        if error.errno == errno.EADDRINUSE:
-            print(f"dmp-agent run: le port {config.api_port} est déjà pris : l'agent tourne "
-                  f"sans doute déjà / port {config.api_port} is taken: the agent is probably "
-                  "running already (dmp-agent page opens its page)", file=sys.stderr)
-            return EXIT_ALREADY_RUNNING
-        raise
-    service = AgentService(config, version=agent_version())
+    sock = _listen(config)
+    if sock is None:
+        print("dmp-agent run: l'agent de cet utilisateur tourne déjà (dmp-agent page ouvre sa "
+              "page) / this user's agent is running already (dmp-agent page opens its page)",
+              file=sys.stderr)
+        return EXIT_ALREADY_RUNNING
+    service = AgentService(config, version=agent_version(),
+                           holder=f"dmp-agent run, port {sock.getsockname()[1]}")
     if first_start:
         log.info("first start: %s", first_start)
     stop = threading.Event()
@@ -152,15 +190,18 @@ def run_agent(*, tray: bool, open_page: bool) -> int:
         log.error("start-up failed: %s", error)
         print(f"dmp-agent run: {error}", file=sys.stderr)
         return status
-    print(f"Agent DMP prêt / ready: http://127.0.0.1:{config.api_port}/", flush=True)
-    log.info("agent ready on 127.0.0.1:%d", config.api_port)
+    found = _publish(config, server.port)
+    print(f"Agent DMP prêt / ready: {discovery.base_url(server.port)}/", flush=True)
+    log.info("agent ready on 127.0.0.1:%d", server.port)
     if open_page:
+        import webbrowser  # only with --open-page: not at every start
+
         webbrowser.open(service.page_url())
     try:
         if tray and has_display():
             from agent.views.tray import TrayUnavailable, run_tray
 
-            threading.Thread(target=lambda: (stop.wait(), _stop_tray()), daemon=True).start()
+            threading.Thread(target=_stop_tray_on, args=(stop,), daemon=True).start()
             try:
                 run_tray(service, quit=stop.set)
             except TrayUnavailable as error:  # DISPLAY set, but no X server or tray backend
@@ -170,11 +211,24 @@ def run_agent(*, tray: bool, open_page: bool) -> int:
         while not stop.wait(3600):  # a signal handler wakes it: no periodic wake-up
             pass
     finally:
+        if found is not None:
+            discovery.withdraw(found)  # first: no client is sent to a stopping agent
         server.stop()
         service.stop()
         sock.close()
         log.info("agent stopped")
     return EXIT_OK
+
+
+def _publish(config: AgentConfig, port: int) -> Path | None:
+    """Write the discovery file; None (said in the log) when it cannot be: the agent still
+    serves, and clients still find it on api.port when it has that one."""
+    try:
+        return discovery.publish(config, port, token_path(config))
+    except OSError as error:
+        log.warning("discovery file not written (%s): clients look on port %d only",
+                    error, config.api_port)
+        return None
 
 
 def _startup_status(error: BaseException) -> int | None:
@@ -184,6 +238,11 @@ def _startup_status(error: BaseException) -> int | None:
     if isinstance(error, OutboxError):  # read-only, full, unreadable, newer schema
         return EXIT_OUTBOX
     return None
+
+
+def _stop_tray_on(stop: threading.Event) -> None:
+    stop.wait()
+    _stop_tray()
 
 
 def _stop_tray() -> None:
@@ -216,20 +275,24 @@ def run_page(*, print_token: bool, print_url: bool, section: str) -> int:
     if print_url:
         print(url)
         return EXIT_OK
+    import webbrowser  # `dmp-agent page` only
+
     if not webbrowser.open(url):
         print("Aucun navigateur / no browser found; address:\n" + url)
     return EXIT_OK
 
 
-def add_run_commands(commands: argparse._SubParsersAction) -> None:
+def add_run_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run = commands.add_parser(
         "run", help="run the agent: card watching, local API and page, tray icon",
         description="Lance l'agent / runs the agent: watches the card readers, serves the "
-                    "local API and page on 127.0.0.1 (api.port), shows the tray icon when a "
-                    "desktop is there. Enrols the workstation on first start when the "
+                    "local API and page on 127.0.0.1 (api.port, or a free port when another "
+                    "user's agent holds it: docs/agent-local-api.md), shows the tray icon when "
+                    "a desktop is there. Enrols the workstation on first start when the "
                     "administrator left a provisioning file (docs/installer.md). Exit "
                     "status: 0 stopped, 2 bad configuration, 3 another agent runs for this "
-                    "user (the port is taken or the outbox held: its pid and port are said), "
+                    "user (it answers on its port with this user's token, or holds the "
+                    "outbox: its pid and port are said), "
                     "4 the outbox cannot be used (read-only or full directory, database "
                     "unreadable: the message says the fix, docs/agent-outbox.md).")
     run.add_argument("--no-tray", action="store_true",

@@ -76,7 +76,7 @@ def _badge(draw: ImageDraw.ImageDraw, background: Colour, count: int) -> None:
     text = str(count) if count <= 9 else "9+"
     draw.ellipse(_box(34, 34, 62, 62), fill=WHITE, outline=background, width=2 * _SCALE)
     font = ImageFont.load_default(size=(23 if len(text) == 1 else 17) * _SCALE)
-    draw.text(_box(48, 48.5), text, fill=background, font=font, anchor="mm")
+    draw.text((48 * _SCALE, 48.5 * _SCALE), text, fill=background, font=font, anchor="mm")
 
 
 def draw_icon(colour: Colour, glyph: str, badge: int = 0) -> Image.Image:

@@ -48,7 +48,7 @@ def establish_context() -> int:
     hresult, context = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
     if hresult != scard.SCARD_S_SUCCESS:
         raise error_for(hresult, "establish context")
-    return context
+    return int(context)
 
 
 def release_context(context: int) -> None:
@@ -58,7 +58,7 @@ def release_context(context: int) -> None:
 def list_readers(context: int | None = None) -> list[str]:
     """The names of the readers pcscd knows now (empty when there are none)."""
     own = context is None
-    ctx = establish_context() if own else context
+    ctx = establish_context() if context is None else context
     try:
         hresult, readers = scard.SCardListReaders(ctx, [])
         if hresult == scard.SCARD_E_NO_READERS_AVAILABLE:

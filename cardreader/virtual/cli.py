@@ -27,6 +27,7 @@ from .cps import VirtualCps
 from .cps_profiles import CPS_PROFILES
 from .faulty import UnknownCard
 from .pki import TestHealthCA
+from .processes import pid_alive, reap
 from .vitale import VirtualVitale
 from .vitale_profiles import PROFILES as VITALE_PROFILES
 from .vpcd import FIRST_SLOT_PORT, VirtualCard, VpcdLink, slot_port
@@ -82,8 +83,10 @@ def _holder(state_dir: Path, slot: int) -> tuple[int, str] | None:
     try:
         pid_text, profile = path.read_text().split(maxsplit=1)
         pid = int(pid_text)
-        os.kill(pid, 0)
     except (OSError, ValueError):
+        path.unlink(missing_ok=True)
+        return None
+    if not pid_alive(pid):
         path.unlink(missing_ok=True)
         return None
     return pid, profile.strip()
@@ -170,12 +173,7 @@ def remove(slot: int, state_dir: Path) -> int:
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
         # Reap it if this process started it (the sandbox does), else it stays a zombie.
-        with contextlib.suppress(ChildProcessError):
-            if os.waitpid(pid, os.WNOHANG)[0] == pid:
-                break
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        if reap(pid) or not pid_alive(pid):
             break
         time.sleep(0.02)
     _pidfile(state_dir, slot).unlink(missing_ok=True)

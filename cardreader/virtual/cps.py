@@ -2,16 +2,7 @@
 OpenSC's iasecc driver send.
 
 File tree (public facts from shared/CARDS.md, file ids under 0001 are ours, docs/cps.md):
-
-    3F00 MF
-      2F01 EF.ATR      80 | 46 pre-issuing data | E0 I/O buffer sizes
-      2F00 EF.DIR      record 61 { 4F PKCS#15 AID, 50 label, 51 3F00 0001 }
-      D003 EF.SN.ICC   5A 0A 80 25 00 00 01 <5-byte serial>   (short id 1C)
-      0001 DF PKCS#15  AID E8 28 BD 08 0F 80 25 00 00 01 FF 00 10
-        5031 ODF, 5032 TokenInfo, 7001 AODF, 7002 PrKDF, 7004 CDF, 7005 DODF
-        A001 authentication certificate, A002 signature certificate
-        D121 CPS_ID_CARD, D122 CPS_NAME_PS, D123 CPS_INFO_PS   (readable always)
-        D131.. CPS_ACTIVITY_01_PS..                              (after the PIN)
+built by `cardreader.virtual.cps_files`, which also holds the layout's constants.
 
 Security objects (IAS-ECC SDOs, answered to GET DATA ``00 CB 3F FF``): the PIN (class 01,
 reference 01, 3 tries, PUK 8 digits), the two RSA private keys (class 10, references 01 and
@@ -20,7 +11,8 @@ PIN). Signing: MSE + PSO HASH + PSO CDS with the signature key, MSE + INTERNAL A
 with the authentication key; both need the PIN (6982 otherwise).
 
 With ``state_dir`` the keys, certificates and the PIN/PUK counters live on disk (files
-0600), so a blocked card stays blocked when it is inserted again.
+0600, `cardreader.virtual.cps_state`), so a blocked card stays blocked when it is inserted
+again.
 """
 
 from __future__ import annotations
@@ -28,17 +20,15 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import hmac
-import json
 import logging
 import secrets
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa, utils
 
-from .. import cps_data, pkcs15, tlv
+from .. import tlv
 from ..cps import (
     ALGO_RSA_PKCS,
     ALGO_RSA_PKCS_SHA256,
@@ -46,87 +36,37 @@ from ..cps import (
     CRT_AT,
     CRT_DST,
     CRT_HT,
-    PAN_PREFIX,
-    PKCS15_AID,
     CpsIdentity,
     sha256_finish,
 )
 from ..cps_data import PracticeSituation
 from ..errors import MalformedResponseError
-from .atomic import write_atomic
-from .filesystem import OK, CardStatus, DedicatedFile, ElementaryFile, FileSystemCard, sw
-from .pki import (
-    CertificateSubject,
-    TestHealthCA,
-    new_rsa_key,
-    read_private_key,
-    write_private_key,
+from .cps_files import (
+    AUTH_KEY_REF,
+    CPS3_ATR,
+    MAX_SITUATIONS,
+    PIN_LENGTH,
+    PIN_REFERENCE,
+    PUK_LENGTH,
+    SDO_CHV,
+    SDO_RSA_PRIVATE,
+    SDO_RSA_PUBLIC,
+    SDO_SE,
+    SIGN_KEY_REF,
+    build_file_tree,
 )
+from .cps_state import (
+    MAX_PIN_TRIES,
+    MAX_PUK_TRIES,
+    Counters,
+    load_counters,
+    load_keys,
+    save_counters,
+)
+from .filesystem import OK, CardStatus, FileSystemCard, sw
+from .pki import TestHealthCA
 
 log = logging.getLogger(__name__)
-
-CPS3_ATR = bytes.fromhex("3BAC00402A001225006480000310009000")
-PIN_REFERENCE = 0x01
-AUTH_KEY_REF, SIGN_KEY_REF = 0x81, 0x82  # PrKDF keyReference (local bit set, as MSE sends it)
-AUTH_KEY_ID, SIGN_KEY_ID = b"\x11", b"\x12"
-PIN_AUTH_ID = b"\x01"
-MAX_PIN_TRIES, MAX_PUK_TRIES = 3, 10
-PIN_LENGTH, PUK_LENGTH = 4, 8
-MAX_SITUATIONS = 16
-
-SDO_CHV, SDO_RSA_PRIVATE, SDO_RSA_PUBLIC, SDO_SE = 0x01, 0x10, 0x20, 0x7B
-
-APP = bytes.fromhex("3F000001")
-ODF, TOKEN_INFO, AODF, PRKDF, CDF, DODF = 0x5031, 0x5032, 0x7001, 0x7002, 0x7004, 0x7005
-AUTH_CERT, SIGN_CERT = 0xA001, 0xA002
-ID_CARD, NAME_PS, INFO_PS, FIRST_ACTIVITY = 0xD121, 0xD122, 0xD123, 0xD131
-
-# IAS-ECC access rules in the FCP (tag 8C: access-mode byte then one condition per bit set).
-ACL_PUBLIC = b"\x03\xff\x00"  # update never, read always
-ACL_PIN = b"\x03\xff\x12"  # update never, read after user authentication (SE 2 -> PIN)
-
-
-class CpsFile(ElementaryFile):
-    """A transparent or record EF whose FCP carries the IAS-ECC access rules (8C)."""
-
-    def __init__(self, fid: int, data: bytes = b"", *, acl: bytes = ACL_PUBLIC, **kw: object):
-        super().__init__(fid, data, **kw)  # type: ignore[arg-type]
-        self.acl = acl
-
-    def fcp(self) -> bytes:
-        if self.records is None:
-            size, descriptor = len(self.data), b"\x01"
-        else:
-            longest = max((len(r) for r in self.records), default=0)
-            size = sum(map(len, self.records))
-            descriptor = b"\x02\x41\x00" + bytes((longest, len(self.records)))
-        return tlv.encode(
-            0x62,
-            tlv.encode(0x80, size.to_bytes(2, "big"))
-            + tlv.encode(0x82, descriptor)
-            + tlv.encode(0x83, self.fid.to_bytes(2, "big"))
-            + tlv.encode(0x8A, b"\x05")
-            + tlv.encode(0xA1, tlv.encode(0x8C, self.acl)),
-        )
-
-
-class CpsDirectory(DedicatedFile):
-    def fcp(self) -> bytes:
-        body = tlv.encode(0x82, b"\x38") + tlv.encode(0x83, self.fid.to_bytes(2, "big"))
-        if self.aid:
-            body += tlv.encode(0x84, self.aid)
-        body += tlv.encode(0x8A, b"\x05") + tlv.encode(0xA1, tlv.encode(0x8C, b"\x00"))
-        return tlv.encode(0x62, body)
-
-
-@dataclasses.dataclass
-class _Counters:
-    """What survives a removal: the PIN, its try counter and the PUK's."""
-
-    pin: str
-    puk: str
-    pin_tries: int = MAX_PIN_TRIES
-    puk_tries: int = MAX_PUK_TRIES
 
 
 class VirtualCps(FileSystemCard):
@@ -155,14 +95,21 @@ class VirtualCps(FileSystemCard):
         self.situations = tuple(situations)
         self.state_dir = Path(state_dir) if state_dir is not None else None
         self.on_apdu = on_apdu
-        self._counters = self._load_counters(_Counters(pin, puk))
-        self.ca = ca
-        self.auth_key, self.sign_key, self.auth_cert, self.sign_cert = self._load_keys()
+        self._counters = load_counters(self.state_dir, Counters(pin, puk))
+        (self.auth_key, self.sign_key, self.auth_cert, self.sign_cert), self.ca = load_keys(
+            self.state_dir, identity, self.situations, ca
+        )
         # Volatile state, cleared by power_on.
         self.verified = False
         self._env: dict[int, tuple[int, int | None]] = {}
         self._hash: bytes | None = None
-        super().__init__(self._build_tree())
+        super().__init__(
+            build_file_tree(
+                identity, self.situations, auth_key=self.auth_key, sign_key=self.sign_key,
+                auth_cert=self.auth_cert, sign_cert=self.sign_cert,
+                pin_verified=lambda: self.verified,
+            )
+        )
 
     @classmethod
     def from_profile(
@@ -185,155 +132,12 @@ class VirtualCps(FileSystemCard):
         )
 
     # -- persistent state --
-    def _load_counters(self, default: _Counters) -> _Counters:
-        if self.state_dir is None:
-            return default
-        path = self.state_dir / "state.json"
-        if path.exists():
-            return _Counters(**json.loads(path.read_text()))
-        self._save_counters(default)
-        return default
-
-    def _save_counters(self, counters: _Counters | None = None) -> None:
-        if self.state_dir is None:
-            return
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        state = dataclasses.asdict(counters or self._counters)
-        write_atomic(self.state_dir / "state.json", json.dumps(state).encode())
-
-    def _load_keys(
-        self,
-    ) -> tuple[rsa.RSAPrivateKey, rsa.RSAPrivateKey, x509.Certificate, x509.Certificate]:
-        d = self.state_dir
-        names = ("auth.key", "sign.key", "auth.pem", "sign.pem")
-        if d is not None and all((d / n).exists() for n in names):
-            auth, sign = read_private_key(d / names[0]), read_private_key(d / names[1])
-            auth_cert = x509.load_pem_x509_certificate((d / names[2]).read_bytes())
-            sign_cert = x509.load_pem_x509_certificate((d / names[3]).read_bytes())
-            return auth, sign, auth_cert, sign_cert
-        auth, sign = new_rsa_key(), new_rsa_key()
-        if self.ca is None:
-            self.ca = TestHealthCA.create()
-        who = self.identity
-        subject = CertificateSubject(
-            who.id_nat_ps, who.last_name, who.first_name, who.profession_code,
-            who.specialty_code, who.is_test_card, who.not_before, who.not_after,
-            tuple(situation.structure_id for situation in self.situations),
-        )
-        auth_cert, sign_cert = self.ca.issue_card_certificates(subject, auth, sign)
-        if d is not None:
-            d.mkdir(parents=True, exist_ok=True)
-            write_private_key(d / names[0], auth)
-            write_private_key(d / names[1], sign)
-            for name, cert in ((names[2], auth_cert), (names[3], sign_cert)):
-                write_atomic(d / name, cert.public_bytes(serialization.Encoding.PEM), 0o644)
-        return auth, sign, auth_cert, sign_cert
+    def _save_counters(self) -> None:
+        save_counters(self.state_dir, self._counters)
 
     @property
     def pin_tries_left(self) -> int:
         return self._counters.pin_tries
-
-    # -- the file tree --
-    def _build_tree(self) -> DedicatedFile:
-        who = self.identity
-        mf = CpsDirectory(0x3F00)
-        mf.add(CpsFile(0x2F01, ef_atr()))
-        dir_record = tlv.encode(
-            0x61,
-            tlv.encode(0x4F, PKCS15_AID) + tlv.encode(0x50, b"CPS3 PKCS#15")
-            + tlv.encode(0x51, APP),
-        )
-        mf.add(CpsFile(0x2F00, records=[dir_record]))
-        serial = bytes.fromhex(who.serial_number)
-        mf.add(CpsFile(0xD003, tlv.encode(0x5A, PAN_PREFIX + serial), sfi=0x1C))
-        app = CpsDirectory(0x0001, aid=PKCS15_AID)
-        mf.add(app)
-
-        def path(fid: int) -> bytes:
-            return APP + fid.to_bytes(2, "big")
-
-        data_objects = [
-            pkcs15.DataObjectInfo("CPS_ID_CARD", "CPS", path(ID_CARD)),
-            pkcs15.DataObjectInfo("CPS_NAME_PS", "CPS", path(NAME_PS)),
-            pkcs15.DataObjectInfo("CPS_INFO_PS", "CPS", path(INFO_PS)),
-        ]
-        for number, _situation in enumerate(self.situations, start=1):
-            data_objects.append(
-                pkcs15.DataObjectInfo(
-                    f"CPS_ACTIVITY_{number:02d}_PS", "CPS", path(FIRST_ACTIVITY + number - 1),
-                    PIN_AUTH_ID, True,
-                )
-            )
-        key_access = frozenset({"sensitive", "alwaysSensitive", "neverExtractable", "local"})
-        files = {
-            ODF: pkcs15.encode_odf(
-                [
-                    pkcs15.OdfRecord("private_keys", path(PRKDF)),
-                    pkcs15.OdfRecord("certificates", path(CDF)),
-                    pkcs15.OdfRecord("data_objects", path(DODF)),
-                    pkcs15.OdfRecord("auth_objects", path(AODF)),
-                ],
-                size=64,
-            ),
-            TOKEN_INFO: pkcs15.encode_token_info(
-                pkcs15.TokenInfo(
-                    0, serial, "ANS (carte virtuelle)", "CPS", frozenset({"readonly"}),
-                    SUPPORTED_ALGORITHMS,
-                )
-            ),
-            AODF: pkcs15.encode_aodf(
-                [
-                    pkcs15.PinInfo(
-                        "Code porteur", PIN_AUTH_ID, frozenset({"initialized"}),
-                        "ascii-numeric", PIN_LENGTH, PIN_LENGTH, PIN_LENGTH, PIN_REFERENCE,
-                    )
-                ]
-            ),
-            PRKDF: pkcs15.encode_prkdf(
-                [
-                    pkcs15.PrivateKeyInfo(
-                        "CPS_PRIV_AUT", AUTH_KEY_ID, frozenset({"sign"}), AUTH_KEY_REF, APP,
-                        self.auth_key.key_size, PIN_AUTH_ID, key_access,
-                    ),
-                    pkcs15.PrivateKeyInfo(
-                        "CPS_PRIV_SIG", SIGN_KEY_ID, frozenset({"sign", "nonRepudiation"}),
-                        SIGN_KEY_REF, APP, self.sign_key.key_size, PIN_AUTH_ID, key_access,
-                    ),
-                ]
-            ),
-            CDF: pkcs15.encode_cdf(
-                [
-                    pkcs15.CertificateInfo(
-                        "Certificat d'Authentification CPS", AUTH_KEY_ID, path(AUTH_CERT)
-                    ),
-                    pkcs15.CertificateInfo(
-                        "Certificat de Signature CPS", SIGN_KEY_ID, path(SIGN_CERT)
-                    ),
-                ]
-            ),
-            DODF: pkcs15.encode_dodf(data_objects),
-            AUTH_CERT: self.auth_cert.public_bytes(serialization.Encoding.DER),
-            SIGN_CERT: self.sign_cert.public_bytes(serialization.Encoding.DER),
-            ID_CARD: cps_data.encode_id_card(
-                cps_data.CardInfo(
-                    who.category_code, who.is_test_card, who.not_before, who.not_after
-                )
-            ),
-            NAME_PS: cps_data.encode_name(cps_data.HolderName(who.last_name, who.first_name)),
-            INFO_PS: cps_data.encode_info(
-                cps_data.HolderInfo(who.id_nat_ps, who.profession_code, who.specialty_code)
-            ),
-        }
-        for fid, data in files.items():
-            app.add(CpsFile(fid, data))
-        for number, situation in enumerate(self.situations):
-            app.add(
-                CpsFile(
-                    FIRST_ACTIVITY + number, cps_data.encode_activity(situation), acl=ACL_PIN,
-                    read_allowed=lambda: self.verified,
-                )
-            )
-        return mf
 
     # -- VirtualCard --
     def power_on(self) -> None:
@@ -559,25 +363,6 @@ class VirtualCps(FileSystemCard):
 
     def _get_challenge(self, p1: int, p2: int, data: bytes) -> bytes:
         return secrets.token_bytes(8) + OK
-
-
-SUPPORTED_ALGORITHMS = (
-    pkcs15.Algorithm(1, pkcs15.CKM_RSA_PKCS, frozenset({"compute-signature"}), ALGO_RSA_PKCS),
-    pkcs15.Algorithm(2, pkcs15.CKM_SHA_1, frozenset({"hash"}), 0x10),
-    pkcs15.Algorithm(3, pkcs15.CKM_SHA256, frozenset({"hash"}), ALGO_SHA256),
-    pkcs15.Algorithm(4, pkcs15.CKM_SHA1_RSA_PKCS, frozenset({"compute-signature"}), 0x12),
-    pkcs15.Algorithm(
-        5, pkcs15.CKM_SHA256_RSA_PKCS, frozenset({"compute-signature"}), ALGO_RSA_PKCS_SHA256
-    ),
-)
-
-
-def ef_atr() -> bytes:
-    """EF.ATR: category byte 80, pre-issuing data (46) and IAS-ECC I/O buffer sizes (E0)."""
-    # Buffer sizes: four DO 02 of 2 bytes (send, send SM, receive, receive SM); OpenSC reads
-    # the receive size as the largest READ BINARY: 0xE7 as on a real CPS3.
-    sizes = b"".join(tlv.encode(0x02, (0xE7).to_bytes(2, "big")) for _ in range(4))
-    return b"\x80" + tlv.encode(0x46, bytes.fromhex("8025000003")) + tlv.encode(0xE0, sizes)
 
 
 _SHA256_DIGEST_INFO = bytes.fromhex("3031300d060960864801650304020105000420")

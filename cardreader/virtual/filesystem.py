@@ -8,7 +8,7 @@ and inherit the command handling of `FileSystemCard`; they add their own instruc
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from .. import tlv
@@ -69,7 +69,7 @@ class DedicatedFile:
             body += tlv.encode(0x84, self.aid)
         return tlv.encode(0x62, body)
 
-    def walk(self):
+    def walk(self) -> Iterator[ElementaryFile | DedicatedFile]:
         yield self
         for child in self.children.values():
             if isinstance(child, DedicatedFile):
@@ -150,7 +150,7 @@ class FileSystemCard:
                 raise CardStatus(0x6A87)
             return self._child(self.current_df, fids[0], search_parent=(p1 == 0x00))
         if p1 in (0x08, 0x09):  # by path, from the MF or from the current DF
-            node: ElementaryFile | DedicatedFile = self.mf if p1 == 0x08 else self.current_df
+            node = self.mf if p1 == 0x08 else self.current_df
             if fids and fids[0] == 0x3F00:
                 node, fids = self.mf, fids[1:]
             for fid in fids:

@@ -8,14 +8,13 @@ these side by side only in separate mount namespaces (`scripts/isolated` does th
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
+from .processes import pid_alive
 from .vpcd import FIRST_SLOT_PORT
 
 SOCKET = Path("/run/pcscd/pcscd.comm")
@@ -45,10 +44,9 @@ def running_pid() -> int | None:
     """The pid of a pcscd already running on this machine (or namespace), if any."""
     try:
         pid = int(PIDFILE.read_text().strip())
-        os.kill(pid, 0)
-        return pid
     except (OSError, ValueError):
         return None
+    return pid if pid_alive(pid) else None
 
 
 class Pcscd:
@@ -102,7 +100,10 @@ class Pcscd:
         if self.process is None:
             return
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+            if kill:
+                self.process.kill()  # SIGKILL (TerminateProcess on Windows)
+            else:
+                self.process.terminate()  # SIGTERM
             try:
                 self.process.wait(timeout=10)
             except subprocess.TimeoutExpired:

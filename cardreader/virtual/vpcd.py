@@ -67,7 +67,7 @@ class VpcdLink:
         host: str = DEFAULT_HOST,
         *,
         delay: float = 0.0,
-        on_apdu: Callable[[bytes, bytes], None] | None = None,
+        on_apdu: Callable[[bytes, bytes | None], None] | None = None,
         stay_inserted: bool = False,
     ) -> None:
         self.card = card

@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 
 from policies import Dossier, DossierStatus
 
+from .. import notify_events
 from ..errors import bad_request
 from ..guard import dossier_state
 from ..store.schema import dossiers
@@ -23,7 +24,6 @@ MAX_REASON = 200
 # 32 unambiguous characters (no 0/O, 1/I): 12 of them = 60 bits, read aloud or typed easily.
 ACCESS_CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 ACCESS_CODE_LENGTH = 12
-
 
 
 def iso(moment: dt.datetime | None) -> str | None:
@@ -68,9 +68,12 @@ def existence_document(row: Row[Any] | None, state: Dossier) -> dict[str, Any]:
 
 
 def create(connection: Connection, ins: str, created_by: str, consents: dict[str, bool],
-           code: str, now: dt.datetime) -> dict[str, Any] | None:
+           code: str, now: dt.datetime, email: str | None = None,
+           creator: dict[str, Any] | None = None) -> dict[str, Any] | None:
     """Insert the DMP (the caller decided it may); its creation answer with the first-access
-    code shown this once, or None when a concurrent request created it first."""
+    code shown this once, or None when a concurrent request created it first. ``email``:
+    the patient's address (channel email), to which the creation is notified (``creator``:
+    who, for the message); the creator's access is their first one."""
     try:
         with connection.begin_nested():
             connection.execute(insert(dossiers).values(
@@ -83,6 +86,12 @@ def create(connection: Connection, ins: str, created_by: str, consents: dict[str
             ))
     except IntegrityError:
         return None
+    notify_events.first_time(connection, ins, "access", created_by, now)
+    if email is not None:
+        notify_events.set_contact(connection, ins, now, email=email, channel="email")
+        notify_events.add_if_contact(connection, ins, notify_events.DOSSIER_CREATED,
+                                     {"action": "create", "mode": "normal", **(creator or {})},
+                                     now)
     row = dossier_row(connection, ins)
     assert row is not None
     return {"ins": ins, "identifier": ins, "accessCode": code, "createdAt": iso(row.created_at),

@@ -15,7 +15,7 @@ from starlette.routing import Route
 
 from policies import NORMAL, AccessMode, Action, ReasonCode
 
-from .. import audit
+from .. import audit, notify_events
 from ..actors import SessionActor, access_mode
 from ..bodies import read_json
 from ..dossiers import lifecycle
@@ -146,6 +146,14 @@ async def create_dossier(request: Request) -> JSONResponse:
                   regulationCentre: {type: boolean, default: true}
                   breakTheGlass: {type: boolean, default: true}
                   emergencySeesMasked: {type: boolean, default: true}
+              contact:
+                type: object
+                description: >
+                  the patient's address for notifications (optional; one address, 254
+                  characters at most, no control characters); the patient may later choose
+                  no notification (dmp-host patient notifications --channel none)
+                properties:
+                  email: {type: string, maxLength: 254}
     responses:
       201:
         description: Created; the first-access code is shown this once.
@@ -163,7 +171,8 @@ async def create_dossier(request: Request) -> JSONResponse:
       200:
         description: "The DMP already exists and is open: code already-exists, its state."
       400:
-        description: "OperationOutcome: bad-ins, bad-json, consent-required, bad-consents."
+        description: >
+          OperationOutcome: bad-ins, bad-json, consent-required, bad-consents, bad-contact.
       403:
         description: >
           OperationOutcome: a policy refusal (dossier-closed: reactivate it instead; blocked,
@@ -178,6 +187,7 @@ async def create_dossier(request: Request) -> JSONResponse:
                           "Consentement du patient requis / the patient's consent is required "
                           "to create the DMP")
     consents = _emergency_consents(body)
+    email = notify_events.creation_contact(body)
     code = lifecycle.new_access_code()
     with app.engine.begin() as connection:
         try:
@@ -189,7 +199,11 @@ async def create_dossier(request: Request) -> JSONResponse:
                                                          app.clock()))
         known_identity(request, connection, ins)
         now = app.clock()
-        created = lifecycle.create(connection, ins, actor.id_nat_ps, consents, code, now)
+        created = lifecycle.create(connection, ins, actor.id_nat_ps, consents, code, now,
+                                   email=email, creator={
+                                       "actor": actor.display_name,
+                                       "profession": actor.profession,
+                                       "structure": actor.structure_id})
         if created is None:  # created by a concurrent request between check and insert
             return JSONResponse(lifecycle.already_exists(connection, ins, actor.id_nat_ps, now))
     return JSONResponse(created, status_code=201)
@@ -201,8 +215,10 @@ async def close(request: Request) -> JSONResponse:
     summary: Close a DMP (kept 10 years, can be reactivated)
     description: >
       Decided by the policies as action close: closure belongs to the patient (or their
-      legal representative), so a professional is answered 403 patient-only (and traced).
-      The patient closes through host/patient.py (dmp-host patient close).
+      legal representative), so a professional is answered 403 patient-only (and traced),
+      unless they record the patient's own request (patientRequest true: decided as
+      close_at_patient_request, traced so and notified to the patient). The patient
+      closes through host/patient.py (dmp-host patient close).
     parameters:
       - {name: ins, in: path, required: true, schema: {type: string}}
     requestBody:
@@ -214,6 +230,7 @@ async def close(request: Request) -> JSONResponse:
             required: [reason]
             properties:
               reason: {type: string, maxLength: 200}
+              patientRequest: {type: boolean}
     responses:
       200:
         description: "Closed: status, closedAt, closureReason, retentionUntil."
@@ -223,9 +240,12 @@ async def close(request: Request) -> JSONResponse:
         description: "OperationOutcome: patient-only, dossier-absent, dossier-closed, blocked."
     """
     app, actor, ins, mode = patient_request(request, Action.CLOSE.value)
-    reason = lifecycle.closure_reason(await read_json(request))
+    body = await read_json(request)
+    reason = lifecycle.closure_reason(body)
+    action = (Action.CLOSE_AT_PATIENT_REQUEST if body.get("patientRequest") is True
+              else Action.CLOSE)
     with app.engine.begin() as connection:
-        app.guard.check(connection, ins=ins, actor=actor, action=Action.CLOSE, mode=mode)
+        app.guard.check(connection, ins=ins, actor=actor, action=action, mode=mode)
         result = lifecycle.close(connection, ins, reason, app.clock(),
                                app.settings.retention_after_closure)
     return JSONResponse(result)

@@ -25,7 +25,7 @@ from .. import session_store
 from ..actors import fingerprint, modes_for
 from ..bodies import read_json
 from ..errors import HostError, bad_request
-from ..pki import load_crl, load_health_ca, load_session_ca
+from ..pki import cached_health_ca, cached_session_ca, load_crl
 from ..session_crypto import (
     SessionRefused,
     issue_session_certificate,
@@ -68,7 +68,9 @@ async def challenge(request: Request) -> Response:
     summary: A one-time challenge for opening a session (workstation certificate).
     responses:
       200:
-        description: "{challenge: base64 of 32 random bytes, expiresAt: ISO 8601}"
+        description: "{challenge: base64 of 32 random bytes, expiresAt: ISO 8601 (the host's
+          clock), expiresIn: seconds it stays usable (for a client that fetched it ahead
+          and whose clock may differ from the host's)}"
       401:
         description: OperationOutcome (no client certificate)
       403:
@@ -81,7 +83,8 @@ async def challenge(request: Request) -> Response:
     expires = now + app.settings.challenge_lifetime
     session_store.record_challenge(app.engine, value, workstation, now, expires)
     return JSONResponse({"challenge": base64.b64encode(value).decode(),
-                         "expiresAt": expires.isoformat()})
+                         "expiresAt": expires.isoformat(),
+                         "expiresIn": app.settings.challenge_lifetime.total_seconds()})
 
 
 async def open_session(request: Request) -> Response:
@@ -126,7 +129,7 @@ async def open_session(request: Request) -> Response:
         raise bad_request("invalid-field", "sessionPublicKey: not a DER public key") from None
     pki = app.settings.pki_dir
     now = app.clock()
-    health_ca = load_health_ca(pki)
+    health_ca = cached_health_ca(pki)  # loaded once (a CA load checks its RSA key: ~45 ms)
     try:
         holder = verify_card_certificate(
             card_der, health_ca, load_crl(pki / "health-ca" / "crl.pem"),
@@ -147,7 +150,7 @@ async def open_session(request: Request) -> Response:
     except SessionRefused as refused:
         raise _refused(refused) from None
     certificate = issue_session_certificate(
-        load_session_ca(pki), session_key,  # type: ignore[arg-type]
+        cached_session_ca(pki), session_key,  # type: ignore[arg-type]
         holder, statement.structure_id, app.settings.session_lifetime, now=now,
     )
     session_id = str(uuid.uuid4())

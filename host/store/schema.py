@@ -239,8 +239,39 @@ notifications = Table(
     Column("kind", String(32), nullable=False),  # emergency-access / new-document / ...
     Column("payload", JSON, nullable=False),
     Column("sent_at", UTC, nullable=True),
+    # The sender's state (host/notify.py): pending -> sending (claimed with a token, committed
+    # before the SMTP transaction) -> sent; skipped (channel none / no address), failed (gave
+    # up or refused for good), uncertain (found "sending" at start-up: never sent again).
+    Column("status", String(10), nullable=False, default="pending"),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UTC, nullable=True),
+    Column("claim_token", String(32), nullable=True),
+    Column("claimed_at", UTC, nullable=True),
+    Column("last_error", String(200), nullable=True),
 )
 Index("ix_notifications_pending", notifications.c.sent_at, notifications.c.created_at)
+Index("ix_notifications_queue", notifications.c.status, notifications.c.created_at)
+
+# The patient's contact and notification channel (given at creation, changed by the patient).
+patient_contacts = Table(
+    "patient_contacts",
+    metadata,
+    Column("ins", String(INS), primary_key=True),
+    Column("email", String(254), nullable=True),
+    Column("channel", String(8), nullable=False),  # email / none
+    Column("updated_at", UTC, nullable=False),
+)
+
+# Who has already accessed the dossier / deposited in it: the first time a professional
+# does either is notified (role "access" / "author"). One row per (patient, role, person).
+dossier_firsts = Table(
+    "dossier_firsts",
+    metadata,
+    Column("ins", String(INS), primary_key=True),
+    Column("role", String(8), primary_key=True),
+    Column("id_nat_ps", String(ID_NAT), primary_key=True),
+    Column("at", UTC, nullable=False),
+)
 
 # -- sessions: not patient data
 challenges = Table(
@@ -288,5 +319,5 @@ structures = Table(
 
 DOSSIER_TABLES = (
     dossiers, authorizations, medecins_traitants, submission_sets, documents, access_log,
-    notifications, access_chain,
+    notifications, access_chain, patient_contacts, dossier_firsts,
 )

@@ -27,7 +27,7 @@ from agent.sandbox.scenarios import REPORT, reference_host
 from agent.views.commands import EMERGENCY_TAG
 from cardreader.pcsc import list_readers, wait_for_card
 from cardreader.virtual.cps import VirtualCps
-from cardreader.virtual.cps_profiles import PIN
+from cardreader.virtual.cps_profiles import PIN, PROFILES
 from cardreader.virtual.pki import TestHealthCA
 from cardreader.virtual.vitale import VirtualVitale
 from cardreader.virtual.vpcd import VirtualCard, VpcdLink, slot_port
@@ -46,7 +46,7 @@ def _agent_command() -> list[str]:
 
     if "add_workflow_commands" in Path(cli.__file__).read_text():
         return [str(BIN / "dmp-agent")]
-    return [sys.executable, "-m", "agent.views.commands"]
+    return [sys.executable, "-m", "agent.views.command_parser"]
 
 
 @dataclass
@@ -396,3 +396,72 @@ def test_a_hostile_title_is_listed_escaped_and_a_hostile_type_saved_as_bin(
     assert again.returncode == 0, again.stderr
     firsts = [p for p in saved if not p.stem.endswith("-2")]
     assert sorted(saved) == sorted([*firsts, *(p.with_stem(p.stem + "-2") for p in firsts)])
+
+
+def test_the_author_shows_a_hidden_document_to_the_patient_again(world: World, deposited) -> None:
+    report = world.state / "annonce.pdf"
+    report.write_bytes(b"%PDF-1.4\n% resultat a annoncer\n")
+    world.vitale("single")  # the patient of the dossier created above
+    world.cps("optician")
+    unique_id = _unique_id(world.run("deposit", str(report), "--type", EYE_TEST, "--title",
+                                     "A annoncer", "--invisible-to-patient").stdout)
+    assert re.search(rf"invisible patient\]\n  {re.escape(unique_id)}",
+                     world.run("documents").stdout)
+    shown = world.run("show-to-patient", unique_id)
+    assert shown.returncode == 0, shown.stderr
+    assert "shown to the patient" in shown.stdout
+    listed = world.run("documents").stdout
+    assert unique_id in listed
+    assert not re.search(rf"invisible patient\]\n  {re.escape(unique_id)}", listed), listed
+
+
+def test_the_gp_is_designated_then_the_dmp_closed_and_reopened_at_the_patients_request(
+        world: World, deposited) -> None:
+    world.vitale("single")
+    world.cps("gp")
+    assert world.run("medecin-traitant", pin=None).returncode == 2  # --confirm missing
+    designated = world.run("medecin-traitant", "--confirm")
+    assert designated.returncode == 0, designated.stderr
+    assert "Médecin traitant DMP: oui/yes" in world.run("patient").stdout
+
+    refused = world.run("close-dmp", "--reason", "ne souhaite plus de DMP", pin=None)
+    assert refused.returncode == 2 and "--patient-request" in refused.stderr
+    closed = world.run("close-dmp", "--patient-request", "--reason", "ne souhaite plus de DMP")
+    assert closed.returncode == 0, closed.stderr
+    assert "reactivate-dmp" in closed.stdout
+    state = world.run("patient")
+    assert "DMP: closed" in state.stdout, state.stdout
+    assert world.run("documents").returncode == 1  # a closed DMP serves nothing
+
+    assert world.run("reactivate-dmp", pin=None).returncode == 2  # --consent missing
+    reopened = world.run("reactivate-dmp", "--consent")
+    assert reopened.returncode == 0, reopened.stderr
+    assert "DMP: open" in world.run("patient").stdout
+
+
+def test_a_card_with_two_practice_situations_says_which_one_is_used(world: World) -> None:
+    world.vitale("single")
+    world.cps("gp")
+    first = world.run("patient")
+    assert first.returncode == 0, first.stderr
+    assert "la carte en porte 2" in first.stderr and "--situation" in first.stderr
+    second = world.run("patient", "--situation", "2")
+    assert second.returncode == 0, second.stderr
+    structures = [s.structure_id for s in PROFILES["gp"].situations]
+    assert f"({structures[0]})" in first.stderr and f"({structures[1]})" in second.stderr
+    wrong = world.run("patient", "--situation", "9999999999")
+    assert wrong.returncode == 2 and "not on the card" in wrong.stderr, wrong.stderr
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly(world: World) -> None:
+    # `dmp-agent documents | head`: the pipe closes before the list is written.
+    world.vitale("single")
+    world.cps("optician")
+    command = [*_agent_command(), "documents", "--pin-stdin"]
+    process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, env=world.env)
+    assert process.stdin is not None and process.stdout is not None
+    process.stdout.close()
+    _out, err = process.communicate(f"{PIN}\n".encode(), timeout=60)
+    assert process.returncode == 0, err
+    assert b"Traceback" not in err and b"BrokenPipe" not in err, err

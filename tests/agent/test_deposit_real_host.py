@@ -27,6 +27,7 @@ import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from agent.client.dmp import DmpClient, PatientContext
+from agent.client.provide import CardSigner, DepositMetadata
 from agent.client.session import HostSession
 from agent.core.deposit import CONTENTS, make_sender, queue_deposit
 from agent.outbox import (
@@ -140,9 +141,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 def _queue(world: World, outbox: Outbox, card: CpsCard, content: bytes | Path, title: str
            ) -> int:
     return queue_deposit(
-        outbox, world.patient, content, author=_author(card), type_code=REPORT_TYPE,
-        title=title, sign=lambda data: card.sign(CpsKey.SIGNATURE, data),
-        certificate_der=card.certificate(CpsKey.SIGNATURE).public_bytes(Encoding.DER))
+        outbox, world.patient, content, DepositMetadata(REPORT_TYPE, title), author=_author(card),
+        signer=CardSigner(lambda data: card.sign(CpsKey.SIGNATURE, data),
+                          card.certificate(CpsKey.SIGNATURE).public_bytes(Encoding.DER)))
 
 
 class LazySession:
@@ -224,6 +225,7 @@ import json, random, sys, time
 from pathlib import Path
 from cryptography.hazmat.primitives.serialization import Encoding
 from agent.core.deposit import make_sender, queue_deposit, recover_contents
+from agent.client.provide import CardSigner, DepositMetadata
 from agent.client.dmp import PatientContext
 from agent.outbox import Outbox, RetryPolicy, SealedFileKeyStore, Sender
 from agent.client.session import HostSession, Workstation
@@ -254,9 +256,9 @@ for k in range(args["count"]):
     if f"kill-{k}" not in queued:
         generator = random.Random(k)
         content = b"%PDF-1.4\\n" + generator.randbytes(generator.choice([2000, 60000, 400000]))
-        queue_deposit(outbox, patient, content, author=author, type_code="34810-2",
-                      title=f"kill-{k}", sign=lambda d: card.sign(CpsKey.SIGNATURE, d),
-                      certificate_der=certificate)
+        queue_deposit(outbox, patient, content, DepositMetadata("34810-2", f"kill-{k}"),
+                      author=author, signer=CardSigner(lambda d: card.sign(CpsKey.SIGNATURE, d),
+                                                       certificate))
         print(f"queued kill-{k}", flush=True)
 session = None
 def http():
@@ -451,9 +453,8 @@ def test_a_cps_removed_mid_deposit_keeps_the_item_and_the_next_session_sends_it(
                         identity.specialty_code, identity.last_name, identity.first_name)
         title = f"removed-{during}"
         item_id = queue_deposit(
-            outbox, world.patient, b"%PDF-1.4\n" + os.urandom(8 * MiB), author=author,
-            type_code=REPORT_TYPE, title=title, sign=session.sign_document,
-            certificate_der=session.signature_certificate_der)
+            outbox, world.patient, b"%PDF-1.4\n" + os.urandom(8 * MiB),
+            DepositMetadata(REPORT_TYPE, title), author=author, signer=session)
 
         def remove() -> None:
             link.stop()

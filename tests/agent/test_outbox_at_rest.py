@@ -24,7 +24,8 @@ import pytest
 from keyring.backend import KeyringBackend
 from keyring.errors import KeyringLocked
 
-from agent.client.dmp import PatientContext, signed_bundle
+from agent.client.dmp import PatientContext
+from agent.client.provide import DepositMetadata, Digest, signed_bundle
 from agent.config import AgentConfig, ConfigError, load_config, render_config
 from agent.core.deposit import PLACEHOLDER, make_sender, queue_deposit, recover_contents
 from agent.outbox import (
@@ -43,6 +44,7 @@ from agent.outbox import (
 )
 from agent.outbox import keys as keys_module
 from agent.outbox.sealed import CHUNK, TAG, SealedFiles, new_key, sealed_size
+from tests.faults import FAKE_SIGNER
 from wire.mhd import Author
 
 INS = "279017512345678"
@@ -73,9 +75,8 @@ def document(size: int = 300_000) -> bytes:
 
 
 def queue(outbox: Outbox, content: bytes | Path, title: str = TITLE) -> int:
-    return queue_deposit(outbox, PATIENT, content, author=AUTHOR, type_code="34810-2",
-                         title=title, sign=lambda data: b"\x01" * 256,
-                         certificate_der=b"certificate")
+    return queue_deposit(outbox, PATIENT, content, DepositMetadata("34810-2", title),
+                         author=AUTHOR, signer=FAKE_SIGNER)
 
 
 class Host(httpx.BaseTransport):
@@ -565,9 +566,9 @@ def _v1_outbox(directory: Path, now: float, body: bytes) -> dict[str, Any]:
     (directory / "contents").mkdir()
     (directory / "contents" / "c0ffee.content").write_bytes(body)
     unique_id, bundle = signed_bundle(
-        PATIENT, PLACEHOLDER, size=len(body), sha256=hashlib.sha256(body).hexdigest(),
-        sha1_b64="AAAAAAAAAAAAAAAAAAAAAAAAAAA=", author=AUTHOR, type_code="34810-2",
-        title=TITLE, sign=lambda data: b"\x01" * 256, certificate_der=b"certificate")
+        PATIENT, PLACEHOLDER, Digest(len(body), hashlib.sha256(body).hexdigest(),
+                                     "AAAAAAAAAAAAAAAAAAAAAAAAAAA="),
+        DepositMetadata("34810-2", TITLE), author=AUTHOR, signer=FAKE_SIGNER)
     by_reference = json.dumps(bundle, separators=(",", ":")).encode()
     inline = b'{"inline bundle of": "%s"}' % INS.encode()
     rows = [  # (unique_id, state, bundle bytes or None, metadata, last_error, acknowledged)

@@ -24,6 +24,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from agent.client.provide import DepositMetadata
 from agent.config import AgentConfig, load_config
 from agent.core.deposit import BUNDLE_ROOM, make_sender, queue_deposit, recover_contents
 from agent.install.doctor import Status, check_outbox
@@ -42,7 +43,7 @@ from agent.outbox import (
 from agent.outbox.report import outbox_json, outbox_lines
 from agent.outbox.sealed import sealed_size
 from agent.outbox.storage import RESERVE
-from tests.faults import AUTHOR, INS, MB, PATIENT, FaultyHost, fill, read_only, tmpfs
+from tests.faults import AUTHOR, FAKE_SIGNER, INS, MB, PATIENT, FaultyHost, fill, read_only, tmpfs
 from tests.live import AgentProcess, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -63,9 +64,8 @@ def document(seed: str, size: int = 200_000) -> bytes:
 
 
 def queue(outbox: Outbox, content: bytes, title: str) -> str:
-    item_id = queue_deposit(outbox, PATIENT, content, author=AUTHOR, type_code="34810-2",
-                            title=title, sign=lambda data: b"\x01" * 256,
-                            certificate_der=b"certificate")
+    item_id = queue_deposit(outbox, PATIENT, content, DepositMetadata("34810-2", title),
+                            author=AUTHOR, signer=FAKE_SIGNER)
     return outbox.get(item_id).unique_id
 
 
@@ -259,17 +259,17 @@ def test_dmp_agent_run_on_a_garbled_outbox_starts_and_shows_what_it_rebuilt(
     try:
         with agent.client() as api:
             outbox = api.get("/api/outbox").json()
-        assert outbox["pending"] == 2
-        assert {i["uniqueId"] for i in outbox["items"]} == uids
+        # No session: nobody's deposits are listed (issue 17), both are counted.
+        assert outbox["others"]["pending"] == 2 and outbox["items"] == []
         assert outbox["recovered"] and "quarantine" in outbox["recovered"]
         assert outbox["quarantine"]["files"] == 1  # the damaged database
         # No session yet: that is why they wait, and they are tried again.
-        outbox = agent.wait_for(lambda s: all(
-            i["reason"] == "no-session" for i in s["outbox"]["items"]))["outbox"]
-        assert "insérez la carte CPS" in outbox["items"][0]["reasonText"]
-        assert outbox["items"][0]["nextAttempt"] is not None
+        outbox = agent.wait_for(
+            lambda s: s["outbox"]["others"]["reasons"] == {"no-session": 2})["outbox"]
     finally:
         assert agent.stop() == 0
+    with open_outbox(config) as box:  # both rebuilt from the files
+        assert {i.unique_id for i in box.pending()} == uids
 
 
 # -- read-only, held by another agent: one sentence, a documented status ------------------

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from agent.client.dmp import signed_bundle
+from agent.client.provide import DepositMetadata, Digest, signed_bundle
 from agent.config import AgentConfig
 from agent.core.deposit import KIND, PLACEHOLDER, make_sender, queue_deposit, recover_contents
 from agent.outbox import (
@@ -34,7 +34,7 @@ from agent.outbox import (
 )
 from agent.outbox.recovery import describe
 from agent.outbox.sealed import CHUNK, MAGIC_V2, SALT, OutboxCipher, _subkey, key_id_of, new_key
-from tests.faults import AUTHOR, INS, PATIENT, FaultyHost
+from tests.faults import AUTHOR, FAKE_SIGNER, INS, PATIENT, FaultyHost
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -53,9 +53,8 @@ def document(seed: str, size: int = 150_000) -> bytes:
 
 
 def queue(outbox: Outbox, content: bytes, title: str) -> int:
-    return queue_deposit(outbox, PATIENT, content, author=AUTHOR, type_code="34810-2",
-                         title=title, sign=lambda data: b"\x01" * 256,
-                         certificate_der=b"certificate")
+    return queue_deposit(outbox, PATIENT, content, DepositMetadata("34810-2", title),
+                         author=AUTHOR, signer=FAKE_SIGNER)
 
 
 def drain(outbox: Outbox, host: FaultyHost) -> None:
@@ -126,9 +125,9 @@ def _v2_outbox(root: Path, body: bytes) -> dict[str, str]:
     cipher = OutboxCipher(key, key_id)
     content = _seal_v2(key, directory / "contents", ".content", body)
     unique_id, bundle = signed_bundle(
-        PATIENT, PLACEHOLDER, size=len(body), sha256=hashlib.sha256(body).hexdigest(),
-        sha1_b64="AAAAAAAAAAAAAAAAAAAAAAAAAAA=", author=AUTHOR, type_code="34810-2",
-        title="schema 2", sign=lambda data: b"\x01" * 256, certificate_der=b"certificate")
+        PATIENT, PLACEHOLDER, Digest(len(body), hashlib.sha256(body).hexdigest(),
+                                     "AAAAAAAAAAAAAAAAAAAAAAAAAAA="),
+        DepositMetadata("34810-2", "schema 2"), author=AUTHOR, signer=FAKE_SIGNER)
     by_reference = json.dumps(bundle, separators=(",", ":")).encode()
     inline = b'{"inline": "bundle"}'
     rows = [  # (unique_id, state, bundle bytes, metadata, last error)
@@ -194,6 +193,7 @@ KILLED_DEPOSIT = """
 import os, sys
 from pathlib import Path
 from agent.core.deposit import queue_deposit
+from agent.client.provide import CardSigner, DepositMetadata
 from agent.client.dmp import PatientContext
 from agent.outbox import Outbox, SealedFileKeyStore
 from wire.mhd import Author
@@ -206,10 +206,9 @@ if where == "before the add":  # the copy has its name, the bundle is not writte
 else:  # the bundle has its name, its row is not committed
     box._transaction = lambda: os._exit(9)
 queue_deposit(box, PatientContext("279017512345678", "1.2.250.1.213.1.4.8", "CLAIRE",
-              "MARTIN", "19840517"), b"%PDF-1.4 cut" * 5000,
+              "MARTIN", "19840517"), b"%PDF-1.4 cut" * 5000, DepositMetadata("34810-2", "cut"),
               author=Author("810001234567", "28", "s1", "SM26", "OPTIQUE", "Olivier"),
-              type_code="34810-2", title="cut", sign=lambda d: b"\\x01" * 256,
-              certificate_der=b"certificate")
+              signer=CardSigner(lambda d: b"\\x01" * 256, b"certificate"))
 """
 
 

@@ -1,24 +1,27 @@
-"""The patient context follows the Vitale card: through the real pcscd + vpcd and the real
-host over TLS, with a GP's session opened from a virtual CPS."""
+"""The patient context follows the Vitale card: the agent core (the one every view runs,
+in-process here) through the real pcscd + vpcd and the real host over TLS, with a GP's
+session opened from a virtual CPS."""
 
 from __future__ import annotations
 
-import queue
+import shutil
 from pathlib import Path
 
 import pytest
 
-from agent.core.patient_context import ContextEvent, PatientWatcher
-from agent.core.pin import FixedPrompt
-from agent.core.professional import ProfessionalSession
+from agent.config import AgentConfig
+from agent.core.service import AgentService
+from agent.install.enrol import enrol_from_pki
 from cardreader.pcsc import list_readers
 from cardreader.virtual.cps import VirtualCps
 from cardreader.virtual.pki import TestHealthCA
 from cardreader.virtual.vitale import VirtualVitale
 from cardreader.virtual.vitale_profiles import PROFILES
-from tests.host.tls_harness import PIN, make_pki, tls_host, workstation
+from tests.host.tls_harness import PIN, make_pki, tls_host
 
 pytestmark = pytest.mark.pcsc
+
+WAIT = 15.0
 
 
 @pytest.fixture(scope="module")
@@ -26,36 +29,38 @@ def pki(tmp_path_factory) -> Path:
     return make_pki(tmp_path_factory.mktemp("pki"))
 
 
-def _next(events: queue.Queue[ContextEvent]) -> ContextEvent:
-    return events.get(timeout=15)
-
-
 def test_the_dossier_follows_the_card_in_the_reader(pki, tmp_path, insert_card,
                                                     _migrated_templates) -> None:
-    import shutil
-
     shutil.copyfile(_migrated_templates["sqlite"], tmp_path / "host.db")
     with tls_host(f"sqlite:///{tmp_path / 'host.db'}", pki, tmp_path / "blobs") as host:
+        config = AgentConfig(host_url=host.base_url, host_ca=pki / "server" / "ca.pem",
+                             credentials_dir=tmp_path / "workstation",
+                             data_dir=tmp_path / "data", log_dir=tmp_path / "log")
+        enrol_from_pki(pki, config=config)
         insert_card(VirtualCps.from_profile("gp", ca=TestHealthCA.load(pki / "health-ca")))
         cps_reader, vitale_reader = list_readers()[0], list_readers()[1]
-        events: queue.Queue[ContextEvent] = queue.Queue()
-        with (
-            ProfessionalSession.open(cps_reader, workstation(pki), host.base_url,
-                                     FixedPrompt(PIN)) as session,
-            PatientWatcher(vitale_reader, session.dmp, events.put),
-        ):
-            # The family card holds three people: the watcher's chooser takes the holder.
+        with AgentService(config, cps_reader=cps_reader, with_outbox=False) as core:
+            assert core.settle()
+            core.open_session(PIN)
+            # The family card holds three people: the core asks which one; the holder.
             family_card = insert_card(VirtualVitale.from_profile("family"), slot=1)
-            family = _next(events)
-            assert family.dossier is not None, family.error
-            assert family.dossier.person == PROFILES["family"].holder
-            assert family.dossier.existence["status"] in ("absent", "open")
+            assert core.wait_until(lambda: core.patient is not None
+                                   and core.patient.state == "choosing", WAIT)
+            core.select_person(1)
+            family = core.patient
+            assert family is not None and family.state == "ready", family
+            assert family.reader == vitale_reader
+            assert family.card.beneficiaries[0] == PROFILES["family"].holder
+            assert family.dmp is not None and family.dmp["status"] in ("absent", "open")
+            family_ins = family.context.ins if family.context else None
 
             family_card.stop()  # the patient leaves with the card
-            cleared = _next(events)
-            assert cleared.dossier is None  # removal clears the context at once
+            assert core.wait_until(lambda: core.patient is None, WAIT)  # cleared at once
+            assert core.snapshot()["patient"]["documents"] == []
             insert_card(VirtualVitale.from_profile("single"), slot=1)  # the next patient
-            single = _next(events)
-            assert single.dossier is not None
-            assert single.dossier.patient.ins != family.dossier.patient.ins
-            assert single.dossier.person.birth_date == PROFILES["single"].holder.birth_date
+            assert core.wait_until(lambda: core.patient is not None
+                                   and core.patient.state == "ready", WAIT)
+            single = core.patient
+            assert single is not None and single.context is not None
+            assert single.context.ins != family_ins
+            assert single.card.beneficiaries[0].birth_date == PROFILES["single"].holder.birth_date

@@ -8,6 +8,7 @@ import re
 import shutil
 import stat
 import subprocess
+import sys
 import zlib
 from pathlib import Path
 
@@ -75,3 +76,19 @@ def test_pdftotext_reads_the_identifier_and_the_code(tmp_path: Path) -> None:
     text = subprocess.run(["pdftotext", str(path), "-"], capture_output=True, text=True,
                           check=True).stdout
     assert "284057511402312" in text and "K7PM-Q2XR-9HTW" in text
+
+
+def test_the_agent_makes_the_sheet_in_a_child_process_with_the_same_text() -> None:
+    # The PDF library stays out of the long-running agent (its memory would stay too).
+    from agent.core.secrets_sheet import render_pdf_apart
+
+    apart = render_pdf_apart(SHEET)
+    assert page_text(apart) == page_text(render_pdf(SHEET))
+    probe = subprocess.run(
+        [sys.executable, "-c", "import sys, datetime as dt\n"
+         "from agent.core.secrets_sheet import SecretsSheet, EmergencyConsents, "
+         "render_pdf_apart\n"
+         "render_pdf_apart(SecretsSheet('A', 'B', '01/01/2000', 'X', 'CODE', "
+         "EmergencyConsents(), dt.date.today()))\n"
+         "print('fpdf' in sys.modules)"], capture_output=True, text=True, check=True)
+    assert probe.stdout.strip() == "False"

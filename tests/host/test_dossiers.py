@@ -245,6 +245,23 @@ def test_closure_belongs_to_the_patient_and_keeps_everything(host: InProcessHost
                   ("close", "patient", "allowed")]
 
 
+def test_a_professional_closes_at_the_patients_request_and_the_patient_is_told(
+        host: InProcessHost) -> None:
+    create(host)
+    closed = host.client(GP).post(f"/dossiers/{CLAIRE}/$close", json={
+        "reason": "ne souhaite plus de DMP", "patientRequest": True})
+    assert closed.status_code == 200, closed.text
+    assert closed.json()["status"] == "closed"
+    assert existence(host).json()["closureReason"] == "ne souhaite plus de DMP"
+    assert [(r.action, r.actor_id, r.outcome) for r in log_rows(host)
+            if r.action.startswith("close")] == [
+        ("close_at_patient_request", GP.id_nat_ps, "allowed")]
+    told = [n for n in notes(host) if n.payload.get("action") == "close_at_patient_request"]
+    assert len(told) == 1 and told[0].payload["actor"]
+    again = host.client(GP).post(f"/dossiers/{CLAIRE}/$reactivate", json={"consent": True})
+    assert again.status_code == 200 and existence(host).json()["status"] == "open"
+
+
 def test_retention_follows_the_hosts_setting(host: InProcessHost) -> None:
     create(host)
     closed = patient.close(host.app.state.guard, CLAIRE, "test",

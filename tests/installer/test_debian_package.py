@@ -180,7 +180,7 @@ def test_the_package_holds_the_agent_its_entry_points_and_nothing_else(
         assert path in listing, path
     site = next(p for p in listing if p.endswith("/site-packages/agent/__init__.py"))
     agent = Path(site).parent
-    for module in ("first_start.py", "cli.py", "run.py", "web/index.html"):
+    for module in ("install/first_start.py", "cli.py", "views/run.py", "views/web/index.html"):
         assert str(agent / module) in listing, module
     # Only pip's tools are left out of the shipped environment; nothing lands elsewhere.
     assert not any("/site-packages/pip/" in p or "/site-packages/setuptools/" in p

@@ -55,7 +55,8 @@ def test_the_installer_carries_the_agent_its_windows_libraries_and_an_uninstalle
              for line in listing.splitlines() if line.startswith("Path = ")}
     for name in ("uninstall.exe", "dmp-agent.cmd", "LISEZMOI-README.txt",
                  f"wheels/dmp_agent-{VERSION}-py3-none-any.whl",
-                 "lib/agent/first_start.py", "lib/agent/cli.py", "lib/agent/web/index.html",
+                 "lib/agent/install/first_start.py", "lib/agent/cli.py",
+                 "lib/agent/views/web/index.html",
                  "python/PYTHON-MISSING-MANQUANT.txt"):
         assert name in names, name
     # Compiled for Windows, not for this Linux machine.

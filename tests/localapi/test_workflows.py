@@ -122,6 +122,35 @@ def test_the_optician_deposits_a_report_that_the_host_stores_with_its_flags(
         assert not_pdf.status_code == 415
 
 
+def test_the_gp_is_designated_and_closes_then_reopens_the_dmp_at_the_patients_request(
+        live: LiveWorld, insert_card: Any) -> None:
+    with _open(live, insert_card, "gp") as api:
+        patient = _patient(live, insert_card, "single")
+        if patient["dmp"]["status"] == "absent":
+            pytest.skip("needs the DMP created by the pharmacist test")  # order of the module
+        assert api.post("/api/dmp/medecin-traitant", json={"confirmed": False}
+                        ).json()["code"] == "confirmation-required"
+        designated = api.post("/api/dmp/medecin-traitant", json={"confirmed": True})
+        assert designated.status_code == 200, designated.text
+        status = live.agent.wait_for(lambda s: s["patient"]["state"] == "ready")
+        assert status["patient"]["dmp"]["medecinTraitant"] is True
+
+        unasked = api.post("/api/dmp/close", json={"reason": "départ", "patientRequest": False})
+        assert unasked.status_code == 400
+        assert unasked.json()["code"] == "patient-request-required"
+        closed = api.post("/api/dmp/close", json={"reason": "départ", "patientRequest": True})
+        assert closed.status_code == 200, closed.text
+        status = live.agent.wait_for(lambda s: s["patient"]["dmp"]["status"] == "closed")
+        assert status["patient"]["documents"] == []  # a closed DMP serves nothing
+        with live.host.db() as db:
+            row = db.execute("SELECT status FROM dossiers WHERE ins = ?",
+                             (patient["patient"]["ins"],)).fetchone()
+        assert row == ("closed",)
+        reopened = api.post("/api/dmp/reactivate", json={"consent": True})
+        assert reopened.status_code == 200, reopened.text
+        live.agent.wait_for(lambda s: s["patient"]["dmp"]["status"] == "open")
+
+
 def test_removing_the_vitale_card_clears_the_patient_at_once(
         live: LiveWorld, insert_card: Any) -> None:
     with _open(live, insert_card, "gp") as api:

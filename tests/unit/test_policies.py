@@ -674,6 +674,21 @@ def test_a_professional_may_not_do_the_patients_part(action: Action) -> None:
     assert refused_because(check(GP, AUTHORISED, action), ReasonCode.PATIENT_ONLY)
 
 
+def test_a_professional_records_the_closure_the_patient_asks_for_and_the_patient_is_told(
+) -> None:
+    decision = check(GP, UNAUTHORISED, Action.CLOSE_AT_PATIENT_REQUEST)
+    assert decision.allowed and decision.notify_patient
+    assert decision.reason is ReasonCode.ALLOWED_CLOSURE_AT_PATIENT_REQUEST
+    assert refused_because(check(GP, BLOCKED, Action.CLOSE_AT_PATIENT_REQUEST),
+                           ReasonCode.BLOCKED)
+    assert refused_because(check(SAMU, UNAUTHORISED, Action.CLOSE_AT_PATIENT_REQUEST,
+                                 mode=AccessMode.centre_15()),
+                           ReasonCode.ACTION_NOT_IN_EMERGENCY_MODE)
+    closed = Dossier(status=DossierStatus.CLOSED)
+    assert refused_because(check(GP, closed, Action.CLOSE_AT_PATIENT_REQUEST),
+                           ReasonCode.DOSSIER_CLOSED)
+
+
 def test_a_professional_records_the_authorisation_the_patient_gives() -> None:
     decision = check(GP, UNAUTHORISED, Action.GRANT)
     assert decision.allowed and decision.reason is ReasonCode.ALLOWED_SELF_AUTHORISATION

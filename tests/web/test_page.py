@@ -56,7 +56,23 @@ def unlock(page: Any, pin: str = PIN) -> None:
     field = page.get_by_label("Code porteur")
     field.fill(pin)
     page.get_by_role("button", name="Ouvrir la session").click()
+    # A card with several practice situations asks for one after the PIN (the first time).
+    opened = page.locator("#sb-session").filter(has_text="Ouverte")
+    choose = page.locator("#situation-choose:visible")
+    expect(opened.or_(choose).first).to_be_visible()
+    if choose.count():
+        choose.get_by_role("button").first.click()
     expect(page.locator("#sb-session")).to_contain_text("Ouverte")
+
+
+def viewed(tab: Any, title: str | re.Pattern[str]) -> str:
+    """The document a tab opened by the page shows: the tab titled by the document, the
+    bytes in a frame from a blob: URL; returns the frame document's type."""
+    expect(tab).to_have_title(title)
+    expect(tab.locator("iframe")).to_have_attribute("src", re.compile(r"^blob:"))
+    frame = next(f for f in tab.frames if f is not tab.main_frame)
+    frame.wait_for_url(re.compile(r"^blob:"))
+    return str(frame.evaluate("document.contentType"))
 
 
 def test_without_token_the_page_says_where_to_open_it(open_page: OpenPage) -> None:
@@ -192,8 +208,7 @@ def test_pharmacist_creates_the_dmp_at_the_counter(
     with page.context.expect_page() as opened:
         page.get_by_role("button", name="Imprimer la fiche du patient").click()
     sheet = opened.value
-    sheet.wait_for_url(re.compile(r"^blob:"))
-    assert sheet.evaluate("document.contentType") == "application/pdf"
+    assert viewed(sheet, re.compile(r"^Fiche du patient — ")) == "application/pdf"
     start = page.evaluate("""async () => {
         const r = await fetch('/api/dmp/sheet', {headers: {Authorization: 'Bearer '
             + sessionStorage.getItem('dmp-agent-token')}});
@@ -372,8 +387,8 @@ def test_gp_reads_the_dossier_then_uses_break_the_glass(
         report.get_by_role("button", name="Ouvrir").click()
     assert answer.value.body() == REPORT_PDF
     viewer = opened.value
-    viewer.wait_for_url(re.compile(r"^blob:"))
-    assert viewer.evaluate("document.contentType") == "application/pdf"
+    # The tab is titled by the document's title (not "about:blank").
+    assert viewed(viewer, "Bilan de la vue — Mme Martin") == "application/pdf"
     viewer.close()
 
     # The Vitale card leaves: nothing of the patient stays on the page.
@@ -436,6 +451,38 @@ def test_gp_reads_the_dossier_then_uses_break_the_glass(
     family.stop()
     expect(banner).to_be_hidden()
     expect(page.locator("#sb-patient")).to_have_text("Aucun / none")
+
+
+def test_gp_is_designated_then_closes_and_reopens_the_dmp_at_the_patients_request(
+        open_page: OpenPage, live: LiveWorld, insert_card: Insert) -> None:
+    insert_card(live.cps("gp"), slot=0)
+    insert_card(VirtualVitale.from_profile("single"), slot=1)
+    page = open_page()
+    unlock(page)
+    ins = patient_ins(live)
+    page.get_by_role("tab", name="Patient").click()
+
+    designate = page.get_by_role("button", name="Enregistrer médecin traitant")
+    expect(designate).to_be_disabled()
+    page.get_by_label("Le patient, présent, me désigne médecin traitant DMP").check()
+    designate.click()
+    expect(page.locator("#patient-authorization")).to_contain_text("médecin traitant")
+    expect(designate).to_be_hidden()  # done once
+
+    close = page.get_by_role("button", name="Fermer le DMP")
+    page.get_by_label("Le patient, présent, demande la fermeture").check()
+    expect(close).to_be_disabled()  # a reason first
+    page.get_by_label("Motif").fill("Ne souhaite plus de DMP")
+    close.click()
+    expect(page.locator("#lifecycle-message")).to_contain_text("DMP fermé")
+    eventually(lambda: (dossier(live, ins) or {}).get("status") == "closed")
+    shot(page, "gp-dmp-closed")
+
+    reopen = page.get_by_role("button", name="Réactiver le DMP")
+    page.get_by_label("Le patient, présent, consent à le rouvrir").check()
+    reopen.click()
+    expect(page.locator("#lifecycle-message")).to_contain_text("DMP réactivé")
+    eventually(lambda: (dossier(live, ins) or {}).get("status") == "open")
 
 
 def test_agent_unreachable_then_back(

@@ -1,7 +1,7 @@
 """The local API's routes over `AgentService` (docs/agent-local-api.md).
 
 Handlers are thin: parse and check the input (400 with a sentence on anything malformed),
-call the service on a worker thread (card and host work block), turn `ServiceError` into
+call the service on a worker thread (card and host work block), turn `AgentError` into
 its status and JSON. Uploads are streamed to a private temporary file, never held whole.
 """
 
@@ -24,10 +24,11 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.routing import Mount, Route
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from agent.core.service import AgentService, ServiceError, outbox_failure
+from agent.core.service import AgentService
+from agent.errors import AgentError, explain
 from agent.views.localapi.guard import Guard
 from agent.views.localapi.token import TOKEN_ROUTE, TokenKeeper
 
@@ -42,21 +43,20 @@ _UNIQUE_ID = re.compile(r"^[!-~]{1,128}$")
 Handler = Callable[[Request], Awaitable[Response]]
 
 
-class BadRequest(ServiceError):
+class BadRequest(AgentError):
     def __init__(self, message: str, code: str = "bad-request", status: int = 400) -> None:
-        super().__init__(code, message, status)
+        super().__init__(message, code=code, status=status)
 
 
-def _error(error: ServiceError) -> JSONResponse:
-    return JSONResponse({"code": error.code, "message": str(error), **error.extra},
-                        status_code=error.status)
+def _error(error: AgentError) -> JSONResponse:
+    return JSONResponse(error.as_json(), status_code=error.http_status)
 
 
 def _guarded(handler: Handler) -> Handler:
     async def run(request: Request) -> Response:
         try:
             return await handler(request)
-        except ServiceError as error:
+        except AgentError as error:
             return _error(error)
         except Exception:
             log.exception("local API %s %s failed", request.method, request.url.path)
@@ -113,7 +113,7 @@ def _date(request: Request, name: str) -> dt.date | None:
 
 
 def _unique_id(request: Request) -> str:
-    value = request.path_params["unique_id"]
+    value: str = request.path_params["unique_id"]
     if not _UNIQUE_ID.match(value):
         raise BadRequest("uniqueId invalide / invalid uniqueId")
     return value
@@ -210,11 +210,27 @@ def create_app(service: AgentService, *, token: str | TokenKeeper, port: int,
     async def open_session(request: Request) -> Response:
         body = await _json_body(request)
         pin = _field(body, "pin", str)
-        situation = _field(body, "situation", int, 0)
+        # The practice situation: its index, or the structure id remembered for the card,
+        # or null (the card's several situations are offered once read behind the PIN,
+        # state "choosing"); absent: the first, as before.
+        situation: int | str | None = 0
+        if body.get("situation") is None and "situation" in body:
+            situation = None
+        elif "situation" in body:
+            situation = _field(body, "situation", int)
+        if "structureId" in body:
+            structure: str = _field(body, "structureId", str)
+            if not structure or len(structure) > 64:
+                raise BadRequest("structureId invalide / invalid structureId")
+            situation = structure
         if not (pin.isascii() and pin.isdigit() and 4 <= len(pin) <= 8):
             raise BadRequest("Code porteur : 4 chiffres / PIN: 4 digits", "bad-pin-format")
         body.clear()
         return JSONResponse(await call(service.open_session, pin, situation))
+
+    async def choose_situation(request: Request) -> Response:
+        body = await _json_body(request)
+        return JSONResponse(await call(service.choose_situation, _field(body, "index", int)))
 
     async def close_session(request: Request) -> Response:
         await call(service.lock_session)
@@ -276,7 +292,7 @@ def create_app(service: AgentService, *, token: str | TokenKeeper, port: int,
         try:
             path, mime = await _spool(request)
         except OSError as error:
-            raise outbox_failure(error, spool) from None
+            raise explain(error, spool) from None
         try:
             queued = await call(service.deposit, path, mime_type=mime, type_code=type_code,
                                 title=title, masked=masked, invisible_to_patient=invisible,
@@ -297,7 +313,8 @@ def create_app(service: AgentService, *, token: str | TokenKeeper, port: int,
     async def retry(request: Request) -> Response:
         item = request.path_params["item_id"]
         if not 0 < item < 1 << 63:  # SQLite's integers: anything else names no item
-            raise ServiceError("bad-item", f"Pas d'envoi n° {item} / no item {item}", 404)
+            raise AgentError(f"Pas d'envoi n° {item} / no item {item}", code="bad-item",
+                             status=404)
         return JSONResponse(await call(service.retry_deposit, item))
 
     async def create_dmp(request: Request) -> Response:
@@ -320,6 +337,24 @@ def create_app(service: AgentService, *, token: str | TokenKeeper, port: int,
         return JSONResponse(await call(service.authorize,
                                        confirmed=_field(body, "confirmed", bool)))
 
+    async def close_dmp(request: Request) -> Response:
+        body = await _json_body(request)
+        reason = _field(body, "reason", str)
+        if len(reason) > 200:
+            raise BadRequest("reason: 200 caractères au plus / at most 200 characters")
+        return JSONResponse(await call(service.close_dmp, reason=reason,
+                                       patient_request=_field(body, "patientRequest", bool)))
+
+    async def reactivate_dmp(request: Request) -> Response:
+        body = await _json_body(request)
+        return JSONResponse(await call(service.reactivate_dmp,
+                                       consent=_field(body, "consent", bool)))
+
+    async def medecin_traitant(request: Request) -> Response:
+        body = await _json_body(request)
+        return JSONResponse(await call(service.designate_medecin_traitant,
+                                       confirmed=_field(body, "confirmed", bool)))
+
     async def diagnostics(request: Request) -> Response:
         return JSONResponse(await call(service.diagnostics))
 
@@ -334,13 +369,13 @@ def create_app(service: AgentService, *, token: str | TokenKeeper, port: int,
         return Response((WEB / "index.html").read_bytes(), media_type="text/html", headers={
             "cache-control": "no-store", "x-frame-options": "DENY",
             "referrer-policy": "no-referrer",
-            "content-security-policy": "default-src 'self'; frame-src 'self'; "
+            "content-security-policy": "default-src 'self'; frame-src 'self' blob:; "
                                        "object-src 'self'; frame-ancestors 'none'"})
 
     def route(path: str, handler: Handler, *methods: str) -> Route:
         return Route(path, _guarded(handler), methods=list(methods))
 
-    routes = [
+    routes: list[BaseRoute] = [
         route("/", page, "GET"),
         route("/api/health", health, "GET"),
         route(TOKEN_ROUTE, token_file, "POST"),
@@ -349,6 +384,7 @@ def create_app(service: AgentService, *, token: str | TokenKeeper, port: int,
         route("/api/events", events, "GET"),
         route("/api/session", open_session, "POST"),
         route("/api/session", close_session, "DELETE"),
+        route("/api/session/situation", choose_situation, "POST"),
         route("/api/patient/select", select, "POST"),
         route("/api/patient/reload", reload, "POST"),
         route("/api/patient/access-mode", access_mode, "PUT"),
@@ -362,6 +398,9 @@ def create_app(service: AgentService, *, token: str | TokenKeeper, port: int,
         route("/api/outbox/{item_id:int}/retry", retry, "POST"),
         route("/api/dmp", create_dmp, "POST"),
         route("/api/dmp/sheet", sheet, "GET"),
+        route("/api/dmp/close", close_dmp, "POST"),
+        route("/api/dmp/reactivate", reactivate_dmp, "POST"),
+        route("/api/dmp/medecin-traitant", medecin_traitant, "POST"),
         route("/api/authorizations", authorize, "POST"),
         route("/api/diagnostics", diagnostics, "GET"),
         route("/api/settings", settings, "GET"),

@@ -7,33 +7,45 @@ every refused token, and when a client asks through ``POST /api/token-file``); a
 others could read gets a new token, since the old one may have leaked. Nothing else writes
 the file while the agent runs: `client_token` (``dmp-agent page --print-token``, the page's
 address) asks the running agent to restore its file before reading it, and creates a token
-only when no agent runs. docs/agent-local-api.md.
+only when no agent runs. The agent is found through its discovery file (`discovery`), else
+on ``api.port``: another user's agent may hold that port. docs/agent-local-api.md.
+
+"Others could read it" is POSIX's mode and owner. Windows has neither (``st_mode`` says
+nothing of who may read, there are no uids): the file lives in the user's own profile
+(``%LOCALAPPDATA%``), whose ACL lets only that user (and the administrators) in, so an
+existing well-formed file is kept there; judging it by POSIX bits would give a new token at
+every read, one the running agent refuses.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import secrets
 import stat
+import sys
 import threading
 from pathlib import Path
 
-import httpx
-
 from agent.config import AgentConfig, private_dir, write_private_file
+from agent.errors import AgentError
+from agent.views.localapi import discovery
 
 log = logging.getLogger(__name__)
 
 TOKEN_FILE = "api-token"
 TOKEN_ROUTE = "/api/token-file"
 ASK_TIMEOUT = 3.0  # seconds: the agent is on this machine, it answers at once or not at all
+_WELL_FORMED = re.compile(r"[A-Za-z0-9_-]{32,}")  # what secrets.token_urlsafe makes
 
 _running: dict[Path, TokenKeeper] = {}  # the keeper of this process's agent, by file
 
 
-class TokenError(Exception):
+class TokenError(AgentError):
     """No usable token: an agent answers but does not accept the token of this user's file."""
+
+    code, status = "token-refused", 401
 
 
 def token_path(config: AgentConfig) -> Path:
@@ -41,11 +53,20 @@ def token_path(config: AgentConfig) -> Path:
 
 
 def _private(info: os.stat_result) -> bool:
-    """Readable and writable by this user only (POSIX; Windows protects the profile)."""
-    getuid = getattr(os, "getuid", None)
-    if getuid is None:
-        return True
-    return stat.S_IMODE(info.st_mode) & 0o077 == 0 and info.st_uid == getuid()
+    """Readable and writable by this user only (module docstring: per platform)."""
+    if sys.platform == "win32":
+        return _private_windows(info)
+    return _private_posix(info, os.getuid())
+
+
+def _private_posix(info: os.stat_result, uid: int) -> bool:
+    """No permission bit for group or others, and owned by ``uid``."""
+    return stat.S_IMODE(info.st_mode) & 0o077 == 0 and info.st_uid == uid
+
+
+def _private_windows(info: os.stat_result) -> bool:
+    """A plain file: the profile's ACL is what keeps others out (no mode to look at)."""
+    return stat.S_ISREG(info.st_mode)
 
 
 def _read(path: Path) -> tuple[str | None, bool]:
@@ -55,7 +76,7 @@ def _read(path: Path) -> tuple[str | None, bool]:
         token = path.read_text(encoding="ascii").strip()
     except (OSError, UnicodeDecodeError):
         return None, True  # missing or unreadable: the caller writes it again
-    return (token if len(token) >= 32 else None), _private(info)
+    return (token if _WELL_FORMED.fullmatch(token) else None), _private(info)
 
 
 def _write(path: Path, token: str) -> None:
@@ -75,21 +96,29 @@ def load_or_create_token(config: AgentConfig) -> str:
 
 
 class TokenKeeper:
-    """The running agent's token (``path`` None: a token with no file, for tests)."""
+    """The running agent's token (``path`` None: a token with no file, for tests) and the
+    port its API listens on (None: not known here)."""
 
-    def __init__(self, path: Path | None, token: str) -> None:
+    def __init__(self, path: Path | None, token: str, port: int | None = None) -> None:
         self.path = path
+        self.port = port
         self._token = token
         self._lock = threading.Lock()
 
     @classmethod
-    def start(cls, config: AgentConfig) -> TokenKeeper:
+    def start(cls, config: AgentConfig, port: int | None = None) -> TokenKeeper:
         """The agent's keeper: the file's token (made if needed), registered for this
-        process so that its own page addresses use it."""
-        keeper = cls(token_path(config), load_or_create_token(config))
+        process so that its own page addresses use it and its port (default ``api.port``)."""
+        keeper = cls(token_path(config), load_or_create_token(config),
+                     config.api_port if port is None else port)
         assert keeper.path is not None
         _running[keeper.path] = keeper
         return keeper
+
+    def stop(self) -> None:
+        """This process's agent stops: its page addresses are no longer this keeper's."""
+        if self.path is not None and _running.get(self.path) is self:
+            del _running[self.path]
 
     @property
     def token(self) -> str:
@@ -120,16 +149,58 @@ class TokenKeeper:
         return outcome
 
 
-def client_token(config: AgentConfig) -> str:
-    """The token the running agent accepts, for a client of this user: this process's own
-    agent's, else the file after asking the agent on ``api.port`` to restore it, else (no
-    agent runs) the file's, made if needed. `TokenError` when an agent answers but refuses
-    it (another user's agent on that port, or one with another configuration)."""
+def client_endpoint(config: AgentConfig) -> tuple[str, str]:
+    """(base URL, token) for a client of this user: this process's own agent's, else the
+    running agent's that accepts this user's token (`running_agent`), else (no agent runs)
+    ``api.port`` and the file's token, made if needed: the next agent starts with it.
+    `TokenError` when an agent answers on ``api.port`` but refuses it and none accepts it."""
     path = token_path(config)
     if (keeper := _running.get(path)) is not None:
         keeper.restore()
-        return keeper.token
-    base = f"http://127.0.0.1:{config.api_port}"
+        return discovery.base_url(keeper.port or config.api_port), keeper.token
+    found = running_agent(config)
+    if found is not None:
+        return found
+    return discovery.base_url(config.api_port), load_or_create_token(config)
+
+
+def running_agent(config: AgentConfig) -> tuple[str, str] | None:
+    """(base URL, token) of this user's running agent: the one the discovery file names,
+    else the one on ``api.port``, if it accepts the token of this user's file (each is first
+    asked to write its token back there); None when no agent answers. `TokenError` when
+    the agent on ``api.port`` refuses it (another user's, or another configuration's) and
+    none other accepts it."""
+    path = token_path(config)
+    ports = [config.api_port]
+    found = discovery.read(config)
+    if found is not None and found.port != config.api_port:
+        ports.insert(0, found.port)  # where this user's agent said it listens
+    refused = False
+    for port in ports:
+        answer = _ask(discovery.base_url(port), path)
+        if answer is None:
+            continue  # nobody there (a discovery file left by an agent that was killed)
+        token, accepted = answer
+        if accepted and token is not None:
+            return discovery.base_url(port), token
+        # Not ours: on the discovery file's port, an agent that took it after ours was
+        # killed (the file is stale); on api.port, another user's.
+        refused = refused or port == config.api_port
+    if refused:
+        raise TokenError(
+            f"Un agent répond sur le port {config.api_port} mais n'accepte pas le jeton de "
+            f"{path} : c'est celui d'un autre utilisateur ou d'une autre configuration "
+            "(api.port), ou un agent ancien à redémarrer / an agent answers on port "
+            f"{config.api_port} but refuses the token in {path}: it belongs to another user "
+            "or another configuration (api.port), or it is an older agent to restart")
+    return None
+
+
+def _ask(base: str, path: Path) -> tuple[str | None, bool] | None:
+    """Ask the agent at ``base`` to write its token back in ``path``, then whether it
+    accepts the file's token: (token, accepted), or None when nobody answers."""
+    import httpx  # ~30 ms: only when another agent may be running, not at every start
+
     try:
         with httpx.Client(base_url=base, timeout=ASK_TIMEOUT) as agent:
             agent.post(TOKEN_ROUTE)  # our agent writes its token back in our file
@@ -138,19 +209,20 @@ def client_token(config: AgentConfig) -> str:
                 "/api/openapi.yaml", headers={"authorization": f"Bearer {token}"}
             ).status_code == 200
     except httpx.TransportError:
-        return load_or_create_token(config)  # no agent runs: the next one starts with this
-    if token is None or not accepted:
-        raise TokenError(
-            f"Un agent répond sur le port {config.api_port} mais n'accepte pas le jeton de "
-            f"{path} : c'est celui d'un autre utilisateur ou d'une autre configuration "
-            "(api.port), ou un agent ancien à redémarrer / an agent answers on port "
-            f"{config.api_port} but refuses the token in {path}: it belongs to another user "
-            "or another configuration (api.port), or it is an older agent to restart")
-    return token
+        return None
+    return token, accepted
+
+
+def client_token(config: AgentConfig) -> str:
+    """The token the running agent accepts, for a client of this user (`client_endpoint`:
+    made when no agent runs; `TokenError` when only another user's agent answers)."""
+    return client_endpoint(config)[1]
 
 
 def page_url(config: AgentConfig, section: str = "") -> str:
-    """The page's address with the API token in the fragment (never sent to a server,
-    never in a log); ``section`` names a part of the page, e.g. ``deposit``."""
-    url = f"http://127.0.0.1:{config.api_port}/#token={client_token(config)}"
+    """The page's address, on the port this user's agent listens on, with the API token in
+    the fragment (never sent to a server, never in a log); ``section`` names a part of the
+    page, e.g. ``deposit``."""
+    base, token = client_endpoint(config)
+    url = f"{base}/#token={token}"
     return f"{url}&section={section}" if section else url

@@ -4,6 +4,8 @@
 // from the API goes in through textContent, never as HTML.
 
 const TOKEN_KEY = 'dmp-agent-token';
+// The practice situation last chosen per card: idNat_PS -> structure id (this browser).
+const SITUATIONS_KEY = 'dmp-agent-situations';
 const SECTIONS = ['session', 'patient', 'dossier', 'deposit', 'create', 'emergency',
   'diagnostics', 'settings'];
 const NEEDS_SESSION = new Set(['patient', 'dossier', 'deposit', 'create', 'emergency']);
@@ -24,6 +26,7 @@ let returnTo = null; // the last section that needs a session: shown once it is 
 let filtered = null; // {key, list}: the result of GET /api/documents for the filters
 let depositTypes = {key: null, list: []};
 let titleEdited = false;
+let depositing = false; // an upload is under way: the submit waits for it
 // outbox item id -> {id, title, state, lastError, attempts, reason, reasonText, nextAttempt}
 const tracked = new Map();
 
@@ -288,6 +291,8 @@ function setOffline(offline, retryIn = null) {
 }
 
 function notice(data) {
+  // A blocked CPS is said once, where the session is (the panel and the status bar).
+  if (/^Carte CPS bloquée/.test(data.title || '')) return;
   const box = el('div', {class: `notice ${data.level || 'info'}`},
     el('strong', {text: data.title || ''}), el('span', {text: data.text || ''}));
   const list = $('notices');
@@ -339,7 +344,9 @@ function render() {
   show('app', true);
   const patient = state.patient || {};
   const mode = patient.accessMode;
-  show('emergency-banner', Boolean(mode));
+  // The red banner says an emergency access is open: only while the dossier is read in
+  // that mode (a refusal is said once, as the patient's error).
+  show('emergency-banner', Boolean(mode) && patient.state !== 'error');
   if (mode) {
     const btg = breakTheGlass(mode);
     $('emergency-title').textContent = btg ? 'ACCÈS EN URGENCE (BRIS DE GLACE)'
@@ -367,7 +374,7 @@ function slotText(slot) {
   if (status === 'reader-error') return `lecteur en erreur / reader error ${slot.message || ''}`;
   const kind = slot.kind === 'cps' ? 'CPS' : slot.kind === 'vitale' ? 'Vitale' : 'carte';
   if (status === 'blocked') return `${kind} bloquée / blocked`;
-  if (status === 'expired') return `${kind} expirée / expired`;
+  if (status === 'expired') return `${kind} expirée — à renouveler / expired`;
   if (slot.kind === 'cps' && slot.cps) return `CPS — ${personName(slot.cps)}`;
   if (slot.kind === 'vitale' && slot.vitale) {
     const people = slot.vitale.beneficiaries || [];
@@ -376,6 +383,36 @@ function slotText(slot) {
   }
   return slot.label || slot.message || kind;
 }
+
+// The CPS and the session as one state, derived from state.session and state.cards only:
+// every panel (status bar, Session, the hints of the other tabs) says the same.
+function cardState() {
+  const session = (state && state.session) || {};
+  const slots = (state && state.cards && state.cards.slots) || [];
+  const cps = slots.find((slot) => slot.kind === 'cps'
+    && (!session.reader || slot.reader === session.reader)) || null;
+  const who = personName(session.professional || (cps && cps.cps));
+  const s = session.state;
+  if (s === 'open') return {kind: 'open', who};
+  if (s === 'choosing') return {kind: 'choosing', who};
+  if (s === 'opening') return {kind: 'opening', who};
+  if ((cps && cps.status === 'blocked') || session.pinTriesLeft === 0) {
+    return {kind: 'blocked', who, text: (cps && cps.status === 'blocked' && cps.message)
+      || session.error || BLOCKED_TEXT};
+  }
+  if (cps && cps.status === 'expired') {
+    return {kind: 'expired', who, text: cps.message || session.error || EXPIRED_TEXT};
+  }
+  if (s === 'locked') return {kind: 'locked', who};
+  if (session.error) return {kind: 'error', who, text: session.error};
+  return {kind: 'none', who};
+}
+
+const BLOCKED_TEXT = 'Carte CPS bloquée : l\'agent ne peut pas la débloquer ; demandez son '
+  + 'déblocage ou son remplacement à l\'émetteur de la carte (ANS). / The CPS is blocked: '
+  + 'ask its issuer.';
+const EXPIRED_TEXT = 'Carte CPS expirée : faites-la renouveler auprès de l\'émetteur des '
+  + 'cartes CPS (ANS). / The CPS expired: have it renewed.';
 
 function renderStatusBar() {
   const slots = (state.cards && state.cards.slots) || [];
@@ -394,15 +431,23 @@ function renderStatusBar() {
     }
   }
   const session = state.session || {};
-  const who = personName(session.professional);
+  const card = cardState();
+  const who = card.who;
   const sessionText = {
     none: 'Aucune carte CPS / no CPS card',
     locked: `Verrouillée — code porteur attendu / locked${who ? ` (${who})` : ''}`,
     opening: 'Ouverture… / opening',
-    open: `Ouverte / open — ${who}${session.situation ? `, ${session.situation.name}` : ''}`,
-  }[session.state] || session.state || '';
+    choosing: 'Choix de la structure / choose the practice situation',
+    blocked: `CPS bloquée — voir l'onglet Session / blocked${who ? ` (${who})` : ''}`,
+    expired: `CPS expirée — à renouveler / expired${who ? ` (${who})` : ''}`,
+    error: card.text || '',
+    open: `Ouverte / open — ${who}`,
+  }[card.kind] || '';
   $('sb-session').textContent = sessionText;
-  $('sb-session').dataset.state = session.state || '';
+  $('sb-session').dataset.state = card.kind;
+  // The structure the session works for (the practice situation chosen at the opening).
+  $('sb-structure').textContent = card.kind === 'open' && session.situation
+    ? `Structure : ${session.situation.name}` : '';
   const patient = state.patient || {};
   let patientText = {
     none: 'Aucun / none',
@@ -463,6 +508,11 @@ function patientKey() {
 // The hint a section shows when it cannot be used yet; '' when it can.
 function prerequisite() {
   if (!sessionOpen()) {
+    const card = cardState();
+    if (card.kind === 'blocked' || card.kind === 'expired') {
+      return `${card.kind === 'blocked' ? 'Carte CPS bloquée' : 'Carte CPS expirée'} : `
+        + 'voir l\'onglet Session. / See the Session tab.';
+    }
     return 'Ouvrez d\'abord la session : carte CPS et code porteur (onglet Session). '
       + '/ Open the session first (CPS and PIN).';
   }
@@ -479,25 +529,38 @@ function prerequisite() {
   return '';
 }
 
+let lastCardKind = null;
 function renderSession() {
   const session = state.session || {};
-  const s = session.state;
-  show('session-none', s === 'none' && !session.error);
-  const blocked = session.pinTriesLeft === 0;
-  show('session-blocked', Boolean(s === 'none' && session.error) || (s === 'locked' && blocked));
-  $('session-blocked').textContent = blocked
-    ? 'Carte CPS bloquée : débloquez-la avec le code PUK. / The CPS is blocked: unblock it '
-      + 'with the PUK.'
-    : (session.error || '');
-  const locked = (s === 'locked' || s === 'opening') && !blocked;
+  const card = cardState();
+  const s = card.kind;
+  if (s !== lastCardKind) {
+    // A message of the last state must not stay beside the new one ("Session ouverte"
+    // under "Insérez votre carte CPS").
+    // A wrong PIN's message stays through opening -> locked; a session's end, a card
+    // gone, expired or blocked clear it.
+    const stale = lastCardKind === 'open' || ['none', 'expired', 'blocked', 'error']
+      .includes(s);
+    if (lastCardKind !== null && stale) say('pin-message', '');
+    lastCardKind = s;
+  }
+  show('session-none', s === 'none');
+  show('session-blocked', ['blocked', 'expired', 'error'].includes(s));
+  $('session-blocked').textContent = card.text || '';
+  const locked = s === 'locked' || s === 'opening';
   show('pin-form', locked);
   $('pin-submit').disabled = s === 'opening';
   if (!locked) $('pin').value = '';
-  $('pin-holder').textContent = personName(session.professional);
+  $('pin-holder').textContent = card.who;
   const tries = session.pinTriesLeft;
-  $('pin-tries').textContent = typeof tries === 'number' && tries < 3
+  $('pin-tries').textContent = typeof tries === 'number' && tries < 3 && tries > 1
     ? `— ${tries} essai(s) restant(s) / tries left` : '';
+  // Before the last try: said where the PIN is typed.
+  show('pin-last-try', locked && tries === 1);
+  renderSituations(session, locked);
   show('session-open', s === 'open');
+  const situations = session.situations || [];
+  show('change-situation', s === 'open' && situations.length > 1);
   if (s === 'open') {
     const who = session.professional || {};
     $('session-who').textContent = `${personName(who)} (${who.idNatPs || ''})`;
@@ -506,6 +569,78 @@ function renderSession() {
     $('session-structure').textContent = session.situation
       ? `${session.situation.name} (${session.situation.structureId})` : '';
     $('session-until').textContent = frenchDate(session.notAfter);
+  }
+}
+
+// -- practice situations ----------------------------------------------------------------
+function rememberedSituations() {
+  try {
+    const map = JSON.parse(localStorage.getItem(SITUATIONS_KEY) || '{}');
+    return map && typeof map === 'object' ? map : {};
+  } catch {
+    return {};
+  }
+}
+
+function remembered(idNatPs) {
+  return idNatPs ? rememberedSituations()[idNatPs] || null : null;
+}
+
+function remember(idNatPs, structureId) {
+  if (!idNatPs || !structureId) return;
+  const map = rememberedSituations();
+  map[idNatPs] = structureId;
+  localStorage.setItem(SITUATIONS_KEY, JSON.stringify(map));
+}
+
+function situationLabel(situation) {
+  return [situation.name, situation.role].filter(Boolean).join(' — ');
+}
+
+function renderSituations(session, locked) {
+  const situations = session.situations || [];
+  const id = session.professional && session.professional.idNatPs;
+  // Before the PIN: the card's situations, once known (read behind the PIN at an opening).
+  const several = locked && situations.length > 1;
+  show('pin-situation-field', several);
+  if (several && changed('pin-situation', [id, situations])) {
+    const select = $('pin-situation');
+    select.replaceChildren(...situations.map((sit) => el('option', {value: sit.index,
+      text: situationLabel(sit)})));
+    const mine = situations.find((sit) => sit.structureId === remembered(id));
+    select.value = String(mine ? mine.index : situations[0].index);
+  }
+  // After the PIN, the first time: the opening waits for the choice.
+  const choosing = session.state === 'choosing';
+  show('situation-choose', choosing);
+  if (choosing && changed('situation-choices', [id, situations])) {
+    const mine = remembered(id);
+    $('situation-choices').replaceChildren(...situations.map((sit) => el('li', {},
+      el('button', {type: 'button', class: sit.structureId === mine ? 'primary' : '',
+        'data-index': sit.index, onclick: () => chooseSituation(sit)},
+      situationLabel(sit)))));
+  }
+}
+
+async function chooseSituation(situation) {
+  const session = state.session || {};
+  remember(session.professional && session.professional.idNatPs, situation.structureId);
+  try {
+    await api('POST', '/api/session/situation', {index: situation.index});
+  } catch (error) {
+    say('pin-message', error.message, 'error');
+  }
+}
+
+async function changeSituation() {
+  // Another structure: the session is locked, the PIN form offers the card's situations.
+  try {
+    await api('DELETE', '/api/session');
+    say('pin-message', 'Choisissez la structure, puis saisissez le code porteur. / Choose '
+      + 'the practice situation, then enter the PIN.');
+    select('session', true);
+  } catch (error) {
+    say('pin-message', error.message, 'error');
   }
 }
 
@@ -555,10 +690,16 @@ function renderPatient() {
   show('authorize-form', mayAuthorize);
   if (!mayAuthorize) $('authorize-confirm').checked = false;
   $('authorize-submit').disabled = !$('authorize-confirm').checked;
-  show('patient-others', people.length > 1);
-  if (people.length > 1 && changed('beneficiaries-others', [people, patient.personIndex])) {
-    $('beneficiaries-others').replaceChildren(
-      ...people.map((p) => beneficiaryItem(p, patient.personIndex)));
+  const professional = (state.session || {}).professional || {};
+  // Only a doctor can be médecin traitant DMP; the host refuses anyone else anyway.
+  confirmForm('traitant', dmp.status === 'open' && !mode && professional.profession === '10'
+    && !dmp.medecinTraitant);
+  confirmForm('close', dmp.status === 'open' && !mode, () => $('close-reason').value.trim());
+  confirmForm('reactivate', dmp.status === 'closed' && !mode);
+  const others = people.filter((p) => p.index !== patient.personIndex);
+  show('patient-others', people.length > 1 && others.length > 0);
+  if (changed('beneficiaries-others', [others, patient.personIndex])) {
+    $('beneficiaries-others').replaceChildren(...others.map((p) => beneficiaryItem(p, null)));
   }
 }
 
@@ -627,7 +768,8 @@ function documentRow(doc) {
   if (doc.invisibleToPatient) flags.append(flag('Invisible patient', 'invisible'));
   if (doc.archived) flags.append(flag('Archivé / archived', 'archived'));
   if (doc.ownDocument) flags.append(flag('Mon document / mine', 'own'));
-  const actions = el('td', {class: 'actions'},
+  // The buttons in a box of their own: the cell stays a table cell (its row line aligned).
+  const actions = el('div', {class: 'actions'},
     el('button', {type: 'button', class: 'primary', 'aria-label': `Ouvrir ${doc.title}`,
       onclick: () => openDocument(doc)}, 'Ouvrir'));
   if (doc.ownDocument) {
@@ -636,6 +778,8 @@ function documentRow(doc) {
     else actions.append(action(doc, 'mask', 'Masquer'));
     if (!doc.invisibleToPatient) {
       actions.append(action(doc, 'hide-from-patient', 'Invisible patient'));
+    } else {
+      actions.append(action(doc, 'show-to-patient', 'Visible patient'));
     }
     if (!doc.archived) actions.append(action(doc, 'archive', 'Archiver'));
     actions.append(action(doc, 'delete', 'Supprimer', 'danger'));
@@ -645,7 +789,7 @@ function documentRow(doc) {
     el('td', {text: doc.title}),
     el('td', {text: doc.typeLabel || doc.typeCode}),
     el('td', {text: doc.author}),
-    flags, actions);
+    flags, el('td', {class: 'actions-cell'}, actions));
 }
 
 const ACTIONS = {
@@ -653,6 +797,8 @@ const ACTIONS = {
   unmask: 'Rendre ce document visible aux professionnels ? / Show it to professionals?',
   'hide-from-patient': 'Rendre ce document invisible pour le patient ? / Hide it from the '
     + 'patient?',
+  'show-to-patient': 'Rendre ce document visible pour le patient (consultation d\'annonce '
+    + 'faite) ? / Show it to the patient?',
   archive: 'Archiver ce document ? / Archive this document?',
   delete: 'Supprimer ce document du DMP ? Personne ne le verra plus. / Delete this document? '
     + 'Nobody will see it any more.',
@@ -667,10 +813,16 @@ function renderDeposit() {
   const hint = prerequisite();
   say('deposit-message-top', hint);
   show('deposit-form', !hint);
+  const patient = state.patient || {};
+  // The form names the patient it deposits for.
+  $('deposit-patient').textContent = !hint && patient.patient
+    ? `${personName(patient.patient)} — né(e) le ${birthDate(patient.patient.birthDate)}` : '';
   const session = state.session || {};
   const key = sessionOpen() ? `${session.professional && session.professional.idNatPs}` : null;
   if (key !== depositTypes.key) {
     depositTypes = {key, list: []};
+    tracked.clear(); // the deposits followed here were the last professional's
+    $('deposit-type').value = '';
     fillTypes();
     if (key) loadDepositTypes(key);
   }
@@ -699,13 +851,18 @@ function renderEmergency() {
   const dmp = patient.dmp || {};
   if (!hint && dmp.status !== 'open') hint = dmpStatus(dmp.status);
   const mode = patient.accessMode;
-  say('emergency-message-top', hint);
+  say('emergency-message-top', hint, patient.state === 'error' ? 'error' : 'info');
+  if (patient.state === 'error' && $('emergency-message').dataset.kind === 'ok') {
+    say('emergency-message', '');
+  }
   show('emergency-forms', !hint || Boolean(mode && sessionOpen()));
   show('btg-form', !mode);
   // Centre 15 only where the host says this session may use it (a regulation centre).
   const modes = (state.session && state.session.accessModes) || [];
   show('regulation-form', !mode && modes.includes('centre_15'));
   show('emergency-end-panel', Boolean(mode));
+  $('emergency-end-panel').firstChild.textContent = patient.state === 'error'
+    ? 'Revenir à l\'accès normal ' : 'Terminer l\'accès d\'urgence ';
   $('btg-submit').disabled = $('btg-justification').value.trim().length < MIN_JUSTIFICATION;
 }
 
@@ -722,8 +879,21 @@ async function submitPin(event) {
   }
   $('pin-submit').disabled = true;
   say('pin-message', 'Vérification du code… / checking the PIN…');
+  const session = state.session || {};
+  const id = session.professional && session.professional.idNatPs;
+  const body = {pin};
+  if (!$('pin-situation-field').hidden) {
+    const index = Number($('pin-situation').value);
+    body.situation = index;
+    const chosen = (session.situations || []).find((sit) => sit.index === index);
+    if (chosen) remember(id, chosen.structureId);
+  } else if (remembered(id)) {
+    body.structureId = remembered(id); // not on the card: the agent asks
+  } else {
+    body.situation = null; // several situations: the agent asks once it has read them
+  }
   try {
-    await api('POST', '/api/session', {pin});
+    await api('POST', '/api/session', body);
     say('pin-message', 'Session ouverte. / Session open.', 'ok');
     if (current === 'session') select(returnTo || 'patient');
   } catch (error) {
@@ -732,8 +902,7 @@ async function submitPin(event) {
       say('pin-message', `Code porteur erroné : ${left} essai(s) restant(s). / Wrong PIN: `
         + `${left} tries left.`, 'error');
     } else if (error.status === 423) {
-      say('pin-message', 'Carte CPS bloquée : débloquez-la avec le code PUK. / The CPS is '
-        + 'blocked: unblock it with the PUK.', 'error');
+      say('pin-message', ''); // the panel says it, once
     } else {
       say('pin-message', error.message, 'error');
     }
@@ -759,6 +928,38 @@ async function choose(index) {
     await api('POST', '/api/patient/select', {index});
   } catch (error) {
     say('patient-message', error.message, 'error');
+  }
+}
+
+function confirmForm(name, visible, ready = () => true) {
+  show(`${name}-form`, visible);
+  if (!visible) $(`${name}-confirm`).checked = false;
+  $(`${name}-submit`).disabled = !($(`${name}-confirm`).checked && ready());
+}
+
+const LIFECYCLE = {
+  traitant: ['/api/dmp/medecin-traitant', () => ({confirmed: true}),
+    'Médecin traitant DMP enregistré. / Recorded as médecin traitant.'],
+  close: ['/api/dmp/close', () => ({reason: $('close-reason').value.trim(), patientRequest: true}),
+    'DMP fermé : conservé dix ans, réactivable. / DMP closed: kept ten years.'],
+  reactivate: ['/api/dmp/reactivate', () => ({consent: true}),
+    'DMP réactivé. / DMP reactivated.'],
+};
+
+async function lifecycle(event, name) {
+  event.preventDefault();
+  if (!$(`${name}-confirm`).checked) return;
+  const [path, body, done] = LIFECYCLE[name];
+  $(`${name}-submit`).disabled = true;
+  try {
+    await api('POST', path, body());
+    $(`${name}-confirm`).checked = false;
+    if (name === 'close') $('close-reason').value = '';
+    say('lifecycle-message', done, 'ok');
+  } catch (error) {
+    say('lifecycle-message', error.message, 'error');
+  } finally {
+    render();
   }
 }
 
@@ -835,9 +1036,30 @@ function safeType(header) {
   return VIEWABLE.has(type) ? type : 'application/octet-stream';
 }
 
-async function openInTab(path, messageId) {
+// The tab shows the document in a frame under its own title (a blob: URL opened directly
+// would be titled by its address); the frame's blob: is allowed by the page's CSP
+// (frame-src blob:) and holds PDF or text only.
+function showInTab(win, url, type, title) {
+  const doc = win.document;
+  doc.title = title;
+  if (type === 'application/octet-stream') {
+    win.location.href = url; // saved, never rendered
+    return;
+  }
+  doc.documentElement.lang = 'fr';
+  doc.body.style.margin = '0';
+  const frame = doc.createElement('iframe');
+  frame.title = title;
+  frame.src = url;
+  Object.assign(frame.style, {border: '0', display: 'block', width: '100vw',
+    height: '100vh'});
+  doc.body.replaceChildren(frame);
+}
+
+async function openInTab(path, messageId, title = 'Document') {
   // Opened at the click (a popup opened later would be blocked), filled once fetched.
   const win = window.open('', '_blank');
+  if (win) win.document.title = `${title} — ouverture… / opening…`;
   say(messageId, 'Ouverture… / opening…');
   try {
     const response = await request('GET', path);
@@ -847,7 +1069,7 @@ async function openInTab(path, messageId) {
     setTimeout(() => URL.revokeObjectURL(url), 120000);
     if (win) {
       win.opener = null;
-      win.location.href = url;
+      showInTab(win, url, type, title);
       say(messageId, 'Ouvert dans un nouvel onglet. / Opened in a new tab.', 'ok');
     } else {
       const node = $(messageId);
@@ -862,7 +1084,8 @@ async function openInTab(path, messageId) {
 }
 
 function openDocument(doc) {
-  openInTab(`/api/documents/${encodeURIComponent(doc.uniqueId)}/content`, 'document-message');
+  openInTab(`/api/documents/${encodeURIComponent(doc.uniqueId)}/content`, 'document-message',
+    doc.title || doc.typeLabel || 'Document');
 }
 
 function confirmAction(text) {
@@ -899,18 +1122,21 @@ async function loadDepositTypes(key) {
 }
 
 function fillTypes() {
+  // No type is preselected: the professional chooses one (the submit waits for it).
   const select = $('deposit-type');
   const chosen = select.value;
-  select.replaceChildren(...depositTypes.list.map((t) => el('option', {value: t.code,
+  select.replaceChildren(el('option', {value: '', text: '— Choisissez le type / choose the '
+    + 'type —'}), ...depositTypes.list.map((t) => el('option', {value: t.code,
     text: t.label})));
-  if (depositTypes.list.some((t) => t.code === chosen)) select.value = chosen;
-  defaultTitle();
+  select.value = depositTypes.list.some((t) => t.code === chosen) ? chosen : '';
+  typeChosen();
 }
 
-function defaultTitle() {
-  if (titleEdited) return;
+function typeChosen() {
   const chosen = depositTypes.list.find((t) => t.code === $('deposit-type').value);
-  $('deposit-title').value = chosen ? chosen.label : '';
+  $('deposit-submit').disabled = !chosen || depositing;
+  // The title follows the type the professional chose, until they write their own.
+  if (!titleEdited) $('deposit-title').value = chosen ? chosen.label : '';
 }
 
 function fileType(file) {
@@ -969,7 +1195,8 @@ function deposit(event) {
   });
   xhr.upload.addEventListener('load', () => setProgress(100));
   xhr.addEventListener('load', () => {
-    $('deposit-submit').disabled = false;
+    depositing = false;
+    typeChosen();
     let answer = {};
     try {
       answer = JSON.parse(xhr.responseText);
@@ -984,9 +1211,8 @@ function deposit(event) {
       $('deposit-form').reset();
       titleEdited = false;
       showFile();
-      fillTypes();
-      $('deposit-type').value = type;
-      defaultTitle();
+      $('deposit-type').value = ''; // the next document's type is chosen again
+      typeChosen();
       checkOutbox();
     } else {
       if (xhr.status === 401 && answer.code === 'bad-token') {
@@ -998,9 +1224,11 @@ function deposit(event) {
     renderDeposits();
   });
   xhr.addEventListener('error', () => {
-    $('deposit-submit').disabled = false;
+    depositing = false;
+    typeChosen();
     say('deposit-message', 'Agent injoignable / the agent cannot be reached', 'error');
   });
+  depositing = true;
   $('deposit-submit').disabled = true;
   setProgress(0);
   say('deposit-message', 'Envoi du fichier… / uploading…');
@@ -1072,8 +1300,15 @@ function renderDeposits() {
     if (!all.has(item.id)) all.set(item.id, item);
   }
   const list = [...all.values()].sort((a, b) => b.id - a.id);
-  if (!changed('deposits', list)) return;
+  const others = outbox.others || {};
+  const otherCount = (others.pending || 0) + (others.failed || 0);
+  if (!changed('deposits', [list, otherCount])) return;
   show('deposits-empty', list.length === 0);
+  // Other professionals' deposits (or older ones, queued before the agent recorded whose
+  // they are): counted, never listed; the agent sends them all.
+  $('deposits-others').textContent = otherCount
+    ? `${otherCount} autre(s) dépôt(s) en file sur ce poste, d'autres sessions : envoyés par `
+      + 'l\'agent. / other deposits queued on this workstation.' : '';
   $('deposits').replaceChildren(...list.map((item) => {
     const li = el('li', {class: `deposit ${item.state}`, 'data-id': item.id},
       el('strong', {text: item.title || `#${item.id}`}), ' — ',
@@ -1129,9 +1364,15 @@ async function createDmp(event) {
 async function setMode(mode, justification = '') {
   say('emergency-message', 'Accès en cours… / opening…');
   try {
-    await api('PUT', '/api/patient/access-mode', {mode, justification});
-    say('emergency-message', mode === 'normal' ? 'Accès d\'urgence terminé. / Emergency '
-      + 'access ended.' : 'Accès en urgence ouvert (tracé). / Emergency access open.', 'ok');
+    const answer = await api('PUT', '/api/patient/access-mode', {mode, justification});
+    if (answer && answer.state === 'error') {
+      // Refused (e.g. the patient refused the regulation centre): the panel's hint says
+      // why, once; nothing says the access is open.
+      say('emergency-message', '');
+    } else {
+      say('emergency-message', mode === 'normal' ? 'Accès d\'urgence terminé. / Emergency '
+        + 'access ended.' : 'Accès en urgence ouvert (tracé). / Emergency access open.', 'ok');
+    }
     if (mode !== 'normal') $('btg-justification').value = '';
   } catch (error) {
     say('emergency-message', error.message, 'error');
@@ -1188,11 +1429,16 @@ function wire() {
     $('authorize-submit').disabled = !$('authorize-confirm').checked;
   });
   $('authorize-form').addEventListener('submit', authorize);
+  for (const name of Object.keys(LIFECYCLE)) {
+    $(`${name}-form`).addEventListener('submit', (event) => lifecycle(event, name));
+    $(`${name}-confirm`).addEventListener('change', render);
+  }
+  $('close-reason').addEventListener('input', render);
   $('goto-create').addEventListener('click', () => select('create', true));
   $('filters').addEventListener('submit', applyFilters);
   $('filters').addEventListener('reset', resetFilters);
   $('deposit-form').addEventListener('submit', deposit);
-  $('deposit-type').addEventListener('change', defaultTitle);
+  $('deposit-type').addEventListener('change', typeChosen);
   $('deposit-title').addEventListener('input', () => {
     titleEdited = $('deposit-title').value.trim() !== '';
   });
@@ -1215,7 +1461,9 @@ function wire() {
     $('create-submit').disabled = !$('create-consent').checked;
   });
   $('create-form').addEventListener('submit', createDmp);
-  $('sheet-open').addEventListener('click', () => openInTab('/api/dmp/sheet', 'create-message'));
+  $('sheet-open').addEventListener('click', () => openInTab('/api/dmp/sheet', 'create-message',
+    `Fiche du patient — ${personName((state.patient || {}).patient)}`));
+  $('change-situation').addEventListener('click', changeSituation);
   $('btg-justification').addEventListener('input', () => {
     $('btg-submit').disabled = $('btg-justification').value.trim().length < MIN_JUSTIFICATION;
   });

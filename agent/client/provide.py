@@ -1,0 +1,129 @@
+"""What a deposit says about its document (`DepositMetadata`) and the signed ITI-65 bundle
+built from it (`signed_bundle`): the one deposit path's metadata, whoever deposits.
+
+The card signs uniqueId, size and SHA-256 (through a `Signer`: the CPS signature key of an
+open `ProfessionalSession`), not where the bytes are, so a bundle whose content is uploaded
+later keeps a valid signature whatever Binary id the host answers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from agent.errors import AgentError
+from policies import default_matrix
+from wire import codes
+from wire.mhd import Author, DocumentEntry, SubmissionSet, build_provide_bundle
+from wire.signature import sign_submission
+
+__all__ = ["FORMAT_CODES", "SOURCE_ID", "CardSigner", "DepositMetadata", "Digest", "Signer",
+           "signed_bundle"]
+
+SOURCE_ID = "urn:oid:1.2.250.1.999.1.1"  # ours: the agent's source id (no OID assigned yet)
+
+# The document formats a deposit may carry: MIME type → XDS formatCode.
+FORMAT_CODES = {"application/pdf": "urn:ihe:iti:xds-sd:pdf:2008",
+                "text/plain": "urn:ihe:iti:xds-sd:text:2008"}
+
+
+@dataclass(frozen=True)
+class DepositMetadata:
+    """What the professional says of a document they deposit. ``replaces`` names the
+    uniqueId of the version it supersedes (RPLC)."""
+
+    type_code: str
+    title: str
+    mime_type: str = "application/pdf"
+    masked: bool = False
+    invisible_to_patient: bool = False
+    replaces: str | None = None
+    facility_type: str = "SA07"
+    practice_setting: str = "AMBULATOIRE"
+
+    def __post_init__(self) -> None:
+        if self.mime_type not in FORMAT_CODES:
+            raise AgentError(f"PDF ou texte attendu / a PDF or text file is expected (here "
+                             f"{self.mime_type})", code="bad-format", status=415, usage=True)
+
+    @property
+    def format_code(self) -> str:
+        return FORMAT_CODES[self.mime_type]
+
+    @classmethod
+    def replacing(cls, old: DocumentEntry, *, title: str = "",
+                  mime_type: str | None = None) -> DepositMetadata:
+        """A new version of ``old``: its type and visibility, its title unless given."""
+        return cls(old.type_code, title.strip() or old.title, mime_type or old.mime_type,
+                   masked=old.masked, invisible_to_patient=old.invisible_to_patient,
+                   replaces=old.unique_id)
+
+
+class Signer(Protocol):
+    """The card's signature key: `ProfessionalSession` is one."""
+
+    def sign_document(self, data: bytes) -> bytes: ...
+
+    @property
+    def signature_certificate_der(self) -> bytes: ...
+
+
+@dataclass(frozen=True)
+class CardSigner:
+    """A `Signer` from a signing function and its certificate (tests, benches)."""
+
+    sign: Callable[[bytes], bytes]
+    certificate_der: bytes
+
+    def sign_document(self, data: bytes) -> bytes:
+        return self.sign(data)
+
+    @property
+    def signature_certificate_der(self) -> bytes:
+        return self.certificate_der
+
+
+@dataclass(frozen=True)
+class Digest:
+    """The content's size and hashes, computed while it was copied."""
+
+    size: int
+    sha256: str
+    sha1_b64: str
+
+
+def signed_bundle(patient: Any, content: bytes | str, digest: Digest, metadata: DepositMetadata,
+                  *, author: Author, signer: Signer) -> tuple[str, dict[str, Any]]:
+    """The signed ITI-65 bundle of one document for ``patient`` (a `PatientContext`):
+    (its uniqueId, the Bundle). ``content`` is the bytes (inline) or an uploaded Binary id."""
+    kind = default_matrix().document_types.get(metadata.type_code)
+    if kind is None:
+        raise AgentError(f"type de document inconnu / unknown document type: "
+                         f"{metadata.type_code}", code="unknown-type", status=400)
+    now = dt.datetime.now(dt.UTC)
+    visibility = set()
+    if metadata.masked:
+        visibility.add(codes.MASQUE_PS)
+    if metadata.invisible_to_patient:
+        visibility.add(codes.INVISIBLE_PATIENT)
+    entry = DocumentEntry(
+        unique_id=f"urn:uuid:{uuid.uuid4()}", patient=patient.patient,
+        class_code=kind.class_code, type_code=metadata.type_code, type_system=kind.system,
+        format_code=metadata.format_code, mime_type=metadata.mime_type, title=metadata.title,
+        author=author, creation_time=now, size=digest.size, sha1_b64=digest.sha1_b64,
+        sha256=digest.sha256, visibility=frozenset(visibility),
+        facility_type=metadata.facility_type, practice_setting=metadata.practice_setting,
+        replaces=metadata.replaces,
+    )
+    submission = SubmissionSet(
+        unique_id=f"urn:uuid:{uuid.uuid4()}", source_id=SOURCE_ID, patient=patient.patient,
+        submission_time=now, author=author, content_type_code=metadata.facility_type,
+    )
+    signature, jws = sign_submission(submission, [entry], signer.sign_document,
+                                     signer.signature_certificate_der,
+                                     unique_id=f"urn:uuid:{uuid.uuid4()}")
+    return entry.unique_id, build_provide_bundle(submission, [(entry, content),
+                                                              (signature, jws)])

@@ -1,0 +1,182 @@
+"""The core's patient part: the context follows the Vitale card in its reader.
+
+On insertion (with a session open) the person is chosen when the card holds several, the
+INS is resolved through the host's identity service, the DMP existence test is run and the
+documents this professional may see are listed, on a thread of its own so that a slow host
+never delays a card event. On removal the context is cleared at once, and a build that
+finishes for a card already gone is thrown away (the context carries a generation number).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from agent.core.state import CoreState, PatientState
+from agent.errors import AgentError
+
+# The DMP client, the Vitale parsers, the policies and wire load with the first patient or
+# host call (on the card or patient thread), not at start (issue 11).
+if TYPE_CHECKING:
+    from cardreader.vitale import VitaleCard
+    from policies import AccessMode
+    from wire.mhd import DocumentEntry
+
+log = logging.getLogger("agent.core")
+
+MIN_JUSTIFICATION = 10  # characters: a break-the-glass access must say why
+OPEN_FIRST = "Ouvrez la session pour lire le dossier / open the session to read the dossier"
+REGULATION_ONLY = ("Le mode centre 15 est réservé aux structures enregistrées comme centre de "
+                   "régulation / the centre 15 mode is reserved to registered regulation "
+                   "centres")
+
+
+class PatientPart(CoreState):
+    def _new_patient(self, reader: str, card: VitaleCard) -> None:
+        with self._lock:
+            self._generation += 1
+            patient = PatientState(self._generation, reader, card)
+            if self._session is None or not self._session.alive:
+                patient.state, patient.error = "error", OPEN_FIRST
+            elif len(card.beneficiaries) > 1:
+                patient.state = "choosing"
+            else:
+                patient.person_index = 1
+            self._patient = patient
+        self._publish("patient")
+        if patient.state == "loading":
+            self._jobs.put(lambda: self._load(patient.generation))
+
+    def _clear_patient(self, reader: str | None, keep_card: bool = False) -> None:
+        with self._lock:
+            p = self._patient
+            if p is None or (reader is not None and p.reader != reader):
+                return
+            self._generation += 1
+            if keep_card:
+                # The session ended: nothing of the dossier stays, the card may be used again.
+                self._patient = PatientState(self._generation, p.reader, p.card,
+                                             state="error", error=OPEN_FIRST)
+            else:
+                self._patient = None
+        self._publish("patient")
+
+    def _job_loop(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            try:
+                job()
+            except Exception:
+                log.exception("patient job failed")
+
+    def _current(self, generation: int) -> PatientState | None:
+        with self._lock:
+            p = self._patient
+            return p if p is not None and p.generation == generation else None
+
+    def _load(self, generation: int) -> None:
+        p = self._current(generation)
+        if p is None or p.person_index is None:
+            return
+        person = p.card.beneficiaries[p.person_index - 1]
+        from agent.client.dmp import DmpError  # loaded by the session's opening already
+
+        try:
+            with self._calls() as dmp:
+                context = p.context or dmp.resolve(p.card, person)
+                existence = dmp.existence(context, p.mode)
+                documents: list[DocumentEntry] = []
+                if existence.get("status") == "open":
+                    try:
+                        documents = dmp.documents(context, p.mode)
+                    except DmpError as refused:
+                        if refused.status != 403:
+                            raise
+        except AgentError as error:
+            with self._lock:
+                if self._current(generation) is not None:
+                    p.state, p.error, p.failure = "error", str(error), error
+            self._publish("patient")
+            return
+        with self._lock:
+            if self._current(generation) is None:
+                return  # the card left meanwhile: nothing of this patient stays
+            p.context, p.dmp, p.documents = context, existence, documents
+            p.state, p.error, p.failure = "ready", "", None
+        log.info("patient context ready (%d document(s))", len(documents))
+        self._publish("patient")
+
+    def _patient_ready(self, *, need_context: bool = True) -> PatientState:
+        with self._lock:
+            p = self._patient
+        if p is None:
+            raise AgentError("Insérez la carte Vitale du patient / insert the patient's "
+                             "Vitale card", code="no-patient", status=409)
+        if need_context and p.context is None:
+            raise AgentError("Dossier du patient pas encore prêt / the patient's dossier is "
+                             "not ready", code="no-patient", status=409)
+        return p
+
+    @property
+    def patient(self) -> PatientState | None:
+        """The patient context as it is now (the command line reads it)."""
+        return self._patient
+
+    def select_person(self, index: int) -> dict[str, Any]:
+        p = self._patient_ready(need_context=False)
+        self._live_session()
+        count = len(p.card.beneficiaries)
+        if not 1 <= index <= count:
+            raise AgentError(f"La carte porte {count} personne(s) / the card holds {count}",
+                             code="bad-person", status=400, usage=True)
+        with self._lock:
+            if p is not self._patient:
+                raise AgentError("Carte Vitale retirée / card removed", code="no-patient",
+                                 status=409)
+            p.person_index, p.context, p.state, p.error = index, None, "loading", ""
+            p.dmp, p.documents, p.mode, p.sheet, p.failure = None, [], None, None, None
+        self._publish("patient")
+        self._load(p.generation)
+        return self._patient_json()
+
+    def reload_patient(self) -> dict[str, Any]:
+        p = self._patient_ready(need_context=False)
+        self._live_session()
+        if p.person_index is None:
+            raise AgentError("Choisissez la personne sur la carte / choose the person on the "
+                             "card", code="choose-person", status=409)
+        with self._lock:
+            p.state = "loading"
+        self._publish("patient")
+        self._load(p.generation)
+        return self._patient_json()
+
+    def set_access_mode(self, mode: str, justification: str = "") -> dict[str, Any]:
+        p = self._patient_ready(need_context=False)
+        self._live_session()
+        justification = justification.strip()
+        from policies import AccessMode, ModeCode  # not at start
+
+        chosen: AccessMode | None
+        if mode == "normal":
+            chosen = None
+        elif mode == "break-the-glass":
+            if len(justification) < MIN_JUSTIFICATION:
+                raise AgentError("Décrivez l'urgence (10 caractères au moins) / describe the "
+                                 "emergency (at least 10 characters)",
+                                 code="justification-required", status=400, usage=True)
+            chosen = AccessMode(ModeCode.BRIS_DE_GLACE, justification)
+        elif mode == "regulation":
+            chosen = AccessMode.centre_15()
+            session = self._session
+            if session is None or not session.may_use(chosen):
+                raise AgentError(REGULATION_ONLY, code="regulation-centre-only", status=403)
+        else:
+            raise AgentError(f"mode {mode!r}: normal, break-the-glass ou regulation",
+                             code="bad-mode", status=400)
+        with self._lock:
+            p.mode = chosen
+        if p.person_index is not None:
+            self.reload_patient()
+        else:
+            self._publish("patient")
+        return self._patient_json()

@@ -1,0 +1,330 @@
+"""The core's session part: open the professional's session with the PIN (presented once,
+never kept), end it when the CPS leaves or on logout, and run the host calls of every view
+through it, each failure said as an `AgentError`."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from agent.client.session import SessionError
+from agent.core.professional import PinCancelledError, ProfessionalSession, SessionEndedError
+from agent.core.state import CoreState
+from agent.errors import AgentError, explain, explained
+from cardreader.atr import CardKind
+from cardreader.errors import BLOCKED_CPS, PinBlockedError, WrongPinError
+
+# The DMP client, the CPS parsers and wire load when a session opens, not at start (issue 11).
+if TYPE_CHECKING:
+    from agent.client.dmp import DmpClient
+    from agent.core.pin import PinPrompt
+    from cardreader.cps_data import PracticeSituation
+    from wire.mhd import Author
+
+log = logging.getLogger("agent.core")
+
+# What to do with a blocked CPS, said once wherever it is said (the slot, the session, the
+# notice): the card layer's sentence.
+BLOCKED_TEXT = BLOCKED_CPS
+LAST_TRY = ("dernier essai : un code faux bloque la carte / last try: a wrong PIN blocks "
+            "the card")
+CHOICE_TIMEOUT = 120.0  # seconds the opening waits for the practice situation to be chosen
+
+SESSION_END = {"card-removed": "carte retirée / card removed",
+               "logout": "session verrouillée / session locked",
+               "service-lost": "service carte arrêté / smart-card service stopped"}
+
+
+class OncePrompt:
+    """A PIN given with the request (the page, a script), presented once: asked again
+    means the card refused it, and the tries left are kept for the message."""
+
+    def __init__(self, pin: str) -> None:
+        self._pin: str | None = pin
+        self.refused_tries: int | None = None
+
+    def ask(self, holder: str, tries_left: int) -> str | None:
+        pin, self._pin = self._pin, None
+        if pin is None:
+            self.refused_tries = tries_left
+        return pin
+
+
+def pin_failure(error: BaseException, prompt: object) -> AgentError:
+    """A failed opening as the views say it (a prompt that remembers the tries the card
+    left after a refused PIN names them)."""
+    refused = getattr(prompt, "refused_tries", None)
+    left = refused if isinstance(error, PinCancelledError) else (
+        error.tries_left if isinstance(error, WrongPinError) else None)
+    if left is not None:
+        last = f" — {LAST_TRY}" if left == 1 else ""
+        return AgentError(f"Code porteur erroné : {left} essai(s) restant(s) / wrong PIN: "
+                          f"{left} tries left{last}", code="wrong-pin", status=401,
+                          triesLeft=left)
+    if isinstance(error, PinBlockedError):
+        return AgentError(BLOCKED_TEXT, code="card-blocked", status=423)
+    if isinstance(error, SessionError) and error.code not in ("clock-skew",):
+        return AgentError(f"Refus de l'hôte DMP / the DMP host refused: {error}",
+                          code=error.code, status=error.http_status)
+    found = explain(error)
+    if found.code == "failed":
+        log.error("session opening failed: %s", type(error).__name__)
+    return found
+
+
+class SituationChoice:
+    """An opening waiting for the professional to choose one of the card's practice
+    situations (read behind the PIN): `SessionPart.choose_situation` answers it."""
+
+    def __init__(self, reader: str, count: int) -> None:
+        self.reader = reader
+        self.count = count
+        self.index: int | None = None
+        self.cancelled = False
+        self.answered = threading.Event()
+
+
+class SessionPart(CoreState):
+    _choice: SituationChoice | None = None  # while an opening waits for the situation
+
+    def open_session(self, pin: str | PinPrompt, situation: int | str | None = 0, *,
+                     ask: bool = True) -> dict[str, Any]:
+        """Open the host session with the CPS: ``pin`` is presented once (a `PinPrompt`,
+        e.g. the terminal's, may be asked again after a refused PIN). ``situation``: the
+        index of the card's practice situation, or a structure id (the one remembered for
+        this card), or None; when it names none of the card's and the card holds several,
+        the opening waits (state ``choosing``, the situations in the session JSON) until
+        `choose_situation` answers; without ``ask`` (the command line) it is refused,
+        the card's situations named."""
+        with self._lock:
+            if self._session is not None and self._session.alive:
+                raise AgentError("Session déjà ouverte / a session is already open",
+                                 code="session-open", status=409)
+            reader = self._cps_reader()
+            if reader is None:
+                raise AgentError("Carte CPS (carte du professionnel / professional card) "
+                                 "absente des lecteurs / card missing: insert it.",
+                                 code="no-cps", status=409)
+            if self._workstation is None:
+                raise AgentError(self._problem or "poste non enrôlé / not enrolled",
+                                 code="not-enrolled", status=409)
+            if self._session_state in ("opening", "choosing"):
+                raise AgentError("Ouverture en cours / already opening", code="busy",
+                                 status=409)
+            self._session_state, self._session_error = "opening", ""
+        self._publish("session")
+        prompt = OncePrompt(pin) if isinstance(pin, str) else pin
+        del pin
+
+        def choose(situations: Any) -> PracticeSituation:
+            held: tuple[PracticeSituation, ...] = tuple(situations)
+            self._card_situations(reader, held)
+            if isinstance(situation, int):
+                if not 0 <= situation < len(held):
+                    raise AgentError(f"situation {situation}: la carte en porte {len(held)} "
+                                     f"/ the card holds {len(held)}", code="bad-situation",
+                                     status=400, usage=True)
+                return held[situation]
+            for known in held:
+                if situation is not None and known.structure_id == situation:
+                    return known
+            if len(held) == 1:
+                return held[0]
+            if not ask:
+                named = ", ".join(f"{n} = {s.structure_name} ({s.structure_id})"
+                                  for n, s in enumerate(held, 1))
+                raise AgentError(f"situation {situation}: pas sur la carte / not on the card "
+                                 f"({named})", code="bad-situation", status=400, usage=True)
+            return held[self._wait_for_situation(reader, len(held))]
+
+        try:
+            session = ProfessionalSession.open(
+                reader, self._workstation, self.config.host_url, prompt,
+                choose_situation=choose, timeout=self.config.host_timeout, watch_card=False)
+        except BaseException as error:
+            self._session_failed(error, prompt)
+            raise pin_failure(error, prompt) from None
+        with self._lock:
+            if self._slots.get(reader) is None or self._slots[reader].kind is not CardKind.CPS:
+                gone = True  # removed while it opened: the monitor had no session to end
+            else:
+                gone = False
+                self._session = session
+                self._session_state, self._session_error = "open", ""
+                self._session_tries = None
+        if gone:
+            session.close("card-removed")
+            self._session_failed(SessionEndedError("card-removed"), prompt)
+            raise SessionEndedError("card-removed")
+        threading.Thread(target=self._watch_session_end, args=(session,), daemon=True,
+                         name="session-end").start()
+        identity = session.identity
+        assert identity is not None
+        log.info("session opened")
+        self._publish("session")
+        self._publish("outbox")  # the views list this professional's deposits now
+        self._notice("info", "Session DMP ouverte / DMP session open",
+                     f"{identity.first_name} {identity.last_name}")
+        session.on_opened(self._outbox_wake.session_opened)  # after `_session`: sent through it
+        for reader_name, report in list(self._slots.items()):
+            if (report.kind is CardKind.VITALE and report.vitale is not None
+                    and self.may_hold("vitale", reader_name)
+                    and (self._patient is None or self._patient.state == "error")):
+                self._new_patient(reader_name, report.vitale)
+        return self._session_json()
+
+    def _card_situations(self, reader: str, situations: tuple[PracticeSituation, ...]) -> None:
+        """The situations just read behind the PIN: kept for this card (its next reports
+        carry them, so the page offers the choice before the PIN) and on its slot now."""
+        from cardreader.inspect import remember_situations
+
+        with self._lock:
+            report = self._slots.get(reader)
+            if report is None or report.cps is None:
+                return
+            remember_situations(report.cps.serial_number, situations)
+            self._slots[reader] = dataclasses.replace(report, situations=situations)
+
+    def _wait_for_situation(self, reader: str, count: int) -> int:
+        """Wait (at most `CHOICE_TIMEOUT`) for the professional to choose the situation; the
+        card removed or the opening cancelled (`lock_session`) ends the wait."""
+        choice = SituationChoice(reader, count)
+        with self._lock:
+            self._choice = choice
+            self._session_state = "choosing"
+        self._publish("session")
+        deadline = time.monotonic() + CHOICE_TIMEOUT
+        try:
+            while not choice.answered.wait(0.2):
+                with self._lock:
+                    gone = self._cps_reader() != reader
+                if gone:
+                    raise AgentError("Carte CPS retirée pendant l'ouverture / the CPS was "
+                                     "removed while the session opened", code="card-removed",
+                                     status=409)
+                if time.monotonic() > deadline:
+                    raise AgentError("Aucune structure choisie à temps : ouvrez la session à "
+                                     "nouveau / no practice situation chosen in time: open "
+                                     "the session again", code="situation-timeout",
+                                     status=408)
+            if choice.cancelled or choice.index is None:
+                raise AgentError("Ouverture de session annulée / session opening cancelled",
+                                 code="cancelled", status=409)
+            return choice.index
+        finally:
+            with self._lock:
+                if self._choice is choice:
+                    self._choice = None
+                if self._session_state == "choosing":
+                    self._session_state = "opening"
+            self._publish("session")
+
+    def choose_situation(self, index: int) -> dict[str, Any]:
+        """Answer an opening waiting for the practice situation (its index in the session
+        JSON's ``situations``)."""
+        with self._lock:
+            choice = self._choice
+            if choice is None:
+                raise AgentError("Aucune ouverture de session n'attend de structure / no "
+                                 "session opening waits for a practice situation",
+                                 code="no-choice", status=409)
+            if not 0 <= index < choice.count:
+                raise AgentError(f"situation {index}: la carte en porte {choice.count} / the "
+                                 f"card holds {choice.count}", code="bad-situation",
+                                 status=400)
+            choice.index = index
+        choice.answered.set()
+        return {"state": "opening", "situation": index}
+
+    def _session_failed(self, error: BaseException, prompt: object) -> None:
+        with self._lock:
+            self._session_state = "locked" if self._cps_reader() else "none"
+            failure = pin_failure(error, prompt)
+            self._session_error = "" if failure.code == "cancelled" else str(failure)
+            refused = getattr(prompt, "refused_tries", None)
+            if isinstance(error, PinBlockedError):
+                self._session_tries = 0
+            elif refused is not None:
+                self._session_tries = refused
+        self._publish("session")
+        if isinstance(error, PinBlockedError):
+            self._notice("error", "Carte CPS bloquée / CPS blocked", BLOCKED_TEXT)
+
+    def _watch_session_end(self, session: ProfessionalSession) -> None:
+        session.wait_ended()
+        self._session_gone(session.end_reason or "card-removed", session)
+
+    def _session_gone(self, reason: str, session: ProfessionalSession | None = None) -> None:
+        with self._lock:
+            current = self._session
+            if current is None or (session is not None and session is not current):
+                return
+            self._session = None
+            self._session_state = "locked" if self._cps_reader() else "none"
+            self._session_error = ""
+        # The views are told first; the host is told after (best effort, short timeout).
+        self._clear_patient(None, keep_card=True)
+        self._publish("session")
+        self._publish("outbox")  # nobody's deposits are listed without a session
+        current.close(reason)
+        self._notice("info", "Session DMP fermée / DMP session closed",
+                     SESSION_END.get(reason, reason))
+
+    def lock_session(self) -> None:
+        """Close the session; the CPS stays in its reader, the PIN will be asked again."""
+        with self._lock:
+            session, choice = self._session, self._choice
+            if session is None and choice is not None:  # an opening waits: cancel it
+                choice.cancelled = True
+                choice.answered.set()
+                return
+        if session is None:
+            raise AgentError("Aucune session ouverte / no session open", code="no-session",
+                             status=409)
+        self._session_gone("logout", session)
+
+    def _live_session(self) -> ProfessionalSession:
+        session = self._session
+        if session is None or not session.alive:
+            raise AgentError("Ouvrez la session (carte CPS et code porteur) / open the "
+                             "session first (CPS and PIN)", code="no-session", status=409)
+        return session
+
+    @property
+    def session(self) -> ProfessionalSession | None:
+        """The open session, if any (the command line signs and reads its identity)."""
+        return self._session
+
+    @contextlib.contextmanager
+    def _host_calls(self) -> Iterator[Any]:
+        """The outbox's way to the host: the current session's client, or a retry later."""
+        session = self._session
+        if session is None:
+            raise SessionEndedError("closed")
+        with session.calls() as client:
+            yield client
+
+    @contextlib.contextmanager
+    def _calls(self) -> Iterator[DmpClient]:
+        """Host calls for a view's request, each failure turned into an `AgentError`."""
+        session = self._live_session()
+        with explained():
+            yield session.dmp()
+
+    def _own_id(self) -> str | None:
+        """The idNat_PS of the session's professional (their own documents), if any."""
+        session = self._session
+        return session.identity.id_nat_ps if session is not None and session.identity else None
+
+    def _author(self, session: ProfessionalSession) -> Author:
+        identity, situation = session.identity, session.situation
+        assert identity is not None and situation is not None
+        from wire.mhd import Author  # at the first deposit, not at start
+
+        return Author(identity.id_nat_ps, identity.profession_code, situation.structure_id,
+                      identity.specialty_code, identity.last_name, identity.first_name)

@@ -1,0 +1,309 @@
+"""The core's work on the dossier: list, read and change documents, deposit through the
+outbox (the one deposit path: the content copied and sealed, signed by the card, streamed
+by the outbox worker), create the DMP at the counter, record the patient's authorisation."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from agent.core.deposit import BUNDLE_ROOM, queue_deposit
+from agent.core.snapshot import document_json
+from agent.core.state import CoreState, PatientState
+from agent.errors import AgentError, explained
+from agent.outbox import Item, Outbox, OutboxError, Progress
+from agent.outbox import report as outbox_report
+from agent.outbox.sealed import sealed_size
+
+# The DMP client, the bundle builder, wire and the policies load at the first host call or
+# deposit, not at start (issue 11).
+if TYPE_CHECKING:
+    from agent.client.dmp import DmpClient
+    from wire.mhd import DocumentEntry
+
+log = logging.getLogger("agent.core")
+
+# action -> the `DmpClient` method doing it, (context, unique_id) -> DocumentEntry; by name:
+# the client is not imported at start.
+CHANGES: dict[str, str] = {
+    "mask": "mask", "unmask": "unmask",
+    "hide-from-patient": "set_invisible_to_patient",
+    "show-to-patient": "show_to_patient",
+    "archive": "archive", "delete": "delete"}
+
+
+class WorkPart(CoreState):
+    # -- documents ------------------------------------------------------------------------
+    def document_entries(self, *, type_codes: tuple[str, ...] = (), archived: bool = False,
+                         author: str = "", since: dt.date | None = None,
+                         until: dt.date | None = None, text: str = "") -> list[DocumentEntry]:
+        """The documents of the patient's dossier this professional may see, asked of the
+        host now (archived ones instead with ``archived``), filtered."""
+        p = self._patient_ready()
+        assert p.context is not None
+        with self._calls() as dmp:
+            entries = dmp.documents(p.context, p.mode,
+                                    **({"isArchived": "true"} if archived else {}))
+        from policies.matrix import default_matrix  # at the first listing, not at start
+
+        out = []
+        for entry in entries:
+            if type_codes and entry.type_code not in type_codes:
+                continue
+            day = entry.creation_time.date()
+            if (since and day < since) or (until and day > until):
+                continue
+            name = f"{entry.author.first_name or ''} {entry.author.last_name or ''}"
+            if author and author.lower() not in name.lower():
+                continue
+            kind = default_matrix().document_types.get(entry.type_code)
+            label = kind.label_fr if kind else entry.type_code
+            if text and text.lower() not in f"{entry.title} {label}".lower():
+                continue
+            out.append(entry)
+        return out
+
+    def documents(self, **filters: Any) -> list[dict[str, Any]]:
+        own = self._own_id()
+        return [document_json(e, own) for e in self.document_entries(**filters)]
+
+    def _entry(self, dmp: DmpClient, p: PatientState, unique_id: str) -> DocumentEntry:
+        assert p.context is not None
+        return dmp.find_document(p.context, unique_id, p.mode)
+
+    def retrieve(self, entry: DocumentEntry) -> bytes:
+        """The bytes of ``entry``, its hash checked, in the patient's access mode."""
+        p = self._patient_ready()
+        with self._calls() as dmp:
+            return dmp.retrieve(entry, p.mode)
+
+    def document_content(self, unique_id: str) -> tuple[bytes, str, str]:
+        """(bytes, MIME type, title) of a document, its hash checked."""
+        p = self._patient_ready()
+        with self._calls() as dmp:
+            entry = self._entry(dmp, p, unique_id)
+            return dmp.retrieve(entry, p.mode), entry.mime_type, entry.title
+
+    def change_document_entry(self, unique_id: str, action: str) -> DocumentEntry:
+        if action not in CHANGES:
+            raise AgentError(f"action {action!r}: {', '.join(CHANGES)}", code="bad-action",
+                             status=404)
+        p = self._patient_ready()
+        assert p.context is not None
+        with self._calls() as dmp:
+            entry: DocumentEntry = getattr(dmp, CHANGES[action])(p.context, unique_id)
+        self._jobs.put(lambda: self._load(p.generation))
+        return entry
+
+    def change_document(self, unique_id: str, action: str) -> dict[str, Any]:
+        return document_json(self.change_document_entry(unique_id, action), self._own_id())
+
+    # -- deposits -------------------------------------------------------------------------
+    def deposit_types(self) -> list[dict[str, str]]:
+        session = self._live_session()
+        assert session.identity is not None
+        from agent.client.dmp import deposit_types  # at the first deposit, not at start
+
+        return [{"code": c, "classCode": k, "label": label}
+                for c, k, label in deposit_types(session.identity.profession_code)]
+
+    def deposit(self, content: Path, *, mime_type: str, type_code: str, title: str = "",
+                masked: bool = False, invisible_to_patient: bool = False,
+                replaces: str | None = None) -> dict[str, Any]:
+        """Sign with the CPS and queue in the outbox (``content`` is copied: the caller may
+        delete it once this returns); the outbox worker sends it. A replacement takes the
+        old version's type, visibility and (unless given) title."""
+        from agent.client.provide import DepositMetadata  # at the first deposit, not at start
+
+        metadata = DepositMetadata(type_code, title.strip(), mime_type, masked=masked,
+                                   invisible_to_patient=invisible_to_patient)
+        outbox = self._usable_outbox()
+        p = self._patient_ready()
+        session = self._live_session()
+        assert p.context is not None
+        if replaces is not None:
+            with self._calls() as dmp:
+                old = self._entry(dmp, p, replaces)
+            metadata = DepositMetadata.replacing(old, title=title, mime_type=mime_type)
+        allowed = {t["code"]: t["label"] for t in self.deposit_types()}
+        if metadata.type_code not in allowed:
+            raise AgentError(f"type {metadata.type_code}: non autorisé pour votre profession "
+                             "/ not a type your profession may deposit", code="bad-type",
+                             status=400, usage=True)
+        if not metadata.title.strip():
+            metadata = DepositMetadata(metadata.type_code, allowed[metadata.type_code],
+                                       metadata.mime_type, masked=metadata.masked,
+                                       invisible_to_patient=metadata.invisible_to_patient)
+        with explained():
+            item_id = queue_deposit(outbox, p.context, content, metadata,
+                                    author=self._author(session), signer=session)
+        item = outbox.get(item_id)
+        self._wakeup.set()
+        self._publish("outbox")
+        return {"id": item_id, "uniqueId": item.unique_id, "title": metadata.title}
+
+    def check_deposit_room(self, size: int, spool: Path | None = None) -> None:
+        """Refuse, before a byte is received, a deposit of ``size`` bytes the disk cannot
+        hold: its sealed copy and bundle in the outbox, plus the upload's spool file in
+        ``spool`` when that is the same disk ("disque plein : 5 Mo nécessaires, 2 Mo
+        libres"). An `AgentError` (507)."""
+        outbox = self._usable_outbox()
+        needed = sealed_size(size) + BUNDLE_ROOM
+        with contextlib.suppress(OSError):
+            if spool is not None and spool.stat().st_dev == outbox.directory.stat().st_dev:
+                needed += size
+        outbox.ensure_room(needed)
+
+    def _usable_outbox(self) -> Outbox:
+        if self._outbox is None:
+            raise AgentError(self._problem or "file d'envoi inutilisable / outbox unusable",
+                             code="outbox-unusable", status=503)
+        return self._outbox
+
+    def outbox_item(self, item_id: int) -> Item:
+        return self._usable_outbox().get(item_id)
+
+    def retry_deposit(self, item_id: int) -> dict[str, Any]:
+        outbox = self._usable_outbox()
+        try:
+            item = outbox.retry(item_id)
+        except OutboxError as error:
+            raise AgentError(str(error), code="bad-item", status=404) from None
+        self._wakeup.set()
+        self._publish("outbox")
+        return {"id": item.id, "state": item.state.value}
+
+    def _on_progress(self, step: Progress) -> None:
+        title = str(step.item.metadata.get("title", ""))
+        with self._lock:
+            self._sending = ({"id": step.item.id, "title": title} if step.kind == "sending"
+                             else None)
+        self._publish("outbox")
+        if step.kind == "done":
+            self._notice("info", "Document déposé / document deposited", title)
+            p = self._patient
+            if p is not None and p.context is not None and p.context.ins == step.item.patient:
+                self._jobs.put(lambda: self._load(p.generation))
+        elif step.kind == "failed":
+            self._notice("error", "Dépôt refusé / deposit refused",
+                         f"{title}: {step.item.last_error}")
+
+    def _outbox_json(self) -> dict[str, Any]:
+        if self._outbox is None:
+            return dict(outbox_report.EMPTY_JSON)
+        paused = self._worker.sender.paused_until if self._worker is not None else 0.0
+        # The views see the open session's professional's deposits only (nobody's without
+        # a session); the worker sends everyone's.
+        session = self._session
+        own = (session.identity.id_nat_ps if session is not None and session.alive
+               and session.identity is not None else None)
+        return outbox_report.outbox_json(self._outbox, sending=self._sending,
+                                         paused_until=paused, professional=own)
+
+    def outbox(self) -> dict[str, Any]:
+        return self._outbox_json()
+
+    # -- DMP creation and authorisation ----------------------------------------------------
+    def existence(self) -> dict[str, Any]:
+        """The DMP's state for this patient, asked of the host now."""
+        p = self._patient_ready()
+        assert p.context is not None
+        with self._calls() as dmp:
+            return dmp.existence(p.context, p.mode)
+
+    def create_dmp(self, *, consent: bool, break_the_glass: bool = True,
+                   regulation_centre: bool = True, emergency_sees_masked: bool = True
+                   ) -> dict[str, Any]:
+        from agent.core.secrets_sheet import SecretsSheet, render_pdf_apart
+
+        if not consent:
+            raise AgentError("Le consentement du patient est obligatoire / the patient's "
+                             "consent is required", code="consent-required", status=400,
+                             usage=True)
+        p = self._patient_ready()
+        session = self._live_session()
+        assert p.context is not None and session.identity is not None
+        with self._calls() as dmp:
+            state = p.dmp if p.dmp is not None else dmp.existence(p.context)
+            if state.get("status") != "absent":
+                raise AgentError(f"Ce patient a déjà un DMP ({state.get('status')}) / this "
+                                 "patient already has a DMP", code="dmp-exists", status=409)
+            created = dmp.create(p.context, consent=True, regulation_centre=regulation_centre,
+                                 break_the_glass=break_the_glass,
+                                 emergency_sees_masked=emergency_sees_masked)
+        sheet = SecretsSheet.for_created_dmp(
+            p.context, created, f"{session.identity.first_name} {session.identity.last_name}")
+        with self._lock:
+            p.sheet = render_pdf_apart(sheet)
+        self.reload_patient()
+        return {"identifier": created["identifier"], "sheet": "/api/dmp/sheet"}
+
+    def secrets_sheet(self) -> bytes:
+        p = self._patient_ready()
+        if p.sheet is None:
+            raise AgentError("Aucune fiche : elle n'existe qu'à la création du DMP / no "
+                             "sheet: it exists only when the DMP is created", code="no-sheet",
+                             status=404)
+        return p.sheet
+
+    def close_dmp(self, *, reason: str, patient_request: bool) -> dict[str, Any]:
+        """Close the DMP at the patient's request, the patient present (kept ten years,
+        reactivable); the host tells the patient."""
+        reason = reason.strip()
+        if not patient_request:
+            raise AgentError("Confirmez que le patient, présent, demande la fermeture / "
+                             "confirm that the patient, in person, asks for the closure",
+                             code="patient-request-required", status=400, usage=True)
+        if not reason:
+            raise AgentError("Indiquez le motif de fermeture / give the reason for closing",
+                             code="reason-required", status=400, usage=True)
+        p = self._patient_ready()
+        assert p.context is not None
+        with self._calls() as dmp:
+            answer = dmp.close(p.context, reason)
+        self.reload_patient()
+        return answer
+
+    def reactivate_dmp(self, *, consent: bool) -> dict[str, Any]:
+        if not consent:
+            raise AgentError("Le consentement du patient est obligatoire / the patient's "
+                             "consent is required", code="consent-required", status=400,
+                             usage=True)
+        p = self._patient_ready()
+        assert p.context is not None
+        with self._calls() as dmp:
+            answer = dmp.reactivate(p.context)
+        self.reload_patient()
+        return answer
+
+    def designate_medecin_traitant(self, *, confirmed: bool) -> dict[str, Any]:
+        """Record that the patient, present, designates the session's doctor as médecin
+        traitant DMP (the host refuses a professional who is not a doctor)."""
+        if not confirmed:
+            raise AgentError("Confirmez que le patient, présent, vous désigne / confirm that "
+                             "the patient designates you", code="confirmation-required",
+                             status=400, usage=True)
+        p = self._patient_ready()
+        session = self._live_session()
+        assert p.context is not None and session.identity is not None
+        with self._calls() as dmp:
+            answer = dmp.designate_medecin_traitant(p.context, session.identity.id_nat_ps)
+        self.reload_patient()
+        return answer
+
+    def authorize(self, *, confirmed: bool) -> dict[str, Any]:
+        if not confirmed:
+            raise AgentError("Confirmez que le patient, présent, vous autorise / confirm that "
+                             "the patient authorises you", code="confirmation-required",
+                             status=400, usage=True)
+        p = self._patient_ready()
+        session = self._live_session()
+        assert p.context is not None and session.identity is not None
+        with self._calls() as dmp:
+            answer = dmp.record_authorization(p.context, session.identity.id_nat_ps,
+                                              confirmed=True)
+        self.reload_patient()
+        return answer

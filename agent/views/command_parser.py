@@ -1,0 +1,220 @@
+"""The parser of the `dmp-agent` workflow commands (`agent.views.commands` runs them): each
+command's help in French then English, an example, the exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import textwrap
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from agent.views.command_session import EXIT_USAGE
+from agent.views.commands import (
+    _metadata_command,
+    cmd_authorize,
+    cmd_close_dmp,
+    cmd_create_dmp,
+    cmd_deposit,
+    cmd_documents,
+    cmd_emergency,
+    cmd_medecin_traitant,
+    cmd_outbox,
+    cmd_patient,
+    cmd_reactivate_dmp,
+    cmd_regulation,
+    cmd_replace,
+    cmd_watch,
+    run_command,
+)
+
+__all__ = ["WORKFLOW_COMMANDS", "add_workflow_commands"]
+
+# -- the parser -------------------------------------------------------------------------------
+
+WORKFLOW_COMMANDS = ("patient", "documents", "create-dmp", "authorize", "deposit", "outbox",
+                     "emergency", "regulation", "watch", "mask", "unmask", "hide-from-patient",
+                     "show-to-patient", "archive", "delete", "replace", "close-dmp",
+                     "reactivate-dmp", "medecin-traitant")
+
+
+EXIT_CODES = ("Codes de sortie / exit codes: 0 fait/done, 1 refusé ou échoué (carte, code, "
+              "hôte) / refused or failed (card, PIN, host), 2 usage incorrect / misuse.")
+EXAMPLES = {
+    "create-dmp": "dmp-agent create-dmp --consent --sheet ~/fiche-dmp.pdf",
+    "deposit": "dmp-agent deposit bilan.pdf --type 34810-2 --title 'Bilan visuel'",
+    "documents": "dmp-agent documents --save ~/dmp-documents",
+    "emergency": "dmp-agent emergency --justification 'patient inconscient, pronostic "
+                 "vital engagé' documents",
+    "authorize": "dmp-agent authorize --confirm",
+    "patient": "dmp-agent patient --person 2",
+    "outbox": "dmp-agent outbox --retry 3",
+    "replace": "dmp-agent replace urn:uuid:... bilan-v2.pdf",
+    "close-dmp": "dmp-agent close-dmp --patient-request --reason 'ne souhaite plus de DMP'",
+    "reactivate-dmp": "dmp-agent reactivate-dmp --consent",
+    "medecin-traitant": "dmp-agent medecin-traitant --confirm",
+}
+
+
+def _common() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    cards = common.add_argument_group("cards / cartes")
+    cards.add_argument("--pin-stdin", action="store_true",
+                       help="read the CPS PIN as one line of standard input (automation; "
+                            "never an argument or a variable). A wrong PIN is not retried, "
+                            "and the card's last try is left to the terminal")
+    cards.add_argument("--person", type=int, metavar="N",
+                       help="the N-th person on the Vitale card (1 = the holder); listed "
+                            "when the card holds several and none is chosen")
+    cards.add_argument("--situation", metavar="N|STRUCTURE",
+                       help="the practice situation to work in, when the CPS holds several: "
+                            "its number (1 = the first) or its structure id (default: the "
+                            "first; the one used is said)")
+    cards.add_argument("--cps-reader", metavar="NAME", help="the reader holding the CPS "
+                       "(default: found by its ATR)")
+    cards.add_argument("--vitale-reader", metavar="NAME", help="the reader holding the "
+                       "Vitale card (default: found by its ATR)")
+    return common
+
+
+def add_workflow_commands(
+        commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the workflow commands; the parsed namespace's ``run(args) -> int`` runs one."""
+    common = _common()
+
+    def add(name: str, action: Callable[[argparse.Namespace], int], summary: str,
+            description: str) -> argparse.ArgumentParser:
+        example = EXAMPLES.get(name)
+        epilog = textwrap.fill(EXIT_CODES, 90)
+        if example:
+            epilog = f"Exemple / example:\n  {example}\n\n{epilog}"
+        parser: argparse.ArgumentParser = commands.add_parser(
+            name, parents=[common], help=summary, description=textwrap.fill(description, 90),
+            epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
+        parser.set_defaults(run=run_command, action=action)
+        return parser
+
+    add("patient", cmd_patient, "the patient of the Vitale card: INS, DMP status, rights",
+        "Identité du patient (INS via le service d'identité), état du DMP, votre autorisation "
+        "/ the patient's INS, DMP status and your rights.")
+    documents = add("documents", cmd_documents, "list (and save) the documents you may see",
+                    "Liste les documents du DMP que vous pouvez voir / lists the documents "
+                    "you may see; --save writes them, hash checked, owner-only.")
+    documents.add_argument("--archived", action="store_true",
+                           help="the archived documents instead (left out by default)")
+    create = add("create-dmp", cmd_create_dmp, "create the patient's DMP, print the sheet",
+                 "Crée le DMP au comptoir / creates the DMP: the consent is mandatory; the "
+                 "emergency-access consents are given unless refused; writes the patient's "
+                 "secrets sheet (PDF, owner-only) to print and hand over.")
+    create.add_argument("--consent", action="store_true",
+                        help="the patient consented to the DMP (mandatory)")
+    create.add_argument("--no-break-the-glass", action="store_true",
+                        help="the patient refuses break-the-glass access")
+    create.add_argument("--no-regulation-centre", action="store_true",
+                        help="the patient refuses access by the regulation centre (SAMU-15)")
+    create.add_argument("--no-emergency-masked", action="store_true",
+                        help="emergency access does not see masked documents")
+    create.add_argument("--sheet", type=Path, required=True, metavar="FILE.pdf",
+                        help="where to write the secrets sheet")
+    authorize = add("authorize", cmd_authorize, "record the patient's authorisation (--confirm)",
+                    "Enregistre que le patient vous autorise / records that the patient "
+                    "authorises you; refused without --confirm.")
+    authorize.add_argument("--confirm", action="store_true",
+                           help="the patient, in person, said yes")
+    close = add("close-dmp", cmd_close_dmp, "close the DMP at the patient's request",
+                "Ferme le DMP à la demande du patient, présent / closes the DMP at the "
+                "patient's own request: kept ten years, it can be reactivated; the patient is "
+                "notified. Refused without --patient-request.")
+    close.add_argument("--patient-request", action="store_true",
+                       help="the patient, in person, asks for the closure")
+    close.add_argument("--reason", required=True, metavar="TEXT",
+                       help="why (recorded; the patient sees it)")
+    reactivate = add("reactivate-dmp", cmd_reactivate_dmp, "reopen a closed DMP (--consent)",
+                     "Réactive un DMP fermé avec le consentement du patient / reopens a closed "
+                     "DMP with the patient's consent.")
+    reactivate.add_argument("--consent", action="store_true",
+                            help="the patient consented to reopen the DMP")
+    doctor = add("medecin-traitant", cmd_medecin_traitant,
+                 "record that the patient designates you médecin traitant DMP (--confirm)",
+                 "Enregistre que le patient vous désigne médecin traitant DMP (médecins "
+                 "seulement) / records that the patient designates you as médecin traitant "
+                 "DMP (doctors only): you then see the documents masked from others.")
+    doctor.add_argument("--confirm", action="store_true",
+                        help="the patient, in person, designates you")
+    deposit = add("deposit", cmd_deposit, "sign and deposit a document (via the outbox)",
+                  "Signe (carte CPS) et dépose un document PDF ou texte / signs and deposits "
+                  "a document; it goes through the outbox, so nothing is lost if the host is "
+                  "away.")
+    deposit.add_argument("file", type=Path, nargs="?", metavar="FILE",
+                         help="the document: a .pdf or a .txt file")
+    deposit.add_argument("--type", metavar="CODE", help="document type (LOINC), see --list-types")
+    deposit.add_argument("--list-types", action="store_true",
+                         help="list the types your profession may deposit (no PIN needed)")
+    deposit.add_argument("--title", help="title (default: the type's label)")
+    deposit.add_argument("--masked", action="store_true", help="masked from professionals")
+    deposit.add_argument("--invisible-to-patient", action="store_true",
+                         help="hidden from the patient until the announcement consultation")
+    outbox = add("outbox", cmd_outbox, "pending and refused deposits; --retry ID; --recover",
+                 "File d'envoi / outbox: deposits not yet acknowledged, with why they wait "
+                 "and when they are tried again; --retry ID requeues a refused one and sends "
+                 "it (needs the author's CPS); --recover rebuilds the queue from the "
+                 "outbox's files (after a damaged database was put in quarantine).")
+    outbox.add_argument("--retry", type=int, metavar="ID", help="requeue and send item ID")
+    outbox.add_argument("--recover", action="store_true",
+                        help="rebuild the queue from the outbox's files, bringing back from "
+                             "quarantine what opens now (docs/agent-outbox.md)")
+    emergency = add("emergency", cmd_emergency, "break-the-glass access (traced, notified)",
+                    "Accès en urgence « bris de glace » / break-the-glass: only when the "
+                    "patient cannot consent and there is an immediate risk; the justification "
+                    "is recorded and the patient notified.")
+    emergency.add_argument("--justification", required=True, metavar="TEXT",
+                           help="why (recorded and shown to the patient)")
+    emergency.add_argument("what", choices=["documents"], help="what to do in emergency mode")
+    regulation = add("regulation", cmd_regulation,
+                     "regulation-centre access (centre 15 / SAMU: traced, notified)",
+                     "Accès du centre de régulation (centre 15) / regulation-centre access: the "
+                     "authorisation is not checked, the patient's opt-out is; traced and "
+                     "notified.")
+    regulation.add_argument("what", choices=["documents"], help="what to do in this mode")
+    add("watch", cmd_watch, "keep the session open; each Vitale card opens its dossier",
+        "Consultation: la session reste ouverte ; chaque carte Vitale insérée ouvre le "
+        "dossier de son patient, chaque retrait l'efface / each Vitale card inserted opens "
+        "its patient's dossier, each removal clears it. Ends when the CPS is removed.")
+    for parser in (documents, emergency, regulation):
+        parser.add_argument("--type", action="append", metavar="CODE",
+                            help="only this LOINC type code (repeatable)")
+        parser.add_argument("--save", type=Path, metavar="DIR", help="save each document here")
+    for name, done, summary in (
+        ("mask", "Masqué / masked", "mask a document from professionals"),
+        ("unmask", "Démasqué / unmasked", "unmask a document"),
+        ("hide-from-patient", "Invisible pour le patient / hidden from the patient",
+         "hide a document from the patient until the announcement consultation"),
+        ("show-to-patient", "Visible par le patient / shown to the patient",
+         "show a hidden document to the patient (the announcement consultation took place)"),
+        ("archive", "Archivé / archived", "archive a document"),
+        ("delete", "Supprimé / deleted", "delete one's own document"),
+    ):
+        parser = add(name, _metadata_command(name, done), summary,
+                     f"{summary} (by its uniqueId, as `documents` shows it).")
+        parser.add_argument("unique_id", metavar="UNIQUE_ID")
+    replace = add("replace", cmd_replace, "deposit a new version of a document",
+                  "Remplace un document par une nouvelle version / deposits a new version "
+                  "that replaces UNIQUE_ID (the old one leaves the current set).")
+    replace.add_argument("unique_id", metavar="UNIQUE_ID")
+    replace.add_argument("file", type=Path, metavar="FILE", help="the new version (.pdf, .txt)")
+    replace.add_argument("--title", help="title (default: the old one's)")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Only the workflow commands (the lead wires them into `agent.cli`)."""
+    parser = argparse.ArgumentParser(prog="dmp-agent")
+    add_workflow_commands(parser.add_subparsers(dest="command", metavar="COMMAND"))
+    args = parser.parse_args(argv)
+    if not hasattr(args, "run"):
+        parser.print_help()
+        return EXIT_USAGE
+    return int(args.run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
