@@ -34,6 +34,8 @@ from agent.outbox import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from cardreader.inspect import SlotReport
 
 __all__ = ["AgentService"]
@@ -49,7 +51,7 @@ class AgentService(CardsPart, SessionPart, PatientPart, WorkPart):
     that only reads the dossier while `dmp-agent run` holds the outbox); ``holder`` is how
     another process finding the outbox held names this one (e.g. "dmp-agent run, port N")."""
 
-    def __init__(self, config: AgentConfig, *, version: str = "",
+    def __init__(self, config: AgentConfig, *, version: str | Callable[[], str] = "",
                  cps_reader: str | None = None, vitale_reader: str | None = None,
                  with_outbox: bool = True, holder: str = "") -> None:
         self._holder = holder or "dmp-agent"  # named to another process that finds the outbox held

@@ -63,11 +63,11 @@ class PatientState:
 class CoreState:
     """The state of the agent core and its listeners; the parts build on it."""
 
-    def __init__(self, config: AgentConfig, *, version: str = "",
+    def __init__(self, config: AgentConfig, *, version: str | Callable[[], str] = "",
                  cps_reader: str | None = None, vitale_reader: str | None = None,
                  with_outbox: bool = True) -> None:
         self.config = config
-        self.version = version
+        self._version = version  # or how to find it, asked once when a view shows it
         self._wanted = {"cps": cps_reader, "vitale": vitale_reader}
         self._with_outbox = with_outbox
         self._lock = threading.RLock()
@@ -92,6 +92,12 @@ class CoreState:
         self._wakeup = threading.Event()
         self._outbox_wake = OutboxWake()  # a session opening, the host answering: wake it
         self._sending: dict[str, Any] | None = None
+
+    @property
+    def version(self) -> str:
+        if callable(self._version):
+            self._version = self._version()
+        return self._version
 
     # -- the event stream -----------------------------------------------------------------
     def subscribe(self, listener: Listener) -> Callable[[], None]:

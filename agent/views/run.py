@@ -14,7 +14,6 @@ import signal
 import socket
 import sys
 import threading
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import uvicorn
@@ -46,6 +45,9 @@ EXIT_OUTBOX = 4
 
 
 def agent_version() -> str:
+    # importlib.metadata costs ~13 ms to import: asked for when a view first shows it.
+    from importlib.metadata import PackageNotFoundError, version
+
     try:
         return version("dmp-agent")
     except PackageNotFoundError:
@@ -168,7 +170,7 @@ def run_agent(*, tray: bool, open_page: bool) -> int:
               "page) / this user's agent is running already (dmp-agent page opens its page)",
               file=sys.stderr)
         return EXIT_ALREADY_RUNNING
-    service = AgentService(config, version=agent_version(),
+    service = AgentService(config, version=agent_version,
                            holder=f"dmp-agent run, port {sock.getsockname()[1]}")
     if first_start:
         log.info("first start: %s", first_start)
