@@ -366,7 +366,7 @@ def add_enrol_command(
             "user's configuration directory (see docs/agent-enrolment.md)."
         ),
     )
-    source = enrol.add_mutually_exclusive_group(required=True)
+    source = enrol.add_mutually_exclusive_group()
     source.add_argument("--from-pki", type=Path, metavar="DIR",
                         help="the sandbox's test PKI (made by `dmp-host pki init DIR`)")
     source.add_argument("--pkcs12", type=Path, metavar="FILE",
@@ -380,7 +380,28 @@ def add_enrol_command(
     return enrol
 
 
+ENROL_WAYS = """\
+Enrôler ce poste / enrol this workstation: trois façons / three ways.
+
+1. Par l'administrateur (recommandé) : il dépose workstation.p12 et workstation.pass (et
+   host-ca.pem s'il le faut) dans /etc/dmp-agent (ou $DMP_AGENT_PROVISIONING) ; l'agent
+   de chaque utilisateur s'enrôle seul à son prochain démarrage.
+   By the administrator (recommended): drop the files there, each user's agent enrols at
+   its next start.
+2. Avec le fichier PKCS#12 du poste, remis par l'établissement :
+   With the workstation's PKCS#12 file from the establishment:
+     dmp-agent enrol --pkcs12 poste.p12            (le mot de passe est demandé / asked)
+3. Bac à sable ou essais, avec une PKI de test / sandbox or trials, with a test PKI:
+     dmp-agent enrol --from-pki DIR                (DIR: `dmp-host pki init DIR`)
+
+Voir / see docs/agent-enrolment.md; `dmp-agent doctor` dit où en est le poste / tells where
+the workstation stands."""
+
+
 def run_enrol(args: argparse.Namespace) -> int:
+    if args.from_pki is None and args.pkcs12 is None:
+        print(ENROL_WAYS, file=sys.stderr)
+        return 2
     try:
         if args.from_pki is not None:
             enrolment = enrol_from_pki(args.from_pki, args.name)

@@ -231,3 +231,18 @@ def test_the_enrol_command(
     with pytest.raises(SystemExit):
         parser.parse_args(["enrol", "--from-pki", str(pki_dir), "--pkcs12", str(p12)])
 
+
+
+def test_enrol_alone_explains_the_three_ways_and_changes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    file = tmp_path / "agent.toml"
+    file.write_text(f'[paths]\ncredentials_dir = "{tmp_path / "cred"}"\n')
+    monkeypatch.setenv(CONFIG_ENV, str(file))
+    parser = argparse.ArgumentParser(prog="dmp-agent")
+    add_enrol_command(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["enrol"])
+    assert args.run(args) == 2
+    said = capsys.readouterr().err
+    assert "/etc/dmp-agent" in said and "--pkcs12" in said and "--from-pki" in said
+    assert not (tmp_path / "cred").exists()
