@@ -28,9 +28,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("agent.core")
 
-# What to do with a blocked CPS, said once wherever it is said (the slot, the session, the
-# notice): the card layer's sentence.
-BLOCKED_TEXT = BLOCKED_CPS
 LAST_TRY = ("dernier essai : un code faux bloque la carte / last try: a wrong PIN blocks "
             "the card")
 CHOICE_TIMEOUT = 120.0  # seconds the opening waits for the practice situation to be chosen
@@ -67,7 +64,7 @@ def pin_failure(error: BaseException, prompt: object) -> AgentError:
                           f"{left} tries left{last}", code="wrong-pin", status=401,
                           triesLeft=left)
     if isinstance(error, PinBlockedError):
-        return AgentError(BLOCKED_TEXT, code="card-blocked", status=423)
+        return AgentError(BLOCKED_CPS, code="card-blocked", status=423)
     if isinstance(error, SessionError) and error.code not in ("clock-skew",):
         return AgentError(f"Refus de l'hôte DMP / the DMP host refused: {error}",
                           code=error.code, status=error.http_status)
@@ -253,7 +250,7 @@ class SessionPart(CoreState):
                 self._session_tries = refused
         self._publish("session")
         if isinstance(error, PinBlockedError):
-            self._notice("error", "Carte CPS bloquée / CPS blocked", BLOCKED_TEXT)
+            self._notice("error", "Carte CPS bloquée / CPS blocked", BLOCKED_CPS)
 
     def _watch_session_end(self, session: ProfessionalSession) -> None:
         session.wait_ended()

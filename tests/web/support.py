@@ -73,3 +73,20 @@ def eventually(probe: Callable[[], T], timeout: float = 15.0) -> T:
             return answer
         assert time.monotonic() < deadline, f"never true: {probe}"
         time.sleep(0.05)
+
+
+def unlock(page: Any, pin: str = "1234") -> None:
+    """Type the PIN in the page and wait for the open session."""
+    from playwright.sync_api import expect
+
+    page.get_by_role("tab", name="Session").click()
+    field = page.get_by_label("Code porteur")
+    field.fill(pin)
+    page.get_by_role("button", name="Ouvrir la session").click()
+    # A card with several practice situations asks for one after the PIN (the first time).
+    opened = page.locator("#sb-session").filter(has_text="Ouverte")
+    choose = page.locator("#situation-choose:visible")
+    expect(opened.or_(choose).first).to_be_visible()
+    if choose.count():
+        choose.get_by_role("button").first.click()
+    expect(page.locator("#sb-session")).to_contain_text("Ouverte")

@@ -32,6 +32,7 @@ from tests.web.support import (
     eventually,
     host_rows,
     shot,
+    unlock,
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.pcsc]
@@ -48,21 +49,6 @@ REPORT_PDF = (b"%PDF-1.4\n% Compte rendu d'examen de la vue\n" + bytes(range(256
 def status(live: LiveWorld) -> dict[str, Any]:
     with live.agent.client() as api:
         return api.get("/api/status").json()
-
-
-def unlock(page: Any, pin: str = PIN) -> None:
-    """Type the PIN in the page and wait for the open session."""
-    page.get_by_role("tab", name="Session").click()
-    field = page.get_by_label("Code porteur")
-    field.fill(pin)
-    page.get_by_role("button", name="Ouvrir la session").click()
-    # A card with several practice situations asks for one after the PIN (the first time).
-    opened = page.locator("#sb-session").filter(has_text="Ouverte")
-    choose = page.locator("#situation-choose:visible")
-    expect(opened.or_(choose).first).to_be_visible()
-    if choose.count():
-        choose.get_by_role("button").first.click()
-    expect(page.locator("#sb-session")).to_contain_text("Ouverte")
 
 
 def viewed(tab: Any, title: str | re.Pattern[str]) -> str:

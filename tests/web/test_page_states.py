@@ -24,7 +24,7 @@ from cardreader.virtual.pki import TestHealthCA
 from cardreader.virtual.vitale import VirtualVitale
 from tests.conftest import Insert
 from tests.live import LiveWorld
-from tests.web.support import shot
+from tests.web.support import shot, unlock
 
 pytestmark = [pytest.mark.browser, pytest.mark.pcsc]
 
@@ -149,9 +149,7 @@ def test_deposit_form_centre_15_other_person_and_layout(
     insert_card(VirtualVitale.from_profile("family"), slot=1)
     live.agent.wait_for(lambda s: s["session"]["state"] == "locked")
     page = open_page()
-    page.get_by_label("Code porteur").fill(PIN)
-    page.get_by_role("button", name="Ouvrir la session").click()
-    expect(page.locator("#sb-session")).to_contain_text("Ouverte")
+    unlock(page)
     page.get_by_role("tab", name="Patient").click()
     choices = page.locator("#beneficiaries button")
     expect(choices.first).to_be_visible()
@@ -204,9 +202,7 @@ def test_centre_15_for_a_patient_who_refused_it_is_one_message(
     insert_card(VirtualVitale.from_profile("family"), slot=1)
     live.agent.wait_for(lambda s: s["session"]["state"] == "locked")
     page = open_page()
-    page.get_by_label("Code porteur").fill(PIN)
-    page.get_by_role("button", name="Ouvrir la session").click()
-    expect(page.locator("#sb-session")).to_contain_text("Ouverte")
+    unlock(page)
     page.get_by_role("tab", name="Patient").click()
     page.locator("#beneficiaries button").first.click()
     expect(page.locator("#sb-patient")).not_to_contain_text("Lecture")
