@@ -20,10 +20,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from host import notify, patient
+from host.mailbox import SmtpServer
 from host.settings import NotifySettings
 from host.store import upgrade
 from tests.host.harness import GP, PHARMACIST, InProcessHost
-from tests.host.test_notify import SmtpServer
 
 CLAIRE = "284057511402396"
 

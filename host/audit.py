@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 PATIENT_TABLES = ("dossiers", "authorizations", "medecins_traitants", "submission_sets",
                   "documents", "access_log", "access_chain", "notifications", "patients",
-                  "patient_contacts", "dossier_firsts")
+                  "patient_contacts", "dossier_firsts", "portal_accounts", "portal_sessions")
 _PATIENT_TABLE = re.compile(r'\b"?(?:' + "|".join(PATIENT_TABLES) + r')"?\b')
 
 
@@ -73,6 +73,15 @@ def names_patient(ins: str, actor: SessionActor, mode: AccessMode, action: str,
     if audit is not None:
         audit.ins, audit.actor, audit.mode, audit.action = ins, actor, mode, action
         audit.document_id = document_id or audit.document_id
+
+
+def patient_decided() -> None:
+    """A decision for the patient (no professional's session) was made in this request:
+    the statements that follow it may pass. The actor stays unset, so the middleware adds
+    nothing to the patient's own traces."""
+    audit = _current.get()
+    if audit is not None:
+        audit.decided = True
 
 
 def decided(ins: str | None, actor: SessionActor, mode: AccessMode, action: str,

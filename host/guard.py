@@ -346,6 +346,7 @@ def check_patient(
     now = guard.clock()
     dossier = dossier_state(connection, ins, None, now)
     decision = decide(Actor.patient(ins), dossier, action, NORMAL, now=now, policy=guard.policy)
+    audit.patient_decided()
     with audit.guard_internal():
         holder = connection.execute(
             select(patients.c.first_name, patients.c.birth_name).where(patients.c.ins == ins)

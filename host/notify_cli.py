@@ -2,6 +2,8 @@
 
     dmp-host notify run --database URL --smtp URL [--from ADDR] [--once]
     dmp-host notify status --database URL [--json]
+    dmp-host notify mailbox --port P --dir DIR   a local SMTP server that keeps every message
+
 
 ``--database`` defaults to $DMP_HOST_DATABASE, ``--smtp`` to $DMP_HOST_SMTP_URL, ``--from``
 to $DMP_HOST_SMTP_FROM. Run one sender per database. ``status`` exits 1 when notifications
@@ -18,6 +20,7 @@ import os
 import signal
 import sys
 import threading
+from pathlib import Path
 from typing import Any
 
 from . import notify
@@ -97,6 +100,22 @@ def _status(args: argparse.Namespace) -> int:
     return 1 if counts["uncertain"] or counts["failed"] else 0
 
 
+def _mailbox(args: argparse.Namespace) -> int:
+    from .mailbox import SmtpServer
+
+    server = SmtpServer(port=args.port, directory=args.dir).start()
+    print(f"dmp-host: mailbox on {server.url}, messages written to {args.dir}", flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    return 0
+
+
 def add_notify_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``notify run`` and ``notify status`` to dmp-host's command parsers."""
     parser = commands.add_parser("notify", help="send the patients' notifications by email")
@@ -127,3 +146,11 @@ def add_notify_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
     report.add_argument("--database", metavar="URL", help=f"default: ${DATABASE_ENV}")
     report.add_argument("--json", action="store_true", help="print JSON")
     report.set_defaults(run=_status)
+    mailbox = sub.add_parser(
+        "mailbox", help="a local SMTP server keeping each message as a file (sandbox, tests)",
+        description="Accept every message on 127.0.0.1 and write it to DIR as NNNN.eml: the "
+        "sandbox's post office, where the patients' notifications and sign-in codes arrive. "
+        "Not a relay: nothing leaves the machine.")
+    mailbox.add_argument("--port", type=int, required=True, help="port on 127.0.0.1")
+    mailbox.add_argument("--dir", type=Path, required=True, help="where messages are written")
+    mailbox.set_defaults(run=_mailbox)

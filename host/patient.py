@@ -3,7 +3,9 @@
 These actions never come through the professionals' TLS API (a patient has no CPS card):
 a patient portal would call them; here `dmp-host patient ...` does (host/patient_cli.py).
 Each is decided by `policies.decide` and traced in the access log with actor_kind
-"patient", like every professional access.
+"patient", like every professional access. The patient's documents (list, mask), the
+professionals their dossier knows and the médecin traitant they declare are in
+host/patient_documents.py.
 """
 
 from __future__ import annotations
@@ -176,12 +178,13 @@ def _entry(row: Any) -> dict[str, Any]:
 
 def access_log_page(
     guard: Guard, ins: str, *, limit: int = PAGE, after: str | None = None,
-    actor_id: str | None = None, outcome: str | None = None,
+    actor_id: str | None = None, outcome: str | None = None, actor_kind: str | None = None,
 ) -> dict[str, Any]:
     """One page of the access history, newest first: ``{"entries": [...], "next": cursor}``
     (``next`` is None on the last page). Pages are cut by a keyset cursor (time, id), so a
     flood of new entries never pushes older ones out of reach; ``actor_id`` and ``outcome``
-    ("allowed" / "refused") filter. Reading it is itself traced (once per page)."""
+    ("allowed" / "refused") and ``actor_kind`` ("professional", "patient") filter. Reading
+    it is itself traced (once per page)."""
     ins = checked_ins(ins)
     if outcome not in (None, "allowed", "refused"):
         raise bad_request("bad-outcome", "outcome: allowed or refused")
@@ -193,6 +196,8 @@ def access_log_page(
         where.append(table.c.actor_id == actor_id)
     if outcome is not None:
         where.append(table.c.outcome == outcome)
+    if actor_kind is not None:
+        where.append(table.c.actor_kind == actor_kind)
     if after is not None:
         at, _, last_id = after.partition("|")
         try:

@@ -12,6 +12,11 @@
     dmp-host patient access-log INS --database URL [--actor IDNATPS] [--outcome O] [--json]
     dmp-host patient notifications INS --database URL [--json]
     dmp-host patient notifications --ins INS --channel none|email [--email ADDR]
+    dmp-host patient documents INS --database URL [--all] [--json]
+    dmp-host patient mask INS DOCUMENT_ID --database URL
+    dmp-host patient unmask INS DOCUMENT_ID --database URL
+    dmp-host patient professionals INS --database URL [--json]
+    dmp-host patient designate-medecin-traitant INS IDNATPS --database URL
 
 A stand-in for the patient portal: each command acts as the holder of the DMP, is decided by
 the access rules and traced in the access log like any access. ``--database`` defaults to
@@ -27,7 +32,7 @@ import os
 import sys
 from typing import Any
 
-from . import patient
+from . import patient, patient_documents
 from .errors import HostError
 from .guard import Guard
 from .store import open_engine
@@ -52,14 +57,19 @@ def _print_json(value: Any) -> None:
     print(json.dumps(value, ensure_ascii=False, indent=2))
 
 
+def _escaped(item: dict[str, Any]) -> dict[str, Any]:
+    """``item`` with its text escaped: names and titles were written by other people."""
+    return {key: escape_controls(value) if isinstance(value, str) else value
+            for key, value in item.items()}
+
+
 def _print_log(entries: list[dict[str, Any]]) -> None:
     if not entries:
         print("(no access)")
     for entry in entries:
         # Names, justifications and reasons were written by other people: escaped, so no
         # escape sequence reaches the terminal and no line can be forged.
-        text = {key: escape_controls(value) if isinstance(value, str) else value
-                for key, value in entry.items()}
+        text = _escaped(entry)
         who = text["actorName"] or text["actorId"]
         profession = f" [{text['profession']}]" if text["profession"] else ""
         structure = f" @ {text['structureId']}" if text["structureId"] else ""
@@ -68,6 +78,35 @@ def _print_log(entries: list[dict[str, Any]]) -> None:
         document = f" document {text['documentId']}" if text["documentId"] else ""
         print(f"{text['at']}  {text['actorKind']} {who}{profession}{structure}: "
               f"{text['action']}{document} {text['outcome']} {text['reason']}{mode}{why}")
+
+
+def _print_documents(items: list[dict[str, Any]]) -> None:
+    if not items:
+        print("(no document)")
+    for item in map(_escaped, items):
+        author = item["authorName"] or item["authorId"]
+        masked = " MASKED" if item["masked"] else ""
+        status = "" if item["status"] == "current" else f" ({item['status']})"
+        change = ""
+        if item["maskable"]:
+            change = "  (can unmask)" if item["masked"] else "  (can mask)"
+        print(f"{item['depositedAt']}  {item['id']}  {item['title'] or '(untitled)'}"
+              f"{status}{masked}  [class {item['classCode']}, type {item['typeCode']}] by "
+              f"{author}{change}")
+
+
+def _print_professionals(items: list[dict[str, Any]]) -> None:
+    if not items:
+        print("(no professional)")
+    for item in map(_escaped, items):
+        who = f"{item['name']} " if item["name"] else ""
+        profession = f" [{item['profession']}]" if item["profession"] else ""
+        structure = f" @ {item['structureId']}" if item["structureId"] else ""
+        seen = f"last access {item['lastAccessAt']}" if item["lastAccessAt"] else "no access"
+        flags = "".join((" BLOCKED" if item["blocked"] else "",
+                         " MEDECIN TRAITANT" if item["medecinTraitant"] else ""))
+        print(f"{who}{item['idNatPs']}{profession}{structure}: {seen}, authorization "
+              f"{item['authorization']}{flags}")
 
 
 def _print_notifications(items: list[dict[str, Any]]) -> None:
@@ -123,10 +162,20 @@ def run_patient(args: argparse.Namespace) -> int:
             _print_json(patient.close(guard, args.ins, args.reason))
         elif command == "reactivate":
             _print_json(patient.reactivate(guard, args.ins))
+        elif command == "documents":
+            items = patient_documents.documents(guard, args.ins, include_history=args.all)
+            _print_json(items) if args.json else _print_documents(items)
+        elif command in ("mask", "unmask"):
+            _print_json(patient_documents.set_masked(guard, args.ins, args.document_id,
+                                                     command == "mask"))
+        elif command == "professionals":
+            people = patient_documents.professionals(guard, args.ins)
+            _print_json(people) if args.json else _print_professionals(people)
         else:
             action = {
                 "block": patient.block, "unblock": patient.unblock, "revoke": patient.revoke,
                 "end-medecin-traitant": patient.end_medecin_traitant,
+                "designate-medecin-traitant": patient_documents.designate_medecin_traitant,
             }[command]
             _print_json(action(guard, args.ins, args.id_nat_ps))
     except HostError as error:
@@ -149,7 +198,8 @@ def add_patient_commands(
     sub = parser.add_subparsers(dest="patient_command", required=True, metavar="COMMAND")
 
     def command(name: str, help_text: str, *, professional: bool = False,
-                json_output: bool = False) -> argparse.ArgumentParser:
+                document: bool = False, json_output: bool = False
+                ) -> argparse.ArgumentParser:
         child = sub.add_parser(name, help=help_text, description=help_text)
         # INS positional, or --ins INS (the same).
         child.add_argument("ins", metavar="INS", nargs="?",
@@ -158,6 +208,9 @@ def add_patient_commands(
         if professional:
             child.add_argument("id_nat_ps", metavar="IDNATPS",
                                help="the professional's national id (8 + RPPS, 0 + ADELI)")
+        if document:
+            child.add_argument("document_id", metavar="DOCUMENT_ID",
+                               help="the document's id (as `documents` lists it)")
         child.add_argument("--database", metavar="URL",
                            help=f"host database URL (default: ${DATABASE_ENV})")
         if json_output:
@@ -170,6 +223,8 @@ def add_patient_commands(
     command("revoke", "revoke a professional's authorization", professional=True)
     command("end-medecin-traitant", "end a médecin traitant DMP designation",
             professional=True)
+    command("designate-medecin-traitant", "declare a médecin traitant DMP (a doctor who "
+            "already accessed the DMP)", professional=True)
     command("authorizations", "list authorizations, blocks and médecins traitants")
     consents = command("consents", "set the emergency-access consents")
     for flag, dest in (("--regulation-centre", "regulation_centre"),
@@ -189,3 +244,12 @@ def add_patient_commands(
     notes.add_argument("--channel", choices=["email", "none"],
                        help="send notifications by email, or not at all")
     notes.add_argument("--email", metavar="ADDR", help="the patient's address")
+    listing = command("documents", "list the documents the patient may see, newest first",
+                      json_output=True)
+    listing.add_argument("--all", action="store_true",
+                         help="also the superseded and archived documents")
+    command("mask", "mask a document from professionals (its author and the médecins "
+            "traitants still see it)", document=True)
+    command("unmask", "unmask a document", document=True)
+    command("professionals", "list the professionals who accessed the DMP, are authorized, "
+            "blocked or médecins traitants", json_output=True)

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from sqlalchemy import ColumnElement, Connection, Engine, delete, func, select
 
 from .blobs import BlobStore
-from .store.schema import DOSSIER_TABLES, documents, dossiers, submission_sets
+from .store.schema import DOSSIER_TABLES, documents, dossiers, portal_sessions, submission_sets
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +59,8 @@ def _purge_one(connection: Connection, ins: str, now: dt.datetime, dry_run: bool
         return set()
     bodies = _bodies(connection, ins)
     orphans = bodies - _shared(connection, ins, bodies)
-    # Children before the dossier row (foreign keys).
-    for table in reversed(DOSSIER_TABLES):
+    # Children before the dossier row (foreign keys); the portal's sessions with them.
+    for table in (portal_sessions, *reversed(DOSSIER_TABLES)):
         if dry_run:
             found = connection.execute(
                 select(func.count()).select_from(table).where(table.c.ins == ins)).scalar_one()
@@ -77,7 +77,7 @@ def run(engine: Engine, now: dt.datetime, *, dry_run: bool,
     with engine.connect() as connection:
         expired = connection.execute(select(dossiers.c.ins).where(*_expired(now))).scalars()
         candidates = list(expired)
-    counts: dict[str, int] = {table.name: 0 for table in DOSSIER_TABLES}
+    counts: dict[str, int] = {table.name: 0 for table in (*DOSSIER_TABLES, portal_sessions)}
     counts["blobs"] = 0
     for ins in candidates:
         with engine.begin() as connection:

@@ -131,18 +131,25 @@ class DmpClient:
         regulation_centre: bool = True,
         break_the_glass: bool = True,
         emergency_sees_masked: bool = True,
+        email: str | None = None,
     ) -> dict[str, Any]:
-        """Create the DMP (consent is mandatory); the answer feeds the secrets sheet."""
+        """Create the DMP (consent is mandatory); the answer feeds the secrets sheet.
+        ``email``: the patient's address (``contact``), where the host sends the patient's
+        notifications and the portal the sign-in codes; checked by the caller
+        (`agent.core.contact.checked_email`), nothing sent without one."""
         if not consent:
             raise DmpError("consent-required",
                            "Le consentement du patient est obligatoire / consent is required",
                            400)
-        answer = _check(self.http.post(f"/dossiers/{patient.ins}", json={
+        body: dict[str, Any] = {
             "consent": True,
             "emergency": {"regulationCentre": regulation_centre,
                           "breakTheGlass": break_the_glass,
                           "emergencySeesMasked": emergency_sees_masked},
-        }), 200, 201)
+        }
+        if email is not None:
+            body["contact"] = {"email": email}
+        answer = _check(self.http.post(f"/dossiers/{patient.ins}", json=body), 200, 201)
         return _object(answer)
 
     def record_authorization(self, patient: PatientContext, id_nat_ps: str, *,

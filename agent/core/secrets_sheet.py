@@ -1,7 +1,9 @@
 """The patient's secrets sheet: the printable A4 PDF handed over when a DMP is created.
 
 It carries the patient's identity, the DMP identifier, the one-time access code, how to
-connect and what to do with the code, and the emergency-access consents recorded. The secrets
+connect and what to do with the code, the address given for the notifications and the
+patient space's sign-in codes (or that none was given), and the emergency-access consents
+recorded. The secrets
 reach the patient on paper, not over an electronic channel (DOMAIN.md, "DMP creation"), so the
 file is written owner-only and nothing here logs its content: the caller prints it and should
 delete it.
@@ -26,6 +28,11 @@ __all__ = ["EmergencyConsents", "SecretsSheet", "render_pdf", "render_pdf_apart"
            "write_private_pdf", "write_secrets_sheet"]
 
 PORTAL_URL = "https://www.monespacesante.fr"  # where a patient opens their DMP today
+FIRST_SIGN_IN = ("Première connexion à votre espace patient : votre identifiant et le code "
+                 "d'accès ci-dessus, puis un code reçu à cette adresse. Vous choisirez alors "
+                 "un mot de passe ; ce code ne servira plus.")
+NO_ADDRESS = ("Aucune adresse électronique n'a été donnée : pas de notification ni d'espace "
+              "patient tant qu'une adresse n'est pas ajoutée.")
 MARGIN = 18.0  # mm
 
 
@@ -57,20 +64,22 @@ class SecretsSheet:
     consents: EmergencyConsents
     created: dt.date
     created_by: str = ""  # the professional who opened it, as shown to the patient
+    email: str | None = None  # where notifications and the sign-in codes go, if given
 
     def __repr__(self) -> str:
         return f"SecretsSheet(identifier={self.identifier!r}, access_code='****')"
 
     @classmethod
     def for_created_dmp(cls, patient: PatientContext, created: Mapping[str, Any],
-                        created_by: str) -> SecretsSheet:
-        """The sheet of a DMP the host just created (``created``: its answer)."""
+                        created_by: str, email: str | None = None) -> SecretsSheet:
+        """The sheet of a DMP the host just created (``created``: its answer; ``email``:
+        the address sent with the creation, if any)."""
         return cls(
             first_name=patient.first_name, birth_name=patient.birth_name,
             birth_date=display_date(patient.birth_date), identifier=created["identifier"],
             access_code=created["accessCode"],
             consents=EmergencyConsents.from_host(created.get("consents", {})),
-            created=dt.date.today(), created_by=created_by)
+            created=dt.date.today(), created_by=created_by, email=email)
 
 
 def display_date(value: str) -> str:
@@ -119,6 +128,31 @@ def render_pdf(sheet: SecretsSheet) -> bytes:
     def paragraph(text: str) -> None:
         pdf.multi_cell(width, 6, _latin1(text), new_x="LMARGIN", new_y="NEXT")
 
+    def address(email: str) -> None:
+        # After its label on the same line; a long one (254 characters at most) on lines of
+        # its own, smaller, so that the sheet stays one page whatever the address.
+        label, email = _latin1("Adresse de notification et de connexion : "), _latin1(email)
+        pdf.set_font("Helvetica", "", 11)
+        room = width - pdf.get_string_width(label)
+        pdf.set_font("Helvetica", "B", 11)
+        bold_width = pdf.get_string_width(email)  # at 11 points; proportional to the size
+        if bold_width <= room:
+            line_height, size = 6.0, 11
+        else:
+            pdf.set_font("Helvetica", "", 11)
+            pdf.cell(width, 6, label, new_x="LMARGIN", new_y="NEXT")
+            label, size = "", 11
+            while size > 8 and bold_width * size / 11 > 2 * width:
+                size -= 1
+            line_height = size * 0.45
+        if label:
+            pdf.set_font("Helvetica", "", 11)
+            pdf.write(line_height, label)
+        pdf.set_font("Helvetica", "B", size)
+        pdf.write(line_height, email)
+        pdf.set_font("Helvetica", "", 11)
+        pdf.ln(line_height + 1)
+
     pdf.set_font("Helvetica", "B", 18)
     pdf.cell(width, 11, _latin1("Votre Dossier Médical Partagé (DMP)"), align="C",
              new_x="LMARGIN", new_y="NEXT")
@@ -137,6 +171,11 @@ def render_pdf(sheet: SecretsSheet) -> bytes:
     heading("Vos identifiants")
     line("Identifiant du DMP :", sheet.identifier, bold=True)
     line("Code d'accès (usage unique) :", sheet.access_code, bold=True)
+    if sheet.email:
+        address(sheet.email)
+        paragraph(FIRST_SIGN_IN)
+    else:
+        paragraph(NO_ADDRESS)
 
     heading("Comment accéder à votre dossier")
     paragraph(
@@ -219,7 +258,7 @@ def render_pdf_apart(sheet: SecretsSheet) -> bytes:
     data = {"firstName": sheet.first_name, "birthName": sheet.birth_name,
             "birthDate": sheet.birth_date, "identifier": sheet.identifier,
             "accessCode": sheet.access_code, "created": sheet.created.isoformat(),
-            "createdBy": sheet.created_by,
+            "createdBy": sheet.created_by, "email": sheet.email,
             "consents": {"regulationCentre": sheet.consents.regulation_centre,
                          "breakTheGlass": sheet.consents.break_the_glass,
                          "emergencySeesMasked": sheet.consents.emergency_sees_masked}}
@@ -245,7 +284,8 @@ def _render_from_stdin() -> None:
         first_name=data["firstName"], birth_name=data["birthName"],
         birth_date=data["birthDate"], identifier=data["identifier"],
         access_code=data["accessCode"], consents=EmergencyConsents.from_host(data["consents"]),
-        created=dt.date.fromisoformat(data["created"]), created_by=data["createdBy"])
+        created=dt.date.fromisoformat(data["created"]), created_by=data["createdBy"],
+        email=data.get("email"))
     sys.stdout.buffer.write(render_pdf(sheet))
     sys.stdout.buffer.flush()
 

@@ -10,6 +10,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from agent.core.contact import checked_email
 from agent.core.deposit import BUNDLE_ROOM, queue_deposit
 from agent.core.snapshot import document_json
 from agent.core.state import CoreState, PatientState
@@ -215,14 +216,18 @@ class WorkPart(CoreState):
             return dmp.existence(p.context, p.mode)
 
     def create_dmp(self, *, consent: bool, break_the_glass: bool = True,
-                   regulation_centre: bool = True, emergency_sees_masked: bool = True
-                   ) -> dict[str, Any]:
+                   regulation_centre: bool = True, emergency_sees_masked: bool = True,
+                   email: str | None = None) -> dict[str, Any]:
+        """Create the patient's DMP and make the secrets sheet. ``email``: the patient's
+        address for the notifications and the portal's sign-in codes (optional; checked
+        here, before anything is sent: `bad-email`)."""
         from agent.core.secrets_sheet import SecretsSheet, render_pdf_apart
 
         if not consent:
             raise AgentError("Le consentement du patient est obligatoire / the patient's "
                              "consent is required", code="consent-required", status=400,
                              usage=True)
+        email = checked_email(email)
         p = self._patient_ready()
         session = self._live_session()
         assert p.context is not None and session.identity is not None
@@ -233,9 +238,10 @@ class WorkPart(CoreState):
                                  "patient already has a DMP", code="dmp-exists", status=409)
             created = dmp.create(p.context, consent=True, regulation_centre=regulation_centre,
                                  break_the_glass=break_the_glass,
-                                 emergency_sees_masked=emergency_sees_masked)
+                                 emergency_sees_masked=emergency_sees_masked, email=email)
         sheet = SecretsSheet.for_created_dmp(
-            p.context, created, f"{session.identity.first_name} {session.identity.last_name}")
+            p.context, created, f"{session.identity.first_name} {session.identity.last_name}",
+            email=email)
         with self._lock:
             p.sheet = render_pdf_apart(sheet)
         self.reload_patient()

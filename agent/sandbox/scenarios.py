@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -21,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agent.client.dmp import DmpClient, PatientContext, deposit_types
+from agent.client.dmp import DmpClient, DmpError, PatientContext, deposit_types
 from agent.client.provide import DepositMetadata
 from agent.config import AgentConfig
 from agent.core.deposit import make_sender, queue_deposit, recover_contents
@@ -36,19 +35,19 @@ from cardreader.virtual import cli as vcard
 from cardreader.vitale import Vitale2Profile, VitaleCard
 from wire.mhd import Author
 
+from .patient_side import (
+    PATIENT_EMAIL,
+    SANDBOX_PASSWORD,
+    PostOffice,
+    body_of,
+    patient_at_home,
+    patient_side,
+)
+from .services import free_port, say, service
+
 HARNESS_PIN = "1234"
 BIN = Path(sys.executable).parent
 REPORT = b"%PDF-1.4\n% Compte rendu d'examen de la vue\n" + bytes(range(256)) * 64
-
-
-def say(text: str) -> None:
-    print(f"   {text}", flush=True)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -71,28 +70,11 @@ def reference_host(state: Path) -> Iterator[tuple[Path, str, subprocess.Popen[by
     pki = state / "pki"
     subprocess.run([str(BIN / "dmp-host"), "pki", "init", str(pki)], check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    port = _free_port()
-    log = open(state / "host.log", "wb")  # noqa: SIM115 - closed below
-    process = subprocess.Popen(
-        [str(BIN / "dmp-host"), "serve", "--pki", str(pki), "--data", str(state / "host"),
-         "--port", str(port)], stdout=log, stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
-                break
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"sandbox: the host did not start; see {state / 'host.log'}")
-            time.sleep(0.1)
+    port = free_port()
+    with service([str(BIN / "dmp-host"), "serve", "--pki", str(pki), "--data",
+                  str(state / "host"), "--port", str(port)], state / "host.log", port,
+                 name="the host") as process:
         yield pki, f"https://127.0.0.1:{port}", process
-    finally:
-        process.terminate()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=10)
-        if process.poll() is None:
-            process.kill()
-        log.close()
 
 
 def insert(profile: str, slot: int, state: Path, ca: Path, port: int) -> str:
@@ -138,21 +120,24 @@ def _patient(dmp: DmpClient, vitale: VitaleCard) -> PatientContext:
     return patient
 
 
-def pharmacist_creates_a_dmp(sandbox: Sandbox, cps: str, vitale_reader: str) -> PatientContext:
+def pharmacist_creates_a_dmp(sandbox: Sandbox, cps: str,
+                             vitale_reader: str) -> tuple[PatientContext, str]:
+    """The DMP created with the patient's email; (patient, the sheet's access code)."""
     vitale = read_vitale(vitale_reader)
     with professional(sandbox, cps) as (_session, dmp, _author):
         patient = _patient(dmp, vitale)
         before = dmp.existence(patient)
         say(f"test d'existence / existence test: {before['status']}")
-        created = dmp.create(patient, consent=True)
+        created = dmp.create(patient, consent=True, email=PATIENT_EMAIL)
         sheet = sandbox.state / "fiche-secrets.txt"
         sheet.write_text(
             f"DMP de {patient.first_name} {patient.birth_name}\nIdentifiant: "
             f"{created['identifier']}\nCode d'accès provisoire: {created['accessCode']}\n"
+            f"Adresse: {PATIENT_EMAIL}\n"
         )
         os.chmod(sheet, 0o600)
-        say(f"DMP créé / DMP created; fiche des secrets: {sheet}")
-    return patient
+        say(f"DMP créé / DMP created ({PATIENT_EMAIL}); fiche des secrets: {sheet}")
+    return patient, str(created["accessCode"])
 
 
 def optician_deposits(sandbox: Sandbox, cps: str, vitale_reader: str) -> str:
@@ -179,12 +164,20 @@ def optician_deposits(sandbox: Sandbox, cps: str, vitale_reader: str) -> str:
         outbox.close()
 
 
-def gp_visit(sandbox: Sandbox, cps: str, vitale_reader: str) -> None:
+def gp_visit(sandbox: Sandbox, cps: str, vitale_reader: str) -> Author:
+    """The consultation; the GP (as the rules know them) returned."""
     vitale = read_vitale(vitale_reader)
     with professional(sandbox, cps) as (_session, dmp, author):
         patient = _patient(dmp, vitale)
         state = dmp.existence(patient)
         say(f"DMP {state['status']}, autorisation / authorization: {state['authorization']}")
+        if state["authorization"] == "forbidden":
+            try:
+                dmp.documents(patient)
+            except DmpError as refused:
+                say(f"*** REFUSÉ / REFUSED: {refused}")
+                return author
+            raise SystemExit("sandbox: a blocked professional was served")
         if state["authorization"] != "valid":
             dmp.record_authorization(patient, author.id_nat_ps, confirmed=True)
             say("autorisation du patient enregistrée (confirmée) / authorization recorded")
@@ -198,6 +191,7 @@ def gp_visit(sandbox: Sandbox, cps: str, vitale_reader: str) -> None:
             saved.write_bytes(body)
             say(f"ouvert et enregistré / retrieved and saved: {saved} ({len(body)} octets, "
                 "empreinte vérifiée)")
+    return author
 
 
 def break_the_glass(sandbox: Sandbox, cps: str, vitale_reader: str) -> None:
@@ -209,6 +203,17 @@ def break_the_glass(sandbox: Sandbox, cps: str, vitale_reader: str) -> None:
         state = dmp.existence(patient, mode)
         documents = dmp.documents(patient, mode)
         say(f"DMP {state['status']}: {len(documents)} document(s) visibles en urgence")
+
+
+def gp_access_emailed(office: PostOffice, gp: Author) -> None:
+    """The patient's notification of the GP's first access, from the post office."""
+    path, message = office.wait_for(
+        lambda m: "nouveau professionnel" in str(m["Subject"])
+        and (gp.last_name or "").upper() in body_of(m).upper())
+    say(f"courriel au patient / email to the patient ({path.name}): « {message['Subject']} »")
+    for line in body_of(message).splitlines()[:4]:
+        if line.strip():
+            say(f"  {line.strip()}")
 
 
 def show_access_log(sandbox: Sandbox, patient: PatientContext) -> None:
@@ -234,7 +239,7 @@ def running_agent(sandbox: Sandbox) -> Iterator[str]:
     from agent.config import write_config
     from agent.views.localapi.guard import token_path
 
-    port = _free_port()
+    port = free_port()
     config = dataclasses.replace(sandbox.config, api_port=port)
     config_file = write_config(config, sandbox.state / "agent" / "agent.toml")
     env = {**os.environ, "DMP_AGENT_CONFIG": str(config_file),
@@ -295,7 +300,8 @@ def running_agent(sandbox: Sandbox) -> Iterator[str]:
 
 def play(state: Path, pcscd_port: int, step: Callable[[str], None], *,
          keep: Callable[[Sandbox], None] | None = None) -> None:
-    with reference_host(state) as (pki, url, process):
+    with contextlib.ExitStack() as stack:
+        pki, url, process = stack.enter_context(reference_host(state))
         config = AgentConfig(host_url=url, host_ca=pki / "server" / "ca.pem",
                              credentials_dir=state / "agent" / "workstation",
                              data_dir=state / "agent" / "data", log_dir=state / "agent" / "log")
@@ -306,30 +312,49 @@ def play(state: Path, pcscd_port: int, step: Callable[[str], None], *,
         step("reference host up (TLS 1.3, mutual TLS); workstation enrolled")
         say(url)
 
+        office, portal = stack.enter_context(patient_side(state, sandbox.database_url, BIN))
+        step("the patient's side up: portal, notification sender, the sandbox's mailbox")
+        say(f"portail patient / patient portal: {portal}; courriels / mail: {office.directory}")
+
         step("1. pharmacy counter: the pharmacist creates the patient's DMP")
         vitale_reader = insert("vitale:single", 1, state, ca, pcscd_port)
         cps_reader = insert("cps:pharmacist", 0, state, ca, pcscd_port)
-        patient = pharmacist_creates_a_dmp(sandbox, cps_reader, vitale_reader)
+        patient, access_code = pharmacist_creates_a_dmp(sandbox, cps_reader, vitale_reader)
 
         step("2. optician: an eye-test report is deposited, signed by the CPS")
         cps_reader = insert("cps:optician", 0, state, ca, pcscd_port)
         optician_deposits(sandbox, cps_reader, vitale_reader)
 
-        step("3. GP visit: the dossier opens, the report is read")
+        step("3. GP visit: the dossier opens, the report is read; the patient is emailed")
         cps_reader = insert("cps:gp", 0, state, ca, pcscd_port)
-        gp_visit(sandbox, cps_reader, vitale_reader)
+        gp = gp_visit(sandbox, cps_reader, vitale_reader)
+        gp_access_emailed(office, gp)
 
         step("4. emergency: a nurse uses break-the-glass, with a justification")
         cps_reader = insert("cps:nurse", 0, state, ca, pcscd_port)
         break_the_glass(sandbox, cps_reader, vitale_reader)
 
-        step("what the patient sees: the access history of their DMP")
+        step("what the operator sees: the access history (`dmp-host patient access-log`)")
         show_access_log(sandbox, patient)
 
-        step("5. the agent as people use it: `dmp-agent run`, its local API and page")
+        step("5. at home: the patient signs in to her portal, reads who looked, blocks the GP")
+        patient_at_home(office, portal, patient.ins, access_code, gp.id_nat_ps,
+                        f"{gp.first_name} {gp.last_name}")
+
+        step("6. the GP opens the DMP again: refused, and the patient can read it")
+        cps_reader = insert("cps:gp", 0, state, ca, pcscd_port)
+        gp_visit(sandbox, cps_reader, vitale_reader)
+
+        step("7. the agent as people use it: `dmp-agent run`, its local API and page")
+        cps_reader = insert("cps:nurse", 0, state, ca, pcscd_port)
         with running_agent(sandbox) as page:
             if keep is not None:
                 say(f"page: {page}")
+                say(f"portail patient / patient portal: {portal} inside the sandbox; from "
+                    "this machine's browser: the address `bash scripts/sandbox --keep` "
+                    "prints (its relay)")
+                say(f"identifiant {patient.ins}, mot de passe « {SANDBOX_PASSWORD} », puis le "
+                    f"code du courriel le plus récent de {office.directory}")
                 keep(sandbox)
         for slot in (0, 1):
             with contextlib.redirect_stdout(None):

@@ -41,7 +41,8 @@ WORKFLOW_COMMANDS = ("patient", "documents", "create-dmp", "authorize", "deposit
 EXIT_CODES = ("Codes de sortie / exit codes: 0 fait/done, 1 refusé ou échoué (carte, code, "
               "hôte) / refused or failed (card, PIN, host), 2 usage incorrect / misuse.")
 EXAMPLES = {
-    "create-dmp": "dmp-agent create-dmp --consent --sheet ~/fiche-dmp.pdf",
+    "create-dmp": "dmp-agent create-dmp --consent --email claire.martin@example.fr "
+                  "--sheet ~/fiche-dmp.pdf",
     "deposit": "dmp-agent deposit bilan.pdf --type 34810-2 --title 'Bilan visuel'",
     "documents": "dmp-agent documents --save ~/dmp-documents",
     "emergency": "dmp-agent emergency --justification 'patient inconscient, pronostic "
@@ -104,7 +105,8 @@ def add_workflow_commands(
                            help="the archived documents instead (left out by default)")
     create = add("create-dmp", cmd_create_dmp, "create the patient's DMP, print the sheet",
                  "Crée le DMP au comptoir / creates the DMP: the consent is mandatory; the "
-                 "emergency-access consents are given unless refused; writes the patient's "
+                 "emergency-access consents are given unless refused; --email gives the "
+                 "patient's address (notifications, sign-in codes); writes the patient's "
                  "secrets sheet (PDF, owner-only) to print and hand over.")
     create.add_argument("--consent", action="store_true",
                         help="the patient consented to the DMP (mandatory)")
@@ -116,6 +118,11 @@ def add_workflow_commands(
                         help="emergency access does not see masked documents")
     create.add_argument("--sheet", type=Path, required=True, metavar="FILE.pdf",
                         help="where to write the secrets sheet")
+    create.add_argument("--email", metavar="ADDR",
+                        help="the patient's email address, where the host sends the "
+                             "patient's notifications and the patient portal the sign-in "
+                             "codes (printed on the sheet). Optional, but without it the "
+                             "patient can neither be notified nor sign in to the portal")
     authorize = add("authorize", cmd_authorize, "record the patient's authorisation (--confirm)",
                     "Enregistre que le patient vous autorise / records that the patient "
                     "authorises you; refused without --confirm.")

@@ -24,6 +24,7 @@ from agent.client.dmp import PatientContext, deposit_types
 from agent.client.provide import FORMAT_CODES
 from agent.client.session import SessionError
 from agent.config import private_dir
+from agent.core.contact import checked_email
 from agent.core.secrets_sheet import display_date, write_private_pdf
 from agent.core.state import PatientState
 from agent.errors import AgentError, explain
@@ -268,18 +269,25 @@ def cmd_create_dmp(args: argparse.Namespace) -> int:
                            "après l'avoir recueilli / the patient's consent is required: "
                            "add --consent once collected", EXIT_USAGE)
     _check_sheet_path(args.sheet)
+    email = checked_email(args.email)  # refused before any card is touched (exit 2)
     with open_work(args) as work:
         assert work.patient is not None
         _say(_patient_line(work.patient))
         created = work.core.create_dmp(
             consent=True, regulation_centre=not args.no_regulation_centre,
             break_the_glass=not args.no_break_the_glass,
-            emergency_sees_masked=not args.no_emergency_masked)
+            emergency_sees_masked=not args.no_emergency_masked, email=email)
         write_private_pdf(work.core.secrets_sheet(), args.sheet)
         _say(f"DMP créé / DMP created: identifiant / identifier "
              f"{terminal_text(created['identifier'])}")
         _say(f"Fiche des secrets / secrets sheet: {args.sheet} — à imprimer et remettre au "
              "patient, puis supprimer / print it, hand it over, then delete the file")
+        if email is not None:
+            _say(f"Adresse de notification et de connexion / notification and sign-in "
+                 f"address: {terminal_text(email)}")
+        else:
+            _say("Sans adresse électronique : ni notification ni espace patient / no email "
+                 "address: no notifications, no patient space (--email)")
     return EXIT_OK
 
 

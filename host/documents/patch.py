@@ -7,23 +7,19 @@ change (anything else: 405). The patched resource is compared with the stored on
 differences become rule actions: MASQUE_PS added/removed = MASK/UNMASK, INVISIBLE_PATIENT
 added/removed = SET_INVISIBLE/SET_VISIBLE, isArchived true/false = ARCHIVE/UNARCHIVE, status
 entered-in-error = DELETE (logical). Every action is decided by the guard before anything is
-written; the change is one new version (meta.versionId) written in one statement that also
-checks the version it started from.
+written; the change is one new version (meta.versionId, `versions.write_version`) written in
+one statement that also checks the version it started from.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
-from sqlalchemy import update
-
-from policies import AccessMode, Action, one_month_after
+from policies import AccessMode, Action
 from wire import codes
 from wire.mhd import (
     WireError,
     apply_json_patch,
-    document_reference_json,
     is_archived,
     parse_json_patch,
     parse_security_labels,
@@ -32,8 +28,7 @@ from wire.mhd import (
 from .. import audit
 from ..actors import SessionActor
 from ..errors import HostError, bad_request
-from ..store.schema import documents
-from . import decisions, records
+from . import decisions, records, versions
 
 MODIFIABLE = ("status", "securityLabel")
 
@@ -148,28 +143,10 @@ def patch(state: Any, actor: SessionActor, mode: AccessMode, *, identifier: str,
                                        document=records.policy_document(row),
                                        document_id=row.id)
             pending.append(decisions.Pending(action, decision, row.id))
-    now = state.clock()
-    entry = records.stored_entry(row)
     labels = parse_security_labels(patched["securityLabel"], "securityLabel")[1]
-    version = row.version_id + 1
-    values: dict[str, Any] = {"version_id": version, "masked": codes.MASQUE_PS in labels}
-    invisible = codes.INVISIBLE_PATIENT in labels
-    if invisible != row.invisible_to_patient:
-        values["invisible_to_patient"] = invisible
-        # Visible again one calendar month after being hidden (policies computes the date).
-        values["visible_to_patient_from"] = one_month_after(now) if invisible else None
-    values["archived"] = is_archived(patched, "DocumentReference")
-    values["status"] = patched["status"]
-    new_entry = dataclasses.replace(entry, status=values["status"], visibility=labels,
-                                    archived=values["archived"], version_id=version)
-    values["resource"] = document_reference_json(new_entry)
     with guard.engine.begin() as connection:
-        result = connection.execute(update(documents).where(
-            documents.c.ins == row.ins, documents.c.id == row.id,
-            documents.c.version_id == row.version_id,
-        ).values(**values))
-        if result.rowcount != 1:
-            raise HostError(409, "concurrent-change", "Le document a changé entre-temps / the "
-                            "document changed meanwhile: retry", issue_type="conflict")
+        resource = versions.write_version(
+            connection, row, visibility=labels, status=patched["status"],
+            archived=is_archived(patched, "DocumentReference"), now=state.clock())
     decisions.trace_all(guard, row.ins, actor, mode, pending)
-    return values["resource"]  # type: ignore[no-any-return]
+    return resource

@@ -273,6 +273,20 @@ dossier_firsts = Table(
     Column("at", UTC, nullable=False),
 )
 
+# The patient's portal account (host/portal): the password chosen at the first sign-in (made
+# with the secrets sheet's code, which it then replaces) and the failed attempts' lockout.
+portal_accounts = Table(
+    "portal_accounts",
+    metadata,
+    Column("ins", String(INS), primary_key=True),
+    Column("password_hash", String(200), nullable=True),  # scrypt$n$r$p$salt$hash
+    Column("activated_at", UTC, nullable=True),
+    Column("failures", Integer, nullable=False, default=0),  # consecutive wrong secrets
+    Column("locked_until", UTC, nullable=True),
+    Column("updated_at", UTC, nullable=False),
+    ForeignKeyConstraint(["ins"], ["dossiers.ins"]),
+)
+
 # -- sessions: not patient data
 challenges = Table(
     "challenges",
@@ -306,6 +320,26 @@ sessions = Table(
     Column("revoked_reason", String(64), nullable=True),
 )
 
+# The portal's browser sessions, found by the cookie (its SHA-256): a sign-in goes through
+# stage "code" (the one-time code sent by email), "password" (first sign-in: choose one) and
+# "active". Not dossier data: deleted when expired, and with the dossier at retention.
+portal_sessions = Table(
+    "portal_sessions",
+    metadata,
+    Column("id_sha256", String(64), primary_key=True),
+    Column("ins", String(INS), nullable=False),
+    Column("stage", String(10), nullable=False),  # code / password / active / ended
+    Column("csrf", String(64), nullable=False),
+    Column("created_at", UTC, nullable=False),
+    Column("last_seen_at", UTC, nullable=False),
+    Column("expires_at", UTC, nullable=False),  # absolute end
+    Column("otp_sha256", String(64), nullable=True),
+    Column("otp_expires_at", UTC, nullable=True),
+    Column("otp_attempts", Integer, nullable=False, default=0),
+    Column("otp_sent", Integer, nullable=False, default=0),
+)
+Index("ix_portal_sessions_ins", portal_sessions.c.ins, portal_sessions.c.created_at)
+
 # -- the registry of structures: what kind each one is (regulation centre, occupational
 # health...), decided by the host's operator, never by what a client declares
 structures = Table(
@@ -319,5 +353,5 @@ structures = Table(
 
 DOSSIER_TABLES = (
     dossiers, authorizations, medecins_traitants, submission_sets, documents, access_log,
-    notifications, access_chain, patient_contacts, dossier_firsts,
+    notifications, access_chain, patient_contacts, dossier_firsts, portal_accounts,
 )

@@ -108,12 +108,34 @@ def world(pcscd, tmp_path_factory) -> Iterator[World]:
             time.sleep(0.05)
 
 
+PATIENT_EMAIL = "claire.martin@example.fr"
+
+
+def host_rows(world: World, sql: str, *params: object) -> list[tuple[object, ...]]:
+    """What the reference host stored (its database, read-only)."""
+    database = world.state / "host" / "host.db"
+    with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as db:
+        return db.execute(sql, params).fetchall()
+
+
 @pytest.fixture(scope="module")
-def created(world: World) -> tuple[subprocess.CompletedProcess[str], Path]:
+def refused_email(world: World) -> tuple[subprocess.CompletedProcess[str], int, int]:
+    """create-dmp with an address the host could not use, before any DMP exists: the
+    result, then how many dossiers and contacts the host holds right after."""
+    world.cps("pharmacist")
+    result = world.run("create-dmp", "--consent", "--email", "claire.martin@localhost",
+                       "--sheet", str(world.state / "refused.pdf"))
+    ((dossiers,),) = host_rows(world, "SELECT count(*) FROM dossiers")
+    ((contacts,),) = host_rows(world, "SELECT count(*) FROM patient_contacts")
+    return result, dossiers, contacts
+
+
+@pytest.fixture(scope="module")
+def created(world: World, refused_email) -> tuple[subprocess.CompletedProcess[str], Path]:
     world.cps("pharmacist")
     sheet = world.state / "fiche-secrets.pdf"
-    result = world.run("create-dmp", "--consent", "--no-regulation-centre", "--sheet",
-                       str(sheet))
+    result = world.run("create-dmp", "--consent", "--no-regulation-centre", "--email",
+                       f" {PATIENT_EMAIL} ", "--sheet", str(sheet))
     return result, sheet
 
 
@@ -133,7 +155,7 @@ def ins_of(output: str) -> str:
 
 
 def test_create_dmp_writes_the_secrets_sheet_and_keeps_the_code_off_the_screen(
-        created) -> None:
+        world: World, created) -> None:
     result, sheet = created
     assert result.returncode == 0, result.stderr
     identifier = re.search(r"identifier (\S+)", result.stdout)
@@ -148,6 +170,22 @@ def test_create_dmp_writes_the_secrets_sheet_and_keeps_the_code_off_the_screen(
         assert code.group(0) not in log.read_text(errors="replace")
     assert "NON (refusé)" in text  # the regulation centre the patient refused
     assert "CLAIRE" in text and "MARTIN" in text
+    # The patient's address (trimmed) reached the host, for the notifications and the
+    # portal's sign-in codes, and is on the sheet with how the first sign-in works.
+    assert host_rows(world, "SELECT email, channel FROM patient_contacts "
+                     "WHERE ins = ?", ins_of(result.stdout)) == [(PATIENT_EMAIL, "email")]
+    assert PATIENT_EMAIL in text and "Première connexion à votre espace patient" in text
+    assert PATIENT_EMAIL in result.stdout
+
+
+def test_create_dmp_with_a_bad_email_is_a_usage_error_and_creates_nothing(
+        refused_email) -> None:
+    result, dossiers, contacts = refused_email
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Adresse électronique du patient" in result.stderr
+    assert "claire.martin@localhost" not in result.stderr
+    assert "Patient:" not in result.stdout  # refused before any card was read
+    assert (dossiers, contacts) == (0, 0)
 
 
 def test_create_dmp_without_consent_is_a_usage_error(world: World) -> None:

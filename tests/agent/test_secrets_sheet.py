@@ -3,6 +3,7 @@ one-time code and the consents, readable only by its owner."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 import shutil
@@ -56,6 +57,39 @@ def test_the_sheet_is_a_one_page_a4_pdf_with_the_secrets_and_the_consents() -> N
     assert consent_lines == ["OUI (accepté)", "NON (refusé)", "OUI (accepté)"]
 
 
+def words(text: str) -> str:
+    """The page's text with its line breaks and wrapping undone (a paragraph is one Tj a
+    line)."""
+    return " ".join(text.split())
+
+
+def test_without_an_address_the_sheet_says_the_patient_space_waits_for_one() -> None:
+    text = words(page_text(render_pdf(SHEET)))
+    assert "Aucune adresse électronique n'a été donnée" in text
+    assert "pas de notification ni d'espace patient" in text
+    assert "Adresse de notification" not in text and "Première connexion" not in text
+
+
+@pytest.mark.parametrize("email", [
+    "elodie.durand@example.fr",
+    # The longest address, of the widest letters: wrapped, smaller, still one page.
+    "W" * 64 + "@" + "W" * 61 + "." + "W" * 61 + "." + "W" * 62 + ".fr",
+])
+def test_the_address_and_the_first_sign_in_are_on_the_sheet(email: str) -> None:
+    pdf = render_pdf(dataclasses.replace(SHEET, email=email))
+    assert len(re.findall(rb"/Type\s*/Page(?!s)", pdf)) == 1
+    text = page_text(pdf)
+    assert "Adresse de notification et de connexion : " in text.splitlines()
+    assert email in text.replace("\n", "")
+    assert words(
+        "Première connexion à votre espace patient : votre identifiant et le code d'accès "
+        "ci-dessus, puis un code reçu à cette adresse. Vous choisirez alors un mot de passe ; "
+        "ce code ne servira plus.") in words(text)
+    assert "Aucune adresse" not in text
+    # Under the identifiers it refers to, before how to connect.
+    assert text.index("K7PM-Q2XR-9HTW") < text.index(email[:20]) < text.index("Comment accéder")
+
+
 def test_the_written_sheet_is_owner_only_and_replaces_an_old_one(tmp_path: Path) -> None:
     path = tmp_path / "fiche.pdf"
     path.write_bytes(b"old")
@@ -84,6 +118,10 @@ def test_the_agent_makes_the_sheet_in_a_child_process_with_the_same_text() -> No
 
     apart = render_pdf_apart(SHEET)
     assert page_text(apart) == page_text(render_pdf(SHEET))
+    with_email = dataclasses.replace(SHEET, email="elodie.durand@example.fr")
+    apart = render_pdf_apart(with_email)
+    assert "elodie.durand@example.fr" in page_text(apart)
+    assert page_text(apart) == page_text(render_pdf(with_email))
     probe = subprocess.run(
         [sys.executable, "-c", "import sys, datetime as dt\n"
          "from agent.core.secrets_sheet import SecretsSheet, EmergencyConsents, "

@@ -35,9 +35,44 @@ def test_the_sandbox_runs_to_the_end(run) -> None:
     result, _ = run
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     for step in ("1. pharmacy counter", "2. optician", "3. GP visit", "4. emergency",
-                 "5. the agent as people use it", "POST /api/session: open",
+                 "5. at home", "6. the GP opens the DMP again", "*** REFUSÉ",
+                 "7. the agent as people use it", "POST /api/session: open",
                  "GET /api/status: patient ready", "sandbox done"):
         assert step in result.stdout
+
+
+def test_the_patient_was_emailed_signed_in_and_blocked_the_gp(run) -> None:
+    """Issue 14's scenario: the GP's first access emailed to the patient, her sign-in on the
+    portal with the emailed code, her block, and the GP refused afterwards."""
+    import email
+    import email.policy
+
+    from tests.host.harness import GP
+
+    _, state = run
+    mail = [email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+            for path in sorted((state / "mail").glob("*.eml"))]
+    subjects = [str(message["Subject"]) for message in mail]
+    assert "Votre DMP a été créé" in subjects
+    assert any("code de connexion" in subject for subject in subjects)
+    first_access = [m for m in mail if "nouveau professionnel" in str(m["Subject"])]
+    assert any(GP.last_name in m.get_body().get_content() for m in first_access)
+    assert {str(m["To"]) for m in mail} == {"claire.martin@example.org"}
+    with _db(state).connect() as connection:
+        log = connection.execute(text(
+            "select actor_kind, actor_id, action, outcome, reason from access_log "
+            "order by seq")).all()
+        blocked = connection.execute(text(
+            "select blocked from authorizations where id_nat_ps = :gp"),
+            {"gp": GP.id_nat_ps}).scalar_one()
+    assert blocked
+    patient_actions = [(r.action, r.outcome) for r in log if r.actor_kind == "patient"]
+    assert ("portal_sign_in", "allowed") in patient_actions
+    assert ("block", "allowed") in patient_actions
+    after_block = [r for r in log[[r.action for r in log].index("block"):]
+                   if r.actor_id == GP.id_nat_ps]
+    assert after_block and {(r.outcome, r.reason) for r in after_block
+                            if r.action != "resolve_identity"} == {("refused", "BLOCKED")}
 
 
 def test_the_host_stored_the_dmp_the_report_and_the_traces(run) -> None:

@@ -3,29 +3,25 @@ sender (a real aiosmtpd server), retries with backoff, and at-most-once across k
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import email
 import email.policy
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP
 from sqlalchemy import select
 
 from host import notify, notify_events, patient
 from host.cli import main
+from host.mailbox import SmtpServer, free_port
 from host.settings import NotifySettings
 from host.store.schema import notifications
 from tests.host.harness import GP, NURSE, PHARMACIST, REGULATOR, InProcessHost
@@ -36,63 +32,6 @@ ADDRESS = "claire.martin@example.org"
 ROOT = Path(__file__).resolve().parents[2]
 BTG = {"x-dmp-access-mode": "bris_de_glace",
        "x-dmp-justification": "arr%C3%AAt%20cardiaque%20sur%20infarctus"}
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-class Mailbox:
-    """What the SMTP server received: (recipients, parsed message), in order."""
-
-    def __init__(self, delay: float = 0.0) -> None:
-        self.delay = delay
-        self.received: list[tuple[list[str], email.message.EmailMessage]] = []
-        self.lock = threading.Lock()
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
-        with self.lock:
-            self.received.append((list(envelope.rcpt_tos), message))  # type: ignore[arg-type]
-        if self.delay:
-            await asyncio.sleep(self.delay)  # the sender waits for the 250 meanwhile
-        return "250 OK"
-
-    def count(self) -> int:
-        with self.lock:
-            return len(self.received)
-
-
-class RoomySMTP(SMTP):
-    # aiosmtpd sizes its StreamReader buffer to the 1001-byte line limit, and on Python 3.11
-    # readuntil() then reports "Line too long" for some messages of about that total size
-    # whose lines are all short (seen with 78-byte quoted-printable lines). A bigger buffer.
-    line_length_limit = 65536
-
-
-class RoomyController(Controller):
-    def factory(self) -> SMTP:
-        return RoomySMTP(self.handler, **self.SMTP_kwargs)
-
-
-class SmtpServer:
-    def __init__(self, delay: float = 0.0, port: int | None = None) -> None:
-        self.mailbox = Mailbox(delay)
-        self.port = port or free_port()
-        self.controller = RoomyController(self.mailbox, hostname="127.0.0.1", port=self.port)
-
-    @property
-    def url(self) -> str:
-        return f"smtp://127.0.0.1:{self.port}"
-
-    def start(self) -> SmtpServer:
-        self.controller.start()
-        return self
-
-    def stop(self) -> None:
-        self.controller.stop()
 
 
 @pytest.fixture

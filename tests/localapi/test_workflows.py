@@ -15,6 +15,7 @@ import pytest
 
 from cardreader.pcsc import list_readers, wait_for_card
 from cardreader.virtual.vitale import VirtualVitale
+from tests.agent.test_secrets_sheet import page_text
 from tests.live import LiveWorld
 
 pytestmark = pytest.mark.pcsc
@@ -73,12 +74,32 @@ def test_the_pharmacist_creates_the_dmp_and_gets_the_sheet_once(
         if patient["dmp"]["status"] == "absent":
             refused = api.post("/api/dmp", json={"consent": False})
             assert refused.status_code == 400 and refused.json()["code"] == "consent-required"
+            # An address the host could not use is refused before anything is sent.
+            for bad in ("claire.martin", "claire@localhost", "a@example.fr, b@example.fr",
+                        "claire@example.fr\r\nBcc: x@example.org", "a" * 250 + "@x.fr"):
+                refused = api.post("/api/dmp", json={"consent": True, "email": bad})
+                assert refused.status_code == 400, refused.text
+                assert refused.json()["code"] == "bad-email"
+                assert refused.json()["message"].startswith("Adresse électronique du patient")
+            not_text = api.post("/api/dmp", json={"consent": True, "email": 42})
+            assert not_text.status_code == 400 and not_text.json()["code"] == "bad-request"
+            with live.host.db() as db:
+                assert db.execute("SELECT count(*) FROM dossiers WHERE ins = ?",
+                                  (patient["patient"]["ins"],)).fetchone() == (0,)
+                assert db.execute("SELECT count(*) FROM patient_contacts WHERE ins = ?",
+                                  (patient["patient"]["ins"],)).fetchone() == (0,)
             created = api.post("/api/dmp", json={"consent": True, "breakTheGlass": True,
-                                                  "regulationCentre": False})
+                                                  "regulationCentre": False,
+                                                  "email": " claire.martin@example.fr "})
             assert created.status_code == 201, created.text
             sheet = api.get("/api/dmp/sheet")
             assert sheet.status_code == 200 and sheet.content.startswith(b"%PDF")
             assert sheet.headers["content-type"] == "application/pdf"
+            assert "claire.martin@example.fr" in page_text(sheet.content)
+            with live.host.db() as db:
+                contact = db.execute("SELECT email, channel FROM patient_contacts WHERE "
+                                     "ins = ?", (patient["patient"]["ins"],)).fetchall()
+            assert contact == [("claire.martin@example.fr", "email")]
         status = api.get("/api/status").json()
         assert status["patient"]["dmp"]["status"] == "open"
         again = api.post("/api/dmp", json={"consent": True})

@@ -182,12 +182,32 @@ def test_pharmacist_creates_the_dmp_at_the_counter(
     expect(page.get_by_label("bris de glace")).to_be_checked()
     expect(page.get_by_label("En urgence, accès aux documents masqués")).to_be_checked()
     page.get_by_label("centre de régulation").uncheck()
+    # The patient's address, optional, said what it is for.
+    email = page.get_by_label("Adresse électronique du patient")
+    expect(email).to_have_attribute("type", "email")
+    expect(email).to_have_attribute("autocomplete", "off")
+    expect(email).to_have_attribute("maxlength", "254")
+    expect(email).to_have_value("")
+    expect(page.locator("#create-email-help")).to_contain_text(
+        "Pour les notifications et la connexion à son espace DMP")
+    expect(email).to_have_accessible_description(re.compile("Pour les notifications"))
+    # One the browser lets through but the host could not use: the agent refuses it and
+    # nothing is created; the address stays in the field to be corrected.
+    email.fill("claire.martin@localhost")
+    create.click()
+    expect(page.locator("#create-message")).to_contain_text("Adresse électronique du patient")
+    expect(email).to_have_value("claire.martin@localhost")
+    assert dossier(live, ins) is None
+    shot(page, "pharmacist-dmp-bad-email")
+    email.fill("claire.martin@example.fr")
     create.click()
     expect(page.locator("#create-message")).to_contain_text("DMP créé")
     expect(page.locator("#sb-patient")).to_contain_text("DMP ouvert")
     stored = dossier(live, ins)
     assert stored == {"status": "open", "breakTheGlass": True, "regulationCentre": False,
                       "emergencySeesMasked": True, "createdBy": PHARMACIST}
+    assert host_rows(live, "SELECT email, channel FROM patient_contacts WHERE ins = ?",
+                     ins) == [("claire.martin@example.fr", "email")]
     shot(page, "pharmacist-dmp-created")
 
     # The secrets sheet opens in a tab of its own, as a PDF.

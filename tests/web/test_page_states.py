@@ -24,7 +24,7 @@ from cardreader.virtual.pki import TestHealthCA
 from cardreader.virtual.vitale import VirtualVitale
 from tests.conftest import Insert
 from tests.live import LiveWorld
-from tests.web.support import shot, unlock
+from tests.web.support import host_rows, shot, unlock
 
 pytestmark = [pytest.mark.browser, pytest.mark.pcsc]
 
@@ -164,8 +164,15 @@ def test_deposit_form_centre_15_other_person_and_layout(
         page.get_by_role("tab", name="Création du DMP").click()
         page.get_by_label(re.compile("consent à la création")).check()
         page.get_by_label(re.compile("centre de régulation")).uncheck()
+        # No address (a blank field sends none): created, and the host holds no contact.
+        page.get_by_label("Adresse électronique du patient").fill("  ")
         page.get_by_role("button", name="Créer").click()
         expect(page.locator("#create-message")).to_contain_text("DMP créé")
+        ins = live.agent.wait_for(lambda s: s["patient"]["state"] == "ready"
+                                  )["patient"]["patient"]["ins"]
+        assert host_rows(live, "SELECT status FROM dossiers WHERE ins = ?", ins) == [("open",)]
+        assert host_rows(live, "SELECT count(*) FROM patient_contacts WHERE ins = ?",
+                         ins) == [(0,)]
 
     # The deposit form: no type chosen, the submit waits for one, the patient named, no
     # internal type offered.

@@ -323,7 +323,8 @@ def create_app(service: AgentService, *, token: str | TokenKeeper, port: int,
             service.create_dmp, consent=_field(body, "consent", bool),
             break_the_glass=_field(body, "breakTheGlass", bool, True),
             regulation_centre=_field(body, "regulationCentre", bool, True),
-            emergency_sees_masked=_field(body, "emergencySeesMasked", bool, True))
+            emergency_sees_masked=_field(body, "emergencySeesMasked", bool, True),
+            email=_field(body, "email", str, None))  # checked by the core (bad-email)
         return JSONResponse(created, status_code=201)
 
     async def sheet(request: Request) -> Response:

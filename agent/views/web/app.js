@@ -1347,10 +1347,13 @@ async function createDmp(event) {
   $('create-submit').disabled = true;
   say('create-message', 'Création du DMP… / creating…');
   try {
-    const created = await api('POST', '/api/dmp', {
+    const body = {
       consent: true, breakTheGlass: $('create-btg').checked,
       regulationCentre: $('create-regulation').checked,
-      emergencySeesMasked: $('create-masked').checked});
+      emergencySeesMasked: $('create-masked').checked};
+    const email = $('create-email').value.trim();
+    if (email) body.email = email;  // optional: checked by the agent (bad-email)
+    const created = await api('POST', '/api/dmp', body);
     say('create-message', `DMP créé — identifiant ${created.identifier}. / DMP created.`, 'ok');
     $('create-form').reset();
     show('sheet', true);
