@@ -38,6 +38,10 @@ APP_NAME = "dmp-agent"
 CONFIG_ENV = "DMP_AGENT_CONFIG"
 CONFIG_FILE = "agent.toml"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+# The DMP's rule: fewer than 5 deposits per second per establishment and software. The
+# outbox starts at most `outbox.max_deposits_per_second` (default 4) per structure.
+DMP_DEPOSIT_RULE = 5
+DEFAULT_DEPOSITS_PER_SECOND = 4.0
 
 
 class ConfigError(AgentError, ValueError):
@@ -146,6 +150,11 @@ KEYS: tuple[Key, ...] = (
         "Days after the host acknowledged a deposit before the outbox blanks its personal "
         "fields (INS, title, file name, the host's answer); the row stays, so the counts "
         "do. 0 = as soon as it is acknowledged. Refused deposits are never purged."),
+    Key("outbox", "max_deposits_per_second", "max_deposits_per_second",
+        "Most deposits the outbox starts each second for one establishment (structure): "
+        f"the DMP accepts fewer than {DMP_DEPOSIT_RULE} per second per establishment and "
+        f"software, so a number > 0 and < {DMP_DEPOSIT_RULE}. Deposits beyond it wait "
+        "their turn, they never fail; each agent keeps its own pace."),
     Key("paths", "credentials_dir", "credentials_dir",
         'Where the enrolled workstation certificate and key live; "" = '
         "<user config dir>/workstation."),
@@ -182,6 +191,7 @@ class AgentConfig:
     retry_max: float = 3600.0
     retry_jitter: float = 0.2
     outbox_purge_days: float = 7.0
+    max_deposits_per_second: float = DEFAULT_DEPOSITS_PER_SECOND
     # Computed when an instance is made, so that XDG_* variables set after import count.
     credentials_dir: Path = field(
         default_factory=lambda: platformdirs.user_config_path(APP_NAME) / "workstation")
@@ -251,6 +261,24 @@ def _check_days(value: Any) -> None:
         raise ConfigError(f"expected a number of days >= 0, got {value!r}")
 
 
+def check_deposit_rate(value: Any) -> None:
+    """A pace of deposits the DMP's rule allows: a number > 0 and < `DMP_DEPOSIT_RULE`."""
+    rule = (f"the DMP accepts fewer than {DMP_DEPOSIT_RULE} deposits per second per "
+            f"establishment and software (règle du DMP : moins de {DMP_DEPOSIT_RULE} dépôts "
+            "par seconde par établissement et logiciel)")
+    try:
+        number = _number(value)
+    except TypeError:
+        raise ConfigError(f"expected a number of deposits per second, > 0 and < "
+                          f"{DMP_DEPOSIT_RULE}, got {value!r}") from None
+    if not math.isfinite(number) or number <= 0:
+        raise ConfigError(f"expected a number of deposits per second > 0 (default "
+                          f"{DEFAULT_DEPOSITS_PER_SECOND:g}), got {value!r}")
+    if number >= DMP_DEPOSIT_RULE:
+        raise ConfigError(f"{rule}: expected fewer than {DMP_DEPOSIT_RULE} (default "
+                          f"{DEFAULT_DEPOSITS_PER_SECOND:g}), got {value!r}")
+
+
 def _check_port(value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or not 1024 <= value <= 65535:
         raise ConfigError(f"expected a port number 1024-65535, got {value!r}")
@@ -294,6 +322,7 @@ _CHECKS: dict[str, Callable[[Any], None]] = {
     "api_allowed_origins": _check_origins,
     "log_level": _check_level, "retry_base": _check_positive, "retry_max": _check_positive,
     "retry_jitter": _check_jitter, "outbox_purge_days": _check_days,
+    "max_deposits_per_second": check_deposit_rate,
     "credentials_dir": _check_path, "data_dir": _check_path,
     "log_dir": _check_path,
 }
@@ -421,10 +450,13 @@ def write_config(config: AgentConfig | None = None, path: Path | None = None) ->
 __all__ = [
     "APP_NAME",
     "CONFIG_ENV",
+    "DEFAULT_DEPOSITS_PER_SECOND",
+    "DMP_DEPOSIT_RULE",
     "KEYS",
     "AgentConfig",
     "ConfigError",
     "Key",
+    "check_deposit_rate",
     "default_config_path",
     "fsync_dir",
     "load_config",

@@ -4,9 +4,10 @@ data). `host.routes.sessions` decides; these functions read and write."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Engine, insert, update
+from sqlalchemy import Engine, insert, select, update
 
 from .store.schema import challenges, sessions
 
@@ -44,3 +45,32 @@ def end_session(engine: Engine, session_id: str, now: dt.datetime, reason: str) 
     with engine.begin() as connection:
         connection.execute(update(sessions).where(sessions.c.id == session_id)
                            .values(revoked_at=now, revoked_reason=reason))
+
+
+def revoke_sessions(engine: Engine, workstation_sha256: str,
+                    revocations: Sequence[tuple[str, str]], now: dt.datetime
+                    ) -> tuple[int, int, int]:
+    """End the sessions named in ``revocations`` (session id, reason) that this workstation
+    opened and that are not yet ended (revoked or expired); returns (revoked, already
+    ended, unknown). A session of another workstation counts as unknown and is not touched:
+    the answer says nothing of whose it is. Ids are taken once each (the first reason)."""
+    wanted: dict[str, str] = {}
+    for session_id, reason in revocations:
+        wanted.setdefault(session_id, reason)
+    if not wanted:
+        return 0, 0, 0
+    revoked = 0
+    with engine.begin() as connection:
+        owned = {row.id for row in connection.execute(
+            select(sessions.c.id).where(sessions.c.id.in_(list(wanted)),
+                                        sessions.c.workstation_sha256 == workstation_sha256))}
+        for session_id in owned:
+            # Ended once: a revocation already recorded (or an expiry) keeps its reason.
+            revoked += connection.execute(
+                update(sessions)
+                .where(sessions.c.id == session_id,
+                       sessions.c.workstation_sha256 == workstation_sha256,
+                       sessions.c.revoked_at.is_(None), sessions.c.not_after > now)
+                .values(revoked_at=now, revoked_reason=wanted[session_id])
+            ).rowcount
+    return revoked, len(owned) - revoked, len(wanted) - len(owned)

@@ -149,6 +149,9 @@ class TlsH11Protocol(H11Protocol):
 # -- running uvicorn ----------------------------------------------------------------------------
 
 
+KEEP_ALIVE_SECONDS = 300
+
+
 def build_server(
     app: ASGIApp,
     ssl_context: ssl.SSLContext,
@@ -167,6 +170,9 @@ def build_server(
     # access is traced in the host's own access_log table instead.
     options.setdefault("access_log", False)
     options.setdefault("timeout_graceful_shutdown", 2)
+    # An agent's connection lives as long as its professional's session (it pings within
+    # this): no request of a slow link pays a new TCP and TLS handshake (issue 18).
+    options.setdefault("timeout_keep_alive", KEEP_ALIVE_SECONDS)
     # The Date header on every answer: agents compare their clock with it before judging
     # certificates (a skewed workstation clock makes this server's certificate look invalid).
     options.setdefault("date_header", True)

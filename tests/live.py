@@ -32,6 +32,16 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def until(predicate: Any, timeout: float = 15.0) -> bool:
+    """Wait (a bound, not a measure) until ``predicate()``; True when it came."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
 def _stop(process: subprocess.Popen[bytes] | None, sig: int = signal.SIGTERM) -> int | None:
     if process is None or process.poll() is not None:
         return None if process is None else process.returncode

@@ -185,13 +185,33 @@ class DmpClient:
         """Every document this professional may see (follows the pages)."""
         query = {"patient.identifier": f"urn:oid:{patient.ins_oid}|{patient.ins}",
                  "status": "current", **filters}
-        url: str | None = "/fhir/DocumentReference?" + urllib.parse.urlencode(query)
-        found: list[DocumentEntry] = []
         headers = mode_headers(mode) if mode else {}
-        while url:
-            page = parse_search_bundle(_check(self.http.get(url, headers=headers), 200).content)
+        url = "/fhir/DocumentReference?" + urllib.parse.urlencode(query)
+        return self._pages(_check(self.http.get(url, headers=headers), 200).content, headers)
+
+    def dossier(self, patient: PatientContext, mode: AccessMode | None = None
+                ) -> tuple[dict[str, Any], list[DocumentEntry]]:
+        """The existence test and, when the host says this professional may consult the
+        dossier, its current documents: one round trip (the first page of the search comes
+        with the answer; the next pages, if any, follow)."""
+        headers = mode_headers(mode) if mode else {}
+        answer = _object(_check(self.http.get(f"/dossiers/{patient.ins}",
+                                              params={"documents": "current"},
+                                              headers=headers), 200))
+        bundle = answer.pop("documents", None)
+        if bundle is None:
+            return answer, []
+        return answer, self._pages(json.dumps(bundle).encode(), headers)
+
+    def _pages(self, first: bytes, headers: dict[str, str]) -> list[DocumentEntry]:
+        """The documents of a searchset and of the pages its next links lead to."""
+        found: list[DocumentEntry] = []
+        body: bytes | None = first
+        while body is not None:
+            page = parse_search_bundle(body)
             found += [e for e in page.entries if e.type_code != codes.SIGNATURE_TYPE_CODE]
-            url = page.next_url
+            body = None if not page.next_url else _check(
+                self.http.get(page.next_url, headers=headers), 200).content
         return found
 
     def retrieve(self, entry: DocumentEntry, mode: AccessMode | None = None) -> bytes:

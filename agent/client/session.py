@@ -7,6 +7,10 @@ short-lived session certificate for that key; every later call is mutual TLS wit
 kept-alive connection. The session key never reaches the disk in clear: `ssl` only loads keys
 from files, so it is written encrypted under a random password that lives in memory, loaded,
 and the file removed at once.
+
+A session that ends is revoked at the host in the background (`agent.client.revocations`):
+the session's own client tries first, the workstation's (`workstation_client`) retries, and
+an `Opening` sends what is still pending before its challenge.
 """
 
 from __future__ import annotations
@@ -40,6 +44,9 @@ if TYPE_CHECKING:
     from agent.client.host_clock import ClockReading
 
 Signer = Callable[[bytes], bytes]  # the card's authentication key: bytes -> RSA signature
+# Called with the workstation's client before its first request (`Opening`): the pending
+# session revocations go first (`Revoker.flush`).
+BeforeOpening = Callable[["httpx.Client"], None]
 
 
 class SessionError(AgentError):
@@ -219,6 +226,37 @@ def clock_skew(base_url: str, workstation: Workstation,
     return ClockSkewError(reading) if reading is not None and reading.significant else None
 
 
+def workstation_client(base_url: str, workstation: Workstation,
+                       timeout: float = 30.0) -> httpx.Client:
+    """An httpx client to the host presenting this workstation's certificate (mutual TLS):
+    what asks for a challenge, opens a session, and revokes the sessions it opened."""
+    import httpx  # the first host call: not at start
+
+    return httpx.Client(base_url=base_url, verify=workstation.context(), timeout=timeout)
+
+
+def shutdown_sockets(client: httpx.Client) -> None:
+    """Shut down every socket of ``client``'s pool so that a thread blocked reading a
+    response wakes up now: closing a socket from another thread does not wake it on Linux.
+
+    httpx has no public handle on its sockets; this walks httpcore's pool and is a no-op if
+    that shape changes (the call then fails at its own timeout instead).
+    """
+    import socket
+
+    pool = getattr(getattr(client, "_transport", None), "_pool", None)
+    for connection in list(getattr(pool, "connections", ())):
+        stream = getattr(getattr(connection, "_connection", None), "_network_stream", None)
+        if stream is None:
+            continue
+        with contextlib.suppress(Exception):
+            sock = stream.get_extra_info("socket")
+            if sock is not None:
+                # The plain-socket method: SSLSocket.shutdown would also drop its SSL object
+                # under the reading thread.
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
 CHALLENGE_MARGIN = 5.0  # seconds: a challenge this close to its expiry is fetched again
 
 
@@ -228,10 +266,15 @@ class Opening:
     PIN asked. `HostSession.open` then needs one round trip (POST /session). The host's
     rules are unchanged: the challenge is the host's, one use, short-lived; a challenge
     that expired while the PIN was being typed is fetched again (docs/agent-session.md).
+
+    ``before`` (`Revoker.flush`) runs on the same connection before each challenge: the
+    revocations of sessions this workstation ended go to the host before anything else.
     """
 
-    def __init__(self, base_url: str, workstation: Workstation, timeout: float = 30.0) -> None:
+    def __init__(self, base_url: str, workstation: Workstation, timeout: float = 30.0, *,
+                 before: BeforeOpening | None = None) -> None:
         self.base_url, self.workstation, self.timeout = base_url, workstation, timeout
+        self._before = before
         self._lock = threading.Lock()
         self._client: httpx.Client | None = None
         self._challenge: bytes | None = None
@@ -258,14 +301,13 @@ class Opening:
             self._drop()
 
     def _fetch(self) -> None:
-        import httpx  # the first host call: not at start
-
         with self._lock:
             if self._client is None:
-                self._client = httpx.Client(base_url=self.base_url,
-                                            verify=self.workstation.context(),
-                                            timeout=self.timeout)
+                self._client = workstation_client(self.base_url, self.workstation,
+                                                  self.timeout)
             client = self._client
+        if self._before is not None:
+            self._before(client)  # the pending revocations: before any other request
         asked = time.monotonic()
         answer = client.post("/session/challenge")
         if answer.status_code != 200:
@@ -309,11 +351,14 @@ class Opening:
 
 
 class HostSession:
-    """An open session: `client` is the httpx client every call goes through."""
+    """An open session: `client` is the httpx client every call goes through; `context`
+    (the TLS context holding the session key) lets the session's end be told to the host on
+    a client of its own once `client` is closed (`agent.client.revocations`)."""
 
     def __init__(
         self, base_url: str, client: httpx.Client, session_id: str, not_after: dt.datetime,
         access_modes: tuple[str, ...] = ("normal", "bris_de_glace"),
+        context: ssl.SSLContext | None = None,
     ) -> None:
         self.base_url = base_url
         self.client = client
@@ -321,6 +366,7 @@ class HostSession:
         self.not_after = not_after
         # What the host's registry lets this structure use (centre_15: regulation centres).
         self.access_modes = access_modes
+        self.context = context
 
     @classmethod
     def open(
@@ -396,7 +442,8 @@ class HostSession:
         modes = opened.get("accessModes")
         return cls(base_url, client, opened["sessionId"],
                    dt.datetime.fromisoformat(opened["notAfter"]),
-                   *([tuple(str(m) for m in modes)] if isinstance(modes, list) else []))
+                   tuple(str(m) for m in modes) if isinstance(modes, list)
+                   else ("normal", "bris_de_glace"), session_context)
 
     def close(self, reason: str = "closed") -> None:
         """Tell the host the session is over, then drop the client (and the key with it)."""

@@ -1,6 +1,7 @@
 """The core's card part: one `Monitor` (SCardGetStatusChange, no polling) for every reader,
-its events handled on one thread, in order. A CPS removal ends the session at once, a
-Vitale card's arrival starts its patient context, its removal clears it."""
+its events handled on one thread, in order, none of them waiting for the host. A CPS removal
+ends the session at once, a Vitale card's arrival starts its patient context, its removal
+clears it."""
 
 from __future__ import annotations
 
@@ -87,8 +88,10 @@ class CardsPart(CoreState):
                 self._session_state, self._session_error = "none", ""
                 self._session_tries = None
             session = self._session
-        # The patient's data go first: nothing of them stays on screen while the host is
-        # told of the session's end.
+        # The patient's data go first, from the API, the page and the tray; the session's
+        # end is then recorded and told to the host in the background (agent.client.
+        # revocations): nothing on this thread waits for the network, so the next card
+        # event (the next patient's Vitale card) is handled at once, whatever the link.
         self._clear_patient(reader)
         if session is not None and session.reader == reader:
             self._session_gone("card-removed", session)

@@ -155,7 +155,9 @@ def queue_deposit(
                "content_sha256": out.sha256, "mime_type": metadata.mime_type,
                "title": metadata.title, "type_code": metadata.type_code,
                # whose deposit it is: the views list a professional's own deposits only
-               "author": author.id_nat_ps}
+               "author": author.id_nat_ps,
+               # for which establishment: the DMP's pace is per structure (outbox throttle)
+               "structure": author.structure_id}
         return outbox.add(unique_id, patient.ins,
                           json.dumps(bundle, separators=(",", ":")).encode(), row)
     except BaseException:

@@ -20,7 +20,6 @@ from agent.errors import AgentError
 if TYPE_CHECKING:
     from cardreader.vitale import VitaleCard
     from policies import AccessMode
-    from wire.mhd import DocumentEntry
 
 log = logging.getLogger("agent.core")
 
@@ -77,20 +76,15 @@ class PatientPart(CoreState):
         p = self._current(generation)
         if p is None or p.person_index is None:
             return
+        with self._lock:
+            changes = p.changes  # what this listing will show at least
         person = p.card.beneficiaries[p.person_index - 1]
-        from agent.client.dmp import DmpError  # loaded by the session's opening already
 
         try:
             with self._calls() as dmp:
                 context = p.context or dmp.resolve(p.card, person)
-                existence = dmp.existence(context, p.mode)
-                documents: list[DocumentEntry] = []
-                if existence.get("status") == "open":
-                    try:
-                        documents = dmp.documents(context, p.mode)
-                    except DmpError as refused:
-                        if refused.status != 403:
-                            raise
+                # The dossier and its documents in one round trip (issue 18).
+                existence, documents = dmp.dossier(context, p.mode)
         except AgentError as error:
             with self._lock:
                 if self._current(generation) is not None:
@@ -101,6 +95,7 @@ class PatientPart(CoreState):
             if self._current(generation) is None:
                 return  # the card left meanwhile: nothing of this patient stays
             p.context, p.dmp, p.documents = context, existence, documents
+            p.listed_changes = changes
             p.state, p.error, p.failure = "ready", "", None
         log.info("patient context ready (%d document(s))", len(documents))
         self._publish("patient")

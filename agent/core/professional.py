@@ -6,9 +6,11 @@ the practice situation, and opens a card-rooted `HostSession`. Afterwards:
 - a timer renews the host session before its certificate expires, while the card is present
   (the card stays unlocked, so no PIN is asked again), and swaps the client atomically;
 - a `Monitor` on the card's reader (SCardGetStatusChange, no polling) ends the session AT
-  ONCE when the card is removed or pcscd goes away: the session is marked dead, the sockets
-  of calls in flight are shut down (a call blocked on a slow host fails immediately), the host
-  is told (best effort, short timeout) and the client is dropped with its key.
+  ONCE when the card is removed or pcscd goes away: the session is marked dead and the
+  sockets of calls in flight are shut down (a call blocked on a slow host fails
+  immediately). Telling the host is the `Revoker`'s (agent/client/revocations.py): recorded
+  now, sent on its own thread, retried until the host has it; the client and its key are
+  dropped after the first try. Nothing of the end waits for the network.
 
 Every call goes through `calls()` (or `dmp()`), which raises `SessionEndedError` once the card
 is gone, without touching the network. See docs/agent-session.md.
@@ -19,13 +21,13 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
-import socket
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from agent.client.session import HostSession, Opening, clock_skew
+from agent.client.revocations import REVOKE_TIMEOUT, Revoker
+from agent.client.session import HostSession, Opening, clock_skew, shutdown_sockets
 from agent.errors import AgentError
 from cardreader.errors import (
     CardExpiredError,
@@ -61,7 +63,7 @@ log = logging.getLogger(__name__)
 
 RENEWAL_MARGIN = dt.timedelta(minutes=10)  # renew this long before the certificate expires
 RENEWAL_RETRY = 5.0  # seconds between renewal attempts when the host cannot be reached
-REVOKE_TIMEOUT = 2.0  # seconds the removal waits for the host to record the revocation
+END_WAIT = 2.0  # seconds `close` waits for an end another thread is doing (no network)
 MAX_FORMAT_ERRORS = 3  # PINs of the wrong shape re-asked before giving up (no card try used)
 
 SituationChooser = Callable[[Sequence["PracticeSituation"]], "PracticeSituation"]
@@ -105,30 +107,13 @@ class _Generation:
     closed: bool = False
 
 
-def _shutdown_sockets(client: httpx.Client) -> None:
-    """Shut down every socket of ``client``'s pool so that a thread blocked reading a
-    response wakes up now: closing a socket from another thread does not wake it on Linux.
-
-    httpx has no public handle on its sockets; this walks httpcore's pool and is a no-op if
-    that shape changes (the call then fails at its own timeout instead).
-    """
-    pool = getattr(getattr(client, "_transport", None), "_pool", None)
-    for connection in list(getattr(pool, "connections", ())):
-        stream = getattr(getattr(connection, "_connection", None), "_network_stream", None)
-        if stream is None:
-            continue
-        with contextlib.suppress(Exception):
-            sock = stream.get_extra_info("socket")
-            if sock is not None:
-                # The plain-socket method: SSLSocket.shutdown would also drop its SSL object
-                # under the reading thread.
-                socket.socket.shutdown(sock, socket.SHUT_RDWR)
-
-
 class ProfessionalSession:
     """A professional's session on the host, alive while their CPS stays in ``reader``.
 
     Thread-safe: calls may run on several threads; removal and renewal run on their own.
+    ``revocations``: the agent's `Revoker` (persisted queue, shared by every session of the
+    process); without one, the session has its own, in memory, and `close` waits for it
+    (at most ``revoke_timeout``) since nothing else would deliver it.
     """
 
     def __init__(
@@ -144,6 +129,7 @@ class ProfessionalSession:
         revoke_timeout: float = REVOKE_TIMEOUT,
         timeout: float = 30.0,
         watch_card: bool = True,
+        revocations: Revoker | None = None,
     ) -> None:
         self.reader = reader
         self.workstation = workstation
@@ -157,10 +143,14 @@ class ProfessionalSession:
         # The agent core watches every reader with its one monitor and ends the session
         # itself (``watch_card=False``); used alone, the session watches its own reader.
         self._watch_card = watch_card
+        # Who tells the host of each end (this session's, and each renewed one's).
+        self._own_revoker = revocations is None
+        self._revoker = revocations or Revoker(host_url, workstation, timeout=revoke_timeout)
+        self._revoked: list[str] = []  # the session ids handed to the revoker
         self._lock = threading.Lock()  # guards the generation, the counters and the end
         self._card_lock = threading.Lock()  # one card exchange at a time (renewal vs. close)
         self._stop = threading.Event()  # set at the end: wakes the renewal timer at once
-        self._finished = threading.Event()  # set once the end is done (host told or not)
+        self._finished = threading.Event()  # set once ended locally (the host told later)
         self._ended: str | None = None
         self._current: _Generation | None = None
         self._generations: list[_Generation] = []  # not yet closed
@@ -210,7 +200,7 @@ class ProfessionalSession:
         from cardreader.apdu import ApduProtocol
         from cardreader.cps import CpsCard  # the CPS parsers: at the first opening
 
-        self._opening = Opening(self.host_url, self.workstation, self._timeout).start()
+        self._opening = self._new_opening().start()
         self._connection = PcscConnection(self.reader)
         card = self._card = CpsCard(ApduProtocol(self._connection))
         identity = self.identity = card.read_identity()
@@ -241,8 +231,7 @@ class ProfessionalSession:
                 self._current = _Generation(host)
                 self._generations.append(self._current)
         if ended is not None:
-            with contextlib.suppress(Exception):
-                host.close(ended)
+            self._close_host(host, ended)
             raise SessionEndedError(ended)
         if self._monitor is not None and self._monitor.readers.get(self.reader) is None:
             self._end("card-removed")
@@ -289,12 +278,17 @@ class ProfessionalSession:
         with self._card_lock:
             certificate = card.certificate(CpsKey.AUTHENTICATION).public_bytes(Encoding.DER)
         # The first opening uses the challenge fetched ahead; a renewal fetches its own.
-        opening, self._opening = self._opening, None
+        opening, self._opening = self._opening or self._new_opening(), None
         return HostSession.open(
             self.host_url, self.workstation, card_certificate_der=certificate, sign=sign,
             id_nat_ps=identity.id_nat_ps, structure_id=situation.structure_id,
             timeout=self._timeout, opening=opening,
         )
+
+    def _new_opening(self) -> Opening:
+        # The revocations still pending go first on the workstation's connection.
+        return Opening(self.host_url, self.workstation, self._timeout,
+                       before=self._revoker.flush)
 
     # -- calls ----------------------------------------------------------------------------
     @property
@@ -466,7 +460,8 @@ class ProfessionalSession:
             self._end("card-removed")
 
     def _end(self, reason: str) -> None:
-        """Mark the session dead, cut the calls in flight, tell the host, drop the clients."""
+        """Mark the session dead, cut the calls in flight, hand the host sessions to the
+        revoker (recorded now, sent on its thread): nothing here waits for the network."""
         with self._lock:
             already = self._ended is not None
             if not already:
@@ -479,40 +474,52 @@ class ProfessionalSession:
             self._current = None
         if already:
             # Another thread is ending it: let the caller (close) return only once it is done.
-            self._finished.wait(self._revoke_timeout + 1.0)
+            self._finished.wait(END_WAIT)
             return
         self._stop.set()
         for generation in generations:
-            _shutdown_sockets(generation.host.client)
+            shutdown_sockets(generation.host.client)
         for generation in generations:
             self._close_host(generation.host, reason)
         self._finished.set()
         log.info("professional session ended: %s", reason)
 
     def wait_ended(self, timeout: float | None = None) -> bool:
-        """Wait until the session has ended and the host was told (or could not be)."""
+        """Wait until the session has ended locally: calls refused, the calls in flight cut,
+        the host's revocation recorded (sent in the background: `wait_revoked`)."""
         return self._finished.wait(timeout)
 
+    def wait_revoked(self, timeout: float | None = None) -> bool:
+        """Wait until the host has the revocation of every host session this one ended
+        (itself, and the renewed ones); True then."""
+        with self._lock:
+            ids = list(self._revoked)
+        return self._revoker.wait_delivered(ids, timeout)
+
     def _close_host(self, host: HostSession, reason: str) -> None:
-        """DELETE /session with a short timeout (best effort), then drop the client."""
-        try:
-            host.client.delete("/session", params={"reason": reason},
-                               timeout=self._revoke_timeout)
-        except Exception:  # the host revokes on expiry anyway; the key is gone locally
-            log.info("the host was not told of the session end (%s)", reason)
-        finally:
-            host.client.close()
+        """Hand ``host`` to the revoker: recorded now; DELETE /session on its thread, which
+        drops the client and the key after that one try (the retries use the workstation's
+        certificate)."""
+        with self._lock:
+            self._revoked.append(host.session_id)
+        self._revoker.revoke(host, reason)
 
     def close(self, reason: str = "logout") -> None:
-        """End the session (logout) and release the card and the reader watch."""
+        """End the session (logout) and release the card and the reader watch.
+
+        Returns without waiting for the host when the agent's revoker delivers (it keeps
+        the revocation on disk until the host has it). A session used alone, whose revoker
+        lives in memory only, waits for it at most ``revoke_timeout`` seconds."""
         self._end(reason)
         if self._monitor is not None:
             self._monitor.stop()
-        if self._renewer is not None and self._renewer is not threading.current_thread():
-            self._renewer.join(timeout=5.0)
+        # The renewal timer stops on `_stop`; one in the middle of a renewal ends on its own
+        # (the card connection closed below, the new host session handed to the revoker).
         with self._card_lock:
             if self._connection is not None:
                 self._connection.close()
+        if self._own_revoker:
+            self.wait_revoked(self._revoke_timeout)
 
     def __enter__(self) -> ProfessionalSession:
         return self

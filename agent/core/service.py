@@ -36,6 +36,7 @@ from agent.outbox import (
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from agent.client.session import Workstation
     from cardreader.inspect import SlotReport
 
 __all__ = ["AgentService"]
@@ -68,6 +69,8 @@ class AgentService(CardsPart, SessionPart, PatientPart, WorkPart):
             self._workstation = load_workstation(self.config)
         except EnrolmentError as error:
             self._problem = f"{error} → dmp-agent enrol"
+        else:
+            self._start_revocations(self._workstation)
         if self._with_outbox:
             self._start_outbox()
         self._job_thread.start()
@@ -75,6 +78,14 @@ class AgentService(CardsPart, SessionPart, PatientPart, WorkPart):
         self._monitor.start()
         self._monitor.ready.wait(5.0)
         return self
+
+    def _start_revocations(self, workstation: Workstation) -> None:
+        """The sessions' revocations: those a previous run left (a crash, a power cut) go to
+        the host in the background now; each session's end adds its own."""
+        from agent.client.revocations import REVOCATIONS_FILE, RevocationQueue, Revoker
+
+        queue = RevocationQueue(self.config.data_dir / REVOCATIONS_FILE)
+        self._revocations = Revoker(self.config.host_url, workstation, queue).start()
 
     def _start_outbox(self) -> None:
         try:
@@ -114,6 +125,9 @@ class AgentService(CardsPart, SessionPart, PatientPart, WorkPart):
             self._worker.stop()
         if self._outbox is not None:
             self._outbox.close()
+        if self._revocations is not None:
+            # An attempt in flight gets a second; what is left waits in the file.
+            self._revocations.stop()
         for thread in (self._card_thread, self._job_thread):
             if thread.ident is not None:  # started
                 thread.join(5)

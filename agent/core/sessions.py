@@ -142,7 +142,8 @@ class SessionPart(CoreState):
         try:
             session = ProfessionalSession.open(
                 reader, self._workstation, self.config.host_url, prompt,
-                choose_situation=choose, timeout=self.config.host_timeout, watch_card=False)
+                choose_situation=choose, timeout=self.config.host_timeout, watch_card=False,
+                revocations=self._revocations)
         except BaseException as error:
             self._session_failed(error, prompt)
             raise pin_failure(error, prompt) from None
@@ -264,7 +265,9 @@ class SessionPart(CoreState):
             self._session = None
             self._session_state = "locked" if self._cps_reader() else "none"
             self._session_error = ""
-        # The views are told first; the host is told after (best effort, short timeout).
+        # The views are told first (the patient's data gone from the API, the page and the
+        # tray); then the session ends locally: its revocation is recorded and sent to the
+        # host in the background, never waited for here (the card thread goes on at once).
         self._clear_patient(None, keep_card=True)
         self._publish("session")
         self._publish("outbox")  # nobody's deposits are listed without a session

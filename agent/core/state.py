@@ -23,6 +23,7 @@ from cardreader.pcsc import Monitor
 
 if TYPE_CHECKING:  # annotations only: the client, the card parsers and the policies load later
     from agent.client.dmp import DmpClient, PatientContext
+    from agent.client.revocations import Revoker
     from agent.client.session import Workstation
     from agent.config import AgentConfig
     from agent.core.professional import ProfessionalSession
@@ -54,6 +55,10 @@ class PatientState:
     context: PatientContext | None = None
     dmp: dict[str, Any] | None = None
     documents: list[DocumentEntry] = field(default_factory=list)
+    # Changes made on the host (deposits, masking...) and how many of them the held list
+    # shows: a listing while they differ asks the host (a reload is on its way).
+    changes: int = 0
+    listed_changes: int = 0
     mode: AccessMode | None = None
     error: str = ""
     failure: AgentError | None = None  # what made the state "error", for the command line
@@ -87,6 +92,8 @@ class CoreState:
         self._generation = 0
         self._problem = ""
         self._workstation: Workstation | None = None
+        # Tells the host of each session's end, in the background (agent.client.revocations).
+        self._revocations: Revoker | None = None
         self._outbox: Outbox | None = None
         self._worker: OutboxWorker | None = None
         self._wakeup = threading.Event()

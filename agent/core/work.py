@@ -36,18 +36,33 @@ CHANGES: dict[str, str] = {
     "archive": "archive", "delete": "delete"}
 
 
+# What the host's existence test answers (and its creation answer carries).
+EXISTENCE_FIELDS = ("status", "closedAt", "closureReason", "retentionUntil", "authorization",
+                    "medecinTraitant")
+
+
 class WorkPart(CoreState):
     # -- documents ------------------------------------------------------------------------
     def document_entries(self, *, type_codes: tuple[str, ...] = (), archived: bool = False,
                          author: str = "", since: dt.date | None = None,
                          until: dt.date | None = None, text: str = "") -> list[DocumentEntry]:
-        """The documents of the patient's dossier this professional may see, asked of the
-        host now (archived ones instead with ``archived``), filtered."""
+        """The documents of the patient's dossier this professional may see, filtered: the
+        ones the core holds (listed with the dossier, listed again after every change and
+        deposit: never fetched twice, issue 18), or asked of the host (archived ones)."""
         p = self._patient_ready()
         assert p.context is not None
-        with self._calls() as dmp:
-            entries = dmp.documents(p.context, p.mode,
-                                    **({"isArchived": "true"} if archived else {}))
+        self._live_session()
+        with self._lock:
+            # Held only for an open DMP: for any other, the host's own refusal is the answer.
+            held = (list(p.documents) if p.state == "ready" and not archived
+                    and (p.dmp or {}).get("status") == "open"
+                    and p.listed_changes == p.changes else None)
+        if held is not None:
+            entries = held
+        else:
+            with self._calls() as dmp:
+                entries = dmp.documents(p.context, p.mode,
+                                        **({"isArchived": "true"} if archived else {}))
         from policies.matrix import default_matrix  # at the first listing, not at start
 
         out = []
@@ -96,8 +111,15 @@ class WorkPart(CoreState):
         assert p.context is not None
         with self._calls() as dmp:
             entry: DocumentEntry = getattr(dmp, CHANGES[action])(p.context, unique_id)
-        self._jobs.put(lambda: self._load(p.generation))
+        self._documents_changed(p)
         return entry
+
+    def _documents_changed(self, p: PatientState) -> None:
+        """The dossier changed on the host: what the core holds is stale until the reload
+        queued here lands (a listing meanwhile asks the host)."""
+        with self._lock:
+            p.changes += 1
+        self._jobs.put(lambda: self._load(p.generation))
 
     def change_document(self, unique_id: str, action: str) -> dict[str, Any]:
         return document_json(self.change_document_entry(unique_id, action), self._own_id())
@@ -187,7 +209,7 @@ class WorkPart(CoreState):
             self._notice("info", "Document déposé / document deposited", title)
             p = self._patient
             if p is not None and p.context is not None and p.context.ins == step.item.patient:
-                self._jobs.put(lambda: self._load(p.generation))
+                self._documents_changed(p)
         elif step.kind == "failed":
             self._notice("error", "Dépôt refusé / deposit refused",
                          f"{title}: {step.item.last_error}")
@@ -242,9 +264,17 @@ class WorkPart(CoreState):
         sheet = SecretsSheet.for_created_dmp(
             p.context, created, f"{session.identity.first_name} {session.identity.last_name}",
             email=email)
+        existence = {key: created[key] for key in EXISTENCE_FIELDS if key in created}
         with self._lock:
             p.sheet = render_pdf_apart(sheet)
-        self.reload_patient()
+            if existence.get("status") == "open":
+                # The host's answer carries the creator's existence test: no reload, and
+                # a new DMP holds no document yet (issue 18: no second round trip).
+                p.dmp, p.documents = {"ins": created["ins"], **existence}, []
+        if existence.get("status") == "open":
+            self._publish("patient")
+        else:  # an older host: ask again
+            self.reload_patient()
         return {"identifier": created["identifier"], "sheet": "/api/dmp/sheet"}
 
     def secrets_sheet(self) -> bytes:

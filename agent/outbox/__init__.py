@@ -11,7 +11,8 @@ Modules: `model` (items, outcomes, causes, labels, errors), `store` (the outbox:
 states, purge), `database` (the SQLite file, checked before it is trusted), `recovery`
 (accounting for every file, quarantine, rebuilding from the files), `migrate` (older
 schemas), `storage` (the disk: lock, free space, refusals), `sealed` (the encryption),
-`keys` (where the key lives), `sender` (sending, the worker), `wake` (what wakes the worker:
+`keys` (where the key lives), `sender` (sending, the worker), `throttle` (the pace the DMP's
+rule sets: fewer than 5 deposits per second per establishment), `wake` (what wakes the worker:
 a session opening, the host answering again), `report` (what people are told: why a
 deposit waits, the quarantine).
 """
@@ -42,7 +43,15 @@ from agent.outbox.model import (
 )
 from agent.outbox.recovery import QUARANTINE, QuarantineReport, Repair, quarantine_report
 from agent.outbox.report import Waiting, waiting
-from agent.outbox.sender import OutboxWorker, PassReport, Progress, RetryPolicy, Send, Sender
+from agent.outbox.sender import (
+    OutboxWorker,
+    PassReport,
+    Progress,
+    RetryPolicy,
+    Send,
+    Sender,
+    structure_of,
+)
 from agent.outbox.store import (
     BUNDLES,
     CONTENT_KEY,
@@ -54,6 +63,7 @@ from agent.outbox.store import (
     Outbox,
     open_outbox,
 )
+from agent.outbox.throttle import Throttle, ThrottleStatus, process_throttle
 from agent.outbox.wake import OutboxWake
 
 __all__ = [
@@ -93,10 +103,14 @@ __all__ = [
     "Send",
     "SendResult",
     "Sender",
+    "Throttle",
+    "ThrottleStatus",
     "Waiting",
     "open_key",
     "open_outbox",
     "outbox_keys",
+    "process_throttle",
     "quarantine_report",
+    "structure_of",
     "waiting",
 ]

@@ -12,6 +12,7 @@ from agent.outbox.model import Cause, Item, ItemState, OutboxFullError, OutboxSt
 from agent.outbox.recovery import QuarantineReport, Repair, quarantine_report
 from agent.outbox.storage import RESERVE, free_space
 from agent.outbox.store import Outbox
+from agent.outbox.throttle import pace_value, throttle_text
 from agent.safe_text import terminal_text
 
 _TEXTS = {
@@ -97,7 +98,7 @@ EMPTY_JSON: dict[str, Any] = {"pending": 0, "failed": 0, "done": 0,
                               "others": {"pending": 0, "failed": 0, "reasons": {}},
                               "sending": None,
                               "items": [], "problem": "", "quarantine": None,
-                              "recovered": None}
+                              "recovered": None, "throttle": None}
 
 
 EVERYONE = object()  # `outbox_json`'s ``professional``: every item (no view scoping)
@@ -110,12 +111,30 @@ def author_of(item: Item) -> str | None:
     return author if isinstance(author, str) and author else None
 
 
+def throttle_json(outbox: Outbox, pending: list[Item],
+                  paused_until: float = 0.0) -> dict[str, Any] | None:
+    """The DMP's pace holding deposits back now (``pending``: the outbox's waiting items),
+    or None: ``perSecond`` the pace allowed, ``rate`` the deposits started in the last
+    second (the busiest establishment held), ``waiting`` the deposits due that wait their
+    turn (the whole workstation's: a count, nothing of whose), ``message`` for people."""
+    status = outbox.throttle.status() if outbox.throttle is not None else None
+    now = outbox._clock()
+    if status is None or now < paused_until:  # a pause, not the pace, holds them
+        return None
+    waiting = sum(1 for i in pending if i.state is ItemState.SENDING or i.next_attempt <= now)
+    if not waiting:  # the burst is over: nothing left for the pace to hold back
+        return None
+    return {"perSecond": pace_value(status.per_second), "rate": status.rate, "waiting": waiting,
+            "message": throttle_text(status.per_second, waiting)}
+
+
 def outbox_json(outbox: Outbox, *, sending: dict[str, Any] | None,
                 paused_until: float = 0.0,
                 professional: str | object | None = EVERYONE) -> dict[str, Any]:
     """The outbox as the local API gives it (agent/views/localapi/openapi.yaml, ``Outbox``): the
     counts, each waiting item with why and when it is tried again, what stops the outbox
-    writing, its quarantine, and the rebuild of this start.
+    writing, its quarantine, the rebuild of this start, and the DMP's pace when it holds
+    deposits back (`throttle_json`; null otherwise).
 
     ``professional`` (an idNat_PS, or None when no session is open) scopes the items and
     the pending and failed counts to that professional's own deposits; the others (another
@@ -123,7 +142,9 @@ def outbox_json(outbox: Outbox, *, sending: dict[str, Any] | None,
     (the worker still sends them all)."""
     counts = outbox.counts()
     items = []
-    listed = outbox.pending() + outbox.failed()
+    queued = outbox.pending()
+    throttle = throttle_json(outbox, queued, paused_until)
+    listed = queued + outbox.failed()
     whys = waiting_all(listed, write_problem=outbox.write_problem, paused_until=paused_until)
     pending, failed = counts.pending, counts.failed
     others: dict[str, Any] = {"pending": 0, "failed": 0, "reasons": {}}
@@ -155,7 +176,7 @@ def outbox_json(outbox: Outbox, *, sending: dict[str, Any] | None,
             "sending": sending, "items": items, "problem": problem(outbox),
             "quarantine": None if held is None else {
                 "path": str(held.path), "folders": len(held.folders), "files": held.files},
-            "recovered": outbox.rebuilt}
+            "recovered": outbox.rebuilt, "throttle": throttle}
 
 
 def quarantine_text(held: QuarantineReport) -> str:
@@ -164,12 +185,19 @@ def quarantine_text(held: QuarantineReport) -> str:
 
 
 def outbox_lines(outbox: Outbox) -> list[str]:
-    """`dmp-agent outbox`: the counts, each waiting item with why and when, the quarantine."""
+    """`dmp-agent outbox`: the counts, the DMP's pace when it holds deposits back (only
+    while this process sends: a running agent holds the outbox), each waiting item with why
+    and when, the quarantine."""
     counts = outbox.counts()
     lines = [f"Attention / warning: {terminal_text(outbox.rebuilt)}"] if outbox.rebuilt else []
     lines.append(f"File d'envoi / outbox: {counts.pending} en attente/pending, "
                  f"{counts.failed} refusé(s)/failed, {counts.done} déposé(s)/done")
-    listed = outbox.pending() + outbox.failed()
+    queued = outbox.pending()
+    throttle = throttle_json(outbox, queued)
+    if throttle is not None:
+        lines.append(f"Cadence / pace: {throttle['message']} — {throttle['rate']} dans la "
+                     "dernière seconde / in the last second")
+    listed = queued + outbox.failed()
     whys = waiting_all(listed, write_problem=outbox.write_problem)
     for item in listed:
         why = whys[item.id]
@@ -202,4 +230,4 @@ def recover_lines(outbox: Outbox) -> list[str]:
 
 __all__ = ["EMPTY_JSON", "EVERYONE", "Waiting", "author_of", "outbox_json", "outbox_lines",
            "problem",
-           "quarantine_text", "recover_lines", "waiting", "waiting_all"]
+           "quarantine_text", "recover_lines", "throttle_json", "waiting", "waiting_all"]

@@ -1,5 +1,6 @@
 """Sending the outbox: the backoff policy, one pass of sends, and the worker thread
-(docs/agent-outbox.md, "Order and backoff")."""
+(docs/agent-outbox.md, "Order and backoff"); each send paced by the outbox's throttle (the
+DMP's rule, "Pace")."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from agent.outbox.model import (
     SendResult,
 )
 from agent.outbox.store import Outbox
+from agent.outbox.throttle import UNKNOWN_STRUCTURE
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +76,13 @@ class Progress:
 Send = Callable[[Item], SendResult]
 
 
+def structure_of(item: Item) -> str:
+    """The establishment ``item`` is deposited for (its author's structure id, recorded when
+    it was queued): the key of the DMP's pace. Older items share `UNKNOWN_STRUCTURE`."""
+    structure = item.metadata.get("structure")
+    return structure if isinstance(structure, str) and structure else UNKNOWN_STRUCTURE
+
+
 @dataclass(frozen=True)
 class PassReport:
     sent: int = 0  # acknowledged (stored or already stored)
@@ -89,6 +98,12 @@ class Sender:
     failure ends the pass and pauses the whole sender (the host or the network is in
     trouble, so hammering it with the next items helps nobody); the pause grows with
     consecutive transient failures and resets as soon as the host answers anything else.
+
+    Each attempt first waits its turn in ``outbox.throttle`` (none: no pace), keyed by the
+    item's structure: the DMP accepts fewer than 5 deposits per second per establishment.
+    The wait never fails an item; ``pause(seconds)`` does it, in slices of at most 0.1 s
+    with ``stop`` checked between them (`OutboxWorker` gives its stop event's ``wait``, so
+    a stop ends it at once).
     """
 
     def __init__(
@@ -99,12 +114,14 @@ class Sender:
         clock: Callable[[], float] = time.time,
         random: Callable[[], float] = _random.random,
         on_progress: Callable[[Progress], None] | None = None,
+        pause: Callable[[float], object] | None = None,
     ) -> None:
         self.outbox = outbox
         self.policy = policy or RetryPolicy()
         self._clock = clock
         self._random = random
         self._on_progress = on_progress
+        self._pause = pause
         self._pass_lock = threading.Lock()  # one pass at a time, whoever calls
         self._host_failures = 0
         self.paused_until = 0.0
@@ -159,6 +176,23 @@ class Sender:
             return SendResult.retry(f"{type(error).__name__}: {error}",
                                     cause=Cause.NETWORK if network else Cause.ERROR)
 
+    def _paced(self, item: Item, stop: Callable[[], bool] | None, keys: set[str]) -> bool:
+        """Wait until the pace lets ``item`` (claimed) go: True; False when ``stop()`` came
+        first, the item then pending again as if never claimed."""
+        throttle = self.outbox.throttle
+        if throttle is None:
+            return True
+        key = structure_of(item)
+        keys.add(key)
+        try:
+            started = throttle.acquire(key, stop=stop, pause=self._pause)
+        except BaseException:
+            self.outbox._in_flight.discard(item.id)  # never recorded: pending again
+            raise
+        if not started:
+            self.outbox._release(item)
+        return started
+
     def next_due(self) -> float | None:
         """When the next attempt is due (epoch seconds), or None when nothing is pending."""
         now = self._clock()
@@ -170,45 +204,56 @@ class Sender:
         ``stop()``. ``send`` raising counts as a transient failure (never a lost item),
         except `OutboxError` (the bundle on disk is damaged), which fails the item. A write
         of the outbox that the disk refuses raises `OutboxStorageError` and ends the pass."""
-        sent = failed = retried = 0
+        paced: set[str] = set()  # the structures this pass sent for
         with self._pass_lock:
-            while not (stop and stop()):
-                now = self._clock()
-                if now < self.paused_until:
-                    break
-                item = self.outbox._claim(now, self.policy.maximum)
-                if item is None:
-                    break
-                self._report("sending", item)
-                try:
-                    result = self._attempt(send, item)
-                except BaseException:
-                    self.outbox._in_flight.discard(item.id)  # never recorded: pending again
-                    raise
-                now = self._clock()
-                reason = f"{result.status} {result.detail}" if result.status else result.detail
-                if result.acknowledged:
-                    self.outbox._acknowledge(item, result, now)
-                    self._host_failures = 0
-                    sent += 1
-                    self._report("done", item)
-                elif result.outcome is Outcome.REFUSED:
-                    self.outbox._fail(item, reason, now, result.why, result.status)
-                    self._host_failures = 0
-                    failed += 1
-                    self._report("failed", item)
-                else:
-                    self._host_failures += 1
-                    when = now + self.policy.delay(item.attempts, self._random, result.retry_after)
-                    self.outbox._reschedule(item, reason, when, now, result.why, result.status)
-                    self.paused_until = now + self.policy.delay(
-                        self._host_failures, self._random, result.retry_after)
-                    self._pause_cause = result.why
-                    with self._held_lock:
-                        self._held.add(result.why)
-                    retried += 1
-                    self._report("retry", item)
-                    break
+            try:
+                return self._pass(send, stop, paced)
+            finally:
+                if paced and self.outbox.throttle is not None:
+                    self.outbox.throttle.settle(paced)  # nothing more held back by this pass
+
+    def _pass(self, send: Send, stop: Callable[[], bool] | None,
+              paced: set[str]) -> PassReport:
+        sent = failed = retried = 0
+        while not (stop and stop()):
+            now = self._clock()
+            if now < self.paused_until:
+                break
+            item = self.outbox._claim(now, self.policy.maximum)
+            if item is None:
+                break
+            if not self._paced(item, stop, paced):
+                break
+            self._report("sending", item)
+            try:
+                result = self._attempt(send, item)
+            except BaseException:
+                self.outbox._in_flight.discard(item.id)  # never recorded: pending again
+                raise
+            now = self._clock()
+            reason = f"{result.status} {result.detail}" if result.status else result.detail
+            if result.acknowledged:
+                self.outbox._acknowledge(item, result, now)
+                self._host_failures = 0
+                sent += 1
+                self._report("done", item)
+            elif result.outcome is Outcome.REFUSED:
+                self.outbox._fail(item, reason, now, result.why, result.status)
+                self._host_failures = 0
+                failed += 1
+                self._report("failed", item)
+            else:
+                self._host_failures += 1
+                when = now + self.policy.delay(item.attempts, self._random, result.retry_after)
+                self.outbox._reschedule(item, reason, when, now, result.why, result.status)
+                self.paused_until = now + self.policy.delay(
+                    self._host_failures, self._random, result.retry_after)
+                self._pause_cause = result.why
+                with self._held_lock:
+                    self._held.add(result.why)
+                retried += 1
+                self._report("retry", item)
+                break
         return PassReport(sent, failed, retried)
 
 
@@ -229,10 +274,12 @@ class OutboxWorker:
         on_progress: Callable[[Progress], None] | None = None,
         random: Callable[[], float] = _random.random,
     ) -> None:
-        self.sender = Sender(outbox, policy, on_progress=on_progress, random=random)
+        self._stopping = threading.Event()
+        # The pace's waits end as soon as the worker is told to stop.
+        self.sender = Sender(outbox, policy, on_progress=on_progress, random=random,
+                             pause=self._stopping.wait)
         self.send = send
         self.wakeup = wakeup
-        self._stopping = threading.Event()
         self._ended: set[Cause] = set()  # causes `wake` was told of, for the next pass
         self._ended_lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="dmp-outbox", daemon=True)
@@ -242,7 +289,8 @@ class OutboxWorker:
         return self
 
     def stop(self, timeout: float | None = 10.0) -> None:
-        """Stop after the current attempt (an attempt in flight is not cut short)."""
+        """Stop after the current attempt (an attempt in flight is not cut short; a wait
+        for the pace is: its item stays pending, that attempt not counted)."""
         self._stopping.set()
         self.wakeup.set()
         if self._thread.ident is not None:  # started: a failed start must stop cleanly too

@@ -76,6 +76,7 @@ from agent.outbox.sealed import (
     write_payload,
 )
 from agent.outbox.storage import ProcessLock, ensure_room, is_storage, storage_error
+from agent.outbox.throttle import Throttle, process_throttle
 
 log = logging.getLogger(__name__)
 
@@ -100,14 +101,18 @@ class Outbox(Migrations, Recovery):
     that says what to do. ``repair`` and ``rebuilt`` say what the opening repaired. With
     ``recover`` (`dmp-agent outbox --recover`), a database that cannot be read is put in
     quarantine and the queue rebuilt from the files instead.
+
+    ``throttle`` paces its senders (the DMP's rule, `agent.outbox.throttle`); None: no
+    pace (a bare outbox, as in tests). `open_outbox` gives the process's throttle.
     """
 
     def __init__(self, path: Path | str, *, keys: KeyStore | KeyStores,
                  clock: Callable[[], float] = time.time,
                  purge_after: float = DEFAULT_PURGE_AFTER, holder: str = "",
-                 recover: bool = False) -> None:
+                 recover: bool = False, throttle: Throttle | None = None) -> None:
         self.path = Path(path)
         self.purge_after = purge_after
+        self.throttle = throttle
         self._keys = keys if isinstance(keys, KeyStores) else KeyStores(keys)
         self._clock = clock
         self._lock = threading.RLock()
@@ -510,6 +515,16 @@ class Outbox(Migrations, Recovery):
         self._in_flight.add(chosen["id"])
         return self.get(chosen["id"])
 
+    def _release(self, item: Item) -> None:
+        """A claimed item that was not sent after all (its sender stopped before the attempt
+        began): pending again, that attempt not counted."""
+        try:
+            with self._transaction() as db:
+                db.execute("UPDATE items SET state = 'pending', attempts = MAX(attempts - 1, "
+                           "0) WHERE id = ? AND state = 'sending'", (item.id,))
+        finally:
+            self._in_flight.discard(item.id)
+
     def _next_due(self, now: float, horizon: float) -> float | None:
         with self._lock:
             rows = self._db.execute("SELECT patient_tag, next_attempt FROM items "
@@ -579,10 +594,12 @@ def open_outbox(config: AgentConfig, *, clock: Callable[[], float] = time.time,
                 keys: KeyStore | KeyStores | None = None, holder: str = "",
                 recover: bool = False) -> Outbox:
     """The configured outbox: its key in the configured places (`outbox_keys`), its purge
-    delay from ``outbox.purge_after_days``; ``holder`` and ``recover`` as for `Outbox`."""
+    delay from ``outbox.purge_after_days``, paced by the process's throttle at
+    ``outbox.max_deposits_per_second``; ``holder`` and ``recover`` as for `Outbox`."""
     return Outbox(config.outbox_path, keys=keys or outbox_keys(config), clock=clock,
                   purge_after=config.outbox_purge_days * 86400.0, holder=holder,
-                  recover=recover)
+                  recover=recover,
+                  throttle=process_throttle(config.max_deposits_per_second))
 
 
 __all__ = ["BUNDLES", "CONTENTS", "CONTENT_KEY", "CONTENT_SUFFIX", "DEFAULT_PURGE_AFTER",

@@ -36,6 +36,7 @@ from policies import AccessMode, Action, Decision, Document
 from wire import codes
 from wire.mhd import SearchQuery, WireError, parse_search_query, search_bundle_bytes
 
+from .. import audit
 from ..actors import SessionActor
 from ..errors import HostError, bad_request
 from ..guard import dossier_state
@@ -181,6 +182,40 @@ def _action(query: SearchQuery) -> Action:
     return Action.SEARCH if default else Action.READ
 
 
+def dossier_probe(guard: Any, connection: Any, ins: str, actor: SessionActor,
+                  mode: AccessMode, action: Action, dossier: Any, now: dt.datetime) -> Decision:
+    """Whether the dossier itself is open to ``actor`` for ``action`` (not traced): a probe
+    document no one authored, so only the dossier-wide rules can refuse it."""
+    return guard.decide(connection, ins=ins, actor=actor, action=action, mode=mode,
+                        document=Document("10", "11488-4", "", now), dossier=dossier)
+
+
+# Refusals that mean the actor may consult nobody's documents here (their own excepted).
+_NO_GROUND = frozenset({"NO_AUTHORISATION", "AUTHORISATION_EXPIRED"})
+
+
+def may_search(state: Any, actor: SessionActor, mode: AccessMode, ins: str) -> bool:
+    """Whether a default search of ``ins`` by ``actor`` would find anything they may see
+    (decided, not traced): a search asked ahead is made only then, so it never adds a
+    refusal to the patient's history. Without a ground to consult, an author still sees
+    their own documents."""
+    guard, now = state.guard, state.clock()
+    with guard.engine.connect() as connection:
+        dossier = dossier_state(connection, ins, actor.id_nat_ps, now)
+        probe = dossier_probe(guard, connection, ins, actor, mode, Action.SEARCH, dossier, now)
+        if not probe.refused:
+            return True
+        if probe.reason.code in DOSSIER_REFUSALS:
+            return False
+        if probe.reason.code not in _NO_GROUND:
+            return True  # refused for the probe's type only: the search decides per document
+        with audit.guard_internal():  # what the decision needs: is there anything of theirs
+            own = connection.execute(select(documents.c.id).where(
+                documents.c.ins == ins, documents.c.author_id == actor.id_nat_ps).limit(1)
+            ).first()
+    return own is not None
+
+
 def search(state: Any, actor: SessionActor, mode: AccessMode, query: SearchQuery, *,
            base: str) -> bytes:
     """The searchset Bundle (JSON bytes) of what ``actor`` may see; HostError 403 when the
@@ -194,9 +229,7 @@ def search(state: Any, actor: SessionActor, mode: AccessMode, query: SearchQuery
     more = False
     with guard.engine.connect() as connection:
         dossier = dossier_state(connection, ins, actor.id_nat_ps, now)
-        # A probe document no one authored tells whether the dossier is open to this actor.
-        probe = guard.decide(connection, ins=ins, actor=actor, action=action, mode=mode,
-                             document=Document("10", "11488-4", "", now), dossier=dossier)
+        probe = dossier_probe(guard, connection, ins, actor, mode, action, dossier, now)
         if probe.refused and probe.reason.code in DOSSIER_REFUSALS:
             guard.trace(ins, actor, Action.SEARCH, mode, probe, connection=connection)
             raise HostError(403, probe.reason.code.lower().replace("_", "-"),

@@ -6,6 +6,7 @@ are read and written by `host.dossiers.lifecycle`.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from sqlalchemy import Connection
@@ -13,16 +14,18 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from policies import NORMAL, AccessMode, Action, ReasonCode
+from policies import NORMAL, AccessMode, Action, DossierStatus, ReasonCode
 
 from .. import audit, notify_events
 from ..actors import SessionActor, access_mode
 from ..bodies import read_json
+from ..documents import search
 from ..dossiers import lifecycle
 from ..errors import HostError, bad_request, not_found
 from ..guard import dossier_state
 from ..identities import checked_ins, find_patient, refuse_test_identity
 from ..state import host_state
+from .documents import base_url
 
 
 def patient_ins(request: Request) -> str:
@@ -66,6 +69,10 @@ async def existence_test(request: Request) -> JSONResponse:
       - {name: X-DMP-Access-Mode, in: header, schema: {type: string,
          enum: [normal, bris_de_glace, centre_15]}}
       - {name: X-DMP-Justification, in: header, schema: {type: string}}
+      - {name: documents, in: query, schema: {type: string, enum: [current]},
+         description: "current: the answer also carries `documents`, the first page of
+           the default search (a searchset Bundle, its next link for the rest), when the
+           DMP is open and the caller may search it (traced as that search)"}
     responses:
       200:
         description: The DMP's status and the caller's rights on it.
@@ -100,7 +107,16 @@ async def existence_test(request: Request) -> JSONResponse:
     if decision.refused and decision.reason is not ReasonCode.BLOCKED:
         raise HostError(403, decision.reason.code.lower().replace("_", "-"),
                         decision.reason.message, issue_type="forbidden")
-    return JSONResponse({"ins": ins, **lifecycle.existence_document(row, state)})
+    answer: dict[str, Any] = {"ins": ins, **lifecycle.existence_document(row, state)}
+    # The dossier and its documents in one round trip (a slow link's budget, issue 18): the
+    # search runs only when it would be served, so nobody's history shows a search refused
+    # because an agent asked ahead.
+    if (request.query_params.get("documents") == "current" and decision.allowed
+            and state.status is DossierStatus.OPEN and search.may_search(app, actor, mode, ins)):
+        query = search.parse_query(f"patient=Patient/{ins}&status=current")
+        bundle = search.search(app, actor, mode, query, base=base_url(request))
+        answer["documents"] = json.loads(bundle)
+    return JSONResponse(answer)
 
 
 def _emergency_consents(body: dict[str, Any]) -> dict[str, bool]:
@@ -168,6 +184,9 @@ async def create_dossier(request: Request) -> JSONResponse:
                 createdAt: {type: string, format: date-time}
                 createdBy: {type: string}
                 consents: {type: object}
+                status: {type: string, description: "open: the existence test's fields
+                  (status, authorization, medecinTraitant...) as the creator's test would
+                  answer now"}
       200:
         description: "The DMP already exists and is open: code already-exists, its state."
       400:
@@ -206,6 +225,10 @@ async def create_dossier(request: Request) -> JSONResponse:
                                        "structure": actor.structure_id})
         if created is None:  # created by a concurrent request between check and insert
             return JSONResponse(lifecycle.already_exists(connection, ins, actor.id_nat_ps, now))
+        # The creator's existence test as of now: the agent needs no second call (issue 18).
+        state = dossier_state(connection, ins, actor.id_nat_ps, now)
+        created.update(lifecycle.existence_document(lifecycle.dossier_row(connection, ins),
+                                                    state))
     return JSONResponse(created, status_code=201)
 
 

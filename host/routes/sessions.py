@@ -34,8 +34,12 @@ from ..session_crypto import (
 )
 from ..state import host_state
 from ..structures import structure_kind
+from ..text import refuse_control_characters
 
 MAX_BODY = 64 * 1024
+MAX_REVOCATIONS = 100  # sessions named in one POST /session/$revoke
+MAX_REASON = 64  # characters of a closure reason (sessions.revoked_reason)
+MAX_SESSION_ID = 64  # characters of a session id (they are UUIDs: 36)
 
 
 def _refused(error: SessionRefused) -> HostError:
@@ -189,6 +193,65 @@ async def close_session(request: Request) -> Response:
     return Response(status_code=204)
 
 
+def _revocations(body: dict[str, Any]) -> list[tuple[str, str]]:
+    """The (session id, reason) pairs of a revocation body, or a 400 naming what is wrong."""
+    entries = body.get("sessions")
+    if not isinstance(entries, list):
+        raise bad_request("invalid-field", "sessions: une liste est attendue / a list is "
+                          "expected")
+    if len(entries) > MAX_REVOCATIONS:
+        raise bad_request("too-many", f"sessions: {MAX_REVOCATIONS} au plus par requête / at "
+                          f"most {MAX_REVOCATIONS} per request")
+    out = []
+    for entry in entries:
+        if not isinstance(entry, dict):
+            raise bad_request("invalid-field", "sessions[]: un objet {sessionId, reason} est "
+                              "attendu / an object {sessionId, reason} is expected")
+        session_id, reason = entry.get("sessionId"), entry.get("reason", "closed")
+        if not isinstance(session_id, str) or not 0 < len(session_id) <= MAX_SESSION_ID:
+            raise bad_request("invalid-field", f"sessionId: texte de 1 à {MAX_SESSION_ID} "
+                              f"caractères attendu / 1 to {MAX_SESSION_ID} characters expected")
+        if not isinstance(reason, str) or not 0 < len(reason) <= MAX_REASON:
+            raise bad_request("invalid-field", f"reason: texte de 1 à {MAX_REASON} caractères "
+                              f"attendu / 1 to {MAX_REASON} characters expected")
+        refuse_control_characters(session_id, "sessionId")
+        refuse_control_characters(reason, "reason")
+        out.append((session_id, reason))
+    return out
+
+
+async def revoke_sessions(request: Request) -> Response:
+    """
+    summary: End sessions this workstation opened (workstation certificate), e.g. after
+      the CPS was removed while the host could not be reached.
+    description: >
+      Body {sessions: [{sessionId, reason}], at most 100; reason: at most 64 characters, no
+      control characters; absent: "closed"}. Each session this workstation opened and that
+      has not ended (revoked or expired) is ended with its reason; its certificate is
+      refused from then on. A session of another workstation, or an id the host does not
+      know, is counted as unknown and left untouched (nothing says whose it is).
+      Idempotent: the agent retries until it has the answer, and sends its pending
+      revocations here before any other request of the workstation.
+    responses:
+      200:
+        description: "{revoked: sessions ended now, alreadyEnded: sessions of this
+          workstation already ended (revoked or expired), unknown: the others}"
+      400:
+        description: OperationOutcome (malformed body, too many sessions, a reason too long
+          or with control characters)
+      401:
+        description: OperationOutcome (no client certificate)
+      403:
+        description: OperationOutcome not-a-workstation, workstation-revoked
+    """
+    app = host_state(request)
+    workstation = app.authenticator.workstation(request)
+    wanted = _revocations(await _json(request))
+    revoked, ended, unknown = session_store.revoke_sessions(app.engine, workstation, wanted,
+                                                            app.clock())
+    return JSONResponse({"revoked": revoked, "alreadyEnded": ended, "unknown": unknown})
+
+
 async def whoami(request: Request) -> Response:
     """
     summary: The professional of the caller's session (a cheap authenticated call).
@@ -212,6 +275,7 @@ async def whoami(request: Request) -> Response:
 
 routes = [
     Route("/session/challenge", challenge, methods=["POST"]),
+    Route("/session/$revoke", revoke_sessions, methods=["POST"]),
     Route("/session", open_session, methods=["POST"]),
     Route("/session", close_session, methods=["DELETE"]),
     Route("/session", whoami, methods=["GET"]),

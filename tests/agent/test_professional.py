@@ -1,5 +1,6 @@
 """The professional session through the real pcscd + vpcd and the real host over TLS: the PIN
-prompt, the end of the session at once when the CPS is removed, and renewal."""
+prompt, the end of the session at once when the CPS is removed (the host told in the
+background, never waited for), and renewal."""
 
 from __future__ import annotations
 
@@ -16,42 +17,75 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from agent.client.revocations import REVOCATIONS_FILE, RevocationQueue, Revoker
+from agent.config import AgentConfig
 from agent.core.pin import FixedPrompt
 from agent.core.professional import PinCancelledError, ProfessionalSession, SessionEndedError
+from agent.core.service import AgentService
+from agent.install.enrol import enrol_from_pki
 from cardreader.errors import CardExpiredError, PinBlockedError
 from cardreader.pcsc import list_readers
 from cardreader.virtual.cps import VirtualCps
 from cardreader.virtual.pki import TestHealthCA
+from cardreader.virtual.vitale import VirtualVitale
 from host.app import create_app
 from host.settings import HostSettings
 from host.store.schema import sessions
 from host.tls import running_server, server_ssl_context
-from tests.host.tls_harness import PIN, make_pki, workstation
+from tests.host.tls_harness import PIN, TlsHost, make_pki, workstation
+from tests.live import until
 
 pytestmark = pytest.mark.pcsc
 
 SLOW_PATH = "/fhir/DocumentReference"
 SLOW_SECONDS = 3.0
+WAIT = 15.0  # seconds a test waits for what must happen (a bound, not a measure)
+# The requests that tell the host of a session's end, held while `closed()` is in force.
+REVOCATION_REQUESTS = {("DELETE", "/session"), ("POST", "/session/$revoke")}
 
 
 class SlowSearch:
-    """ASGI middleware: searches take SLOW_SECONDS; counts the requests that reach the host."""
+    """ASGI middleware: searches take SLOW_SECONDS; counts the requests that reach the host
+    and notes them in order; `closed()` holds the revocation requests unanswered (a host
+    that does not answer) until it is left."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
         self.requests = 0
+        self.seen: list[str] = []
+        self.held = 0  # revocation requests waiting, unanswered
+        self._open = threading.Event()
+        self._open.set()
+
+    @contextlib.contextmanager
+    def closed(self) -> Iterator[None]:
+        self._open.clear()
+        try:
+            yield
+        finally:
+            self._open.set()
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http":
             self.requests += 1
+            self.seen.append(f"{scope['method']} {scope['path']}")
             if scope["path"].startswith(SLOW_PATH):
                 await asyncio.sleep(SLOW_SECONDS)
+            if (scope["method"], scope["path"]) in REVOCATION_REQUESTS:
+                self.held += 1
+                while not self._open.is_set():
+                    await asyncio.sleep(0.01)
+                self.held -= 1
         await self.app(scope, receive, send)
 
 
+
+
 class Host:
-    def __init__(self, url: str, pki: Path, app: Any, wrapper: SlowSearch) -> None:
+    def __init__(self, url: str, pki: Path, app: Any, wrapper: SlowSearch,
+                 settings: HostSettings) -> None:
         self.url, self.pki, self.app, self.wrapper = url, pki, app, wrapper
+        self.settings = settings
 
     def session_row(self, session_id: str) -> Any:
         with self.app.state.engine.connect() as connection:
@@ -63,11 +97,12 @@ class Host:
 def _host(directory: Path, template: Path, pki: Path, **settings: Any) -> Iterator[Host]:
     directory.mkdir()
     shutil.copyfile(template, directory / "host.db")
-    app = create_app(HostSettings(database_url=f"sqlite:///{directory / 'host.db'}",
-                                  blob_dir=directory / "blobs", pki_dir=pki, **settings))
+    host_settings = HostSettings(database_url=f"sqlite:///{directory / 'host.db'}",
+                                 blob_dir=directory / "blobs", pki_dir=pki, **settings)
+    app = create_app(host_settings)
     wrapper = SlowSearch(app)
     with running_server(wrapper, server_ssl_context(pki)) as url:
-        yield Host(url, pki, app, wrapper)
+        yield Host(url, pki, app, wrapper, host_settings)
 
 
 @pytest.fixture(scope="module")
@@ -196,7 +231,8 @@ def test_removing_the_card_cuts_a_slow_call_at_once(host, insert_card) -> None:
         # pcscd reports a removal up to ~0.4 s late; the host would have answered at 3 s.
         assert outcome["ended"] - removed < 1.5
         assert outcome["ended"] - outcome["started"] < SLOW_SECONDS - 1
-        assert session.wait_ended(3.0)  # the host is told right after the cut
+        assert session.wait_ended(3.0)  # ended locally
+        assert session.wait_revoked(WAIT)  # the host told right after, in the background
         row = host.session_row(session_id)
         assert row.revoked_at is not None and row.revoked_reason == "card-removed"
         # Later calls fail at once, and never reach the host.
@@ -229,6 +265,118 @@ def test_the_session_is_renewed_while_the_card_stays(
             assert session.not_after > first_expiry
         first = short.session_row(first_id)
         assert first.revoked_reason == "renewed"
+
+
+def test_the_end_never_waits_for_a_host_that_does_not_answer(host, insert_card) -> None:
+    link = insert_card(_card(host.pki))
+    session = _open(host, FixedPrompt(PIN), revoke_timeout=60.0)
+    session_id = session.session_id
+    try:
+        with host.wrapper.closed():
+            link.stop()
+            # Ended here while the host says nothing: the end did not wait for it.
+            assert session.wait_ended(WAIT)
+            assert not session.alive
+            with pytest.raises(SessionEndedError), session.calls():
+                pass
+            assert until(lambda: host.wrapper.held >= 1)  # DELETE /session, unanswered
+            assert not session.wait_revoked(0)
+            assert host.session_row(session_id).revoked_at is None
+        assert session.wait_revoked(WAIT)  # the host answers: it has the end
+        assert host.session_row(session_id).revoked_reason == "card-removed"
+    finally:
+        session.close()
+
+
+def test_a_new_session_sends_the_pending_revocations_before_its_challenge(
+        host, insert_card, tmp_path) -> None:
+    # A session a previous run ended without telling the host (a crash): in the queue only.
+    earlier = TlsHost(host.url, host.pki, host.settings, host.app).session("gp")
+    earlier.client.close()  # its key gone with the process
+    queue = RevocationQueue(tmp_path / REVOCATIONS_FILE)
+    queue.add(earlier.session_id, "card-removed", earlier.not_after)
+    revoker = Revoker(host.url, workstation(host.pki), queue)  # not started: no background
+    insert_card(_card(host.pki))
+    seen = len(host.wrapper.seen)
+    try:
+        with _open(host, FixedPrompt(PIN), revocations=revoker) as session:
+            # The workstation's connection: the revocations first, then the challenge.
+            assert host.wrapper.seen[seen:seen + 3] == [
+                "POST /session/$revoke", "POST /session/challenge", "POST /session"]
+            assert host.session_row(earlier.session_id).revoked_reason == "card-removed"
+            assert earlier.session_id not in {e.session_id for e in queue.pending()}
+            session_id = session.session_id
+        assert session.wait_revoked(WAIT)  # its own end, in the background
+        assert queue.pending() == [] and not (tmp_path / REVOCATIONS_FILE).exists()
+        assert host.session_row(session_id).revoked_reason == "logout"
+    finally:
+        revoker.stop()
+
+
+def test_the_core_clears_the_patient_before_the_host_hears_of_the_end(
+        host, insert_card, tmp_path, monkeypatch) -> None:
+    """The order, not a time: the patient's data leave the views, then the revocation is
+    recorded, then sent; a host that does not answer holds neither the views nor the next
+    card event (the Vitale card's removal)."""
+    config = AgentConfig(host_url=host.url, host_ca=host.pki / "server" / "ca.pem",
+                         credentials_dir=tmp_path / "workstation",
+                         data_dir=tmp_path / "data", log_dir=tmp_path / "log")
+    enrol_from_pki(host.pki, config=config)
+    cps = insert_card(_card(host.pki))
+    vitale = insert_card(VirtualVitale.from_profile("single"), slot=1)
+    readers = list_readers()
+    with AgentService(config, cps_reader=readers[0], vitale_reader=readers[1],
+                      with_outbox=False) as core:
+        assert core.settle()
+        core.open_session(PIN)
+        assert core.wait_until(lambda: core.patient is not None
+                               and core.patient.state == "ready", WAIT)
+        shown = core.snapshot()["patient"]
+        assert shown["patient"] is not None and shown["dmp"] is not None
+        session = core.session
+        assert session is not None
+        session_id = session.session_id
+        events: list[tuple[str, dict[str, Any]]] = []
+        core.subscribe(lambda kind, data: events.append((kind, data)))
+        revoker = core._revocations
+        assert revoker is not None
+        record = revoker.revoke
+
+        def revoke(ended: Any, reason: str) -> None:
+            events.append(("revoke", {"sessionId": ended.session_id, "reason": reason}))
+            record(ended, reason)
+
+        monkeypatch.setattr(revoker, "revoke", revoke)
+        queue = RevocationQueue(config.data_dir / REVOCATIONS_FILE)
+        with host.wrapper.closed():
+            cps.stop()
+            assert until(lambda: any(kind == "revoke" for kind, _ in events))
+            revoked = next(i for i, (kind, _) in enumerate(events) if kind == "revoke")
+            cleared = next(i for i, (kind, data) in enumerate(events) if kind == "patient"
+                           and data["patient"] is None and data["dmp"] is None
+                           and data["documents"] == [])
+            closed = next(i for i, (kind, data) in enumerate(events)
+                          if kind == "session" and data["state"] != "open")
+            assert cleared < revoked and closed < revoked, events
+            assert events[revoked][1] == {"sessionId": session_id, "reason": "card-removed"}
+            # On disk as it is handed over, before the host has heard anything.
+            assert until(lambda: [(e.session_id, e.reason) for e in queue.pending()] == [
+                (session_id, "card-removed")])
+            assert until(lambda: host.wrapper.held >= 1)
+            assert host.session_row(session_id).revoked_at is None
+            # The card thread is not held by the host: the Vitale card leaves, its patient
+            # goes, while the host still has not answered.
+            vitale.stop()
+            assert core.wait_until(lambda: core.patient is None, WAIT)
+            assert host.wrapper.held >= 1
+            assert host.session_row(session_id).revoked_at is None
+            status = core.snapshot()
+            assert status["session"]["state"] == "none"
+            assert status["patient"]["patient"] is None and status["patient"]["documents"] == []
+        assert revoker.wait_delivered([session_id], WAIT)
+        assert host.session_row(session_id).revoked_reason == "card-removed"
+        assert queue.pending() == []
+        assert not (config.data_dir / REVOCATIONS_FILE).exists()
 
 
 def test_the_terminal_prompt_says_the_tries_left_and_cancels_on_empty(monkeypatch) -> None:

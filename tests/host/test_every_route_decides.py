@@ -28,7 +28,8 @@ PATCH_QUERY = f"?identifier=urn:ietf:rfc:3986|urn:uuid:0&patient=Patient/{INS}"
 # Routes that name no patient: sessions, the OpenAPI document, the raw upload; the identity
 # lookup names a patient only when its traits find one (traced then: test_identity.py), a
 # deposit only once its bundle parses (traced then: test_access_holes_tls.py, hole 7).
-NO_PATIENT = {"/openapi.json", "/session", "/session/challenge", "/fhir/Binary",
+NO_PATIENT = {"/openapi.json", "/session", "/session/challenge", "/session/$revoke",
+              "/fhir/Binary",
               "/identity/$resolve", "/fhir"}
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import re
+import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -90,3 +92,44 @@ def unlock(page: Any, pin: str = "1234") -> None:
     if choose.count():
         choose.get_by_role("button").first.click()
     expect(page.locator("#sb-session")).to_contain_text("Ouverte")
+
+
+@contextlib.contextmanager
+def host_frozen(world: LiveWorld) -> Iterator[None]:
+    """The host process stopped (SIGSTOP) for the block: its port still accepts connections
+    (the kernel completes them), nothing answers. SIGCONT at the end, whatever happens."""
+    process = world.host.process
+    assert process is not None, "the host is not running"
+    process.send_signal(signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        process.send_signal(signal.SIGCONT)
+
+
+def waited_seconds(line: Any) -> int:
+    """N in a waiting line's "— depuis N s" (the line must be on screen)."""
+    text = line.inner_text()
+    found = re.search(r"depuis (\d+) s", text)
+    assert found, f"no time in {text!r}"
+    return int(found.group(1))
+
+
+def record_waits(page: Any) -> None:
+    """From now on, every waiting line and outcome the page shows is kept in the page
+    (``waits_seen``), even one that goes away before the test looks."""
+    page.evaluate("""() => {
+        window.__waitsSeen = [];
+        new MutationObserver((changes) => {
+            for (const change of changes) {
+                for (const node of change.addedNodes) {
+                    window.__waitsSeen.push(node.textContent);
+                }
+            }
+        }).observe(document.getElementById('waits'), {childList: true, subtree: true});
+    }""")
+
+
+def waits_seen(page: Any) -> list[str]:
+    """What ``record_waits`` saw appear, in order."""
+    return [str(text) for text in page.evaluate("window.__waitsSeen")]

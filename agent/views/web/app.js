@@ -131,9 +131,12 @@ function noToken(detail = '') {
   setOffline(false);
   show('emergency-banner', false);
   show('problem-banner', false);
+  clearWaits();
 }
 
 // -- the API -----------------------------------------------------------------------------
+// Every call goes through `request()`, which knows in words what it waits for (`what`) and
+// whether the DMP host is behind it (`host`): see "waits" below.
 async function request(method, path, options = {}) {
   const headers = {Authorization: `Bearer ${token}`};
   let body;
@@ -141,17 +144,33 @@ async function request(method, path, options = {}) {
     headers['Content-Type'] = 'application/json';
     body = JSON.stringify(options.json);
   }
-  let response;
+  const controller = new AbortController();
+  const wait = beginWait(options.what || 'Réponse de l\'agent', {
+    host: options.host, key: options.key, timeout: options.timeout, held: options.held,
+    control: options.control, onCancel: options.onCancel, abort: () => controller.abort()});
   try {
-    response = await fetch(path, {method, headers, body, cache: 'no-store',
-      credentials: 'omit', signal: options.signal});
+    let response;
+    try {
+      response = await fetch(path, {method, headers, body, cache: 'no-store',
+        credentials: 'omit', signal: controller.signal});
+    } catch (error) {
+      if (wait.outcome) throw error;
+      setOffline(true);
+      throw new ApiError(0, 'unreachable', 'Agent injoignable / the agent cannot be reached');
+    }
+    if (!response.ok) throw await failure(response);
+    // The body is read inside the wait: a document's bytes may come slowly too.
+    return options.read ? await options.read(response) : response;
   } catch (error) {
-    if (error.name === 'AbortError') throw error;
-    setOffline(true);
-    throw new ApiError(0, 'unreachable', 'Agent injoignable / the agent cannot be reached');
+    // Cancelled by the user or past its timeout: the error says which, in words.
+    if (wait.outcome === 'dropped') {
+      throw error instanceof ApiError ? error : new ApiError(0, 'wait-dropped', '');
+    }
+    if (wait.outcome) throw new ApiError(0, `wait-${wait.outcome}`, outcomeText(wait));
+    throw error;
+  } finally {
+    endWait(wait);
   }
-  if (!response.ok) throw await failure(response);
-  return response;
 }
 
 async function failure(response) {
@@ -169,10 +188,218 @@ async function failure(response) {
   return new ApiError(response.status, code, message, extra);
 }
 
-async function api(method, path, json) {
-  const response = await request(method, path, json === undefined ? {} : {json});
-  if (response.status === 204) return null;
-  return response.json();
+// api(method, path, json, {what, host, key, ...}): the JSON answer (null for a 204).
+async function api(method, path, json, options = {}) {
+  return request(method, path, {...options, json,
+    read: (response) => (response.status === 204 ? null : response.json())});
+}
+
+// A wait the user cancelled or that passed its timeout: said where the waits are, so the
+// action's own message only clears its "…en cours".
+function waitEnded(error) {
+  return error instanceof ApiError && ['wait-cancelled', 'wait-timeout', 'wait-dropped']
+    .includes(error.code);
+}
+
+function failed(id, error) {
+  if (waitEnded(error)) say(id, '');
+  else say(id, error.message, 'error');
+}
+
+// -- waits -------------------------------------------------------------------------------
+// What the page waits for, said after a second (never before: no flicker), with the time
+// it has waited and "Annuler"; every wait ends by itself after its timeout, the controls
+// usable again. The agent's own host work the events announce (the patient's dossier
+// being read, a session opening) gets the same line, without "Annuler".
+const WAIT_SHOWN = 1000; // ms before a wait is said
+// A host operation: a few round trips at a 3 s RTT, each bounded by the agent's own host
+// timeout (30 s by default), fit well within it.
+const HOST_WAIT = 90000;
+const AGENT_WAIT = 30000; // the agent alone, on this computer (its state, the outbox)
+const OUTCOME_KEPT = 30000; // ms an "Annulé : …" or a timeout stays on screen
+const waits = new Set(); // the page's own requests under way
+const agentSince = new Map(); // key (session, patient) -> when that host work began
+const waitLines = new Map(); // a wait (or an agent key) -> its line on screen
+let waitTicker = null;
+
+// beginWait(what, {host, key, timeout, held, control, onCancel, abort}):
+// - host: false when only the agent answers (said "En attente de l'agent");
+// - key: the agent's own work it stands for ("session", "patient"): one line, not two;
+// - held(): true while the agent waits for the user, not the host (the practice situation
+//   to choose): no line, no timeout, counted again from when it ends;
+// - control: what gets the focus back once cancelled; onCancel: the API's own way to
+//   cancel, called besides aborting the request.
+function beginWait(what, options = {}) {
+  const now = Date.now();
+  const host = options.host !== false;
+  const timeout = options.timeout || (host ? HOST_WAIT : AGENT_WAIT);
+  const wait = {what, host, timeout, key: options.key || null, held: options.held || null,
+    control: options.control || null, onCancel: options.onCancel || null,
+    abort: options.abort, start: now, deadline: now + timeout, outcome: null};
+  if (wait.key && !agentSince.has(wait.key)) agentSince.set(wait.key, now);
+  waits.add(wait);
+  drawWaits();
+  return wait;
+}
+
+function endWait(wait) {
+  if (!waits.delete(wait)) return;
+  drawWaits();
+}
+
+// Stop waiting: 'cancelled' (the user's "Annuler") or 'timeout'. The request is aborted,
+// its caller gets an error naming what happened and gives its controls back.
+function stopWait(wait, outcome) {
+  if (wait.outcome || !waits.has(wait)) return;
+  wait.outcome = outcome;
+  waits.delete(wait);
+  const line = outcomeLine(outcomeText(wait), outcome === 'timeout' ? 'error' : 'info');
+  if (outcome === 'cancelled' && wait.onCancel) wait.onCancel();
+  wait.abort();
+  drawWaits();
+  if (outcome === 'cancelled') {
+    // The button that was clicked is gone: the focus goes back to the form's control once
+    // usable again, or to the sentence saying what was cancelled.
+    setTimeout(() => {
+      const control = wait.control;
+      if (control && !control.disabled && control.offsetParent !== null) control.focus();
+      else if (line.isConnected) line.focus();
+    }, 50);
+  }
+}
+
+function outcomeText(wait) {
+  if (wait.outcome === 'cancelled') {
+    return `Annulé : ${wait.what} (l'agent peut terminer l'opération en arrière-plan) `
+      + '/ cancelled';
+  }
+  const seconds = Math.round(wait.timeout / 1000);
+  return wait.host
+    ? `L'hôte DMP ne répond pas depuis ${seconds} s : vérifiez la connexion, ou réessayez `
+      + `(${wait.what}). / The DMP host does not answer.`
+    : `L'agent ne répond pas depuis ${seconds} s : vérifiez qu'il tourne, ou réessayez `
+      + `(${wait.what}). / The agent does not answer.`;
+}
+
+function outcomeLine(text, kind) {
+  const line = el('p', {class: 'wait-outcome', 'data-kind': kind, tabindex: '-1', text});
+  const list = $('wait-outcomes');
+  list.append(line);
+  while (list.children.length > 3) list.firstElementChild.remove();
+  setTimeout(() => line.remove(), OUTCOME_KEPT);
+  return line;
+}
+
+// The token is gone: nothing of the page's waits stays.
+function clearWaits() {
+  for (const wait of [...waits]) {
+    wait.outcome = 'dropped';
+    waits.delete(wait);
+    wait.abort();
+  }
+  agentSince.clear();
+  $('wait-outcomes').replaceChildren();
+  drawWaits();
+}
+
+// The host work the agent does by itself, as the events tell it.
+function agentWork() {
+  const work = [];
+  if (!state) return work;
+  if (state.session && state.session.state === 'opening') {
+    work.push({key: 'session', what: 'Ouverture de la session DMP'});
+  }
+  if (sessionOpen() && state.patient && state.patient.state === 'loading') {
+    work.push({key: 'patient', what: 'Lecture du dossier'});
+  }
+  return work;
+}
+
+function drawWaits() {
+  const now = Date.now();
+  const shown = []; // [id, {what, host, start, deadline, wait?}]
+  const covered = new Set(); // keys a request of the page already stands for
+  for (const wait of [...waits]) {
+    if (wait.held && wait.held()) {
+      // The agent waits for the user: nothing is said, the timeout starts again after.
+      wait.start = now;
+      wait.deadline = now + wait.timeout;
+      if (wait.key) agentSince.delete(wait.key);
+      continue;
+    }
+    if (wait.key) covered.add(wait.key);
+    if (now >= wait.deadline) {
+      stopWait(wait, 'timeout');
+      continue;
+    }
+    if (now - wait.start >= WAIT_SHOWN) {
+      shown.push([wait, {what: wait.what, host: wait.host, start: wait.start,
+        deadline: wait.deadline, wait}]);
+    }
+  }
+  const working = agentWork();
+  for (const work of working) {
+    if (!agentSince.has(work.key)) agentSince.set(work.key, now);
+    if (covered.has(work.key)) continue;
+    const start = agentSince.get(work.key);
+    if (now - start >= WAIT_SHOWN) {
+      shown.push([work.key, {what: work.what, host: true, start,
+        deadline: start + HOST_WAIT, wait: null}]);
+    }
+  }
+  for (const key of [...agentSince.keys()]) {
+    const waited = [...waits].some((wait) => wait.key === key);
+    if (!waited && !working.some((work) => work.key === key)) agentSince.delete(key);
+  }
+  const list = $('wait-lines');
+  const keep = new Set(shown.map(([id]) => id));
+  for (const [id, line] of waitLines) {
+    if (!keep.has(id)) {
+      line.remove();
+      waitLines.delete(id);
+    }
+  }
+  for (const [id, wait] of shown) {
+    let line = waitLines.get(id);
+    if (!line) {
+      line = waitLine(wait);
+      waitLines.set(id, line);
+      list.append(line);
+    }
+    const seconds = Math.floor((now - wait.start) / 1000);
+    const late = now >= wait.deadline; // the agent's own work only: it ends by itself
+    const text = late
+      ? `L'hôte DMP ne répond pas depuis ${seconds} s : vérifiez la connexion (${wait.what})`
+      : `${wait.host ? 'En attente de l\'hôte DMP' : 'En attente de l\'agent'} : ${wait.what}…`;
+    const what = line.querySelector('.wait-what');
+    if (what.textContent !== text) what.textContent = text;
+    line.dataset.kind = late ? 'error' : '';
+    const since = late ? '' : ` — depuis ${seconds} s`;
+    const counter = line.querySelector('.wait-since');
+    if (counter.textContent !== since) counter.textContent = since;
+  }
+  const busy = waits.size > 0 || working.length > 0;
+  if (busy && waitTicker === null) {
+    waitTicker = setInterval(drawWaits, 250);
+  } else if (!busy && waitTicker !== null) {
+    clearInterval(waitTicker);
+    waitTicker = null;
+  }
+}
+
+function waitLine(wait) {
+  const line = el('p', {class: 'wait'},
+    el('span', {class: 'wait-what'}),
+    // The seconds change every second: not read out each time (the line itself is).
+    el('span', {class: 'wait-since', 'aria-live': 'off'}),
+    el('span', {class: 'en', lang: 'en',
+      text: wait.host ? 'waiting for the DMP host' : 'waiting for the agent'}));
+  if (wait.wait) {
+    line.append(el('button', {type: 'button', class: 'wait-cancel',
+      'aria-label': `Annuler : ${wait.what}`, onclick: () => stopWait(wait.wait, 'cancelled')},
+    'Annuler ', el('span', {class: 'en', lang: 'en', text: 'cancel'})));
+  }
+  return line;
 }
 
 // -- the event stream --------------------------------------------------------------------
@@ -265,7 +492,8 @@ function refreshProblem() {
   clearTimeout(problemTimer);
   problemTimer = setTimeout(async () => {
     try {
-      const status = await api('GET', '/api/status');
+      const status = await api('GET', '/api/status', undefined,
+        {what: 'Lecture de l\'état de l\'agent', host: false});
       if (state) {
         state.problem = status.problem;
         render();
@@ -364,6 +592,7 @@ function render() {
   renderCreate();
   renderEmergency();
   watchPatient();
+  drawWaits(); // the agent's own host work, as the state now says
 }
 
 function slotText(slot) {
@@ -465,9 +694,11 @@ function renderStatusBar() {
   // What stops the outbox (a full or read-only disk), what it set aside, a rebuild: said
   // beside the counts, where the user looks for their deposits.
   const held = outbox.quarantine;
+  // The DMP's pace (fewer than 5 deposits per second): said while it holds deposits back.
   const notes = [outbox.problem, outbox.recovered,
     held ? `${held.files} fichier(s) en quarantaine / file(s) in quarantine: ${held.path} `
-      + '(dmp-agent doctor)' : ''].filter(Boolean);
+      + '(dmp-agent doctor)' : '',
+    outbox.throttle ? outbox.throttle.message : ''].filter(Boolean);
   $('sb-outbox').textContent = `${outbox.pending || 0} en attente, ${outbox.failed || 0} `
     + `refusé(s) / pending, refused${outbox.sending ? ' — envoi en cours / sending' : ''}`
     + notes.map((note) => ` — ${note}`).join('');
@@ -613,6 +844,7 @@ function renderSituations(session, locked) {
   // After the PIN, the first time: the opening waits for the choice.
   const choosing = session.state === 'choosing';
   show('situation-choose', choosing);
+  show('situation-cancel-row', choosing);
   if (choosing && changed('situation-choices', [id, situations])) {
     const mine = remembered(id);
     $('situation-choices').replaceChildren(...situations.map((sit) => el('li', {},
@@ -626,21 +858,22 @@ async function chooseSituation(situation) {
   const session = state.session || {};
   remember(session.professional && session.professional.idNatPs, situation.structureId);
   try {
-    await api('POST', '/api/session/situation', {index: situation.index});
+    await api('POST', '/api/session/situation', {index: situation.index},
+      {what: 'Choix de la structure', host: false});
   } catch (error) {
-    say('pin-message', error.message, 'error');
+    failed('pin-message', error);
   }
 }
 
 async function changeSituation() {
   // Another structure: the session is locked, the PIN form offers the card's situations.
   try {
-    await api('DELETE', '/api/session');
+    await api('DELETE', '/api/session', undefined, {what: 'Verrouillage de la session'});
     say('pin-message', 'Choisissez la structure, puis saisissez le code porteur. / Choose '
       + 'the practice situation, then enter the PIN.');
     select('session', true);
   } catch (error) {
-    say('pin-message', error.message, 'error');
+    failed('pin-message', error);
   }
 }
 
@@ -893,7 +1126,10 @@ async function submitPin(event) {
     body.situation = null; // several situations: the agent asks once it has read them
   }
   try {
-    await api('POST', '/api/session', body);
+    await api('POST', '/api/session', body, {what: 'Ouverture de la session DMP',
+      key: 'session', control: $('pin-submit'), onCancel: cancelOpening,
+      // While the agent waits for the structure to be chosen, it waits for the user.
+      held: () => Boolean(state && state.session && state.session.state === 'choosing')});
     say('pin-message', 'Session ouverte. / Session open.', 'ok');
     if (current === 'session') select(returnTo || 'patient');
   } catch (error) {
@@ -901,33 +1137,53 @@ async function submitPin(event) {
       const left = error.extra.triesLeft;
       say('pin-message', `Code porteur erroné : ${left} essai(s) restant(s). / Wrong PIN: `
         + `${left} tries left.`, 'error');
-    } else if (error.status === 423) {
-      say('pin-message', ''); // the panel says it, once
+    } else if (error.status === 423 || waitEnded(error)) {
+      say('pin-message', ''); // the panel (or the waits' line) says it, once
     } else {
       say('pin-message', error.message, 'error');
     }
     input.focus();
   } finally {
     input.value = '';
-    $('pin-submit').disabled = false;
+    // An opening the agent goes on with (cancelled here, see cancelOpening) keeps it
+    // disabled until the agent ends it: its line says so.
+    $('pin-submit').disabled = cardState().kind === 'opening';
+  }
+}
+
+// "Annuler" on a session opening. The API cancels an opening that waits for the practice
+// situation (DELETE /api/session); one talking to the host cannot be cancelled: the page
+// stops waiting for it, and the agent's line goes on until the agent ends it.
+function cancelOpening() {
+  if (state && state.session && state.session.state === 'choosing') cancelChoice();
+}
+
+async function cancelChoice() {
+  try {
+    await api('DELETE', '/api/session', undefined, {what: 'Annulation de l\'ouverture',
+      host: false});
+  } catch (error) {
+    failed('pin-message', error);
   }
 }
 
 async function lock() {
   try {
-    await api('DELETE', '/api/session');
+    await api('DELETE', '/api/session', undefined, {what: 'Verrouillage de la session',
+      control: $('lock')});
     say('pin-message', 'Session verrouillée. / Session locked.');
   } catch (error) {
-    say('pin-message', error.message, 'error');
+    failed('pin-message', error);
   }
 }
 
 async function choose(index) {
   say('patient-message', 'Lecture du dossier… / loading…');
   try {
-    await api('POST', '/api/patient/select', {index});
+    await api('POST', '/api/patient/select', {index}, {what: 'Lecture du dossier',
+      key: 'patient'});
   } catch (error) {
-    say('patient-message', error.message, 'error');
+    failed('patient-message', error);
   }
 }
 
@@ -939,25 +1195,27 @@ function confirmForm(name, visible, ready = () => true) {
 
 const LIFECYCLE = {
   traitant: ['/api/dmp/medecin-traitant', () => ({confirmed: true}),
-    'Médecin traitant DMP enregistré. / Recorded as médecin traitant.'],
+    'Médecin traitant DMP enregistré. / Recorded as médecin traitant.',
+    'Enregistrement du médecin traitant'],
   close: ['/api/dmp/close', () => ({reason: $('close-reason').value.trim(), patientRequest: true}),
-    'DMP fermé : conservé dix ans, réactivable. / DMP closed: kept ten years.'],
+    'DMP fermé : conservé dix ans, réactivable. / DMP closed: kept ten years.',
+    'Fermeture du DMP'],
   reactivate: ['/api/dmp/reactivate', () => ({consent: true}),
-    'DMP réactivé. / DMP reactivated.'],
+    'DMP réactivé. / DMP reactivated.', 'Réactivation du DMP'],
 };
 
 async function lifecycle(event, name) {
   event.preventDefault();
   if (!$(`${name}-confirm`).checked) return;
-  const [path, body, done] = LIFECYCLE[name];
+  const [path, body, done, what] = LIFECYCLE[name];
   $(`${name}-submit`).disabled = true;
   try {
-    await api('POST', path, body());
+    await api('POST', path, body(), {what, control: $(`${name}-submit`)});
     $(`${name}-confirm`).checked = false;
     if (name === 'close') $('close-reason').value = '';
     say('lifecycle-message', done, 'ok');
   } catch (error) {
-    say('lifecycle-message', error.message, 'error');
+    failed('lifecycle-message', error);
   } finally {
     render();
   }
@@ -968,11 +1226,12 @@ async function authorize(event) {
   if (!$('authorize-confirm').checked) return;
   $('authorize-submit').disabled = true;
   try {
-    await api('POST', '/api/authorizations', {confirmed: true});
+    await api('POST', '/api/authorizations', {confirmed: true},
+      {what: 'Enregistrement de l\'autorisation du patient', control: $('authorize-submit')});
     $('authorize-confirm').checked = false;
     say('authorize-message', 'Autorisation enregistrée. / Authorization recorded.', 'ok');
   } catch (error) {
-    say('authorize-message', error.message, 'error');
+    failed('authorize-message', error);
   } finally {
     render();
   }
@@ -1002,14 +1261,17 @@ async function applyFilters(event) {
     return;
   }
   say('document-message', 'Recherche… / searching…');
+  $('filter-apply').disabled = true;
   try {
-    const response = await request('GET', `/api/documents?${params}`);
-    const list = await response.json();
+    const list = await api('GET', `/api/documents?${params}`, undefined,
+      {what: 'Recherche des documents', control: $('filter-apply')});
     if (run !== filterRun || key !== patientKey()) return; // a newer search or patient
     filtered = {key, list};
     say('document-message', '');
   } catch (error) {
-    say('document-message', error.message, 'error');
+    failed('document-message', error);
+  } finally {
+    $('filter-apply').disabled = false; // a newer search's result is checked by its run
   }
   render();
 }
@@ -1056,15 +1318,16 @@ function showInTab(win, url, type, title) {
   doc.body.replaceChildren(frame);
 }
 
-async function openInTab(path, messageId, title = 'Document') {
+async function openInTab(path, messageId, title, what, host = true) {
   // Opened at the click (a popup opened later would be blocked), filled once fetched.
   const win = window.open('', '_blank');
   if (win) win.document.title = `${title} — ouverture… / opening…`;
   say(messageId, 'Ouverture… / opening…');
   try {
-    const response = await request('GET', path);
-    const type = safeType(response.headers.get('content-type'));
-    const blob = new Blob([await response.arrayBuffer()], {type});
+    const [type, bytes] = await request('GET', path, {what, host,
+      read: async (response) => [safeType(response.headers.get('content-type')),
+        await response.arrayBuffer()]});
+    const blob = new Blob([bytes], {type});
     const url = URL.createObjectURL(blob);
     setTimeout(() => URL.revokeObjectURL(url), 120000);
     if (win) {
@@ -1079,13 +1342,14 @@ async function openInTab(path, messageId, title = 'Document') {
     }
   } catch (error) {
     if (win) win.close();
-    say(messageId, error.message, 'error');
+    failed(messageId, error);
   }
 }
 
 function openDocument(doc) {
+  const title = doc.title || doc.typeLabel || 'Document';
   openInTab(`/api/documents/${encodeURIComponent(doc.uniqueId)}/content`, 'document-message',
-    doc.title || doc.typeLabel || 'Document');
+    title, `Ouverture du document « ${title} »`);
 }
 
 function confirmAction(text) {
@@ -1099,25 +1363,32 @@ function confirmAction(text) {
   });
 }
 
+// What a change of a document waits for, in words.
+const CHANGING = {mask: 'Masquage', unmask: 'Démasquage',
+  'hide-from-patient': 'Masquage au patient', 'show-to-patient': 'Affichage au patient',
+  archive: 'Archivage', delete: 'Suppression'};
+
 async function changeDocument(doc, name) {
   if (!await confirmAction(`${ACTIONS[name]}\n« ${doc.title} »`)) return;
   try {
-    await api('POST', `/api/documents/${encodeURIComponent(doc.uniqueId)}/${name}`);
+    await api('POST', `/api/documents/${encodeURIComponent(doc.uniqueId)}/${name}`, undefined,
+      {what: `${CHANGING[name]} du document « ${doc.title} »`});
     say('document-message', `Fait : « ${doc.title} ». / Done.`, 'ok');
     refreshFiltered();
   } catch (error) {
-    say('document-message', error.message, 'error');
+    failed('document-message', error);
   }
 }
 
 async function loadDepositTypes(key) {
   try {
-    const list = await api('GET', '/api/deposit-types');
+    const list = await api('GET', '/api/deposit-types', undefined,
+      {what: 'Lecture des types de documents', host: false});
     if (depositTypes.key !== key) return;
     depositTypes = {key, list};
     fillTypes();
   } catch (error) {
-    say('deposit-message', error.message, 'error');
+    failed('deposit-message', error);
   }
 }
 
@@ -1194,6 +1465,18 @@ function deposit(event) {
     if (e.lengthComputable) setProgress((100 * e.loaded) / e.total);
   });
   xhr.upload.addEventListener('load', () => setProgress(100));
+  // The upload and the signature on this computer; the sending to the host is followed
+  // through the outbox's events, never waited for here.
+  const wait = beginWait('Envoi du document à l\'agent (signature, mise en file)', {
+    host: false, timeout: HOST_WAIT, control: $('deposit-submit'), abort: () => xhr.abort()});
+  xhr.addEventListener('loadend', () => endWait(wait));
+  xhr.addEventListener('abort', () => {
+    // Cancelled or past its timeout (said where the waits are); the form is usable again.
+    depositing = false;
+    typeChosen();
+    setProgress(0);
+    say('deposit-message', '');
+  });
   xhr.addEventListener('load', () => {
     depositing = false;
     typeChosen();
@@ -1259,7 +1542,8 @@ function checkOutbox() {
   clearTimeout(outboxTimer);
   outboxTimer = setTimeout(async () => {
     try {
-      const outbox = await api('GET', '/api/outbox');
+      const outbox = await api('GET', '/api/outbox', undefined,
+        {what: 'Lecture de la file d\'envoi', host: false});
       const items = new Map((outbox.items || []).map((i) => [i.id, i]));
       for (const item of tracked.values()) {
         const now = items.get(item.id);
@@ -1330,13 +1614,14 @@ function renderDeposits() {
 
 async function retry(id) {
   try {
-    await api('POST', `/api/outbox/${id}/retry`);
+    await api('POST', `/api/outbox/${id}/retry`, undefined,
+      {what: 'Nouvel essai du dépôt', host: false});
     const item = tracked.get(id);
     if (item) item.state = 'pending';
     say('deposit-message', 'Nouvel essai demandé. / Retry requested.', 'ok');
     checkOutbox();
   } catch (error) {
-    say('deposit-message', error.message, 'error');
+    failed('deposit-message', error);
   }
   renderDeposits();
 }
@@ -1353,21 +1638,27 @@ async function createDmp(event) {
       emergencySeesMasked: $('create-masked').checked};
     const email = $('create-email').value.trim();
     if (email) body.email = email;  // optional: checked by the agent (bad-email)
-    const created = await api('POST', '/api/dmp', body);
+    const created = await api('POST', '/api/dmp', body, {what: 'Création du DMP',
+      control: $('create-submit')});
     say('create-message', `DMP créé — identifiant ${created.identifier}. / DMP created.`, 'ok');
     $('create-form').reset();
     show('sheet', true);
   } catch (error) {
-    say('create-message', error.message, 'error');
+    failed('create-message', error);
   } finally {
     render();
   }
 }
 
+const MODE_WAIT = {normal: 'Retour à l\'accès normal',
+  'break-the-glass': 'Accès en urgence (bris de glace)',
+  regulation: 'Accès en urgence (centre 15)'};
+
 async function setMode(mode, justification = '') {
   say('emergency-message', 'Accès en cours… / opening…');
   try {
-    const answer = await api('PUT', '/api/patient/access-mode', {mode, justification});
+    const answer = await api('PUT', '/api/patient/access-mode', {mode, justification}, {
+      what: MODE_WAIT[mode], key: 'patient'}); // the dossier is read again in that mode
     if (answer && answer.state === 'error') {
       // Refused (e.g. the patient refused the regulation centre): the panel's hint says
       // why, once; nothing says the access is open.
@@ -1378,7 +1669,7 @@ async function setMode(mode, justification = '') {
     }
     if (mode !== 'normal') $('btg-justification').value = '';
   } catch (error) {
-    say('emergency-message', error.message, 'error');
+    failed('emergency-message', error);
   }
   render();
 }
@@ -1386,7 +1677,8 @@ async function setMode(mode, justification = '') {
 async function loadDiagnostics() {
   say('diagnostics-message', 'Vérifications en cours… / checking…');
   try {
-    const checks = await api('GET', '/api/diagnostics');
+    const checks = await api('GET', '/api/diagnostics', undefined,
+      {what: 'Vérifications du poste (dont l\'hôte DMP)', control: $('diagnostics-run')});
     const icons = {ok: ['✔', 'OK'], warning: ['⚠', 'Attention / warning'],
       problem: ['✖', 'Problème / problem']};
     $('diagnostics-body').replaceChildren(...checks.map((c) => {
@@ -1401,13 +1693,14 @@ async function loadDiagnostics() {
     say('diagnostics-message', bad ? `${bad} point(s) à corriger / to fix`
       : 'Tout va bien. / All good.', bad ? 'error' : 'ok');
   } catch (error) {
-    say('diagnostics-message', error.message, 'error');
+    failed('diagnostics-message', error);
   }
 }
 
 async function loadSettings() {
   try {
-    const settings = await api('GET', '/api/settings');
+    const settings = await api('GET', '/api/settings', undefined,
+      {what: 'Lecture des paramètres', host: false});
     $('settings-file').textContent = settings.file || '(aucun fichier : valeurs par défaut '
       + '/ no file: defaults)';
     $('settings-body').replaceChildren(...settings.keys.map((k) => el('tr', {},
@@ -1416,7 +1709,7 @@ async function loadSettings() {
       el('td', {text: k.doc}))));
     say('settings-message', '');
   } catch (error) {
-    say('settings-message', error.message, 'error');
+    failed('settings-message', error);
   }
 }
 
@@ -1465,8 +1758,10 @@ function wire() {
   });
   $('create-form').addEventListener('submit', createDmp);
   $('sheet-open').addEventListener('click', () => openInTab('/api/dmp/sheet', 'create-message',
-    `Fiche du patient — ${personName((state.patient || {}).patient)}`));
+    `Fiche du patient — ${personName((state.patient || {}).patient)}`,
+    'Ouverture de la fiche du patient', false));
   $('change-situation').addEventListener('click', changeSituation);
+  $('situation-cancel').addEventListener('click', cancelChoice);
   $('btg-justification').addEventListener('input', () => {
     $('btg-submit').disabled = $('btg-justification').value.trim().length < MIN_JUSTIFICATION;
   });
@@ -1497,7 +1792,8 @@ async function start(section) {
   }
   show('no-token', false);
   try {
-    state = await api('GET', '/api/status');
+    state = await api('GET', '/api/status', undefined,
+      {what: 'Lecture de l\'état de l\'agent', host: false});
     setOffline(false);
   } catch (error) {
     if (!token) return; // the token was refused

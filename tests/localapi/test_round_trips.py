@@ -1,0 +1,69 @@
+"""What the daily workflows cost on the link to the host (issue 18's budgets), counted by a
+relay between `dmp-agent run` and the host (tests/relay.py): round trips, not times (the
+times at RTT 0.5 and 3 s are bench/latency.py's). Real cards in the real pcscd, the real
+host over mutual TLS."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from cardreader.virtual.vitale import VirtualVitale
+from tests.live import LiveWorld
+from tests.localapi.test_workflows import _remove
+from tests.relay import Relay, relayed_world
+
+pytestmark = pytest.mark.pcsc
+
+
+@pytest.fixture(scope="module")
+def relayed(tmp_path_factory: pytest.TempPathFactory,
+            pcscd: object) -> Iterator[tuple[LiveWorld, Relay]]:
+    with relayed_world(tmp_path_factory.mktemp("relayed")) as world:
+        yield world
+
+
+def counted(relay: Relay, action: Callable[[], Any]) -> int:
+    relay.reset()
+    action()
+    return relay.round_trips
+
+
+def test_the_round_trip_budgets(relayed: tuple[LiveWorld, Relay], insert_card: Any) -> None:
+    live, relay = relayed
+    agent = live.agent
+    insert_card(live.cps("pharmacist"), slot=0)
+    agent.wait_for(lambda s: s["session"]["state"] == "locked")
+
+    def patient(profile: str) -> Callable[[], Any]:
+        def insert() -> None:
+            inserted.append(insert_card(VirtualVitale.from_profile(profile), slot=1))
+            agent.wait_for(lambda s: s["patient"]["state"] in ("ready", "error"))
+        return insert
+
+    inserted: list[Any] = []
+    with agent.client() as api:
+        assert api.post("/api/session", json={"pin": "1234"}).status_code == 200
+        # A patient without a DMP (the session's own connection opens here).
+        counted(relay, patient("test"))
+        assert api.get("/api/status").json()["patient"]["dmp"]["status"] == "absent"
+        # The creation after "no DMP" was shown: one round trip (no second existence
+        # test, no reload: the host's answer carries the creator's state).
+        assert counted(relay, lambda: api.post("/api/dmp", json={"consent": True})
+                       .raise_for_status()) == 1
+        shown = api.get("/api/status").json()["patient"]
+        assert shown["dmp"]["status"] == "open" and shown["state"] == "ready"
+
+        # The next patient, on the warm connection: the identity, then the dossier and its
+        # documents in one answer: two round trips.
+        inserted.pop().stop()
+        _remove(1)
+        assert counted(relay, patient("single")) == 2
+        status = api.get("/api/status").json()["patient"]
+        assert status["state"] == "ready" and status["dmp"]["status"] == "absent"
+        assert counted(relay, lambda: api.post("/api/dmp", json={"consent": True})
+                       .raise_for_status()) == 1
+        # Practice software asking for the documents the agent already holds: none.
+        assert counted(relay, lambda: api.get("/api/documents").raise_for_status()) == 0
