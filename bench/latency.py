@@ -85,6 +85,9 @@ def workflows(world: LiveWorld, relay: Relay, cards: Cards, newcomer: str) -> li
             assert answer.status_code == 200, f"RTT {relay.rtt}: {answer.text}"
 
         measures.append(timed(relay, "PIN → session open", open_session))
+        # The patient's card goes in a few seconds later (a greeting): the session's own
+        # connection, opened in the background meanwhile, is warm by then.
+        time.sleep(3 * relay.rtt + 0.5)
 
         def patient_ready() -> None:
             cards.insert(1, VirtualVitale.from_profile("single"))

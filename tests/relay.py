@@ -14,6 +14,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from host.pki import init_pki
 from tests.live import AgentProcess, HostProcess, LiveWorld, free_port
@@ -41,6 +42,11 @@ class Relay:
     port: int = field(default_factory=free_port)
     connections: int = 0
     round_trips: int = 0
+    # Round trips on the connections that were open at the last reset (a workflow's own
+    # requests on a warm connection, apart from what opens new ones meanwhile).
+    warm_round_trips: int = 0
+    opened: int = 0  # connections ever opened (an id per connection)
+    _warm_below: int = 0
 
     def start(self) -> Relay:
         self.loop = asyncio.new_event_loop()
@@ -63,23 +69,26 @@ class Relay:
         self.loop.call_soon_threadsafe(self.loop.stop)
 
     def reset(self) -> None:
-        self.connections = self.round_trips = 0
+        self.connections = self.round_trips = self.warm_round_trips = 0
+        self._warm_below = self.opened
 
     async def _connection(self, reader: asyncio.StreamReader,
                           writer: asyncio.StreamWriter) -> None:
         self.connections += 1
+        self.opened += 1
+        number = self.opened
         await asyncio.sleep(self.rtt)  # SYN, SYN-ACK
         try:
             up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target)
         except OSError:
             writer.close()
             return
-        last = {"from": "host"}
+        last: dict[str, Any] = {"from": "host", "number": number}
         await asyncio.gather(self._pipe(reader, up_writer, last, "agent"),
                              self._pipe(up_reader, writer, last, "host"))
 
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                    last: dict[str, str], side: str) -> None:
+                    last: dict[str, Any], side: str) -> None:
         loop = asyncio.get_running_loop()
         direction = _Direction()
         queue: asyncio.Queue[tuple[float, bytes] | None] = asyncio.Queue()
@@ -98,6 +107,8 @@ class Relay:
             while chunk := await reader.read(65536):
                 if side == "agent" and last["from"] == "host":
                     self.round_trips += 1
+                    if last["number"] <= self._warm_below:
+                        self.warm_round_trips += 1
                 last["from"] = side
                 queue.put_nowait((self._due(direction, len(chunk), loop.time()), chunk))
         except OSError:

@@ -93,6 +93,7 @@ class CardsPart(CoreState):
         # revocations): nothing on this thread waits for the network, so the next card
         # event (the next patient's Vitale card) is handled at once, whatever the link.
         self._clear_patient(reader)
+        self._drop_early_opening(reader)
         if session is not None and session.reader == reader:
             self._session_gone("card-removed", session)
         self._publish("cards")
@@ -118,6 +119,8 @@ class CardsPart(CoreState):
                 self._session_tries = report.pin_tries_left
         self._publish("cards")
         if is_cps:
+            if usable and self._session is None:
+                self._prefetch_opening(reader)
             if report.status is CardStatus.BLOCKED:
                 self._notice("error", "Carte CPS bloquée / CPS blocked", BLOCKED_CPS)
             elif report.status is CardStatus.EXPIRED:

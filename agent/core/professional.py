@@ -130,6 +130,7 @@ class ProfessionalSession:
         timeout: float = 30.0,
         watch_card: bool = True,
         revocations: Revoker | None = None,
+        opening: Opening | None = None,
     ) -> None:
         self.reader = reader
         self.workstation = workstation
@@ -162,7 +163,9 @@ class ProfessionalSession:
         self.situation: PracticeSituation | None = None
         self.renewals = 0
         self._opened: list[Callable[[httpx.Client], None]] = []
-        self._opening: Opening | None = None  # the host's challenge, fetched while reading
+        # The host's challenge: fetched while the card is read, or given already fetched
+        # (the agent core asks for it when the CPS goes in, before the PIN is typed).
+        self._opening: Opening | None = opening
 
     # -- opening --------------------------------------------------------------------------
     @classmethod
@@ -200,7 +203,8 @@ class ProfessionalSession:
         from cardreader.apdu import ApduProtocol
         from cardreader.cps import CpsCard  # the CPS parsers: at the first opening
 
-        self._opening = self._new_opening().start()
+        if self._opening is None:
+            self._opening = self._new_opening().start()
         self._connection = PcscConnection(self.reader)
         card = self._card = CpsCard(ApduProtocol(self._connection))
         identity = self.identity = card.read_identity()

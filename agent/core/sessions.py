@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from agent.client.session import SessionError
+from agent.client.session import Opening, SessionError
 from agent.core.professional import PinCancelledError, ProfessionalSession, SessionEndedError
 from agent.core.state import CoreState
 from agent.errors import AgentError, explain, explained
@@ -139,11 +139,12 @@ class SessionPart(CoreState):
                                  f"({named})", code="bad-situation", status=400, usage=True)
             return held[self._wait_for_situation(reader, len(held))]
 
+        opening = self._take_early_opening(reader)
         try:
             session = ProfessionalSession.open(
                 reader, self._workstation, self.config.host_url, prompt,
                 choose_situation=choose, timeout=self.config.host_timeout, watch_card=False,
-                revocations=self._revocations)
+                revocations=self._revocations, opening=opening)
         except BaseException as error:
             self._session_failed(error, prompt)
             raise pin_failure(error, prompt) from None
@@ -169,6 +170,10 @@ class SessionPart(CoreState):
         self._notice("info", "Session DMP ouverte / DMP session open",
                      f"{identity.first_name} {identity.last_name}")
         session.on_opened(self._outbox_wake.session_opened)  # after `_session`: sent through it
+        # The session's own connection (its certificate: a new TLS handshake) opened now,
+        # while nobody waits, rather than when the patient's card goes in (issue 18).
+        threading.Thread(target=self._warm, args=(session,), daemon=True,
+                         name="session-warm").start()
         for reader_name, report in list(self._slots.items()):
             if (report.kind is CardKind.VITALE and report.vitale is not None
                     and self.may_hold("vitale", reader_name)
@@ -239,6 +244,45 @@ class SessionPart(CoreState):
         choice.answered.set()
         return {"state": "opening", "situation": index}
 
+    @staticmethod
+    def _warm(session: ProfessionalSession) -> None:
+        with contextlib.suppress(Exception), session.calls() as client:
+            client.get("/session")  # who am I: cheap, names no patient
+
+    def _prefetch_opening(self, reader: str) -> None:
+        """Ask the host for a session challenge now that a CPS is in ``reader``, while the
+        PIN is being typed: the opening is then one round trip (issue 18). A challenge that
+        goes stale meanwhile is fetched again by the opening."""
+        self._drop_early_opening()
+        workstation, revoker = self._workstation, self._revocations
+        if workstation is None:
+            return
+        opening = Opening(self.config.host_url, workstation, self.config.host_timeout,
+                          before=None if revoker is None else revoker.flush).start()
+        with self._lock:
+            previous, self._early_opening = self._early_opening, (reader, opening)
+        if previous is not None:
+            previous[1].close()
+
+    def _take_early_opening(self, reader: str) -> Opening | None:
+        with self._lock:
+            early, self._early_opening = self._early_opening, None
+        if early is None:
+            return None
+        if early[0] != reader:
+            early[1].close()
+            return None
+        return early[1]
+
+    def _drop_early_opening(self, reader: str | None = None) -> None:
+        """Close the challenge fetched ahead (of ``reader``'s CPS only, when named)."""
+        with self._lock:
+            early = self._early_opening
+            if early is None or (reader is not None and early[0] != reader):
+                return
+            self._early_opening = None
+        early[1].close()
+
     def _session_failed(self, error: BaseException, prompt: object) -> None:
         with self._lock:
             self._session_state = "locked" if self._cps_reader() else "none"
@@ -274,6 +318,9 @@ class SessionPart(CoreState):
         current.close(reason)
         self._notice("info", "Session DMP fermée / DMP session closed",
                      SESSION_END.get(reason, reason))
+        cps = self._cps_reader()
+        if cps is not None and reason != "service-lost":  # locked: the next PIN is near
+            self._prefetch_opening(cps)
 
     def lock_session(self) -> None:
         """Close the session; the CPS stays in its reader, the PIN will be asked again."""

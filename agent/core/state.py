@@ -24,7 +24,7 @@ from cardreader.pcsc import Monitor
 if TYPE_CHECKING:  # annotations only: the client, the card parsers and the policies load later
     from agent.client.dmp import DmpClient, PatientContext
     from agent.client.revocations import Revoker
-    from agent.client.session import Workstation
+    from agent.client.session import Opening, Workstation
     from agent.config import AgentConfig
     from agent.core.professional import ProfessionalSession
     from agent.errors import AgentError
@@ -94,6 +94,9 @@ class CoreState:
         self._workstation: Workstation | None = None
         # Tells the host of each session's end, in the background (agent.client.revocations).
         self._revocations: Revoker | None = None
+        # The challenge fetched when a CPS went in (reader, opening): its session's opening
+        # is then one round trip (issue 18).
+        self._early_opening: tuple[str, Opening] | None = None
         self._outbox: Outbox | None = None
         self._worker: OutboxWorker | None = None
         self._wakeup = threading.Event()
@@ -139,6 +142,12 @@ class CoreState:
         raise NotImplementedError
 
     def _clear_patient(self, reader: str | None, keep_card: bool = False) -> None:
+        raise NotImplementedError
+
+    def _prefetch_opening(self, reader: str) -> None:
+        raise NotImplementedError
+
+    def _drop_early_opening(self, reader: str | None = None) -> None:
         raise NotImplementedError
 
     def _new_patient(self, reader: str, card: VitaleCard) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from cardreader.virtual.vitale import VirtualVitale
-from tests.live import LiveWorld
+from tests.live import LiveWorld, until
 from tests.localapi.test_workflows import _remove
 from tests.relay import Relay, relayed_world
 
@@ -34,8 +34,11 @@ def counted(relay: Relay, action: Callable[[], Any]) -> int:
 def test_the_round_trip_budgets(relayed: tuple[LiveWorld, Relay], insert_card: Any) -> None:
     live, relay = relayed
     agent = live.agent
+    relay.reset()
     insert_card(live.cps("pharmacist"), slot=0)
     agent.wait_for(lambda s: s["session"]["state"] == "locked")
+    # The CPS in: the host's challenge is fetched while the PIN is typed (TLS, challenge).
+    assert until(lambda: relay.round_trips >= 2)
 
     def patient(profile: str) -> Callable[[], Any]:
         def insert() -> None:
@@ -45,9 +48,14 @@ def test_the_round_trip_budgets(relayed: tuple[LiveWorld, Relay], insert_card: A
 
     inserted: list[Any] = []
     with agent.client() as api:
-        assert api.post("/api/session", json={"pin": "1234"}).status_code == 200
-        # A patient without a DMP (the session's own connection opens here).
-        counted(relay, patient("test"))
+        # The PIN typed: the card's statement, one round trip on the connection the
+        # challenge came by (the session's own connection then opens in the background).
+        relay.reset()
+        api.post("/api/session", json={"pin": "1234"}).raise_for_status()
+        assert relay.warm_round_trips == 1
+        assert until(lambda: relay.round_trips >= 3)  # the session's connection: warm
+        # A patient without a DMP: the identity, then the dossier (no documents: absent).
+        assert counted(relay, patient("test")) == 2
         assert api.get("/api/status").json()["patient"]["dmp"]["status"] == "absent"
         # The creation after "no DMP" was shown: one round trip (no second existence
         # test, no reload: the host's answer carries the creator's state).
