@@ -272,9 +272,12 @@ class Opening:
     """
 
     def __init__(self, base_url: str, workstation: Workstation, timeout: float = 30.0, *,
-                 before: BeforeOpening | None = None) -> None:
+                 before: BeforeOpening | None = None, ahead: bool = False) -> None:
         self.base_url, self.workstation, self.timeout = base_url, workstation, timeout
         self._before = before
+        # Fetched well ahead (at the CPS's insertion): a network failure then is no answer
+        # for the opening, which tries again when it comes.
+        self._ahead = ahead
         self._lock = threading.Lock()
         self._client: httpx.Client | None = None
         self._challenge: bytes | None = None
@@ -327,8 +330,12 @@ class Opening:
             self._thread.join()
             self._thread = None
             if self._error is not None:
+                import httpx  # loaded by the fetch already
+
                 error, self._error = self._error, None
-                raise error
+                if not (self._ahead and isinstance(error, httpx.TransportError)):
+                    raise error
+                self._challenge = None  # the host may be back: fetched again below
         if self._challenge is None or time.monotonic() >= self._deadline:
             self._fetch()
         challenge, self._challenge = self._challenge, None

@@ -258,7 +258,8 @@ class SessionPart(CoreState):
         if workstation is None:
             return
         opening = Opening(self.config.host_url, workstation, self.config.host_timeout,
-                          before=None if revoker is None else revoker.flush).start()
+                          before=None if revoker is None else revoker.flush,
+                          ahead=True).start()
         with self._lock:
             previous, self._early_opening = self._early_opening, (reader, opening)
         if previous is not None:
