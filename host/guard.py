@@ -332,6 +332,31 @@ def record_access(
     audit.traced(allowed)
 
 
+def holder_name(connection: Connection, ins: str) -> str | None:
+    """The patient's name as their own log entries carry it (None for an unknown INS)."""
+    with audit.guard_internal():
+        row = connection.execute(
+            select(patients.c.first_name, patients.c.birth_name).where(patients.c.ins == ins)
+        ).one_or_none()
+    return None if row is None else f"{row.first_name} {row.birth_name}"
+
+
+def trace_patient(engine: Engine, ins: str, at: dt.datetime, action: str, *, allowed: bool,
+                  reason: str, document_id: str | None = None,
+                  connection: Connection | None = None) -> None:
+    """One entry of the patient's own access log (actor_kind "patient", normal mode). The
+    name is read on ``connection`` when given; the entry is written in its own
+    transaction."""
+    if connection is None:
+        with engine.connect() as reading:
+            name = holder_name(reading, ins)
+    else:
+        name = holder_name(connection, ins)
+    record_access(engine, ins=ins, at=at, actor_kind=PATIENT_KIND, actor_id=ins,
+                  actor_name=name, action=action, mode=NORMAL, allowed=allowed,
+                  reason=reason, document_id=document_id)
+
+
 def check_patient(
     guard: Guard,
     connection: Connection,
@@ -347,16 +372,8 @@ def check_patient(
     dossier = dossier_state(connection, ins, None, now)
     decision = decide(Actor.patient(ins), dossier, action, NORMAL, now=now, policy=guard.policy)
     audit.patient_decided()
-    with audit.guard_internal():
-        holder = connection.execute(
-            select(patients.c.first_name, patients.c.birth_name).where(patients.c.ins == ins)
-        ).one_or_none()
-    record_access(
-        guard.engine, ins=ins, at=now, actor_kind=PATIENT_KIND, actor_id=ins,
-        actor_name=None if holder is None else f"{holder.first_name} {holder.birth_name}",
-        action=log_action or action.value, mode=NORMAL, allowed=decision.allowed,
-        reason=decision.reason.code,
-    )
+    trace_patient(guard.engine, ins, now, log_action or action.value,
+                  allowed=decision.allowed, reason=decision.reason.code, connection=connection)
     if decision.refused:
         raise HostError(403, decision.reason.code.lower().replace("_", "-"),
                         decision.reason.message, issue_type="forbidden")

@@ -23,9 +23,9 @@ from .documents import records, versions
 from .dossiers import grants
 from .dossiers.lifecycle import iso
 from .errors import HostError, bad_request, not_found
-from .guard import PATIENT_KIND, Guard, check_patient, dossier_state, record_access
+from .guard import Guard, check_patient, dossier_state, trace_patient
 from .identities import checked_ins
-from .store.schema import access_log, authorizations, medecins_traitants, patients
+from .store.schema import access_log, authorizations, medecins_traitants
 from .store.schema import documents as documents_table
 
 # Refusals that say a document exists where the patient may not learn of it yet: answered
@@ -58,16 +58,8 @@ def _decide(guard: Guard, connection: Connection, ins: str, action: Action,
 
 def _trace(guard: Guard, ins: str, action: str, *, allowed: bool, reason: str,
            document_id: str | None = None) -> None:
-    """One entry of the patient's access log, as `check_patient` writes it."""
-    with guard.engine.connect() as connection, audit.guard_internal():
-        holder = connection.execute(
-            select(patients.c.first_name, patients.c.birth_name).where(patients.c.ins == ins)
-        ).one_or_none()
-    record_access(
-        guard.engine, ins=ins, at=guard.clock(), actor_kind=PATIENT_KIND, actor_id=ins,
-        actor_name=None if holder is None else f"{holder.first_name} {holder.birth_name}",
-        action=action, mode=NORMAL, allowed=allowed, reason=reason, document_id=document_id,
-    )
+    trace_patient(guard.engine, ins, guard.clock(), action, allowed=allowed, reason=reason,
+                  document_id=document_id)
 
 
 # -- documents ---------------------------------------------------------------------------------

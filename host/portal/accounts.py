@@ -26,14 +26,12 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 
-from policies import NORMAL
-
 from .. import audit, notify_events
 from ..dossiers.lifecycle import access_code_digest
 from ..errors import HostError
-from ..guard import PATIENT_KIND, record_access
+from ..guard import holder_name, trace_patient
 from ..identities import valid_ins
-from ..store.schema import dossiers, patients, portal_accounts, portal_sessions
+from ..store.schema import dossiers, portal_accounts, portal_sessions
 
 SESSION_IDLE = dt.timedelta(minutes=15)
 SESSION_MAX = dt.timedelta(hours=2)
@@ -213,7 +211,7 @@ class Accounts:
             portal_sessions.c.id_sha256 == session_id).values(
             otp_sha256=_code_digest(session_id, code), otp_expires_at=now + CODE_LIFETIME,
             otp_attempts=0, otp_sent=portal_sessions.c.otp_sent + 1))
-        return CodeToSend(contact.email, code, _holder_name(connection, ins))
+        return CodeToSend(contact.email, code, holder_name(connection, ins))
 
     def check_code(self, session: Session, code: str) -> Session:
         """The session moved on (new token) when ``code`` is right; HostError otherwise."""
@@ -298,7 +296,7 @@ class Accounts:
                 return None
             connection.execute(update(portal_sessions).where(
                 portal_sessions.c.id_sha256 == row.id_sha256).values(last_seen_at=now))
-            name = _holder_name(connection, row.ins)
+            name = holder_name(connection, row.ins)
         return Session(row.id_sha256, row.ins, row.stage, row.csrf, name)
 
     def end(self, session: Session) -> None:
@@ -309,17 +307,7 @@ class Accounts:
             self._trace(session.ins, "portal_sign_out", True, "ALLOWED_PATIENT")
 
     def _trace(self, ins: str, action: str, allowed: bool, reason: str) -> None:
-        with self._transaction() as connection:
-            name = _holder_name(connection, ins)
-        record_access(self.engine, ins=ins, at=self.clock(), actor_kind=PATIENT_KIND,
-                      actor_id=ins, actor_name=name, action=action, mode=NORMAL,
-                      allowed=allowed, reason=reason)
-
-
-def _holder_name(connection: Any, ins: str) -> str | None:
-    row = connection.execute(select(patients.c.first_name, patients.c.birth_name)
-                             .where(patients.c.ins == ins)).one_or_none()
-    return None if row is None else f"{row.first_name} {row.birth_name}"
+        trace_patient(self.engine, ins, self.clock(), action, allowed=allowed, reason=reason)
 
 
 def _hour(moment: dt.datetime) -> str:
