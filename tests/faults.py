@@ -5,6 +5,7 @@ mount made here is seen by this process and its children only."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import http.server
@@ -119,7 +120,11 @@ class FaultyHost:
             binary = f"b{len(self.binaries) + 1}"
             self.binaries[binary] = hashlib.sha256(body).hexdigest()
             return 201, json.dumps({"id": binary}).encode(), {}
-        unique_id = _unique_id(json.loads(body))
+        bundle = json.loads(body)
+        unique_id = _unique_id(bundle)
+        inline = inline_document(bundle)
+        if inline is not None:  # the document inside the bundle (a small one)
+            self.binaries[f"inline-{unique_id}"] = hashlib.sha256(inline).hexdigest()
         self.deliveries[unique_id] += 1
         fault = self.faults.pop(0) if self.faults else ""
         if fault == "503":
@@ -147,6 +152,19 @@ class FaultyHost:
     def __exit__(self, *exc: object) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def inline_document(bundle: dict[str, Any]) -> bytes | None:
+    """The bytes of the bundle's (first) document when they travel inside it as a Binary
+    entry, else None (uploaded before, ``Binary/<id>``)."""
+    url = next(resource["content"][0]["attachment"]["url"]
+               for entry in bundle.get("entry", [])
+               for resource in [entry.get("resource", {})]
+               if resource.get("resourceType") == "DocumentReference")
+    for entry in bundle.get("entry", []):
+        if entry.get("fullUrl") == url and entry["resource"]["resourceType"] == "Binary":
+            return base64.b64decode(entry["resource"]["data"])
+    return None
 
 
 def _unique_id(bundle: dict[str, Any]) -> str:

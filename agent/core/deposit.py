@@ -9,11 +9,12 @@ gives the copy its final name with a label naming its item (fsync then rename), 
 the outbox the signed ITI-65 bundle in which the document's ``attachment.url`` is a
 placeholder, ``Binary/pending-upload``. The card is needed only here.
 
-`make_sender` gives the outbox's ``send``: it streams the content with ``POST /fhir/Binary``
-(decrypted chunk by chunk, each authenticated before it leaves: constant memory), puts the
-answered ``Binary/<id>`` in place of the placeholder, posts the bundle, and maps the answer
-to a `SendResult`. It needs only a host session, never the card; with no session (card
-removed, not yet re-inserted) the item is retried later.
+`make_sender` gives the outbox's ``send``: a document up to `INLINE_MAX` (2 MiB) goes inside
+the bundle as a Binary entry (one round trip); a larger one is streamed first with ``POST
+/fhir/Binary`` (decrypted chunk by chunk, each authenticated before it leaves: constant
+memory) and the answered ``Binary/<id>`` takes the placeholder's place; then the bundle is
+posted and the answer mapped to a `SendResult`. It needs only a host session, never the
+card; with no session (card removed, not yet re-inserted) the item is retried later.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import json
 import logging
 import os
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -73,6 +75,9 @@ log = logging.getLogger(__name__)
 PLACEHOLDER = "pending-upload"  # the Binary id in the queued bundle, replaced at send time
 KIND = "deposit-by-reference"  # metadata["kind"] of the items queued here
 CHUNK = 1 << 20
+# Documents up to this size travel inside the bundle (one round trip, base64 in memory:
+# about 2.8 MB); larger ones are streamed first with POST /fhir/Binary (two round trips).
+INLINE_MAX = 2 << 20
 BUNDLE_ROOM = 256 << 10  # the signed bundle beside its document: certificate, signature...
 # Host answers that say "try again", not "this document is wrong": a deposit of the same
 # document still running on the host (a killed agent's request), or an upload that vanished.
@@ -282,18 +287,24 @@ class DepositSender:
         try:
             with self._client() as http:
                 digest = hashlib.sha256()
+                inline = size <= INLINE_MAX  # one round trip: the bytes in the bundle
                 with contextlib.closing(item.files.read(path)) as chunks:
-                    response = http.post(
-                        "/fhir/Binary", content=_hashing(chunks, digest, item.id),
-                        headers={"content-type": str(item.metadata["mime_type"]),
-                                 "content-length": str(size)})
-                if response.status_code != 201:
-                    return self._classify(response)
+                    if inline:
+                        data = b"".join(_hashing(chunks, digest, item.id))
+                    else:
+                        response = http.post(
+                            "/fhir/Binary", content=_hashing(chunks, digest, item.id),
+                            headers={"content-type": str(item.metadata["mime_type"]),
+                                     "content-length": str(size)})
+                        if response.status_code != 201:
+                            return self._classify(response)
                 if digest.hexdigest() != item.metadata["content_sha256"]:
                     # Changed on disk since it was signed: the host would refuse it anyway.
                     raise OutboxError(f"item {item.id}: document copy damaged (SHA-256)")
-                binary_id = str(response.json()["id"])
-                _point_to(bundle, binary_id)
+                if inline:
+                    _inline(bundle, data, str(item.metadata["mime_type"]))
+                else:
+                    _point_to(bundle, f"Binary/{response.json()['id']}")
                 body = json.dumps(bundle, separators=(",", ":")).encode()
                 response = http.post("/fhir", content=body, headers=FHIR_JSON)
                 result = self._classify(response)
@@ -354,8 +365,8 @@ def _no_session(error: BaseException) -> SendResult:
                             cause=Cause.NO_SESSION)
 
 
-def _point_to(bundle: dict[str, Any], binary_id: str) -> None:
-    """Put ``Binary/<binary_id>`` where the queued bundle holds the placeholder."""
+def _point_to(bundle: dict[str, Any], url: str) -> None:
+    """Put ``url`` where the queued bundle holds the placeholder."""
     found = 0
     for entry in bundle.get("entry", []):
         resource = entry.get("resource", {})
@@ -364,10 +375,23 @@ def _point_to(bundle: dict[str, Any], binary_id: str) -> None:
         for content in resource.get("content", []):
             attachment = content.get("attachment", {})
             if attachment.get("url") == f"Binary/{PLACEHOLDER}":
-                attachment["url"] = f"Binary/{binary_id}"
+                attachment["url"] = url
                 found += 1
     if found != 1:
         raise OutboxError(f"queued bundle holds {found} placeholders, 1 expected")
+
+
+def _inline(bundle: dict[str, Any], data: bytes, mime_type: str) -> None:
+    """The document's bytes as a Binary entry of the bundle, in place of the placeholder.
+    The signature covers uniqueId, SHA-256 and size, not where the bytes travel."""
+    url = f"urn:uuid:{uuid.uuid4()}"
+    _point_to(bundle, url)
+    bundle.setdefault("entry", []).append({
+        "fullUrl": url,
+        "resource": {"resourceType": "Binary", "contentType": mime_type,
+                     "data": base64.b64encode(data).decode("ascii")},
+        "request": {"method": "POST", "url": "Binary"},
+    })
 
 
 def make_sender(http_factory: HttpFactory, outbox: Outbox | None = None,

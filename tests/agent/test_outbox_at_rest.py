@@ -27,7 +27,13 @@ from keyring.errors import KeyringLocked
 from agent.client.dmp import PatientContext
 from agent.client.provide import DepositMetadata, Digest, signed_bundle
 from agent.config import AgentConfig, ConfigError, load_config, render_config
-from agent.core.deposit import PLACEHOLDER, make_sender, queue_deposit, recover_contents
+from agent.core.deposit import (
+    INLINE_MAX,
+    PLACEHOLDER,
+    make_sender,
+    queue_deposit,
+    recover_contents,
+)
 from agent.outbox import (
     CONTENTS,
     SCHEMA_VERSION,
@@ -44,7 +50,7 @@ from agent.outbox import (
 )
 from agent.outbox import keys as keys_module
 from agent.outbox.sealed import CHUNK, TAG, SealedFiles, new_key, sealed_size
-from tests.faults import FAKE_SIGNER
+from tests.faults import FAKE_SIGNER, inline_document
 from wire.mhd import Author
 
 INS = "279017512345678"
@@ -85,10 +91,13 @@ class Host(httpx.BaseTransport):
     and acknowledges the bundle."""
 
     def __init__(self) -> None:
-        self.binaries: list[tuple[int, str]] = []  # (size, sha256) of each upload
+        # (size, sha256) of each document received, uploaded or inside a bundle
+        self.binaries: list[tuple[int, str]] = []
         self.bundles: list[dict[str, Any]] = []
+        self.requests: list[str] = []
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request.url.path)
         if request.url.path == "/fhir/Binary":
             digest, size = hashlib.sha256(), 0
             for chunk in request.stream:  # type: ignore[union-attr]
@@ -96,7 +105,11 @@ class Host(httpx.BaseTransport):
                 size += len(chunk)
             self.binaries.append((size, digest.hexdigest()))
             return httpx.Response(201, json={"id": f"b{len(self.binaries)}"})
-        self.bundles.append(json.loads(request.read()))
+        bundle = json.loads(request.read())
+        inline = inline_document(bundle)
+        if inline is not None:
+            self.binaries.append((len(inline), hashlib.sha256(inline).hexdigest()))
+        self.bundles.append(bundle)
         return httpx.Response(201)
 
     def client(self) -> httpx.Client:
@@ -167,6 +180,28 @@ def test_a_deposit_reaches_the_host_as_its_plaintext_with_its_sha256(outbox: Out
     assert host.binaries == [(len(body), hashlib.sha256(body).hexdigest())]
     assert outbox.get(item_id).state is ItemState.DONE
     assert list(outbox.contents.iterdir()) == [] and list(outbox.bundles.iterdir()) == []
+
+
+@pytest.mark.parametrize(("size", "requests"), [
+    (INLINE_MAX, ["/fhir"]),  # one round trip: the bytes inside the bundle
+    (INLINE_MAX + 1, ["/fhir/Binary", "/fhir"]),  # streamed first, then the bundle
+])
+def test_a_small_document_travels_inside_its_bundle_a_large_one_is_streamed_first(
+    outbox: Outbox, size: int, requests: list[str]
+) -> None:
+    body = document()
+    body = (body * (size // len(body) + 1))[:size]
+    queue(outbox, body)
+    host = Host()
+    drain(outbox, host)
+    assert host.requests == requests
+    assert host.binaries == [(size, hashlib.sha256(body).hexdigest())]
+    [bundle] = host.bundles
+    urls = [content["attachment"]["url"] for entry in bundle["entry"]
+            if entry["resource"]["resourceType"] == "DocumentReference"
+            for content in entry["resource"]["content"]]
+    assert len(urls) == 2  # the document and the signature document
+    assert f"Binary/{PLACEHOLDER}" not in urls
 
 
 def test_a_64_mib_document_is_queued_and_sent_in_constant_memory(

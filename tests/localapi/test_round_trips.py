@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from agent.core.deposit import INLINE_MAX
 from cardreader.virtual.vitale import VirtualVitale
 from tests.live import LiveWorld, until
 from tests.localapi.test_workflows import _remove
@@ -75,3 +76,23 @@ def test_the_round_trip_budgets(relayed: tuple[LiveWorld, Relay], insert_card: A
                        .raise_for_status()) == 1
         # Practice software asking for the documents the agent already holds: none.
         assert counted(relay, lambda: api.get("/api/documents").raise_for_status()) == 0
+
+        # Deposits, until the held list shows them: a small document travels inside its
+        # bundle (one round trip), a large one is streamed first (two); then the list is
+        # loaded again (one: the dossier and its documents).
+        code = api.get("/api/deposit-types").json()[0]["code"]
+
+        def deposit(size: int) -> Callable[[], Any]:
+            def run() -> None:
+                answer = api.post("/api/deposits", params={"typeCode": code, "title": "Bilan"},
+                                  content=b"%PDF-1.4\n" + b"x" * (size - 9),
+                                  headers={"content-type": "application/pdf"})
+                assert answer.status_code == 202, answer.text
+                unique_id = answer.json()["uniqueId"]
+                agent.wait_for(lambda s: any(
+                    d["uniqueId"] == unique_id for d in s["patient"]["documents"]))
+            return run
+
+        assert counted(relay, deposit(100_000)) == 1 + 1
+        assert counted(relay, deposit(INLINE_MAX)) == 1 + 1
+        assert counted(relay, deposit(INLINE_MAX + 1)) == 2 + 1
