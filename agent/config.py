@@ -127,6 +127,10 @@ KEYS: tuple[Key, ...] = (
         "`dmp-agent enrol --from-pki` in the credentials directory."),
     Key("host", "timeout_seconds", "host_timeout",
         "Timeout of one call to the host, in seconds."),
+    Key("host", "keepalive_seconds", "host_keepalive",
+        "While a session is open, the agent calls the host this often so that its "
+        "connection stays open (the reference host closes one idle for 300 s): no step "
+        "pays a new TLS handshake after a pause. 0 = never."),
     Key("readers", "cps", "cps_readers",
         "Reader names (or parts of names) to look for the CPS card in, in order of "
         "preference; [] = any reader."),
@@ -182,6 +186,7 @@ class AgentConfig:
     host_url: str = "https://localhost:8443"
     host_ca: Path | None = None
     host_timeout: float = 30.0
+    host_keepalive: float = 240.0
     cps_readers: tuple[str, ...] = ()
     vitale_readers: tuple[str, ...] = ()
     api_port: int = 17771
@@ -252,13 +257,19 @@ def _check_jitter(value: Any) -> None:
         raise ConfigError(f"expected a fraction between 0 and 1, got {value!r}")
 
 
-def _check_days(value: Any) -> None:
-    try:
-        number = _number(value)
-    except TypeError:
-        raise ConfigError(f"expected a number of days, got {value!r}") from None
-    if not math.isfinite(number) or number < 0:
-        raise ConfigError(f"expected a number of days >= 0, got {value!r}")
+def _non_negative(unit: str) -> Callable[[Any], None]:
+    def check(value: Any) -> None:
+        try:
+            number = _number(value)
+        except TypeError:
+            raise ConfigError(f"expected a number of {unit}, got {value!r}") from None
+        if not math.isfinite(number) or number < 0:
+            raise ConfigError(f"expected a number of {unit} >= 0, got {value!r}")
+    return check
+
+
+_check_days = _non_negative("days")
+_check_not_negative = _non_negative("seconds")
 
 
 def check_deposit_rate(value: Any) -> None:
@@ -318,6 +329,7 @@ def _check_optional_path(value: Any) -> None:
 
 _CHECKS: dict[str, Callable[[Any], None]] = {
     "host_url": _check_url, "host_ca": _check_optional_path, "host_timeout": _check_positive,
+    "host_keepalive": _check_not_negative,
     "cps_readers": _check_names, "vitale_readers": _check_names, "api_port": _check_port,
     "api_allowed_origins": _check_origins,
     "log_level": _check_level, "retry_base": _check_positive, "retry_max": _check_positive,

@@ -12,8 +12,8 @@ and each sequential HTTP request another; two requests in flight at once count o
 
 Workflows, as a pharmacist meets them (each after the previous one, the CPS in reader 0):
 PIN → session open; Vitale → patient ready (DMP and documents listed); the documents asked
-again by practice software (GET /api/documents); a 1 MiB deposit → done; and a patient
-without a DMP: Vitale → "no DMP" shown, then the DMP created and shown open.
+again by practice software (GET /api/documents); a 1 MiB and a 4 MiB deposit → done and
+listed; and a patient without a DMP: Vitale → "no DMP" shown, then the DMP created and shown open.
 """
 
 from __future__ import annotations
@@ -98,14 +98,21 @@ def workflows(world: LiveWorld, relay: Relay, cards: Cards, newcomer: str) -> li
                               lambda: api.get("/api/documents").raise_for_status()))
         code = api.get("/api/deposit-types").json()[0]["code"]
 
-        def deposit() -> None:
-            answer = api.post("/api/deposits", params={"typeCode": code, "title": "Bilan"},
-                              content=b"%PDF-1.4\n" + os.urandom(1024 * 1024),
-                              headers={"content-type": "application/pdf"})
-            assert answer.status_code == 202, answer.text
-            status(lambda s: not s["outbox"]["items"])
+        def deposit(mib: int) -> Callable[[], None]:
+            def run() -> None:
+                answer = api.post("/api/deposits", params={"typeCode": code, "title": "Bilan"},
+                                  content=b"%PDF-1.4\n" + os.urandom(mib * 1024 * 1024),
+                                  headers={"content-type": "application/pdf"})
+                assert answer.status_code == 202, answer.text
+                unique_id = answer.json()["uniqueId"]
+                status(lambda s: any(d["uniqueId"] == unique_id
+                                     for d in s["patient"]["documents"]))
+            return run
 
-        measures.append(timed(relay, "1 MiB deposit → done", deposit))
+        # 1 MiB travels inside its bundle, 4 MiB is streamed first (agent.core.deposit);
+        # then the held list is loaded again (one round trip).
+        measures.append(timed(relay, "1 MiB deposit → done and listed", deposit(1)))
+        measures.append(timed(relay, "4 MiB deposit → done and listed", deposit(4)))
         cards.remove(1)
 
         def create() -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 import platformdirs
 
 DATA = platformdirs.user_data_path("dmp-host")
+KEEP_ALIVE_SECONDS = 300  # host.tls's default, not imported: `--help` loads no server
 
 
 def _settings(args: argparse.Namespace):  # -> HostSettings
@@ -40,7 +41,8 @@ def _serve(args: argparse.Namespace) -> int:
     app = create_app(settings)
     print(f"dmp-host: serving https://{args.host}:{args.port} ({settings.mode} mode, "
           f"database {settings.database_url.split('@')[-1]})", flush=True)
-    serve(app, args.host, args.port, server_ssl_context(args.pki))
+    serve(app, args.host, args.port, server_ssl_context(args.pki),
+          timeout_keep_alive=args.keep_alive)
     return 0
 
 
@@ -76,6 +78,9 @@ def add_serve_commands(commands: argparse._SubParsersAction) -> None:
     _common(serve)
     serve.add_argument("--host", default="127.0.0.1", help="listen address (%(default)s)")
     serve.add_argument("--port", type=int, default=8443, help="port (%(default)s)")
+    serve.add_argument("--keep-alive", type=int, default=KEEP_ALIVE_SECONDS, metavar="SECONDS",
+                       help="close a connection idle this long (%(default)s s: longer than "
+                            "the agents' keep-alive calls, every 240 s by default)")
     serve.set_defaults(run=_serve)
     db = commands.add_parser("db", help="database maintenance")
     sub = db.add_subparsers(dest="db_command", required=True, metavar="COMMAND")

@@ -56,8 +56,9 @@ def _stop(process: subprocess.Popen[bytes] | None, sig: int = signal.SIGTERM) ->
 class HostProcess:
     """`dmp-host serve` on a fixed port and data directory, stoppable and restartable."""
 
-    def __init__(self, pki: Path, data: Path) -> None:
+    def __init__(self, pki: Path, data: Path, *args: str) -> None:
         self.pki, self.data, self.port = pki, data, free_port()
+        self.args = args  # more `dmp-host serve` options
         self.url = f"https://127.0.0.1:{self.port}"
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -65,7 +66,7 @@ class HostProcess:
         log = open(self.data.parent / "host.log", "ab")  # noqa: SIM115 - the child keeps it
         self.process = subprocess.Popen(
             [str(BIN / "dmp-host"), "serve", "--pki", str(self.pki), "--data", str(self.data),
-             "--port", str(self.port)], stdout=log, stderr=subprocess.STDOUT)
+             "--port", str(self.port), *self.args], stdout=log, stderr=subprocess.STDOUT)
         log.close()
         deadline = time.monotonic() + 30
         while True:
@@ -89,12 +90,13 @@ class AgentProcess:
     from the sandbox PKI, talking to ``host_url``."""
 
     def __init__(self, root: Path, host_url: str, pki: Path, *, tray: bool = False,
-                 extra_config: str = "") -> None:
+                 extra_config: str = "", host_config: str = "") -> None:
         self.root, self.host_url, self.pki, self.tray = root, host_url, pki, tray
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.config_file = root / "agent.toml"
         self.extra_config = extra_config
+        self.host_config = host_config  # more lines of the [host] section
         self.process: subprocess.Popen[bytes] | None = None
         self.env = {**os.environ, "HOME": str(root / "home"),
                     "XDG_CONFIG_HOME": str(root / "config"),
@@ -113,7 +115,8 @@ class AgentProcess:
         root = self.root
         (root / "home").mkdir(parents=True, exist_ok=True)
         self.config_file.write_text(
-            f'[host]\nurl = "{self.host_url}"\n\n[api]\nport = {self.port}\n\n'
+            f'[host]\nurl = "{self.host_url}"\n{self.host_config}\n\n'
+            f"[api]\nport = {self.port}\n\n"
             "[outbox]\nretry_base_seconds = 0.2\nretry_max_seconds = 2\n" + self.extra_config)
         done = subprocess.run([str(BIN / "dmp-agent"), "enrol", "--from-pki", str(self.pki)],
                               env=self.env, capture_output=True, text=True, timeout=60)

@@ -137,15 +137,17 @@ class Relay:
 
 
 @contextlib.contextmanager
-def relayed_world(root: Path) -> Iterator[tuple[LiveWorld, Relay]]:
+def relayed_world(root: Path, *, host_args: tuple[str, ...] = (), agent_host_config: str = ""
+                  ) -> Iterator[tuple[LiveWorld, Relay]]:
     """The reference host and an enrolled `dmp-agent run` that reaches it through a
     `Relay` (RTT 0 until the caller sets one)."""
     pki = root / "pki"
     init_pki(pki)
-    host = HostProcess(pki, root / "host")
+    host = HostProcess(pki, root / "host", *host_args)
     host.start()
     relay = Relay(host.port).start()
-    agent = AgentProcess(root / "agent", f"https://127.0.0.1:{relay.port}", pki)
+    agent = AgentProcess(root / "agent", f"https://127.0.0.1:{relay.port}", pki,
+                         host_config=agent_host_config)
     try:
         agent.enrol()
         agent.start()

@@ -82,6 +82,11 @@ class ClockSkewError(SessionError):
 
 
 CLOCK_PROBE_TIMEOUT = 5.0  # seconds, at most, to read the host's time after a failure
+# httpx drops a pooled connection idle for 5 s: after any pause the next call would pay a
+# new TCP and TLS handshake (issue 18). Kept 280 s instead, under the reference host's 300
+# (host.tls.KEEP_ALIVE_SECONDS) so that the agent never reuses one the host is closing; the
+# session's keep-alive calls (`host.keepalive_seconds`, 240 s) come within it.
+IDLE_CONNECTION_SECONDS = 280.0
 
 
 @dataclass(frozen=True)
@@ -232,7 +237,14 @@ def workstation_client(base_url: str, workstation: Workstation,
     what asks for a challenge, opens a session, and revokes the sessions it opened."""
     import httpx  # the first host call: not at start
 
-    return httpx.Client(base_url=base_url, verify=workstation.context(), timeout=timeout)
+    return httpx.Client(base_url=base_url, verify=workstation.context(), timeout=timeout,
+                        limits=_limits())
+
+
+def _limits() -> httpx.Limits:
+    import httpx  # the first host call: not at start
+
+    return httpx.Limits(keepalive_expiry=IDLE_CONNECTION_SECONDS)
 
 
 def shutdown_sockets(client: httpx.Client) -> None:
@@ -445,7 +457,8 @@ class HostSession:
             workstation.host_ca, opened["certificate"].encode(), key_pem, None
         )
         del key_pem, session_key
-        client = httpx.Client(base_url=base_url, verify=session_context, timeout=timeout)
+        client = httpx.Client(base_url=base_url, verify=session_context, timeout=timeout,
+                              limits=_limits())
         modes = opened.get("accessModes")
         return cls(base_url, client, opened["sessionId"],
                    dt.datetime.fromisoformat(opened["notAfter"]),

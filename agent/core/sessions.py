@@ -171,8 +171,9 @@ class SessionPart(CoreState):
                      f"{identity.first_name} {identity.last_name}")
         session.on_opened(self._outbox_wake.session_opened)  # after `_session`: sent through it
         # The session's own connection (its certificate: a new TLS handshake) opened now,
-        # while nobody waits, rather than when the patient's card goes in (issue 18).
-        threading.Thread(target=self._warm, args=(session,), daemon=True,
+        # while nobody waits, rather than when the patient's card goes in, and kept open
+        # through the pauses of a consultation (issue 18).
+        threading.Thread(target=self._keep_warm, args=(session,), daemon=True,
                          name="session-warm").start()
         for reader_name, report in list(self._slots.items()):
             if (report.kind is CardKind.VITALE and report.vitale is not None
@@ -244,10 +245,15 @@ class SessionPart(CoreState):
         choice.answered.set()
         return {"state": "opening", "situation": index}
 
-    @staticmethod
-    def _warm(session: ProfessionalSession) -> None:
-        with contextlib.suppress(Exception), session.calls() as client:
-            client.get("/session")  # who am I: cheap, names no patient
+    def _keep_warm(self, session: ProfessionalSession) -> None:
+        """Call the host now, then every ``host.keepalive_seconds`` until the session ends:
+        its connection is never idle long enough for the host to close it."""
+        interval = self.config.host_keepalive
+        while True:
+            with contextlib.suppress(Exception), session.calls() as client:
+                client.get("/session")  # who am I: cheap, names no patient
+            if interval <= 0 or session.wait_ended(interval):
+                return
 
     def _prefetch_opening(self, reader: str) -> None:
         """Ask the host for a session challenge now that a CPS is in ``reader``, while the
