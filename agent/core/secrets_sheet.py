@@ -34,6 +34,12 @@ FIRST_SIGN_IN = ("Première connexion à votre espace patient : votre identifian
 NO_ADDRESS = ("Aucune adresse électronique n'a été donnée : pas de notification ni d'espace "
               "patient tant qu'une adresse n'est pas ajoutée.")
 MARGIN = 18.0  # mm
+# Embedded (subset) in the PDF, so the sheet prints the same everywhere and writes any name
+# (Łukasz, Nguyễn): the PDF core fonts are Latin-1 only and are not embedded, so a printer's
+# substitute with other widths made the text overflow. Open licence: fonts/LICENSE.
+FONT = "DejaVuSans"
+FONTS = Path(__file__).resolve().parent / "fonts"
+BODY = 10  # points: DejaVu Sans is about a tenth wider than Helvetica was at 11
 
 
 @dataclass(frozen=True)
@@ -64,6 +70,7 @@ class SecretsSheet:
     consents: EmergencyConsents
     created: dt.date
     created_by: str = ""  # the professional who opened it, as shown to the patient
+    structure: str = ""  # where: the practice situation's name (a pharmacy, a practice)
     email: str | None = None  # where notifications and the sign-in codes go, if given
 
     def __repr__(self) -> str:
@@ -71,15 +78,16 @@ class SecretsSheet:
 
     @classmethod
     def for_created_dmp(cls, patient: PatientContext, created: Mapping[str, Any],
-                        created_by: str, email: str | None = None) -> SecretsSheet:
+                        created_by: str, email: str | None = None, structure: str = ""
+                        ) -> SecretsSheet:
         """The sheet of a DMP the host just created (``created``: its answer; ``email``:
-        the address sent with the creation, if any)."""
+        the address sent with the creation, if any; ``structure``: the creator's)."""
         return cls(
             first_name=patient.first_name, birth_name=patient.birth_name,
             birth_date=display_date(patient.birth_date), identifier=created["identifier"],
             access_code=created["accessCode"],
             consents=EmergencyConsents.from_host(created.get("consents", {})),
-            created=dt.date.today(), created_by=created_by, email=email)
+            created=dt.date.today(), created_by=created_by, structure=structure, email=email)
 
 
 def display_date(value: str) -> str:
@@ -100,7 +108,7 @@ def _french_date(value: dt.date) -> str:
 
 
 def render_pdf(sheet: SecretsSheet) -> bytes:
-    """The sheet as an A4 PDF (French; core Helvetica font, so Latin-1 text only)."""
+    """The sheet as an A4 PDF (French), its font embedded."""
     from fpdf import FPDF  # half a second to import: only the command that prints pays it
 
     pdf = FPDF(orientation="portrait", unit="mm", format="A4")
@@ -109,55 +117,57 @@ def render_pdf(sheet: SecretsSheet) -> bytes:
     pdf.set_creator("dmp-agent")
     pdf.set_margins(MARGIN, MARGIN, MARGIN)
     pdf.set_auto_page_break(True, MARGIN)
+    pdf.add_font(FONT, "", FONTS / f"{FONT}.ttf")
+    pdf.add_font(FONT, "B", FONTS / f"{FONT}-Bold.ttf")
     pdf.add_page()
     width = pdf.w - 2 * MARGIN
 
     def heading(text: str) -> None:
         pdf.ln(4)
-        pdf.set_font("Helvetica", "B", 13)
-        pdf.cell(width, 8, _latin1(text), new_x="LMARGIN", new_y="NEXT")
-        pdf.set_font("Helvetica", "", 11)
+        pdf.set_font(FONT, "B", 12)
+        pdf.cell(width, 8, text, new_x="LMARGIN", new_y="NEXT")
+        pdf.set_font(FONT, "", BODY)
 
     def line(label: str, value: str, bold: bool = False) -> None:
-        pdf.set_font("Helvetica", "", 11)
-        pdf.cell(62, 7, _latin1(label))
-        pdf.set_font("Helvetica", "B" if bold else "", 12 if bold else 11)
-        pdf.cell(width - 62, 7, _latin1(value), new_x="LMARGIN", new_y="NEXT")
-        pdf.set_font("Helvetica", "", 11)
+        pdf.set_font(FONT, "", BODY)
+        pdf.cell(62, 7, label)
+        pdf.set_font(FONT, "B" if bold else "", BODY + 1 if bold else BODY)
+        pdf.cell(width - 62, 7, value, new_x="LMARGIN", new_y="NEXT")
+        pdf.set_font(FONT, "", BODY)
 
     def paragraph(text: str) -> None:
-        pdf.multi_cell(width, 6, _latin1(text), new_x="LMARGIN", new_y="NEXT")
+        pdf.multi_cell(width, 6, text, new_x="LMARGIN", new_y="NEXT")
 
     def address(email: str) -> None:
         # After its label on the same line; a long one (254 characters at most) on lines of
         # its own, smaller, so that the sheet stays one page whatever the address.
-        label, email = _latin1("Adresse de notification et de connexion : "), _latin1(email)
-        pdf.set_font("Helvetica", "", 11)
+        label = "Adresse de notification et de connexion : "
+        pdf.set_font(FONT, "", BODY)
         room = width - pdf.get_string_width(label)
-        pdf.set_font("Helvetica", "B", 11)
-        bold_width = pdf.get_string_width(email)  # at 11 points; proportional to the size
+        pdf.set_font(FONT, "B", BODY)
+        bold_width = pdf.get_string_width(email)  # at BODY points; proportional to the size
         if bold_width <= room:
-            line_height, size = 6.0, 11
+            line_height, size = 6.0, BODY
         else:
-            pdf.set_font("Helvetica", "", 11)
+            pdf.set_font(FONT, "", BODY)
             pdf.cell(width, 6, label, new_x="LMARGIN", new_y="NEXT")
-            label, size = "", 11
-            while size > 8 and bold_width * size / 11 > 2 * width:
+            label, size = "", BODY
+            while size > 7 and bold_width * size / BODY > 2 * width:
                 size -= 1
             line_height = size * 0.45
         if label:
-            pdf.set_font("Helvetica", "", 11)
+            pdf.set_font(FONT, "", BODY)
             pdf.write(line_height, label)
-        pdf.set_font("Helvetica", "B", size)
+        pdf.set_font(FONT, "B", size)
         pdf.write(line_height, email)
-        pdf.set_font("Helvetica", "", 11)
+        pdf.set_font(FONT, "", BODY)
         pdf.ln(line_height + 1)
 
-    pdf.set_font("Helvetica", "B", 18)
-    pdf.cell(width, 11, _latin1("Votre Dossier Médical Partagé (DMP)"), align="C",
+    pdf.set_font(FONT, "B", 18)
+    pdf.cell(width, 11, "Votre Dossier Médical Partagé (DMP)", align="C",
              new_x="LMARGIN", new_y="NEXT")
-    pdf.set_font("Helvetica", "", 11)
-    pdf.cell(width, 7, _latin1("Fiche personnelle et confidentielle - à conserver"),
+    pdf.set_font(FONT, "", BODY)
+    pdf.cell(width, 7, "Fiche personnelle et confidentielle - à conserver",
              align="C", new_x="LMARGIN", new_y="NEXT")
 
     heading("Titulaire du dossier")
@@ -167,6 +177,8 @@ def render_pdf(sheet: SecretsSheet) -> bytes:
     line("Dossier créé le :", _french_date(sheet.created))
     if sheet.created_by:
         line("Par :", sheet.created_by)
+    if sheet.structure:
+        line("Structure :", sheet.structure)
 
     heading("Vos identifiants")
     line("Identifiant du DMP :", sheet.identifier, bold=True)
@@ -207,11 +219,6 @@ def render_pdf(sheet: SecretsSheet) -> bytes:
         "moment (ses données sont alors conservées 10 ans et il peut être réactivé)."
     )
     return bytes(pdf.output())
-
-
-def _latin1(text: str) -> str:
-    # The core PDF fonts speak Latin-1: anything else becomes "?" rather than a crash.
-    return text.encode("latin-1", "replace").decode("latin-1")
 
 
 def write_secrets_sheet(sheet: SecretsSheet, path: Path) -> Path:
@@ -258,7 +265,7 @@ def render_pdf_apart(sheet: SecretsSheet) -> bytes:
     data = {"firstName": sheet.first_name, "birthName": sheet.birth_name,
             "birthDate": sheet.birth_date, "identifier": sheet.identifier,
             "accessCode": sheet.access_code, "created": sheet.created.isoformat(),
-            "createdBy": sheet.created_by, "email": sheet.email,
+            "createdBy": sheet.created_by, "structure": sheet.structure, "email": sheet.email,
             "consents": {"regulationCentre": sheet.consents.regulation_centre,
                          "breakTheGlass": sheet.consents.break_the_glass,
                          "emergencySeesMasked": sheet.consents.emergency_sees_masked}}
@@ -285,7 +292,7 @@ def _render_from_stdin() -> None:
         birth_date=data["birthDate"], identifier=data["identifier"],
         access_code=data["accessCode"], consents=EmergencyConsents.from_host(data["consents"]),
         created=dt.date.fromisoformat(data["created"]), created_by=data["createdBy"],
-        email=data.get("email"))
+        structure=data.get("structure", ""), email=data.get("email"))
     sys.stdout.buffer.write(render_pdf(sheet))
     sys.stdout.buffer.flush()
 

@@ -261,9 +261,10 @@ class WorkPart(CoreState):
             created = dmp.create(p.context, consent=True, regulation_centre=regulation_centre,
                                  break_the_glass=break_the_glass,
                                  emergency_sees_masked=emergency_sees_masked, email=email)
+        situation = session.situation
         sheet = SecretsSheet.for_created_dmp(
             p.context, created, f"{session.identity.first_name} {session.identity.last_name}",
-            email=email)
+            email=email, structure=situation.structure_name if situation is not None else "")
         existence = {key: created[key] for key in EXISTENCE_FIELDS if key in created}
         with self._lock:
             p.sheet = render_pdf_apart(sheet)

@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import io
 import re
 import shutil
 import stat
 import subprocess
 import sys
-import zlib
 from pathlib import Path
 
 import pytest
+from pypdf import PdfReader
 
 from agent.core.secrets_sheet import (
     EmergencyConsents,
@@ -32,16 +33,9 @@ SHEET = SecretsSheet(
 
 
 def page_text(pdf: bytes) -> str:
-    """The text the page shows: the strings of its Tj operators (fpdf2 writes Latin-1)."""
-    texts = []
-    for match in re.finditer(rb"stream\r?\n(.*?)\r?\nendstream", pdf, re.S):
-        try:
-            content = zlib.decompress(match.group(1))
-        except zlib.error:
-            content = match.group(1)
-        for string in re.findall(rb"\(((?:\\.|[^\\)])*)\)\s*Tj", content):
-            texts.append(re.sub(rb"\\(.)", rb"\1", string).decode("latin-1"))
-    return "\n".join(texts)
+    """The text the page shows, as a PDF reader extracts it (through the embedded font's
+    ToUnicode map: what a screen reader or a copy-paste gets)."""
+    return "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf)).pages)
 
 
 def test_the_sheet_is_a_one_page_a4_pdf_with_the_secrets_and_the_consents() -> None:
@@ -53,8 +47,24 @@ def test_the_sheet_is_a_one_page_a4_pdf_with_the_secrets_and_the_consents() -> N
     for expected in ("284057511402312", "K7PM-Q2XR-9HTW", "Élodie", "DURAND", "12/05/1984",
                      "27/11/2026", "Code d'accès", "monespacesante.fr"):
         assert expected in text
-    consent_lines = [line for line in text.splitlines() if "OUI" in line or "NON" in line]
-    assert consent_lines == ["OUI (accepté)", "NON (refusé)", "OUI (accepté)"]
+    consents = re.findall(r"(OUI \(accepté\)|NON \(refusé\))", text)
+    assert consents == ["OUI (accepté)", "NON (refusé)", "OUI (accepté)"]
+
+
+def test_the_font_is_embedded_and_any_name_is_written_as_it_is() -> None:
+    # A printer's substitute font of other widths made the text overflow: the sheet carries
+    # its own font (a subset), and names beyond Latin-1 are no longer "?".
+    sheet = dataclasses.replace(SHEET, first_name="Łukasz Nguyễn", structure="Pharmacie "
+                                "de la Croix-Rousse")
+    pdf = render_pdf(sheet)
+    fonts = [font for page in PdfReader(io.BytesIO(pdf)).pages
+             for font in page["/Resources"]["/Font"].values()]
+    assert fonts and all("/FontFile2" in font.get_object()["/DescendantFonts"][0]
+                         .get_object()["/FontDescriptor"] for font in fonts)
+    text = page_text(pdf)
+    assert "Łukasz Nguyễn" in text and "?" not in text.replace("?", "", 0)
+    assert "Structure : Pharmacie de la Croix-Rousse" in words(text)
+    assert "Paul PHARMACIEN" in text
 
 
 def words(text: str) -> str:
@@ -79,7 +89,7 @@ def test_the_address_and_the_first_sign_in_are_on_the_sheet(email: str) -> None:
     pdf = render_pdf(dataclasses.replace(SHEET, email=email))
     assert len(re.findall(rb"/Type\s*/Page(?!s)", pdf)) == 1
     text = page_text(pdf)
-    assert "Adresse de notification et de connexion : " in text.splitlines()
+    assert "Adresse de notification et de connexion : " in text
     assert email in text.replace("\n", "")
     assert words(
         "Première connexion à votre espace patient : votre identifiant et le code d'accès "

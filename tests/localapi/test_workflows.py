@@ -96,6 +96,9 @@ def test_the_pharmacist_creates_the_dmp_and_gets_the_sheet_once(
             assert sheet.status_code == 200 and sheet.content.startswith(b"%PDF")
             assert sheet.headers["content-type"] == "application/pdf"
             assert "claire.martin@example.fr" in page_text(sheet.content)
+            # Where it was made: the pharmacy of the session's practice situation.
+            structure = api.get("/api/status").json()["session"]["situation"]["name"]
+            assert structure and f"Structure : {structure}" in page_text(sheet.content)
             with live.host.db() as db:
                 contact = db.execute("SELECT email, channel FROM patient_contacts WHERE "
                                      "ins = ?", (patient["patient"]["ins"],)).fetchall()
