@@ -8,6 +8,13 @@ Where things live (platformdirs, application name ``dmp-agent``)::
     data          <user data dir>/                 the deposit outbox (outbox/), key secrets (keys/)
     logs          <user log dir>/
 
+Under the user's file, the administrator's (``$DMP_AGENT_SYSTEM_CONFIG``, else
+``/etc/dmp-agent/agent.toml``; Windows ``%PROGRAMDATA%\\dmp-agent\\agent.toml``; macOS
+``/Library/Application Support/dmp-agent/agent.toml``) gives every user of the machine its
+values (the production host, its CA, a proxy); its ``[admin] locked = ["host.url", ...]``
+names the keys a user's file may not change: such a user value is ignored, and said
+(`AgentConfig.ignored`, the page's settings, ``doctor``).
+
 Every key is optional; `KEYS` documents them and `render_config` writes a commented file.
 A missing default file means "all defaults"; a file named by ``path`` or by
 ``DMP_AGENT_CONFIG`` must exist. A bad value raises `ConfigError` naming the key
@@ -25,7 +32,7 @@ import tempfile
 import textwrap
 import tomllib
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +43,8 @@ from agent.errors import AgentError
 
 APP_NAME = "dmp-agent"
 CONFIG_ENV = "DMP_AGENT_CONFIG"
+SYSTEM_CONFIG_ENV = "DMP_AGENT_SYSTEM_CONFIG"
+ADMIN_SECTION = "admin"  # of the system file only: [admin] locked = ["host.url", ...]
 CONFIG_FILE = "agent.toml"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 # The DMP's rule: fewer than 5 deposits per second per establishment and software. The
@@ -171,6 +180,18 @@ for _key in KEYS:
     _BY_SECTION.setdefault(_key.section, {})[_key.name] = _key
 
 
+def system_config_path() -> Path:
+    """``$DMP_AGENT_SYSTEM_CONFIG`` when set, else the administrator's file of this OS."""
+    named = os.environ.get(SYSTEM_CONFIG_ENV)
+    if named:
+        return Path(named).expanduser()
+    if sys.platform == "win32":
+        return Path(os.environ.get("PROGRAMDATA", r"C:\ProgramData")) / APP_NAME / CONFIG_FILE
+    if sys.platform == "darwin":
+        return Path("/Library/Application Support") / APP_NAME / CONFIG_FILE
+    return Path("/etc") / APP_NAME / CONFIG_FILE
+
+
 def default_config_path() -> Path:
     """``$DMP_AGENT_CONFIG`` when set, else the user config directory's agent.toml."""
     named = os.environ.get(CONFIG_ENV)
@@ -202,7 +223,10 @@ class AgentConfig:
         default_factory=lambda: platformdirs.user_config_path(APP_NAME) / "workstation")
     data_dir: Path = field(default_factory=lambda: platformdirs.user_data_path(APP_NAME))
     log_dir: Path = field(default_factory=lambda: platformdirs.user_log_path(APP_NAME))
-    source: Path | None = None  # the file these values came from; None: defaults only
+    source: Path | None = None  # the user's file these values came from; None: none
+    system_source: Path | None = None  # the administrator's file, when there is one
+    locked: tuple[str, ...] = ()  # keys the administrator fixed (dotted: "host.url")
+    ignored: tuple[str, ...] = ()  # locked keys the user's file set anyway: not applied
 
     def __post_init__(self) -> None:
         for key in KEYS:
@@ -370,34 +394,74 @@ def _convert(key: Key, raw: Any, base: Path) -> Any:
 
 
 def load_config(path: Path | str | None = None) -> AgentConfig:
-    """Read the configuration: ``path``, else ``$DMP_AGENT_CONFIG``, else the default file.
+    """Read the configuration: the administrator's file (`system_config_path`, may be
+    absent), then the user's: ``path``, else ``$DMP_AGENT_CONFIG``, else the default file.
 
     Raises `ConfigError` for a named file that is missing, invalid TOML, an unknown key or a
-    bad value (the message starts with the key). The default file may be absent: defaults.
+    bad value (the message starts with the key). The default files may be absent: defaults.
     """
+    system_file = system_config_path()
+    system = _read(system_file, explicit=False, admin=True)
+    locked = _locked(system, system_file) if system is not None else ()
     explicit = path is not None or bool(os.environ.get(CONFIG_ENV))
     file = Path(path).expanduser() if path is not None else default_config_path()
+    user = _read(file, explicit=explicit, admin=False)
+    values: dict[str, Any] = _defaults()
+    ignored: list[str] = []
+    for document, where in ((system, system_file), (user, file)):
+        if document is None:
+            continue
+        try:
+            for key, raw in _entries(document):
+                if where is file and key.dotted in locked:
+                    ignored.append(key.dotted)
+                    continue
+                values[key.field] = _convert(key, raw, where.parent.resolve())
+        except ConfigError as error:
+            raise ConfigError(error.reason, error.key, where) from None
+    blame = file if user is not None else system_file
+    try:
+        return AgentConfig(**values, source=file if user is not None else None,
+                           system_source=system_file if system is not None else None,
+                           locked=locked, ignored=tuple(ignored))
+    except ConfigError as error:
+        raise ConfigError(error.reason, error.key, blame) from None
+
+
+def _read(file: Path, *, explicit: bool, admin: bool) -> dict[str, Any] | None:
+    """The TOML document of ``file``; None when it is absent and need not exist."""
     try:
         text = file.read_bytes()
     except FileNotFoundError:
         if explicit:
             raise ConfigError(f"{file}: no such configuration file") from None
-        return AgentConfig()
+        return None
     except OSError as error:
         raise ConfigError(f"{file}: cannot read the configuration ({error})") from None
     try:
         document = tomllib.loads(text.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
         raise ConfigError(f"{file}: not valid TOML ({error})") from None
-    try:
-        return _from_document(document, file)
-    except ConfigError as error:
-        raise ConfigError(error.reason, error.key, file) from None
+    if ADMIN_SECTION in document and not admin:
+        raise ConfigError("only the administrator's file locks keys "
+                          f"({system_config_path()})", ADMIN_SECTION, file)
+    return document
 
 
-def _from_document(document: dict[str, Any], file: Path) -> AgentConfig:
-    values: dict[str, Any] = _defaults()
-    base = file.parent.resolve()
+def _locked(document: dict[str, Any], file: Path) -> tuple[str, ...]:
+    admin = document.pop(ADMIN_SECTION, {})
+    known = {key.dotted for key in KEYS}
+    if not isinstance(admin, dict) or set(admin) - {"locked"}:
+        raise ConfigError('expected only locked = ["section.key", ...]', ADMIN_SECTION, file)
+    locked = admin.get("locked", [])
+    if not isinstance(locked, list) or not all(isinstance(k, str) and k in known
+                                               for k in locked):
+        raise ConfigError(f"expected a list of known keys ({', '.join(sorted(known))})",
+                          f"{ADMIN_SECTION}.locked", file)
+    return tuple(locked)
+
+
+def _entries(document: dict[str, Any]) -> Iterator[tuple[Key, Any]]:
     for section, table in document.items():
         if section not in _BY_SECTION:
             raise ConfigError(f"unknown section (known: {', '.join(_BY_SECTION)})", section)
@@ -409,8 +473,7 @@ def _from_document(document: dict[str, Any], file: Path) -> AgentConfig:
                 raise ConfigError(
                     f"unknown key (known: {', '.join(_BY_SECTION[section])})",
                     f"{section}.{name}")
-            values[key.field] = _convert(key, raw, base)
-    return AgentConfig(**values, source=file)
+            yield key, raw
 
 
 # -- writing ------------------------------------------------------------------------------------

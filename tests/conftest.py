@@ -16,6 +16,9 @@ from cardreader.virtual.vpcd import VirtualCard, VpcdLink, slot_port
 # the tests run, in process and as children, keep it in the sealed file; the keyring path is
 # tested with an in-memory backend (tests/agent/test_outbox_at_rest.py).
 os.environ["PYTHON_KEYRING_BACKEND"] = "keyring.backends.fail.Keyring"
+# Nor the machine's administrator configuration (/etc/dmp-agent/agent.toml): the tests that
+# exercise it name their own.
+os.environ["DMP_AGENT_SYSTEM_CONFIG"] = "/nonexistent/dmp-agent/agent.toml"
 
 
 @pytest.fixture(scope="session")

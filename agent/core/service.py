@@ -198,9 +198,12 @@ class AgentService(CardsPart, SessionPart, PatientPart, WorkPart):
                 value = str(value)
             elif isinstance(value, tuple):
                 value = list(value)
-            values.append({"key": key.dotted, "value": value, "doc": key.doc})
-        source = self.config.source
-        return {"file": str(source) if source else None, "keys": values}
+            values.append({"key": key.dotted, "value": value, "doc": key.doc,
+                           "locked": key.dotted in self.config.locked})
+        source, system = self.config.source, self.config.system_source
+        return {"file": str(source) if source else None,
+                "systemFile": str(system) if system else None,
+                "ignored": list(self.config.ignored), "keys": values}
 
     def page_url(self, fragment: str = "") -> str:
         """The page's address with the API token in the fragment (never sent to a server,

@@ -431,7 +431,18 @@ def run_checks(config: AgentConfig, *, now: dt.datetime | None = None,
     checks.append(check_host_ca(config))
     checks += [clock] if clock is not None else []
     checks += [host, check_outbox(config), check_disk(config)]
+    if config.ignored:
+        checks.append(check_locked(config))
     return checks
+
+
+def check_locked(config: AgentConfig) -> Check:
+    """The user's file sets keys the administrator locked: ignored, and said."""
+    keys = ", ".join(config.ignored)
+    return Check("config", Status.WARNING,
+                 f"Valeurs ignorées, fixées par l'administrateur / values ignored, set by the "
+                 f"administrator ({config.system_source}): {keys}.",
+                 f"Retirez-les de / remove them from {config.source}")
 
 
 def render(checks: Sequence[Check]) -> str:

@@ -243,7 +243,8 @@ def running_agent(sandbox: Sandbox) -> Iterator[str]:
     config = dataclasses.replace(sandbox.config, api_port=port)
     config_file = write_config(config, sandbox.state / "agent" / "agent.toml")
     env = {**os.environ, "DMP_AGENT_CONFIG": str(config_file),
-           "DMP_AGENT_PROVISIONING": str(sandbox.state / "no-provisioning")}
+           "DMP_AGENT_PROVISIONING": str(sandbox.state / "no-provisioning"),
+           "DMP_AGENT_SYSTEM_CONFIG": str(sandbox.state / "no-system-config.toml")}
     env.pop("DISPLAY", None)
     log = open(sandbox.state / "agent-run.log", "wb")  # noqa: SIM115 - closed below
     process = subprocess.Popen([str(BIN / "dmp-agent"), "run", "--no-tray"], env=env,

@@ -9,6 +9,7 @@ import pytest
 
 from agent.config import (
     CONFIG_ENV,
+    SYSTEM_CONFIG_ENV,
     AgentConfig,
     ConfigError,
     load_config,
@@ -23,7 +24,63 @@ def _home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     for name in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME"):
         monkeypatch.setenv(name, str(tmp_path / name.lower()))
     monkeypatch.delenv(CONFIG_ENV, raising=False)
+    monkeypatch.setenv(SYSTEM_CONFIG_ENV, str(tmp_path / "etc" / "dmp-agent" / "agent.toml"))
     return tmp_path
+
+
+def _files(tmp_path: Path, system: str, user: str | None = None) -> tuple[Path, Path]:
+    admin = tmp_path / "etc" / "dmp-agent" / "agent.toml"
+    admin.parent.mkdir(parents=True, exist_ok=True)
+    admin.write_text(system)
+    mine = tmp_path / "xdg_config_home" / "dmp-agent" / "agent.toml"
+    if user is not None:
+        mine.parent.mkdir(parents=True, exist_ok=True)
+        mine.write_text(user)
+    return admin, mine
+
+
+def test_the_administrators_file_gives_every_user_its_values(tmp_path: Path) -> None:
+    admin, mine = _files(
+        tmp_path, '[host]\nurl = "https://dmp.example.fr"\nca = "host-ca.pem"\n',
+        '[log]\nlevel = "debug"\n')
+    config = load_config()
+    assert config.host_url == "https://dmp.example.fr"
+    assert config.host_ca == admin.parent / "host-ca.pem"  # relative to the admin's file
+    assert config.log_level == "DEBUG"  # the user's own
+    assert (config.system_source, config.source) == (admin, mine)
+    assert config.locked == () and config.ignored == ()
+
+
+def test_a_locked_key_keeps_the_administrators_value_and_the_users_is_ignored_and_said(
+    tmp_path: Path
+) -> None:
+    _files(tmp_path, '[admin]\nlocked = ["host.url"]\n[host]\nurl = "https://dmp.example.fr"\n'
+                     'timeout_seconds = 20\n',
+           '[host]\nurl = "https://evil.example"\ntimeout_seconds = 10\n')
+    config = load_config()
+    assert config.host_url == "https://dmp.example.fr"
+    assert config.host_timeout == 10  # not locked: the user's
+    assert config.locked == ("host.url",) and config.ignored == ("host.url",)
+    from agent.install.doctor import Status, check_locked
+
+    check = check_locked(config)
+    assert check.status is Status.WARNING and "host.url" in check.found
+
+
+@pytest.mark.parametrize(("system", "user", "key"), [
+    ('[admin]\nlocked = ["host.nowhere"]\n', None, "admin.locked"),
+    ('[admin]\nlocked = "host.url"\n', None, "admin.locked"),
+    ('[admin]\nunlock = []\n', None, "admin"),
+    ("", '[admin]\nlocked = []\n', "admin"),  # a user cannot lock anything
+    ('[host]\nurl = "http://plain.example"\n', None, "host.url"),
+])
+def test_a_bad_administrators_file_or_a_user_locking_keys_is_refused_with_the_key_named(
+    tmp_path: Path, system: str, user: str | None, key: str
+) -> None:
+    _files(tmp_path, system, user)
+    with pytest.raises(ConfigError) as raised:
+        load_config()
+    assert raised.value.key == key
 
 
 def test_without_a_file_the_defaults_apply_in_the_platform_directories(tmp_path: Path) -> None:

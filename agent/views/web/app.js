@@ -1703,11 +1703,20 @@ async function loadSettings() {
       {what: 'Lecture des paramètres', host: false});
     $('settings-file').textContent = settings.file || '(aucun fichier : valeurs par défaut '
       + '/ no file: defaults)';
+    $('settings-system').hidden = !settings.systemFile;
+    $('settings-system-file').textContent = settings.systemFile || '';
     $('settings-body').replaceChildren(...settings.keys.map((k) => el('tr', {},
-      el('th', {scope: 'row', class: 'mono', text: k.key}),
+      el('th', {scope: 'row', class: 'mono',
+        text: k.locked ? `🔒 ${k.key}` : k.key,
+        title: k.locked ? "Fixé par l'administrateur / set by the administrator" : null}),
       el('td', {class: 'mono', text: JSON.stringify(k.value)}),
       el('td', {text: k.doc}))));
-    say('settings-message', '');
+    if (settings.ignored.length) {
+      say('settings-message', `Fixé par l'administrateur, votre valeur est ignorée / set by `
+        + `the administrator, your value is ignored: ${settings.ignored.join(', ')}`, 'error');
+    } else {
+      say('settings-message', '');
+    }
   } catch (error) {
     failed('settings-message', error);
   }
