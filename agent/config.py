@@ -136,6 +136,10 @@ KEYS: tuple[Key, ...] = (
         "`dmp-agent enrol --from-pki` in the credentials directory."),
     Key("host", "timeout_seconds", "host_timeout",
         "Timeout of one call to the host, in seconds."),
+    Key("host", "proxy", "host_proxy",
+        'HTTP proxy to the host, e.g. "http://proxy.example:3128" (the TLS session goes '
+        'through its CONNECT tunnel, mutual authentication included); "" = none, or the '
+        "HTTPS_PROXY environment variable when set."),
     Key("host", "keepalive_seconds", "host_keepalive",
         "While a session is open, the agent calls the host this often so that its "
         "connection stays open (the reference host closes one idle for 300 s): no step "
@@ -207,6 +211,7 @@ class AgentConfig:
     host_url: str = "https://localhost:8443"
     host_ca: Path | None = None
     host_timeout: float = 30.0
+    host_proxy: str | None = None
     host_keepalive: float = 240.0
     cps_readers: tuple[str, ...] = ()
     vitale_readers: tuple[str, ...] = ()
@@ -261,6 +266,16 @@ def _number(value: Any) -> float:
 def _check_url(value: Any) -> None:
     if not isinstance(value, str) or not value.startswith("https://") or len(value) <= 8:
         raise ConfigError(f"expected an https:// URL, got {value!r}")
+
+
+def _check_proxy(value: Any) -> None:
+    if value is None:
+        return
+    parsed = urllib.parse.urlsplit(value) if isinstance(value, str) else None
+    if parsed is None or parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise ConfigError(f"expected http://host:port (or https://), got {value!r}")
+    if parsed.path not in ("", "/") or parsed.query or parsed.fragment:
+        raise ConfigError(f"a proxy is host and port only, got {value!r}")
 
 
 def _check_positive(value: Any) -> None:
@@ -353,7 +368,7 @@ def _check_optional_path(value: Any) -> None:
 
 _CHECKS: dict[str, Callable[[Any], None]] = {
     "host_url": _check_url, "host_ca": _check_optional_path, "host_timeout": _check_positive,
-    "host_keepalive": _check_not_negative,
+    "host_keepalive": _check_not_negative, "host_proxy": _check_proxy,
     "cps_readers": _check_names, "vitale_readers": _check_names, "api_port": _check_port,
     "api_allowed_origins": _check_origins,
     "log_level": _check_level, "retry_base": _check_positive, "retry_max": _check_positive,
@@ -381,6 +396,10 @@ def _convert(key: Key, raw: Any, base: Path) -> Any:
         if not isinstance(raw, list):
             raise ConfigError(f"expected a list, got {raw!r}", key.dotted)
         return tuple(raw)
+    if attr == "host_proxy":
+        if not isinstance(raw, str):
+            raise ConfigError(f"expected a URL string, got {raw!r}", key.dotted)
+        return raw or None
     if attr in ("host_ca", "credentials_dir", "data_dir", "log_dir"):
         if not isinstance(raw, str):
             raise ConfigError(f"expected a path string, got {raw!r}", key.dotted)

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agent.client.session import shutdown_sockets, workstation_client
+from agent.client.session import host_client, shutdown_sockets, workstation_client
 from agent.config import write_private_file
 
 if TYPE_CHECKING:
@@ -456,8 +456,8 @@ class Revoker:
 
         host, first.host = first.host, None
         assert host is not None
-        client = host.client if host.context is None else httpx.Client(
-            base_url=host.base_url, verify=host.context, timeout=self.timeout)
+        client = host.client if host.context is None else host_client(
+            host.base_url, host.context, self.timeout, host.proxy)
         del host  # the session key lives in the TLS context only: dropped with the client
         self._in_flight = client
         self.attempts += 1

@@ -97,6 +97,7 @@ class Workstation:
     key_pem: bytes
     key_password: bytes | None
     host_ca: Path  # the CA that issued the host's server certificate
+    proxy: str | None = None  # the HTTP proxy to the host (`host.proxy`), if any
 
     @functools.cached_property
     def fingerprint(self) -> bytes:
@@ -235,16 +236,18 @@ def workstation_client(base_url: str, workstation: Workstation,
                        timeout: float = 30.0) -> httpx.Client:
     """An httpx client to the host presenting this workstation's certificate (mutual TLS):
     what asks for a challenge, opens a session, and revokes the sessions it opened."""
+    return host_client(base_url, workstation.context(), timeout, workstation.proxy)
+
+
+def host_client(base_url: str, verify: ssl.SSLContext, timeout: float,
+                proxy: str | None) -> httpx.Client:
+    """An httpx client to the host: through ``proxy`` (an HTTP proxy: the TLS session, mutual
+    authentication included, goes through its CONNECT tunnel) when one is set, its idle
+    connections kept `IDLE_CONNECTION_SECONDS`."""
     import httpx  # the first host call: not at start
 
-    return httpx.Client(base_url=base_url, verify=workstation.context(), timeout=timeout,
-                        limits=_limits())
-
-
-def _limits() -> httpx.Limits:
-    import httpx  # the first host call: not at start
-
-    return httpx.Limits(keepalive_expiry=IDLE_CONNECTION_SECONDS)
+    return httpx.Client(base_url=base_url, verify=verify, timeout=timeout, proxy=proxy or None,
+                        limits=httpx.Limits(keepalive_expiry=IDLE_CONNECTION_SECONDS))
 
 
 def shutdown_sockets(client: httpx.Client) -> None:
@@ -377,7 +380,7 @@ class HostSession:
     def __init__(
         self, base_url: str, client: httpx.Client, session_id: str, not_after: dt.datetime,
         access_modes: tuple[str, ...] = ("normal", "bris_de_glace"),
-        context: ssl.SSLContext | None = None,
+        context: ssl.SSLContext | None = None, proxy: str | None = None,
     ) -> None:
         self.base_url = base_url
         self.client = client
@@ -386,6 +389,7 @@ class HostSession:
         # What the host's registry lets this structure use (centre_15: regulation centres).
         self.access_modes = access_modes
         self.context = context
+        self.proxy = proxy
 
     @classmethod
     def open(
@@ -457,13 +461,12 @@ class HostSession:
             workstation.host_ca, opened["certificate"].encode(), key_pem, None
         )
         del key_pem, session_key
-        client = httpx.Client(base_url=base_url, verify=session_context, timeout=timeout,
-                              limits=_limits())
+        client = host_client(base_url, session_context, timeout, workstation.proxy)
         modes = opened.get("accessModes")
         return cls(base_url, client, opened["sessionId"],
                    dt.datetime.fromisoformat(opened["notAfter"]),
                    tuple(str(m) for m in modes) if isinstance(modes, list)
-                   else ("normal", "bris_de_glace"), session_context)
+                   else ("normal", "bris_de_glace"), session_context, workstation.proxy)
 
     def close(self, reason: str = "closed") -> None:
         """Tell the host the session is over, then drop the client (and the key with it)."""

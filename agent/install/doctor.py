@@ -36,7 +36,7 @@ from agent.client.host_clock import (
     reading_from,
     utc_now,
 )
-from agent.client.session import Workstation, tls_context
+from agent.client.session import Workstation, host_client, tls_context
 from agent.config import AgentConfig, ConfigError, load_config
 from agent.install.enrol import (
     HOST_CA_FILE,
@@ -287,7 +287,7 @@ def _host_and_clock(config: AgentConfig, workstation: Workstation | None,
                      f"unusable: {error}.", REENROL), None, None
     timeout = min(config.host_timeout, HOST_TIMEOUT)
     try:
-        with httpx.Client(base_url=url, verify=verified, timeout=timeout) as client:
+        with host_client(url, verified, timeout, config.host_proxy) as client:
             sent = utc_now()
             response = client.get("/session")
             received = utc_now()

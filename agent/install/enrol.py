@@ -347,7 +347,7 @@ def load_workstation(config: AgentConfig | None = None) -> Workstation:
     from agent.client.session import Workstation  # light: httpx loads at the first host call
 
     return Workstation(certificate_pem=certificate_pem, key_pem=key_pem,
-                       key_password=password, host_ca=host_ca)
+                       key_password=password, host_ca=host_ca, proxy=config.host_proxy)
 
 
 # -- command line ------------------------------------------------------------------------------
