@@ -61,10 +61,12 @@ class AgentError(Exception):
 
 
 def _unreachable(error: BaseException) -> AgentError:
-    return AgentError(
-        f"Hôte DMP injoignable / DMP host unreachable ({type(error).__name__}); vérifiez "
-        "host.url dans la configuration / check host.url in the configuration",
-        code="host-unreachable", status=503)
+    from agent.client.link import classify
+
+    # The same words as the status bar's (the host link), with what to do: no class name.
+    state, reason, fix = classify(error)
+    return AgentError(f"{reason}. {fix}", code="host-certificate" if state == "certificate"
+                      else "host-unreachable", status=503)
 
 
 def explain(error: BaseException, directory: Path | None = None) -> AgentError:

@@ -246,8 +246,12 @@ def host_client(base_url: str, verify: ssl.SSLContext, timeout: float,
     connections kept `IDLE_CONNECTION_SECONDS`."""
     import httpx  # the first host call: not at start
 
-    return httpx.Client(base_url=base_url, verify=verify, timeout=timeout, proxy=proxy or None,
-                        limits=httpx.Limits(keepalive_expiry=IDLE_CONNECTION_SECONDS))
+    from agent.client.link import linked_client
+
+    # Each call's outcome goes to the host link the views show (reachable, unreachable...).
+    return linked_client(base_url=base_url, verify=verify, timeout=timeout,
+                         proxy=proxy or None,
+                         limits=httpx.Limits(keepalive_expiry=IDLE_CONNECTION_SECONDS))
 
 
 def shutdown_sockets(client: httpx.Client) -> None:

@@ -9,6 +9,7 @@ finishes for a card already gone is thrown away (the context carries a generatio
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -87,7 +88,14 @@ class PatientPart(CoreState):
                 existence, documents = dmp.dossier(context, p.mode)
         except AgentError as error:
             with self._lock:
-                if self._current(generation) is not None:
+                if self._current(generation) is None:
+                    pass
+                elif (p.fetched_at is not None and p.context is not None
+                      and error.code in ("host-unreachable", "host-certificate")):
+                    # A reload the network failed: the list held stays, said to be from
+                    # then (a refusal is no such thing: it is said as the patient's error).
+                    p.state, p.stale = "ready", str(error)
+                else:
                     p.state, p.error, p.failure = "error", str(error), error
             self._publish("patient")
             return
@@ -96,6 +104,7 @@ class PatientPart(CoreState):
                 return  # the card left meanwhile: nothing of this patient stays
             p.context, p.dmp, p.documents = context, existence, documents
             p.listed_changes = changes
+            p.fetched_at, p.stale = dt.datetime.now(dt.UTC), ""
             p.state, p.error, p.failure = "ready", "", None
         log.info("patient context ready (%d document(s))", len(documents))
         self._publish("patient")
@@ -170,6 +179,7 @@ class PatientPart(CoreState):
                              code="bad-mode", status=400)
         with self._lock:
             p.mode = chosen
+            p.fetched_at = None  # the list held was read in another mode: never kept
         if p.person_index is not None:
             self.reload_patient()
         else:

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from agent.client.link import LINK
 from agent.config import AgentConfig
 from agent.core.cards import CardsPart
 from agent.core.deposit import make_sender, recover_contents
@@ -58,6 +60,7 @@ class AgentService(CardsPart, SessionPart, PatientPart, WorkPart):
         self._holder = holder or "dmp-agent"  # named to another process that finds the outbox held
         super().__init__(config, version=version, cps_reader=cps_reader,
                          vitale_reader=vitale_reader, with_outbox=with_outbox)
+        self._unlink: Callable[[], None] | None = None
         self._card_thread = threading.Thread(target=self._card_loop, name="agent-cards",
                                              daemon=True)
         self._job_thread = threading.Thread(target=self._job_loop, name="agent-patient",
@@ -65,6 +68,8 @@ class AgentService(CardsPart, SessionPart, PatientPart, WorkPart):
 
     # -- life -----------------------------------------------------------------------------
     def start(self) -> AgentService:
+        # The host link's changes (reachable, unreachable since...) go to the views.
+        self._unlink = LINK.subscribe(lambda _state: self._publish("host"))
         try:
             self._workstation = load_workstation(self.config)
         except EnrolmentError as error:
@@ -114,6 +119,8 @@ class AgentService(CardsPart, SessionPart, PatientPart, WorkPart):
     def stop(self) -> None:
         """Stop what `start` started, even when it failed half-way (a start-up failure must
         be told as itself, not hidden behind an error of the stop)."""
+        if self._unlink is not None:
+            self._unlink()
         self._monitor.stop()
         self._events.put(None)
         self._jobs.put(None)
@@ -141,13 +148,19 @@ class AgentService(CardsPart, SessionPart, PatientPart, WorkPart):
     # -- what the views see ---------------------------------------------------------------
     def _part(self, kind: str) -> dict[str, Any]:
         return {"cards": self._cards_json, "session": self._session_json,
-                "patient": self._patient_json, "outbox": self._outbox_json}[kind]()
+                "patient": self._patient_json, "outbox": self._outbox_json,
+                "host": self._host_json}[kind]()
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
             return {"cards": self._cards_json(), "session": self._session_json(),
                     "patient": self._patient_json(), "outbox": self._outbox_json(),
-                    "problem": self._problem, "version": self.version}
+                    "host": self._host_json(), "problem": self._problem,
+                    "version": self.version}
+
+    @staticmethod
+    def _host_json() -> dict[str, Any]:
+        return LINK.state.as_json()
 
     @property
     def slots(self) -> dict[str, SlotReport]:

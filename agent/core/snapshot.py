@@ -19,7 +19,8 @@ __all__ = ["EMPTY_PATIENT", "cards_json", "document_json", "patient_json", "sess
 
 EMPTY_PATIENT: dict[str, Any] = {
     "state": "none", "reader": None, "beneficiaries": [], "patient": None, "dmp": None,
-    "documents": [], "accessMode": None, "error": "", "sheet": False}
+    "documents": [], "accessMode": None, "error": "", "sheet": False, "fetchedAt": None,
+    "stale": ""}
 
 
 def person_json(index: int, person: Any) -> dict[str, Any]:
@@ -100,4 +101,5 @@ def patient_json(p: PatientState | None, own_id: str | None) -> dict[str, Any]:
         "accessMode": None if p.mode is None else {
             "code": p.mode.code.value, "justification": p.mode.justification or ""},
         "error": p.error, "sheet": p.sheet is not None,
+        "fetchedAt": p.fetched_at.isoformat() if p.fetched_at else None, "stale": p.stale,
     }

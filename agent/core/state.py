@@ -10,6 +10,7 @@ view may also block until the state satisfies a predicate (`wait_until`).
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import logging
 import queue
 import threading
@@ -63,6 +64,9 @@ class PatientState:
     error: str = ""
     failure: AgentError | None = None  # what made the state "error", for the command line
     sheet: bytes | None = None  # the secrets sheet of a DMP created now: memory only
+    # When the held list came from the host; why its last reload failed ("": it did not).
+    fetched_at: dt.datetime | None = None
+    stale: str = ""
 
 
 class CoreState:

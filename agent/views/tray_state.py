@@ -89,9 +89,13 @@ def _error_text(snapshot: Mapping[str, Any]) -> str:
         if status == "reader-error":
             return f"Lecteur en erreur : {slot.get('reader') or '?'}"
         if slot.get("kind") == "cps" and status == "blocked":
-            return "CPS bloquée : débloquez-la avec son code PUK"
+            return "CPS bloquée : demandez son déblocage à son émetteur"
         if slot.get("kind") == "cps" and status == "expired":
             return "CPS expirée : demandez son renouvellement"
+    host = _part(snapshot, "host")
+    if host.get("state") in ("unreachable", "certificate"):
+        # The page says it in full, with what to do; the tooltip in French, short.
+        return str(host.get("reason") or "Hôte DMP injoignable").split(" / ")[0]
     failed = _int(_part(snapshot, "outbox").get("failed"))
     if failed:
         return _refused(failed)
@@ -102,7 +106,8 @@ def tray_state(snapshot: Mapping[str, Any]) -> TrayState:
     """The icon's state. Precedence, most urgent first:
 
     1. ERROR: ``problem`` is set, the card service is down, a reader is in error, the CPS is
-       blocked or expired, or a deposit was refused (the user must act);
+       blocked or expired, the host is unreachable or refuses a certificate, or a deposit
+       was refused (the user must act);
     2. DEPOSITS_PENDING: a deposit waits or is being sent; it shows over the session and
        patient states, and over "no card", since the deposits leave only while a session is
        open: the user must not believe they are gone;

@@ -225,3 +225,29 @@ def test_centre_15_for_a_patient_who_refused_it_is_one_message(
     shot(page, "centre-15-refused")
     page.get_by_role("button", name="Revenir à l'accès normal").click()
     expect(page.locator("#emergency-message")).to_contain_text("terminé")
+
+
+def test_the_host_down_is_in_the_status_bar_with_since_when_and_what_to_do(
+        open_page: OpenPage, live: LiveWorld, insert_card: Insert) -> None:
+    insert_card(live.cps("pharmacist"), slot=0)
+    live.agent.wait_for(lambda s: s["session"]["state"] == "locked")
+    page = open_page()
+    unlock(page)
+    expect(page.locator("#sb-host")).to_have_text("Joignable / reachable")
+    expect(page.locator("#sb-host-fix")).to_be_hidden()
+    live.host.stop()
+    try:
+        # Whatever asks the host next (here the session's own check) finds it gone.
+        with live.agent.client() as api:
+            api.get("/api/diagnostics")
+        expect(page.locator("#sb-host")).to_contain_text("injoignable", timeout=30_000)
+        expect(page.locator("#sb-host")).to_contain_text("depuis")
+        expect(page.locator("#sb-host")).to_have_attribute("data-kind", "error")
+        expect(page.locator("#sb-host-fix")).to_contain_text("connexion internet du poste")
+        expect(page.locator("#sb-host")).not_to_contain_text("Error")
+        shot(page, "host-unreachable")
+    finally:
+        live.host.start()
+    with live.agent.client() as api:
+        api.get("/api/diagnostics")
+    expect(page.locator("#sb-host")).to_have_text("Joignable / reachable", timeout=30_000)

@@ -476,7 +476,7 @@ function onEvent(kind, text) {
   } else if (kind === 'notice') {
     notice(data);
     return;
-  } else if (state && ['cards', 'session', 'patient', 'outbox'].includes(kind)) {
+  } else if (state && ['cards', 'session', 'patient', 'outbox', 'host'].includes(kind)) {
     state[kind] = data;
     if (kind === 'cards') refreshProblem();
     if (kind === 'outbox') followDeposits();
@@ -703,6 +703,29 @@ function renderStatusBar() {
     + `refusé(s) / pending, refused${outbox.sending ? ' — envoi en cours / sending' : ''}`
     + notes.map((note) => ` — ${note}`).join('');
   $('sb-outbox').dataset.kind = outbox.failed || outbox.problem ? 'error' : '';
+  renderHost();
+}
+
+// The host as the agent's last calls saw it (one source: state.host), with what to do.
+function renderHost() {
+  const host = state.host || {state: 'unknown'};
+  const text = {
+    unknown: 'Pas encore contacté / not contacted yet',
+    reachable: 'Joignable / reachable',
+    slow: host.reason,
+    unreachable: `${host.reason} — depuis ${clock(host.since)} / since ${clock(host.since)}`,
+    certificate: host.reason,
+  }[host.state] || host.state;
+  $('sb-host').textContent = text;
+  $('sb-host').dataset.kind = ['unreachable', 'certificate'].includes(host.state) ? 'error'
+    : '';
+  $('sb-host-fix').textContent = host.fix || '';
+  $('sb-host-fix').hidden = !host.fix;
+}
+
+function clock(iso) {
+  if (!iso) return '';
+  return new Date(iso).toLocaleTimeString('fr-FR', {hour: '2-digit', minute: '2-digit'});
 }
 
 function breakTheGlass(mode) {
@@ -980,8 +1003,13 @@ function renderDossier() {
         .map(([code, label]) => el('option', {value: code, text: label})));
     select.value = types.has(chosen) ? chosen : '';
   }
+  // A list the host could not refresh says so, and from when it is.
   $('documents-count').textContent = `${list.length} document(s)`
-    + (filtered ? ' — filtrés / filtered' : '');
+    + (filtered ? ' — filtrés / filtered' : '')
+    + (patient.stale && patient.fetchedAt ? ` — liste du ${clock(patient.fetchedAt)}, non `
+      + `actualisée / list from ${clock(patient.fetchedAt)}, not refreshed: ${patient.stale}`
+      : '');
+  $('documents-count').dataset.kind = patient.stale ? 'error' : '';
   if (!changed('documents', list)) return;
   const rows = list.map((doc) => documentRow(doc));
   if (!rows.length) {
