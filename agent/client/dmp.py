@@ -10,6 +10,8 @@ document types a profession may deposit, with their labels).
 
 from __future__ import annotations
 
+import base64
+import datetime as dt
 import hashlib
 import json
 import urllib.parse
@@ -30,6 +32,8 @@ from wire.mhd import (
 )
 
 FHIR_JSON = {"content-type": "application/fhir+json"}
+# The ANS's incremental consultation: a first look at a dossier covers two years.
+FIRST_LOOK = dt.timedelta(days=2 * 365)
 MODE_HEADER = "X-DMP-Access-Mode"
 JUSTIFICATION_HEADER = "X-DMP-Justification"
 
@@ -189,6 +193,22 @@ class DmpClient:
         url = "/fhir/DocumentReference?" + urllib.parse.urlencode(query)
         return self._pages(_check(self.http.get(url, headers=headers), 200).content, headers)
 
+    def new_since(self, patient: PatientContext, since: dt.datetime | None,
+                  mode: AccessMode | None = None) -> list[DocumentEntry]:
+        """What is new for this professional since ``since`` (their last consultation, the
+        host's existence answer says when: ``lastConsultation``), as the ANS recommends an
+        incremental consultation: the documents registered since then, a replaced one's new
+        version included (the replaced version leaves the current ones), once per uniqueId;
+        with no previous consultation, the first look: the last two years."""
+        start = since or dt.datetime.now(dt.UTC) - FIRST_LOOK
+        found = self.documents(patient, mode, date=f"ge{start.isoformat(timespec='seconds')}")
+        unique: dict[str, DocumentEntry] = {}
+        for entry in found:
+            kept = unique.get(entry.unique_id)
+            if kept is None or (entry.version_id or 0) > (kept.version_id or 0):
+                unique[entry.unique_id] = entry
+        return list(unique.values())
+
     def dossier(self, patient: PatientContext, mode: AccessMode | None = None
                 ) -> tuple[dict[str, Any], list[DocumentEntry]]:
         """The existence test and, when the host says this professional may consult the
@@ -215,12 +235,16 @@ class DmpClient:
         return found
 
     def retrieve(self, entry: DocumentEntry, mode: AccessMode | None = None) -> bytes:
-        """The document's bytes, checked against its SHA-256."""
+        """The document's bytes, checked against what its DocumentReference says: the size
+        and the SHA-1 of FHIR's Attachment (both required by PDSm), and the SHA-256 when the
+        entry carries one."""
         if not entry.content_url:
             raise DmpError("no-content", "document without content reference", 400)
         url = urllib.parse.urljoin("/fhir/", entry.content_url)
         body = _check(self.http.get(url, headers=mode_headers(mode) if mode else {}), 200).content
-        if hashlib.sha256(body).hexdigest() != entry.sha256:
+        sha1 = base64.b64encode(hashlib.sha1(body).digest()).decode("ascii")
+        if (len(body) != entry.size or sha1 != entry.sha1_b64
+                or (entry.sha256 and hashlib.sha256(body).hexdigest() != entry.sha256)):
             raise DmpError("hash-mismatch", "Document altéré / the content does not match", 502)
         return body
 

@@ -105,6 +105,8 @@ class PatientPart(CoreState):
             p.context, p.dmp, p.documents = context, existence, documents
             p.listed_changes = changes
             p.fetched_at, p.stale = dt.datetime.now(dt.UTC), ""
+            if not p.visit_known:  # the first listing's: the marks stay through reloads
+                p.last_visit, p.visit_known = _moment(existence.get("lastConsultation")), True
             p.state, p.error, p.failure = "ready", "", None
         log.info("patient context ready (%d document(s))", len(documents))
         self._publish("patient")
@@ -137,6 +139,7 @@ class PatientPart(CoreState):
                 raise AgentError("Carte Vitale retirée / card removed", code="no-patient",
                                  status=409)
             p.person_index, p.context, p.state, p.error = index, None, "loading", ""
+            p.fetched_at, p.last_visit, p.visit_known = None, None, False
             p.dmp, p.documents, p.mode, p.sheet, p.failure = None, [], None, None, None
         self._publish("patient")
         self._load(p.generation)
@@ -185,3 +188,13 @@ class PatientPart(CoreState):
         else:
             self._publish("patient")
         return self._patient_json()
+
+
+def _moment(value: Any) -> dt.datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)

@@ -20,7 +20,7 @@ __all__ = ["EMPTY_PATIENT", "cards_json", "document_json", "patient_json", "sess
 EMPTY_PATIENT: dict[str, Any] = {
     "state": "none", "reader": None, "beneficiaries": [], "patient": None, "dmp": None,
     "documents": [], "accessMode": None, "error": "", "sheet": False, "fetchedAt": None,
-    "stale": ""}
+    "stale": "", "lastConsultation": None}
 
 
 def person_json(index: int, person: Any) -> dict[str, Any]:
@@ -29,7 +29,8 @@ def person_json(index: int, person: Any) -> dict[str, Any]:
             "quality": person.quality_label}
 
 
-def document_json(entry: DocumentEntry, own_id: str | None = None) -> dict[str, Any]:
+def document_json(entry: DocumentEntry, own_id: str | None = None, new: bool = False
+                  ) -> dict[str, Any]:
     from policies.matrix import default_matrix  # the policies: at the first document listed
 
     kind = default_matrix().document_types.get(entry.type_code)
@@ -42,6 +43,7 @@ def document_json(entry: DocumentEntry, own_id: str | None = None) -> dict[str, 
         "masked": entry.masked, "invisibleToPatient": entry.invisible_to_patient,
         "archived": entry.archived, "ownDocument": own_id is not None
         and entry.author.id_nat_ps == own_id, "patientDocument": entry.class_code == "90",
+        "new": new and not (own_id is not None and entry.author.id_nat_ps == own_id),
     }
 
 
@@ -97,9 +99,10 @@ def patient_json(p: PatientState | None, own_id: str | None) -> dict[str, Any]:
             "ins": ctx.ins, "insOid": ctx.ins_oid, "firstName": ctx.first_name,
             "birthName": ctx.birth_name, "birthDate": ctx.birth_date},
         "dmp": p.dmp,
-        "documents": [document_json(e, own_id) for e in p.documents],
+        "documents": [document_json(e, own_id, p.is_new(e)) for e in p.documents],
         "accessMode": None if p.mode is None else {
             "code": p.mode.code.value, "justification": p.mode.justification or ""},
         "error": p.error, "sheet": p.sheet is not None,
         "fetchedAt": p.fetched_at.isoformat() if p.fetched_at else None, "stale": p.stale,
+        "lastConsultation": p.last_visit.isoformat() if p.last_visit else None,
     }

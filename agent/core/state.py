@@ -67,6 +67,18 @@ class PatientState:
     # When the held list came from the host; why its last reload failed ("": it did not).
     fetched_at: dt.datetime | None = None
     stale: str = ""
+    # This professional's previous consultation of the dossier, as the host said at the
+    # first listing (None: never): what is new since then (the ANS's incremental read).
+    last_visit: dt.datetime | None = None
+    visit_known: bool = False
+
+    def is_new(self, entry: DocumentEntry) -> bool:
+        """Registered since this professional's last consultation (with none, within the
+        first look: two years)."""
+        from agent.client.dmp import FIRST_LOOK
+
+        since = self.last_visit or dt.datetime.now(dt.UTC) - FIRST_LOOK
+        return (entry.date or entry.creation_time) > since
 
 
 class CoreState:

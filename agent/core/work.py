@@ -45,10 +45,12 @@ class WorkPart(CoreState):
     # -- documents ------------------------------------------------------------------------
     def document_entries(self, *, type_codes: tuple[str, ...] = (), archived: bool = False,
                          author: str = "", since: dt.date | None = None,
-                         until: dt.date | None = None, text: str = "") -> list[DocumentEntry]:
+                         until: dt.date | None = None, text: str = "",
+                         new: bool = False) -> list[DocumentEntry]:
         """The documents of the patient's dossier this professional may see, filtered: the
         ones the core holds (listed with the dossier, listed again after every change and
-        deposit: never fetched twice, issue 18), or asked of the host (archived ones)."""
+        deposit: never fetched twice, issue 18), or asked of the host (archived ones).
+        ``new``: only what is new since this professional's last consultation."""
         p = self._patient_ready()
         assert p.context is not None
         self._live_session()
@@ -59,6 +61,9 @@ class WorkPart(CoreState):
                     and p.listed_changes == p.changes else None)
         if held is not None:
             entries = held
+        elif new and not archived:  # only the delta: the ANS's incremental consultation
+            with self._calls() as dmp:
+                entries = dmp.new_since(p.context, p.last_visit, p.mode)
         else:
             with self._calls() as dmp:
                 entries = dmp.documents(p.context, p.mode,
@@ -66,7 +71,10 @@ class WorkPart(CoreState):
         from policies.matrix import default_matrix  # at the first listing, not at start
 
         out = []
+        own = self._own_id()
         for entry in entries:
+            if new and (not p.is_new(entry) or entry.author.id_nat_ps == own):
+                continue  # new to this professional: not their own deposits
             if type_codes and entry.type_code not in type_codes:
                 continue
             day = entry.creation_time.date()
@@ -84,7 +92,8 @@ class WorkPart(CoreState):
 
     def documents(self, **filters: Any) -> list[dict[str, Any]]:
         own = self._own_id()
-        return [document_json(e, own) for e in self.document_entries(**filters)]
+        p = self._patient_ready()
+        return [document_json(e, own, p.is_new(e)) for e in self.document_entries(**filters)]
 
     def _entry(self, dmp: DmpClient, p: PatientState, unique_id: str) -> DocumentEntry:
         assert p.context is not None

@@ -9,15 +9,15 @@ import hashlib
 import secrets
 from typing import Any
 
-from sqlalchemy import Connection, Row, insert, select, update
+from sqlalchemy import Connection, Row, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from policies import Dossier, DossierStatus
+from policies import Action, Dossier, DossierStatus
 
 from .. import notify_events
 from ..errors import bad_request
 from ..guard import dossier_state
-from ..store.schema import dossiers
+from ..store.schema import access_log, dossiers
 from ..text import refuse_control_characters
 
 MAX_REASON = 200
@@ -53,6 +53,17 @@ def consents_document(row: Row[Any]) -> dict[str, Any]:
         "breakTheGlass": row.consent_break_the_glass,
         "emergencySeesMasked": row.consent_emergency_sees_masked,
     }
+
+
+def last_consultation(connection: Connection, ins: str, actor_id: str) -> dt.datetime | None:
+    """When this professional last consulted this dossier (an allowed search or read in
+    its access log), for the ANS's incremental consultation: what is new since then."""
+    found = connection.execute(
+        select(func.max(access_log.c.at)).where(
+            access_log.c.ins == ins, access_log.c.actor_id == actor_id,
+            access_log.c.actor_kind == "professional", access_log.c.outcome == "allowed",
+            access_log.c.action.in_((Action.SEARCH.value, Action.READ.value)))).scalar()
+    return found if isinstance(found, dt.datetime) else None
 
 
 def existence_document(row: Row[Any] | None, state: Dossier) -> dict[str, Any]:

@@ -87,6 +87,13 @@ async def existence_test(request: Request) -> JSONResponse:
                 retentionUntil: {type: string, format: date-time, nullable: true}
                 authorization: {type: string, enum: [none, forbidden, expired, valid]}
                 medecinTraitant: {type: boolean}
+                lastConsultation:
+                  type: string
+                  format: date-time
+                  nullable: true
+                  description: >
+                    when the caller last consulted this dossier (an allowed search or read
+                    before this request); null: never. Absent when the test was refused.
       400:
         description: "OperationOutcome: bad-ins, bad-access-mode, bad-justification."
       401:
@@ -102,12 +109,15 @@ async def existence_test(request: Request) -> JSONResponse:
         decision = app.guard.decide(connection, ins=ins, actor=actor,
                                     action=Action.TEST_EXISTENCE, mode=mode, dossier=state)
         row = lifecycle.dossier_row(connection, ins)
+        last = lifecycle.last_consultation(connection, ins, actor.id_nat_ps)
     app.guard.trace(ins, actor, Action.TEST_EXISTENCE, mode, decision)
     # A blocked professional is answered "forbidden": that is the answer (traced as refused).
     if decision.refused and decision.reason is not ReasonCode.BLOCKED:
         raise HostError(403, decision.reason.code.lower().replace("_", "-"),
                         decision.reason.message, issue_type="forbidden")
     answer: dict[str, Any] = {"ins": ins, **lifecycle.existence_document(row, state)}
+    if decision.allowed:  # what is new since then, for the caller (the ANS's incremental read)
+        answer["lastConsultation"] = None if last is None else last.isoformat()
     # The dossier and its documents in one round trip (a slow link's budget, issue 18): the
     # search runs only when it would be served, so nobody's history shows a search refused
     # because an agent asked ahead.

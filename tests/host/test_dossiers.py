@@ -336,3 +336,27 @@ def test_a_malformed_request_is_traced_as_refused_and_changes_nothing(
         rows = connection.execute(select(access_log.c.action, access_log.c.outcome,
                                          access_log.c.reason)).all()
     assert [tuple(r) for r in rows] == [("create", "refused", "CONSENT_REQUIRED")]
+
+
+def test_the_existence_answer_says_when_the_caller_last_consulted_the_dossier(
+        host: InProcessHost) -> None:
+    # The ANS's incremental consultation: what is new since this professional's last look.
+    create(host)
+    gp = host.client(GP)
+    assert gp.put(f"/dossiers/{CLAIRE}/authorizations/{GP.id_nat_ps}",
+                  json={"expiresAt": (START + dt.timedelta(days=30)).isoformat()}
+                  ).status_code == 201
+    first = gp.get(f"/dossiers/{CLAIRE}", params={"documents": "current"}).json()
+    assert first["lastConsultation"] is None  # never: the search of this answer not counted
+    looked = host.clock.now
+    host.clock.advance(hours=1)
+    again = gp.get(f"/dossiers/{CLAIRE}").json()
+    assert dt.datetime.fromisoformat(again["lastConsultation"]) == looked
+    # Another professional's consultation is not the GP's; a refused one is nobody's.
+    assert existence(host, who=OPTICIAN).json()["lastConsultation"] is None
+    host.client(OPTICIAN).get("/fhir/DocumentReference", params={
+        "patient": f"Patient/{CLAIRE}", "status": "current"})
+    assert existence(host, who=OPTICIAN).json()["lastConsultation"] is None
+    # The patient's block: the answer is "forbidden", with no consultation time.
+    patient.block(host.app.state.guard, CLAIRE, GP.id_nat_ps)
+    assert "lastConsultation" not in gp.get(f"/dossiers/{CLAIRE}").json()

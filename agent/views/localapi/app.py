@@ -256,7 +256,7 @@ def create_app(service: AgentService, *, token: str | TokenKeeper, port: int,
         found = await call(service.documents, type_codes=types,
                            archived=_flag(request, "archived"), author=q.get("author", "")[:100],
                            since=_date(request, "since"), until=_date(request, "until"),
-                           text=q.get("q", "")[:200])
+                           text=q.get("q", "")[:200], new=_flag(request, "new"))
         return JSONResponse(found)
 
     async def content(request: Request) -> Response:

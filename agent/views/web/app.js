@@ -1029,6 +1029,8 @@ function documentRow(doc) {
   if (doc.invisibleToPatient) flags.append(flag('Invisible patient', 'invisible'));
   if (doc.archived) flags.append(flag('Archivé / archived', 'archived'));
   if (doc.ownDocument) flags.append(flag('Mon document / mine', 'own'));
+  // New since this professional's last consultation (the ANS's incremental consultation).
+  if (doc.new && !doc.ownDocument) flags.append(flag('Nouveau / new', 'new'));
   // The buttons in a box of their own: the cell stays a table cell (its row line aligned).
   const actions = el('div', {class: 'actions'},
     el('button', {type: 'button', class: 'primary', 'aria-label': `Ouvrir ${doc.title}`,
@@ -1274,6 +1276,7 @@ function filterQuery() {
   if ($('filter-since').value) params.set('since', $('filter-since').value);
   if ($('filter-until').value) params.set('until', $('filter-until').value);
   if ($('filter-archived').checked) params.set('archived', 'true');
+  if ($('filter-new').checked) params.set('new', 'true');
   return params;
 }
 
