@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import threading
 from dataclasses import dataclass, field
 
 from tests.live import free_port
+from tests.relay import serve_in_thread
 
 
 @dataclass
@@ -23,20 +23,7 @@ class ConnectProxy:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> ConnectProxy:
-        self.loop = asyncio.new_event_loop()
-        ready = threading.Event()
-
-        def run() -> None:
-            asyncio.set_event_loop(self.loop)
-            server = self.loop.run_until_complete(
-                asyncio.start_server(self._client, "127.0.0.1", self.port))
-            ready.set()
-            with contextlib.suppress(RuntimeError):
-                self.loop.run_forever()
-            server.close()
-
-        threading.Thread(target=run, daemon=True).start()
-        ready.wait(5)
+        self.loop = serve_in_thread(self._client, self.port)
         return self
 
     def stop(self) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,27 @@ from host.pki import init_pki
 from tests.live import AgentProcess, HostProcess, LiveWorld, free_port
 
 SEGMENT = 1460
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+def serve_in_thread(handler: Handler, port: int) -> asyncio.AbstractEventLoop:
+    """An asyncio server on 127.0.0.1:``port`` in a thread of its own, listening when this
+    returns; stop it with ``loop.call_soon_threadsafe(loop.stop)``."""
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        server = loop.run_until_complete(asyncio.start_server(handler, "127.0.0.1", port))
+        ready.set()
+        with contextlib.suppress(RuntimeError):
+            loop.run_forever()
+        server.close()
+
+    threading.Thread(target=run, daemon=True).start()
+    ready.wait(5)
+    return loop
 
 
 @dataclass
@@ -49,20 +70,7 @@ class Relay:
     _warm_below: int = 0
 
     def start(self) -> Relay:
-        self.loop = asyncio.new_event_loop()
-        ready = threading.Event()
-
-        def run() -> None:
-            asyncio.set_event_loop(self.loop)
-            server = self.loop.run_until_complete(
-                asyncio.start_server(self._connection, "127.0.0.1", self.port))
-            ready.set()
-            with contextlib.suppress(RuntimeError):
-                self.loop.run_forever()
-            server.close()
-
-        threading.Thread(target=run, daemon=True).start()
-        ready.wait(5)
+        self.loop = serve_in_thread(self._connection, self.port)
         return self
 
     def stop(self) -> None:

@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import httpx
 
-__all__ = ["LINK", "SLOW_SECONDS", "HostLink", "LinkState", "classify", "linked_client"]
+__all__ = ["LINK", "SLOW_SECONDS", "HostLink", "LinkState", "causes", "classify",
+           "linked_client"]
 
 SLOW_SECONDS = 5.0  # an answer slower than this: the link is said to be slow
 
@@ -57,7 +58,9 @@ class LinkState:
                 "seconds": None if self.seconds is None else round(self.seconds, 2)}
 
 
-def _chain(error: BaseException) -> list[BaseException]:
+def causes(error: BaseException) -> list[BaseException]:
+    """``error`` and what it was raised from or during (httpx wraps the socket or ssl
+    error that says what really happened)."""
     seen: list[BaseException] = []
     current: BaseException | None = error
     while current is not None and current not in seen:
@@ -69,7 +72,7 @@ def _chain(error: BaseException) -> list[BaseException]:
 def classify(error: BaseException) -> tuple[str, str, str]:
     """(state, reason, fix) of a failed call: "certificate" when TLS refused a certificate
     (the host's, or ours by the host), else "unreachable" with what happened in words."""
-    chain = _chain(error)
+    chain = causes(error)
     text = " ".join(str(e) for e in chain).upper()
     if any(isinstance(e, ssl.SSLCertVerificationError) for e in chain) \
             or "CERTIFICATE_VERIFY_FAILED" in text:

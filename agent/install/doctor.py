@@ -36,6 +36,7 @@ from agent.client.host_clock import (
     reading_from,
     utc_now,
 )
+from agent.client.link import causes
 from agent.client.session import Workstation, host_client, tls_context
 from agent.config import AgentConfig, ConfigError, load_config
 from agent.install.enrol import (
@@ -210,18 +211,8 @@ def check_host_ca(config: AgentConfig) -> Check:
                  f"({len(certificates)} certificat(s) / certificate(s)).")
 
 
-def _causes(error: BaseException) -> list[BaseException]:
-    # httpx wraps the socket or ssl error that says what really happened.
-    chain: list[BaseException] = []
-    current: BaseException | None = error
-    while current is not None and current not in chain:
-        chain.append(current)
-        current = current.__cause__ or current.__context__
-    return chain
-
-
 def _host_failure(url: str, error: httpx.HTTPError) -> Check:
-    chain = _causes(error)
+    chain = causes(error)
     if isinstance(error, httpx.TimeoutException) or any(
             isinstance(e, TimeoutError | socket.timeout) for e in chain):
         return Check("host", Status.PROBLEM,
