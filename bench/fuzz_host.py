@@ -1,7 +1,8 @@
 """Long fuzz run of the host's input handling: prints how many hostile inputs each target took.
 
-1. The three wire parsers (ITI-65 bundles — raw bytes, arbitrary JSON, and valid bundles with
-   one node replaced —, JSON patches, search query strings): only `WireError` may come out.
+1. The three wire parsers (ITI-65 bundles — raw bytes, arbitrary JSON, valid bundles with one
+   node replaced, and the PDSm guide's examples mutated structurally —, JSON patches, search
+   query strings): only `WireError` may come out.
 2. The HTTP endpoints (deposit, conditional PATCH, search) of an in-process host on SQLite
    and PostgreSQL: never a 5xx, and a refused deposit stores nothing.
 
@@ -28,7 +29,7 @@ def _per_target(argv: list[str]) -> int:
     count = 100_000
     if "--count" in argv:
         count = int(argv[argv.index("--count") + 1])
-    return math.ceil(count / 4)
+    return math.ceil(count / 5)  # the five TARGETS below
 
 
 # The test module reads its example count when it is imported.
@@ -38,6 +39,7 @@ import tests.unit.test_wire_mhd as wire_tests  # noqa: E402
 TARGETS = {
     "bundle (bytes / JSON)": wire_tests.test_fuzz_bundle_parser,
     "bundle (mutated valid)": wire_tests.test_fuzz_bundle_parser_mutations,
+    "bundle (PDSm examples)": wire_tests.test_fuzz_guide_bundle_mutations,
     "json patch": wire_tests.test_fuzz_json_patch,
     "search query": wire_tests.test_fuzz_search_query,
 }

@@ -1,4 +1,6 @@
-"""Fuzz targets for the card parsers, shared by the short test run and `bench/fuzz_parsers.py`.
+"""Fuzz targets for the card parsers, shared by the short test run and `bench/fuzz_parsers.py`,
+and the seeds of the document wire's fuzz (the PDSm guide's examples, `pdsm_bundles`, mutated
+by `mutate_json`: tests/unit/test_wire_mhd.py, `bench/fuzz_host.py`).
 
 Each target takes hostile bytes and must either return or raise a `CardError`; anything else
 (another exception, a hang) is a defect. The profile targets replay a real emulator session
@@ -10,6 +12,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from functools import cache
+from typing import Any
 
 from hypothesis import strategies as st
 
@@ -139,3 +142,49 @@ def hostile_bytes() -> st.SearchStrategy[bytes]:
         st.integers(min_value=0, max_value=2**32),
     )
     return st.one_of(st.binary(max_size=512), mutated)
+
+
+# -- the document wire: the PDSm guide's own examples as seeds ------------------------------------
+
+
+def pdsm_bundles() -> list[dict[str, Any]]:
+    """The guide's examples assembled as ITI-65 bundles (tests/conformance): as published
+    (refused: another content's size and hash), corrected, and a replacement by a 2.25 OID."""
+    from tests.conformance.support import comprehensive_bundle, replace_bundle
+
+    return [comprehensive_bundle(literal=True), comprehensive_bundle(),
+            replace_bundle("urn:uuid:12345678-abcd-1234-abcd-1234567890ab", b"%PDF-1.4 x")]
+
+
+def mutate_json(document: Any, rng: random.Random, values: list[Any]) -> Any:
+    """A structural mutation of a FHIR resource: a node deleted, replaced by one of
+    ``values``, a list item duplicated, or a reference string pointed elsewhere — the shapes a
+    confused or hostile client sends."""
+    nodes: list[tuple[Any, Any]] = []  # (container, key) of every node
+    stack: list[Any] = [document]
+    while stack:
+        node = stack.pop()
+        items = node.items() if isinstance(node, dict) else enumerate(node) \
+            if isinstance(node, list) else ()
+        for key, child in items:
+            nodes.append((node, key))
+            stack.append(child)
+    references = [c[k] for c, k in nodes if k in ("reference", "url", "fullUrl")
+                  and isinstance(c[k], str)]
+    for _ in range(rng.randint(1, 3)):
+        if not nodes:
+            break
+        container, key = rng.choice(nodes)
+        choice = rng.randrange(4)
+        try:
+            if choice == 0:
+                del container[key]
+            elif choice == 1:
+                container[key] = rng.choice(values)
+            elif choice == 2 and isinstance(container, list):
+                container.insert(key, container[key])
+            elif references:
+                container[key] = rng.choice(references)
+        except (IndexError, KeyError):
+            continue  # a node removed by an earlier mutation
+    return document

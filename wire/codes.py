@@ -26,16 +26,29 @@ CONFIDENTIALITY_SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-Confidentiali
 VISIBILITY_SYSTEM = f"{NOS}/TRE_A07-StatusVisibiliteDocument/FHIR/TRE-A07-StatusVisibiliteDocument"
 PROFESSION_SYSTEM = f"{NOS}/TRE_G15-ProfessionSante/FHIR/TRE-G15-ProfessionSante"
 SPECIALTY_SYSTEM = f"{NOS}/TRE_R38-SpecialiteOrdinale/FHIR/TRE-R38-SpecialiteOrdinale"  # believed
-IS_ARCHIVED_URL = "http://esante.gouv.fr/cisis/fhir/StructureDefinition/PDSm_isArchived"  # pdsm
+
+# PDSm 3.1.1 canonical URLs (pdsm: sushi-config.yaml canonical + the `Id:` of each extension and
+# profile). Before 3.x the isArchived extension was `..._isArchived` under esante.gouv.fr/cisis:
+# still read (rows stored before migration 0007, older clients), never written.
+PDSM = "https://interop.esante.gouv.fr/ig/fhir/pdsm"
+IS_ARCHIVED_URL = f"{PDSM}/StructureDefinition/pdsm-ext-is-archived"
+IS_ARCHIVED_URL_PRE_3 = "http://esante.gouv.fr/cisis/fhir/StructureDefinition/PDSm_isArchived"
+IS_ARCHIVED_URLS = frozenset({IS_ARCHIVED_URL, IS_ARCHIVED_URL_PRE_3})
+INTENDED_RECIPIENT_URL = f"{PDSM}/StructureDefinition/pdsm-ext-intended-recipient"
+PROFILE_DOCUMENT_REFERENCE = f"{PDSM}/StructureDefinition/pdsm-comprehensive-document-reference"
+PROFILE_SUBMISSION_SET = f"{PDSM}/StructureDefinition/pdsm-submissionset-comprehensive"
+PROFILE_PROVIDE_BUNDLE = f"{PDSM}/StructureDefinition/pdsm-comprehensive-provide-document-bundle"
 
 # IHE MHD (ihe; the PDSm examples use the same URLs)
 MHD_LIST_TYPES = "https://profiles.ihe.net/ITI/MHD/CodeSystem/MHDlistTypes"
 SOURCE_ID_URL = "https://profiles.ihe.net/ITI/MHD/StructureDefinition/ihe-sourceId"
 DESIGNATION_TYPE_URL = "https://profiles.ihe.net/ITI/MHD/StructureDefinition/ihe-designationType"
+AUTHOR_ORG_URL = "https://profiles.ihe.net/ITI/MHD/StructureDefinition/ihe-authorOrg"
 RFC3986 = "urn:ietf:rfc:3986"  # masterIdentifier / identifier system for urn:oid / urn:uuid
 
-# FHIR R4 Attachment.hash is SHA-1; we carry SHA-256 beside it (ours) for the signature and
-# for storage integrity.
+# FHIR R4 Attachment.hash is SHA-1. Agents before PDSm 3.1.1 conformance sent the SHA-256 in
+# this extension (ours): it is still read and then ignored (the host computes its SHA-256 from
+# the bytes), never written, and dropped from what the host stores.
 SHA256_EXTENSION_URL = "urn:dmp-agent:fhir:StructureDefinition/attachment-sha256"
 # The host's own document ids, usable as a conditional PATCH identifier (ours).
 DOCUMENT_ID_SYSTEM = "urn:dmp:host:document-id"
@@ -52,9 +65,13 @@ STRUCTURE_SYSTEM = "urn:oid:1.2.250.1.71.4.2.2"  # pdsm example (idNat_Struct)
 SIGNATURE_TYPE_CODE = "E1762"
 SIGNATURE_TYPE_SYSTEM = "ASTM"  # as in policies/matrix.json and the PDSm constr-bind-type text
 SIGNATURE_CLASS_CODE = "99"  # TRE_A03 "Document technique" (matrix)
-SIGNATURE_FORMAT_SYSTEM = "urn:dmp-agent:format-local"
-SIGNATURE_FORMAT_CODE = "urn:dmp-agent:dsg:jws-manifest:1"  # ours: see docs/host-documents.md
-SIGNATURE_MIME_TYPE = "application/jose"
+# IHE DSG detached signature (ihe: ITI TF-3 5.5.6 / DSGj 5.10.6.1.1, in TRE_A11 "Signature
+# détachée"); an XML document (ihe, believed: text/xml), in the "artificial" language (ihe: 'art').
+# docs/wire-signature.md.
+SIGNATURE_FORMAT_SYSTEM = FORMAT_SYSTEM
+SIGNATURE_FORMAT_CODE = "urn:ihe:iti:dsg:detached:2014"
+SIGNATURE_MIME_TYPE = "text/xml"
+SIGNATURE_LANGUAGE = "art"
 
 
 @dataclass(frozen=True)
@@ -77,8 +94,7 @@ FORMATS = _index(
     Code("urn:ihe:lab:xd-lab:2008", FORMAT_SYSTEM,
          "Compte rendu structuré d'examens de biologie médicale", "pdsm"),
     Code("urn:ihe:pcc:xds-ms:2007", FORMAT_SYSTEM, "Synthèse médicale (XDS-MS)", "believed"),
-    Code(SIGNATURE_FORMAT_CODE, SIGNATURE_FORMAT_SYSTEM,
-         "Signature JWS du manifeste du lot de soumission", "ours"),
+    Code(SIGNATURE_FORMAT_CODE, SIGNATURE_FORMAT_SYSTEM, "Signature détachée", "ihe"),
 )
 
 # The MIME types each format may carry: a PDF format with an HTML body is a lie that would

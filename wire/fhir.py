@@ -14,8 +14,12 @@ MAX_TEXT = 1000  # any single string field but base64 data
 FHIR_JSON = "application/fhir+json"
 JSON_PATCH = "application/json-patch+json"
 
+# Any well-formed OID (ITU-T X.660: arcs of any length, no leading zero; 2.25.<the UUID as an
+# integer> has a 39-digit arc) or a lowercase UUID, as FHIR's oid and uuid types say. Values
+# are capped at 128 characters where they are read.
+_OID = r"[0-2](?:\.(?:0|[1-9][0-9]*))+"
 _UNIQUE_ID = re.compile(
-    r"urn:(?:oid:[0-2](?:\.(?:0|[1-9][0-9]{0,19}))+"
+    rf"urn:(?:oid:{_OID}"
     r"|uuid:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})"
 )
 _INS = re.compile(r"[0-9]{5}(?:[0-9]{2}|2[AB])[0-9]{8}")
@@ -24,6 +28,10 @@ _CODE = re.compile(r"[\x21-\x7e]{1,128}")
 _FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 _URN_UUID = re.compile(r"urn:uuid:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
                        r"[0-9a-fA-F]{12}")
+# A bundle entry's fullUrl (FHIR R4 Bundle: a urn:uuid:, a urn:oid: or an absolute URL).
+_FULL_URL = re.compile(rf"{_URN_UUID.pattern}|urn:oid:{_OID}|https?://[\x21-\x7e]{{1,180}}")
+# A relative literal reference Type/id (FHIR R4 Reference.reference).
+_RELATIVE_REFERENCE = re.compile(r"([A-Z][A-Za-z]{1,40})/([A-Za-z0-9\-.]{1,64})")
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 _LANGUAGE = re.compile(r"[a-z]{2,3}(?:-[A-Z]{2})?")
 _MIME = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,62}/[a-z0-9][a-z0-9!#$&^_.+-]{0,62}")
@@ -47,6 +55,20 @@ def load_json(data: bytes | str, what: str) -> Any:
         return json.loads(data)
     except (ValueError, RecursionError):
         raise WireError("not-json", f"{what} is not valid JSON") from None
+
+
+def check_depth(value: Any, limit: int, what: str) -> None:
+    """WireError ``too-deep`` when ``value`` nests more than ``limit`` levels (iterative: a
+    hostile depth must not reach Python's recursion limit in later copies and walks)."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            raise WireError("too-deep", f"{what}: nested more than {limit} levels")
+        if isinstance(node, dict):
+            stack.extend((item, depth + 1) for item in node.values())
+        elif isinstance(node, list):
+            stack.extend((item, depth + 1) for item in node)
 
 
 def _obj(value: Any, where: str) -> dict[str, Any]:

@@ -1,9 +1,9 @@
 """What a deposit says about its document (`DepositMetadata`) and the signed ITI-65 bundle
 built from it (`signed_bundle`): the one deposit path's metadata, whoever deposits.
 
-The card signs uniqueId, size and SHA-256 (through a `Signer`: the CPS signature key of an
-open `ProfessionalSession`), not where the bytes are, so a bundle whose content is uploaded
-later keeps a valid signature whatever Binary id the host answers.
+The card signs uniqueId and SHA-256 (an IHE DSG detached signature, through a `Signer`: the CPS
+signature key of an open `ProfessionalSession`), not where the bytes are, so a bundle whose
+content is uploaded later keeps a valid signature whatever Binary id the host answers.
 """
 
 from __future__ import annotations
@@ -122,8 +122,9 @@ def signed_bundle(patient: Any, content: bytes | str, digest: Digest, metadata: 
         unique_id=f"urn:uuid:{uuid.uuid4()}", source_id=SOURCE_ID, patient=patient.patient,
         submission_time=now, author=author, content_type_code=metadata.facility_type,
     )
-    signature, jws = sign_submission(submission, [entry], signer.sign_document,
-                                     signer.signature_certificate_der,
-                                     unique_id=f"urn:uuid:{uuid.uuid4()}")
+    # The card signs the IHE DSG signature document's SignedInfo (wire.dsg): one card call.
+    signature, signature_xml = sign_submission(submission, [entry], signer.sign_document,
+                                               signer.signature_certificate_der,
+                                               unique_id=f"urn:uuid:{uuid.uuid4()}")
     return entry.unique_id, build_provide_bundle(submission, [(entry, content),
-                                                              (signature, jws)])
+                                                              (signature, signature_xml)])

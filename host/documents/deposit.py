@@ -25,9 +25,8 @@ from wire.mhd import (
     ProvidedDocument,
     ResponseEntry,
     WireError,
-    document_reference_json,
     parse_provide_bundle,
-    submission_set_json,
+    stored_document_reference,
     transaction_response_json,
 )
 
@@ -76,9 +75,15 @@ def _contents(bundle: ProvideBundle, uploads: Uploads, actor: SessionActor,
                                   f"Binary/{provided.binary_id}: contentType differs from the "
                                   "DocumentReference's")
             out.append(Content(None, upload.blob))
-        validate.check_content(entry, out[-1].blob.size, out[-1].blob.sha1_b64,
-                               out[-1].blob.sha256)
+        validate.check_content(entry, out[-1].blob.size, out[-1].blob.sha1_b64)
     return out
+
+
+def _received(bundle: ProvideBundle, contents: list[Content]) -> list[DocumentEntry]:
+    """The entries with the SHA-256 of the bytes received: the only one the host stores or
+    signs against (a declared one, from agents before PDSm 3.1.1, is never trusted)."""
+    return [dataclasses.replace(provided.entry, sha256=content.blob.sha256)
+            for provided, content in zip(bundle.documents, contents, strict=True)]
 
 
 def _signature_bytes(bundle: ProvideBundle, contents: list[Content], blobs: BlobStore) -> bytes:
@@ -89,13 +94,14 @@ def _signature_bytes(bundle: ProvideBundle, contents: list[Content], blobs: Blob
                           "submission set needs exactly one signature document (E1762)")
     content = contents[found[0]]
     if content.data is not None:
-        return content.data
-    if content.blob.size > 64 * 1024:
-        raise bad_request("signature-malformed", "signature document too large")
+        return content.data  # signing.check_signature caps its size
+    if content.blob.size > signing.MAX_SIGNATURE_BYTES:
+        raise signing.too_large()  # never read back a body that would be refused anyway
     return b"".join(blobs.read(content.blob.sha256))
 
 
-def _replay(connection: Any, bundle: ProvideBundle, ins: str) -> list[ResponseEntry] | None:
+def _replay(connection: Any, bundle: ProvideBundle, entries: list[DocumentEntry], ins: str
+            ) -> list[ResponseEntry] | None:
     """The stored answer when this submission set is already stored; None when it is new."""
     stored_set = connection.execute(select(submission_sets).where(
         submission_sets.c.ins == ins,
@@ -113,9 +119,9 @@ def _replay(connection: Any, bundle: ProvideBundle, ins: str) -> list[ResponseEn
                            f"{next(iter(rows))} is already stored in another submission set")
         return None
     same = len(rows) == len(bundle.documents) and all(
-        row.submission_set_id == stored_set.id and row.sha256 == provided.entry.sha256
-        for provided in bundle.documents
-        for row in [rows[provided.entry.unique_id]]
+        row.submission_set_id == stored_set.id and row.sha256 == entry.sha256
+        for entry in entries
+        for row in [rows[entry.unique_id]]
     )
     if not same:
         raise conflict("submission-set-conflict",
@@ -127,8 +133,10 @@ def _replay(connection: Any, bundle: ProvideBundle, ins: str) -> list[ResponseEn
 
 def _answer(bundle: ProvideBundle, set_id: str, rows: list[Any], status: str
             ) -> list[ResponseEntry]:
+    # Patient, Practitioner... entries are not created here (made contained): 200, no location.
     by_index: dict[int, ResponseEntry] = {
-        bundle.submission_set_index: ResponseEntry(status, f"List/{set_id}")}
+        index: ResponseEntry("200 OK", None) for index in range(len(bundle.kinds))}
+    by_index[bundle.submission_set_index] = ResponseEntry(status, f"List/{set_id}")
     for provided, row in zip(bundle.documents, rows, strict=True):
         doc_id, version = row.id, row.version_id
         assert provided.reference_index is not None
@@ -164,14 +172,21 @@ async def deposit(request: Request, state: Any, actor: SessionActor, mode: Acces
     now = state.clock()
     ins = bundle.submission_set.patient.ins
     audit.names_patient(ins, actor, mode, Action.DEPOSIT.value)
-    entries = [provided.entry for provided in bundle.documents]
     validate.check_author(bundle.submission_set.author, actor)
-    for entry in entries:
-        validate.check_metadata(entry, guard.policy.matrix)
-        validate.check_author(entry.author, actor)
+    for provided in bundle.documents:
+        validate.check_metadata(provided.entry, guard.policy.matrix)
+        validate.check_author(provided.entry.author, actor)
+        validate.check_stored_text(provided.resource,
+                                   f"la fiche / the DocumentReference {provided.entry.unique_id}")
+    validate.check_stored_text(bundle.submission_set_resource,
+                               "le lot de soumission / the submission set")
     contents = _contents(bundle, Uploads(blobs), actor, limit, now)
-    signing.check_signature(_signature_bytes(bundle, contents, blobs), bundle.submission_set,
-                            entries, settings.pki_dir, actor, now)
+    entries = _received(bundle, contents)
+    signing.check_signature(
+        _signature_bytes(bundle, contents, blobs), bundle.submission_set,
+        [(p.entry.unique_id, c.blob.sha256)
+         for p, c in zip(bundle.documents, contents, strict=True) if not p.entry.is_signature],
+        settings.pki_dir, actor, now)
 
     doc_ids = [records.new_id(ins) for _ in entries]
     pending: list[decisions.Pending] = []
@@ -183,15 +198,16 @@ async def deposit(request: Request, state: Any, actor: SessionActor, mode: Acces
                 document=_new_document(entry, actor, now), document_id=doc_id)
             pending.append(decisions.Pending(Action.DEPOSIT, decision, doc_id,
                                              notify=not entry.is_signature))
-        replay = _replay(connection, bundle, ins)
+        replay = _replay(connection, bundle, entries, ins)
         for index, entry in enumerate(entries):
-            if entry.replaces is None or replay is not None:
+            if (entry.replaces is None and entry.replaces_id is None) or replay is not None:
                 continue
-            old = records.by_unique_id(connection, ins, entry.replaces)
+            old = _replaced(connection, ins, entry)
             if old is None:
                 raise HostError(404, "replaced-document-not-found",
                                 f"Document à remplacer inconnu / the replaced document "
-                                f"{entry.replaces} is not in this DMP", issue_type="not-found")
+                                f"{entry.replaces or entry.replaces_id} is not in this DMP",
+                                issue_type="not-found")
             if any(other.id == old.id for other in replaced.values()):
                 raise bad_request("invalid-replacement", "one document replaced twice")
             decision = decisions.check(
@@ -219,18 +235,16 @@ async def deposit(request: Request, state: Any, actor: SessionActor, mode: Acces
                 source_id=bundle.submission_set.source_id, submitted_at=now,
                 author_id=actor.id_nat_ps, structure_id=actor.structure_id,
                 signature_sha256=signature.blob.sha256,
-                resource=submission_set_json(
-                    dataclasses.replace(bundle.submission_set, id=set_id),
-                    [f"DocumentReference/{doc_id}" for doc_id in doc_ids]),
+                resource=_stored_list(bundle, set_id, doc_ids),
             ))
-            for index, (provided, content, doc_id) in enumerate(
-                zip(bundle.documents, contents, doc_ids, strict=True)
+            for index, (provided, entry, content, doc_id) in enumerate(
+                zip(bundle.documents, entries, contents, doc_ids, strict=True)
             ):
                 old = replaced.get(index)
-                rows.append(_insert_document(connection, provided, content, doc_id, set_id,
-                                             old.id if old is not None else None, now))
+                rows.append(_insert_document(connection, provided, entry, content, doc_id,
+                                             set_id, old.id if old is not None else None, now))
                 if old is not None:
-                    _supersede(connection, old)
+                    _supersede(connection, old, now)
     except IntegrityError:
         raise conflict("concurrent-deposit",
                        "Dépôt concurrent du même document / the same document was deposited "
@@ -245,11 +259,38 @@ class _Row:
     version_id: int
 
 
-def _insert_document(connection: Any, provided: ProvidedDocument, content: Content,
-                     doc_id: str, set_id: str, replaces_id: str | None,
+def _replaced(connection: Any, ins: str, entry: DocumentEntry) -> Any:
+    """The row relatesTo names: by uniqueId (target.identifier) or by id (target.reference
+    DocumentReference/<id>), in this patient's dossier only."""
+    if entry.replaces is not None:
+        return records.by_unique_id(connection, ins, entry.replaces)
+    assert entry.replaces_id is not None
+    if records.ins_of(entry.replaces_id) != ins:
+        return None
+    try:
+        return records.load(connection, entry.replaces_id)
+    except HostError:
+        return None
+
+
+def _stored_list(bundle: ProvideBundle, set_id: str, doc_ids: list[str]) -> dict[str, Any]:
+    """The submission set as sent (sanitised, references made contained) with the host's id
+    and its entries pointing at the stored DocumentReferences."""
+    resource = {**bundle.submission_set_resource, "id": set_id}
+    sent = resource.get("entry") or []
+    resource["entry"] = [
+        {**(sent[i] if i < len(sent) and isinstance(sent[i], dict) else {}),
+         "item": {"reference": f"DocumentReference/{doc_id}"}}
+        for i, doc_id in enumerate(doc_ids)]
+    return resource
+
+
+def _insert_document(connection: Any, provided: ProvidedDocument, received: DocumentEntry,
+                     content: Content, doc_id: str, set_id: str, replaces_id: str | None,
                      now: dt.datetime) -> _Row:
-    entry = dataclasses.replace(provided.entry, id=doc_id, version_id=1, status="current",
-                                date=now, content_url=f"Binary/{doc_id}")
+    entry = dataclasses.replace(received, id=doc_id, version_id=1, status="current",
+                                date=received.date or now, content_url=f"Binary/{doc_id}",
+                                size=content.blob.size, sha1_b64=content.blob.sha1_b64)
     connection.execute(insert(documents).values(
         ins=entry.patient.ins, id=doc_id, unique_id=entry.unique_id, version_id=1,
         status="current", class_code=entry.class_code, type_code=entry.type_code,
@@ -265,12 +306,12 @@ def _insert_document(connection: Any, provided: ProvidedDocument, content: Conte
         service_stop=entry.service_stop, deposited_at=now, size=content.blob.size,
         sha256=content.blob.sha256, sha1_b64=content.blob.sha1_b64,
         submission_set_id=set_id, replaces_id=replaces_id,
-        resource=document_reference_json(entry),
+        resource=stored_document_reference(provided.resource, entry, last_updated=now),
     ))
     return _Row(doc_id, 1)
 
 
-def _supersede(connection: Any, old: Any) -> None:
+def _supersede(connection: Any, old: Any, now: dt.datetime) -> None:
     """The replaced document leaves the current set, in the deposit's transaction."""
     entry = dataclasses.replace(records.stored_entry(old), status="superseded",
                                 version_id=old.version_id + 1)
@@ -278,9 +319,8 @@ def _supersede(connection: Any, old: Any) -> None:
         documents.c.ins == old.ins, documents.c.id == old.id,
         documents.c.version_id == old.version_id, documents.c.status == "current",
     ).values(status="superseded", version_id=old.version_id + 1,
-             resource=document_reference_json(entry)))
+             resource=stored_document_reference(old.resource, entry, last_updated=now)))
     if result.rowcount != 1:
         raise conflict("concurrent-change",
                        "Le document remplacé a changé entre-temps / the replaced document "
                        "changed meanwhile: retry")
-

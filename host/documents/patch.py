@@ -15,12 +15,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import select
+
 from policies import AccessMode, Action
 from wire import codes
 from wire.mhd import (
     WireError,
     apply_json_patch,
     is_archived,
+    is_archived_extension,
     parse_json_patch,
     parse_security_labels,
 )
@@ -28,6 +31,7 @@ from wire.mhd import (
 from .. import audit
 from ..actors import SessionActor
 from ..errors import HostError, bad_request
+from ..store.schema import documents
 from . import decisions, records, versions
 
 MODIFIABLE = ("status", "securityLabel")
@@ -45,29 +49,44 @@ def _rest(resource: dict[str, Any]) -> dict[str, Any]:
     rest = {k: v for k, v in resource.items() if k not in (*MODIFIABLE, "meta")}
     extensions = rest.get("extension")
     if isinstance(extensions, list):
-        rest["extension"] = [e for e in extensions
-                             if not (isinstance(e, dict) and e.get("url") == codes.IS_ARCHIVED_URL)]
+        rest["extension"] = [e for e in extensions if not is_archived_extension(e)]
     return rest
 
 
 def find(connection: Any, identifier: str, patient_ins: str | None) -> Any:
+    """The document ``identifier`` names: ``urn:dmp:host:document-id|<id>`` (the id names its
+    patient), ``urn:ietf:rfc:3986|<uniqueId>`` or a bare ``<uniqueId>`` (FHIR token: any
+    system). Without a patient, the uniqueId is first looked up alone
+    (ix_documents_unique_id) to find its patient, then read by (patient, uniqueId) as
+    always; two patients holding it is a 412 (FHIR conditional update: not selective)."""
     system, sep, value = identifier.partition("|")
-    if not sep or not value:
+    if not sep:  # a bare value: a uniqueId is a URN, a document id never is
+        system, value = (codes.RFC3986 if identifier.startswith("urn:")
+                         else codes.DOCUMENT_ID_SYSTEM), identifier
+    if not value:
         raise bad_request("invalid-identifier", "identifier=<system>|<value>")
     if system == codes.DOCUMENT_ID_SYSTEM:
         return records.load(connection, value)
-    if system == codes.RFC3986:
-        if patient_ins is None:
-            raise bad_request("patient-required",
-                              "Nommez le patient (patient ou patient.identifier) avec un uniqueId "
-                              "/ name the patient with a uniqueId identifier")
-        row = records.by_unique_id(connection, patient_ins, value)
-        if row is None:
-            raise HostError(404, "document-not-found", "Document inconnu / no such document",
-                            issue_type="not-found")
-        return row
-    raise bad_request("invalid-identifier", f"identifier system {codes.RFC3986} (uniqueId) or "
-                      f"{codes.DOCUMENT_ID_SYSTEM}")
+    if system != codes.RFC3986:
+        raise bad_request("invalid-identifier", f"identifier system {codes.RFC3986} (uniqueId) "
+                          f"or {codes.DOCUMENT_ID_SYSTEM}")
+    holders = [patient_ins] if patient_ins is not None else _holders(connection, value)
+    if len(holders) > 1:
+        raise HostError(412, "identifier-not-selective",
+                        "Plusieurs patients ont un document de ce uniqueId : nommez le patient "
+                        "(patient ou patient.identifier) / more than one patient holds this "
+                        "uniqueId: name the patient", issue_type="multiple-matches")
+    row = records.by_unique_id(connection, holders[0], value) if holders else None
+    if row is None:
+        raise HostError(404, "document-not-found", "Document inconnu / no such document",
+                        issue_type="not-found")
+    return row
+
+
+def _holders(connection: Any, unique_id: str) -> list[str]:
+    """The patients (at most two: one more than decides) with a document ``unique_id``."""
+    return list(connection.execute(select(documents.c.ins).where(
+        documents.c.unique_id == unique_id).limit(2)).scalars())
 
 
 def _actions(old: dict[str, Any], new: dict[str, Any]) -> list[Action]:

@@ -1,18 +1,20 @@
-"""The deposit's signature document: the JWS verifies, its certificate is a CPS signature
-certificate from the health CA (valid, not revoked) of the session's professional, and the
-manifest it signs is exactly this deposit."""
+"""The deposit's signature document (IHE DSG detached XAdES, `wire.dsg`): it verifies, its
+certificate is a CPS signature certificate from the health CA (valid, not revoked) of the
+session's professional, and its manifest names exactly this deposit's documents with the SHA-256
+of the bytes the host received. docs/wire-signature.md lists every refusal."""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.x509.oid import NameOID
 
-from wire.mhd import DocumentEntry, SubmissionSet
-from wire.signature import Manifest, SignatureError, verify_manifest_signature
+from wire import dsg
+from wire.mhd import SubmissionSet
 
 from ..actors import SessionActor
 from ..errors import HostError, bad_request
@@ -78,21 +80,42 @@ def check_signer_certificate(certificate: x509.Certificate, pki_dir: Path,
                       "deposit is signed by another card than the session's")
 
 
-def check_signature(jws: bytes, submission_set: SubmissionSet,
-                    entries: list[DocumentEntry], pki_dir: Path, actor: SessionActor,
+MAX_SIGNATURE_BYTES = dsg.MAX_SIGNATURE_BYTES
+
+
+def too_large() -> HostError:
+    return bad_request("signature-too-large", _DOCUMENT_REFUSALS["signature-too-large"][1])
+
+
+# Each refusal of the signature document itself: (status, French / English message).
+_DOCUMENT_REFUSALS = {
+    "signature-too-large": (400, "Document de signature trop volumineux / the signature document "
+                                 "is too large"),
+    "signature-dtd": (400, "Document de signature refusé : DTD ou entités interdites / DTD and "
+                           "entity declarations are refused in the signature document"),
+    "signature-malformed": (400, "Document de signature illisible / malformed signature "
+                                 "document"),
+    "bad-signature": (403, "Signature du lot invalide / the submission-set signature does not "
+                           "verify"),
+}
+
+
+def check_signature(data: bytes, submission_set: SubmissionSet,
+                    digests: Sequence[tuple[str, str]], pki_dir: Path, actor: SessionActor,
                     now: dt.datetime) -> None:
-    """Raise HostError unless ``jws`` is the session professional's valid signature of this
-    exact deposit."""
+    """Raise HostError unless ``data`` is the session professional's valid DSG signature of this
+    exact deposit. ``digests``: (uniqueId, SHA-256 hex the host computed from the bytes it
+    received) of every document but the signature — never the declared hashes."""
     try:
-        signed = verify_manifest_signature(jws)
-    except SignatureError as error:
-        if error.code == "bad-signature":
-            raise refused("bad-signature", "Signature du lot invalide / the submission-set "
-                          "signature does not verify") from None
-        raise bad_request("signature-malformed", f"Document de signature illisible / "
-                          f"malformed signature document: {error.message}") from None
+        signed = dsg.verify(data)
+    except dsg.DsgError as error:
+        status, message = _DOCUMENT_REFUSALS[error.code]
+        if status == 403:
+            raise refused(error.code, message) from None
+        raise bad_request(error.code, f"{message}: {error.message}") from None
     check_signer_certificate(signed.certificate, pki_dir, actor, now)
-    if signed.manifest != Manifest.for_deposit(submission_set, entries):
+    problem = dsg.mismatch(signed, submission_set.unique_id, submission_set.patient, digests)
+    if problem is not None:
         raise refused("signature-manifest-mismatch",
-                      "La signature porte sur un autre lot / the signature covers other "
-                      "documents, hashes or another patient than this deposit")
+                      f"La signature porte sur un autre lot / the signature covers other "
+                      f"documents, bytes or another patient than this deposit: {problem}")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from typing import Any
 
 from policies import AccessMatrix
 from wire import codes
@@ -14,7 +15,7 @@ from wire.mhd import Author, DocumentEntry
 from ..actors import SessionActor
 from ..blobs import too_large
 from ..errors import HostError, bad_request
-from ..text import refuse_control_characters
+from ..text import has_control_characters, refuse_control_characters
 
 
 def check_metadata(entry: DocumentEntry, matrix: AccessMatrix) -> None:
@@ -70,7 +71,8 @@ def check_metadata(entry: DocumentEntry, matrix: AccessMatrix) -> None:
 def check_author(author: Author, actor: SessionActor) -> None:
     """The author is the session's professional, for the session's practice situation."""
     same = (
-        author.id_nat_ps == actor.id_nat_ps
+        author.id_system == codes.ID_NAT_PS_SYSTEM
+        and author.id_nat_ps == actor.id_nat_ps
         and author.profession == actor.profession
         and author.structure_id == actor.structure_id
         and (author.specialty is None or author.specialty == actor.specialty)
@@ -82,21 +84,40 @@ def check_author(author: Author, actor: SessionActor) -> None:
                         "structure)", issue_type="forbidden")
 
 
+def check_stored_text(resource: Any, what: str) -> None:
+    """No control character in any string the host will store and serve to other people
+    (host.text: terminal escapes, bidirectional overrides...); line breaks and tabs are
+    text in a description or a note."""
+    stack = [resource]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+        elif isinstance(node, str) and has_control_characters(
+            node.replace("\n", " ").replace("\r", " ").replace("\t", " ")
+        ):
+            refuse_control_characters(node, what, "invalid-characters")
+
+
 def check_declared_size(entry: DocumentEntry, limit: int) -> None:
     if entry.size > limit:
         raise too_large(limit)
 
 
-def check_content(entry: DocumentEntry, size: int, sha1_b64: str, sha256: str) -> None:
-    """The received content is the declared one (size, FHIR SHA-1, our SHA-256)."""
+def check_content(entry: DocumentEntry, size: int, sha1_b64: str) -> None:
+    """The received content is the declared one: Attachment.size and Attachment.hash (base64
+    SHA-1, FHIR R4 / MHD; PDSm requires both). The SHA-256 the host stores is computed from
+    the bytes, never taken from the bundle."""
     if size != entry.size:
         raise bad_request("size-mismatch",
                           f"Taille déclarée {entry.size}, reçue {size} / declared size differs "
                           f"from the content (document {entry.unique_id})")
-    if sha1_b64 != entry.sha1_b64 or sha256 != entry.sha256:
+    if sha1_b64 != entry.sha1_b64:
         raise bad_request("hash-mismatch",
-                          f"L'empreinte du contenu ne correspond pas / the content's hash "
-                          f"differs from the declared one (document {entry.unique_id})")
+                          f"L'empreinte SHA-1 du contenu ne correspond pas / the content's SHA-1 "
+                          f"differs from attachment.hash (document {entry.unique_id})")
 
 
 def digests(data: bytes) -> tuple[str, str]:

@@ -2,8 +2,8 @@
 
 The one writer of changed metadata, whoever asked for the change (a professional's JSON
 Patch, host/documents/patch.py, or the patient masking a document, host/patient_documents.py):
-the row's columns and its DocumentReference, re-rendered from the stored one, change in one
-UPDATE that also checks the version the change was decided on.
+the row's columns and its DocumentReference (the stored one with its server-managed elements
+set anew) change in one UPDATE that also checks the version the change was decided on.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from sqlalchemy import Connection, Row, update
 
 from policies import one_month_after
 from wire import codes
-from wire.mhd import document_reference_json
+from wire.mhd import stored_document_reference
 
 from ..errors import HostError
 from ..store.schema import documents
@@ -45,7 +45,9 @@ def write_version(
         values["visible_to_patient_from"] = one_month_after(now) if invisible else None
     entry = dataclasses.replace(records.stored_entry(row), status=status, visibility=visibility,
                                 archived=archived, version_id=version)
-    values["resource"] = document_reference_json(entry)
+    # The stored resource keeps every element the depositor sent; only the server-managed
+    # ones change (wire.documents.stored_document_reference).
+    values["resource"] = stored_document_reference(row.resource, entry, last_updated=now)
     result = connection.execute(update(documents).where(
         documents.c.ins == row.ins, documents.c.id == row.id,
         documents.c.version_id == row.version_id,

@@ -11,7 +11,7 @@ from starlette.routing import BaseRoute, Route
 from policies import Action
 from wire.mhd import FHIR_JSON, JSON_PATCH, Patient, WireError
 
-from .. import audit
+from .. import audit, capability
 from ..actors import access_mode
 from ..bodies import read_body
 from ..documents import deposit as deposit_module
@@ -40,7 +40,8 @@ async def provide(request: Request) -> Response:
       A transaction Bundle (PDSm comprehensive provide bundle) with one SubmissionSet List,
       its DocumentReferences, their contents (inline Binary entries, or `Binary/<id>` of a
       body sent before with POST /fhir/Binary) and exactly one signature document (type
-      E1762: a JWS of the deposit's manifest signed by the author's CPS signature key).
+      E1762: an IHE DSG detached XAdES signature whose manifest names each document by
+      its uniqueId and SHA-256, signed with the author's CPS signature key).
       All or nothing; idempotent on the submission set and document uniqueIds (a replay is
       answered 200 with the stored locations and an informational outcome).
       Refusals (OperationOutcome, code in urn:dmp:host:error): 400 malformed bundle or
@@ -145,29 +146,44 @@ class DocumentReferences(HTTPEndpoint):
         summary: ITI-67 Find Document References
         description: >
           `patient` (Patient/<INS>) or `patient.identifier` (urn:oid:<INS OID>|<INS>) and
-          `status` are mandatory; also category (or class), type, creation and date
-          (ge/le/gt/lt/eq), author (idNat_PS), security-label, format, isArchived, _count.
-          Only what the rules let the caller see is returned; the `next` link carries an
-          opaque _cursor. Unknown parameters are refused (400).
+          `status` are mandatory; every parameter of PDSm 3.1.1 and MHD ITI-67 is served
+          (docs/wire-search.md; GET /fhir/metadata lists them). Tokens honour system|code,
+          |code and code; values OR'ed by commas, repeated parameters AND'ed. Unknown
+          parameters are ignored and named in an OperationOutcome entry (search.mode
+          outcome), or refused (400) with `Prefer: handling=strict`. Only what the rules
+          let the caller see is returned; the `next` link carries an opaque _cursor.
+        parameters:
+          - {name: Prefer, in: header, required: false, schema: {type: string},
+             description: "handling=strict: an unknown parameter is a 400"}
         responses:
           200: {description: searchset Bundle}
-          400: {description: Malformed or incomplete query}
+          400: {description: 'Malformed or incomplete query (OperationOutcome, expression:
+                the parameter)'}
           403: {description: The dossier is closed to the caller}
         """
         host = host_state(request)
         actor = host.authenticator.session(request)
-        query = search.parse_query(request.url.query)
-        mode = access_mode(request)
-        audit.names_patient(query.patient.ins, actor, mode, Action.SEARCH.value)
-        return Response(search.search(host, actor, mode, query, base=base_url(request)),
-                        media_type=FHIR_JSON)
+        try:
+            parsed = search.parse_request(request.url.query, request.headers.get("prefer"))
+            mode = access_mode(request)
+            audit.names_patient(parsed.query.patient.ins, actor, mode, Action.SEARCH.value)
+            return Response(search.search(host, actor, mode, parsed.query,
+                                          base=base_url(request), ignored=parsed.ignored),
+                            media_type=FHIR_JSON)
+        except search.SearchRefused as error:
+            current = audit.current()
+            if current is not None:
+                current.error_code = error.code  # the reason a refusal is traced with
+            return fhir(error.outcome(), error.status)
 
     async def patch(self, request: Request) -> Response:
         """
         summary: Update document metadata (conditional PATCH, JSON Patch)
         description: >
-          `identifier=urn:ietf:rfc:3986|<uniqueId>` with `patient` or `patient.identifier`,
-          or `identifier=urn:dmp:host:document-id|<id>`. Body application/json-patch+json.
+          `identifier=urn:ietf:rfc:3986|<uniqueId>` (or the bare uniqueId), with or without
+          `patient` / `patient.identifier`, or `identifier=urn:dmp:host:document-id|<id>`.
+          Without a patient, a uniqueId two patients hold is a 412 (identifier-not-selective).
+          Body application/json-patch+json.
           Only status (current -> entered-in-error: delete, author only), securityLabel
           (MASQUE_PS, INVISIBLE_PATIENT) and the PDSm isArchived extension may change; each
           change makes a new meta.versionId. If-Match W/"<versionId>" is honoured.
@@ -177,7 +193,8 @@ class DocumentReferences(HTTPEndpoint):
           403: {description: Refused by the access rules}
           404: {description: No such document}
           405: {description: The patch touches an element that may not change}
-          412: {description: If-Match does not match the current version}
+          412: {description: 'If-Match does not match the current version, or the uniqueId is
+                not selective (two patients)'}
           415: {description: Not application/json-patch+json}
         """
         host = host_state(request)
@@ -214,4 +231,5 @@ routes: list[BaseRoute] = [
     Route("/fhir/Binary/{id}", read_binary, methods=["GET"]),
     Route("/fhir/DocumentReference", DocumentReferences, methods=["GET", "PATCH"]),
     Route("/fhir/DocumentReference/{id}", read_reference, methods=["GET"]),
+    Route("/fhir/metadata", capability.metadata, methods=["GET"]),
 ]

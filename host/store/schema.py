@@ -192,6 +192,8 @@ Index("ix_documents_type", documents.c.ins, documents.c.type_code)
 Index("ix_documents_recent", documents.c.ins, documents.c.status, documents.c.deposited_at,
       documents.c.id)
 Index("ix_documents_author", documents.c.ins, documents.c.author_id)
+# Which patient holds a uniqueId (conditional PATCH by identifier alone, migration 0008).
+Index("ix_documents_unique_id", documents.c.unique_id)
 
 # -- traceability: append-only, read by the patient
 access_log = Table(

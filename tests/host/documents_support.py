@@ -151,17 +151,17 @@ def deposit_bundle(
     signed_documents: list[DocumentEntry] | None = None,
     submission_uid: str | None = None,
 ) -> Deposit:
-    """A signed ITI-65 bundle; ``signed_documents`` lets a test sign other metadata than it
-    sends (a forged manifest)."""
+    """A signed ITI-65 bundle; ``signed_documents`` lets a test sign other documents or digests
+    than it sends (a forged manifest)."""
     submission = SubmissionSet(
         unique_id=submission_uid or new_uid(), source_id="urn:oid:1.2.250.1.999.1",
         patient=patient, submission_time=dt.datetime(2026, 11, 27, 9, 0, tzinfo=dt.UTC),
         author=author_of(who), content_type_code="SA07",
     )
     signed = signed_documents if signed_documents is not None else [e for e, _ in documents]
-    signature, jws = sign_submission(submission, signed, card.sign, card.certificate(),
-                                     unique_id=new_uid())
-    docs = [*documents, (signature, jws)]
+    signature, signature_xml = sign_submission(submission, signed, card.sign, card.certificate(),
+                                               unique_id=new_uid())
+    docs = [*documents, (signature, signature_xml)]
     return Deposit(submission, docs, build_provide_bundle(submission, docs))
 
 

@@ -137,11 +137,23 @@ def test_search_pages_with_a_next_link(host: InProcessHost, pki: Pki) -> None:
 @pytest.mark.parametrize("query", [
     "status=current",  # no patient
     f"patient=Patient/{PATIENT.ins}",  # no status
-    f"patient=Patient/{PATIENT.ins}&status=current&colour=blue",  # unknown parameter
     f"patient=Patient/{PATIENT.ins}&status=current&creation=yesterday",
 ])
 def test_bad_search_is_a_400(host: InProcessHost, query: str) -> None:
     assert host.client(GP).get(f"/fhir/DocumentReference?{query}").status_code == 400
+
+
+def test_an_unknown_search_parameter_is_reported_or_refused_when_strict(
+        host: InProcessHost) -> None:
+    # MHD: "additional parameters not supported should be ignored"; FHIR's strict handling.
+    url = f"/fhir/DocumentReference?patient=Patient/{PATIENT.ins}&status=current&colour=blue"
+    lenient = host.client(GP).get(url)
+    assert lenient.status_code == 200
+    outcomes = [e for e in lenient.json().get("entry", [])
+                if e.get("search", {}).get("mode") == "outcome"]
+    assert outcomes and "colour" in json.dumps(outcomes)
+    strict = host.client(GP).get(url, headers={"prefer": "handling=strict"})
+    assert strict.status_code == 400
 
 
 def test_retrieve_returns_the_deposited_bytes(host: InProcessHost, pki: Pki) -> None:
@@ -244,17 +256,18 @@ def test_malformed_patch_is_400(host: InProcessHost, pki: Pki, body: bytes) -> N
     assert response.status_code == 400
 
 
-def test_patch_by_unique_id_needs_the_patient(host: InProcessHost, pki: Pki) -> None:
+def test_patch_by_unique_id_with_or_without_the_patient(host: InProcessHost, pki: Pki) -> None:
     entry = entry_for(PDF)
     deposit(host, pki, (entry, PDF))
     archive = json.dumps([{"op": "replace", "path": "/extension/0/valueBoolean",
                            "value": True}])
     client = host.client(OPTICIAN_CARD)
     url = f"/fhir/DocumentReference?identifier={codes.RFC3986}|{entry.unique_id}"
-    assert client.patch(url, content=archive, headers=PATCH).status_code == 400
     response = client.patch(f"{url}&patient=Patient/{PATIENT.ins}", content=archive,
                             headers=PATCH)
     assert response.status_code == 200
+    unarchive = archive.replace("true", "false")
+    assert client.patch(url, content=unarchive, headers=PATCH).status_code == 200
 
 
 def test_replace_supersedes_the_old_version(host: InProcessHost, pki: Pki) -> None:

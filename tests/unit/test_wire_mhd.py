@@ -11,6 +11,7 @@ import datetime as dt
 import hashlib
 import json
 import os
+import random
 from dataclasses import replace
 from typing import Any
 
@@ -22,7 +23,8 @@ from cryptography.x509.oid import NameOID
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from wire import codes
+from tests.fuzz_targets import mutate_json, pdsm_bundles
+from wire import codes, dsg
 from wire.mhd import (
     Author,
     DocumentEntry,
@@ -39,14 +41,11 @@ from wire.mhd import (
     parse_search_query,
     search_bundle_json,
 )
-from wire.signature import (
-    Manifest,
-    SignatureError,
-    sign_submission,
-    verify_manifest_signature,
-)
+from wire.search import Token
+from wire.signature import sign_submission
 
 PATIENT = Patient("180017512345688", codes.INS_TEST_OID)
+GUIDE_BUNDLES = pdsm_bundles()
 AUTHOR = Author("810003456786", "28", "582345678900021", None, "PETIT", "Sophie")
 BODY = b"%PDF-1.4 test"
 KEY = rsa.generate_private_key(public_exponent=65537, key_size=1024)  # fast; tests only
@@ -92,47 +91,40 @@ SUBMISSION = SubmissionSet("urn:uuid:11111111-2222-4333-8444-555555555555",
 
 def bundle() -> dict[str, Any]:
     document, uploaded = entry(), entry(unique_id="urn:oid:1.2.250.1.999.4")
-    signature, jws = sign_submission(SUBMISSION, [document, uploaded], sign, CERT,
-                                     unique_id="urn:oid:1.2.250.1.999.3")
-    return build_provide_bundle(SUBMISSION, [(document, BODY), (signature, jws),
+    signature, signature_xml = sign_submission(SUBMISSION, [document, uploaded], sign, CERT,
+                                               unique_id="urn:oid:1.2.250.1.999.3")
+    return build_provide_bundle(SUBMISSION, [(document, BODY), (signature, signature_xml),
                                              (uploaded, "a" * 32)])
 
 
 def test_document_reference_round_trip() -> None:
     original = entry(id="x.1", version_id=3, status="superseded", archived=True,
                      content_url="Binary/x.1", date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
+    # The SHA-256 stays with whoever saw the bytes: the wire carries SHA-1 and size only.
     assert document_entry_from_json(json.loads(json.dumps(
-        document_reference_json(original)))) == original
+        document_reference_json(original)))) == replace(original, sha256="")
 
 
 def test_provide_bundle_round_trip() -> None:
     parsed = parse_provide_bundle(json.dumps(bundle()).encode())
     assert parsed.submission_set == SUBMISSION
     assert next(d.entry.unique_id for d in parsed.documents) == entry().unique_id
-    assert parsed.documents[0].data == BODY and parsed.documents[0].entry == entry()
+    assert parsed.documents[0].data == BODY
+    assert parsed.documents[0].entry == replace(entry(), sha256="",
+                                                date=SUBMISSION.submission_time)
     assert parsed.documents[2].binary_id == "a" * 32
     assert parsed.kinds == ("List", "DocumentReference", "DocumentReference",
                             "DocumentReference", "Binary", "Binary")
-    jws = parsed.documents[1].data
-    assert jws is not None
-    signed = verify_manifest_signature(jws)
-    assert signed.manifest == Manifest.for_deposit(
-        SUBMISSION, [d.entry for d in parsed.documents])
-
-
-def test_tampered_jws_does_not_verify() -> None:
-    _, jws = sign_submission(SUBMISSION, [entry()], sign, CERT, unique_id="urn:oid:1.2.3")
-    header, payload, signature = jws.split(b".")
-    forged = json.loads(base64.urlsafe_b64decode(payload + b"=" * (-len(payload) % 4)))
-    forged["documents"][0]["size"] += 1
-    payload = base64.urlsafe_b64encode(json.dumps(forged, sort_keys=True, separators=(
-        ",", ":")).encode()).rstrip(b"=")
-    with pytest.raises(SignatureError) as caught:
-        verify_manifest_signature(b".".join((header, payload, signature)))
-    assert caught.value.code == "bad-signature"
-    with pytest.raises(SignatureError) as caught:
-        verify_manifest_signature(b"a.b")
-    assert caught.value.code == "signature-malformed"
+    # The signature document travels inline and signs the other two documents (tests/unit/
+    # test_dsg.py tests the format itself).
+    signature = parsed.documents[1]
+    assert signature.entry.is_signature and signature.data is not None
+    assert signature.entry.format_code == codes.SIGNATURE_FORMAT_CODE
+    signed = dsg.verify(signature.data)
+    assert signed.submission_set == SUBMISSION.unique_id and signed.patient == PATIENT
+    assert dsg.mismatch(signed, SUBMISSION.unique_id, PATIENT, [
+        (entry().unique_id, hashlib.sha256(BODY).hexdigest()),
+        ("urn:oid:1.2.250.1.999.4", entry().sha256)]) is None
 
 
 def mutate(path: list[Any], value: Any) -> dict[str, Any]:
@@ -150,7 +142,8 @@ def mutate(path: list[Any], value: Any) -> dict[str, Any]:
 @pytest.mark.parametrize(("path", "value", "code"), [
     (["type"], "batch", "bundle-type"),
     (["resourceType"], "Patient", "not-a-bundle"),
-    (["entry", 0, "fullUrl"], "http://x/1", "invalid-full-url"),
+    (["entry", 0, "fullUrl"], "ftp://x/1", "invalid-full-url"),
+    (["entry", 0, "fullUrl"], "urn:oid:1.02", "invalid-full-url"),
     (["entry", 0, "request", "method"], "PUT", "invalid-request"),
     (["entry", 1, "resource", "subject", "identifier", "value"], "280017512345688",
      "patient-mismatch"),
@@ -176,8 +169,9 @@ def test_search_query_round_trip() -> None:
         f"patient.identifier=urn:oid:{PATIENT.oid}|{PATIENT.ins}&status=current,superseded"
         "&type=http://loinc.org|34810-2&creation=ge2026-01-01&creation=le2026-12-31T00:00:00Z"
         "&security-label=MASQUE_PS&isArchived=false&_count=10")
-    assert query.patient == PATIENT and query.types == ("34810-2",)
-    assert query.creation[0] == ("ge", dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
+    assert query.patient == PATIENT
+    assert query.of("type")[0].values == (Token("http://loinc.org", "34810-2"),)
+    assert query.of("creation")[0].values[0].low == dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
     assert parse_search_query(query.to_query_string()) == query
 
 
@@ -199,7 +193,8 @@ def test_search_bundle_parses_back() -> None:
     resource = document_reference_json(entry(id="x.1", version_id=1))
     page = parse_search_bundle(json.dumps(search_bundle_json(
         [resource], base="https://h/fhir", self_url="s", next_url="https://h/fhir/n")))
-    assert page.entries == (entry(id="x.1", version_id=1),) and page.next_url.endswith("/n")
+    assert page.entries == (entry(id="x.1", version_id=1, sha256=""),)
+    assert page.next_url.endswith("/n")
 
 
 def test_json_patch_applies_without_touching_the_original() -> None:
@@ -261,6 +256,17 @@ def test_fuzz_bundle_parser_mutations(data: st.DataObject) -> None:
 
 
 @FUZZ
+@given(st.integers(min_value=0, max_value=2**32), st.lists(json_values, min_size=1, max_size=4))
+def test_fuzz_guide_bundle_mutations(seed: int, values: list[Any]) -> None:
+    """The PDSm guide's examples as bundles, mutated structurally (nodes deleted, replaced,
+    duplicated, references pointed elsewhere): only WireError comes out of the parser."""
+    rng = random.Random(seed)
+    document = mutate_json(copy.deepcopy(rng.choice(GUIDE_BUNDLES)), rng, values)
+    with contextlib.suppress(WireError):
+        parse_provide_bundle(json.dumps(document))
+
+
+@FUZZ
 @given(st.binary(max_size=200) | json_values.map(lambda v: json.dumps(v).encode())
        | st.lists(st.fixed_dictionaries({"op": st.sampled_from(
            ["add", "remove", "replace", "test", "move", "copy", "x"]),
@@ -283,3 +289,73 @@ def test_fuzz_json_patch(data: bytes) -> None:
 def test_fuzz_search_query(text: str) -> None:
     with contextlib.suppress(WireError):
         parse_search_query(text)
+
+
+# -- PDSm 3.1.1 shapes (tests/conformance has the same over the live host) --------------------
+
+
+@pytest.mark.parametrize("unique_id", [
+    "urn:oid:2.25.329800735698586629295641978511506172918",  # a UUID as an integer (39 digits)
+    "urn:oid:1.2.250.1.213.1.4.10.123456789012345678901234567890",
+    "urn:oid:0.0", "urn:uuid:12345678-abcd-1234-abcd-1234567890ab",
+])
+def test_well_formed_unique_ids_are_accepted(unique_id: str) -> None:
+    assert entry(unique_id=unique_id).unique_id == unique_id
+
+
+@pytest.mark.parametrize("unique_id", [
+    "urn:oid:1.2.03", "urn:oid:3.1", "urn:oid:1", "urn:oid:1..2", "urn:oid:1.2.",
+    "urn:uuid:12345678-ABCD-1234-abcd-1234567890ab", "oid:1.2.3",
+])
+def test_malformed_unique_ids_are_refused(unique_id: str) -> None:
+    with pytest.raises(WireError) as caught:
+        entry(unique_id=unique_id)
+    assert caught.value.code == "invalid-unique-id"
+
+
+def test_agent_document_reference_has_no_project_extension() -> None:
+    resource = document_reference_json(entry())
+    assert codes.SHA256_EXTENSION_URL not in json.dumps(resource)
+    assert resource["extension"] == [{"url": codes.IS_ARCHIVED_URL, "valueBoolean": False}]
+    assert resource["custodian"] == {"reference": "#author-org"}
+
+
+def test_old_sha256_extension_and_archive_url_are_still_read() -> None:
+    resource = document_reference_json(entry())
+    resource["extension"] = [{"url": codes.IS_ARCHIVED_URL_PRE_3, "valueBoolean": True}]
+    resource["content"][0]["attachment"]["extension"] = [{
+        "url": codes.SHA256_EXTENSION_URL,
+        "valueBase64Binary": base64.b64encode(hashlib.sha256(BODY).digest()).decode()}]
+    read = document_entry_from_json(resource)
+    assert read.archived and read.sha256 == hashlib.sha256(BODY).hexdigest()
+
+
+def test_guide_bundle_author_profession_from_qualification() -> None:
+    """The guide's DocumentReference names its author by PractitionerRole/<id>, a bundle
+    entry whose code has no G15: the profession comes from Practitioner.qualification."""
+    parsed = parse_provide_bundle(json.dumps(GUIDE_BUNDLES[1]))
+    document = parsed.documents[0]
+    assert (document.entry.author.id_nat_ps, document.entry.author.profession,
+            document.entry.author.structure_id) == ("810001234565", "10", "581234567800015")
+    assert document.entry.patient == PATIENT
+    assert document.data == b"Hello World"
+    contained = {c["id"]: c["resourceType"] for c in document.resource["contained"]}
+    assert contained["practitionerrole-example"] == "PractitionerRole"
+    assert document.resource["custodian"] == {"reference": "#org-example"}
+    assert document.resource["context"]["sourcePatientInfo"] == {"reference": "#fr-patient-123"}
+    assert parsed.submission_set.source_id == "SRC-01"
+
+
+def test_author_identifier_is_read_with_its_system() -> None:
+    bundle = copy.deepcopy(GUIDE_BUNDLES[1])
+    practitioner = next(e["resource"] for e in bundle["entry"]
+                        if e["resource"]["resourceType"] == "Practitioner")
+    practitioner["identifier"][0]["system"] = "urn:oid:1.2.250.1.71.4.2.9"
+    with pytest.raises(WireError) as caught:
+        parse_provide_bundle(json.dumps(bundle))
+    assert caught.value.code == "invalid-author"
+
+
+def test_content_matches() -> None:
+    assert entry().content_matches(BODY) and not entry().content_matches(BODY + b"x")
+    assert replace(entry(), sha256="").content_matches(BODY)
