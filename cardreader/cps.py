@@ -10,7 +10,8 @@ Reads are as few as the card allows: SELECT returns the FCP (size), READ BINARY 
 largest chunk (0xE7 bytes), every file read is kept for the life of the `CpsCard` object, and
 certificates are read only when asked for.
 
-The PIN is never logged, stored or kept: it lives in a bytearray cleared after the VERIFY.
+The PIN (and the PUK) are never logged, stored or kept: they live in a bytearray cleared after
+the VERIFY (or the RESET RETRY COUNTER).
 Nothing here ever presents a PIN twice on its own.
 """
 
@@ -33,7 +34,11 @@ from .errors import (
     InvalidPinFormatError,
     MalformedResponseError,
     NotSupportedError,
+    PinBlockedError,
+    PukBlockedError,
     WrongParametersError,
+    WrongPinError,
+    WrongPukError,
 )
 from .iso7816 import fcp_size, read_binary, read_record, select_path
 from .tlv import Tlv, parse_all, parse_one
@@ -67,6 +72,7 @@ ALGO_RSA_PKCS = 0x02  # AT: PKCS#1 type-1 padding of the DigestInfo sent
 CRT_HT, CRT_DST, CRT_AT = 0xAA, 0xB6, 0xA4
 SDO_CHV_CLASS = 0x81  # IAS-ECC SDO class "user PIN" with the local bit, as the GET DATA sends it
 DEFAULT_MAX_TRIES = 3  # real CPS cards; used only when the card cannot say
+PUK_LENGTH = 8  # the CPS's code de déblocage: 8 digits (docs/cps.md)
 
 SHA256_DIGEST_INFO = bytes.fromhex("3031300d060960864801650304020105000420")
 ACTIVITY_LABEL = re.compile(r"^CPS_ACTIVITY_(\d{2})_PS$")
@@ -315,13 +321,26 @@ class CpsCard:
             buffer[:] = bytes(len(buffer))
 
     def unblock_pin(self, puk: str, new_pin: str) -> None:
-        """RESET RETRY COUNTER with the PUK (8 digits) and a new PIN."""
-        if not (isinstance(puk, str) and puk.isascii() and puk.isdigit() and len(puk) == 8):
-            raise InvalidPinFormatError("Le code de déblocage a 8 chiffres / the PUK is 8 digits")
+        """RESET RETRY COUNTER (ISO 7816-4 / IAS-ECC, P1 00: the PUK then the new PIN in the
+        data): the card checks the PUK, sets the new PIN and restores its try counter.
+
+        Both formats are checked first (nothing is sent otherwise): InvalidPinFormatError.
+        Raises WrongPukError (with the PUK's tries left) or PukBlockedError; the PUK and the
+        PIN live in one bytearray, wiped after the command, and are never in a message."""
+        if not (isinstance(puk, str) and puk.isascii() and puk.isdigit()
+                and len(puk) == PUK_LENGTH):
+            raise InvalidPinFormatError(
+                f"Le code de déblocage (PUK) a {PUK_LENGTH} chiffres / the PUK is "
+                f"{PUK_LENGTH} digits")
         info = self._pin()
-        buffer = bytearray(puk.encode("ascii")) + _pin_bytes(new_pin, info)
+        buffer = _pin_bytes(new_pin, info)
+        buffer[:0] = puk.encode("ascii")
         try:
             self.protocol.send(0, Ins.RESET_RETRY_COUNTER, 0, info.reference, bytes(buffer))
+        except PinBlockedError as error:  # 63C0 or 6983: about the PUK here, not the PIN
+            raise PukBlockedError(error.sw) from None
+        except WrongPinError as error:
+            raise WrongPukError(error.sw, error.tries_left) from None
         finally:
             buffer[:] = bytes(len(buffer))
 

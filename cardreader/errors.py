@@ -95,6 +95,31 @@ class PinBlockedError(ApduError):
         super().__init__(sw, "Carte bloquée (code porteur) / the card's PIN is blocked")
 
 
+class WrongPukError(ApduError):
+    """The PUK (code de déblocage) was wrong; ``tries_left`` more presentations of the PUK
+    are allowed before it blocks in turn. The PIN stays blocked."""
+
+    def __init__(self, sw: int, tries_left: int) -> None:
+        self.tries_left = tries_left
+        super().__init__(
+            sw,
+            f"Code de déblocage (PUK) incorrect, {tries_left} essai(s) restant(s) / "
+            f"wrong PUK, {tries_left} tries left",
+        )
+
+
+class PukBlockedError(ApduError):
+    """The PUK is blocked too (all its tries used): only the card's issuer can help now."""
+
+    def __init__(self, sw: int = 0x6983) -> None:
+        super().__init__(
+            sw,
+            "Code de déblocage (PUK) bloqué : seul l'émetteur de la carte (ANS, via votre "
+            "ordre ou votre établissement) peut encore la débloquer ou la remplacer / the "
+            "PUK is blocked: only the card's issuer (ANS) can unblock or replace the card now",
+        )
+
+
 class SecurityStatusError(ApduError):
     """The command needs a PIN verification (or another condition) that is not satisfied."""
 
@@ -130,9 +155,13 @@ class InvalidPinFormatError(CardError, ValueError):
 
 
 # What to do with a blocked CPS, said the same wherever it is said (the slot, the session, a
-# notice): the agent cannot unblock it; its issuer can (PUK) or replaces it.
-BLOCKED_CPS = ("Carte CPS bloquée (code porteur faux trop de fois). L'agent ne peut pas la "
-               "débloquer : demandez son déblocage (code PUK) ou son remplacement à "
-               "l'émetteur de la carte (ANS, via votre ordre ou votre établissement) / the CPS "
-               "is blocked: this agent cannot unblock it; ask the card's issuer (ANS) to "
-               "unblock or replace it")
+# notice): its PUK unblocks it through the agent (docs/agent-session.md); without it, only its
+# issuer can (or replaces it).
+BLOCKED_CPS = ("Carte CPS bloquée (code porteur faux trop de fois). Débloquez-la avec son code "
+               "de déblocage (PUK, 8 chiffres) et un nouveau code porteur : page de l'agent, "
+               "onglet Session, ou dmp-agent unblock. L'agent ne peut pas la débloquer sans ce "
+               "code : demandez alors son déblocage ou son remplacement à l'émetteur de la "
+               "carte (ANS, via votre ordre ou votre établissement) / the CPS is blocked: "
+               "unblock it with its PUK and a new PIN (the agent's page, Session tab, or "
+               "dmp-agent unblock); without the PUK, ask the card's issuer (ANS) to unblock "
+               "or replace it")

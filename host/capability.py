@@ -45,6 +45,15 @@ INTERACTIONS: dict[tuple[str, str], tuple[str, str, str] | None] = {
                                            "conditional JSON Patch of the metadata (identifier)"),
     ("/fhir/DocumentReference/{id}", "GET"): ("DocumentReference", "read", "read"),
     ("/fhir/metadata", "GET"): None,
+    ("/fhir/Patient", "GET"): ("Patient", "search-type",
+                               "TD0.2 DMP existence test by INS (ANS draft PDSM4DMP)"),
+}
+# The search parameters of the resources other than DocumentReference (whose are the
+# parser's, wire.search).
+OTHER_SEARCH_PARAMETERS: dict[str, list[dict[str, str]]] = {
+    "Patient": [{"name": "identifier", "type": "token",
+                 "definition": "http://hl7.org/fhir/SearchParameter/Patient-identifier",
+                 "documentation": "the INS, urn:oid:<INS OID>|<INS> (TD0.2)"}],
 }
 PROFILES = {
     "DocumentReference": f"{PDSM}/StructureDefinition/pdsm-comprehensive-document-reference",
@@ -85,6 +94,8 @@ def capability_statement(routes: Iterable[BaseRoute], *, base: str, version: str
         if kind == "DocumentReference":
             resource["conditionalUpdate"] = True  # PATCH ?identifier= (as PDSm declares it)
             resource["searchParam"] = [search_param(p) for p in PARAMETERS]
+        elif kind in OTHER_SEARCH_PARAMETERS:
+            resource["searchParam"] = OTHER_SEARCH_PARAMETERS[kind]
         resources.append(resource)
     return {
         "resourceType": "CapabilityStatement",

@@ -1,8 +1,9 @@
-"""Asking the professional for the CPS PIN: a small pluggable prompt.
+"""Asking the professional for the CPS PIN: a small pluggable prompt; and, for a blocked CPS,
+its PUK and a new PIN (`ask_unblock_codes`, `check_unblock_codes`, `reset_pin`).
 
-The agent never keeps a PIN: a prompt returns it, the caller presents it once to the card
-(`CpsCard.verify_pin` copies it into a bytearray that is wiped right after the VERIFY) and
-drops its reference. Nothing here logs, prints or stores what was typed.
+The agent never keeps a PIN or a PUK: a prompt returns it, the caller presents it once to the
+card (`CpsCard.verify_pin` and `unblock_pin` copy it into a bytearray that is wiped right
+after the command) and drops its reference. Nothing here logs, prints or stores what was typed.
 """
 
 from __future__ import annotations
@@ -11,7 +12,13 @@ import getpass
 import sys
 from typing import Protocol, TextIO
 
-__all__ = ["FixedPrompt", "PinPrompt", "TerminalPrompt"]
+from agent.errors import AgentError
+
+__all__ = ["FixedPrompt", "PinPrompt", "TerminalPrompt", "UnblockCodes", "ask_unblock_codes",
+           "check_unblock_codes", "reset_pin"]
+
+PUK_LENGTH = 8  # a CPS's code de déblocage (docs/cps.md)
+NEW_PIN_LENGTHS = range(4, 9)  # what the agent accepts; the card's AODF may ask fewer (4)
 
 
 class PinPrompt(Protocol):
@@ -68,3 +75,84 @@ class FixedPrompt:
 
     def __repr__(self) -> str:
         return "FixedPrompt(****)"  # never show the PIN in a log or a traceback
+
+
+class UnblockCodes:
+    """The PUK and the new PIN typed for one unblock; never shown (repr masked)."""
+
+    __slots__ = ("new_pin", "puk")
+
+    def __init__(self, puk: str, new_pin: str) -> None:
+        self.puk = puk
+        self.new_pin = new_pin
+
+    def __repr__(self) -> str:
+        return "UnblockCodes(****)"
+
+
+def _bad_format(message: str) -> AgentError:
+    return AgentError(message, code="bad-pin-format", status=400)
+
+
+def check_unblock_codes(puk: str, new_pin: str, confirmation: str | None = None) -> None:
+    """The shapes every view checks before the card is asked (no PUK try used): the PUK 8
+    digits, the new PIN 4 to 8 digits (and typed twice alike, when ``confirmation``)."""
+    if not (isinstance(puk, str) and puk.isascii() and puk.isdigit()
+            and len(puk) == PUK_LENGTH):
+        raise _bad_format(f"Le code de déblocage (PUK) a {PUK_LENGTH} chiffres / the PUK is "
+                          f"{PUK_LENGTH} digits")
+    if not (isinstance(new_pin, str) and new_pin.isascii() and new_pin.isdigit()
+            and len(new_pin) in NEW_PIN_LENGTHS):
+        raise _bad_format("Nouveau code porteur : 4 à 8 chiffres / new PIN: 4 to 8 digits")
+    if confirmation is not None and confirmation != new_pin:
+        raise _bad_format("Les deux saisies du nouveau code porteur diffèrent / the two "
+                          "entries of the new PIN differ")
+
+
+def ask_unblock_codes(holder: str, *, stdin: bool = False,
+                      stream: TextIO | None = None) -> UnblockCodes | None:
+    """The PUK and the new PIN: typed at the terminal without echo (the new PIN twice), or
+    two lines of standard input with ``stdin`` (the PUK, then the new PIN). None when the
+    professional cancels (an empty answer, Ctrl-D, Ctrl-C)."""
+    out = stream or sys.stderr
+    if stdin:
+        puk, new_pin = sys.stdin.readline().rstrip("\r\n"), sys.stdin.readline().rstrip("\r\n")
+        if not puk or not new_pin:
+            return None
+        check_unblock_codes(puk, new_pin)
+        return UnblockCodes(puk, new_pin)
+    out.write(f"Déblocage de la carte CPS de {holder} / unblocking {holder}'s CPS\n")
+    questions = ("Code de déblocage (PUK, 8 chiffres) / PUK (8 digits): ",
+                 "Nouveau code porteur (4 à 8 chiffres) / new PIN (4 to 8 digits): ",
+                 "Nouveau code porteur, à nouveau / new PIN again: ")
+    answers: list[str] = []
+    try:
+        for question in questions:
+            answer = getpass.getpass(question, stream=out)
+            if not answer:
+                return None
+            answers.append(answer)
+    except (EOFError, KeyboardInterrupt):
+        out.write("\n")
+        return None
+    check_unblock_codes(*answers)
+    return UnblockCodes(answers[0], answers[1])
+
+
+def reset_pin(reader: str, puk: str, new_pin: str) -> None:
+    """Unblock the CPS in ``reader``: its PIN must be blocked (else ``not-blocked``, nothing
+    sent: no PUK try is spent on a card that needs none), then RESET RETRY COUNTER with the
+    PUK and the new PIN. Raises the card layer's errors (WrongPukError, PukBlockedError,
+    InvalidPinFormatError, NoCardError...)."""
+    from cardreader.apdu import ApduProtocol  # the CPS parsers: on the caller's thread
+    from cardreader.cps import CpsCard
+    from cardreader.pcsc import PcscConnection
+
+    with PcscConnection(reader) as connection:
+        card = CpsCard(ApduProtocol(connection))
+        left = card.pin_tries_left()
+        if left > 0:
+            raise AgentError(f"La carte CPS n'est pas bloquée ({left} essai(s) de code porteur "
+                             f"restant(s)) : rien à débloquer / the CPS is not blocked ({left} "
+                             "PIN tries left)", code="not-blocked", status=409, pinTriesLeft=left)
+        card.unblock_pin(puk, new_pin)

@@ -1,6 +1,6 @@
 """The core's session part: open the professional's session with the PIN (presented once,
-never kept), end it when the CPS leaves or on logout, and run the host calls of every view
-through it, each failure said as an `AgentError`."""
+never kept), end it when the CPS leaves or on logout, unblock a blocked CPS with its PUK, and
+run the host calls of every view through it, each failure said as an `AgentError`."""
 
 from __future__ import annotations
 
@@ -17,7 +17,16 @@ from agent.core.professional import PinCancelledError, ProfessionalSession, Sess
 from agent.core.state import CoreState
 from agent.errors import AgentError, explain, explained
 from cardreader.atr import CardKind
-from cardreader.errors import BLOCKED_CPS, PinBlockedError, WrongPinError
+from cardreader.errors import (
+    BLOCKED_CPS,
+    CardRemovedError,
+    InvalidPinFormatError,
+    NoCardError,
+    PinBlockedError,
+    PukBlockedError,
+    WrongPinError,
+    WrongPukError,
+)
 
 # The DMP client, the CPS parsers and wire load when a session opens, not at start (issue 11).
 if TYPE_CHECKING:
@@ -74,6 +83,24 @@ def pin_failure(error: BaseException, prompt: object) -> AgentError:
     return found
 
 
+def unblock_failure(error: BaseException) -> AgentError:
+    """A failed unblock as the views say it, with a stable code (docs/agent-local-api.md)."""
+    if isinstance(error, WrongPukError):
+        left = error.tries_left
+        return AgentError(f"Code de déblocage (PUK) erroné : {left} essai(s) restant(s) avant "
+                          "son blocage ; la carte reste bloquée / wrong PUK: "
+                          f"{left} tries left before it blocks; the card stays blocked",
+                          code="wrong-puk", status=401, pukTriesLeft=left)
+    if isinstance(error, PukBlockedError):
+        return AgentError(str(error), code="puk-blocked", status=423, pukTriesLeft=0)
+    if isinstance(error, InvalidPinFormatError):
+        return AgentError(str(error), code="bad-pin-format", status=400)
+    if isinstance(error, NoCardError | CardRemovedError):
+        return AgentError("Carte CPS retirée pendant le déblocage / the CPS was removed "
+                          "while being unblocked", code="no-card", status=409)
+    return explain(error)
+
+
 class SituationChoice:
     """An opening waiting for the professional to choose one of the card's practice
     situations (read behind the PIN): `SessionPart.choose_situation` answers it."""
@@ -88,6 +115,77 @@ class SituationChoice:
 
 class SessionPart(CoreState):
     _choice: SituationChoice | None = None  # while an opening waits for the situation
+    _unblocking = False  # a PUK is being presented to the CPS
+
+    def unblock_cps(self, puk: str, new_pin: str) -> dict[str, Any]:
+        """Unblock the blocked CPS in its reader with its PUK and a new PIN (RESET RETRY
+        COUNTER; both presented once, never kept nor said), then read the card again: the
+        session goes back to "locked" (the new PIN to type). Errors: bad-pin-format,
+        no-card, not-blocked (the card's PIN still has tries, or a session is open),
+        wrong-puk (``pukTriesLeft``), puk-blocked (only the card's issuer can help)."""
+        from agent.core.pin import check_unblock_codes, reset_pin
+
+        check_unblock_codes(puk, new_pin)  # before the card: no PUK try for a typo
+        with self._lock:
+            reader = self._cps_reader()
+            if reader is None:
+                raise AgentError("Carte CPS (carte du professionnel / professional card) "
+                                 "absente des lecteurs / card missing: insert it.",
+                                 code="no-card", status=409)
+            if self._session is not None or self._session_state in ("opening", "choosing"):
+                raise AgentError("La carte CPS n'est pas bloquée : sa session est ouverte / "
+                                 "the CPS is not blocked: its session is open",
+                                 code="not-blocked", status=409)
+            if self._unblocking:
+                raise AgentError("Déblocage déjà en cours / already unblocking", code="busy",
+                                 status=409)
+            self._unblocking = True
+        try:
+            reset_pin(reader, puk, new_pin)
+        except AgentError as error:
+            if error.code == "not-blocked":
+                self._read_card_again(reader)  # unblocked elsewhere (dmp-agent unblock)
+            raise
+        except BaseException as error:
+            failure = unblock_failure(error)
+            if failure.code == "puk-blocked":
+                self._card_message(reader, str(failure))
+            elif failure.code != "failed":
+                log.info("CPS unblock refused: %s", failure.code)
+            raise failure from None
+        finally:
+            del puk, new_pin
+            with self._lock:
+                self._unblocking = False
+        log.info("CPS unblocked with its PUK")
+        self._read_card_again(reader)
+        self._notice("info", "Carte CPS débloquée / CPS unblocked",
+                     "Saisissez le nouveau code porteur pour ouvrir la session / type the new "
+                     "PIN to open the session")
+        return self._session_json()
+
+    def _read_card_again(self, reader: str, timeout: float = 10.0) -> None:
+        """Have the card thread read the CPS again, as if just inserted (its slot, the
+        session's state and tries, the challenge fetched ahead), and wait until it has:
+        every view then sees the card as it is now."""
+        from cardreader.pcsc import EventKind, SlotEvent
+
+        self._events.put(SlotEvent(EventKind.CARD_INSERTED, reader))
+        done = threading.Event()
+        self._events.put(done)
+        done.wait(timeout)
+
+    def _card_message(self, reader: str, message: str) -> None:
+        """Say ``message`` on the CPS's slot and the session (a blocked PUK) until the card
+        is read again."""
+        with self._lock:
+            report = self._slots.get(reader)
+            if report is not None and report.kind is CardKind.CPS:
+                self._slots[reader] = dataclasses.replace(report, message=message)
+            if self._session is None:
+                self._session_error = message
+        self._publish("cards")
+        self._publish("session")
 
     def open_session(self, pin: str | PinPrompt, situation: int | str | None = 0, *,
                      ask: bool = True) -> dict[str, Any]:

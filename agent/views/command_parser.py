@@ -24,6 +24,7 @@ from agent.views.commands import (
     cmd_reactivate_dmp,
     cmd_regulation,
     cmd_replace,
+    cmd_unblock,
     cmd_watch,
     run_command,
 )
@@ -35,7 +36,7 @@ __all__ = ["WORKFLOW_COMMANDS", "add_workflow_commands"]
 WORKFLOW_COMMANDS = ("patient", "documents", "create-dmp", "authorize", "deposit", "outbox",
                      "emergency", "regulation", "watch", "mask", "unmask", "hide-from-patient",
                      "show-to-patient", "archive", "delete", "replace", "close-dmp",
-                     "reactivate-dmp", "medecin-traitant")
+                     "reactivate-dmp", "medecin-traitant", "unblock")
 
 
 EXIT_CODES = ("Codes de sortie / exit codes: 0 fait/done, 1 refusé ou échoué (carte, code, "
@@ -54,6 +55,7 @@ EXAMPLES = {
     "close-dmp": "dmp-agent close-dmp --patient-request --reason 'ne souhaite plus de DMP'",
     "reactivate-dmp": "dmp-agent reactivate-dmp --consent",
     "medecin-traitant": "dmp-agent medecin-traitant --confirm",
+    "unblock": "dmp-agent unblock",
 }
 
 
@@ -84,13 +86,15 @@ def add_workflow_commands(
     common = _common()
 
     def add(name: str, action: Callable[[argparse.Namespace], int], summary: str,
-            description: str) -> argparse.ArgumentParser:
+            description: str, *, cards: bool = True) -> argparse.ArgumentParser:
+        """``cards``: the options of a command that opens a session (PIN, person...)."""
         example = EXAMPLES.get(name)
         epilog = textwrap.fill(EXIT_CODES, 90)
         if example:
             epilog = f"Exemple / example:\n  {example}\n\n{epilog}"
         parser: argparse.ArgumentParser = commands.add_parser(
-            name, parents=[common], help=summary, description=textwrap.fill(description, 90),
+            name, parents=[common] if cards else [], help=summary,
+            description=textwrap.fill(description, 90),
             epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
         parser.set_defaults(run=run_command, action=action)
         return parser
@@ -183,6 +187,19 @@ def add_workflow_commands(
                      "authorisation is not checked, the patient's opt-out is; traced and "
                      "notified.")
     regulation.add_argument("what", choices=["documents"], help="what to do in this mode")
+    unblock = add("unblock", cmd_unblock, "unblock a blocked CPS with its PUK and a new PIN",
+                  "Débloque la carte CPS bloquée (code porteur faux trois fois) avec son code "
+                  "de déblocage (PUK, 8 chiffres) et un nouveau code porteur, saisis sans écho "
+                  "(le nouveau deux fois) / unblocks the blocked CPS with its PUK and a new "
+                  "PIN, typed without echo (the new PIN twice). Un PUK faux dit ses essais "
+                  "restants ; un PUK bloqué ne laisse que l'émetteur de la carte (ANS) / a "
+                  "wrong PUK says its tries left; a blocked PUK leaves only the card's issuer.",
+                  cards=False)
+    unblock.add_argument("--stdin", action="store_true",
+                         help="read the PUK then the new PIN as two lines of standard input "
+                              "(automation; never arguments or variables)")
+    unblock.add_argument("--cps-reader", metavar="NAME", help="the reader holding the CPS "
+                         "(default: found by its ATR)")
     add("watch", cmd_watch, "keep the session open; each Vitale card opens its dossier",
         "Consultation: la session reste ouverte ; chaque carte Vitale insérée ouvre le "
         "dossier de son patient, chaque retrait l'efface / each Vitale card inserted opens "

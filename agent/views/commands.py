@@ -25,6 +25,7 @@ from agent.client.provide import FORMAT_CODES
 from agent.client.session import SessionError
 from agent.config import private_dir
 from agent.core.contact import checked_email
+from agent.core.pin import ask_unblock_codes
 from agent.core.secrets_sheet import display_date, write_private_pdf
 from agent.core.state import PatientState
 from agent.errors import AgentError, explain
@@ -188,6 +189,29 @@ def _list_documents(args: argparse.Namespace, mode: str, justification: str = ""
 
 def cmd_documents(args: argparse.Namespace) -> int:
     return _list_documents(args, "normal")
+
+
+def cmd_unblock(args: argparse.Namespace) -> int:
+    """Unblock the blocked CPS with its PUK and a new PIN (the terminal without echo, or two
+    lines of standard input with --stdin), through the core as the page does."""
+    with start_core(args) as core:
+        report = card_in(core, CardKind.CPS)
+        if report is None:
+            raise CommandError(CPS_MISSING)
+        if report.pin_tries_left:  # asked nothing for a card that needs no PUK
+            raise AgentError(f"La carte CPS n'est pas bloquée ({report.pin_tries_left} essai(s) "
+                             "de code porteur restant(s)) : rien à débloquer / the CPS is not "
+                             "blocked", code="not-blocked", status=409)
+        who = report.cps
+        holder = f"{who.first_name} {who.last_name}" if who is not None else "?"
+        codes = ask_unblock_codes(terminal_text(holder), stdin=args.stdin)
+        if codes is None:
+            raise CommandError("Déblocage annulé / unblock cancelled")
+        core.unblock_cps(codes.puk, codes.new_pin)
+        del codes
+    _say("Carte CPS débloquée : ouvrez la session avec le nouveau code porteur / CPS "
+         "unblocked: open the session with the new PIN")
+    return EXIT_OK
 
 
 def cmd_emergency(args: argparse.Namespace) -> int:

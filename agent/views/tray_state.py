@@ -89,7 +89,8 @@ def _error_text(snapshot: Mapping[str, Any]) -> str:
         if status == "reader-error":
             return f"Lecteur en erreur : {slot.get('reader') or '?'}"
         if slot.get("kind") == "cps" and status == "blocked":
-            return "CPS bloquée : demandez son déblocage à son émetteur"
+            # Its PUK unblocks it in the page; without it, only its issuer can.
+            return "CPS bloquée : débloquez-la avec son code PUK dans la page, sinon son émetteur"
         if slot.get("kind") == "cps" and status == "expired":
             return "CPS expirée : demandez son renouvellement"
     host = _part(snapshot, "host")

@@ -139,6 +139,10 @@ class VirtualCps(FileSystemCard):
     def pin_tries_left(self) -> int:
         return self._counters.pin_tries
 
+    @property
+    def puk_tries_left(self) -> int:
+        return self._counters.puk_tries
+
     # -- VirtualCard --
     def power_on(self) -> None:
         super().power_on()
@@ -192,15 +196,21 @@ class VirtualCps(FileSystemCard):
         raise CardStatus(0x63C0 | counters.pin_tries)
 
     def _reset_retry_counter(self, p1: int, p2: int, data: bytes) -> bytes:
+        """RESET RETRY COUNTER as an IAS-ECC card answers it (ISO 7816-4): P1 00 = the PUK
+        then the new PIN, P1 01 = the PUK alone (the PIN kept). A blocked PUK answers 6983
+        whatever is sent; a wrong one uses a try (63Cx, 63C0 at the last); the right one
+        restores both counters and sets the new PIN. The PIN is not verified by it."""
         if p2 & 0x7F != PIN_REFERENCE:
             raise CardStatus(0x6A88)
         if p1 not in (0x00, 0x01):
-            raise CardStatus(0x6A86)
+            raise CardStatus(0x6A86)  # 02/03 (no PUK) need a verification we do not offer
         counters = self._counters
         if counters.puk_tries == 0:
             raise CardStatus(0x6983)
         puk, new_pin = data[:PUK_LENGTH], data[PUK_LENGTH:]
-        if (p1 == 0x00 and len(new_pin) != PIN_LENGTH) or (p1 == 0x01 and new_pin):
+        # A malformed command is refused before the PUK is judged: no try used.
+        if len(puk) != PUK_LENGTH or (p1 == 0x01 and new_pin) or (
+                p1 == 0x00 and (len(new_pin) != PIN_LENGTH or not new_pin.isdigit())):
             raise CardStatus(0x6A80)
         if not hmac.compare_digest(puk, counters.puk.encode("ascii")):
             counters.puk_tries -= 1
@@ -209,9 +219,8 @@ class VirtualCps(FileSystemCard):
         counters.puk_tries = MAX_PUK_TRIES
         counters.pin_tries = MAX_PIN_TRIES
         if new_pin:
-            if not new_pin.isdigit():
-                raise CardStatus(0x6A80)
             counters.pin = new_pin.decode("ascii")
+        self.verified = False
         self._save_counters()
         return OK
 

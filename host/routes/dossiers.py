@@ -35,9 +35,15 @@ def patient_ins(request: Request) -> str:
 def patient_request(request: Request, action: str) -> tuple[Any, SessionActor, str, AccessMode]:
     """(app state, actor, INS, mode) of a request on the dossier in its path; the patient is
     named to the audit at once, so any refusal from here on lands in their access log."""
+    return dossier_request(request, request.path_params["ins"], action)
+
+
+def dossier_request(request: Request, ins: str, action: str
+                    ) -> tuple[Any, SessionActor, str, AccessMode]:
+    """`patient_request` for a dossier named elsewhere than in the path (a query)."""
     app = host_state(request)
     actor = app.authenticator.session(request)
-    ins = patient_ins(request)
+    ins = checked_ins(ins)
     audit.names_patient(ins, actor, NORMAL, action)
     mode = access_mode(request)
     audit.names_patient(ins, actor, mode, action)
@@ -104,6 +110,15 @@ async def existence_test(request: Request) -> JSONResponse:
           centre-15-opted-out, mode-not-for-actor, unknown-profession.
     """
     app, actor, ins, mode = patient_request(request, Action.TEST_EXISTENCE.value)
+    return JSONResponse(existence(app, actor, ins, mode,
+                                  documents=request.query_params.get("documents") == "current",
+                                  base=base_url(request)))
+
+
+def existence(app: Any, actor: SessionActor, ins: str, mode: AccessMode, *,
+              documents: bool = False, base: str = "") -> dict[str, Any]:
+    """The existence test's answer for this caller, decided and traced (TEST_EXISTENCE);
+    ``documents``: with the first page of the default search when it would be served."""
     with app.engine.connect() as connection:
         state = dossier_state(connection, ins, actor.id_nat_ps, app.clock())
         decision = app.guard.decide(connection, ins=ins, actor=actor,
@@ -121,12 +136,12 @@ async def existence_test(request: Request) -> JSONResponse:
     # The dossier and its documents in one round trip (a slow link's budget, issue 18): the
     # search runs only when it would be served, so nobody's history shows a search refused
     # because an agent asked ahead.
-    if (request.query_params.get("documents") == "current" and decision.allowed
-            and state.status is DossierStatus.OPEN and search.may_search(app, actor, mode, ins)):
+    if (documents and decision.allowed and state.status is DossierStatus.OPEN
+            and search.may_search(app, actor, mode, ins)):
         query = search.parse_query(f"patient=Patient/{ins}&status=current")
-        bundle = search.search(app, actor, mode, query, base=base_url(request))
+        bundle = search.search(app, actor, mode, query, base=base)
         answer["documents"] = json.loads(bundle)
-    return JSONResponse(answer)
+    return answer
 
 
 def _emergency_consents(body: dict[str, Any]) -> dict[str, bool]:

@@ -448,7 +448,7 @@ def test_migration_0007_rewrites_stored_resources(host: TlsHost, card: CpsCard,
     doc_id = document_id(deposit(gp, sign(card, comprehensive_bundle())))
     old_url = codes.IS_ARCHIVED_URL_PRE_3
     config = alembic_config(str(host.settings.database_url))
-    command.downgrade(config, "0008")
+    command.downgrade(config, "0006")  # before 0007 (and the index 0008 adds after it)
     resource = read(gp, doc_id)
     assert resource["extension"][0]["url"] == old_url
     assert read(gp, doc_id)["meta"]["versionId"] == "1"

@@ -44,7 +44,9 @@ def test_the_statement_says_what_the_host_is(host: InProcessHost) -> None:
     assert rest["mode"] == "server"
     assert [i["code"] for i in rest["interaction"]] == ["transaction"]
     kinds = {r["type"]: r for r in rest["resource"]}
-    assert set(kinds) == {"Binary", "DocumentReference"}
+    assert set(kinds) == {"Binary", "DocumentReference", "Patient"}
+    # TD0.2, the existence test as the ANS draft PDSM4DMP maps it: a Patient search by INS.
+    assert [p["name"] for p in kinds["Patient"]["searchParam"]] == ["identifier"]
     reference = kinds["DocumentReference"]
     assert reference["profile"] == ("https://interop.esante.gouv.fr/ig/fhir/pdsm/"
                                     "StructureDefinition/pdsm-comprehensive-document-reference")
@@ -72,7 +74,7 @@ def test_every_route_is_in_the_statement(host: InProcessHost) -> None:
 def test_a_route_the_statement_does_not_describe_fails_it(host: InProcessHost) -> None:
     async def endpoint(request: object) -> None: ...
 
-    routes = [*host.app.routes, Route("/fhir/Patient", endpoint, methods=["GET"])]
+    routes = [*host.app.routes, Route("/fhir/List", endpoint, methods=["GET"])]
     with pytest.raises(KeyError):
         capability_statement(routes, base="https://h/fhir", version="0", date="2026-12-06")
 

@@ -137,7 +137,8 @@ def test_existence_test_of_an_absent_dmp(host: InProcessHost) -> None:
     assert response.status_code == 200
     assert response.json() == {"ins": CLAIRE, "status": "absent", "closedAt": None,
                                "closureReason": None, "retentionUntil": None,
-                               "authorization": "none", "medecinTraitant": False}
+                               "authorization": "none", "medecinTraitant": False,
+                               "lastConsultation": None}
     assert existence(host, who=None).status_code == 401
 
 

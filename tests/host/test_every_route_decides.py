@@ -23,7 +23,8 @@ ID_NAT = GP.id_nat_ps
 # Values for the path parameters of every route (a new route with a new parameter fails here
 # until it is given one, which is the point: someone looks at it).
 PATH_VALUES = {"ins": INS, "idNatPs": ID_NAT, "id": f"{INS}.{'0' * 32}"}
-QUERY = {"/fhir/DocumentReference": f"?patient=Patient/{INS}&status=current"}
+QUERY = {"/fhir/DocumentReference": f"?patient=Patient/{INS}&status=current",
+         "/fhir/Patient": f"?identifier=urn:oid:1.2.250.1.213.1.4.8|{INS}"}
 PATCH_QUERY = f"?identifier=urn:ietf:rfc:3986|urn:uuid:0&patient=Patient/{INS}"
 # Routes that name no patient: sessions, the OpenAPI document, the raw upload; the identity
 # lookup names a patient only when its traits find one (traced then: test_identity.py), a

@@ -15,7 +15,9 @@ from cardreader.errors import (
     InvalidPinFormatError,
     MalformedResponseError,
     PinBlockedError,
+    PukBlockedError,
     WrongPinError,
+    WrongPukError,
 )
 
 Exchanges = list[tuple[str, str]]
@@ -294,6 +296,55 @@ def test_a_blocked_card_says_so(status: str) -> None:
     card, _ = _card([*PIN_PREFIX, ("002000010431323334", status)])
     with pytest.raises(PinBlockedError):
         card.verify_pin("1234")
+
+
+# RESET RETRY COUNTER recorded from the emulator (gp, PIN blocked): a wrong PUK (8765 4321,
+# 9 of its 10 tries left), then the right one (1234 5678) with the new PIN 4321.
+UNBLOCK_WRONG = ("002C00010C383736353433323134333231", "63C9")
+UNBLOCK_RIGHT = ("002C00010C313233343536373834333231", "9000")
+
+
+def test_unblock_sends_the_puk_then_the_new_pin_in_one_command() -> None:
+    card, replay = _card([*PIN_PREFIX, UNBLOCK_WRONG, UNBLOCK_RIGHT,
+                          ("002000010434333231", "9000")])
+    with pytest.raises(WrongPukError) as wrong:
+        card.unblock_pin("87654321", "4321")
+    assert wrong.value.tries_left == 9 and not isinstance(wrong.value, WrongPinError)
+    card.unblock_pin("12345678", "4321")
+    card.verify_pin("4321")
+    assert replay.done
+
+
+@pytest.mark.parametrize("status", ["63C0", "6983"])
+def test_a_blocked_puk_is_not_a_blocked_pin(status: str) -> None:
+    card, replay = _card([*PIN_PREFIX, (UNBLOCK_RIGHT[0], status)])
+    with pytest.raises(PukBlockedError, match="émetteur") as blocked:
+        card.unblock_pin("12345678", "4321")
+    assert not isinstance(blocked.value, PinBlockedError)
+    assert replay.done
+
+
+@pytest.mark.parametrize(("puk", "new_pin", "sent"), [
+    ("1234567", "4321", []), ("123456789", "4321", []), ("1234567a", "4321", []),
+    ("１２３４５６７８", "4321", []), ("12345678", "432", PIN_PREFIX),
+    ("12345678", "43210", PIN_PREFIX), ("12345678", "43a1", PIN_PREFIX),
+])
+def test_codes_of_the_wrong_format_are_never_sent(puk: str, new_pin: str,
+                                                  sent: Exchanges) -> None:
+    card, replay = _card(list(sent))
+    with pytest.raises(InvalidPinFormatError) as error:
+        card.unblock_pin(puk, new_pin)
+    assert replay.done  # at most the ODF and the AODF (the new PIN's format): no 2C
+    assert puk not in str(error.value) + repr(error.value)
+    assert new_pin not in str(error.value) + repr(error.value)
+
+
+def test_the_codes_are_in_no_error() -> None:
+    card, _ = _card([*PIN_PREFIX, UNBLOCK_WRONG])
+    with pytest.raises(WrongPukError) as wrong:
+        card.unblock_pin("87654321", "4321")
+    said = f"{wrong.value} {wrong.value!r} {wrong.value.args} {wrong.value.data!r}"
+    assert "87654321" not in said and "4321" not in said
 
 
 def test_the_application_is_found_through_ef_dir_when_not_at_its_usual_path() -> None:

@@ -228,6 +228,14 @@ def create_app(service: AgentService, *, token: str | TokenKeeper, port: int,
         body.clear()
         return JSONResponse(await call(service.open_session, pin, situation))
 
+    async def unblock(request: Request) -> Response:
+        # The PUK and the new PIN: checked by the core (bad-pin-format) before the card is
+        # asked; the body is dropped at once, nothing of it logged.
+        body = await _json_body(request)
+        puk, new_pin = _field(body, "puk", str), _field(body, "newPin", str)
+        body.clear()
+        return JSONResponse(await call(service.unblock_cps, puk, new_pin))
+
     async def choose_situation(request: Request) -> Response:
         body = await _json_body(request)
         return JSONResponse(await call(service.choose_situation, _field(body, "index", int)))
@@ -386,6 +394,7 @@ def create_app(service: AgentService, *, token: str | TokenKeeper, port: int,
         route("/api/session", open_session, "POST"),
         route("/api/session", close_session, "DELETE"),
         route("/api/session/situation", choose_situation, "POST"),
+        route("/api/session/unblock", unblock, "POST"),
         route("/api/patient/select", select, "POST"),
         route("/api/patient/reload", reload, "POST"),
         route("/api/patient/access-mode", access_mode, "PUT"),

@@ -626,8 +626,8 @@ function cardState() {
   if (s === 'choosing') return {kind: 'choosing', who};
   if (s === 'opening') return {kind: 'opening', who};
   if ((cps && cps.status === 'blocked') || session.pinTriesLeft === 0) {
-    return {kind: 'blocked', who, text: (cps && cps.status === 'blocked' && cps.message)
-      || session.error || BLOCKED_TEXT};
+    return {kind: 'blocked', who, serial: cps && cps.cps ? cps.cps.serialNumber : '',
+      text: (cps && cps.status === 'blocked' && cps.message) || session.error || BLOCKED_TEXT};
   }
   if (cps && cps.status === 'expired') {
     return {kind: 'expired', who, text: cps.message || session.error || EXPIRED_TEXT};
@@ -637,9 +637,10 @@ function cardState() {
   return {kind: 'none', who};
 }
 
-const BLOCKED_TEXT = 'Carte CPS bloquée : l\'agent ne peut pas la débloquer ; demandez son '
-  + 'déblocage ou son remplacement à l\'émetteur de la carte (ANS). / The CPS is blocked: '
-  + 'ask its issuer.';
+const BLOCKED_TEXT = 'Carte CPS bloquée : débloquez-la ci-dessous avec son code de déblocage '
+  + '(PUK) et un nouveau code porteur. Sans ce code, demandez son déblocage ou son remplacement '
+  + 'à l\'émetteur de la carte (ANS). / The CPS is blocked: unblock it below with its PUK; '
+  + 'without it, ask its issuer.';
 const EXPIRED_TEXT = 'Carte CPS expirée : faites-la renouveler auprès de l\'émetteur des '
   + 'cartes CPS (ANS). / The CPS expired: have it renewed.';
 
@@ -801,6 +802,7 @@ function renderSession() {
   show('session-none', s === 'none');
   show('session-blocked', ['blocked', 'expired', 'error'].includes(s));
   $('session-blocked').textContent = card.text || '';
+  renderUnblock(card);
   const locked = s === 'locked' || s === 'opening';
   show('pin-form', locked);
   $('pin-submit').disabled = s === 'opening';
@@ -1178,6 +1180,67 @@ async function submitPin(event) {
     // An opening the agent goes on with (cancelled here, see cancelOpening) keeps it
     // disabled until the agent ends it: its line says so.
     $('pin-submit').disabled = cardState().kind === 'opening';
+  }
+}
+
+// -- unblocking a blocked CPS with its PUK -----------------------------------------------
+// What the agent said of the last PUK typed for a card (by serial): its tries left, or
+// blocked. Never the PUK nor the PIN: the inputs are emptied at each submission.
+let pukState = {serial: null, triesLeft: null, blocked: false};
+
+function renderUnblock(card) {
+  const blocked = card.kind === 'blocked';
+  if (!blocked || pukState.serial !== card.serial) {
+    pukState = {serial: blocked ? card.serial : null, triesLeft: null, blocked: false};
+  }
+  const offered = blocked && !pukState.blocked;
+  show('unblock-form', offered);
+  if (!offered) {
+    for (const id of UNBLOCK_INPUTS) $(id).value = '';
+    if (!blocked) say('unblock-message', '');
+  }
+  const left = pukState.triesLeft;
+  $('unblock-tries').textContent = typeof left === 'number'
+    ? `${left} essai(s) de code PUK restant(s) avant son blocage / PUK tries left: ${left}` : '';
+}
+
+const UNBLOCK_INPUTS = ['unblock-puk', 'unblock-pin', 'unblock-pin-again'];
+
+async function submitUnblock(event) {
+  event.preventDefault();
+  // Handed to the API once, never stored: the form is emptied before anything else.
+  const [puk, newPin, again] = UNBLOCK_INPUTS.map((id) => $(id).value);
+  for (const id of UNBLOCK_INPUTS) $(id).value = '';
+  let problem = '';
+  if (!/^[0-9]{8}$/.test(puk)) {
+    problem = 'Le code de déblocage (PUK) a 8 chiffres. / The PUK has 8 digits.';
+  } else if (!/^[0-9]{4,8}$/.test(newPin)) {
+    problem = 'Le nouveau code PIN a 4 à 8 chiffres. / The new PIN has 4 to 8 digits.';
+  } else if (newPin !== again) {
+    problem = 'Les deux saisies du nouveau code PIN diffèrent. / The two new PINs differ.';
+  }
+  if (problem) {
+    say('unblock-message', problem, 'error');
+    $('unblock-puk').focus();
+    return;
+  }
+  const serial = pukState.serial;
+  say('unblock-message', 'Déblocage… / unblocking…');
+  try {
+    await api('POST', '/api/session/unblock', {puk, newPin}, {what: 'Déblocage de la carte CPS',
+      host: false, control: $('unblock-submit')});
+    say('unblock-message', '');
+    say('pin-message', 'Carte CPS débloquée : saisissez le nouveau code porteur. / CPS '
+      + 'unblocked: type the new PIN.', 'ok');
+  } catch (error) {
+    if (error.code === 'wrong-puk' || error.code === 'puk-blocked') {
+      pukState = {serial, triesLeft: error.extra.pukTriesLeft,
+        blocked: error.code === 'puk-blocked'};
+    }
+    // A blocked PUK hides the form: the agent then says it (only the issuer now) where
+    // the blocked card is said, once.
+    failed('unblock-message', error);
+    if (state) render();
   }
 }
 
@@ -1760,6 +1823,7 @@ function wire() {
     tab.addEventListener('keydown', onTabKey);
   }
   $('pin-form').addEventListener('submit', submitPin);
+  $('unblock-form').addEventListener('submit', submitUnblock);
   $('lock').addEventListener('click', lock);
   $('authorize-confirm').addEventListener('change', () => {
     $('authorize-submit').disabled = !$('authorize-confirm').checked;
