@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import copy
 import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
@@ -32,6 +31,7 @@ from .fhir import (
     _req,
     _text,
     format_datetime,
+    json_copy,
     parse_datetime,
 )
 
@@ -342,7 +342,7 @@ def stored_document_reference(submitted: Mapping[str, Any], entry: DocumentEntry
     securityLabel's visibility statuses, subject (the dossier's INS), date when absent, and
     the attachment's url, size and hash (the received content's)."""
     resource: dict[str, Any] = {"resourceType": "DocumentReference"}
-    resource.update(copy.deepcopy(dict(submitted)))
+    resource.update(json_copy(dict(submitted)))
     assert entry.id is not None and entry.version_id is not None
     resource["id"] = entry.id
     meta: dict[str, Any] = {"versionId": str(entry.version_id),

@@ -57,6 +57,12 @@ def load_json(data: bytes | str, what: str) -> Any:
         raise WireError("not-json", f"{what} is not valid JSON") from None
 
 
+def json_copy(value: Any) -> Any:
+    """A deep copy of JSON data (what `load_json` gave): through the C JSON codec, several
+    times faster than copy.deepcopy on a deposit's resources."""
+    return json.loads(json.dumps(value))
+
+
 def check_depth(value: Any, limit: int, what: str) -> None:
     """WireError ``too-deep`` when ``value`` nests more than ``limit`` levels (iterative: a
     hostile depth must not reach Python's recursion limit in later copies and walks)."""

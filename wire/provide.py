@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import copy
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -35,6 +34,7 @@ from .fhir import (
     _text,
     check_depth,
     format_datetime,
+    json_copy,
     load_json,
 )
 
@@ -164,7 +164,7 @@ class _Resolver:
     def inline(self, resource: dict[str, Any], where: str) -> dict[str, Any]:
         """A copy of ``resource`` whose references to auxiliary entries point at contained
         copies of them (``#id``), those copies' own references too."""
-        out = copy.deepcopy(resource)
+        out = json_copy(resource)
         contained = list(_list(out.get("contained", []), f"{where}.contained",
                                max_items=MAX_CONTAINED))
         names = {item["id"] for item in contained
@@ -185,7 +185,7 @@ class _Resolver:
             local[entry.index] = name
             if len(contained) >= MAX_CONTAINED:
                 raise WireError("too-many-items", f"{where}.contained: more than {MAX_CONTAINED}")
-            inlined = copy.deepcopy(entry.resource)
+            inlined = json_copy(entry.resource)
             inlined["id"] = name
             inlined.pop("contained", None)  # FHIR: a contained resource contains nothing
             contained.append(inlined)
