@@ -43,7 +43,7 @@ def document_json(entry: DocumentEntry, own_id: str | None = None, new: bool = F
         "masked": entry.masked, "invisibleToPatient": entry.invisible_to_patient,
         "archived": entry.archived, "ownDocument": own_id is not None
         and entry.author.id_nat_ps == own_id, "patientDocument": entry.class_code == "90",
-        "new": new and not (own_id is not None and entry.author.id_nat_ps == own_id),
+        "new": new,
     }
 
 
@@ -99,7 +99,7 @@ def patient_json(p: PatientState | None, own_id: str | None) -> dict[str, Any]:
             "ins": ctx.ins, "insOid": ctx.ins_oid, "firstName": ctx.first_name,
             "birthName": ctx.birth_name, "birthDate": ctx.birth_date},
         "dmp": p.dmp,
-        "documents": [document_json(e, own_id, p.is_new(e)) for e in p.documents],
+        "documents": [document_json(e, own_id, p.is_new(e, own_id)) for e in p.documents],
         "accessMode": None if p.mode is None else {
             "code": p.mode.code.value, "justification": p.mode.justification or ""},
         "error": p.error, "sheet": p.sheet is not None,

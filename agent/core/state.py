@@ -72,11 +72,13 @@ class PatientState:
     last_visit: dt.datetime | None = None
     visit_known: bool = False
 
-    def is_new(self, entry: DocumentEntry) -> bool:
-        """Registered since this professional's last consultation (with none, within the
-        first look: two years)."""
+    def is_new(self, entry: DocumentEntry, own_id: str | None) -> bool:
+        """New to the professional ``own_id``: registered since their last consultation
+        (with none, within the first look: two years), and not their own deposit."""
         from agent.client.dmp import FIRST_LOOK
 
+        if own_id is not None and entry.author.id_nat_ps == own_id:
+            return False
         since = self.last_visit or dt.datetime.now(dt.UTC) - FIRST_LOOK
         return (entry.date or entry.creation_time) > since
 

@@ -73,8 +73,8 @@ class WorkPart(CoreState):
         out = []
         own = self._own_id()
         for entry in entries:
-            if new and (not p.is_new(entry) or entry.author.id_nat_ps == own):
-                continue  # new to this professional: not their own deposits
+            if new and not p.is_new(entry, own):
+                continue
             if type_codes and entry.type_code not in type_codes:
                 continue
             day = entry.creation_time.date()
@@ -93,7 +93,8 @@ class WorkPart(CoreState):
     def documents(self, **filters: Any) -> list[dict[str, Any]]:
         own = self._own_id()
         p = self._patient_ready()
-        return [document_json(e, own, p.is_new(e)) for e in self.document_entries(**filters)]
+        return [document_json(e, own, p.is_new(e, own))
+                for e in self.document_entries(**filters)]
 
     def _entry(self, dmp: DmpClient, p: PatientState, unique_id: str) -> DocumentEntry:
         assert p.context is not None
