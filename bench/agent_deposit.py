@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from agent.client.dmp import DmpClient, PatientContext
-from agent.client.provide import CardSigner, DepositMetadata
+from agent.client.provide import CardSigner, CareSetting, DepositMetadata
 from agent.client.session import HostSession, Workstation
 from agent.core.deposit import make_sender, queue_deposit, recover_contents
 from agent.outbox import Outbox, RetryPolicy, SealedFileKeyStore, Sender
@@ -113,7 +113,8 @@ def child(arguments: dict[str, Any]) -> dict[str, Any]:
     def deposit(document: Path) -> tuple[float, float]:
         started = time.perf_counter()
         queue_deposit(outbox, patient, document, DepositMetadata("34810-2", "bench"),
-                      author=author, signer=CardSigner(
+                      author=author, setting=CareSetting("SA42", "AMBULATOIRE"),
+                      signer=CardSigner(
                           lambda data: card.sign(CpsKey.SIGNATURE, data), certificate))
         queued = time.perf_counter()
         report = sender.send_pending(send)

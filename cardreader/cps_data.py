@@ -11,7 +11,12 @@ docs/cps.md, that carries the same information:
     CpsInfoPs    ::= SEQUENCE { idNatPs PrintableString, professionCode PrintableString,
                                 specialtyCode [0] IMPLICIT PrintableString OPTIONAL }
     CpsActivityPs ::= SEQUENCE { structureId PrintableString, structureName UTF8String,
-                                 mode UTF8String, role UTF8String }
+                                 mode UTF8String, role UTF8String,
+                                 sector [0] IMPLICIT PrintableString OPTIONAL }
+
+``sector`` is the situation's activity sector, a TRE_R02-SecteurActivite code ("SA33" a
+pharmacy): the real card's practice situation carries one; a card written before it was
+added reads as None.
 
 A data-object file may be longer than its content: the rest is 00 padding. An all-zero file
 is an unused slot (a card has room for 16 practice situations). Every decoding failure raises
@@ -23,6 +28,7 @@ is an unused slot (a card has room for 16 practice situations). Every decoding f
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TypeVar
@@ -63,6 +69,7 @@ class _ActivityPs(core.Sequence):
         ("structure_name", core.UTF8String),
         ("mode", core.UTF8String),
         ("role", core.UTF8String),
+        ("sector", core.PrintableString, {"implicit": 0, "optional": True}),
     ]
 
 
@@ -99,13 +106,15 @@ class PracticeSituation:
 
     ``structure_id`` is the structure's national id with its type prefix ("3" + FINESS,
     "4" + SIREN, "5" + SIRET...); ``mode`` is the practice mode (e.g. "liberal", "salarie")
-    and ``role`` the professional's role in the structure.
+    and ``role`` the professional's role in the structure; ``sector`` its TRE_R02 activity
+    sector code, when the card has one.
     """
 
     structure_id: str
     structure_name: str
     mode: str
     role: str
+    sector: str | None = None
 
 
 S = TypeVar("S", bound=core.Sequence)
@@ -186,7 +195,14 @@ def decode_activity(data: bytes) -> PracticeSituation | None:
         _text(obj["structure_name"].native, "structure name"),
         obj["mode"].native,
         obj["role"].native,
+        _sector(obj["sector"].native),
     )
+
+
+def _sector(value: str | None) -> str | None:
+    if value is not None and not re.fullmatch(r"SA\d{2}", value):
+        raise MalformedResponseError(f"activity sector {value[:16]!r} is not a TRE_R02 code")
+    return value
 
 
 # -- encode (emulator, tests) ----------------------------------------------------------------
@@ -226,5 +242,6 @@ def encode_activity(situation: PracticeSituation) -> bytes:
             "structure_name": situation.structure_name,
             "mode": situation.mode,
             "role": situation.role,
+            **({"sector": situation.sector} if situation.sector is not None else {}),
         }
     ).dump(force=True)

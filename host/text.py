@@ -23,14 +23,16 @@ def has_control_characters(text: str) -> bool:
     return _CONTROL.search(text) is not None
 
 
-def refuse_control_characters(text: str, what: str, code: str = "control-characters") -> str:
-    """``text`` unchanged, or a 400 naming the field when it holds a control character."""
+def refuse_control_characters(text: str, what: str, code: str = "control-characters", *,
+                              expression: str | None = None) -> str:
+    """``text`` unchanged, or a 400 naming the field (``what``; ``expression``: its FHIRPath)
+    when it holds a control character."""
     match = _CONTROL.search(text)
     if match is not None:
         raise bad_request(
             code,
-            f"Caractère de contrôle interdit dans {what} (U+{ord(match.group()):04X}) / "
-            f"control character not allowed in {what}",
+            f"Caractère de contrôle U+{ord(match.group()):04X} interdit / control character "
+            f"not allowed: {what}", expression=expression,
         )
     return text
 

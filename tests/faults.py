@@ -23,7 +23,7 @@ import httpx
 import pytest
 
 from agent.client.dmp import PatientContext
-from agent.client.provide import CardSigner
+from agent.client.provide import CardSigner, CareSetting
 from wire.mhd import Author, ResponseEntry, transaction_response_json
 
 MB = 1_000_000
@@ -33,6 +33,7 @@ PATIENT = PatientContext(INS, "1.2.250.1.213.1.4.8", "CLAIRE", "MARTIN", "198405
 # A signature the fake hosts never check: these tests are about the outbox, not the card.
 FAKE_SIGNER = CardSigner(lambda data: b"\x01" * 256, b"certificate")
 AUTHOR = Author("810001234567", "28", "structure1", "SM26", "OPTIQUE", "Olivier")
+SETTING = CareSetting("SA42", "AMBULATOIRE")  # an optician's shop
 
 
 def _mount(*args: str) -> None:

@@ -3,7 +3,8 @@
 Sources, marked on every value: **pdsm** = the PDSm guide (ansforge/IG-fhir-partage-de-
 documents-de-sante, input/fsh/: profiles, aliases.fsh and Examples/); **domain** =
 /work/shared/DOMAIN.md; **ihe** = IHE MHD 4.x / XDS; **believed** = a code we believe is in
-the national table but could not check against it; **ours** = a local code of this project.
+the national table but could not check against it; **tre** = the ANS's published table itself;
+**ours** = a local code of this project.
 Document classes and types are not here: they come from the access matrix (`policies`), which
 both sides read, so the lists can never disagree with the rules.
 """
@@ -122,14 +123,86 @@ VISIBILITY_STATUSES = _index(
          "Non visible par les représentants légaux du patient", "domain"),
 )
 
-FACILITY_TYPES = _index(
-    Code("SA01", FACILITY_SYSTEM, "Etablissement public de santé", "pdsm"),
-    Code("SA05", FACILITY_SYSTEM, "Centre de santé", "pdsm"),
-    Code("SA07", FACILITY_SYSTEM, "Cabinet individuel", "believed"),
-    Code("SA08", FACILITY_SYSTEM, "Cabinet de groupe", "believed"),
+# The whole tables (tre: the SVS files TRE_R02-SecteurActivite.xml and TRE_A01-CadreExercice.xml
+# of ansforge/TestContenuCDA-3-0 b882a1e9 and TestContenuCDA-2-41 3a85e148, jeuxDeValeurs/). SA11
+# "Entreprise d'intérim" ended in 2020 (dateFin): not offered, not accepted.
+_SECTORS = (
+    ("SA01", "Etablissement public de santé"),
+    ("SA02", "Hôpital militaire du Service de santé des armées"),
+    ("SA03", "Etablissement privé PSPH"),
+    ("SA04", "Etablissement privé non PSPH"),
+    ("SA05", "Centre de santé"),
+    ("SA06", "Autre structure du Service de santé des armées"),
+    ("SA07", "Cabinet individuel"),
+    ("SA08", "Cabinet de groupe"),
+    ("SA09", "Exercice en société"),
+    ("SA10", "Transporteur sanitaire"),
+    ("SA12", "Etablissement de soins et prévention"),
+    ("SA13", "Prévention et soins en entreprise"),
+    ("SA14", "Etablissements scolaires, universitaires et de formation hors champ FINESS"),
+    ("SA15", "PMI et Planification familiale"),
+    ("SA16", "Etablissement pour personnes handicapées"),
+    ("SA17", "Etablissement pour personnes âgées"),
+    ("SA18", "Etablissement aide à la famille"),
+    ("SA19", "Etablissements FINESS de formation aux professions sanitaires et sociales"),
+    ('SA20', "Etablissement pour la protection de l'enfance"),
+    ('SA21', "Etablissement d'hébergement et de réadaptation"),
+    ("SA22", "Recherche"),
+    ("SA23", "Assurance privée"),
+    ("SA24", "Organisme de sécurité sociale"),
+    ("SA25", "Laboratoire de biologie médicale"),
+    ("SA26", "Ministère ou Service déconcentré"),
+    ("SA27", "Collectivité territoriale"),
+    ("SA28", "Association ou organisme humanitaire"),
+    ('SA29', "Laboratoire d'analyses et de biologie médicale"),
+    ("SA30", "Autre établissement sanitaire"),
+    ("SA31", "Répartition et Distribution de médicaments et dispositifs médicaux"),
+    ("SA32", "Fabrication, Exploitation et Importation de médicaments et dispositifs médicaux"),
+    ('SA33', "Pharmacie d'officine"),
+    ("SA34", "Centre de dialyse"),
+    ("SA35", "Para-pharmacie"),
+    ("SA36", "Centre anti-cancer"),
+    ("SA37", "Centre de transfusion sanguine"),
+    ("SA38", "Pharmacie minière"),
+    ("SA39", "Pharmacie mutualiste"),
+    ("SA40", "Secteur privé, praticien hospitalier temps plein"),
+    ("SA41", "Autre établissement du domaine social ou médico-social"),
+    ("SA42", "Appareillage médical"),
+    ("SA43", "Secteur non défini"),
+    ("SA44", "Recrutement ou Gestion RH"),
+    ("SA45", "Communication, Marketing, Consulting, Média"),
+    ("SA46", "Fab, Exploit, Import, Répart, Distrib médicaments et dispo médicaux"),
+    ("SA47", "Incendie et secours"),
+    ("SA48", "Entreprise industrielle et tertiaire hors industrie pharmaceutique"),
+    ("SA49", "Entité Outre-Mer"),
+    ('SA50', "Structure d'urgence hors établissement hospitalier"),
+    ("SA51", "Structure de coopération avec autorisation de soins"),
+    ("SA52", "Maison de santé ou Pôle de santé"),
+    ('SA53', "Siège administratif d'un établissement de santé"),
+    ("SA54", "Centre de dépistage et de prévention"),
+    ("SA55", "Laboratoire pharmaceutique préparant et délivrant des allergènes"),
+    ("SA56", "Propharmacie"),
+    ("SA57", "Structure de coopération avec mission de coordination de soins"),
+    ("SA58", "Entreprise de taxis"),
+    ("SA59", "Laboratoire de biologie médicale hors catégorie standard"),
+    ("SA60", "Centres médicaux SNCF"),
+    ('SA61', "Structure Dispensatrice à domicile d'Oxygène à usage médical"),
+    ("SA62", "Ordre professionnel de santé"),
+    ("SA63", "Communauté Professionnelle Territoriale de Santé"),
 )
+FACILITY_TYPES = _index(*(Code(code, FACILITY_SYSTEM, label, "tre") for code, label in _SECTORS))
+NO_SECTOR = "SA43"  # "Secteur non défini"
 
-PRACTICE_SETTINGS = _index(
-    Code("ETABLISSEMENT", PRACTICE_SYSTEM, "Etablissement de santé", "pdsm"),
-    Code("AMBULATOIRE", PRACTICE_SYSTEM, "Ambulatoire", "believed"),
+_SETTINGS = (
+    ("AMBULATOIRE", "Ambulatoire"),
+    ('AMO', "Organisme d'assurance maladie obligatoire"),
+    ("DEPISTAGE", "Dépistage"),
+    ("ETABLISSEMENT", "Etablissement de santé"),
+    ("HAD", "Hospitalisation à domicile"),
+    ("MAD", "Maintien à domicile"),
+    ("PALLIATIF", "Soins palliatifs"),
+    ("SAD", "Soins à domicile"),
+    ("SAMU_SMUR", "SAMU/SMUR"),
 )
+PRACTICE_SETTINGS = _index(*(Code(code, PRACTICE_SYSTEM, label, "tre")
+                             for code, label in _SETTINGS))

@@ -434,9 +434,11 @@ class DocumentEntry:
     replaces_id: str | None = None
 
     def __post_init__(self) -> None:
-        _match(_UNIQUE_ID, self.unique_id, "invalid-unique-id", "uniqueId")
+        _match(_UNIQUE_ID, self.unique_id, "invalid-unique-id",
+               "DocumentReference.masterIdentifier")
         if self.replaces is not None:
-            _match(_UNIQUE_ID, self.replaces, "invalid-unique-id", "relatesTo")
+            _match(_UNIQUE_ID, self.replaces, "invalid-unique-id",
+                   "DocumentReference.relatesTo")
         if isinstance(self.size, bool) or not isinstance(self.size, int) or self.size < 0:
             raise WireError("invalid-size", "size: a non-negative integer is expected")
         if self.sha256:

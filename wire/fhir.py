@@ -37,14 +37,26 @@ _LANGUAGE = re.compile(r"[a-z]{2,3}(?:-[A-Z]{2})?")
 _MIME = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,62}/[a-z0-9][a-z0-9!#$&^_.+-]{0,62}")
 
 
+# Where a message names the element at fault, it starts with its FHIRPath ("Bundle.entry[2]
+# .resource.subject: ...", "DocumentReference.status is required"): that path is the error's
+# expression, which the host returns as OperationOutcome.issue.expression.
+_EXPRESSION = re.compile(
+    r"(?:Bundle|DocumentReference|List|Binary|Patient|Practitioner|PractitionerRole|"
+    r"Organization|Parameters)(?:\.[A-Za-z]+|\[[0-9]+\])*(?=[: ]|$)"
+)
+
+
 class WireError(ValueError):
     """A message that does not follow the wire format. ``code`` is stable (for programs and
-    tests), ``message`` says what and where (for people)."""
+    tests), ``message`` says what and where (for people); ``expression`` is the FHIRPath of
+    the element at fault, when the message names one."""
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
+        found = _EXPRESSION.match(message)
+        self.expression = found.group(0) if found else None
 
 
 # -- strict JSON access ---------------------------------------------------------------------------

@@ -100,9 +100,11 @@ def build_provide_bundle(
         references.append(reference_url)
         entries.append({
             "fullUrl": reference_url,
-            # PDSm DocumentReference.date 1..: the resource is created with the submission.
+            # PDSm DocumentReference.date 1..: the resource is created with the submission;
+            # context.period.start 1..: the act, when not said, is when the document was made.
             "resource": document_reference_json(
-                replace(entry, date=entry.date or submission_set.submission_time),
+                replace(entry, date=entry.date or submission_set.submission_time,
+                        service_start=entry.service_start or entry.creation_time),
                 content_url=binary_url),
             "request": {"method": "POST", "url": "DocumentReference"},
         })
@@ -265,9 +267,11 @@ def parse_provide_bundle(data: bytes | str) -> ProvideBundle:
     entries = _entries(bundle)
     resolver = _Resolver(entries)
     lists = [e for e in entries if e.kind == "List"]
-    if any(_is_folder(e.resource) for e in lists):
-        raise WireError("unsupported-folder", "folders (List code folder) are not served by "
-                        "this host: send the submission set without them")
+    folder = next((e for e in lists if _is_folder(e.resource)), None)
+    if folder is not None:
+        raise WireError("unsupported-folder", f"Bundle.entry[{folder.index}]: folders (List "
+                        "code folder) are not served by this host: send the submission set "
+                        "without them")
     if len(lists) != 1:
         raise WireError("submission-set-count", "exactly one SubmissionSet List is expected")
     head = lists[0]

@@ -38,6 +38,8 @@ def signature_entry(
         sha1_b64=base64.b64encode(hashlib.sha1(signature).digest()).decode("ascii"),
         sha256=hashlib.sha256(signature).hexdigest(),
         language=codes.SIGNATURE_LANGUAGE,
+        # PDSm date 1.. and context.period.start 1..: the signing is the act it records.
+        date=creation_time, service_start=creation_time,
     )
 
 

@@ -10,9 +10,7 @@ document types a profession may deposit, with their labels).
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
-import hashlib
 import json
 import urllib.parse
 from dataclasses import dataclass
@@ -242,9 +240,7 @@ class DmpClient:
             raise DmpError("no-content", "document without content reference", 400)
         url = urllib.parse.urljoin("/fhir/", entry.content_url)
         body = _check(self.http.get(url, headers=mode_headers(mode) if mode else {}), 200).content
-        sha1 = base64.b64encode(hashlib.sha1(body).digest()).decode("ascii")
-        if (len(body) != entry.size or sha1 != entry.sha1_b64
-                or (entry.sha256 and hashlib.sha256(body).hexdigest() != entry.sha256)):
+        if not entry.content_matches(body):
             raise DmpError("hash-mismatch", "Document altéré / the content does not match", 502)
         return body
 

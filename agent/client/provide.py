@@ -20,8 +20,8 @@ from wire import codes
 from wire.mhd import Author, DocumentEntry, SubmissionSet, build_provide_bundle
 from wire.signature import sign_submission
 
-__all__ = ["FORMAT_CODES", "SOURCE_ID", "CardSigner", "DepositMetadata", "Digest", "Signer",
-           "signed_bundle"]
+__all__ = ["FORMAT_CODES", "SOURCE_ID", "CardSigner", "CareSetting", "DepositMetadata", "Digest",
+           "Signer", "signed_bundle"]
 
 SOURCE_ID = "urn:oid:1.2.250.1.999.1.1"  # ours: the agent's source id (no OID assigned yet)
 
@@ -41,8 +41,6 @@ class DepositMetadata:
     masked: bool = False
     invisible_to_patient: bool = False
     replaces: str | None = None
-    facility_type: str = "SA07"
-    practice_setting: str = "AMBULATOIRE"
 
     def __post_init__(self) -> None:
         if self.mime_type not in FORMAT_CODES:
@@ -60,6 +58,33 @@ class DepositMetadata:
         return cls(old.type_code, title.strip() or old.title, mime_type or old.mime_type,
                    masked=old.masked, invisible_to_patient=old.invisible_to_patient,
                    replaces=old.unique_id)
+
+
+# TRE_A01 practice setting by TRE_R02 activity sector: a hospital's sectors are care in an
+# establishment, a regulation structure SAMU/SMUR, a screening centre and the health insurance
+# their own; every other sector (a practice, a pharmacy, a centre de santé, a shop) ambulatory.
+_SETTING_BY_SECTOR = {
+    **dict.fromkeys(("SA01", "SA02", "SA03", "SA04", "SA30", "SA34", "SA36", "SA40"),
+                    "ETABLISSEMENT"),
+    "SA50": "SAMU_SMUR", "SA54": "DEPISTAGE", "SA24": "AMO",
+}
+
+
+@dataclass(frozen=True)
+class CareSetting:
+    """Where the document was made: the deposit's ``context.facilityType`` (TRE_R02) and
+    ``context.practiceSetting`` (TRE_A01), from the session's practice situation."""
+
+    facility_type: str
+    practice_setting: str
+
+    @classmethod
+    def of_sector(cls, sector: str | None) -> CareSetting:
+        """From the practice situation's activity sector; a card without one (or with a code
+        the table lacks) says "Secteur non défini" rather than a guess."""
+        if sector is None or sector not in codes.FACILITY_TYPES:
+            sector = codes.NO_SECTOR
+        return cls(sector, _SETTING_BY_SECTOR.get(sector, "AMBULATOIRE"))
 
 
 class Signer(Protocol):
@@ -96,9 +121,11 @@ class Digest:
 
 
 def signed_bundle(patient: Any, content: bytes | str, digest: Digest, metadata: DepositMetadata,
-                  *, author: Author, signer: Signer) -> tuple[str, dict[str, Any]]:
+                  *, author: Author, setting: CareSetting, signer: Signer
+                  ) -> tuple[str, dict[str, Any]]:
     """The signed ITI-65 bundle of one document for ``patient`` (a `PatientContext`):
-    (its uniqueId, the Bundle). ``content`` is the bytes (inline) or an uploaded Binary id."""
+    (its uniqueId, the Bundle). ``content`` is the bytes (inline) or an uploaded Binary id;
+    ``author`` and ``setting`` come from the session's professional and practice situation."""
     kind = default_matrix().document_types.get(metadata.type_code)
     if kind is None:
         raise AgentError(f"type de document inconnu / unknown document type: "
@@ -115,12 +142,12 @@ def signed_bundle(patient: Any, content: bytes | str, digest: Digest, metadata: 
         format_code=metadata.format_code, mime_type=metadata.mime_type, title=metadata.title,
         author=author, creation_time=now, size=digest.size, sha1_b64=digest.sha1_b64,
         sha256=digest.sha256, visibility=frozenset(visibility),
-        facility_type=metadata.facility_type, practice_setting=metadata.practice_setting,
+        facility_type=setting.facility_type, practice_setting=setting.practice_setting,
         replaces=metadata.replaces,
     )
     submission = SubmissionSet(
         unique_id=f"urn:uuid:{uuid.uuid4()}", source_id=SOURCE_ID, patient=patient.patient,
-        submission_time=now, author=author, content_type_code=metadata.facility_type,
+        submission_time=now, author=author, content_type_code=setting.facility_type,
     )
     # The card signs the IHE DSG signature document's SignedInfo (wire.dsg): one card call.
     signature, signature_xml = sign_submission(submission, [entry], signer.sign_document,

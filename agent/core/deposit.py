@@ -57,7 +57,7 @@ if TYPE_CHECKING:
     import httpx
 
     from agent.client.dmp import PatientContext
-    from agent.client.provide import DepositMetadata, Signer
+    from agent.client.provide import CareSetting, DepositMetadata, Signer
     from wire.mhd import Author
 
 __all__ = [
@@ -123,6 +123,7 @@ def queue_deposit(
     metadata: DepositMetadata,
     *,
     author: Author,
+    setting: CareSetting,
     signer: Signer,
 ) -> int:
     """Sign a deposit with the card (``signer``: an open `ProfessionalSession`) and make
@@ -146,7 +147,7 @@ def queue_deposit(
         # covered, so the signature stays valid whatever Binary id the host answers.
         unique_id, bundle = signed_bundle(
             patient, PLACEHOLDER, Digest(out.size, out.sha256, sha1_b64), metadata,
-            author=author, signer=signer)
+            author=author, setting=setting, signer=signer)
         # Named only now, with its item: until then it is a temporary file, removed if
         # anything fails (or by the next opening, after a crash).
         label = Description("content", unique_id, patient.ins, out.size, out.sha256,

@@ -46,12 +46,14 @@ if TYPE_CHECKING:
     import httpx
 
     from agent.client.dmp import DmpClient
+    from agent.client.provide import CareSetting
     from agent.client.session import Workstation
     from agent.core.pin import PinPrompt
     from cardreader.cps import CpsCard, CpsIdentity
     from cardreader.cps_data import PracticeSituation
     from cardreader.pcsc import SlotEvent
     from policies import AccessMode
+    from wire.mhd import Author
 
 __all__ = [
     "PinCancelledError",
@@ -358,6 +360,22 @@ class ProfessionalSession:
                 self._generations.remove(generation)
         if retire:
             self._close_host(generation.host, "renewed")
+
+    def author(self) -> Author:
+        """Its deposits' author: this professional, in the chosen practice situation."""
+        identity, situation = self.identity, self.situation
+        assert identity is not None and situation is not None, "session not open"
+        from wire.mhd import Author  # at the first deposit, not at start
+
+        return Author(identity.id_nat_ps, identity.profession_code, situation.structure_id,
+                      identity.specialty_code, identity.last_name, identity.first_name)
+
+    def care_setting(self) -> CareSetting:
+        """Where its deposits are made: from the chosen practice situation's sector."""
+        assert self.situation is not None, "session not open"
+        from agent.client.provide import CareSetting  # at the first deposit, not at start
+
+        return CareSetting.of_sector(self.situation.sector)
 
     def sign_document(self, data: bytes) -> bytes:
         """Sign with the card's signature key (a deposit's submission set), while the card

@@ -33,7 +33,6 @@ if TYPE_CHECKING:
     from agent.client.dmp import DmpClient
     from agent.core.pin import PinPrompt
     from cardreader.cps_data import PracticeSituation
-    from wire.mhd import Author
 
 log = logging.getLogger("agent.core")
 
@@ -472,11 +471,3 @@ class SessionPart(CoreState):
         """The idNat_PS of the session's professional (their own documents), if any."""
         session = self._session
         return session.identity.id_nat_ps if session is not None and session.identity else None
-
-    def _author(self, session: ProfessionalSession) -> Author:
-        identity, situation = session.identity, session.situation
-        assert identity is not None and situation is not None
-        from wire.mhd import Author  # at the first deposit, not at start
-
-        return Author(identity.id_nat_ps, identity.profession_code, situation.structure_id,
-                      identity.specialty_code, identity.last_name, identity.first_name)

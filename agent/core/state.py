@@ -34,7 +34,7 @@ if TYPE_CHECKING:  # annotations only: the client, the card parsers and the poli
     from cardreader.pcsc import SlotEvent
     from cardreader.vitale import VitaleCard
     from policies import AccessMode
-    from wire.mhd import Author, DocumentEntry
+    from wire.mhd import DocumentEntry
 
 __all__ = ["CoreState", "Listener", "PatientState"]
 
@@ -193,9 +193,6 @@ class CoreState:
         raise NotImplementedError
 
     def _own_id(self) -> str | None:
-        raise NotImplementedError
-
-    def _author(self, session: ProfessionalSession) -> Author:
         raise NotImplementedError
 
     def reload_patient(self) -> dict[str, Any]:

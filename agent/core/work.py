@@ -172,7 +172,8 @@ class WorkPart(CoreState):
                                        invisible_to_patient=metadata.invisible_to_patient)
         with explained():
             item_id = queue_deposit(outbox, p.context, content, metadata,
-                                    author=self._author(session), signer=session)
+                                    author=session.author(), setting=session.care_setting(),
+                                    signer=session)
         item = outbox.get(item_id)
         self._wakeup.set()
         self._publish("outbox")

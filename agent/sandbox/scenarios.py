@@ -104,8 +104,7 @@ def professional(
                                   FixedPrompt(HARNESS_PIN)) as session:
         identity, situation = session.identity, session.situation
         assert identity is not None and situation is not None
-        author = Author(identity.id_nat_ps, identity.profession_code, situation.structure_id,
-                        identity.specialty_code, identity.last_name, identity.first_name)
+        author = session.author()
         say(f"session ouverte / session open: {identity.first_name} {identity.last_name} "
             f"({identity.id_nat_ps}), {situation.structure_name}")
         yield session, session.dmp(), author
@@ -150,7 +149,8 @@ def optician_deposits(sandbox: Sandbox, cps: str, vitale_reader: str) -> str:
             type_code, _class, label = next(
                 t for t in deposit_types(author.profession) if t[0] == "34810-2")
             item = queue_deposit(outbox, patient, REPORT, DepositMetadata(type_code, label),
-                                 author=author, signer=session)
+                                 author=author, setting=session.care_setting(),
+                                 signer=session)
             say(f"« {label} » signé par la carte et mis en file d'envoi / signed, queued")
             send = make_sender(session.calls, outbox)
             report = Sender(outbox, RetryPolicy.from_config(sandbox.config),

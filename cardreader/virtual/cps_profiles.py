@@ -21,6 +21,8 @@ PUK = "12345678"
 
 # Practice modes (ours, after table R23): L libéral, S salarié.
 LIBERAL, SALARIED = "L", "S"
+# Each situation's activity sector is a TRE_R02 code. No code names an optician's shop: the
+# virtual optician uses SA42 "Appareillage médical" (ours; a real card carries the RPPS's).
 
 
 @dataclass(frozen=True)
@@ -52,11 +54,12 @@ PROFILES: dict[str, CpsProfile] = {
         _identity("10001234565", "MARTIN", "Claire", "10", "SM54", "0000100001"),
         (
             PracticeSituation(
-                "5" + "81234567800015", "Cabinet médical du Parc", LIBERAL, "titulaire"
+                "5" + "81234567800015", "Cabinet médical du Parc", LIBERAL, "titulaire",
+                "SA07",
             ),
             PracticeSituation(
                 "3" + "750100042", "Centre de santé municipal Belleville", SALARIED,
-                "médecin vacataire",
+                "médecin vacataire", "SA05",
             ),
         ),
     ),
@@ -64,7 +67,8 @@ PROFILES: dict[str, CpsProfile] = {
         _identity("10002345675", "BERNARD", "Louis", "21", None, "0000100002"),
         (
             PracticeSituation(
-                "3" + "690001234", "Pharmacie de la Croix-Rousse", LIBERAL, "titulaire d'officine"
+                "3" + "690001234", "Pharmacie de la Croix-Rousse", LIBERAL, "titulaire d'officine",
+                "SA33",
             ),
         ),
     ),
@@ -72,7 +76,8 @@ PROFILES: dict[str, CpsProfile] = {
         _identity("10003456786", "PETIT", "Sophie", "28", None, "0000100003"),
         (
             PracticeSituation(
-                "5" + "82345678900021", "Optique du Vieux-Port", LIBERAL, "opticien-lunetier"
+                "5" + "82345678900021", "Optique du Vieux-Port", LIBERAL, "opticien-lunetier",
+                "SA42",
             ),
         ),
     ),
@@ -80,7 +85,8 @@ PROFILES: dict[str, CpsProfile] = {
         _identity("10004567896", "ROUX", "Julien", "92", None, "0000100004"),
         (
             PracticeSituation(
-                "5" + "83456789000037", "Cabinet d'orthoptie Garonne", LIBERAL, "titulaire"
+                "5" + "83456789000037", "Cabinet d'orthoptie Garonne", LIBERAL, "titulaire",
+                "SA07",
             ),
         ),
     ),
@@ -88,7 +94,8 @@ PROFILES: dict[str, CpsProfile] = {
         _identity("10005678908", "LEFEBVRE", "Amina", "60", None, "0000100005"),
         (
             PracticeSituation(
-                "5" + "84567890100043", "Cabinet infirmier des Lilas", LIBERAL, "titulaire"
+                "5" + "84567890100043", "Cabinet infirmier des Lilas", LIBERAL, "titulaire",
+                "SA07",
             ),
         ),
     ),
@@ -100,7 +107,7 @@ PROFILES: dict[str, CpsProfile] = {
         (
             PracticeSituation(
                 "3" + "750712184", "SAMU de Paris - Centre 15 (test)", SALARIED,
-                "médecin régulateur",
+                "médecin régulateur", "SA01",
             ),
         ),
     ),
@@ -109,7 +116,7 @@ PROFILES: dict[str, CpsProfile] = {
         (
             PracticeSituation(
                 "5" + "85678901200051", "Service de prévention et de santé au travail (test)",
-                SALARIED, "médecin du travail",
+                SALARIED, "médecin du travail", "SA13",
             ),
         ),
     ),
@@ -118,7 +125,7 @@ PROFILES: dict[str, CpsProfile] = {
         (
             PracticeSituation(
                 "5" + "86789012300067", "Mutuelle des Tilleuls (test)", SALARIED,
-                "médecin conseil",
+                "médecin conseil", "SA23",
             ),
         ),
     ),

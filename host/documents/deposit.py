@@ -34,7 +34,7 @@ from .. import audit
 from ..actors import SessionActor
 from ..blobs import BlobStore, StoredBlob, too_large
 from ..bodies import read_body
-from ..errors import HostError, bad_request
+from ..errors import HostError, bad_request, wire_refusal
 from ..store.schema import documents, submission_sets
 from . import decisions, records, signing, validate
 from .uploads import Uploads
@@ -167,8 +167,7 @@ async def deposit(request: Request, state: Any, actor: SessionActor, mode: Acces
     try:
         bundle = parse_provide_bundle(body)
     except WireError as error:
-        raise bad_request(error.code, f"Lot mal formé / malformed bundle: {error.message}"
-                          ) from None
+        raise wire_refusal(error) from None
     now = state.clock()
     ins = bundle.submission_set.patient.ins
     audit.names_patient(ins, actor, mode, Action.DEPOSIT.value)
@@ -176,6 +175,7 @@ async def deposit(request: Request, state: Any, actor: SessionActor, mode: Acces
     for provided in bundle.documents:
         validate.check_metadata(provided.entry, guard.policy.matrix)
         validate.check_author(provided.entry.author, actor)
+        validate.check_pdsm_required(provided.resource, provided.entry.unique_id)
         validate.check_stored_text(provided.resource,
                                    f"la fiche / the DocumentReference {provided.entry.unique_id}")
     validate.check_stored_text(bundle.submission_set_resource,

@@ -30,7 +30,7 @@ from wire.mhd import (
 
 from .. import audit
 from ..actors import SessionActor
-from ..errors import HostError, bad_request
+from ..errors import HostError, bad_request, wire_refusal
 from ..store.schema import documents
 from . import decisions, records, versions
 
@@ -101,7 +101,7 @@ def _actions(old: dict[str, Any], new: dict[str, Any]) -> list[Action]:
         new_level, new_labels = parse_security_labels(new.get("securityLabel"), "securityLabel")
         was_archived, now_archived = is_archived(old, "old"), is_archived(new, "new")
     except WireError as error:
-        raise bad_request(error.code, error.message) from None
+        raise wire_refusal(error) from None
     if new_level != old_level:
         raise not_modifiable("confidentiality level N/R/V")
     actions: list[Action] = []
@@ -137,8 +137,7 @@ def patch(state: Any, actor: SessionActor, mode: AccessMode, *, identifier: str,
     try:
         ops = parse_json_patch(body)
     except WireError as error:
-        raise bad_request(error.code, f"Patch mal formé / malformed patch: {error.message}"
-                          ) from None
+        raise wire_refusal(error) from None
     with guard.engine.connect() as connection:
         row = guard.load(lambda: find(connection, identifier, patient_ins))
         audit.names_patient(row.ins, actor, mode, "update_metadata", row.id)
@@ -150,8 +149,7 @@ def patch(state: Any, actor: SessionActor, mode: AccessMode, *, identifier: str,
         try:
             patched = apply_json_patch(row.resource, ops)
         except WireError as error:
-            raise bad_request(error.code, f"Patch inapplicable / the patch does not apply: "
-                              f"{error.message}") from None
+            raise wire_refusal(error) from None
         actions = _actions(row.resource, patched)
         if not actions:
             return row.resource  # type: ignore[no-any-return]  # traced as the READ it was

@@ -145,10 +145,8 @@ class SearchRefused(HostError):
 def _outcome(code: str, message: str, issue_type: str, severity: str,
              parameter: str | None) -> dict[str, Any]:
     """The host's OperationOutcome, its issue naming ``parameter`` (issue.expression)."""
-    body = operation_outcome(code, message, issue_type=issue_type, severity=severity)
-    if parameter:
-        body["issue"][0]["expression"] = [parameter]
-    return body
+    return operation_outcome(code, message, issue_type=issue_type, severity=severity,
+                             expression=parameter)
 
 
 def parse_request(raw: str, prefer: str | None) -> ParsedSearch:

@@ -17,6 +17,8 @@ from ..blobs import too_large
 from ..errors import HostError, bad_request
 from ..text import has_control_characters, refuse_control_characters
 
+_FORMAT = "DocumentReference.content[0].format"
+
 
 def check_metadata(entry: DocumentEntry, matrix: AccessMatrix) -> None:
     """Class, type, format, confidentiality, facility type and practice setting."""
@@ -25,33 +27,39 @@ def check_metadata(entry: DocumentEntry, matrix: AccessMatrix) -> None:
     if known is None or known.system != entry.type_system:
         raise bad_request("unknown-type",
                           f"Type de document inconnu / unknown document type "
-                          f"{entry.type_system}|{entry.type_code} ({what})")
+                          f"{entry.type_system}|{entry.type_code} ({what})",
+                          expression="DocumentReference.type")
     if entry.class_code not in matrix.classes:
         raise bad_request("unknown-class", f"Classe inconnue / unknown class "
-                          f"{entry.class_code} ({what})")
+                          f"{entry.class_code} ({what})", expression="DocumentReference.category")
     if known.class_code != entry.class_code:
         raise bad_request("class-type-mismatch",
                           f"Le type {entry.type_code} appartient à la classe {known.class_code}, "
-                          f"pas {entry.class_code} / type and class disagree ({what})")
+                          f"pas {entry.class_code} / type and class disagree ({what})",
+                          expression="DocumentReference.category")
     format_code = codes.FORMATS.get(entry.format_code)
     if format_code is None:
         raise bad_request("unknown-format",
-                          f"Format inconnu / unknown format code {entry.format_code} ({what})")
+                          f"Format inconnu / unknown format code {entry.format_code} ({what})",
+                          expression=_FORMAT)
     mime_type = entry.mime_type.split(";")[0].strip().lower()
     if mime_type not in codes.MIME_TYPES_BY_FORMAT.get(format_code.code, frozenset()):
         raise bad_request("format-mime-mismatch",
                           f"Le type MIME {entry.mime_type[:60]!r} ne correspond pas au format "
                           f"{format_code.code} / the MIME type does not match the format code "
-                          f"({what})")
-    refuse_control_characters(entry.title, f"le titre / the title ({what})", "invalid-title")
+                          f"({what})", expression=_FORMAT)
+    refuse_control_characters(entry.title, f"le titre / the title ({what})", "invalid-title",
+                              expression="DocumentReference.content[0].attachment.title")
     if (format_code.code == codes.SIGNATURE_FORMAT_CODE) != entry.is_signature:
         raise bad_request("unknown-format", f"Le format de signature est réservé au document de "
-                          f"signature (E1762) / signature format misused ({what})")
+                          f"signature (E1762) / signature format misused ({what})",
+                          expression=_FORMAT)
     if entry.confidentiality not in codes.CONFIDENTIALITY_LEVELS or any(
         label not in codes.VISIBILITY_STATUSES for label in entry.visibility
     ):
         raise bad_request("unknown-confidentiality", f"Code de confidentialité inconnu / "
-                          f"unknown confidentiality code ({what})")
+                          f"unknown confidentiality code ({what})",
+                          expression="DocumentReference.securityLabel")
     # The signature document may omit them (it describes no act); any code given is checked.
     optional = entry.is_signature
     if (entry.facility_type is None and not optional) or (
@@ -59,13 +67,33 @@ def check_metadata(entry: DocumentEntry, matrix: AccessMatrix) -> None:
     ):
         raise bad_request("unknown-facility-type",
                           f"Secteur d'activité absent ou inconnu / missing or unknown facility "
-                          f"type {entry.facility_type} ({what})")
+                          f"type {entry.facility_type} ({what})",
+                          expression="DocumentReference.context.facilityType")
     if (entry.practice_setting is None and not optional) or (
         entry.practice_setting is not None and entry.practice_setting not in codes.PRACTICE_SETTINGS
     ):
         raise bad_request("unknown-practice-setting",
                           f"Cadre d'exercice absent ou inconnu / missing or unknown practice "
-                          f"setting {entry.practice_setting} ({what})")
+                          f"setting {entry.practice_setting} ({what})",
+                          expression="DocumentReference.context.practiceSetting")
+
+
+# PDSm 3.1.1 PDSm_ComprehensiveDocumentReference cardinalities of 1.. that the parser, which
+# also reads stored and older resources, leaves optional: required of what is deposited.
+_PDSM_REQUIRED = (("date",), ("custodian",), ("context", "period", "start"))
+
+
+def check_pdsm_required(resource: dict[str, Any], unique_id: str) -> None:
+    """A deposited DocumentReference has PDSm's ``date``, ``custodian`` and
+    ``context.period.start`` (the act's start)."""
+    for path in _PDSM_REQUIRED:
+        node: Any = resource
+        for key in path:
+            node = node.get(key) if isinstance(node, dict) else None
+        if not node:
+            element = "DocumentReference." + ".".join(path)
+            raise bad_request("missing-field", f"Élément obligatoire absent (PDSm) / {element} is "
+                              f"required (document {unique_id})", expression=element)
 
 
 def check_author(author: Author, actor: SessionActor) -> None:
@@ -81,24 +109,24 @@ def check_author(author: Author, actor: SessionActor) -> None:
         raise HostError(403, "author-mismatch",
                         "L'auteur déclaré n'est pas le professionnel de la session / the declared "
                         "author is not the session's professional (idNat_PS, profession, "
-                        "structure)", issue_type="forbidden")
+                        "structure)", issue_type="forbidden", expression="DocumentReference.author")
 
 
 def check_stored_text(resource: Any, what: str) -> None:
     """No control character in any string the host will store and serve to other people
     (host.text: terminal escapes, bidirectional overrides...); line breaks and tabs are
-    text in a description or a note."""
-    stack = [resource]
+    text in a description or a note. The refusal names the string's FHIRPath."""
+    stack: list[tuple[Any, str]] = [(resource, str(resource.get("resourceType", "Resource")))]
     while stack:
-        node = stack.pop()
+        node, path = stack.pop()
         if isinstance(node, dict):
-            stack.extend(node.values())
+            stack.extend((value, f"{path}.{key}") for key, value in node.items())
         elif isinstance(node, list):
-            stack.extend(node)
+            stack.extend((value, f"{path}[{index}]") for index, value in enumerate(node))
         elif isinstance(node, str) and has_control_characters(
             node.replace("\n", " ").replace("\r", " ").replace("\t", " ")
         ):
-            refuse_control_characters(node, what, "invalid-characters")
+            refuse_control_characters(node, what, "invalid-characters", expression=path)
 
 
 def check_declared_size(entry: DocumentEntry, limit: int) -> None:
@@ -113,11 +141,13 @@ def check_content(entry: DocumentEntry, size: int, sha1_b64: str) -> None:
     if size != entry.size:
         raise bad_request("size-mismatch",
                           f"Taille déclarée {entry.size}, reçue {size} / declared size differs "
-                          f"from the content (document {entry.unique_id})")
+                          f"from the content (document {entry.unique_id})",
+                          expression="DocumentReference.content[0].attachment.size")
     if sha1_b64 != entry.sha1_b64:
         raise bad_request("hash-mismatch",
                           f"L'empreinte SHA-1 du contenu ne correspond pas / the content's SHA-1 "
-                          f"differs from attachment.hash (document {entry.unique_id})")
+                          f"differs from attachment.hash (document {entry.unique_id})",
+                          expression="DocumentReference.content[0].attachment.hash")
 
 
 def digests(data: bytes) -> tuple[str, str]:

@@ -103,25 +103,41 @@ async def upload_binary(request: Request) -> Response:
 
 async def read_binary(request: Request) -> Response:
     """
-    summary: ITI-68 Retrieve Document (the bytes)
+    summary: ITI-68 Retrieve Document (the bytes, or a FHIR Binary)
     description: >
       The document's content as deposited, streamed with its mime type. `id` is the
-      DocumentReference id (attachment.url is `Binary/<id>`). READ decision, traced.
+      DocumentReference id (attachment.url is `Binary/<id>`). READ decision, traced. With
+      `Accept: application/fhir+json` (and not the document's own type), the same content
+      as a FHIR Binary resource (base64 `data`), as FHIR's Binary read and the PDSM4DMP
+      draft's TD3.2 offer.
     parameters:
       - {name: id, in: path, required: true, schema: {type: string}}
     responses:
-      200: {description: The bytes}
+      200: {description: The bytes, or a Binary resource}
       403: {description: Refused by the access rules}
       404: {description: No such document}
     """
     host = host_state(request)
     actor = host.authenticator.session(request)
-    row = retrieve.readable(host, actor, access_mode(request), request.path_params["id"])
+    resource_id = request.path_params["id"]
+    row = retrieve.readable(host, actor, access_mode(request), resource_id)
+    if _wants_fhir_resource(request.headers.get("accept", ""), row.mime_type):
+        chunks, length = retrieve.binary_resource(host, row, resource_id)
+        return StreamingResponse(chunks, media_type=FHIR_JSON,
+                                 headers={"content-length": str(length),
+                                          "x-content-sha256": row.sha256})
     return StreamingResponse(
         retrieve.body(host, row), media_type=row.mime_type,
         headers={"content-length": str(row.size), "etag": f'"{row.sha256}"',
                  "x-content-sha256": row.sha256},
     )
+
+
+def _wants_fhir_resource(accept: str, mime_type: str) -> bool:
+    """The client asks for FHIR JSON (``application/fhir+json``, or the older
+    ``application/json+fhir``) and not for the document's own type."""
+    asked = {part.split(";")[0].strip().lower() for part in accept.split(",")}
+    return bool(asked & {FHIR_JSON, "application/json+fhir"}) and mime_type.lower() not in asked
 
 
 async def read_reference(request: Request) -> Response:
@@ -217,7 +233,8 @@ class DocumentReferences(HTTPEndpoint):
             elif "patient" in params:
                 patient_ins = Patient(params["patient"].removeprefix("Patient/")).ins
         except WireError as error:
-            raise bad_request(error.code, error.message) from None
+            raise bad_request(error.code, f"Patient mal désigné / {error.message}",
+                              expression="patient") from None
         body = await read_body(request, MAX_PATCH)
         resource = patch_module.patch(host, actor, mode, identifier=identifier,
                                       patient_ins=patient_ins, body=body,

@@ -49,8 +49,8 @@ def _patient_of_query(request: Request) -> tuple[Patient, tuple[str, ...]]:
         patient = Patient.from_token(values[0])
     except WireError as error:
         raise bad_request(error.code, "identifier : l'INS du patient, urn:oid:<OID INS>|<INS> / "
-                          f"the patient's INS, urn:oid:<INS OID>|<INS> ({error.message})"
-                          ) from None
+                          f"the patient's INS, urn:oid:<INS OID>|<INS> ({error.message})",
+                          expression="identifier") from None
     ignored = tuple(sorted({name for name in request.query_params if name != SEARCH_PARAMETER}))
     return patient, ignored
 

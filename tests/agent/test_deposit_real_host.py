@@ -27,7 +27,7 @@ import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from agent.client.dmp import DmpClient, PatientContext
-from agent.client.provide import CardSigner, DepositMetadata
+from agent.client.provide import CardSigner, CareSetting, DepositMetadata
 from agent.client.session import HostSession
 from agent.core.deposit import CONTENTS, make_sender, queue_deposit
 from agent.outbox import (
@@ -142,6 +142,7 @@ def _queue(world: World, outbox: Outbox, card: CpsCard, content: bytes | Path, t
            ) -> int:
     return queue_deposit(
         outbox, world.patient, content, DepositMetadata(REPORT_TYPE, title), author=_author(card),
+        setting=CareSetting.of_sector(card.read_situations()[0].sector),
         signer=CardSigner(lambda data: card.sign(CpsKey.SIGNATURE, data),
                           card.certificate(CpsKey.SIGNATURE).public_bytes(Encoding.DER)))
 
@@ -225,7 +226,7 @@ import json, random, sys, time
 from pathlib import Path
 from cryptography.hazmat.primitives.serialization import Encoding
 from agent.core.deposit import make_sender, queue_deposit, recover_contents
-from agent.client.provide import CardSigner, DepositMetadata
+from agent.client.provide import CardSigner, CareSetting, DepositMetadata
 from agent.client.dmp import PatientContext
 from agent.outbox import Outbox, RetryPolicy, SealedFileKeyStore, Sender
 from agent.client.session import HostSession, Workstation
@@ -257,8 +258,9 @@ for k in range(args["count"]):
         generator = random.Random(k)
         content = b"%PDF-1.4\\n" + generator.randbytes(generator.choice([2000, 60000, 400000]))
         queue_deposit(outbox, patient, content, DepositMetadata("34810-2", f"kill-{k}"),
-                      author=author, signer=CardSigner(lambda d: card.sign(CpsKey.SIGNATURE, d),
-                                                       certificate))
+                      author=author, setting=CareSetting("SA42", "AMBULATOIRE"),
+                      signer=CardSigner(lambda d: card.sign(CpsKey.SIGNATURE, d),
+                                        certificate))
         print(f"queued kill-{k}", flush=True)
 session = None
 def http():
@@ -447,14 +449,11 @@ def test_a_cps_removed_mid_deposit_keeps_the_item_and_the_next_session_sends_it(
     session = current["s"] = ProfessionalSession.open(
         reader, workstation(world.pki), world.host.url, FixedPrompt(PIN))
     try:
-        identity, situation = session.identity, session.situation
-        assert identity is not None and situation is not None
-        author = Author(identity.id_nat_ps, identity.profession_code, situation.structure_id,
-                        identity.specialty_code, identity.last_name, identity.first_name)
         title = f"removed-{during}"
         item_id = queue_deposit(
             outbox, world.patient, b"%PDF-1.4\n" + os.urandom(8 * MiB),
-            DepositMetadata(REPORT_TYPE, title), author=author, signer=session)
+            DepositMetadata(REPORT_TYPE, title), author=session.author(),
+            setting=session.care_setting(), signer=session)
 
         def remove() -> None:
             link.stop()

@@ -24,7 +24,6 @@ import pytest
 from keyring.backend import KeyringBackend
 from keyring.errors import KeyringLocked
 
-from agent.client.dmp import PatientContext
 from agent.client.provide import DepositMetadata, Digest, signed_bundle
 from agent.config import AgentConfig, ConfigError, load_config, render_config
 from agent.core.deposit import (
@@ -50,12 +49,8 @@ from agent.outbox import (
 )
 from agent.outbox import keys as keys_module
 from agent.outbox.sealed import CHUNK, TAG, SealedFiles, new_key, sealed_size
-from tests.faults import FAKE_SIGNER, inline_document
-from wire.mhd import Author
+from tests.faults import AUTHOR, FAKE_SIGNER, INS, PATIENT, SETTING, inline_document
 
-INS = "279017512345678"
-PATIENT = PatientContext(INS, "1.2.250.1.213.1.4.8", "CLAIRE", "MARTIN", "19840517")
-AUTHOR = Author("810001234567", "28", "structure1", "SM26", "OPTIQUE", "Olivier")
 TITLE = "Compte rendu très confidentiel de Mme Martin"
 MARKER = b"DOCUMENT-BODY-MARKER-0123456789"
 NO_JITTER = RetryPolicy(base=10.0, maximum=100.0, jitter=0.0)
@@ -82,7 +77,7 @@ def document(size: int = 300_000) -> bytes:
 
 def queue(outbox: Outbox, content: bytes | Path, title: str = TITLE) -> int:
     return queue_deposit(outbox, PATIENT, content, DepositMetadata("34810-2", title),
-                         author=AUTHOR, signer=FAKE_SIGNER)
+                         author=AUTHOR, setting=SETTING, signer=FAKE_SIGNER)
 
 
 class Host(httpx.BaseTransport):
@@ -603,7 +598,7 @@ def _v1_outbox(directory: Path, now: float, body: bytes) -> dict[str, Any]:
     unique_id, bundle = signed_bundle(
         PATIENT, PLACEHOLDER, Digest(len(body), hashlib.sha256(body).hexdigest(),
                                      "AAAAAAAAAAAAAAAAAAAAAAAAAAA="),
-        DepositMetadata("34810-2", TITLE), author=AUTHOR, signer=FAKE_SIGNER)
+        DepositMetadata("34810-2", TITLE), author=AUTHOR, setting=SETTING, signer=FAKE_SIGNER)
     by_reference = json.dumps(bundle, separators=(",", ":")).encode()
     inline = b'{"inline bundle of": "%s"}' % INS.encode()
     rows = [  # (unique_id, state, bundle bytes or None, metadata, last_error, acknowledged)

@@ -43,7 +43,18 @@ from agent.outbox import (
 from agent.outbox.report import outbox_json, outbox_lines
 from agent.outbox.sealed import sealed_size
 from agent.outbox.storage import RESERVE
-from tests.faults import AUTHOR, FAKE_SIGNER, INS, MB, PATIENT, FaultyHost, fill, read_only, tmpfs
+from tests.faults import (
+    AUTHOR,
+    FAKE_SIGNER,
+    INS,
+    MB,
+    PATIENT,
+    SETTING,
+    FaultyHost,
+    fill,
+    read_only,
+    tmpfs,
+)
 from tests.live import AgentProcess, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -65,7 +76,7 @@ def document(seed: str, size: int = 200_000) -> bytes:
 
 def queue(outbox: Outbox, content: bytes, title: str) -> str:
     item_id = queue_deposit(outbox, PATIENT, content, DepositMetadata("34810-2", title),
-                            author=AUTHOR, signer=FAKE_SIGNER)
+                            author=AUTHOR, setting=SETTING, signer=FAKE_SIGNER)
     return outbox.get(item_id).unique_id
 
 

@@ -34,7 +34,7 @@ from agent.outbox import (
 )
 from agent.outbox.recovery import describe
 from agent.outbox.sealed import CHUNK, MAGIC_V2, SALT, OutboxCipher, _subkey, key_id_of, new_key
-from tests.faults import AUTHOR, FAKE_SIGNER, INS, PATIENT, FaultyHost
+from tests.faults import AUTHOR, FAKE_SIGNER, INS, PATIENT, SETTING, FaultyHost
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -54,7 +54,7 @@ def document(seed: str, size: int = 150_000) -> bytes:
 
 def queue(outbox: Outbox, content: bytes, title: str) -> int:
     return queue_deposit(outbox, PATIENT, content, DepositMetadata("34810-2", title),
-                         author=AUTHOR, signer=FAKE_SIGNER)
+                         author=AUTHOR, setting=SETTING, signer=FAKE_SIGNER)
 
 
 def drain(outbox: Outbox, host: FaultyHost) -> None:
@@ -127,7 +127,7 @@ def _v2_outbox(root: Path, body: bytes) -> dict[str, str]:
     unique_id, bundle = signed_bundle(
         PATIENT, PLACEHOLDER, Digest(len(body), hashlib.sha256(body).hexdigest(),
                                      "AAAAAAAAAAAAAAAAAAAAAAAAAAA="),
-        DepositMetadata("34810-2", "schema 2"), author=AUTHOR, signer=FAKE_SIGNER)
+        DepositMetadata("34810-2", "schema 2"), author=AUTHOR, setting=SETTING, signer=FAKE_SIGNER)
     by_reference = json.dumps(bundle, separators=(",", ":")).encode()
     inline = b'{"inline": "bundle"}'
     rows = [  # (unique_id, state, bundle bytes, metadata, last error)
@@ -193,7 +193,7 @@ KILLED_DEPOSIT = """
 import os, sys
 from pathlib import Path
 from agent.core.deposit import queue_deposit
-from agent.client.provide import CardSigner, DepositMetadata
+from agent.client.provide import CardSigner, CareSetting, DepositMetadata
 from agent.client.dmp import PatientContext
 from agent.outbox import Outbox, SealedFileKeyStore
 from wire.mhd import Author
@@ -208,6 +208,7 @@ else:  # the bundle has its name, its row is not committed
 queue_deposit(box, PatientContext("279017512345678", "1.2.250.1.213.1.4.8", "CLAIRE",
               "MARTIN", "19840517"), b"%PDF-1.4 cut" * 5000, DepositMetadata("34810-2", "cut"),
               author=Author("810001234567", "28", "s1", "SM26", "OPTIQUE", "Olivier"),
+              setting=CareSetting("SA42", "AMBULATOIRE"),
               signer=CardSigner(lambda d: b"\\x01" * 256, b"certificate"))
 """
 

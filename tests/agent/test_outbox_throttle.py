@@ -34,7 +34,7 @@ from agent.outbox import (
 )
 from agent.outbox.report import EMPTY_JSON, outbox_json, outbox_lines
 from agent.outbox.throttle import SLICE, UNKNOWN_STRUCTURE
-from tests.faults import FAKE_SIGNER
+from tests.faults import FAKE_SIGNER, SETTING
 from wire.mhd import Author
 
 
@@ -221,7 +221,7 @@ def test_a_queued_deposit_records_its_establishment(tmp_path: Path) -> None:
     keys = SealedFileKeyStore(tmp_path / "credentials", tmp_path / "keys")
     with Outbox(tmp_path / "outbox" / "outbox.sqlite3", keys=keys) as box:
         item_id = queue_deposit(box, patient, b"%PDF-1.4 report", DepositMetadata(
-            "34810-2", "CR"), author=author, signer=FAKE_SIGNER)
+            "34810-2", "CR"), author=author, setting=SETTING, signer=FAKE_SIGNER)
         assert structure_of(box.get(item_id)) == "structure1"
 
 

@@ -370,41 +370,56 @@ def _folder(bundle: dict[str, Any]) -> None:
 
 
 BAD = [
-    ("literal-size", _literal("size"), 400, "size-mismatch"),
-    ("literal-hash", _literal("hash"), 400, "hash-mismatch"),
-    ("literal-format", _literal_format, 400, "format-mime-mismatch"),
-    ("another-author", _another_author, 403, "author-mismatch"),
-    ("author-without-idnat", _rpps_only, 400, "invalid-author"),
-    ("folder", _folder, 400, "unsupported-folder"),
+    ("literal-size", _literal("size"), 400, "size-mismatch",
+     "DocumentReference.content[0].attachment.size"),
+    ("literal-hash", _literal("hash"), 400, "hash-mismatch",
+     "DocumentReference.content[0].attachment.hash"),
+    ("literal-format", _literal_format, 400, "format-mime-mismatch",
+     "DocumentReference.content[0].format"),
+    ("another-author", _another_author, 403, "author-mismatch", "DocumentReference.author"),
+    ("author-without-idnat", _rpps_only, 400, "invalid-author",
+     "Bundle.entry[0].source.practitioner"),
+    ("folder", _folder, 400, "unsupported-folder", "Bundle.entry[9]"),
     ("modifier-extension", _set(["entry", 1, "resource", "modifierExtension"],
                                 [{"url": "urn:x", "valueBoolean": True}]),
-     400, "unknown-modifier-extension"),
+     400, "unknown-modifier-extension", "Bundle.entry[1].modifierExtension"),
     ("contained-binary", _set(["entry", 1, "resource", "contained"],
                               [{"resourceType": "Binary", "id": "b", "contentType": "text/html",
-                                "data": "PGgxPg=="}]), 400, "unsupported-contained"),
+                                "data": "PGgxPg=="}]), 400, "unsupported-contained",
+     "Bundle.entry[1].contained[0]"),
     ("patient-without-ins", _set(["entry", 3, "resource", "identifier"], []),
-     400, "unknown-patient"),
+     400, "unknown-patient", "Bundle.entry[0].subject"),
     ("leading-zero-oid", _set(["entry", 1, "resource", "masterIdentifier", "value"],
-                              "urn:oid:1.2.250.01.3"), 400, "invalid-unique-id"),
+                              "urn:oid:1.2.250.01.3"), 400, "invalid-unique-id",
+     "DocumentReference.masterIdentifier"),
     ("control-character", _set(["entry", 1, "resource", "description"], "a\u0007b"),
-     400, "invalid-characters"),
+     400, "invalid-characters", "DocumentReference.description"),
     ("oversized-metadata", _set(["entry", 1, "resource", "extension"],
                                 [{"url": "urn:x", "valueString": "x" * 70000}]),
-     400, "resource-too-large"),
+     400, "resource-too-large", "Bundle.entry[1]"),
     ("unknown-relation", _set(["entry", 1, "resource", "relatesTo"],
                               [{"code": "transforms", "target": {"reference": "#x"}}]),
-     400, "unsupported-relation"),
-    ("put-document", _set(["entry", 1, "request", "method"], "PUT"), 400, "invalid-request"),
+     400, "unsupported-relation", "Bundle.entry[1].relatesTo[0].code"),
+    # PDSm cardinalities 1.. of a deposited DocumentReference
+    ("no-date", _set(["entry", 1, "resource", "date"], ...), 400, "missing-field",
+     "DocumentReference.date"),
+    ("no-custodian", _set(["entry", 1, "resource", "custodian"], ...), 400, "missing-field",
+     "DocumentReference.custodian"),
+    ("no-period-start", _set(["entry", 1, "resource", "context", "period", "start"], ...),
+     400, "missing-field", "DocumentReference.context.period.start"),
+    ("put-document", _set(["entry", 1, "request", "method"], "PUT"), 400, "invalid-request",
+     "Bundle.entry[1].request"),
     ("binary-elsewhere", _set(["entry", 1, "resource", "content", 0, "attachment", "url"],
-                              "http://elsewhere.example/Binary/1"), 400, "unresolved-reference"),
+                              "http://elsewhere.example/Binary/1"), 400, "unresolved-reference",
+     "Bundle.entry[1]"),
 ]
 
 
-@pytest.mark.parametrize(("name", "change", "status", "code"), BAD,
+@pytest.mark.parametrize(("name", "change", "status", "code", "expression"), BAD,
                          ids=[item[0] for item in BAD])
 def test_bad_input_is_a_specific_outcome_and_stores_nothing(
     host: TlsHost, card: CpsCard, gp: HostSession, name: str, change: Any, status: int,
-    code: str,
+    code: str, expression: str,
 ) -> None:
     bundle = sign(card, comprehensive_bundle())
     change(bundle)
@@ -416,6 +431,7 @@ def test_bad_input_is_a_specific_outcome_and_stores_nothing(
     assert issue["details"]["coding"][0]["code"] == code
     assert issue["code"] in ("invalid", "forbidden", "security", "processing", "too-long")
     assert " / " in issue["details"]["text"]  # French / English
+    assert issue["expression"] == [expression]  # the element at fault, as a FHIRPath
     assert stored_counts(host) == (0, 0)
 
 

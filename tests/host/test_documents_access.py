@@ -3,8 +3,10 @@ reference host, on SQLite and PostgreSQL: each caller sees only what the rules a
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -171,6 +173,31 @@ def test_retrieve_returns_the_deposited_bytes(host: InProcessHost, pki: Pki) -> 
             access_log.c.action == "read")).scalars().all()
     # The probe for an unknown document of this patient is traced as a refused read too.
     assert sorted(reads) == ["allowed", "allowed", "refused", "refused"]
+
+
+@pytest.mark.parametrize("size", [0, 1, 2, 3, 70_001, 200_000])
+def test_retrieve_as_a_fhir_binary_resource(host: InProcessHost, pki: Pki, size: int) -> None:
+    """ITI-68 asked with Accept: application/fhir+json gives the same content as a Binary
+    resource, streamed (its length exact whatever the size modulo 3); the document's own
+    type, or no preference, still gives the bytes. Each read is one READ decision."""
+    content = PDF + os.urandom(size)
+    (doc_id,) = deposit(host, pki, (entry_for(content), content))
+    gp = host.client(GP)
+    answer = gp.get(f"/fhir/Binary/{doc_id}", headers={"accept": "application/fhir+json"})
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["content-type"].startswith("application/fhir+json")
+    assert int(answer.headers["content-length"]) == len(answer.content)
+    resource = answer.json()
+    assert (resource["resourceType"], resource["id"], resource["contentType"]) == (
+        "Binary", doc_id, "application/pdf")
+    assert base64.b64decode(resource["data"], validate=True) == content
+    both = gp.get(f"/fhir/Binary/{doc_id}",
+                  headers={"accept": "application/pdf, application/fhir+json;q=0.5"})
+    assert both.content == content
+    assert gp.get(f"/fhir/Binary/{doc_id}", headers={"accept": "*/*"}).content == content
+    refused = host.client(NURSE).get(f"/fhir/Binary/{doc_id}",
+                                     headers={"accept": "application/fhir+json"})
+    assert refused.status_code == 403 and refused.json()["resourceType"] == "OperationOutcome"
 
 
 def test_mask_and_unmask(host: InProcessHost, pki: Pki) -> None:

@@ -9,6 +9,7 @@ no valid key, so the host refuses it (a test below says so); the others use a se
 
 from __future__ import annotations
 
+import base64
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
@@ -335,14 +336,16 @@ def test_td31a_td31b_td32_as_the_draft_writes_them(documents_host: InProcessHost
                                 f"&identifier={uid}&status=current")
     assert [e["resource"]["id"] for e in found.json()["entry"]] == [doc_id]
     # TD3.2: GET [attachment.url] with the document's own type answers the bytes; asking
-    # application/fhir+json still answers the bytes (no Binary resource: not served).
+    # application/fhir+json answers a Binary resource with the same bytes in base64.
     [match] = found.json()["entry"]
     url = match["resource"]["content"][0]["attachment"]["url"]
     assert url == f"Binary/{doc_id}"
     raw = host.client(GP).get(f"/fhir/{url}", headers={"accept": "application/pdf"})
     assert raw.status_code == 200 and raw.headers["content-type"] == "application/pdf"
     wrapped = host.client(GP).get(f"/fhir/{url}", headers={"accept": "application/fhir+json"})
-    assert wrapped.headers["content-type"] == "application/pdf"
+    assert wrapped.headers["content-type"].startswith("application/fhir+json")
+    assert wrapped.json()["resourceType"] == "Binary"
+    assert base64.b64decode(wrapped.json()["data"]) == raw.content
 
 
 def test_td33c_delete_as_the_draft_writes_it(documents_host: InProcessHost,

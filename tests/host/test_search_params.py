@@ -48,8 +48,9 @@ T0 = dt.datetime(2026, 11, 27, 9, 0, tzinfo=dt.UTC)  # the in-process clock's st
 
 
 def _docs(author: Professional) -> dict[str, DocumentEntry]:
-    """A: LOINC, normal, cabinet, no period; B: a local type, restricted, hospital, a one-hour
-    act; D: replaced by C (an act with an open end)."""
+    """A: LOINC, normal, cabinet, no act date (its period starts when it was made, 26 November,
+    as `build_provide_bundle` says for PDSm's period.start 1..); B: a local type, restricted,
+    hospital, a one-hour act; D: replaced by C (an act with an open end)."""
     a = entry_for(PDF + b"A", author)
     return {
         "A": a,
@@ -147,7 +148,7 @@ def _cases(d: Dossier) -> list[tuple[str, set[str]]]:
         (f"date=ge{(T0 + dt.timedelta(days=2)).date()}", {"C"}),
         # period: the act's interval; an open end is infinite
         ("period=2026-03-01", {"B"}),
-        ("period=ge2026-04", {"C"}),
+        ("period=ge2026-04", {"A", "C"}),
         ("period=lt2026-04", {"B"}),
         ("period=2026", {"B"}),
         ("period-start=2026-05-10", {"C"}),

@@ -5,6 +5,7 @@ the views get lists only the open session's professional's deposits."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from typing import Any
 
@@ -149,3 +150,43 @@ def test_the_outbox_lists_only_the_open_session_s_deposits(
                             and s["outbox"]["failed"] == 0, timeout=60)
     stored = [t for _u, t, _c in live.stored(patient["patient"]["ins"])]
     assert title in stored
+
+
+def _deposit_stored(live: LiveWorld, api: httpx.Client, ins: str, title: str) -> tuple[str, str]:
+    """Deposit a text as the open session, wait until the host holds it: its facility type
+    and practice setting as stored."""
+    code = api.get("/api/deposit-types").json()[0]["code"]
+    queued = api.post("/api/deposits", params={"typeCode": code, "title": title},
+                      content=b"compte rendu\n", headers={"content-type": "text/plain"})
+    assert queued.status_code == 202, queued.text
+    live.agent.wait_for(lambda s: s["outbox"]["pending"] == 0, timeout=60)
+    with contextlib.closing(live.host.db()) as db:
+        row = db.execute("SELECT facility_type, practice_setting FROM documents WHERE ins = ? "
+                         "AND title = ?", (ins, title)).fetchone()
+    assert row is not None, f"{title} not stored"
+    return row
+
+
+def test_a_deposit_says_where_it_was_made_from_the_chosen_situation(
+        live: LiveWorld, insert_card: Any) -> None:
+    """Issue 12: the facility type (TRE_R02) and practice setting (TRE_A01) come from the
+    practice situation the session uses, never a constant: the same GP deposits as a
+    "cabinet individuel" from their practice, as a "centre de santé" from the centre."""
+    assert [s.sector for s in PROFILES["gp"].situations] == ["SA07", "SA05"]
+    gp = insert_card(live.cps("gp"), slot=0)
+    live.agent.wait_for(lambda s: s["session"]["state"] == "locked")
+    insert_card(VirtualVitale.from_profile("single"), slot=1)
+    with live.agent.client() as api:
+        where = {}
+        for structure in GP_STRUCTURES:
+            opened = api.post("/api/session", json={"pin": PIN, "structureId": structure})
+            assert opened.status_code == 200, opened.text
+            patient = live.agent.wait_for(lambda s: s["patient"]["state"] == "ready")["patient"]
+            if patient["dmp"]["status"] == "absent":
+                assert api.post("/api/dmp", json={"consent": True}).status_code == 201
+            where[structure] = _deposit_stored(live, api, patient["patient"]["ins"],
+                                               f"CR depuis {structure}")
+            assert api.delete("/api/session").status_code == 204
+    assert where == {GP_STRUCTURES[0]: ("SA07", "AMBULATOIRE"),
+                     GP_STRUCTURES[1]: ("SA05", "AMBULATOIRE")}
+    _gone(gp, 0)

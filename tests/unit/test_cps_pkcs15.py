@@ -122,6 +122,21 @@ def test_data_objects_round_trip_and_empty_slots() -> None:
         cps_data.decode_id_card(bytes.fromhex("3005020102") + b"")
 
 
+def test_a_practice_situation_carries_its_activity_sector() -> None:
+    pharmacy = cps_data.PracticeSituation("3690001234", "Pharmacie", "L", "titulaire", "SA33")
+    assert cps_data.decode_activity(cps_data.encode_activity(pharmacy)) == pharmacy
+    # A card written before the sector was added still reads, with no sector.
+    older = cps_data.encode_activity(cps_data.PracticeSituation("3690001234", "Pharmacie", "L",
+                                                                "titulaire"))
+    assert cps_data.decode_activity(older) == cps_data.PracticeSituation(
+        "3690001234", "Pharmacie", "L", "titulaire", None)
+    # Whatever a card says there must be a TRE_R02 code, not free text.
+    odd = cps_data.encode_activity(cps_data.PracticeSituation("3690001234", "P", "L", "t",
+                                                              "OFFICINE"))
+    with pytest.raises(MalformedResponseError, match="TRE_R02"):
+        cps_data.decode_activity(odd)
+
+
 def test_pin_tries_come_from_the_docp() -> None:
     answer = bytes.fromhex("BF810114A012A1078C0571000000009A01039B0102800104")
     assert parse_pin_tries(answer, 1) == (3, 2)
