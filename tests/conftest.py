@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 
@@ -19,6 +20,12 @@ os.environ["PYTHON_KEYRING_BACKEND"] = "keyring.backends.fail.Keyring"
 # Nor the machine's administrator configuration (/etc/dmp-agent/agent.toml): the tests that
 # exercise it name their own.
 os.environ["DMP_AGENT_SYSTEM_CONFIG"] = "/nonexistent/dmp-agent/agent.toml"
+# Nor the user's own agent: what a test opens with the default paths (the outbox, the keys,
+# the settings) lives in this run's folders, never in ~/.local/share, where another run, or
+# the developer's agent, has its own (an outbox of a newer schema there failed a test).
+_USER_DIRS = tempfile.mkdtemp(prefix="dmp-tests-")
+for _name in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME", "XDG_CACHE_HOME"):
+    os.environ[_name] = os.path.join(_USER_DIRS, _name.lower())
 
 
 @pytest.fixture(scope="session")

@@ -212,14 +212,21 @@ class WorkPart(CoreState):
 
     def _on_progress(self, step: Progress) -> None:
         title = str(step.item.metadata.get("title", ""))
+        p = self._patient
+        ours = p is not None and p.context is not None and p.context.ins == step.item.patient
         with self._lock:
             self._sending = ({"id": step.item.id, "title": title} if step.kind == "sending"
                              else None)
+            if ours and step.kind == "sending":
+                # The outbox says "sent" before this step runs: from now on a listing asks
+                # the host, which may hold the document any moment.
+                assert p is not None
+                p.changes += 1
         self._publish("outbox")
         if step.kind == "done":
             self._notice("info", "Document déposé / document deposited", title)
-            p = self._patient
-            if p is not None and p.context is not None and p.context.ins == step.item.patient:
+            if ours:
+                assert p is not None
                 self._documents_changed(p)
         elif step.kind == "failed":
             self._notice("error", "Dépôt refusé / deposit refused",
