@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from lxml import etree
 
-from . import schematron, xsd
+from . import schematron, volets, xsd
 from .errors import CdaError
 from .header import BodyKind, CdaHeader, Code, Organization, PatientIdentity, Person, read_header
 from .level1 import Level1Header, build_level_1
@@ -42,6 +42,7 @@ __all__ = [
     "build_level_1",
     "deposit_metadata",
     "looks_like_cda",
+    "preload",
     "read",
     "validate",
     "volet_of",
@@ -67,6 +68,13 @@ def read(data: bytes, *, max_bytes: int = MAX_XML_BYTES) -> CdaDocument:
     root = parse(data, max_bytes=max_bytes)
     header = read_header(root)
     return CdaDocument(root, header, volet_of(header))
+
+
+def preload() -> None:
+    """Compile every volet's schematrons in a background thread (`schematron.preload`)."""
+    names = tuple(dict.fromkeys(name for volet in volets.VOLETS.values()
+                                for name in volet.schematrons))
+    schematron.preload(names)
 
 
 def validate(document: CdaDocument) -> None:

@@ -146,3 +146,19 @@ def check(root: etree._Element, schematrons: tuple[str, ...]) -> None:
                    f"Non conforme au schématron {first.schematron} / fails the CI-SIS "
                    f"schematron: [{first.rule}] {first.text[:400]} — à / at {first.location}"
                    f"{more}", rule=first.rule, location=first.location)
+
+
+def preload(schematrons: tuple[str, ...]) -> threading.Thread:
+    """Compile ``schematrons`` in a background thread (the header schematron takes seconds):
+    a server calls it at start so that its first CDA is checked in milliseconds. Missing
+    files are left to `run` to report."""
+
+    def compile_all() -> None:
+        for name in schematrons:
+            if available(name):
+                with _lock:
+                    _executable(DATA_DIR / name)
+
+    thread = threading.Thread(target=compile_all, name="cda-schematrons", daemon=True)
+    thread.start()
+    return thread
