@@ -19,6 +19,9 @@ NOS = "https://mos.esante.gouv.fr/NOS"
 CLASS_SYSTEM = f"{NOS}/TRE_A03-ClasseDocument/FHIR/TRE-A03-ClasseDocument"
 LOINC_SYSTEM = "http://loinc.org"
 FORMAT_SYSTEM = f"{NOS}/TRE_A11-IheFormatCode/FHIR/TRE-A11-IheFormatCode"
+# The CI-SIS's own format codes (urn:asip:..., urn:ans:...; JDV_J10 gathers both systems).
+CISIS_FORMAT_SYSTEM = (f"{NOS}/TRE_A06-FormatCodeComplementaire/FHIR/"
+                       "TRE-A06-FormatCodeComplementaire")
 FACILITY_SYSTEM = f"{NOS}/TRE_R02-SecteurActivite/FHIR/TRE-R02-SecteurActivite"
 PRACTICE_SYSTEM = f"{NOS}/TRE_A01-CadreExercice/FHIR/TRE-A01-CadreExercice"
 # securityLabel: PDSm slices it into a confidentiality level (HL7 v3 N/R/V, required binding)
@@ -96,15 +99,23 @@ FORMATS = _index(
          "Compte rendu structuré d'examens de biologie médicale", "pdsm"),
     Code("urn:ihe:pcc:xds-ms:2007", FORMAT_SYSTEM, "Synthèse médicale (XDS-MS)", "believed"),
     Code(SIGNATURE_FORMAT_CODE, SIGNATURE_FORMAT_SYSTEM, "Signature détachée", "ihe"),
+    # cisis: ASS_A11-CorresModeleCDA-XdsFormatCode-CISIS (wire/cda/volets.py, docs/cda.md)
+    Code("urn:asip:ci-sis:vsm:2012", CISIS_FORMAT_SYSTEM, "Volet de synthèse médicale", "cisis"),
+    Code("urn:asip:ci-sis:vac-note:2021", CISIS_FORMAT_SYSTEM, "Note de vaccination", "cisis"),
 )
 
 # The MIME types each format may carry: a PDF format with an HTML body is a lie that would
-# decide how the reader's software opens it.
+# decide how the reader's software opens it. The XDS-SD formats name a CDA level 1 document
+# (text/xml, its body a PDF or a text); the bare file is still taken from deposits made before
+# the agent wrapped documents in CDA (docs/cda.md).
+CDA_MIME_TYPES = frozenset({"text/xml", "application/xml"})
 MIME_TYPES_BY_FORMAT: dict[str, frozenset[str]] = {
-    "urn:ihe:iti:xds-sd:pdf:2008": frozenset({"application/pdf"}),
-    "urn:ihe:iti:xds-sd:text:2008": frozenset({"text/plain"}),
-    "urn:ihe:lab:xd-lab:2008": frozenset({"text/xml", "application/xml"}),
-    "urn:ihe:pcc:xds-ms:2007": frozenset({"text/xml", "application/xml"}),
+    "urn:ihe:iti:xds-sd:pdf:2008": frozenset({"application/pdf"}) | CDA_MIME_TYPES,
+    "urn:ihe:iti:xds-sd:text:2008": frozenset({"text/plain"}) | CDA_MIME_TYPES,
+    "urn:ihe:lab:xd-lab:2008": CDA_MIME_TYPES,
+    "urn:ihe:pcc:xds-ms:2007": CDA_MIME_TYPES,
+    "urn:asip:ci-sis:vsm:2012": CDA_MIME_TYPES,
+    "urn:asip:ci-sis:vac-note:2021": CDA_MIME_TYPES,
     SIGNATURE_FORMAT_CODE: frozenset({SIGNATURE_MIME_TYPE}),
 }
 

@@ -36,7 +36,7 @@ from ..blobs import BlobStore, StoredBlob, too_large
 from ..bodies import read_body
 from ..errors import HostError, bad_request, wire_refusal
 from ..store.schema import documents, submission_sets
-from . import decisions, records, signing, validate
+from . import cda_check, decisions, records, signing, validate
 from .uploads import Uploads
 
 # Inline bodies are base64 (4/3) inside JSON; anything larger goes through POST /fhir/Binary.
@@ -187,6 +187,8 @@ async def deposit(request: Request, state: Any, actor: SessionActor, mode: Acces
         [(p.entry.unique_id, c.blob.sha256)
          for p, c in zip(bundle.documents, contents, strict=True) if not p.entry.is_signature],
         settings.pki_dir, actor, now)
+    # After the signature (cheap refusals first): the schematrons are the costly check.
+    await cda_check.check_deposit(bundle.documents, contents, blobs, limit)
 
     doc_ids = [records.new_id(ins) for _ in entries]
     pending: list[decisions.Pending] = []

@@ -1,0 +1,86 @@
+"""A CDA document checked on arrival, as the agent checked it before sending (wire.cda):
+a deposit whose content is XML must be a CI-SIS CDA R2 document that
+
+- parses safely (no DTD, no entity, no network: XML bombs are refused with their own code),
+- names in its header the patient the DocumentReference names (INS and its OID),
+- declares the type and the format code its header and volet give (ClinicalDocument/code;
+  ASS_A11 / ASS_A12: a level 1 PDF is urn:ihe:iti:xds-sd:pdf:2008, a VSM
+  urn:asip:ci-sis:vsm:2012...), so format code and MIME type agree,
+- passes the CDA R2 schema and its volet's CI-SIS schematrons.
+
+Each refusal is a 400 OperationOutcome whose code is the CDA check's (docs/cda.md) and whose
+text names the failing assertion and its XPath. The submission set's signature document
+(also XML) is not a CDA and is left to `signing`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+
+from wire import cda
+from wire.cda.errors import CdaError
+from wire.mhd import DocumentEntry
+
+from ..errors import HostError, bad_request
+
+XML_MIME_TYPES = frozenset({"text/xml", "application/xml"})
+
+
+def is_cda_entry(entry: DocumentEntry) -> bool:
+    """Whether the host expects a CDA document behind ``entry``: XML content that is not
+    the submission set's signature."""
+    return (not entry.is_signature
+            and entry.mime_type.split(";")[0].strip().lower() in XML_MIME_TYPES)
+
+
+def _refusal(error: CdaError, entry: DocumentEntry) -> HostError:
+    return bad_request(error.code, f"{error.message} (document {entry.unique_id})")
+
+
+def check(entry: DocumentEntry, data: bytes, max_bytes: int) -> None:
+    """Refuse ``data`` unless it is the CDA document ``entry`` describes (see the module)."""
+    try:
+        document = cda.read(data, max_bytes=max_bytes)
+        metadata = cda.deposit_metadata(document.header)
+    except CdaError as error:
+        raise _refusal(error, entry) from None
+    what = f"(document {entry.unique_id})"
+    if metadata.patient != entry.patient:
+        raise bad_request("cda-patient-mismatch",
+                          "Le document CDA concerne un autre patient que la fiche / the CDA "
+                          "header names another patient than the DocumentReference's subject "
+                          f"{what}")
+    if (metadata.type_code, metadata.type_system) != (entry.type_code, entry.type_system):
+        raise bad_request("cda-type-mismatch",
+                          f"Type du document CDA {metadata.type_code}, fiche {entry.type_code} / "
+                          f"the CDA's type (ClinicalDocument/code) differs from the "
+                          f"DocumentReference's {what}")
+    if metadata.format_code != entry.format_code:
+        raise bad_request("cda-format-mismatch",
+                          f"Format du document CDA ({document.volet.name}) : "
+                          f"{metadata.format_code}, fiche : {entry.format_code} / the format "
+                          f"code does not match the CDA document {what}")
+    try:
+        cda.validate(document)
+    except CdaError as error:
+        raise _refusal(error, entry) from None
+
+
+def _bytes_of(content: Any, blobs: Any) -> bytes:
+    if content.data is not None:
+        return bytes(content.data)
+    return b"".join(blobs.read(content.blob.sha256))
+
+
+async def check_deposit(documents: Iterable[Any], contents: Iterable[Any], blobs: Any,
+                        max_bytes: int) -> None:
+    """`check` every CDA of a deposit (``documents``: the bundle's `ProvidedDocument`s,
+    ``contents``: their received bodies), in a worker thread: the schematrons take
+    milliseconds a document, but their first compilation in a process takes seconds."""
+    for provided, content in zip(documents, contents, strict=True):
+        entry = provided.entry
+        if is_cda_entry(entry):
+            await run_in_threadpool(check, entry, _bytes_of(content, blobs), max_bytes)

@@ -1,0 +1,54 @@
+"""The CI-SIS example documents (tests/cda_examples/README.md) and a level 1 header the tests
+build from, shared by the CDA tests of the wire, the agent and the host."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from wire.cda import schematron
+from wire.cda.header import Code
+from wire.cda.level1 import Level1Author, Level1Header, Level1Patient
+
+EXAMPLES = Path(__file__).with_name("cda_examples")
+LEVEL_1 = EXAMPLES / "DOC_NON_STRUCTURE_CDA-R2-N1.xml"
+VSM = EXAMPLES / "VSM_1.4_2022.01.xml"
+VAC_NOTE = EXAMPLES / "VAC-NOTE_2023.01.xml"
+CR_BIO = EXAMPLES / "BIO-CR-BIO_2024.01_TSH_1.xml"
+ALL = {"CDA-R2-N1": LEVEL_1, "VSM": VSM, "VAC-NOTE": VAC_NOTE, "CR-BIO": CR_BIO}
+EXAMPLE_INS = "279035121518989"  # the examples' test INS
+
+needs_cisis = pytest.mark.skipif(
+    not schematron.available("schematrons/moteur/iso_svrl_for_xslt2.xsl"),
+    reason="the CI-SIS schematrons are not installed: run scripts/cisis-data (see "
+           "wire/cda/cisis/README.md)")
+
+
+def a_pdf() -> bytes:
+    """A real PDF (fpdf2, through the agent's secrets sheet: the tests' PDF maker)."""
+    from agent.core.secrets_sheet import EmergencyConsents, SecretsSheet, render_pdf
+
+    return render_pdf(SecretsSheet("Élodie", "DURAND", "12/05/1984", "284057511402312",
+                                   "K7PM-Q2XR-9HTW", EmergencyConsents(), dt.date(2026, 12, 1),
+                                   "Claire MARTIN", "Cabinet médical du Parc"))
+
+
+def level1_header(**changes: object) -> Level1Header:
+    """A GP's consultation report for the examples' test patient."""
+    values: dict[str, object] = dict(
+        patient=Level1Patient(EXAMPLE_INS, "1.2.250.1.213.1.4.10", "PAT-TROIS",
+                              "DOMINIQUE MARIE-LOUISE", "F", "19790328", "51215"),
+        author=Level1Author("810001234565", "MARTIN", "Claire", "10", "SM54",
+                            "Médecin - Spécialiste en Médecine Générale (SM)",
+                            "581234567800015", "Cabinet médical du Parc"),
+        type_code=Code("11488-4", "2.16.840.1.113883.6.1", "Compte rendu de consultation"),
+        title="Compte rendu de consultation",
+        facility_type=Code("SA07", "1.2.250.1.71.4.2.4", "Cabinet individuel"),
+        practice_setting=Code("AMBULATOIRE", "1.2.250.1.213.1.1.4.9", "Ambulatoire"),
+        service_start=dt.datetime(2026, 12, 1, 9, 30, tzinfo=dt.UTC),
+        created=dt.datetime(2026, 12, 1, 10, 0, tzinfo=dt.UTC),
+    )
+    values.update(changes)
+    return Level1Header(**values)  # type: ignore[arg-type]

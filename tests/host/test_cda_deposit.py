@@ -1,0 +1,131 @@
+"""CDA documents checked by the host on arrival (host/documents/cda_check.py), through the
+real deposit route: a CI-SIS CDA that passes its volet is stored; one that fails its
+schematron, names another patient, declares another format, or is an XML bomb is refused with
+its own code, and nothing is stored (no row, no body)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.cda_support import EXAMPLE_INS, VAC_NOTE, a_pdf, level1_header, needs_cisis
+from tests.host.documents_support import (
+    GP_CARD,
+    PATIENT,
+    Pki,
+    deposit_bundle,
+    entry_for,
+    install_pki,
+    make_pki,
+    open_dossier,
+)
+from tests.host.harness import InProcessHost, Professional
+from tests.host.test_documents_deposit import counts, post, refused
+from tests.unit.test_cda_xml_safety import BILLION_LAUGHS
+from wire import cda, codes
+from wire.cda.level1 import Level1Author, Level1Patient
+from wire.mhd import Patient
+
+pytestmark = needs_cisis
+EXAMPLE_PATIENT = Patient(EXAMPLE_INS, codes.INS_TEST_OID)
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    return make_pki(tmp_path_factory.mktemp("health"))
+
+
+@pytest.fixture
+def host(db_url: str, tmp_path: Path, pki: Pki) -> InProcessHost:
+    host = InProcessHost(db_url, tmp_path)
+    install_pki(pki, host)
+    open_dossier(host)
+    open_dossier(host, EXAMPLE_INS)
+    return host
+
+
+def gp_report(patient: Patient = PATIENT, **changes: object) -> bytes:
+    """The GP's consultation report as a CDA level 1 document, for ``patient``. (The eye-test
+    report type 34810-2 of the optician is not in JDV_J07, the DMP's document types: the
+    header schematron refuses it; docs/cda.md.)"""
+    who = GP_CARD
+    header = level1_header(
+        patient=Level1Patient(patient.ins, patient.oid, "DURAND", "Élodie", "F", "19840512",
+                              "75056"),
+        author=Level1Author(who.id_nat_ps, who.last_name, who.first_name, who.profession,
+                            who.specialty, "Médecin", who.structure_id, "Cabinet médical du Parc"),
+        **changes)
+    return cda.build_level_1(header, a_pdf())
+
+
+def cda_entry(data: bytes, who: Professional = GP_CARD, **changes: object) -> object:
+    metadata = cda.deposit_metadata(cda.read(data).header)
+    values: dict[str, object] = dict(format_code=metadata.format_code, type_code=metadata.type_code,
+                                     mime_type=metadata.mime_type, title=metadata.title)
+    values.update(changes)
+    return entry_for(data, who, **values)
+
+
+def deposit_of(pki: Pki, data: bytes, entry: object | None = None) -> dict[str, object]:
+    entry = entry if entry is not None else cda_entry(data)
+    return deposit_bundle(pki.gp, [(entry, data)], GP_CARD).bundle  # type: ignore[list-item]
+
+
+def test_a_level_1_cda_that_passes_its_volet_is_stored(host: InProcessHost, pki: Pki) -> None:
+    response = post(host, deposit_of(pki, gp_report()), GP_CARD)
+    assert response.status_code == 200, response.text
+    assert counts(host) == (2, 1)
+
+
+def test_the_cisis_vaccination_note_is_stored_as_it_is(host: InProcessHost, pki: Pki) -> None:
+    note = VAC_NOTE.read_bytes()
+    entry = cda_entry(note, GP_CARD, patient=EXAMPLE_PATIENT, class_code="45",
+                      type_code="87273-9")
+    deposit = deposit_bundle(pki.gp, [(entry, note)], GP_CARD,  # type: ignore[list-item]
+                             patient=EXAMPLE_PATIENT)
+    response = post(host, deposit.bundle, GP_CARD)
+    assert response.status_code == 200, response.text
+
+
+def test_a_cda_about_another_patient_is_refused(host: InProcessHost, pki: Pki) -> None:
+    refused(host, deposit_of(pki, gp_report(EXAMPLE_PATIENT)), 400, "cda-patient-mismatch",
+            GP_CARD)
+
+
+def test_a_format_code_the_cda_does_not_have_is_refused(host: InProcessHost, pki: Pki) -> None:
+    report = gp_report()
+    entry = cda_entry(report, format_code="urn:ihe:lab:xd-lab:2008")
+    refused(host, deposit_of(pki, report, entry), 400, "cda-format-mismatch", GP_CARD)
+
+
+def test_a_cda_failing_its_schematron_is_refused_with_the_assertion(host: InProcessHost,
+                                                                   pki: Pki) -> None:
+    broken = gp_report().replace(b"<county>75056</county>", b"<county></county>", 1)
+    response = post(host, deposit_of(pki, broken), GP_CARD)
+    assert response.status_code == 400
+    issue = response.json()["issue"][0]
+    assert issue["details"]["coding"][0]["code"] == "cda-schematron"
+    assert "/patient/birthplace/place/addr/county" in issue["diagnostics"]
+    assert counts(host) == (0, 0)
+
+
+def test_an_xml_bomb_is_refused_unexpanded(host: InProcessHost, pki: Pki) -> None:
+    entry = entry_for(BILLION_LAUGHS, format_code="urn:ihe:iti:xds-sd:pdf:2008",
+                      mime_type="text/xml")
+    deposit = deposit_bundle(pki.optician, [(entry, BILLION_LAUGHS)])
+    refused(host, deposit.bundle, 400, "xml-entity-expansion")
+
+
+def test_xml_that_is_not_a_cda_is_refused(host: InProcessHost, pki: Pki) -> None:
+    data = b'<?xml version="1.0"?><report><line>vue 10/10</line></report>'
+    entry = entry_for(data, format_code="urn:ihe:iti:xds-sd:pdf:2008", mime_type="text/xml")
+    deposit = deposit_bundle(pki.optician, [(entry, data)])
+    refused(host, deposit.bundle, 400, "cda-not-clinical-document")
+
+
+def test_a_bare_pdf_deposit_is_not_checked_as_a_cda(host: InProcessHost, pki: Pki) -> None:
+    # A bare PDF (application/pdf): no CDA check, as before this slice (docs/cda.md).
+    pdf = a_pdf()
+    deposit = deposit_bundle(pki.optician, [(entry_for(pdf), pdf)])
+    assert post(host, deposit.bundle).status_code == 200

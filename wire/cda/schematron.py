@@ -1,0 +1,164 @@
+"""Running the CI-SIS schematrons (ISO Schematron, XSLT 2 query binding) on a CDA document.
+
+The CI-SIS schematrons of ansforge/TestContenuCDA-3-0 declare ``queryBinding="xslt2"``, which
+lxml's `isoschematron` (XSLT 1) cannot run; SaxonC-HE (`saxonche`) does. A schematron is
+compiled once into XSLT by the ISO reference pipeline (include → abstract patterns → SVRL),
+written beside it (its ``doc()`` calls name value-set files relative to it), then run on the
+document; the SVRL report's failed assertions are the refusal.
+
+The document given to Saxon is the one `wire.cda.safe_xml` already parsed (no DTD, no
+entity, bounded), serialized again: Saxon never parses bytes from outside.
+
+Saxon's processor and its compiled stylesheets are not thread-safe: one processor per
+process, one lock around compiling and running (a check takes milliseconds).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lxml import etree
+
+from .errors import CdaError
+
+SVRL = "http://purl.oclc.org/dsdl/svrl"
+# Where `scripts/cisis-data` puts the CI-SIS files (wire/cda/cisis/README.md).
+DATA_DIR = Path(os.environ.get("DMP_CISIS_DIR") or Path(__file__).with_name("cisis") / "data")
+PIPELINE = ("iso_dsdl_include.xsl", "iso_abstract_expand.xsl", "iso_svrl_for_xslt2.xsl")
+SKELETON_DIR = "schematrons/moteur"
+# Roles the CI-SIS uses for what does not make a document non-conformant.
+NOT_ERRORS = frozenset({"warning", "warn", "info", "information", "note"})
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One failed assertion: its id (or its pattern's), its text and where (XPath)."""
+
+    schematron: str
+    rule: str
+    text: str
+    location: str
+    role: str | None = None
+
+
+_lock = threading.RLock()  # compiling happens inside a run
+_processor: Any = None
+_compiled: dict[Path, Any] = {}
+
+
+def data_dir() -> Path:
+    return DATA_DIR
+
+
+def available(relative: str) -> bool:
+    return (DATA_DIR / relative).is_file()
+
+
+def _saxon() -> Any:
+    global _processor
+    if _processor is None:
+        from saxonche import PySaxonProcessor  # a 60 MB native library: load it on first use
+
+        _processor = PySaxonProcessor(license=False)
+    return _processor
+
+
+def compile_schematron(sch: Path, skeleton_dir: Path | None = None) -> Path:
+    """Compile ``sch`` into the XSLT beside it (``<name>.sch.xsl``); its path."""
+    skeleton = skeleton_dir or DATA_DIR / SKELETON_DIR
+    target = sch.with_name(sch.name + ".xsl")
+    with _lock:
+        processor = _saxon()
+        xslt = processor.new_xslt30_processor()
+        node = processor.parse_xml(xml_file_name=str(sch))  # base URI: includes resolve
+        text = ""
+        for step in PIPELINE:
+            executable = xslt.compile_stylesheet(stylesheet_file=str(skeleton / step))
+            text = executable.transform_to_string(xdm_node=node)
+            node = processor.parse_xml(xml_text=text)
+        target.write_text(text, encoding="utf-8")
+    return target
+
+
+def _executable(sch: Path) -> Any:
+    executable = _compiled.get(sch)
+    if executable is None:
+        xsl = sch.with_name(sch.name + ".xsl")
+        if not xsl.is_file() or xsl.stat().st_mtime < sch.stat().st_mtime:
+            compile_schematron(sch)
+        # The header schematron is 10 MB of XSLT: 10-20 s to compile, once per process (its
+        # "fast_compile" mode fails at run time in SaxonC-HE 13.1, a NullPointerException).
+        executable = _saxon().new_xslt30_processor().compile_stylesheet(
+            stylesheet_file=str(xsl))
+        _compiled[sch] = executable
+    return executable
+
+
+def _failures(report: str, schematron: str) -> list[Failure]:
+    root = etree.fromstring(report.encode("utf-8"),
+                            etree.XMLParser(resolve_entities=False, no_network=True))
+    failures: list[Failure] = []
+    pattern = ""
+    for node in root:
+        tag = etree.QName(node).localname
+        if tag == "active-pattern":
+            pattern = node.get("id") or node.get("name") or ""
+        elif tag in ("failed-assert", "successful-report"):
+            role = node.get("role")
+            if (role or "").lower() in NOT_ERRORS or (tag == "successful-report" and role is None):
+                continue
+            text = " ".join("".join(node.itertext()).split())
+            failures.append(Failure(schematron, node.get("id") or pattern, text,
+                                    node.get("location") or "", role))
+    return failures
+
+
+def run(root: etree._Element, schematrons: tuple[str, ...]) -> list[Failure]:
+    """Every failed assertion of ``schematrons`` (paths in the data folder) on ``root``."""
+    missing = [name for name in schematrons if not available(name)]
+    if missing:
+        raise CdaError("cisis-data-missing", "Schématrons du CI-SIS absents (scripts/cisis-data) "
+                       f"/ CI-SIS schematrons not installed: {', '.join(missing)}")
+    text = etree.tostring(root, encoding="unicode")
+    failures: list[Failure] = []
+    with _lock:
+        processor = _saxon()
+        node = processor.parse_xml(xml_text=text)
+        for name in schematrons:
+            report = _executable(DATA_DIR / name).transform_to_string(xdm_node=node)
+            failures.extend(_failures(report, Path(name).name))
+    return failures
+
+
+def check(root: etree._Element, schematrons: tuple[str, ...]) -> None:
+    """Refuse ``root`` with its first failed assertion (`CdaError` "cda-schematron", with
+    ``rule`` and ``location``); the message counts the others."""
+    failures = run(root, schematrons)
+    if not failures:
+        return
+    first = failures[0]
+    more = f" (+{len(failures) - 1} autre(s) / other(s))" if len(failures) > 1 else ""
+    raise CdaError("cda-schematron",
+                   f"Non conforme au schématron {first.schematron} / fails the CI-SIS "
+                   f"schematron: [{first.rule}] {first.text[:400]} — à / at {first.location}"
+                   f"{more}", rule=first.rule, location=first.location)
+
+
+def preload(schematrons: tuple[str, ...]) -> threading.Thread:
+    """Compile ``schematrons`` in a background thread (the header schematron takes seconds):
+    a server calls it at start so that its first CDA is checked in milliseconds. Missing
+    files are left to `run` to report."""
+
+    def compile_all() -> None:
+        for name in schematrons:
+            if available(name):
+                with _lock:
+                    _executable(DATA_DIR / name)
+
+    thread = threading.Thread(target=compile_all, name="cda-schematrons", daemon=True)
+    thread.start()
+    return thread
