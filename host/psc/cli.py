@@ -31,7 +31,7 @@ def _serve(args: argparse.Namespace) -> int:
     app = create_psc_app(settings)
     print(f"dmp-host psc: issuer {settings.issuer} (clients in {args.data / CLIENTS_FILE}, "
           f"TLS CA {psc_paths(args.pki)[2]})", flush=True)
-    serve(app, args.host, args.port, context)  # type: ignore[arg-type]
+    serve(app, args.host, args.port, context)
     return 0
 
 

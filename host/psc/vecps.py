@@ -99,7 +99,8 @@ class VirtualEcps:
         private = ec.generate_private_key(ec.SECP256R1())
         public = ECKey.import_key(private.public_key().public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
-        state = {"provider": provider.rstrip("/"), "ca": str(Path(ca).resolve())}
+        state: dict[str, Any] = {"provider": provider.rstrip("/"),
+                                 "ca": str(Path(ca).resolve())}
         with self._client(state) as client:
             answer = client.post("/ecps/devices", json={
                 "idNatPs": id_nat_ps, "publicKey": public.as_dict(private=False)})
@@ -134,7 +135,7 @@ class VirtualEcps:
         if state.get("failures"):
             state["failures"] = 0
             self._write(state)
-        key = ECKey.import_key(private.private_bytes(  # type: ignore[union-attr]
+        key = ECKey.import_key(private.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption()))
         return state, key
