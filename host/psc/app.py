@@ -23,6 +23,7 @@ from typing import Any
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey
+from joserfc.jws import extract_compact
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -203,8 +204,6 @@ class Provider:
 
 def _any_key_of(token: str, devices: Devices) -> ECKey:
     """The enrolled key the token's ``kid`` (the device id) names; KeyError if none."""
-    from joserfc.jws import extract_compact
-
     kid = extract_compact(token.encode("ascii")).headers().get("kid")
     if not isinstance(kid, str):
         raise KeyError("kid")
@@ -334,9 +333,9 @@ async def backchannel_authentication(request: Request) -> Response:
         nonce = form.get("nonce") or None
         try:
             login = provider.logins.start(
-                {"client_id": client.id, "id_nat_ps": id_nat_ps, "binding_message": binding,
-                 "scope": scope, "acr": acr, "nonce": nonce},
-                provider.clock(), expiry, provider.settings.ciba_interval)
+                provider.clock(), expiry, provider.settings.ciba_interval,
+                client_id=client.id, id_nat_ps=id_nat_ps, binding_message=binding,
+                scope=scope, acr=acr, nonce=nonce)
         except LoginPending as pending:
             raise OAuthError(
                 "invalid_request", "Une demande attend déjà la validation sur l'e-CPS de ce "
@@ -498,12 +497,11 @@ async def authorize(request: Request) -> Response:
     code = f"{secrets.randbelow(10000):04d}"
     try:
         login = provider.logins.start(
-            {"client_id": client.id, "id_nat_ps": id_nat_ps,
-             "binding_message": f"Connexion navigateur, code {code}",
-             "scope": params["scope"], "acr": STRONG_ACR, "nonce": params["nonce"],
-             "redirect_uri": params["redirect_uri"], "state": params.get("state"),
-             "code_challenge": params["code_challenge"]},
-            provider.clock(), provider.settings.default_expiry, provider.settings.ciba_interval)
+            provider.clock(), provider.settings.default_expiry,
+            provider.settings.ciba_interval, client_id=client.id, id_nat_ps=id_nat_ps,
+            binding_message=f"Connexion navigateur, code {code}", scope=params["scope"],
+            acr=STRONG_ACR, nonce=params["nonce"], redirect_uri=params["redirect_uri"],
+            state=params.get("state"), code_challenge=params["code_challenge"])
     except LoginPending:
         return _error_page("Une demande attend déjà la validation sur votre e-CPS.")
     return RedirectResponse(f"{OIDC}/auth/wait?login={urllib.parse.quote(login.id)}",

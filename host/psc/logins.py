@@ -12,8 +12,8 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 import threading
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import dataclass
+from typing import Any, Literal
 
 Status = Literal["pending", "approved", "denied", "expired"]
 
@@ -47,7 +47,6 @@ class Login:
     state: str | None = None
     code_challenge: str | None = None
     code: str | None = None
-    extra: dict[str, str] = field(default_factory=dict)
 
     def status_at(self, now: dt.datetime) -> Status:
         if self.status == "pending" and now >= self.expires:
@@ -68,17 +67,18 @@ class Logins:
             if now > login.expires + dt.timedelta(minutes=10):
                 del self._by_id[key]
 
-    def start(self, login_args: dict[str, object], now: dt.datetime, expiry: int,
-              interval: int) -> Login:
+    def start(self, now: dt.datetime, expiry: int, interval: int, *, id_nat_ps: str,
+              **fields: Any) -> Login:
+        """A new pending login (``fields``: the other `Login` fields); LoginPending when
+        one already waits for this professional."""
         with self._lock:
             self._forget_old(now)
-            id_nat_ps = str(login_args["id_nat_ps"])
             for other in self._by_id.values():
                 if other.id_nat_ps == id_nat_ps and other.status_at(now) == "pending":
                     raise LoginPending(max(1, int((other.expires - now).total_seconds())))
-            login = Login(id=secrets.token_urlsafe(24), created=now,
+            login = Login(id=secrets.token_urlsafe(24), id_nat_ps=id_nat_ps, created=now,
                           expires=now + dt.timedelta(seconds=expiry), interval=interval,
-                          **login_args)  # type: ignore[arg-type]
+                          **fields)
             self._by_id[login.id] = login
             return login
 
@@ -106,13 +106,6 @@ class Logins:
             if approve and login.redirect_uri is not None:
                 login.code = secrets.token_urlsafe(32)
             return login.status
-
-    def by_code(self, code: str) -> Login | None:
-        with self._lock:
-            for login in self._by_id.values():
-                if login.code is not None and secrets.compare_digest(login.code, code):
-                    return login
-            return None
 
     def poll(self, login_id: str, client_id: str, now: dt.datetime
              ) -> tuple[Login | None, str]:
