@@ -38,8 +38,8 @@ def _serve(args: argparse.Namespace) -> int:
 def _rotate(args: argparse.Namespace) -> int:
     from .keys import KeyRing
 
-    ring = KeyRing(args.data, grace=dt.timedelta(hours=args.grace_hours))
-    fresh = ring.rotate(dt.datetime.now(dt.UTC))
+    fresh = KeyRing(args.data).rotate(dt.datetime.now(dt.UTC),
+                                      dt.timedelta(hours=args.grace_hours))
     print(f"new signing key {fresh.kid}; the previous one stays published "
           f"{args.grace_hours} h")
     return 0

@@ -2,8 +2,9 @@
 grace period so that tokens signed just before a rotation still verify (docs/psc.md).
 
 Keys live in ``DATA/keys.json`` (mode 0600: private keys): ``{"keys": [{"jwk": private JWK,
-"created": ISO time, "retired": ISO time or null}]}``. `dmp-host psc rotate-keys` rewrites it;
-a running provider reads it again when the file changes, so a rotation needs no restart.
+"created": ISO time, "retired": ISO time or null, "publishedUntil": ISO time or null}]}``.
+`dmp-host psc rotate-keys` rewrites it; a running provider reads it again when the file
+changes, so a rotation needs no restart.
 RS256, as PSC's Keycloak publishes. JOSE itself is joserfc's.
 """
 
@@ -29,6 +30,7 @@ class StoredKey:
     key: RSAKey
     created: dt.datetime
     retired: dt.datetime | None
+    published_until: dt.datetime | None = None  # a retired key's end of grace
 
     @property
     def kid(self) -> str:
@@ -52,9 +54,8 @@ def _write_private(path: Path, data: dict[str, Any]) -> None:
 class KeyRing:
     """The keys of ``DATA/keys.json``, created with one key when absent."""
 
-    def __init__(self, data_dir: Path, *, grace: dt.timedelta = DEFAULT_GRACE) -> None:
+    def __init__(self, data_dir: Path) -> None:
         self.path = Path(data_dir) / KEYS_FILE
-        self.grace = grace
         self._lock = threading.Lock()
         self._state: tuple[int, int] | None = None
         self._keys: list[StoredKey] = []
@@ -66,6 +67,8 @@ class KeyRing:
         _write_private(self.path, {"keys": [{
             "jwk": stored.key.as_dict(private=True), "created": stored.created.isoformat(),
             "retired": stored.retired.isoformat() if stored.retired else None,
+            "publishedUntil": (stored.published_until.isoformat()
+                               if stored.published_until else None),
         } for stored in keys]})
 
     def keys(self) -> list[StoredKey]:
@@ -78,7 +81,7 @@ class KeyRing:
                 self._keys = [StoredKey(
                     RSAKey.import_key(entry["jwk"]),
                     dt.datetime.fromisoformat(entry["created"]),
-                    dt.datetime.fromisoformat(entry["retired"]) if entry["retired"] else None,
+                    _time(entry.get("retired")), _time(entry.get("publishedUntil")),
                 ) for entry in data["keys"]]
                 self._state = state
             return list(self._keys)
@@ -88,19 +91,23 @@ class KeyRing:
         return [stored for stored in self.keys() if stored.retired is None][-1]
 
     def published(self, now: dt.datetime) -> list[StoredKey]:
-        """The keys of the JWKS: the active one and those retired less than ``grace`` ago."""
+        """The keys of the JWKS: the active one and the retired ones still in their grace."""
         return [stored for stored in self.keys()
-                if stored.retired is None or stored.retired + self.grace > now]
+                if stored.retired is None or (stored.published_until or now) > now]
 
     def jwks(self, now: dt.datetime) -> dict[str, Any]:
         return {"keys": [stored.key.as_dict(private=False) for stored in self.published(now)]}
 
-    def rotate(self, now: dt.datetime) -> StoredKey:
+    def rotate(self, now: dt.datetime, grace: dt.timedelta = DEFAULT_GRACE) -> StoredKey:
         """Retire the active key (still published for ``grace``), forget keys whose grace
         ended, and make a new active key; returns it."""
-        kept = [StoredKey(stored.key, stored.created, stored.retired or now)
-                for stored in self.keys()
-                if stored.retired is None or stored.retired + self.grace > now]
+        kept = [stored if stored.retired is not None
+                else StoredKey(stored.key, stored.created, now, now + grace)
+                for stored in self.published(now)]
         fresh = StoredKey(new_key(), now, None)
         self._save([*kept, fresh])
         return fresh
+
+
+def _time(text: str | None) -> dt.datetime | None:
+    return dt.datetime.fromisoformat(text) if text else None
