@@ -42,11 +42,12 @@ def test_professional_denies_then_approves_and_the_host_opens_the_session(
         assert enrolled.returncode == 0, enrolled.stderr
         secret = json.loads((tmp_path / "psc" / "clients.json").read_text())["clients"][0]
         provider = httpx.Client(base_url=psc.url, auth=(secret["id"], secret["secret"]),
-                                verify=ssl.create_default_context(cafile=ca))
+                                verify=ssl.create_default_context(cafile=ca), timeout=30)
         key = ec.generate_private_key(ec.SECP256R1())
         spki = key.public_key().public_bytes(serialization.Encoding.DER,
                                              serialization.PublicFormat.SubjectPublicKeyInfo)
-        workstation = httpx.Client(base_url=host.url, verify=_workstation_context(pki))
+        workstation = httpx.Client(base_url=host.url, verify=_workstation_context(pki),
+                                   timeout=30)
         with provider, workstation:
             def ciba(message: str, nonce: str = "n") -> str:
                 answer = provider.post(f"{OIDC}/ext/ciba/auth", data={
