@@ -22,7 +22,6 @@ from typing import Any
 
 from joserfc import jwt
 from joserfc.errors import JoseError
-from joserfc.jwk import ECKey
 from joserfc.jws import extract_compact
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -177,13 +176,17 @@ class Provider:
                              401)
         token = header.removeprefix("Bearer ").strip()
         try:
-            unverified = jwt.decode(token, _any_key_of(token, self.devices), algorithms=["ES256"])
+            kid = extract_compact(token.encode("ascii")).headers().get("kid")
+            if not isinstance(kid, str):
+                raise KeyError("kid")
+            unverified = jwt.decode(token, self.devices.key(kid), algorithms=["ES256"])
         except (JoseError, ValueError, KeyError):
             raise OAuthError("invalid_token", "Jeton de l'application invalide ou appareil non "
                              "enrôlé / invalid app token or device not enrolled", 401) from None
         claims = unverified.claims
         now = int(self.clock().timestamp())
-        if (claims.get("aud") != self.issuer + DEVICE_AUDIENCE_SUFFIX
+        # The device speaks for itself only: iss is the device whose key signed.
+        if (claims.get("iss") != kid or claims.get("aud") != self.issuer + DEVICE_AUDIENCE_SUFFIX
                 or not isinstance(claims.get("iat"), int)
                 or not isinstance(claims.get("exp"), int)
                 or claims["exp"] <= now or claims["iat"] > now + 60
@@ -200,14 +203,6 @@ class Provider:
                                  "replayed", 401)
             self._seen_jti[claims["jti"]] = cutoff + dt.timedelta(seconds=DEVICE_TOKEN_LIFETIME)
         return claims
-
-
-def _any_key_of(token: str, devices: Devices) -> ECKey:
-    """The enrolled key the token's ``kid`` (the device id) names; KeyError if none."""
-    kid = extract_compact(token.encode("ascii")).headers().get("kid")
-    if not isinstance(kid, str):
-        raise KeyError("kid")
-    return devices.key(kid)
 
 
 def _provider(request: Request) -> Provider:

@@ -211,3 +211,19 @@ def test_browser_sign_in_with_code_and_pkce(psc: RunningPsc, tmp_path: Path) -> 
         late = client.post(f"{OIDC}/token", data={**form, "code": code,
                                                    "code_verifier": verifier})
         assert _error(late) == "invalid_grant"
+
+
+def test_a_device_speaks_for_itself_only(psc: RunningPsc, tmp_path: Path) -> None:
+    """A token signed by one professional's app but naming another's device is refused."""
+    gp_phone = psc.phone(tmp_path / "gp")
+    nurse_phone = psc.phone(tmp_path / "nurse", NURSE)
+    psc.ciba(login_hint=NURSE)
+    state, key = gp_phone._unlock(CODE)
+    now = int(psc.clock().timestamp())
+    forged = jwt.encode({"alg": "ES256", "kid": state["deviceId"]}, {
+        "iss": nurse_phone.status()["deviceId"], "aud": state["audience"], "iat": now,
+        "exp": now + 60, "jti": secrets.token_urlsafe(8)}, key)
+    with psc.client() as client:
+        answer = client.get("/ecps/logins", headers={"Authorization": f"Bearer {forged}"})
+    assert answer.status_code == 401 and _error(answer) == "invalid_token"
+    assert len(nurse_phone.pending(CODE)) == 1
