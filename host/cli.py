@@ -44,6 +44,8 @@ Layout of DIR:
   session-ca/        ca.pem ca.key crl.pem           short-lived session certificates
   server/            cert.pem key.pem ca.pem         the host's TLS certificate (+ its CA)
   workstations/      NAME.pem NAME.key               workstation client certificates
+  psc/               cert.pem key.pem ca.pem         the reference PSC's TLS certificate
+                                                     (made by `psc serve`, docs/psc.md)
 """
 
 
