@@ -37,14 +37,19 @@ GENESIS = "0" * 64  # the prev_hash of a patient's first entry
 FIELDS = ("ins", "id", "at", "actor_kind", "actor_id", "actor_name", "profession",
           "structure_id", "action", "mode", "justification", "document_id", "outcome",
           "reason")
+# Hashed after `FIELDS` only when set: entries written before they existed keep their hash
+# (migration 0010: how the professional authenticated, card or e-CPS).
+OPTIONAL_FIELDS = ("auth_means",)
 
 
 def canonical(entry: Mapping[str, Any]) -> str:
-    """The entry's fields as one JSON array in `FIELDS` order (times in UTC, microseconds)."""
+    """The entry's fields as one JSON array in `FIELDS` order (times in UTC, microseconds),
+    then the `OPTIONAL_FIELDS` that are set."""
     values = [
         entry[name].astimezone(dt.UTC).isoformat(timespec="microseconds") if name == "at"
         else entry[name] for name in FIELDS
     ]
+    values += [[name, entry[name]] for name in OPTIONAL_FIELDS if entry.get(name) is not None]
     return json.dumps(values, ensure_ascii=False, separators=(",", ":"))
 
 
@@ -98,15 +103,18 @@ _INSERT_ENTRY = insert(access_log)
 # head's upsert returns (a data-modifying WITH runs once, before the outer INSERT reads it).
 _HEAD = _UPSERT_HEAD["postgresql"].cte("head")
 _APPEND_POSTGRESQL = insert(access_log).from_select(
-    [*FIELDS, "seq", "prev_hash", "hash"],
-    select(*(bindparam(name, type_=access_log.c[name].type) for name in FIELDS),
+    [*FIELDS, *OPTIONAL_FIELDS, "seq", "prev_hash", "hash"],
+    select(*(bindparam(name, type_=access_log.c[name].type)
+             for name in (*FIELDS, *OPTIONAL_FIELDS)),
            _HEAD.c.seq, _HEAD.c.prev_hash, _HEAD.c.hash),
 ).returning(access_log.c.seq)  # exactly one row, or the append fails
 
 
 def append(connection: Connection, entry: dict[str, Any]) -> None:
-    """Append ``entry`` (every `FIELDS` value) to its patient's chain, in the caller's
-    transaction: advance the head (one upsert, which locks it) then insert the row."""
+    """Append ``entry`` (every `FIELDS` value, `OPTIONAL_FIELDS` when set) to its
+    patient's chain, in the caller's transaction: advance the head (one upsert, which locks
+    it) then insert the row."""
+    entry = {name: None for name in OPTIONAL_FIELDS} | entry
     body = canonical(entry)
     head_params = {"first": sha256_text(body + GENESIS), "body": body}
     if connection.dialect.name == "postgresql":

@@ -30,6 +30,7 @@ from .text import refuse_control_characters
 MODE_HEADER = "x-dmp-access-mode"
 JUSTIFICATION_HEADER = "x-dmp-justification"  # percent-encoded UTF-8
 MAX_JUSTIFICATION = 2000
+CARD, ECPS = "card", "e-cps"  # the means a session was opened with (sessions.auth_means)
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,9 @@ class SessionActor:
     not_after: dt.datetime
     structure_kind: StructureKind = StructureKind.CARE
     """What the host's registry says of the session's structure (never the client)."""
+    auth_means: str = CARD
+    """How the session was opened: `CARD` (CPS) or `ECPS` (e-CPS through Pro Santé
+    Connect); every access-log line says it (docs/psc.md)."""
 
     def policy_actor(self, mode: AccessMode | None = None) -> Actor:
         """The actor the rules see. In centre 15 mode it is a regulation-centre actor
@@ -197,6 +201,7 @@ def session_for_fingerprint(
         row.id, row.id_nat_ps, row.last_name, row.first_name, row.profession, row.specialty,
         row.structure_id, row.not_after,
         StructureKind(row.structure_kind) if row.structure_kind else StructureKind.CARE,
+        row.auth_means or CARD,
     )
 
 

@@ -9,6 +9,7 @@
     dmp-host retention run [--dry-run]       purge DMPs whose ten-year retention ended
     dmp-host notify run [--once] | status    send the patients' notifications (SMTP)
     dmp-host portal serve                    the patient portal (a web app, in French)
+    dmp-host psc serve | rotate-keys         the reference Pro Santé Connect (docs/psc.md)
 
 Each command group is a subparser with a ``run`` function, so new commands (``serve``) slot
 in with `add_command`-style code and no change to `main`.
@@ -26,6 +27,7 @@ from . import pki
 from .notify_cli import add_notify_commands
 from .patient_cli import add_patient_commands
 from .portal_cli import add_portal_commands
+from .psc.cli import add_psc_commands
 from .records_cli import add_records_commands
 from .serve_cli import add_serve_commands
 from .structure_cli import add_structure_commands
@@ -42,6 +44,8 @@ Layout of DIR:
   session-ca/        ca.pem ca.key crl.pem           short-lived session certificates
   server/            cert.pem key.pem ca.pem         the host's TLS certificate (+ its CA)
   workstations/      NAME.pem NAME.key               workstation client certificates
+  psc/               cert.pem key.pem ca.pem         the reference PSC's TLS certificate
+                                                     (made by `psc serve`, docs/psc.md)
 """
 
 
@@ -154,6 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_records_commands(commands)
     add_notify_commands(commands)
     add_portal_commands(commands)
+    add_psc_commands(commands)
     return parser
 
 

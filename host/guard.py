@@ -223,10 +223,8 @@ class Guard:
             elif action is Action.REACTIVATE:
                 host_event = (notify_events.DOSSIER_REACTIVATED, payload)
         record_access(
-            self.engine, ins=ins, at=self.clock(), actor_kind="professional",
-            actor_id=actor.id_nat_ps, actor_name=actor.display_name,
-            profession=actor.profession, structure_id=actor.structure_id, action=str(action),
-            mode=mode, allowed=decision.allowed, reason=decision.reason.code,
+            self.engine, ins=ins, at=self.clock(), **professional_fields(actor),
+            action=str(action), mode=mode, allowed=decision.allowed, reason=decision.reason.code,
             document_id=document_id, notification=notification, connection=connection,
             host_event=host_event, author=deposit and notification is not None,
         )
@@ -241,11 +239,17 @@ class Guard:
                       reason: str, document_id: str | None = None) -> None:
         """Trace a refusal that is not a rule's (malformed patch, version mismatch...)."""
         record_access(
-            self.engine, ins=ins, at=self.clock(), actor_kind="professional",
-            actor_id=actor.id_nat_ps, actor_name=actor.display_name,
-            profession=actor.profession, structure_id=actor.structure_id, action=action,
-            mode=mode, allowed=False, reason=reason, document_id=document_id,
+            self.engine, ins=ins, at=self.clock(), **professional_fields(actor),
+            action=action, mode=mode, allowed=False, reason=reason, document_id=document_id,
         )
+
+
+def professional_fields(actor: SessionActor) -> dict[str, Any]:
+    """Who acted, as every access-log line of a professional says it: the patient reads
+    the name, profession, structure and how the session was opened (card or e-CPS)."""
+    return {"actor_kind": "professional", "actor_id": actor.id_nat_ps,
+            "actor_name": actor.display_name, "profession": actor.profession,
+            "structure_id": actor.structure_id, "auth_means": actor.auth_means}
 
 
 # -- the patient's own actions (host/patient.py) and host-level traces --------------------------
@@ -288,6 +292,7 @@ def record_access(
     connection: Connection | None = None,
     host_event: tuple[str, dict[str, Any]] | None = None,
     author: bool = False,
+    auth_means: str | None = None,
 ) -> None:
     """Append one access log row (own transaction), with an optional patient notification
     (kind, payload): for traces whose action or reason is not a `policies` value, such as
@@ -306,7 +311,7 @@ def record_access(
             actor_name=actor_name, profession=profession, structure_id=structure_id,
             action=action, mode=mode.code.value, justification=mode.justification,
             document_id=document_id, outcome="allowed" if allowed else "refused",
-            reason=reason,
+            reason=reason, auth_means=auth_means,
         ))
         first = allowed and actor_kind == "professional" and notify_events.first_time(
             connection, ins, "access", actor_id, at)
@@ -395,10 +400,8 @@ def check_as(
     now = guard.clock()
     decision = guard.decide(connection, ins=ins, actor=actor, action=action, mode=mode)
     record_access(
-        guard.engine, ins=ins, at=now, actor_kind="professional", actor_id=actor.id_nat_ps,
-        actor_name=actor.display_name, profession=actor.profession,
-        structure_id=actor.structure_id, action=log_action, mode=mode,
-        allowed=decision.allowed, reason=decision.reason.code,
+        guard.engine, ins=ins, at=now, **professional_fields(actor), action=log_action,
+        mode=mode, allowed=decision.allowed, reason=decision.reason.code,
     )
     if decision.refused:
         raise HostError(403, decision.reason.code.lower().replace("_", "-"),

@@ -173,6 +173,9 @@ def _entry(row: Any) -> dict[str, Any]:
         "documentId": row.document_id,
         "outcome": row.outcome,
         "reason": row.reason,
+        # How the professional authenticated: "card" (CPS) or "e-cps"; None for the
+        # patient's own entries ("card" for professionals' entries older than e-CPS).
+        "authMeans": row.auth_means or ("card" if row.actor_kind == "professional" else None),
     }
 
 

@@ -16,6 +16,15 @@ KEEP_ALIVE_SECONDS = 300  # host.tls's default, not imported: `--help` loads no 
 def _settings(args: argparse.Namespace):  # -> HostSettings
     from .settings import HostSettings, MiB
 
+    psc = None
+    if args.psc_issuer:
+        from .psc_token import PscTrust
+
+        if args.psc_ca is None:
+            raise SystemExit("dmp-host: --psc-issuer needs --psc-ca (the CA of the provider's "
+                             "TLS certificate)")
+        psc = PscTrust(issuer=args.psc_issuer.rstrip("/"), ca_file=args.psc_ca,
+                       client_id=args.psc_client_id)
     return HostSettings(
         database_url=args.db or f"sqlite:///{args.data / 'host.db'}",
         blob_dir=args.data / "blobs",
@@ -23,6 +32,7 @@ def _settings(args: argparse.Namespace):  # -> HostSettings
         mode=args.mode,
         session_lifetime=dt.timedelta(minutes=args.session_minutes),
         max_document_size=args.max_document_mib * MiB,
+        psc=psc,
     )
 
 
@@ -67,6 +77,13 @@ def _common(parser: argparse.ArgumentParser) -> None:
                         help="session certificate lifetime (default %(default)s)")
     parser.add_argument("--max-document-mib", type=int, default=64,
                         help="largest document accepted (default %(default)s MiB)")
+    parser.add_argument("--psc-issuer", default=None, metavar="URL",
+                        help="accept e-CPS logins: the Pro Santé Connect issuer, e.g. "
+                             "https://127.0.0.1:8444/auth/realms/esante-wallet (docs/psc.md)")
+    parser.add_argument("--psc-ca", type=Path, default=None, metavar="FILE",
+                        help="the CA of the provider's TLS certificate (PKI/psc/ca.pem)")
+    parser.add_argument("--psc-client-id", default="dmp-agent",
+                        help="the client id PSC tokens must be issued to (%(default)s)")
 
 
 def add_serve_commands(commands: argparse._SubParsersAction) -> None:

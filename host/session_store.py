@@ -36,6 +36,18 @@ def consume_challenge(engine: Engine, value: bytes, workstation_sha256: str,
     return used == 1
 
 
+def challenge_used(engine: Engine, value: bytes, workstation_sha256: str) -> bool:
+    """Whether this workstation's challenge exists and was already used (a replay, told
+    apart from an unknown or expired challenge)."""
+    with engine.connect() as connection:
+        used = connection.execute(
+            select(challenges.c.used_at).where(
+                challenges.c.challenge == value,
+                challenges.c.workstation_sha256 == workstation_sha256)
+        ).scalar_one_or_none()
+    return used is not None
+
+
 def record_session(engine: Engine, **values: Any) -> None:
     with engine.begin() as connection:
         connection.execute(insert(sessions).values(**values))

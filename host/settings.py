@@ -5,7 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from .psc_token import PscTrust
 
 MiB = 1024 * 1024
 
@@ -49,4 +52,7 @@ class HostSettings:
     page_size: int = 100  # search results per page (the Bundle links to the next page)
     seed_identities: bool = True  # load the test INSi identities into a new database
     notify: NotifySettings = field(default_factory=NotifySettings)
+    # The Pro Santé Connect provider whose ID tokens open e-CPS sessions (docs/psc.md);
+    # None: this host takes the CPS card only.
+    psc: PscTrust | None = None
     extra: dict[str, str] = field(default_factory=dict)

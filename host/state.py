@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from .actors import Authenticator
     from .blobs import BlobStore
     from .guard import Guard
+    from .psc_token import PscVerifier
     from .settings import HostSettings
 
 
@@ -29,6 +30,7 @@ class HostState(Protocol):
     guard: Guard
     blobs: BlobStore
     authenticator: Authenticator
+    psc_verifier: PscVerifier | None  # made at the first e-CPS login (routes/sessions.py)
 
 
 def host_state(request: Request) -> HostState:

@@ -54,26 +54,31 @@ def _stop(process: subprocess.Popen[bytes] | None, sig: int = signal.SIGTERM) ->
 
 
 class HostProcess:
-    """`dmp-host serve` on a fixed port and data directory, stoppable and restartable."""
+    """`dmp-host serve` on a fixed port and data directory, stoppable and restartable.
+    ``command`` ("psc", "serve") runs the reference Pro Santé Connect the same way."""
 
-    def __init__(self, pki: Path, data: Path, *args: str) -> None:
+    def __init__(self, pki: Path, data: Path, *args: str,
+                 command: tuple[str, ...] = ("serve",)) -> None:
         self.pki, self.data, self.port = pki, data, free_port()
         self.args = args  # more `dmp-host serve` options
+        self.command = command
         self.url = f"https://127.0.0.1:{self.port}"
         self.process: subprocess.Popen[bytes] | None = None
+        self.log = data.parent / f"{'-'.join(('host', *command[:-1]))}.log"
 
     def start(self) -> None:
-        log = open(self.data.parent / "host.log", "ab")  # noqa: SIM115 - the child keeps it
+        log = open(self.log, "ab")  # noqa: SIM115 - the child keeps it
         self.process = subprocess.Popen(
-            [str(BIN / "dmp-host"), "serve", "--pki", str(self.pki), "--data", str(self.data),
-             "--port", str(self.port), *self.args], stdout=log, stderr=subprocess.STDOUT)
+            [str(BIN / "dmp-host"), *self.command, "--pki", str(self.pki), "--data",
+             str(self.data), "--port", str(self.port), *self.args],
+            stdout=log, stderr=subprocess.STDOUT)
         log.close()
         deadline = time.monotonic() + 30
         while True:
             with contextlib.suppress(OSError), socket.create_connection(
                     ("127.0.0.1", self.port), 0.5):
                 return
-            assert self.process.poll() is None, (self.data.parent / "host.log").read_text()
+            assert self.process.poll() is None, self.log.read_text()
             assert time.monotonic() < deadline, "the host did not start"
             time.sleep(0.05)
 

@@ -24,6 +24,7 @@ TLS connection presents. `to_json` / `from_json` carry the same object over the 
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import re
@@ -160,3 +161,18 @@ def _hex(data: Mapping[str, str], name: str) -> bytes:
     if not _HEX.fullmatch(text):
         raise StatementError(f"{name}: lowercase hex expected")
     return bytes.fromhex(text)
+
+
+# -- the e-CPS way in (docs/psc.md) -------------------------------------------------------------
+ECPS_NONCE_PREFIX = b"DMP-ECPS-NONCE-V1\n"
+
+
+def ecps_nonce(challenge: bytes, session_public_key_der: bytes) -> str:
+    """The OpenID ``nonce`` an agent sends Pro Santé Connect when it opens a session with the
+    e-CPS: base64url (no padding) of SHA-256(prefix + the host's challenge + SHA-256 of the
+    session key's DER SubjectPublicKeyInfo). The ID token that comes back is thereby bound
+    to one challenge (used once, by one workstation) and to one session key: the host
+    recomputes it and refuses any other token."""
+    digest = hashlib.sha256(ECPS_NONCE_PREFIX + challenge
+                            + hashlib.sha256(session_public_key_der).digest()).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")

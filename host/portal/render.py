@@ -73,6 +73,14 @@ def profession(code: str | None) -> str:
     return PROFESSIONS.get(code or "", "professionnel de santé")
 
 
+# How the professional proved who they were (host/actors.py CARD, ECPS).
+AUTH_MEANS = {"card": "carte CPS", "e-cps": "e-CPS (Pro Santé Connect)"}
+
+
+def auth_means(code: str | None) -> str:
+    return AUTH_MEANS.get(code or "", code or "")
+
+
 def action(code: str | None) -> str:
     return ACTIONS.get(code or "", code or "")
 
@@ -100,7 +108,8 @@ def _environment() -> Environment:
                               autoescape=select_autoescape(default=True),
                               trim_blocks=True, lstrip_blocks=True)
     environment.filters.update(when=local_time, profession=profession, action=action,
-                               mode=mode, reason=reason, document_type=document_type)
+                               mode=mode, reason=reason, document_type=document_type,
+                               auth_means=auth_means)
     return environment
 
 

@@ -21,7 +21,7 @@ from ..actors import SessionActor
 from ..bodies import read_json
 from ..dossiers import grants
 from ..errors import HostError, bad_request
-from ..guard import Guard, check_as, record_access
+from ..guard import Guard, check_as, professional_fields, record_access
 from ..structures import STRUCTURE_ID
 from .dossiers import patient_request
 
@@ -33,10 +33,8 @@ def _refuse(
     """Trace a refusal the host makes before asking the policies (the request is about
     another professional, or the caller is not a doctor) and build the 403 to raise."""
     record_access(
-        guard.engine, ins=ins, at=guard.clock(), actor_kind="professional",
-        actor_id=actor.id_nat_ps, actor_name=actor.display_name, profession=actor.profession,
-        structure_id=actor.structure_id, action=action, mode=mode, allowed=False,
-        reason=reason,
+        guard.engine, ins=ins, at=guard.clock(), **professional_fields(actor), action=action,
+        mode=mode, allowed=False, reason=reason,
     )
     return HostError(403, reason.lower().replace("_", "-"), message, issue_type="forbidden")
 

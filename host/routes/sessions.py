@@ -9,30 +9,36 @@ from __future__ import annotations
 
 import base64
 import binascii
+import datetime as dt
 import secrets
 import uuid
 from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from wire.session import SessionStatement, StatementError
+from wire.session import SessionStatement, StatementError, ecps_nonce
 
 from .. import session_store
-from ..actors import fingerprint, modes_for
+from ..actors import CARD, ECPS, fingerprint, modes_for
 from ..bodies import read_json
 from ..errors import HostError, bad_request
 from ..pki import cached_health_ca, cached_session_ca, load_crl
+from ..psc_token import PscVerifier
+from ..psc_token import refused as psc_refused
 from ..session_crypto import (
+    CardHolder,
+    SessionPublicKey,
     SessionRefused,
     issue_session_certificate,
     verify_card_certificate,
     verify_statement,
 )
-from ..state import host_state
+from ..state import HostState, host_state
 from ..structures import structure_kind
 from ..text import refuse_control_characters
 
@@ -40,10 +46,12 @@ MAX_BODY = 64 * 1024
 MAX_REVOCATIONS = 100  # sessions named in one POST /session/$revoke
 MAX_REASON = 64  # characters of a closure reason (sessions.revoked_reason)
 MAX_SESSION_ID = 64  # characters of a session id (they are UUIDs: 36)
+MAX_ID_TOKEN = 16 * 1024  # characters of a PSC ID token (PSC's carry the practice situations)
 
 
-def _refused(error: SessionRefused) -> HostError:
-    status = 400 if error.code in ("card-cert-malformed",) else 403
+def _refused(error: SessionRefused, status: int | None = None) -> HostError:
+    if status is None:
+        status = 400 if error.code in ("card-cert-malformed",) else 403
     return HostError(status, error.code, error.message, issue_type="security")
 
 
@@ -153,9 +161,20 @@ async def open_session(request: Request) -> Response:
         holder.check_structure(statement.structure_id)
     except SessionRefused as refused:
         raise _refused(refused) from None
+    return _issue_session(app, holder, statement.structure_id,
+                          session_key, workstation, workstation_serial,  # type: ignore[arg-type]
+                          now, CARD)
+
+
+def _issue_session(app: HostState, holder: CardHolder, structure_id: str,
+                   session_key: SessionPublicKey, workstation: str,
+                   workstation_serial: str | None, now: dt.datetime, means: str) -> Response:
+    """The session certificate and the session row, the same for every means of
+    authentication (card or e-CPS): nothing after this knows how the session was opened
+    but the ``auth_means`` column every access-log line copies."""
     certificate = issue_session_certificate(
-        cached_session_ca(pki), session_key,  # type: ignore[arg-type]
-        holder, statement.structure_id, app.settings.session_lifetime, now=now,
+        cached_session_ca(app.settings.pki_dir), session_key, holder, structure_id,
+        app.settings.session_lifetime, now=now,
     )
     session_id = str(uuid.uuid4())
     session_store.record_session(
@@ -163,18 +182,98 @@ async def open_session(request: Request) -> Response:
         cert_serial=format(certificate.serial_number, "x"), id_nat_ps=holder.id_nat_ps,
         last_name=holder.last_name, first_name=holder.first_name,
         profession=holder.profession, specialty=holder.specialty,
-        structure_id=statement.structure_id, card_serial=format(holder.serial, "x"),
+        structure_id=structure_id,
+        # e-CPS sessions have no card: no card revocation can end them (an empty serial).
+        card_serial=format(holder.serial, "x") if means == CARD else "",
         workstation_sha256=workstation, workstation_serial=workstation_serial,
-        created_at=now, not_after=certificate.not_valid_after_utc,
+        created_at=now, not_after=certificate.not_valid_after_utc, auth_means=means,
     )
-    kind = structure_kind(app.engine, statement.structure_id)
+    kind = structure_kind(app.engine, structure_id)
     return JSONResponse(
         {"sessionId": session_id,
          "certificate": certificate.public_bytes(serialization.Encoding.PEM).decode(),
          "notAfter": certificate.not_valid_after_utc.isoformat(),
-         "structureKind": kind.value, "accessModes": modes_for(kind)},
+         "structureKind": kind.value, "accessModes": modes_for(kind), "authMeans": means},
         status_code=201,
     )
+
+
+def _psc_verifier(app: HostState) -> PscVerifier:
+    """The app's verifier of PSC tokens (made at first use: it keeps the provider's JWKS)."""
+    trust = app.settings.psc
+    if trust is None:
+        raise _refused(psc_refused("psc-not-configured"), status=404)
+    verifier = getattr(app, "psc_verifier", None)
+    if verifier is None or verifier.trust != trust:
+        verifier = PscVerifier(trust)
+        app.psc_verifier = verifier
+    return verifier
+
+
+async def open_ecps_session(request: Request) -> Response:
+    """
+    summary: Open a professional session from a Pro Santé Connect ID token (e-CPS).
+    description: >
+      Body {idToken: the ID token PSC issued to the agent (CIBA or code flow), challenge:
+      base64 of a challenge from POST /session/challenge, sessionPublicKey: base64 DER
+      SubjectPublicKeyInfo, structureId: the practice situation}. The token's nonce must be
+      wire.session.ecps_nonce(challenge, sessionPublicKey): the token then opens this one
+      session. The host checks the token (signature against the provider's JWKS, alg
+      allow-list, issuer, audience, expiry, acr eidas1, nonce), consumes the challenge,
+      and issues the same session certificate as after a card statement (docs/psc.md).
+    responses:
+      201:
+        description: "{sessionId, certificate, notAfter, structureKind, accessModes,
+          authMeans: e-cps}"
+      400:
+        description: OperationOutcome (malformed request)
+      403:
+        description: "OperationOutcome: psc-token-malformed, psc-alg-refused,
+          psc-unknown-key, psc-bad-signature, psc-wrong-issuer, psc-wrong-audience,
+          psc-token-expired, psc-acr-insufficient, psc-nonce-mismatch, psc-nonce-replayed,
+          psc-claims-missing, challenge-unknown, structure-not-in-psc, workstation-revoked"
+      404:
+        description: OperationOutcome psc-not-configured (this host takes no e-CPS)
+      503:
+        description: OperationOutcome psc-unavailable (the provider's JWKS cannot be read)
+    """
+    app = host_state(request)
+    workstation = app.authenticator.workstation(request)
+    workstation_serial = _workstation_serial(app.authenticator, request)
+    verifier = _psc_verifier(app)
+    body = await _json(request)
+    id_token, structure_id = body.get("idToken"), body.get("structureId")
+    if not isinstance(id_token, str) or not 0 < len(id_token) <= MAX_ID_TOKEN:
+        raise bad_request("invalid-field", f"idToken : un jeton de {MAX_ID_TOKEN} caractères "
+                          f"au plus est attendu / a token of at most {MAX_ID_TOKEN} characters")
+    if not isinstance(structure_id, str) or not 0 < len(structure_id) <= MAX_SESSION_ID:
+        raise bad_request("invalid-field", "structureId : identifiant de structure attendu / "
+                          "a structure id is expected")
+    refuse_control_characters(structure_id, "structureId")
+    challenge_value = _b64(body.get("challenge"), "challenge")
+    session_key_der = _b64(body.get("sessionPublicKey"), "sessionPublicKey")
+    try:
+        session_key = serialization.load_der_public_key(session_key_der)
+    except ValueError:
+        raise bad_request("invalid-field", "sessionPublicKey: not a DER public key") from None
+    now = app.clock()
+    try:
+        holder = await run_in_threadpool(  # may read the provider's JWKS over HTTPS
+            verifier.verify, id_token, expected_nonce=ecps_nonce(challenge_value,
+                                                                 session_key_der),
+            now=now, max_skew=app.settings.max_clock_skew)
+        if not session_store.consume_challenge(app.engine, challenge_value, workstation, now):
+            # The nonce is bound to the challenge: a used challenge is a token played again.
+            raise psc_refused("psc-nonce-replayed" if session_store.challenge_used(
+                app.engine, challenge_value, workstation) else "challenge-unknown")
+        if structure_id not in holder.structures:
+            raise psc_refused("structure-not-in-psc")
+    except SessionRefused as refusal:
+        raise _refused(refusal, status=503 if refusal.code == "psc-unavailable" else None
+                       ) from None
+    return _issue_session(app, holder, structure_id,
+                          session_key, workstation, workstation_serial,  # type: ignore[arg-type]
+                          now, ECPS)
 
 
 async def close_session(request: Request) -> Response:
@@ -277,6 +376,7 @@ routes = [
     Route("/session/challenge", challenge, methods=["POST"]),
     Route("/session/$revoke", revoke_sessions, methods=["POST"]),
     Route("/session", open_session, methods=["POST"]),
+    Route("/session/ecps", open_ecps_session, methods=["POST"]),
     Route("/session", close_session, methods=["DELETE"]),
     Route("/session", whoami, methods=["GET"]),
 ]

@@ -213,6 +213,9 @@ access_log = Table(
     Column("document_id", String(64), nullable=True),
     Column("outcome", String(10), nullable=False),  # allowed / refused
     Column("reason", String(48), nullable=False),  # policies ReasonCode
+    # How the professional's session was opened: "card" (CPS) or "e-cps" (Pro Santé
+    # Connect); NULL before migration 0010 (card) and for the patient's own entries.
+    Column("auth_means", String(8), nullable=True),
     # The hash chain (host/access_chain.py): position, previous entry's hash, own hash.
     Column("seq", Integer, nullable=False),
     Column("prev_hash", String(64), nullable=False),
@@ -320,6 +323,8 @@ sessions = Table(
     Column("not_after", UTC, nullable=False),
     Column("revoked_at", UTC, nullable=True),
     Column("revoked_reason", String(64), nullable=True),
+    # "card" or "e-cps" (docs/psc.md); NULL: opened before migration 0010, with the card.
+    Column("auth_means", String(8), nullable=True),
 )
 
 # The portal's browser sessions, found by the cookie (its SHA-256): a sign-in goes through

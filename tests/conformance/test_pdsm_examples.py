@@ -457,7 +457,7 @@ def test_migration_0007_rewrites_stored_resources(host: TlsHost, card: CpsCard,
     """Rows stored before PDSm 3.1.1 conformance (old isArchived URL, our SHA-256 extension)
     are served in 3.1.1 terms once migrated; the downgrade writes the old URL back."""
     from alembic import command
-    from sqlalchemy import update
+    from sqlalchemy import select, update
 
     from host.store.engine import alembic_config
 
@@ -465,9 +465,11 @@ def test_migration_0007_rewrites_stored_resources(host: TlsHost, card: CpsCard,
     old_url = codes.IS_ARCHIVED_URL_PRE_3
     config = alembic_config(str(host.settings.database_url))
     command.downgrade(config, "0006")  # before 0007 (and the index 0008 adds after it)
-    resource = read(gp, doc_id)
+    # Read as stored: the app itself expects the newest schema (sessions.auth_means, 0010).
+    with host.app.state.engine.connect() as connection:
+        resource = connection.execute(select(documents.c.resource)
+                                      .where(documents.c.id == doc_id)).scalar_one()
     assert resource["extension"][0]["url"] == old_url
-    assert read(gp, doc_id)["meta"]["versionId"] == "1"
     resource["content"][0]["attachment"]["extension"] = [
         {"url": codes.SHA256_EXTENSION_URL, "valueBase64Binary": base64.b64encode(
             b"\0" * 32).decode()}]

@@ -30,7 +30,7 @@ PATCH_QUERY = f"?identifier=urn:ietf:rfc:3986|urn:uuid:0&patient=Patient/{INS}"
 # lookup names a patient only when its traits find one (traced then: test_identity.py), a
 # deposit only once its bundle parses (traced then: test_access_holes_tls.py, hole 7).
 NO_PATIENT = {"/openapi.json", "/session", "/session/challenge", "/session/$revoke",
-              "/fhir/Binary",
+              "/session/ecps", "/fhir/Binary",
               "/identity/$resolve", "/fhir", "/fhir/metadata"}
 
 

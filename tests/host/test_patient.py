@@ -100,6 +100,7 @@ def test_the_access_log_says_who_when_what_and_which_mode(host: InProcessHost) -
         "actorName": "Paul BERNARD", "profession": "10", "structureId": GP2.structure_id,
         "action": "test_existence", "mode": "bris_de_glace", "justification": "malaise",
         "documentId": None, "outcome": "allowed", "reason": "ALLOWED_EXISTENCE_TEST",
+        "authMeans": "card",  # how the professional authenticated (docs/psc.md)
     }
     assert (normal["actorId"], normal["mode"], normal["at"]) == (
         GP.id_nat_ps, "normal", "2026-11-27T09:01:00Z")
