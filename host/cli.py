@@ -9,6 +9,8 @@
     dmp-host retention run [--dry-run]       purge DMPs whose ten-year retention ended
     dmp-host notify run [--once] | status    send the patients' notifications (SMTP)
     dmp-host portal serve                    the patient portal (a web app, in French)
+    dmp-host seed --ins-people N             the INS service's identities (+ a population)
+    dmp-host ins correct INS --first-names.. the registry corrects a person's traits
 
 Each command group is a subparser with a ``run`` function, so new commands (``serve``) slot
 in with `add_command`-style code and no change to `main`.
@@ -23,6 +25,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from . import pki
+from .ins.cli import add_ins_commands
 from .notify_cli import add_notify_commands
 from .patient_cli import add_patient_commands
 from .portal_cli import add_portal_commands
@@ -154,6 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_records_commands(commands)
     add_notify_commands(commands)
     add_portal_commands(commands)
+    add_ins_commands(commands)
     return parser
 
 
