@@ -79,11 +79,14 @@ class PatientPart(CoreState):
             return
         with self._lock:
             changes = p.changes  # what this listing will show at least
-        person = p.card.beneficiaries[p.person_index - 1]
-
         try:
             with self._calls() as dmp:
-                context = p.context or dmp.resolve(p.card, person)
+                # The INS from the INS service (agent.core.identity): none or several stop
+                # here, said to the views; the user chooses among several.
+                context = p.context or self._identify(dmp, p)
+                if context is None:
+                    self._publish("patient")
+                    return
                 # The dossier and its documents in one round trip (issue 18).
                 existence, documents = dmp.dossier(context, p.mode)
         except AgentError as error:
@@ -139,6 +142,9 @@ class PatientPart(CoreState):
                 raise AgentError("Carte Vitale retirée / card removed", code="no-patient",
                                  status=409)
             p.person_index, p.context, p.state, p.error = index, None, "loading", ""
+            p.identity, p.identity_status, p.candidates = None, "provisoire", []
+            p.identity_document = p.identity_parent_document = None
+            p.identity_validated, p.identity_notice = None, ""
             p.fetched_at, p.last_visit, p.visit_known = None, None, False
             p.dmp, p.documents, p.mode, p.sheet, p.failure = None, [], None, None, None
         self._publish("patient")

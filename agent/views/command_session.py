@@ -21,6 +21,7 @@ from agent.client.dmp import PatientContext
 from agent.config import AgentConfig, ConfigError, load_config
 from agent.core.pin import PinPrompt, TerminalPrompt
 from agent.core.professional import ProfessionalSession, SessionEndedError
+from agent.core.secrets_sheet import display_date
 from agent.core.service import AgentService
 from agent.core.state import PatientState
 from agent.errors import AgentError
@@ -199,11 +200,14 @@ def open_session(core: AgentService, args: argparse.Namespace) -> ProfessionalSe
 def wait_for_dossier(core: AgentService, timeout: float) -> PatientState:
     """The patient's dossier once read (or the reason it could not be)."""
     core.wait_until(lambda: core.patient is None
-                    or core.patient.state in ("ready", "error", "choosing"), timeout)
+                    or core.patient.state in ("ready", "error", "choosing",
+                                              "choosing-identity"), timeout)
     p = core.patient
     if p is None:
         raise AgentError("Carte Vitale retirée / the Vitale card was removed",
                          code="no-patient", status=409)
+    if p.state == "choosing-identity":
+        return p  # open_work asks the user (--identity N)
     if p.state == "error":
         raise p.failure or AgentError(p.error, code="no-patient", status=409)
     if p.state != "ready":
@@ -231,6 +235,26 @@ def open_work(args: argparse.Namespace, *, with_patient: bool = True,
             p = core.patient
             if person is not None and p is not None and p.person_index != person:
                 core.select_person(person)
-            work.patient = wait_for_dossier(
-                core, core.config.host_timeout + DOSSIER_WAIT).context
+            wait = core.config.host_timeout + DOSSIER_WAIT
+            p = wait_for_dossier(core, wait)
+            if p.state == "choosing-identity":
+                _choose_identity(core, p, getattr(args, "identity", None))
+                p = wait_for_dossier(core, wait)
+            work.patient = p.context
         yield work
+
+
+def _choose_identity(core: AgentService, p: PatientState, number: int | None) -> None:
+    """Several identities answered: the one the user named (--identity N), never a guess;
+    without it the candidates are listed with their traits and the command stops."""
+    if number is None or not 1 <= number <= len(p.candidates):
+        listed = "\n".join(terminal_text(
+            f"  {i}. {c.birth_name} {c.first_names}, {c.sex}, né(e) le "
+            f"{display_date(c.birth_date)} à {c.birth_place}, INS {c.ins}")
+            for i, c in enumerate(p.candidates, 1))
+        raise CommandError("Le service INS a répondu plusieurs identités / the INS service "
+                           f"answered several identities:\n{listed}\nComparez avec la pièce "
+                           "d'identité du patient et choisissez avec --identity N / compare "
+                           "with the patient's document and choose with --identity N",
+                           EXIT_USAGE)
+    core.choose_identity(number)
