@@ -15,9 +15,9 @@ import httpx
 import pytest
 
 from cardreader.pcsc import list_readers, wait_for_card
-from cardreader.vitale import BirthDate
 from cardreader.virtual.vitale import VirtualVitale
 from cardreader.virtual.vitale_profiles import PROFILES
+from cardreader.vitale import BirthDate
 from tests.live import BIN, LiveWorld, qualify
 
 pytestmark = pytest.mark.pcsc
