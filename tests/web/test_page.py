@@ -238,6 +238,8 @@ def test_optician_deposits_an_eye_test_report(
     # Back to the section asked for once the session is open.
     expect(page.get_by_role("tab", name="Dépôt")).to_have_attribute("aria-selected", "true")
     ins = patient_ins(live)
+    with live.agent.client() as api:
+        qualify(api)  # the patient's passport checked (RNIV: no deposit before)
 
     deposit = page.get_by_role("button", name=re.compile(r"^Déposer"))
     report = tmp_path / "bilan-vue.pdf"
