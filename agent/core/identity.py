@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 from typing import TYPE_CHECKING, Any
 
 from agent.core.state import CoreState, PatientState
@@ -41,12 +42,42 @@ CHANGED = ("L'identité renvoyée par le service INS a changé depuis la vérifi
            "d'identité : l'identité n'est plus qualifiée, vérifiez de nouveau une pièce "
            "d'identité / the INS service now answers other traits: the identity is no longer "
            "qualified, check an identity document again")
+NO_IDENTITY_TRAITS = ("Aucune identité trouvée par le service INS pour ces traits : vérifiez "
+                      "l'orthographe du nom de naissance, les prénoms dans l'ordre de l'état "
+                      "civil, la date et le lieu de naissance / no identity for these traits")
+_BIRTH_DATE = re.compile(r"^\d{8}$")
+_BIRTH_PLACE = re.compile(r"^(?:\d{5}|2A\d{3}|2B\d{3})$")
 NOT_QUALIFIED = ("Identité du patient non qualifiée (statut : {status}) : aucun document ne "
                  "peut être déposé sous cet INS. Vérifiez une pièce d'identité à haut niveau de "
                  "confiance (passeport, carte nationale d'identité, titre de séjour ; pour un "
                  "mineur, acte de naissance ou livret de famille avec la pièce du parent) et "
                  "enregistrez-la (page, ou dmp-agent identity --document passeport) / the "
                  "patient's identity is not qualified: check an identity document first")
+
+
+def _bad_trait(message: str) -> AgentError:
+    return AgentError(message, code="bad-trait", status=400, usage=True)
+
+
+def checked_traits(birth_name: str, first_names: list[str], sex: str, birth_date: str,
+                    birth_place: str | None) -> dict[str, Any]:
+    """Typed traits as the INS service's search wants them, or a 400 naming the trait."""
+    birth_name = " ".join(birth_name.split())
+    names = [n.strip() for n in first_names if n.strip()]
+    if not birth_name or len(birth_name) > 100:
+        raise _bad_trait("Nom de naissance requis (100 caractères au plus) / birth name")
+    if not names or len(names) > 10 or any(len(n) > 100 for n in names):
+        raise _bad_trait("Prénoms requis, dans l'ordre de l'état civil / first names")
+    if sex not in ("M", "F"):
+        raise _bad_trait("Sexe : M ou F / sex: M or F")
+    if not _BIRTH_DATE.match(birth_date):
+        raise _bad_trait("Date de naissance : AAAAMMJJ (00 si le mois ou le jour est "
+                         "inconnu) / birth date: YYYYMMDD")
+    if birth_place and not _BIRTH_PLACE.match(birth_place):
+        raise _bad_trait("Lieu de naissance : code INSEE à 5 caractères (99xxx à "
+                         "l'étranger) / birth place: the INSEE code")
+    return {"birth_name": birth_name, "first_names": names, "sex": sex,
+            "birth_date": birth_date, "birth_place": birth_place or None}
 
 
 def _age(birth_date: str, today: dt.date) -> int:
@@ -68,7 +99,7 @@ class IdentityPart(CoreState):
         """The card's person through the INS service: one identity gives the context (its
         status settled against the checks kept); none or several leave the patient in
         ``error`` or ``choosing-identity``, said to the views, and give None."""
-        assert p.person_index is not None
+        assert p.person_index is not None and p.card is not None
         found = dmp.search_card(p.card, p.card.beneficiaries[p.person_index - 1])
         if len(found) == 1:
             return self._settle(p, found[0])
@@ -108,6 +139,46 @@ class IdentityPart(CoreState):
             self._notice("warning", "Identité à vérifier de nouveau / check the identity again",
                          CHANGED)
         return context_of(identity)
+
+    def search_identity(self, *, birth_name: str, first_names: list[str], sex: str,
+                        birth_date: str, birth_place: str | None = None) -> dict[str, Any]:
+        """The patient found by typed traits, with no card (the Vitale app, whose formats
+        are not public, or no card at all): the INS service's search from traits, then the
+        same paths as a card's: one (its dossier read), none, several (the user chooses).
+        The traits are checked before anything is sent (400 bad-trait); the patient
+        context replaces the current one, and a Vitale card inserted later replaces it."""
+        traits = checked_traits(birth_name, first_names, sex, birth_date, birth_place)
+        self._live_session()
+        with self._lock:
+            self._generation += 1
+            p = PatientState(self._generation, "", None)
+            self._patient = p
+        self._publish("patient")
+        try:
+            with self._calls() as dmp:
+                found = dmp.search_traits(**traits)
+        except AgentError as error:
+            with self._lock:
+                if p is self._patient:
+                    p.state, p.error, p.failure = "error", str(error), error
+            self._publish("patient")
+            raise
+        if len(found) == 1:
+            context = self._settle(p, found[0])
+            with self._lock:
+                if p is not self._patient:
+                    return self._patient_json()
+                p.context = context
+            self._load(p.generation)
+            return self._patient_json()
+        with self._lock:
+            if p is self._patient:
+                p.candidates, p.error = list(found), "" if found else NO_IDENTITY_TRAITS
+                p.state = "choosing-identity" if found else "error"
+                p.failure = None if found else AgentError(
+                    NO_IDENTITY_TRAITS, code="identity-unknown", status=404)
+        self._publish("patient")
+        return self._patient_json()
 
     def choose_identity(self, index: int) -> dict[str, Any]:
         """The user's choice among the identities the service answered (1 = the first

@@ -75,7 +75,7 @@ class PatientPart(CoreState):
 
     def _load(self, generation: int) -> None:
         p = self._current(generation)
-        if p is None or p.person_index is None:
+        if p is None or (p.person_index is None and p.context is None):
             return
         with self._lock:
             changes = p.changes  # what this listing will show at least
@@ -133,6 +133,10 @@ class PatientPart(CoreState):
     def select_person(self, index: int) -> dict[str, Any]:
         p = self._patient_ready(need_context=False)
         self._live_session()
+        if p.card is None:
+            raise AgentError("Aucune carte Vitale : patient trouvé par ses traits / no Vitale "
+                             "card: the patient was found by typed traits",
+                             code="no-card", status=409)
         count = len(p.card.beneficiaries)
         if not 1 <= index <= count:
             raise AgentError(f"La carte porte {count} personne(s) / the card holds {count}",
@@ -154,7 +158,7 @@ class PatientPart(CoreState):
     def reload_patient(self) -> dict[str, Any]:
         p = self._patient_ready(need_context=False)
         self._live_session()
-        if p.person_index is None:
+        if p.person_index is None and p.context is None:
             raise AgentError("Choisissez la personne sur la carte / choose the person on the "
                              "card", code="choose-person", status=409)
         with self._lock:
@@ -189,7 +193,7 @@ class PatientPart(CoreState):
         with self._lock:
             p.mode = chosen
             p.fetched_at = None  # the list held was read in another mode: never kept
-        if p.person_index is not None:
+        if p.person_index is not None or p.context is not None:
             self.reload_patient()
         else:
             self._publish("patient")

@@ -21,7 +21,8 @@ __all__ = ["EMPTY_PATIENT", "cards_json", "document_json", "patient_json", "sess
 EMPTY_PATIENT: dict[str, Any] = {
     "state": "none", "reader": None, "beneficiaries": [], "patient": None, "dmp": None,
     "documents": [], "accessMode": None, "error": "", "sheet": False, "fetchedAt": None,
-    "stale": "", "lastConsultation": None, "identity": None, "candidates": []}
+    "stale": "", "lastConsultation": None, "identity": None, "candidates": [],
+    "source": None}
 
 
 def person_json(index: int, person: Any) -> dict[str, Any]:
@@ -115,7 +116,9 @@ def patient_json(p: PatientState | None, own_id: str | None) -> dict[str, Any]:
     ctx = p.context
     return {
         "state": p.state, "reader": p.reader,
-        "beneficiaries": [person_json(i, b) for i, b in enumerate(p.card.beneficiaries, 1)],
+        "beneficiaries": [] if p.card is None else [
+            person_json(i, b) for i, b in enumerate(p.card.beneficiaries, 1)],
+        "source": "card" if p.card is not None else "traits",
         "personIndex": p.person_index,
         "patient": None if ctx is None else {
             "ins": ctx.ins, "insOid": ctx.ins_oid, "firstName": ctx.first_name,

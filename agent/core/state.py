@@ -46,12 +46,13 @@ Listener = Callable[[str, dict[str, Any]], None]
 
 @dataclass
 class PatientState:
-    """The patient of the Vitale card in a reader. ``generation`` tells a build that
-    finished for a card already gone (thrown away) from the current one."""
+    """The patient of the Vitale card in a reader, or found by typed traits (``card``
+    None, ``reader`` ""). ``generation`` tells a build that finished for a card already
+    gone (thrown away) from the current one."""
 
     generation: int
-    reader: str
-    card: VitaleCard
+    reader: str  # "" for a patient found by typed traits (no card)
+    card: VitaleCard | None
     state: str = "loading"  # choosing, choosing-identity, loading, ready, error
     person_index: int | None = None
     context: PatientContext | None = None

@@ -18,6 +18,7 @@ from agent.views.commands import (
     cmd_deposit,
     cmd_documents,
     cmd_emergency,
+    cmd_find_patient,
     cmd_identity,
     cmd_medecin_traitant,
     cmd_outbox,
@@ -34,10 +35,11 @@ __all__ = ["WORKFLOW_COMMANDS", "add_workflow_commands"]
 
 # -- the parser -------------------------------------------------------------------------------
 
-WORKFLOW_COMMANDS = ("patient", "identity", "documents", "create-dmp", "authorize", "deposit",
-                     "outbox", "emergency", "regulation", "watch", "mask", "unmask",
-                     "hide-from-patient", "show-to-patient", "archive", "delete", "replace",
-                     "close-dmp", "reactivate-dmp", "medecin-traitant", "unblock")
+WORKFLOW_COMMANDS = ("patient", "find-patient", "identity", "documents", "create-dmp",
+                     "authorize", "deposit", "outbox", "emergency", "regulation", "watch",
+                     "mask", "unmask", "hide-from-patient", "show-to-patient", "archive",
+                     "delete", "replace", "close-dmp", "reactivate-dmp", "medecin-traitant",
+                     "unblock")
 
 
 EXIT_CODES = ("Codes de sortie / exit codes: 0 fait/done, 1 refusé ou échoué (carte, code, "
@@ -52,6 +54,8 @@ EXAMPLES = {
     "authorize": "dmp-agent authorize --confirm",
     "patient": "dmp-agent patient --person 2",
     "identity": "dmp-agent identity --document passeport",
+    "find-patient": "dmp-agent find-patient --birth-name MARTIN --first-names CLAIRE --sex F "
+                    "--birth-date 19840517",
     "outbox": "dmp-agent outbox --retry 3",
     "replace": "dmp-agent replace urn:uuid:... bilan-v2.pdf",
     "close-dmp": "dmp-agent close-dmp --patient-request --reason 'ne souhaite plus de DMP'",
@@ -123,6 +127,19 @@ def add_workflow_commands(
                                "livret-de-famille with --parent-document")
     identity.add_argument("--parent-document", metavar="TYPE",
                           help="a minor's: the document of the parent presenting the child")
+    find = add("find-patient", cmd_find_patient,
+               "find the patient by typed traits, with no Vitale card (INS service)",
+               "Recherche le patient par ses traits d'identité, sans carte Vitale (application "
+               "carte Vitale, ou pas de carte) : service INS, puis identité, statut RNIV et "
+               "état du DMP ; plusieurs identités : --identity N / finds the patient by typed "
+               "traits through the INS service, with no card.")
+    find.add_argument("--birth-name", required=True, metavar="NAME", help="nom de naissance")
+    find.add_argument("--first-names", required=True, metavar="'A B'",
+                      help="the first names in the order of the civil registry (or the first)")
+    find.add_argument("--sex", required=True, choices=("M", "F"))
+    find.add_argument("--birth-date", required=True, metavar="YYYYMMDD",
+                      help="00 for an unknown month or day")
+    find.add_argument("--birth-place", metavar="INSEE", help="INSEE code (99xxx abroad)")
     documents = add("documents", cmd_documents, "list (and save) the documents you may see",
                     "Liste les documents du DMP que vous pouvez voir / lists the documents "
                     "you may see; --save writes them, hash checked, owner-only.")

@@ -32,8 +32,9 @@ from cardreader.inspect import SlotReport
 from cardreader.pcsc import list_readers
 from cardreader.vitale import VitaleCard
 
-__all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "CommandError", "StdinPrompt", "Work",
-           "load_command_config", "open_work", "start_core"]
+__all__ = ["DOSSIER_WAIT", "EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "CommandError",
+           "StdinPrompt", "Work", "choose_identity", "load_command_config", "open_work",
+           "start_core", "wait_for_dossier"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 DOSSIER_WAIT = 5.0  # seconds beyond the host timeout for the dossier to be read
@@ -238,13 +239,13 @@ def open_work(args: argparse.Namespace, *, with_patient: bool = True,
             wait = core.config.host_timeout + DOSSIER_WAIT
             p = wait_for_dossier(core, wait)
             if p.state == "choosing-identity":
-                _choose_identity(core, p, getattr(args, "identity", None))
+                choose_identity(core, p, getattr(args, "identity", None))
                 p = wait_for_dossier(core, wait)
             work.patient = p.context
         yield work
 
 
-def _choose_identity(core: AgentService, p: PatientState, number: int | None) -> None:
+def choose_identity(core: AgentService, p: PatientState, number: int | None) -> None:
     """Several identities answered: the one the user named (--identity N), never a guess;
     without it the candidates are listed with their traits and the command stops."""
     if number is None or not 1 <= number <= len(p.candidates):

@@ -35,6 +35,7 @@ from agent.outbox.report import outbox_lines, recover_lines
 from agent.safe_text import saved_name, terminal_lines, terminal_text, write_new_file
 from agent.views.command_session import (
     CPS_MISSING,
+    DOSSIER_WAIT,
     EXIT_FAILED,
     EXIT_OK,
     EXIT_USAGE,
@@ -42,9 +43,11 @@ from agent.views.command_session import (
     StdinPrompt,
     Work,
     card_in,
+    choose_identity,
     load_command_config,
     open_work,
     start_core,
+    wait_for_dossier,
 )
 from cardreader.atr import CardKind
 from policies import AccessMode, ModeCode
@@ -196,6 +199,28 @@ def cmd_identity(args: argparse.Namespace) -> int:
         _say(_patient_line(work.patient))
         work.core.validate_identity(args.document, args.parent_document)
         _identity_lines(work.state)
+    return EXIT_OK
+
+
+def cmd_find_patient(args: argparse.Namespace) -> int:
+    """The patient found by typed traits, with no Vitale card: identity, status, DMP."""
+    from agent.core.identity import checked_traits
+
+    traits = checked_traits(args.birth_name, args.first_names.split(), args.sex,
+                            args.birth_date, args.birth_place)  # exit 2 before any card
+    with open_work(args, with_patient=False, with_outbox=True) as work:
+        core = work.core
+        core.search_identity(**traits)
+        wait = core.config.host_timeout + DOSSIER_WAIT
+        p = wait_for_dossier(core, wait)
+        if p.state == "choosing-identity":
+            choose_identity(core, p, args.identity)
+            p = wait_for_dossier(core, wait)
+        assert p.context is not None
+        _say(_patient_line(p.context))
+        _identity_lines(p)
+        state: dict[str, Any] = p.dmp or {}
+        _say(f"DMP: {terminal_text(state.get('status', '?'))}")
     return EXIT_OK
 
 

@@ -185,3 +185,30 @@ def test_an_identity_the_registry_corrects_loses_its_qualification(
         # The document checked against the traits now answered qualifies it again.
         qualify(api)
         assert _deposit(api).status_code == 202
+
+
+def test_typed_traits_find_the_patient_with_no_card(live: LiveWorld, insert_card: Any) -> None:
+    morel = {"birthName": "Morel", "firstNames": ["Pierre"], "sex": "M",
+             "birthDate": "19650704"}
+    with _open(live, insert_card) as api:
+        bad = api.post("/api/patient/identity/search", json={**morel, "birthDate": "4/7/65"})
+        assert bad.status_code == 400 and bad.json()["code"] == "bad-trait"
+        none = api.post("/api/patient/identity/search", json={**morel, "birthName": "MORELLE"})
+        assert none.status_code == 200 and none.json()["state"] == "error"
+        assert none.json()["identity"]["status"] == "provisoire"
+        several = api.post("/api/patient/identity/search", json=morel).json()
+        assert several["state"] == "choosing-identity" and several["source"] == "traits"
+        assert len(several["candidates"]) == 2 and several["beneficiaries"] == []
+        chosen = api.post("/api/patient/identity/choose", json={"index": 2})
+        assert chosen.status_code == 200, chosen.text
+        ready = live.agent.wait_for(lambda s: s["patient"]["state"] == "ready")["patient"]
+        assert ready["patient"]["ins"] == several["candidates"][1]["ins"]
+        one = api.post("/api/patient/identity/search", json={
+            "birthName": "LEGRAND", "firstNames": ["JEAN-PIERRE"], "sex": "M",
+            "birthDate": "19530613"}).json()
+        assert one["identity"]["status"] == "récupérée"
+        patient = live.agent.wait_for(lambda s: s["patient"]["state"] == "ready")["patient"]
+        _ensure_dmp(api, patient)
+        assert _deposit(api).json()["code"] == "identity-not-qualified"
+        qualify(api)
+        assert _deposit(api).status_code == 202  # no card in any reader
