@@ -540,3 +540,13 @@ def test_a_deposit_waits_for_the_identity_check_and_several_identities_for_a_cho
         assert "récupérée" in chosen.stdout
     finally:
         world.vitale("single")
+    # With no card at all: typed traits; homonyms listed, then the one the user names.
+    traits = ("--birth-name", "MOREL", "--first-names", "PIERRE", "--sex", "M",
+              "--birth-date", "19650704")
+    bad = world.run("find-patient", *traits[:-1], "1965-07-04", pin=None)
+    assert bad.returncode == 2 and "AAAAMMJJ" in bad.stderr
+    homonyms = world.run("find-patient", *traits)
+    assert homonyms.returncode == 2 and homonyms.stderr.count("INS 1650775115") == 2
+    found = world.run("find-patient", *traits, "--identity", "1")
+    assert found.returncode == 0, found.stderr
+    assert "INS 165077511510131" in found.stdout and "récupérée" in found.stdout
