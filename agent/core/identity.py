@@ -5,6 +5,8 @@
   chosen yet);
 - *récupérée*: the service returned it (the card's search answered one, or the user chose
   one of several with the traits shown: never picked silently);
+- *validée*: the service found nobody, and the user checked a high-trust identity document
+  against the person (held for the visit: no INS keys it);
 - *qualifiée*: récupérée, and a user of this workstation checked a high-trust identity
   document (its kind recorded) against the traits the service returned.
 
@@ -19,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+import time
 from typing import TYPE_CHECKING, Any
 
 from agent.core.state import CoreState, PatientState
@@ -31,7 +34,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("agent.core")
 
-PROVISOIRE, RECUPEREE, QUALIFIEE = "provisoire", "récupérée", "qualifiée"
+PROVISOIRE, RECUPEREE, VALIDEE, QUALIFIEE = "provisoire", "récupérée", "validée", "qualifiée"
 MAJORITY = 18
 NO_IDENTITY = ("Aucune identité trouvée par le service INS pour cette carte : vérifiez la carte "
                "(bénéficiaire, date de naissance) ou recherchez par les traits d'identité / the "
@@ -227,14 +230,13 @@ class IdentityPart(CoreState):
             raise AgentError("La pièce du parent ne vaut que pour un mineur / a parent's "
                              "document is for a minor only", code="bad-identity-document",
                              status=400, usage=True)
-        p = self._patient_ready()
+        p = self._patient_ready(need_context=False)
         session = self._live_session()
-        store = self._identity_store()
         identity = p.identity
         if identity is None:
-            raise AgentError("Identité non récupérée du service INS : rien à qualifier / the "
-                             "INS service returned no identity", code="identity-unknown",
-                             status=409)
+            return self._validate_provisional(p, kind.key, parent.key if kind.minor and parent
+                                              else None)
+        store = self._identity_store()
         if kind.minor and _age(identity.birth_date, dt.date.today()) >= MAJORITY:
             raise AgentError(f"{kind.label} : réservé à un patient mineur / for a minor only",
                              code="not-a-minor", status=400, usage=True)
@@ -253,6 +255,22 @@ class IdentityPart(CoreState):
                                                                 check.validated)
             p.identity_notice = ""
         log.info("identity qualified (document %s)", kind.code)
+        self._publish("patient")
+        return self._patient_json()
+
+    def _validate_provisional(self, p: PatientState, document: str,
+                              parent_document: str | None) -> dict[str, Any]:
+        """A document checked for a person the INS service found nobody for: the identity
+        is validée (RNIV), for this visit only (without an INS nothing keys it in the store),
+        and still no deposit (no INS to deposit under)."""
+        with self._lock:
+            failure = p.failure
+            if p.context is not None or failure is None or failure.code != "identity-unknown":
+                raise AgentError("Aucune identité à vérifier : attendez la réponse du service "
+                                 "INS / no identity to check yet", code="no-identity",
+                                 status=409)
+            p.identity_status, p.identity_document = VALIDEE, document
+            p.identity_parent_document, p.identity_validated = parent_document, time.time()
         self._publish("patient")
         return self._patient_json()
 

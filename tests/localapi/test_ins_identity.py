@@ -134,7 +134,7 @@ def test_several_identities_wait_for_the_users_choice(live: LiveWorld,
         assert ready["patient"]["candidates"] == []
 
 
-def test_no_identity_is_said_and_leaves_the_patient_provisoire(live: LiveWorld,
+def test_no_identity_is_said_and_a_document_checked_makes_it_validee_only(live: LiveWorld,
                                                                 insert_card: Any) -> None:
     single = PROFILES["single"]
     unknown = dataclasses.replace(single, beneficiaries=(dataclasses.replace(
@@ -144,8 +144,13 @@ def test_no_identity_is_said_and_leaves_the_patient_provisoire(live: LiveWorld,
         assert patient["state"] == "error" and "Aucune identité" in patient["error"]
         assert patient["identity"]["status"] == "provisoire"
         assert patient["identity"]["traits"] is None
+        # A document checked for this person: validée, and still nothing to deposit under.
         answer = api.post("/api/patient/identity/validate", json={"document": "passeport"})
-        assert answer.status_code == 409
+        assert answer.status_code == 200, answer.text
+        identity = answer.json()["identity"]
+        assert identity["status"] == "validée" and identity["document"]["type"] == "passeport"
+        assert identity["qualified"] is False
+        assert _deposit(api).status_code == 409
 
 
 def _correct(live: LiveWorld, ins: str, *traits: str) -> None:
