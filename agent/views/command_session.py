@@ -25,6 +25,7 @@ from agent.core.secrets_sheet import display_date
 from agent.core.service import AgentService
 from agent.core.state import PatientState
 from agent.errors import AgentError
+from agent.outbox import OutboxBusyError
 from agent.safe_text import terminal_text
 from cardreader.atr import CardKind
 from cardreader.errors import CardError
@@ -114,9 +115,11 @@ def load_command_config() -> AgentConfig:
 
 
 @contextlib.contextmanager
-def start_core(args: argparse.Namespace, *, with_outbox: bool = False
-               ) -> Iterator[AgentService]:
-    """The core, started, with the cards in the readers read."""
+def start_core(args: argparse.Namespace, *, with_outbox: bool = False,
+               outbox_optional: bool = False) -> Iterator[AgentService]:
+    """The core, started, with the cards in the readers read. ``outbox_optional``: when
+    another process holds the outbox (`dmp-agent run`), start without it and say what that
+    leaves out (the identity checks it keeps) instead of failing."""
     config = load_command_config()
     try:
         if not list_readers():
@@ -124,12 +127,28 @@ def start_core(args: argparse.Namespace, *, with_outbox: bool = False
     except CardError as error:
         raise CommandError(f"{error}\n  → démarrez pcscd / start pcscd "
                            "(systemctl start pcscd)") from None
-    core = AgentService(config, cps_reader=getattr(args, "cps_reader", None),
-                        vitale_reader=getattr(args, "vitale_reader", None),
-                        with_outbox=with_outbox,
-                        holder=f"dmp-agent {getattr(args, 'command', '') or ''}".strip())
+    holder = f"dmp-agent {getattr(args, 'command', '') or ''}".strip()
+
+    def make(outbox: bool) -> AgentService:
+        return AgentService(config, cps_reader=getattr(args, "cps_reader", None),
+                            vitale_reader=getattr(args, "vitale_reader", None),
+                            with_outbox=outbox, holder=holder)
+
+    core = make(with_outbox)
     try:
-        core.start()
+        try:
+            core.start()
+        except OutboxBusyError as error:
+            if not outbox_optional:
+                raise
+            core.stop()
+            core = make(False)
+            print(terminal_text(
+                f"{error.holder or 'un autre agent'} tient la file d'envoi : le statut "
+                "d'identité affiché ne tient pas compte des pièces vérifiées (voir la page) / "
+                "another agent holds the outbox: the identity status shown leaves out the "
+                "documents checked"), file=sys.stderr)
+            core.start()
         core.settle()
         yield core
     finally:
@@ -219,8 +238,8 @@ def wait_for_dossier(core: AgentService, timeout: float) -> PatientState:
 
 @contextlib.contextmanager
 def open_work(args: argparse.Namespace, *, with_patient: bool = True,
-              with_outbox: bool = False) -> Iterator[Work]:
-    with start_core(args, with_outbox=with_outbox) as core:
+              with_outbox: bool = False, outbox_optional: bool = False) -> Iterator[Work]:
+    with start_core(args, with_outbox=with_outbox, outbox_optional=outbox_optional) as core:
         person = getattr(args, "person", None)
         if with_patient:  # the patient's card first: no PIN typed for nothing
             vitale = card_in(core, CardKind.VITALE)

@@ -174,7 +174,8 @@ def _identity_lines(p: PatientState) -> None:
 
 
 def cmd_patient(args: argparse.Namespace) -> int:
-    with open_work(args, with_outbox=True) as work:
+    # The outbox keeps the identity checks; held by `dmp-agent run`, the command still reads.
+    with open_work(args, with_outbox=True, outbox_optional=True) as work:
         assert work.patient is not None
         state: dict[str, Any] = work.state.dmp or {}
         _say(_patient_line(work.patient))
@@ -208,7 +209,7 @@ def cmd_find_patient(args: argparse.Namespace) -> int:
 
     traits = checked_traits(args.birth_name, args.first_names.split(), args.sex,
                             args.birth_date, args.birth_place)  # exit 2 before any card
-    with open_work(args, with_patient=False, with_outbox=True) as work:
+    with open_work(args, with_patient=False, with_outbox=True, outbox_optional=True) as work:
         core = work.core
         core.search_identity(**traits)
         wait = core.config.host_timeout + DOSSIER_WAIT

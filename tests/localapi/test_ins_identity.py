@@ -217,3 +217,17 @@ def test_typed_traits_find_the_patient_with_no_card(live: LiveWorld, insert_card
         assert _deposit(api).json()["code"] == "identity-not-qualified"
         qualify(api)
         assert _deposit(api).status_code == 202  # no card in any reader
+
+
+def test_the_command_line_reads_the_patient_while_the_agent_holds_the_outbox(
+        live: LiveWorld, insert_card: Any) -> None:
+    insert_card(live.cps("gp"), slot=0)
+    insert_card(VirtualVitale.from_profile("single"), slot=1)
+    live.agent.wait_for(lambda s: s["session"]["state"] == "locked")
+    done = subprocess.run([str(BIN / "dmp-agent"), "patient", "--pin-stdin"], input=f"{PIN}\n",
+                          env=live.agent.env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "INS 284057511402396" in done.stdout
+    # The checks are the running agent's: said, not hidden behind a failure.
+    assert "tient la file d'envoi" in done.stderr
+    assert "Identité / identity: récupérée" in done.stdout
