@@ -5,6 +5,7 @@ person it answers, and logged (never the traits) with the number of identities f
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -46,6 +47,8 @@ _RESPONSES = """
       403:
         description: "OperationOutcome: excluded-practice, unknown-profession,
           test-identity-refused (production host)."
+      422:
+        description: "OperationOutcome: too-many-identities (more than 20: add traits)."
 """
 _SEARCHSET = ("A searchset Bundle of fr-core-patient-ins Patients: total 0 (no identity), "
               "1, or more (homonyms: the user chooses, the service never does).")
@@ -106,7 +109,7 @@ async def search_card(request: Request) -> JSONResponse:
               nir: {type: string, description: NIR + key (15 characters) as on the card}
               birthDate: {type: string, pattern: '^[0-9]{8}$'}
               birthRank: {type: integer, minimum: 1, maximum: 9}
-    """ + _RESPONSES.format(answer=_SEARCHSET)
+    """
     _, found = await _lookup(request, "search-card", by_card, parse_card)
     return _bundle(found)
 
@@ -132,7 +135,7 @@ async def search_traits(request: Request) -> JSONResponse:
               sex: {type: string, enum: [M, F]}
               birthDate: {type: string, pattern: '^[0-9]{8}$'}
               birthPlace: {type: string}
-    """ + _RESPONSES.format(answer=_SEARCHSET)
+    """
     _, found = await _lookup(request, "search-traits", by_traits, parse_traits)
     return _bundle(found)
 
@@ -170,8 +173,7 @@ async def verify(request: Request) -> JSONResponse:
               sex: {type: string, enum: [M, F]}
               birthDate: {type: string}
               birthPlace: {type: string}
-    """ + _RESPONSES.format(answer="A Parameters resource: result (match, mismatch, "
-                            "unknown), difference (repeated), patient.")
+    """
     question, found = await _lookup(request, "verify", _known, _parse_verify)
     if not found:
         verdict = Verification("unknown")
@@ -181,6 +183,14 @@ async def verify(request: Request) -> JSONResponse:
                                identity_of(found[0]))
     return JSONResponse(verification_json(verdict), media_type=FHIR_JSON)
 
+
+# The answers each operation documents, after its docstring's request (the OpenAPI file is
+# built from the docstrings: host.app).
+for _route, _answer in ((search_card, _SEARCHSET), (search_traits, _SEARCHSET),
+                        (verify, "A Parameters resource: result (match, mismatch, unknown), "
+                                 "difference (repeated), patient.")):
+    _route.__doc__ = (_route.__doc__ or "").rstrip() + "\n" + _RESPONSES.format(
+        answer=json.dumps(_answer))
 
 routes = [
     Route("/ins/$search-card", search_card, methods=["POST"]),

@@ -165,3 +165,11 @@ def test_the_generated_population_is_searchable_with_its_hard_cases(
               "sex": person.sex, "birthDate": person.birth_date,
               "birthPlace": person.birth_place}
     assert person.ins in found(ask(host, "search-traits", traits))
+
+
+def test_the_three_questions_are_in_the_hosts_openapi_document(host: InProcessHost) -> None:
+    paths = host.client().get("/openapi.json").json()["paths"]
+    for operation in ("search-card", "search-traits", "verify"):
+        post = paths[f"/ins/${operation}"]["post"]
+        assert post["summary"] and "200" in {str(code) for code in post["responses"]}
+        assert "requestBody" in post
