@@ -20,7 +20,7 @@ from .blobs import BlobStore
 from .errors import HostError, error_response, operation_outcome
 from .guard import Guard
 from .revocation import Revocations
-from .routes import ROUTES, pdsm4dmp
+from .routes import ROUTES, ins, pdsm4dmp
 from .settings import HostSettings
 from .store import open_engine
 
@@ -111,7 +111,8 @@ def create_app(
         )
 
     app = Starlette(
-        routes=[Route("/openapi.json", openapi, methods=["GET"]), *ROUTES, *pdsm4dmp.routes],
+        routes=[Route("/openapi.json", openapi, methods=["GET"]), *ROUTES, *pdsm4dmp.routes,
+                *ins.routes],
         middleware=[Middleware(audit.AuditMiddleware)],
         exception_handlers={HostError: host_error, RecursionError: too_deep,
                             ClientDisconnect: client_gone, Exception: unexpected},

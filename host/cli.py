@@ -10,6 +10,8 @@
     dmp-host notify run [--once] | status    send the patients' notifications (SMTP)
     dmp-host portal serve                    the patient portal (a web app, in French)
     dmp-host psc serve | rotate-keys         the reference Pro Santé Connect (docs/psc.md)
+    dmp-host seed --ins-people N             the INS service's identities (+ a population)
+    dmp-host ins correct INS --first-names.. the registry corrects a person's traits
 
 Each command group is a subparser with a ``run`` function, so new commands (``serve``) slot
 in with `add_command`-style code and no change to `main`.
@@ -24,6 +26,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from . import pki
+from .ins.cli import add_ins_commands
 from .notify_cli import add_notify_commands
 from .patient_cli import add_patient_commands
 from .portal_cli import add_portal_commands
@@ -159,6 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_notify_commands(commands)
     add_portal_commands(commands)
     add_psc_commands(commands)
+    add_ins_commands(commands)
     return parser
 
 

@@ -203,3 +203,12 @@ def live_world(root: Path, *, tray: bool = False) -> Iterator[LiveWorld]:
     finally:
         agent.stop()
         host.stop()
+
+
+def qualify(api: httpx.Client, document: str = "passeport") -> dict[str, Any]:
+    """Record, through the agent's API as a user does, that the patient's identity document
+    was checked (RNIV: the identity becomes qualifiée, deposits are allowed); the patient."""
+    answer = api.post("/api/patient/identity/validate", json={"document": document})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["identity"]["status"] == "qualifiée"
+    return dict(answer.json())

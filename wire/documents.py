@@ -34,6 +34,15 @@ from .fhir import (
     json_copy,
     parse_datetime,
 )
+from .ins import (
+    IdentityReliability,
+    InsIdentity,
+    patient_resource,
+    reliability_extension,
+    reliability_of,
+)
+
+PATIENT_ID = "patient"  # the contained Patient of a submission set carrying the identity
 
 # -- metadata -------------------------------------------------------------------------------------
 
@@ -729,6 +738,11 @@ class SubmissionSet:
     content_type_code: str | None = None  # designationType (TRE_R02 here)
     title: str | None = None
     id: str | None = None
+    # The patient's identity as the INS service returned it and its RNIV status: written as
+    # a contained FR Core Patient the subject points at (wire.ins, docs/ins.md); read back
+    # from a contained Patient the subject points at, carrying FR Core's identity-reliability.
+    identity: InsIdentity | None = None
+    reliability: IdentityReliability | None = None
 
     def __post_init__(self) -> None:
         _match(_UNIQUE_ID, self.unique_id, "invalid-unique-id", "submission set uniqueId")
@@ -743,6 +757,14 @@ def submission_set_json(submission: SubmissionSet, items: Sequence[str]) -> dict
     if submission.id:
         resource["id"] = submission.id
     resource["contained"] = _author_contained(submission.author)
+    subject = submission.patient.reference()
+    if submission.identity is not None and submission.reliability is not None:
+        patient = patient_resource(submission.identity)
+        del patient["meta"]  # no profile claim: this one also carries the reliability
+        patient["id"] = PATIENT_ID
+        patient["extension"].append(reliability_extension(submission.reliability))
+        resource["contained"].append(patient)
+        subject = {"reference": f"#{PATIENT_ID}", "identifier": submission.patient.identifier()}
     extensions: list[dict[str, Any]] = [
         {"url": codes.SOURCE_ID_URL,
          "valueIdentifier": {"system": codes.RFC3986, "value": submission.source_id}},
@@ -758,7 +780,7 @@ def submission_set_json(submission: SubmissionSet, items: Sequence[str]) -> dict
     if submission.title:
         resource["title"] = submission.title
     resource["code"] = _concept(codes.MHD_LIST_TYPES, "submissionset")
-    resource["subject"] = submission.patient.reference()
+    resource["subject"] = subject
     resource["date"] = format_datetime(submission.submission_time)
     resource["source"] = {"reference": "#author-role"}
     resource["entry"] = [{"item": {"reference": item}} for item in items]
@@ -805,8 +827,11 @@ def submission_set_from_json(resource: Any, where: str = "List"
         if extension.get("url") == codes.AUTHOR_ORG_URL:
             author_org = extension.get("valueReference")
     contained = contained_index(lst, where)
+    reference = _obj(lst.get("subject"), f"{where}.subject").get("reference")
+    shown = contained.get(reference) if isinstance(reference, str) else None
     submission = SubmissionSet(
         unique_id=unique_id, source_id=source_id,
+        reliability=reliability_of(shown) if shown is not None else None,
         patient=Patient.from_reference(lst.get("subject"), f"{where}.subject", contained),
         submission_time=parse_datetime(lst.get("date"), f"{where}.date"),
         author=_author_from(lst, source, f"{where}.source", author_org),

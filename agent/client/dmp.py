@@ -22,6 +22,13 @@ from agent.client.session import HostSession, SessionError, outcome_of
 from cardreader.vitale import Beneficiary, VitaleCard
 from policies import AccessMode, ModeCode, default_matrix
 from wire import codes
+from wire.ins import (
+    InsError,
+    InsIdentity,
+    Verification,
+    identities_from_searchset,
+    verification_from_json,
+)
 from wire.mhd import (
     DocumentEntry,
     Patient,
@@ -73,6 +80,20 @@ def _object(response: httpx.Response) -> dict[str, Any]:
     return answer
 
 
+def _identities(answer: dict[str, Any]) -> list[InsIdentity]:
+    try:
+        return identities_from_searchset(answer)
+    except InsError as error:
+        raise DmpError("bad-answer", f"Réponse illisible du service INS / unreadable answer "
+                       f"from the INS service: {error}", 502) from None
+
+
+def context_of(identity: InsIdentity) -> PatientContext:
+    """The patient context of an identity the INS service returned."""
+    return PatientContext(identity.ins, identity.oid, identity.first_name,
+                          identity.birth_name, identity.birth_date)
+
+
 def mode_headers(mode: AccessMode) -> dict[str, str]:
     headers = {MODE_HEADER: mode.code.value}
     if mode.justification:
@@ -120,6 +141,39 @@ class DmpClient:
         answer = _object(_check(self.http.post("/identity/$resolve", json=traits), 200))
         return PatientContext(answer["ins"], answer["insOid"], answer["firstName"],
                               answer["birthName"], answer["birthDate"])
+
+    # -- the INS service (host.routes.ins; docs/ins.md) ------------------------------------
+    def _ins(self, operation: str, body: dict[str, Any]) -> dict[str, Any]:
+        return _object(_check(self.http.post(f"/ins/${operation}", json=body), 200))
+
+    def search_card(self, card: VitaleCard, person: Beneficiary) -> list[InsIdentity]:
+        """Every identity the INS service answers for a person of a Vitale card (the NIR the
+        card shows, the person's birth date and birth rank): none, one or several."""
+        answer = self._ins("search-card", {"nir": card.nir_with_key,
+                                           "birthDate": person.birth_date.raw,
+                                           "birthRank": person.birth_rank})
+        return _identities(answer)
+
+    def search_traits(self, *, birth_name: str, first_names: list[str], sex: str,
+                      birth_date: str, birth_place: str | None = None) -> list[InsIdentity]:
+        """Every identity the INS service answers for typed traits (no card needed)."""
+        body: dict[str, Any] = {"birthName": birth_name, "firstNames": first_names, "sex": sex,
+                                "birthDate": birth_date}
+        if birth_place:
+            body["birthPlace"] = birth_place
+        return _identities(self._ins("search-traits", body))
+
+    def verify(self, identity: InsIdentity) -> Verification:
+        """The INS service's verdict on ``identity`` (match, mismatch, unknown)."""
+        answer = self._ins("verify", {
+            "ins": identity.ins, "birthName": identity.birth_name,
+            "firstNames": identity.first_names.split(), "sex": identity.sex,
+            "birthDate": identity.birth_date, "birthPlace": identity.birth_place})
+        try:
+            return verification_from_json(answer)
+        except InsError as error:
+            raise DmpError("bad-answer", f"Réponse illisible du service INS / unreadable "
+                           f"answer from the INS service: {error}", 502) from None
 
     def existence(self, patient: PatientContext, mode: AccessMode | None = None) -> dict[str, Any]:
         headers = mode_headers(mode) if mode else {}

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from agent.errors import AgentError
 from policies import default_matrix
 from wire import codes
+from wire.ins import IdentityReliability, InsIdentity
 from wire.mhd import Author, DocumentEntry, SubmissionSet, build_provide_bundle
 from wire.signature import sign_submission
 
@@ -121,11 +122,14 @@ class Digest:
 
 
 def signed_bundle(patient: Any, content: bytes | str, digest: Digest, metadata: DepositMetadata,
-                  *, author: Author, setting: CareSetting, signer: Signer
+                  *, author: Author, setting: CareSetting, signer: Signer,
+                  identity: tuple[InsIdentity, IdentityReliability] | None = None
                   ) -> tuple[str, dict[str, Any]]:
     """The signed ITI-65 bundle of one document for ``patient`` (a `PatientContext`):
     (its uniqueId, the Bundle). ``content`` is the bytes (inline) or an uploaded Binary id;
-    ``author`` and ``setting`` come from the session's professional and practice situation."""
+    ``author`` and ``setting`` come from the session's professional and practice situation.
+    ``identity``: the patient's traits from the INS service and the identity's RNIV status,
+    carried by the submission set (a contained FR Core Patient; docs/ins.md)."""
     kind = default_matrix().document_types.get(metadata.type_code)
     if kind is None:
         raise AgentError(f"type de document inconnu / unknown document type: "
@@ -148,6 +152,8 @@ def signed_bundle(patient: Any, content: bytes | str, digest: Digest, metadata: 
     submission = SubmissionSet(
         unique_id=f"urn:uuid:{uuid.uuid4()}", source_id=SOURCE_ID, patient=patient.patient,
         submission_time=now, author=author, content_type_code=setting.facility_type,
+        identity=identity[0] if identity else None,
+        reliability=identity[1] if identity else None,
     )
     # The card signs the IHE DSG signature document's SignedInfo (wire.dsg): one card call.
     signature, signature_xml = sign_submission(submission, [entry], signer.sign_document,

@@ -58,6 +58,7 @@ if TYPE_CHECKING:
 
     from agent.client.dmp import PatientContext
     from agent.client.provide import CareSetting, DepositMetadata, Signer
+    from wire.ins import IdentityReliability, InsIdentity
     from wire.mhd import Author
 
 __all__ = [
@@ -125,13 +126,16 @@ def queue_deposit(
     author: Author,
     setting: CareSetting,
     signer: Signer,
+    identity: tuple[InsIdentity, IdentityReliability] | None = None,
 ) -> int:
     """Sign a deposit with the card (``signer``: an open `ProfessionalSession`) and make
     it durable in ``outbox``; returns the item id. ``content`` is the document's bytes or a
     path to it; a file is copied (fsync + rename) so the user may delete the original once
-    this returns. Raises `OutboxFullError` when the disk has no room for it (nothing
-    written), `AgentError` (unknown type), `OutboxError`, OSError on the source, or whatever
-    ``signer`` raises (SessionEndedError: the card was removed, nothing was queued).
+    this returns. ``identity``: the patient's identity as the INS service returned it and
+    its RNIV status, carried by the submission set (docs/ins.md). Raises `OutboxFullError`
+    when the disk has no room for it (nothing written), `AgentError` (unknown type),
+    `OutboxError`, OSError on the source, or whatever ``signer`` raises
+    (SessionEndedError: the card was removed, nothing was queued).
     """
     from agent.client.provide import Digest, signed_bundle  # at the first deposit, not at start
 
@@ -147,7 +151,7 @@ def queue_deposit(
         # covered, so the signature stays valid whatever Binary id the host answers.
         unique_id, bundle = signed_bundle(
             patient, PLACEHOLDER, Digest(out.size, out.sha256, sha1_b64), metadata,
-            author=author, setting=setting, signer=signer)
+            author=author, setting=setting, signer=signer, identity=identity)
         # Named only now, with its item: until then it is a temporary file, removed if
         # anything fails (or by the next opening, after a crash).
         label = Description("content", unique_id, patient.ins, out.size, out.sha256,

@@ -75,15 +75,18 @@ class PatientPart(CoreState):
 
     def _load(self, generation: int) -> None:
         p = self._current(generation)
-        if p is None or p.person_index is None:
+        if p is None or (p.person_index is None and p.context is None):
             return
         with self._lock:
             changes = p.changes  # what this listing will show at least
-        person = p.card.beneficiaries[p.person_index - 1]
-
         try:
             with self._calls() as dmp:
-                context = p.context or dmp.resolve(p.card, person)
+                # The INS from the INS service (agent.core.identity): none or several stop
+                # here, said to the views; the user chooses among several.
+                context = p.context or self._identify(dmp, p)
+                if context is None:
+                    self._publish("patient")
+                    return
                 # The dossier and its documents in one round trip (issue 18).
                 existence, documents = dmp.dossier(context, p.mode)
         except AgentError as error:
@@ -130,6 +133,10 @@ class PatientPart(CoreState):
     def select_person(self, index: int) -> dict[str, Any]:
         p = self._patient_ready(need_context=False)
         self._live_session()
+        if p.card is None:
+            raise AgentError("Aucune carte Vitale : patient trouvé par ses traits / no Vitale "
+                             "card: the patient was found by typed traits",
+                             code="no-card", status=409)
         count = len(p.card.beneficiaries)
         if not 1 <= index <= count:
             raise AgentError(f"La carte porte {count} personne(s) / the card holds {count}",
@@ -139,6 +146,9 @@ class PatientPart(CoreState):
                 raise AgentError("Carte Vitale retirée / card removed", code="no-patient",
                                  status=409)
             p.person_index, p.context, p.state, p.error = index, None, "loading", ""
+            p.identity, p.identity_status, p.candidates = None, "provisoire", []
+            p.identity_document = p.identity_parent_document = None
+            p.identity_validated, p.identity_notice = None, ""
             p.fetched_at, p.last_visit, p.visit_known = None, None, False
             p.dmp, p.documents, p.mode, p.sheet, p.failure = None, [], None, None, None
         self._publish("patient")
@@ -148,7 +158,7 @@ class PatientPart(CoreState):
     def reload_patient(self) -> dict[str, Any]:
         p = self._patient_ready(need_context=False)
         self._live_session()
-        if p.person_index is None:
+        if p.person_index is None and p.context is None:
             raise AgentError("Choisissez la personne sur la carte / choose the person on the "
                              "card", code="choose-person", status=409)
         with self._lock:
@@ -183,7 +193,7 @@ class PatientPart(CoreState):
         with self._lock:
             p.mode = chosen
             p.fetched_at = None  # the list held was read in another mode: never kept
-        if p.person_index is not None:
+        if p.person_index is not None or p.context is not None:
             self.reload_patient()
         else:
             self._publish("patient")

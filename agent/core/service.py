@@ -21,6 +21,7 @@ from agent.client.link import LINK
 from agent.config import AgentConfig
 from agent.core.cards import CardsPart
 from agent.core.deposit import make_sender, recover_contents
+from agent.core.identity import IdentityPart
 from agent.core.patient import PatientPart
 from agent.core.sessions import SessionPart
 from agent.core.snapshot import cards_json, patient_json, session_json
@@ -46,7 +47,7 @@ __all__ = ["AgentService"]
 log = logging.getLogger("agent.core")
 
 
-class AgentService(CardsPart, SessionPart, PatientPart, WorkPart):
+class AgentService(CardsPart, SessionPart, PatientPart, IdentityPart, WorkPart):
     """The agent's state and work. ``start()`` it, ``stop()`` it; thread-safe.
 
     ``cps_reader`` / ``vitale_reader`` name the readers to use (default: the configured

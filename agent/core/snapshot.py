@@ -4,6 +4,7 @@ API (docs/agent-local-api.md), the page and the tray."""
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 from typing import TYPE_CHECKING, Any
 
 from agent.core.cards_view import as_json
@@ -20,7 +21,8 @@ __all__ = ["EMPTY_PATIENT", "cards_json", "document_json", "patient_json", "sess
 EMPTY_PATIENT: dict[str, Any] = {
     "state": "none", "reader": None, "beneficiaries": [], "patient": None, "dmp": None,
     "documents": [], "accessMode": None, "error": "", "sheet": False, "fetchedAt": None,
-    "stale": "", "lastConsultation": None}
+    "stale": "", "lastConsultation": None, "identity": None, "candidates": [],
+    "source": None}
 
 
 def person_json(index: int, person: Any) -> dict[str, Any]:
@@ -87,13 +89,36 @@ def session_json(session: ProfessionalSession | None, report: SlotReport | None,
     return out
 
 
+def identity_json(p: PatientState) -> dict[str, Any]:
+    """The identity's RNIV status (docs/ins.md): the status, the traits the INS service
+    returned (None: provisoire, none returned), the document checked, when, and why a
+    qualification was lost."""
+    from wire.ins import IDENTITY_DOCUMENTS  # with the first patient, not at start
+
+    document = IDENTITY_DOCUMENTS.get(p.identity_document or "")
+    parent = IDENTITY_DOCUMENTS.get(p.identity_parent_document or "")
+    return {
+        "status": p.identity_status,
+        "qualified": p.identity_status == "qualifiée",
+        "traits": p.identity.as_json() if p.identity is not None else None,
+        "document": None if document is None else {
+            "type": document.key, "code": document.code, "label": document.label,
+            "parent": None if parent is None else {"type": parent.key, "label": parent.label}},
+        "validatedAt": None if p.identity_validated is None else dt.datetime.fromtimestamp(
+            p.identity_validated, dt.UTC).isoformat(timespec="seconds"),
+        "notice": p.identity_notice,
+    }
+
+
 def patient_json(p: PatientState | None, own_id: str | None) -> dict[str, Any]:
     if p is None:
         return dict(EMPTY_PATIENT)
     ctx = p.context
     return {
         "state": p.state, "reader": p.reader,
-        "beneficiaries": [person_json(i, b) for i, b in enumerate(p.card.beneficiaries, 1)],
+        "beneficiaries": [] if p.card is None else [
+            person_json(i, b) for i, b in enumerate(p.card.beneficiaries, 1)],
+        "source": "card" if p.card is not None else "traits",
         "personIndex": p.person_index,
         "patient": None if ctx is None else {
             "ins": ctx.ins, "insOid": ctx.ins_oid, "firstName": ctx.first_name,
@@ -105,4 +130,7 @@ def patient_json(p: PatientState | None, own_id: str | None) -> dict[str, Any]:
         "error": p.error, "sheet": p.sheet is not None,
         "fetchedAt": p.fetched_at.isoformat() if p.fetched_at else None, "stale": p.stale,
         "lastConsultation": p.last_visit.isoformat() if p.last_visit else None,
+        "identity": identity_json(p),
+        # Several identities answered: the user compares their traits and chooses one.
+        "candidates": [{"index": i, **c.as_json()} for i, c in enumerate(p.candidates, 1)],
     }

@@ -34,7 +34,8 @@ if TYPE_CHECKING:  # annotations only: the client, the card parsers and the poli
     from cardreader.pcsc import SlotEvent
     from cardreader.vitale import VitaleCard
     from policies import AccessMode
-    from wire.mhd import DocumentEntry
+    from wire.ins import IdentityReliability, InsIdentity
+    from wire.mhd import Author, DocumentEntry
 
 __all__ = ["CoreState", "Listener", "PatientState"]
 
@@ -45,15 +46,26 @@ Listener = Callable[[str, dict[str, Any]], None]
 
 @dataclass
 class PatientState:
-    """The patient of the Vitale card in a reader. ``generation`` tells a build that
-    finished for a card already gone (thrown away) from the current one."""
+    """The patient of the Vitale card in a reader, or found by typed traits (``card``
+    None, ``reader`` ""). ``generation`` tells a build that finished for a card already
+    gone (thrown away) from the current one."""
 
     generation: int
-    reader: str
-    card: VitaleCard
-    state: str = "loading"  # choosing, loading, ready, error
+    reader: str  # "" for a patient found by typed traits (no card)
+    card: VitaleCard | None
+    state: str = "loading"  # choosing, choosing-identity, loading, ready, error
     person_index: int | None = None
     context: PatientContext | None = None
+    # The identity the INS service returned and its RNIV status (agent.core.identity): the
+    # candidates while the service answered several; the document checked, when, and why a
+    # qualification held before was lost ("": it was not).
+    identity: InsIdentity | None = None
+    identity_status: str = "provisoire"
+    identity_document: str | None = None
+    identity_parent_document: str | None = None
+    identity_validated: float | None = None
+    identity_notice: str = ""
+    candidates: list[InsIdentity] = field(default_factory=list)
     dmp: dict[str, Any] | None = None
     documents: list[DocumentEntry] = field(default_factory=list)
     # Changes made on the host (deposits, masking...) and how many of them the held list
@@ -190,6 +202,15 @@ class CoreState:
         raise NotImplementedError
 
     def _patient_ready(self, *, need_context: bool = True) -> PatientState:
+        raise NotImplementedError
+
+    def _identify(self, dmp: DmpClient, p: PatientState) -> PatientContext | None:
+        raise NotImplementedError
+
+    def _require_qualified(self, p: PatientState) -> None:
+        raise NotImplementedError
+
+    def _reliability(self, p: PatientState) -> IdentityReliability:
         raise NotImplementedError
 
     def _own_id(self) -> str | None:

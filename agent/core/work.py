@@ -155,8 +155,9 @@ class WorkPart(CoreState):
                                    invisible_to_patient=invisible_to_patient)
         outbox = self._usable_outbox()
         p = self._patient_ready()
+        self._require_qualified(p)  # RNIV: before anything is signed or queued
         session = self._live_session()
-        assert p.context is not None
+        assert p.context is not None and p.identity is not None
         if replaces is not None:
             with self._calls() as dmp:
                 old = self._entry(dmp, p, replaces)
@@ -173,7 +174,7 @@ class WorkPart(CoreState):
         with explained():
             item_id = queue_deposit(outbox, p.context, content, metadata,
                                     author=session.author(), setting=session.care_setting(),
-                                    signer=session)
+                                    signer=session, identity=(p.identity, self._reliability(p)))
         item = outbox.get(item_id)
         self._wakeup.set()
         self._publish("outbox")

@@ -18,13 +18,15 @@ from pathlib import Path
 from agent.config import fsync_dir
 from agent.outbox.storage import is_damaged
 
-SCHEMA_VERSION = 3  # 1: clear rows and files; 2: sealed; 3: self-describing files, causes
+# 1: clear rows and files; 2: sealed; 3: self-describing files, causes; 4: the patients'
+# identity checks (agent/outbox/identities.py)
+SCHEMA_VERSION = 4
 APPLICATION_ID = 0x444D504F  # "DMPO": our file, for whoever finds it
 SQLITE_MAGIC = b"SQLite format 3\x00"
 LOG_SUFFIXES = ("-wal", "-shm", "-journal")
 
 META = "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)"
-SCHEMA = (
+_ITEMS = (
     """CREATE TABLE IF NOT EXISTS items (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
         unique_id TEXT NOT NULL UNIQUE,  -- a random urn:uuid, not personal; the idempotence key
@@ -48,6 +50,17 @@ SCHEMA = (
     "CREATE INDEX IF NOT EXISTS items_by_state ON items (state, id)",
     META,
 )
+# The identity documents checked per patient (RNIV): nothing personal in clear, the INS and
+# its traits as keyed hashes (the outbox key's tag); see agent/outbox/identities.py.
+IDENTITIES = """CREATE TABLE IF NOT EXISTS identities (
+        patient_tag TEXT PRIMARY KEY,  -- HMAC of the INS
+        traits_tag TEXT NOT NULL,  -- HMAC of the traits the INS service answered then
+        document TEXT NOT NULL,  -- the identity document checked (wire.ins.IDENTITY_DOCUMENTS)
+        parent_document TEXT,  -- a minor's: the parent's document shown with it
+        validated REAL NOT NULL,  -- when
+        professional TEXT NOT NULL  -- who checked it (idNat_PS)
+    )"""
+SCHEMA = (*_ITEMS, IDENTITIES)
 
 
 class DamagedDatabase(Exception):
@@ -146,5 +159,5 @@ def log_files(path: Path) -> list[Path]:
     return [p for p in (path.with_name(path.name + s) for s in LOG_SUFFIXES) if p.exists()]
 
 
-__all__ = ["SCHEMA", "SCHEMA_VERSION", "DamagedDatabase", "configure", "connect", "create",
-           "log_files", "open_checked"]
+__all__ = ["IDENTITIES", "SCHEMA", "SCHEMA_VERSION", "DamagedDatabase", "configure",
+           "connect", "create", "log_files", "open_checked"]

@@ -1,5 +1,6 @@
-"""Bringing an older outbox to schema 3 when it is opened (docs/agent-outbox.md,
-"Migration"): schema 1 kept clear rows and files, schema 2 sealed files without labels.
+"""Bringing an older outbox to schema 4 when it is opened (docs/agent-outbox.md,
+"Migration"): schema 1 kept clear rows and files, schema 2 sealed files without labels,
+schema 3 had no table of the patients' identity checks (docs/ins.md).
 
 Either way each file of a waiting item is copied into a sealed, labelled file (format 3)
 under a new name, then the rows are rewritten in one transaction, then the old files go.
@@ -19,7 +20,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-from agent.outbox.database import SCHEMA, SCHEMA_VERSION
+from agent.outbox.database import IDENTITIES, SCHEMA, SCHEMA_VERSION
 from agent.outbox.model import Description, ItemState, OutboxDamagedError
 from agent.outbox.recovery import CONTENT_KEY, _context
 from agent.outbox.sealed import OutboxCipher, SealedFiles
@@ -33,7 +34,7 @@ def _clear_chunks(path: Path) -> Iterator[bytes]:
 
 
 class Migrations:
-    """Schema 1 and 2 to 3, mixed into `Outbox` (which provides the attributes below)."""
+    """Schema 1, 2 and 3 to 4, mixed into `Outbox` (which provides the attributes below)."""
 
     bundles: Path
     contents: Path
@@ -154,10 +155,18 @@ class Migrations:
                 db.execute("ALTER TABLE items ADD COLUMN last_status INTEGER")
                 db.executemany("UPDATE items SET bundle = ?, personal = ? WHERE id = ?",
                                updates)
-                db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+                db.execute("PRAGMA user_version=3")  # then _migrate_v3
             return len(updates)
 
         self._migrate(rewrite)
+
+    def _migrate_v3(self) -> None:
+        """Schema 3 to 4: the table of the patients' identity checks, empty (nothing to
+        rewrite: no file changes)."""
+        with self._transaction() as db:
+            db.execute(IDENTITIES)
+            db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        log.info("outbox: schema %d (the patients' identity checks)", SCHEMA_VERSION)
 
 
 __all__ = ["Migrations"]

@@ -43,6 +43,7 @@ from agent.outbox.database import (
     log_files,
     open_checked,
 )
+from agent.outbox.identities import IdentityChecks
 from agent.outbox.keys import KeyStore, KeyStores, open_key, outbox_keys
 from agent.outbox.migrate import Migrations
 from agent.outbox.model import (
@@ -88,7 +89,7 @@ _SUFFIX = ".bundle"
 DEFAULT_PURGE_AFTER = 7 * 86400.0
 
 
-class Outbox(Migrations, Recovery):
+class Outbox(Migrations, Recovery, IdentityChecks):
     """The outbox database at ``path`` (files in ``path.parent``), owned by this process
     until `close`. Thread-safe: the worker thread and the API share one instance.
 
@@ -183,9 +184,12 @@ class Outbox(Migrations, Recovery):
         self._cipher = self._made or self._open_key()
         self.files = self._cipher.files
         if version < 2:
-            self._migrate_v1()
-        elif version < SCHEMA_VERSION:
-            self._migrate_v2()
+            self._migrate_v1()  # straight to the current schema
+        else:
+            if version < 3:
+                self._migrate_v2()
+            if version < 4:
+                self._migrate_v3()
         self.repair = self._recover()
         if self._rebuilding is not None:
             self._record_rebuild(self._rebuilding)

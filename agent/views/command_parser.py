@@ -18,6 +18,8 @@ from agent.views.commands import (
     cmd_deposit,
     cmd_documents,
     cmd_emergency,
+    cmd_find_patient,
+    cmd_identity,
     cmd_medecin_traitant,
     cmd_outbox,
     cmd_patient,
@@ -33,10 +35,11 @@ __all__ = ["WORKFLOW_COMMANDS", "add_workflow_commands"]
 
 # -- the parser -------------------------------------------------------------------------------
 
-WORKFLOW_COMMANDS = ("patient", "documents", "create-dmp", "authorize", "deposit", "outbox",
-                     "emergency", "regulation", "watch", "mask", "unmask", "hide-from-patient",
-                     "show-to-patient", "archive", "delete", "replace", "close-dmp",
-                     "reactivate-dmp", "medecin-traitant", "unblock")
+WORKFLOW_COMMANDS = ("patient", "find-patient", "identity", "documents", "create-dmp",
+                     "authorize", "deposit", "outbox", "emergency", "regulation", "watch",
+                     "mask", "unmask", "hide-from-patient", "show-to-patient", "archive",
+                     "delete", "replace", "close-dmp", "reactivate-dmp", "medecin-traitant",
+                     "unblock")
 
 
 EXIT_CODES = ("Codes de sortie / exit codes: 0 fait/done, 1 refusé ou échoué (carte, code, "
@@ -50,6 +53,9 @@ EXAMPLES = {
                  "vital engagé' documents",
     "authorize": "dmp-agent authorize --confirm",
     "patient": "dmp-agent patient --person 2",
+    "identity": "dmp-agent identity --document passeport",
+    "find-patient": "dmp-agent find-patient --birth-name MARTIN --first-names CLAIRE --sex F "
+                    "--birth-date 19840517",
     "outbox": "dmp-agent outbox --retry 3",
     "replace": "dmp-agent replace urn:uuid:... bilan-v2.pdf",
     "close-dmp": "dmp-agent close-dmp --patient-request --reason 'ne souhaite plus de DMP'",
@@ -69,6 +75,10 @@ def _common() -> argparse.ArgumentParser:
     cards.add_argument("--person", type=int, metavar="N",
                        help="the N-th person on the Vitale card (1 = the holder); listed "
                             "when the card holds several and none is chosen")
+    cards.add_argument("--identity", type=int, metavar="N",
+                       help="when the INS service answers several identities: the N-th, "
+                            "chosen by comparing its traits with the patient's document "
+                            "(listed when none is chosen; never picked for you)")
     cards.add_argument("--situation", metavar="N|STRUCTURE",
                        help="the practice situation to work in, when the CPS holds several: "
                             "its number (1 = the first) or its structure id (default: the "
@@ -99,9 +109,37 @@ def add_workflow_commands(
         parser.set_defaults(run=run_command, action=action)
         return parser
 
-    add("patient", cmd_patient, "the patient of the Vitale card: INS, DMP status, rights",
-        "Identité du patient (INS via le service d'identité), état du DMP, votre autorisation "
-        "/ the patient's INS, DMP status and your rights.")
+    add("patient", cmd_patient, "the patient of the Vitale card: INS, identity status, DMP",
+        "Identité du patient (INS via le service INS, statut RNIV : provisoire, récupérée, "
+        "qualifiée), état du DMP, votre autorisation / the patient's INS and its "
+        "identitovigilance status, DMP status and your rights.")
+    identity = add("identity", cmd_identity,
+                   "record the identity document checked (the identity becomes qualifiée)",
+                   "Enregistre la pièce d'identité à haut niveau de confiance vérifiée face aux "
+                   "traits renvoyés par le service INS : l'identité devient qualifiée, ce qui "
+                   "permet les dépôts (règle RNIV) ; conservé sur ce poste tant que le service "
+                   "INS répond les mêmes traits / records the identity document checked "
+                   "against the INS traits: the identity becomes qualifiée (deposits allowed), "
+                   "kept on this workstation while the INS service answers the same traits.")
+    identity.add_argument("--document", required=True, metavar="TYPE",
+                          help="passeport, carte-identite, carte-identite-electronique, "
+                               "titre-de-sejour; for a minor: acte-de-naissance or "
+                               "livret-de-famille with --parent-document")
+    identity.add_argument("--parent-document", metavar="TYPE",
+                          help="a minor's: the document of the parent presenting the child")
+    find = add("find-patient", cmd_find_patient,
+               "find the patient by typed traits, with no Vitale card (INS service)",
+               "Recherche le patient par ses traits d'identité, sans carte Vitale (application "
+               "carte Vitale, ou pas de carte) : service INS, puis identité, statut RNIV et "
+               "état du DMP ; plusieurs identités : --identity N / finds the patient by typed "
+               "traits through the INS service, with no card.")
+    find.add_argument("--birth-name", required=True, metavar="NAME", help="nom de naissance")
+    find.add_argument("--first-names", required=True, metavar="'A B'",
+                      help="the first names in the order of the civil registry (or the first)")
+    find.add_argument("--sex", required=True, choices=("M", "F"))
+    find.add_argument("--birth-date", required=True, metavar="YYYYMMDD",
+                      help="00 for an unknown month or day")
+    find.add_argument("--birth-place", metavar="INSEE", help="INSEE code (99xxx abroad)")
     documents = add("documents", cmd_documents, "list (and save) the documents you may see",
                     "Liste les documents du DMP que vous pouvez voir / lists the documents "
                     "you may see; --save writes them, hash checked, owner-only.")

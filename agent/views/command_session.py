@@ -21,9 +21,11 @@ from agent.client.dmp import PatientContext
 from agent.config import AgentConfig, ConfigError, load_config
 from agent.core.pin import PinPrompt, TerminalPrompt
 from agent.core.professional import ProfessionalSession, SessionEndedError
+from agent.core.secrets_sheet import display_date
 from agent.core.service import AgentService
 from agent.core.state import PatientState
 from agent.errors import AgentError
+from agent.outbox import OutboxBusyError
 from agent.safe_text import terminal_text
 from cardreader.atr import CardKind
 from cardreader.errors import CardError
@@ -31,8 +33,9 @@ from cardreader.inspect import SlotReport
 from cardreader.pcsc import list_readers
 from cardreader.vitale import VitaleCard
 
-__all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "CommandError", "StdinPrompt", "Work",
-           "load_command_config", "open_work", "start_core"]
+__all__ = ["DOSSIER_WAIT", "EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "CommandError",
+           "StdinPrompt", "Work", "choose_identity", "load_command_config", "open_work",
+           "start_core", "wait_for_dossier"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 DOSSIER_WAIT = 5.0  # seconds beyond the host timeout for the dossier to be read
@@ -112,9 +115,11 @@ def load_command_config() -> AgentConfig:
 
 
 @contextlib.contextmanager
-def start_core(args: argparse.Namespace, *, with_outbox: bool = False
-               ) -> Iterator[AgentService]:
-    """The core, started, with the cards in the readers read."""
+def start_core(args: argparse.Namespace, *, with_outbox: bool = False,
+               outbox_optional: bool = False) -> Iterator[AgentService]:
+    """The core, started, with the cards in the readers read. ``outbox_optional``: when
+    another process holds the outbox (`dmp-agent run`), start without it and say what that
+    leaves out (the identity checks it keeps) instead of failing."""
     config = load_command_config()
     try:
         if not list_readers():
@@ -122,12 +127,28 @@ def start_core(args: argparse.Namespace, *, with_outbox: bool = False
     except CardError as error:
         raise CommandError(f"{error}\n  → démarrez pcscd / start pcscd "
                            "(systemctl start pcscd)") from None
-    core = AgentService(config, cps_reader=getattr(args, "cps_reader", None),
-                        vitale_reader=getattr(args, "vitale_reader", None),
-                        with_outbox=with_outbox,
-                        holder=f"dmp-agent {getattr(args, 'command', '') or ''}".strip())
+    holder = f"dmp-agent {getattr(args, 'command', '') or ''}".strip()
+
+    def make(outbox: bool) -> AgentService:
+        return AgentService(config, cps_reader=getattr(args, "cps_reader", None),
+                            vitale_reader=getattr(args, "vitale_reader", None),
+                            with_outbox=outbox, holder=holder)
+
+    core = make(with_outbox)
     try:
-        core.start()
+        try:
+            core.start()
+        except OutboxBusyError as error:
+            if not outbox_optional:
+                raise
+            core.stop()
+            core = make(False)
+            print(terminal_text(
+                f"{error.holder or 'un autre agent'} tient la file d'envoi : le statut "
+                "d'identité affiché ne tient pas compte des pièces vérifiées (voir la page) / "
+                "another agent holds the outbox: the identity status shown leaves out the "
+                "documents checked"), file=sys.stderr)
+            core.start()
         core.settle()
         yield core
     finally:
@@ -199,11 +220,14 @@ def open_session(core: AgentService, args: argparse.Namespace) -> ProfessionalSe
 def wait_for_dossier(core: AgentService, timeout: float) -> PatientState:
     """The patient's dossier once read (or the reason it could not be)."""
     core.wait_until(lambda: core.patient is None
-                    or core.patient.state in ("ready", "error", "choosing"), timeout)
+                    or core.patient.state in ("ready", "error", "choosing",
+                                              "choosing-identity"), timeout)
     p = core.patient
     if p is None:
         raise AgentError("Carte Vitale retirée / the Vitale card was removed",
                          code="no-patient", status=409)
+    if p.state == "choosing-identity":
+        return p  # open_work asks the user (--identity N)
     if p.state == "error":
         raise p.failure or AgentError(p.error, code="no-patient", status=409)
     if p.state != "ready":
@@ -214,8 +238,8 @@ def wait_for_dossier(core: AgentService, timeout: float) -> PatientState:
 
 @contextlib.contextmanager
 def open_work(args: argparse.Namespace, *, with_patient: bool = True,
-              with_outbox: bool = False) -> Iterator[Work]:
-    with start_core(args, with_outbox=with_outbox) as core:
+              with_outbox: bool = False, outbox_optional: bool = False) -> Iterator[Work]:
+    with start_core(args, with_outbox=with_outbox, outbox_optional=outbox_optional) as core:
         person = getattr(args, "person", None)
         if with_patient:  # the patient's card first: no PIN typed for nothing
             vitale = card_in(core, CardKind.VITALE)
@@ -231,6 +255,26 @@ def open_work(args: argparse.Namespace, *, with_patient: bool = True,
             p = core.patient
             if person is not None and p is not None and p.person_index != person:
                 core.select_person(person)
-            work.patient = wait_for_dossier(
-                core, core.config.host_timeout + DOSSIER_WAIT).context
+            wait = core.config.host_timeout + DOSSIER_WAIT
+            p = wait_for_dossier(core, wait)
+            if p.state == "choosing-identity":
+                choose_identity(core, p, getattr(args, "identity", None))
+                p = wait_for_dossier(core, wait)
+            work.patient = p.context
         yield work
+
+
+def choose_identity(core: AgentService, p: PatientState, number: int | None) -> None:
+    """Several identities answered: the one the user named (--identity N), never a guess;
+    without it the candidates are listed with their traits and the command stops."""
+    if number is None or not 1 <= number <= len(p.candidates):
+        listed = "\n".join(terminal_text(
+            f"  {i}. {c.birth_name} {c.first_names}, {c.sex}, né(e) le "
+            f"{display_date(c.birth_date)} à {c.birth_place}, INS {c.ins}")
+            for i, c in enumerate(p.candidates, 1))
+        raise CommandError("Le service INS a répondu plusieurs identités / the INS service "
+                           f"answered several identities:\n{listed}\nComparez avec la pièce "
+                           "d'identité du patient et choisissez avec --identity N / compare "
+                           "with the patient's document and choose with --identity N",
+                           EXIT_USAGE)
+    core.choose_identity(number)

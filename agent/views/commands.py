@@ -11,6 +11,7 @@ Exit codes: 0 done, 1 refused or failed (card, PIN, host), 2 misuse. See docs/ag
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import mimetypes
 import os
 import signal
@@ -34,6 +35,7 @@ from agent.outbox.report import outbox_lines, recover_lines
 from agent.safe_text import saved_name, terminal_lines, terminal_text, write_new_file
 from agent.views.command_session import (
     CPS_MISSING,
+    DOSSIER_WAIT,
     EXIT_FAILED,
     EXIT_OK,
     EXIT_USAGE,
@@ -41,9 +43,11 @@ from agent.views.command_session import (
     StdinPrompt,
     Work,
     card_in,
+    choose_identity,
     load_command_config,
     open_work,
     start_core,
+    wait_for_dossier,
 )
 from cardreader.atr import CardKind
 from policies import AccessMode, ModeCode
@@ -141,16 +145,83 @@ def _dossier_lines(p: PatientState) -> None:
 # -- the commands -----------------------------------------------------------------------------
 
 
+def _identity_lines(p: PatientState) -> None:
+    """The identity's RNIV status, the document checked, and what to do when it is not
+    qualified (docs/ins.md)."""
+    from wire.ins import IDENTITY_DOCUMENTS
+
+    if p.identity_notice:
+        _say(f"⚠ {terminal_text(p.identity_notice)}")
+    line = f"Identité / identity: {p.identity_status}"
+    document = IDENTITY_DOCUMENTS.get(p.identity_document or "")
+    if document is not None:
+        parent = IDENTITY_DOCUMENTS.get(p.identity_parent_document or "")
+        line += f" — pièce vérifiée / document checked: {document.label}"
+        if parent is not None:
+            line += f" (+ parent : {parent.label})"
+        if p.identity_validated is not None:
+            day = dt.datetime.fromtimestamp(p.identity_validated).strftime("%d/%m/%Y")
+            line += f", le {day}"
+    _say(line)
+    if p.identity is not None:
+        i = p.identity
+        _say(terminal_text(f"Traits INS: {i.birth_name} {i.first_names}, {i.sex}, né(e) le "
+                           f"{display_date(i.birth_date)} à {i.birth_place}"))
+    if p.identity_status != "qualifiée":
+        _say("Dépôt impossible avant qualification : vérifiez une pièce d'identité puis / no "
+             "deposit before qualification: check an identity document, then: dmp-agent "
+             "identity --document passeport|carte-identite|titre-de-sejour|...")
+
+
 def cmd_patient(args: argparse.Namespace) -> int:
-    with open_work(args) as work:
+    # The outbox keeps the identity checks; held by `dmp-agent run`, the command still reads.
+    with open_work(args, with_outbox=True, outbox_optional=True) as work:
         assert work.patient is not None
         state: dict[str, Any] = work.state.dmp or {}
         _say(_patient_line(work.patient))
+        _identity_lines(work.state)
         closed = (f", fermé le / closed {terminal_text(state['closedAt'])}"
                   if state.get("closedAt") else "")
         _say(f"DMP: {terminal_text(state['status'])}{closed}")
         _say(f"Autorisation / authorization: {terminal_text(state['authorization'])}")
         _say(f"Médecin traitant DMP: {'oui/yes' if state.get('medecinTraitant') else 'non/no'}")
+    return EXIT_OK
+
+
+def cmd_identity(args: argparse.Namespace) -> int:
+    """Record the identity document the user checked against the INS traits shown."""
+    from wire.ins import IDENTITY_DOCUMENTS
+
+    if args.document not in IDENTITY_DOCUMENTS:
+        raise CommandError(f"--document {args.document}: {', '.join(IDENTITY_DOCUMENTS)}",
+                           EXIT_USAGE)
+    with open_work(args, with_outbox=True) as work:
+        assert work.patient is not None
+        _say(_patient_line(work.patient))
+        work.core.validate_identity(args.document, args.parent_document)
+        _identity_lines(work.state)
+    return EXIT_OK
+
+
+def cmd_find_patient(args: argparse.Namespace) -> int:
+    """The patient found by typed traits, with no Vitale card: identity, status, DMP."""
+    from agent.core.identity import checked_traits
+
+    traits = checked_traits(args.birth_name, args.first_names.split(), args.sex,
+                            args.birth_date, args.birth_place)  # exit 2 before any card
+    with open_work(args, with_patient=False, with_outbox=True, outbox_optional=True) as work:
+        core = work.core
+        core.search_identity(**traits)
+        wait = core.config.host_timeout + DOSSIER_WAIT
+        p = wait_for_dossier(core, wait)
+        if p.state == "choosing-identity":
+            choose_identity(core, p, args.identity)
+            p = wait_for_dossier(core, wait)
+        assert p.context is not None
+        _say(_patient_line(p.context))
+        _identity_lines(p)
+        state: dict[str, Any] = p.dmp or {}
+        _say(f"DMP: {terminal_text(state.get('status', '?'))}")
     return EXIT_OK
 
 

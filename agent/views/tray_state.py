@@ -219,6 +219,7 @@ def tray_tooltip(snapshot: Mapping[str, Any]) -> str:
             "ready": "Dossier patient ouvert",
             "loading": "Lecture de la carte Vitale…",
             "choosing": "Choisissez le bénéficiaire dans la page",
+            "choosing-identity": "Plusieurs identités INS : choisissez dans la page",
             "error": "Carte Vitale : voir la page",
         }.get(str(patient.get("state")))
         mode = _part(patient, "accessMode").get("code")
@@ -226,6 +227,11 @@ def tray_tooltip(snapshot: Mapping[str, Any]) -> str:
             step += " (bris de glace)" if mode == "BRIS_DE_GLACE" else " (centre 15)"
         if step:
             lines.append(step)
+        identity = _part(patient, "identity")
+        if patient.get("state") == "ready" and identity.get("status"):
+            # The RNIV status (docs/ins.md): no deposit until it is qualifiée.
+            lines.append(f"Identité {identity['status']}" + (
+                "" if identity.get("qualified") else " : vérifiez une pièce d'identité"))
     pending = pending_count(snapshot)
     if pending:
         lines.append(f"{_deposits(pending)} en attente")

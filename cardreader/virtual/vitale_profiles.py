@@ -68,6 +68,8 @@ _SPOUSE_NIR = "2810359350012"  # woman, born March 1981 in Lille
 _TEST_NIR = "1670175056187"
 _DEMO_NIR = "2920375117034"
 _CORSICA_NIR = "286032A004011"  # woman, born March 1986 in Ajaccio (2A)
+_HOMONYM_NIR = "1720833063123"  # man, born August 1972 in Bordeaux: two INS answer his card
+_CORRECTED_NIR = "2900644109077"  # woman, born June 1990 in Nantes: the registry corrects her
 
 PROFILES: dict[str, VitaleCard] = {
     "single": _card(
@@ -95,5 +97,16 @@ PROFILES: dict[str, VitaleCard] = {
     "corsica": _card(
         _CORSICA_NIR, "201", "0201", VitaleCategory.PRODUCTION, "20240000505",
         _person("ROSSI", "MARIE-ANGE", "19860311", _CORSICA_NIR),
+    ),
+    # The INS service answers two identities for this card (host/seed_identities.json): the
+    # agent must let the user choose, never pick one.
+    "homonym": _card(
+        _HOMONYM_NIR, "331", "0331", VitaleCategory.PRODUCTION, "20240000606",
+        _person("GIRARD", "PAUL", "19720800", _HOMONYM_NIR),
+    ),
+    # A person whose traits the INS service changes in tests (dmp-host ins correct).
+    "corrected": _card(
+        _CORRECTED_NIR, "441", "0441", VitaleCategory.PRODUCTION, "20240000707",
+        _person("GARNIER", "ANNE", "19900621", _CORRECTED_NIR),
     ),
 }

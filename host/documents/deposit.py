@@ -172,6 +172,7 @@ async def deposit(request: Request, state: Any, actor: SessionActor, mode: Acces
     ins = bundle.submission_set.patient.ins
     audit.names_patient(ins, actor, mode, Action.DEPOSIT.value)
     validate.check_author(bundle.submission_set.author, actor)
+    validate.check_identity_qualified(bundle.submission_set)
     for provided in bundle.documents:
         validate.check_metadata(provided.entry, guard.policy.matrix)
         validate.check_author(provided.entry.author, actor)

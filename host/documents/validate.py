@@ -10,7 +10,7 @@ from typing import Any
 
 from policies import AccessMatrix
 from wire import codes
-from wire.mhd import Author, DocumentEntry
+from wire.mhd import Author, DocumentEntry, SubmissionSet
 
 from ..actors import SessionActor
 from ..blobs import too_large
@@ -110,6 +110,22 @@ def check_author(author: Author, actor: SessionActor) -> None:
                         "L'auteur déclaré n'est pas le professionnel de la session / the declared "
                         "author is not the session's professional (idNat_PS, profession, "
                         "structure)", issue_type="forbidden", expression="DocumentReference.author")
+
+
+def check_identity_qualified(submission: SubmissionSet) -> None:
+    """No document enters a DMP under an INS that is not qualified (RNIV, since 2023): a
+    submission set whose patient carries FR Core's identity-reliability extension with any
+    other status is refused (422 identity-not-qualified). One without the extension is not
+    judged: the standard's own examples carry none (docs/ins.md)."""
+    reliability = submission.reliability
+    if reliability is not None and not reliability.qualified:
+        raise HostError(
+            422, "identity-not-qualified",
+            f"Identité du patient non qualifiée (statut : {reliability.status}) : aucun "
+            "document ne peut être déposé sous cet INS avant le contrôle d'une pièce "
+            "d'identité à haut niveau de confiance / the patient's identity is not qualified "
+            "(RNIV): check a high-trust identity document, then deposit",
+            issue_type="business-rule")
 
 
 def check_stored_text(resource: Any, what: str) -> None:

@@ -80,6 +80,8 @@ patients = Table(
 )
 Index("ix_patients_traits", patients.c.birth_name, patients.c.birth_date, patients.c.sex)
 Index("ix_patients_insured", patients.c.insured_nir, patients.c.birth_rank)
+# The INS service's search from typed traits (host.ins.query.by_traits).
+Index("ix_patients_birth", patients.c.birth_date, patients.c.sex)
 
 # -- the DMP itself
 dossiers = Table(

@@ -145,6 +145,9 @@ def deposited(world: World, created) -> subprocess.CompletedProcess[str]:
     report = world.state / "examen-de-la-vue.pdf"
     report.write_bytes(REPORT)
     world.cps("optician")
+    # The optician checked the patient's passport (RNIV: no deposit before qualification).
+    checked = world.run("identity", "--document", "passeport")
+    assert checked.returncode == 0, checked.stderr
     return world.run("deposit", str(report), "--type", EYE_TEST, "--title", "Bilan visuel")
 
 
@@ -503,3 +506,47 @@ def test_a_reader_that_goes_away_ends_the_command_quietly(world: World) -> None:
     _out, err = process.communicate(f"{PIN}\n".encode(), timeout=60)
     assert process.returncode == 0, err
     assert b"Traceback" not in err and b"BrokenPipe" not in err, err
+
+
+def test_a_deposit_waits_for_the_identity_check_and_several_identities_for_a_choice(
+        world: World, deposited) -> None:
+    report = world.state / "cr-identite.pdf"
+    report.write_bytes(REPORT)
+    world.cps("gp")
+    world.vitale("corrected")
+    try:
+        before = world.run("patient")
+        assert before.returncode == 0, before.stderr
+        assert "Identité / identity: récupérée" in before.stdout
+        assert "dmp-agent identity --document" in before.stdout
+        refused = world.run("deposit", str(report), "--type", "11488-4")
+        assert refused.returncode == 1 and "non qualifiée" in refused.stderr
+        assert "Signé" not in refused.stdout  # refused before anything was signed or queued
+        wrong = world.run("identity", "--document", "permis", pin=None)
+        assert wrong.returncode == 2
+        checked = world.run("identity", "--document", "carte-identite")
+        assert checked.returncode == 0, checked.stderr
+        assert "qualifiée" in checked.stdout and "Carte nationale d'identité" in checked.stdout
+        # Kept for the next command (another process): no check asked again.
+        again = world.run("patient")
+        assert "Identité / identity: qualifiée" in again.stdout
+        world.vitale("homonym")
+        several = world.run("patient")
+        assert several.returncode == 2
+        assert "99134" in several.stderr and "33063" in several.stderr
+        assert "--identity N" in several.stderr
+        chosen = world.run("patient", "--identity", "2")
+        assert chosen.returncode == 0, chosen.stderr
+        assert "récupérée" in chosen.stdout
+    finally:
+        world.vitale("single")
+    # With no card at all: typed traits; homonyms listed, then the one the user names.
+    traits = ("--birth-name", "MOREL", "--first-names", "PIERRE", "--sex", "M",
+              "--birth-date", "19650704")
+    bad = world.run("find-patient", *traits[:-1], "1965-07-04", pin=None)
+    assert bad.returncode == 2 and "AAAAMMJJ" in bad.stderr
+    homonyms = world.run("find-patient", *traits)
+    assert homonyms.returncode == 2 and homonyms.stderr.count("INS 1650775115") == 2
+    found = world.run("find-patient", *traits, "--identity", "1")
+    assert found.returncode == 0, found.stderr
+    assert "INS 165077511510131" in found.stdout and "récupérée" in found.stdout

@@ -16,7 +16,7 @@ import pytest
 
 from cardreader.virtual.vitale import VirtualVitale
 from host.pki import init_pki
-from tests.live import AgentProcess, HostProcess, LiveWorld
+from tests.live import AgentProcess, HostProcess, LiveWorld, qualify
 
 pytestmark = pytest.mark.pcsc
 
@@ -32,6 +32,7 @@ class Held:
     def deposit_while_the_host_is_down(self, api: httpx.Client, title: str) -> str:
         """Stop the host, deposit, and return once the deposit failed and sleeps in a
         backoff of about a minute."""
+        qualify(api)  # the patient's passport checked (RNIV: no deposit before)
         self.live.host.stop()
         code = next(iter(t["code"] for t in api.get("/api/deposit-types").json()))
         queued = api.post("/api/deposits", params={"typeCode": code, "title": title},

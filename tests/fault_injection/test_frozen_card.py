@@ -22,6 +22,7 @@ from cardreader.virtual.faulty import FreezingCard
 from cardreader.virtual.vitale import VirtualVitale
 from cardreader.vitale import Vitale2Profile
 from tests.fault_injection.world import PIN, Site, StartAgent
+from tests.live import qualify
 
 pytestmark = pytest.mark.pcsc
 TOLD = "La carte ne répond plus"
@@ -80,6 +81,7 @@ def test_a_deposit_signed_by_a_frozen_cps_is_refused_in_seconds_with_what_to_do(
         assert api.post("/api/session", json={"pin": PIN}).status_code == 200
         insert_card(VirtualVitale.from_profile("single"), slot=1)
         agent.wait_for(lambda s: s["patient"]["state"] == "ready", timeout=30)
+        qualify(api)  # the patient's passport checked (RNIV: no deposit before)
         code = api.get("/api/deposit-types").json()[0]["code"]
         card.freeze()
         started = time.monotonic()

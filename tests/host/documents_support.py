@@ -26,6 +26,7 @@ from host.pki import CertificateAuthority
 from host.store.schema import authorizations, dossiers, medecins_traitants
 from tests.host.harness import GP, OPTICIAN, InProcessHost, Professional
 from wire import codes
+from wire.ins import IdentityReliability, InsIdentity
 from wire.mhd import Author, DocumentEntry, Patient, SubmissionSet, build_provide_bundle
 from wire.signature import sign_submission
 
@@ -150,13 +151,17 @@ def deposit_bundle(
     patient: Patient = PATIENT,
     signed_documents: list[DocumentEntry] | None = None,
     submission_uid: str | None = None,
+    identity: tuple[InsIdentity, IdentityReliability] | None = None,
 ) -> Deposit:
     """A signed ITI-65 bundle; ``signed_documents`` lets a test sign other documents or digests
-    than it sends (a forged manifest)."""
+    than it sends (a forged manifest); ``identity``: the patient's INS traits and RNIV status
+    the submission set carries (docs/ins.md)."""
     submission = SubmissionSet(
         unique_id=submission_uid or new_uid(), source_id="urn:oid:1.2.250.1.999.1",
         patient=patient, submission_time=dt.datetime(2026, 11, 27, 9, 0, tzinfo=dt.UTC),
         author=author_of(who), content_type_code="SA07",
+        identity=identity[0] if identity else None,
+        reliability=identity[1] if identity else None,
     )
     signed = signed_documents if signed_documents is not None else [e for e, _ in documents]
     signature, signature_xml = sign_submission(submission, signed, card.sign, card.certificate(),

@@ -27,11 +27,13 @@ QUERY = {"/fhir/DocumentReference": f"?patient=Patient/{INS}&status=current",
          "/fhir/Patient": f"?identifier=urn:oid:1.2.250.1.213.1.4.8|{INS}"}
 PATCH_QUERY = f"?identifier=urn:ietf:rfc:3986|urn:uuid:0&patient=Patient/{INS}"
 # Routes that name no patient: sessions, the OpenAPI document, the raw upload; the identity
-# lookup names a patient only when its traits find one (traced then: test_identity.py), a
+# lookup and the INS service name a patient only when they find one (traced then:
+# test_identity.py, test_ins.py), a
 # deposit only once its bundle parses (traced then: test_access_holes_tls.py, hole 7).
 NO_PATIENT = {"/openapi.json", "/session", "/session/challenge", "/session/$revoke",
               "/session/ecps", "/fhir/Binary",
-              "/identity/$resolve", "/fhir", "/fhir/metadata"}
+              "/identity/$resolve", "/ins/$search-card", "/ins/$search-traits",
+              "/ins/$verify", "/fhir", "/fhir/metadata"}
 
 
 @pytest.fixture

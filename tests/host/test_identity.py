@@ -58,6 +58,9 @@ def test_every_person_of_every_virtual_vitale_card_resolves(host: InProcessHost)
             if person.sex is not None:
                 traits["sex"] = person.sex.value
             response = client.post("/identity/$resolve", json=traits)
+            if name == "homonym":  # two identities answer this card (host/seed_identities)
+                assert response.status_code == 409, response.json()
+                continue
             assert response.status_code == 200, (name, person.first_name, response.json())
             # The certified NIR when the card has one; the child's own NIR from INSi.
             assert response.json()["ins"] == (person.nir_with_key or LEA_INS)

@@ -22,7 +22,7 @@ from cardreader.cps import CpsCard, CpsKey
 from cardreader.virtual.direct import DirectConnection
 from cardreader.virtual.vitale import VirtualVitale
 from tests.host.tls_harness import workstation
-from tests.live import LiveWorld
+from tests.live import LiveWorld, qualify
 from tests.localapi.test_workflows import _remove
 
 pytestmark = pytest.mark.pcsc
@@ -46,6 +46,7 @@ def visit(live: LiveWorld, insert_card: Any, profile: str) -> Iterator[httpx.Cli
 
 
 def deposit(api: httpx.Client, live: LiveWorld, title: str) -> str:
+    qualify(api)  # the patient's passport checked (RNIV: no deposit before)
     code = api.get("/api/deposit-types").json()[0]["code"]
     answer = api.post("/api/deposits", params={"typeCode": code, "title": title},
                       content=b"%PDF-1.4\n" + title.encode() * 100,

@@ -18,7 +18,7 @@ import pytest
 from cardreader.virtual.vitale import VirtualVitale
 from host.pki import init_pki
 from tests.faults import MB, fill, tmpfs
-from tests.live import AgentProcess, HostProcess, LiveWorld
+from tests.live import AgentProcess, HostProcess, LiveWorld, qualify
 
 pytestmark = pytest.mark.pcsc
 
@@ -73,6 +73,7 @@ def test_a_full_disk_refuses_a_deposit_up_front_then_the_waiting_deposit_says_wh
     with agent.client() as api:
         code = api.get("/api/deposit-types").json()[0]["code"]
         ins = api.get("/api/status").json()["patient"]["patient"]["ins"]
+        qualify(api)  # the patient's passport checked (RNIV: no deposit before)
 
         # 1. A 5 MB deposit, 2.5 MB free: refused before the upload is read, and why.
         filler = fill(disk, leave=int(2.5 * MB))

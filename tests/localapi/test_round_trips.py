@@ -12,7 +12,7 @@ import pytest
 
 from agent.core.deposit import INLINE_MAX
 from cardreader.virtual.vitale import VirtualVitale
-from tests.live import LiveWorld, until
+from tests.live import LiveWorld, qualify, until
 from tests.localapi.test_workflows import _remove
 from tests.relay import Relay, relayed_world
 
@@ -81,6 +81,7 @@ def test_the_round_trip_budgets(relayed: tuple[LiveWorld, Relay], insert_card: A
         # bundle (one round trip), a large one is streamed first (two); then the list is
         # loaded again (one: the dossier and its documents).
         code = api.get("/api/deposit-types").json()[0]["code"]
+        qualify(api)  # the patient's passport checked (RNIV: no deposit before)
 
         def deposit(size: int) -> Callable[[], Any]:
             def run() -> None:

@@ -15,7 +15,7 @@ import pytest
 from cardreader.pcsc import list_readers, wait_for_card
 from cardreader.virtual.cps_profiles import PROFILES
 from cardreader.virtual.vitale import VirtualVitale
-from tests.live import LiveWorld
+from tests.live import LiveWorld, qualify
 
 pytestmark = pytest.mark.pcsc
 PIN = "1234"
@@ -109,6 +109,7 @@ def test_the_outbox_lists_only_the_open_session_s_deposits(
     with live.agent.client() as api:
         assert api.post("/api/session", json={"pin": PIN}).status_code == 200
         live.agent.wait_for(lambda s: s["patient"]["state"] == "ready")
+        qualify(api)  # the patient's passport checked (RNIV: no deposit before)
         types = [t["code"] for t in api.get("/api/deposit-types").json()]
         assert "E1762" not in types  # the submission set's signature: never offered
         live.host.stop()

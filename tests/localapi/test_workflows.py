@@ -16,7 +16,7 @@ import pytest
 from cardreader.pcsc import list_readers, wait_for_card
 from cardreader.virtual.vitale import VirtualVitale
 from tests.agent.test_secrets_sheet import page_text
-from tests.live import LiveWorld
+from tests.live import LiveWorld, qualify
 
 pytestmark = pytest.mark.pcsc
 PIN = "1234"
@@ -123,6 +123,7 @@ def test_the_optician_deposits_a_report_that_the_host_stores_with_its_flags(
         assert "34810-2" not in types or types["34810-2"]
         code = next(iter(types))
         pdf = b"%PDF-1.4\n" + b"bilan visuel " * 5000 + b"\n%%EOF\n"
+        qualify(api)  # the patient's passport checked (RNIV: no deposit before)
         queued = api.post("/api/deposits", params={
             "typeCode": code, "title": "Bilan visuel API", "masked": "true",
             "invisibleToPatient": "false"}, content=pdf,

@@ -93,7 +93,8 @@ def test_the_icon_follows_the_cards_and_the_session(
         window = _showing(x, TrayState.PATIENT_LOADED)
         patient = status["patient"]["patient"]
         title = xdesk.window_name(window)
-        assert title == "Agent DMP - session ouverte : Dr Claire MARTIN\nDossier patient ouvert"
+        assert title == ("Agent DMP - session ouverte : Dr Claire MARTIN\nDossier patient ouvert"
+                         "\nIdentité récupérée : vérifiez une pièce d'identité")
         for word in (patient["firstName"], patient["birthName"], patient["ins"][:13]):
             assert str(word).lower() not in title.lower()
 

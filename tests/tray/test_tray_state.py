@@ -93,6 +93,17 @@ def test_tooltips_say_what_the_agent_does_in_french() -> None:
         "Agent DMP — CPS bloquée")
 
 
+def test_the_tooltip_says_the_identitys_status_and_the_choice_waiting() -> None:
+    ready = snapshot("open", "ready")
+    ready["patient"]["identity"] = {"status": "récupérée", "qualified": False}
+    assert tray_tooltip(ready).endswith(
+        "Dossier patient ouvert\nIdentité récupérée : vérifiez une pièce d'identité")
+    ready["patient"]["identity"] = {"status": "qualifiée", "qualified": True}
+    assert tray_tooltip(ready).endswith("Dossier patient ouvert\nIdentité qualifiée")
+    assert tray_tooltip(snapshot("open", "choosing-identity")).endswith(
+        "Plusieurs identités INS : choisissez dans la page")
+
+
 def test_tooltips_fit_the_windows_limit() -> None:
     tooltip = tray_tooltip(snapshot("open", "ready", pending=12, failed=1,
                                     problem="Le poste n'est pas enrôlé " * 10))

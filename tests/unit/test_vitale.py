@@ -319,6 +319,8 @@ def test_ready_profiles_have_the_category_their_name_says() -> None:
         "test": VitaleCategory.TEST,
         "demo": VitaleCategory.DEMO,
         "corsica": VitaleCategory.PRODUCTION,
+        "homonym": VitaleCategory.PRODUCTION,
+        "corrected": VitaleCategory.PRODUCTION,
     }
     assert PROFILES["corsica"].nir[5:7] == "2A"
 

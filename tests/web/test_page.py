@@ -23,7 +23,7 @@ from cardreader.virtual.cps import VirtualCps
 from cardreader.virtual.pki import TestHealthCA
 from cardreader.virtual.vitale import VirtualVitale
 from tests.conftest import Insert
-from tests.live import LiveWorld
+from tests.live import LiveWorld, qualify
 from tests.web.support import (
     access_log,
     authorization,
@@ -238,6 +238,8 @@ def test_optician_deposits_an_eye_test_report(
     # Back to the section asked for once the session is open.
     expect(page.get_by_role("tab", name="Dépôt")).to_have_attribute("aria-selected", "true")
     ins = patient_ins(live)
+    with live.agent.client() as api:
+        qualify(api)  # the patient's passport checked (RNIV: no deposit before)
 
     deposit = page.get_by_role("button", name=re.compile(r"^Déposer"))
     report = tmp_path / "bilan-vue.pdf"
@@ -325,6 +327,7 @@ def test_optician_deposits_an_eye_test_report(
         assert api.post("/api/patient/select", json={"index": 2}).status_code == 200
         live.agent.wait_for(lambda s: s["patient"]["state"] == "ready")
         assert api.post("/api/dmp", json={"consent": True}).status_code == 201
+        qualify(api)  # the patient's passport checked (RNIV: no deposit before)
         answer = api.post("/api/deposits", params={"typeCode": EYE_TEST,
                                                    "title": "Bilan de la vue — Mme Durand"},
                           content=REPORT_PDF, headers={"content-type": "application/pdf"})

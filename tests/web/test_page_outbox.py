@@ -15,7 +15,7 @@ from playwright.sync_api import expect
 
 from cardreader.virtual.vitale import VirtualVitale
 from tests.conftest import Insert
-from tests.live import LiveWorld
+from tests.live import LiveWorld, qualify
 from tests.web.support import shot
 
 pytestmark = [pytest.mark.browser, pytest.mark.pcsc]
@@ -32,6 +32,7 @@ def test_a_waiting_deposit_shows_why_and_when_it_is_tried_again(
         if patient["dmp"]["status"] == "absent":
             assert api.post("/api/dmp", json={"consent": True}).status_code == 201
         code = api.get("/api/deposit-types").json()[0]["code"]
+        qualify(api)  # the patient's passport checked (RNIV: no deposit before)
     page = open_page("token=" + live.agent.token + "&section=deposit")
     expect(page.locator("#sb-session")).to_contain_text("Ouverte")
     live.host.stop()

@@ -251,6 +251,36 @@ def create_app(service: AgentService, *, token: str | TokenKeeper, port: int,
     async def reload(request: Request) -> Response:
         return JSONResponse(await call(service.reload_patient))
 
+    async def choose_identity(request: Request) -> Response:
+        body = await _json_body(request)
+        return JSONResponse(await call(service.choose_identity, _field(body, "index", int)))
+
+    async def search_identity(request: Request) -> Response:
+        body = await _json_body(request)
+        names = body.get("firstNames")
+        if isinstance(names, str):
+            names = names.split()
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise BadRequest("firstNames: liste de prénoms attendue / a list of first names")
+        place = _field(body, "birthPlace", str, "")
+        return JSONResponse(await call(
+            service.search_identity, birth_name=_field(body, "birthName", str)[:200],
+            first_names=[n[:200] for n in names[:20]], sex=_field(body, "sex", str)[:2],
+            birth_date=_field(body, "birthDate", str)[:20], birth_place=place[:10] or None))
+
+    async def validate_identity(request: Request) -> Response:
+        body = await _json_body(request)
+        parent = _field(body, "parentDocument", str, "") or None
+        return JSONResponse(await call(service.validate_identity,
+                                       _field(body, "document", str)[:60],
+                                       parent[:60] if parent else None))
+
+    async def identity_documents(request: Request) -> Response:
+        from wire.ins import IDENTITY_DOCUMENTS
+
+        return JSONResponse([{"type": d.key, "code": d.code, "label": d.label,
+                              "minorOnly": d.minor} for d in IDENTITY_DOCUMENTS.values()])
+
     async def access_mode(request: Request) -> Response:
         body = await _json_body(request)
         return JSONResponse(await call(service.set_access_mode, _field(body, "mode", str),
@@ -397,6 +427,10 @@ def create_app(service: AgentService, *, token: str | TokenKeeper, port: int,
         route("/api/session/unblock", unblock, "POST"),
         route("/api/patient/select", select, "POST"),
         route("/api/patient/reload", reload, "POST"),
+        route("/api/patient/identity/search", search_identity, "POST"),
+        route("/api/patient/identity/choose", choose_identity, "POST"),
+        route("/api/patient/identity/validate", validate_identity, "POST"),
+        route("/api/patient/identity/documents", identity_documents, "GET"),
         route("/api/patient/access-mode", access_mode, "PUT"),
         route("/api/documents", documents, "GET"),
         route("/api/documents/{unique_id}/content", content, "GET"),

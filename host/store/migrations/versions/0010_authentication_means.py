@@ -1,7 +1,7 @@
 """how each session was opened (CPS card or e-CPS), and in each access-log line
 
 Revision ID: 0010
-Revises: 0008
+Revises: 0009
 Create Date: 2026-12-06 21:00:00
 
 The professional authenticates with the CPS card or the e-CPS app through Pro Santé Connect
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0010"
-down_revision = "0008"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
