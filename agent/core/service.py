@@ -211,7 +211,7 @@ class AgentService(CardsPart, SessionPart, PatientPart, WorkPart):
                 value = str(value)
             elif isinstance(value, tuple):
                 value = list(value)
-            values.append({"key": key.dotted, "value": value, "doc": key.doc,
+            values.append({"key": key.dotted, "value": value, "doc": key.description(),
                            "locked": key.dotted in self.config.locked})
         source, system = self.config.source, self.config.system_source
         return {"file": str(source) if source else None,
