@@ -198,7 +198,8 @@ class AgentService(CardsPart, SessionPart, PatientPart, WorkPart):
                 report = self._slots.get(reader)
             return report or inspect_reader(reader)
 
-        return [{"name": c.name, "status": c.status.value, "detail": c.found, "fix": c.fix}
+        return [{"name": c.name, "title": c.title, "status": c.status.value, "detail": c.found,
+                 "fix": c.fix}
                 for c in run_checks(self.config, inspect=known)]
 
     def settings(self) -> dict[str, Any]:

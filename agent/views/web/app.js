@@ -1817,7 +1817,7 @@ async function loadDiagnostics() {
     $('diagnostics-body').replaceChildren(...checks.map((c) => {
       const [icon, label] = icons[c.status] || ['?', c.status];
       return el('tr', {class: `check-${c.status}`},
-        el('th', {scope: 'row', text: c.name}),
+        el('th', {scope: 'row', text: c.title || c.name}),
         el('td', {class: 'status'}, el('span', {class: 'icon', 'aria-hidden': 'true',
           text: icon}), ` ${label}`),
         el('td', {text: c.detail}), el('td', {text: c.fix}));
