@@ -25,6 +25,7 @@ from agent.core.patient import PatientPart
 from agent.core.sessions import SessionPart
 from agent.core.snapshot import cards_json, patient_json, session_json
 from agent.core.work import WorkPart
+from agent.i18n import _
 from agent.install.enrol import EnrolmentError, load_workstation
 from agent.outbox import (
     OutboxKeyError,
@@ -73,7 +74,7 @@ class AgentService(CardsPart, SessionPart, PatientPart, WorkPart):
         try:
             self._workstation = load_workstation(self.config)
         except EnrolmentError as error:
-            self._problem = f"{error} → dmp-agent enrol"
+            self._problem = f"{error} → dmp-agent enrol"  # the error says it in words
         else:
             self._start_revocations(self._workstation)
         if self._with_outbox:
@@ -100,7 +101,7 @@ class AgentService(CardsPart, SessionPart, PatientPart, WorkPart):
         except OutboxKeyError as error:
             # Dossiers can still be read; deposits wait until the key is back (doctor says so).
             log.error("outbox unusable: %s", error)
-            self._problem = f"File d'envoi inutilisable / outbox unusable: {error}"
+            self._problem = _("Outbox unusable: {error}").format(error=error)
             return
         try:
             recover_contents(self._outbox)

@@ -194,7 +194,7 @@ def test_the_default_pace_is_4_per_second_and_the_key_is_documented() -> None:
     assert AgentConfig().max_deposits_per_second == 4.0
     rendered = render_config()
     assert "[outbox]" in rendered and "max_deposits_per_second = 4.0" in rendered
-    assert "fewer than 5 per second per establishment" in " ".join(rendered.split())
+    assert "moins de 5 par seconde par établissement" in " ".join(rendered.split())
 
 
 @pytest.mark.parametrize("value", [5, 5.0, 6, 100])
