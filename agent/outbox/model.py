@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agent.errors import AgentError
+from agent.i18n import _
 
 if TYPE_CHECKING:
     from agent.outbox.sealed import SealedFiles
@@ -53,10 +54,9 @@ class OutboxFullError(OutboxStorageError):
 
     def __init__(self, needed: int, free: int, directory: Path) -> None:
         super().__init__(
-            f"disque plein : {megabytes(needed, up=True)} Mo nécessaires, "
-            f"{megabytes(free)} Mo libres / disk full: {megabytes(needed, up=True)} MB "
-            f"needed, {megabytes(free)} MB free ({directory}); libérez de la place / free "
-            "some space", "disk-full")
+            _("Disk full: {needed} MB needed, {free} MB free ({folder}); free some "
+              "space").format(needed=megabytes(needed, up=True), free=megabytes(free),
+                              folder=directory), "disk-full")
         self.needed, self.free, self.directory = needed, free, directory
 
 
