@@ -6,8 +6,9 @@ English comes from the ``ui.language`` setting, or from ``LANGUAGE``/``LC_ALL``/
 ``LC_MESSAGES``/``LANG`` when the setting is ``auto``.
 
 The .po file is read as it is when the first text is asked for (Babel's reader, then
-Python's gettext over the compiled bytes in memory): no compile step, so a fresh clone, the
-.deb and the Windows installer run the same file.
+Python's gettext over the compiled bytes): no compile step, so a fresh clone, the .deb and the
+Windows installer run the same file. The compiled form is kept in the user's cache directory,
+named by the .po's digest, so that later starts skip Babel's reading.
 
 Call `_` when the text is needed, never at import: the language is chosen at start
 (`use_language`), after the modules are imported. A constant is marked with `N_` and
@@ -16,17 +17,21 @@ translated where it is shown.
 
 from __future__ import annotations
 
+import contextlib
 import gettext
 import hashlib
 import io
+import json
 import os
 import re
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
+APP_NAME = "dmp-agent"  # its cache directory (agent.config imports this module)
 LANGUAGES = ("fr", "en")
 DEFAULT_LANGUAGE = "fr"
 SETTINGS = ("auto", *LANGUAGES)  # the values of ui.language
@@ -79,23 +84,58 @@ _current = DEFAULT_LANGUAGE
 def _read(language: str) -> Catalogue:
     if language == "en":  # the message ids are the English
         return Catalogue("en", gettext.NullTranslations(), {}, '"en"')
-    from babel.messages.mofile import write_mo  # only when a text is first asked for
-    from babel.messages.pofile import read_po
-
     data = (resources.files("agent") / "locale" / language / "LC_MESSAGES"
             / f"{DOMAIN}.po").read_bytes()
+    digest = hashlib.sha256(data).hexdigest()[:32]
+    mo, page = _cached(language, digest) or _compile(language, data, digest)
+    return Catalogue(language, gettext.GNUTranslations(io.BytesIO(mo)), page, f'"{digest}"')
+
+
+def _cache_base(language: str, digest: str) -> Path:
+    import platformdirs  # the agent's own dependency; light
+
+    return platformdirs.user_cache_path(APP_NAME) / "locale" / f"{language}-{digest[:16]}"
+
+
+def _cached(language: str, digest: str) -> tuple[bytes, dict[str, str]] | None:
+    """The catalogue compiled by an earlier start (Babel's reading of the .po costs ~60 ms:
+    paid once per catalogue version, not at every start); None when absent or unreadable."""
+    base = _cache_base(language, digest)
+    try:
+        mo = base.with_suffix(".mo").read_bytes()
+        page = json.loads(base.with_suffix(".json").read_text(encoding="utf-8"))
+        gettext.GNUTranslations(io.BytesIO(mo))  # a damaged file: compiled again
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(page, dict):
+        return None
+    return mo, {str(k): str(v) for k, v in page.items()}
+
+
+def _compile(language: str, data: bytes, digest: str) -> tuple[bytes, dict[str, str]]:
+    """The .po read by Babel: its compiled form, and the page's share (kept for the next
+    start when the cache directory can be written)."""
+    from babel.messages.mofile import write_mo  # only when the catalogue is not cached
+    from babel.messages.pofile import read_po
+
     catalog = read_po(io.BytesIO(data), locale=language, domain=DOMAIN)
     compiled = io.BytesIO()
     write_mo(compiled, catalog)  # leaves out fuzzy entries, as msgfmt does
-    compiled.seek(0)
     page: dict[str, str] = {}
     for message in catalog:
         if (message.id and isinstance(message.id, str) and isinstance(message.string, str)
                 and message.string and not message.fuzzy
                 and any(path.startswith(WEB_SOURCES) for path, _line in message.locations)):
             page[message.id] = message.string
-    etag = '"' + hashlib.sha256(data).hexdigest()[:32] + '"'
-    return Catalogue(language, gettext.GNUTranslations(compiled), page, etag)
+    mo = compiled.getvalue()
+    base = _cache_base(language, digest)
+    with contextlib.suppress(OSError):
+        base.parent.mkdir(parents=True, exist_ok=True)
+        for suffix, content in ((".json", json.dumps(page).encode("utf-8")), (".mo", mo)):
+            temporary = base.with_suffix(f"{suffix}.{os.getpid()}.tmp")
+            temporary.write_bytes(content)
+            os.replace(temporary, base.with_suffix(suffix))  # never half a file
+    return mo, page
 
 
 def catalogue(language: str | None = None) -> Catalogue:

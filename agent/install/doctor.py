@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass
 import httpx
 from cryptography import x509
 
+from agent.card_words import card_error_text
 from agent.client.host_clock import (
     ClockReading,
     certificate_rejected,
@@ -113,11 +114,12 @@ def check_readers(inspect: Callable[[str], SlotReport] = inspect_reader,
         readers = list_readers()
     except NoServiceError as error:
         return [Check("pcscd", Status.PROBLEM,
-                      _("The PC/SC service does not answer ({error}).").format(error=error),
+                      _("The PC/SC service does not answer ({error}).").format(
+                          error=card_error_text(error)),
                       _("Start the service: systemctl start pcscd.socket"))]
     except CardError as error:
         return [Check("pcscd", Status.PROBLEM,
-                      _("PC/SC service error ({error}).").format(error=error),
+                      _("PC/SC service error ({error}).").format(error=card_error_text(error)),
                       _("Restart the service: systemctl restart pcscd"))]
     checks = [Check("pcscd", Status.OK, _("PC/SC service running."))]
     if not readers:
@@ -445,7 +447,8 @@ STATUS_WORDS = {Status.OK: N_("ok"), Status.WARNING: N_("warning"),
 def render(checks: Sequence[Check]) -> str:
     lines = []
     for check in checks:
-        lines.append(f"[{_(STATUS_WORDS[check.status]):<9}] {check.title}: {check.found}")
+        lines.append(f"[{_(STATUS_WORDS[check.status]):<9}] "
+                     + _("{title}: {found}").format(title=check.title, found=check.found))
         if check.fix:
             lines.append(f"            → {check.fix}")
     problems = sum(c.status is Status.PROBLEM for c in checks)

@@ -116,7 +116,7 @@ function changed(id, value) {
   return true;
 }
 
-function frenchDate(iso) {
+function localDate(iso) {
   if (!iso) return '';
   const date = new Date(iso);
   if (Number.isNaN(date.getTime())) return iso;
@@ -860,7 +860,7 @@ function renderSession() {
       + (who.testCard ? t(' — test card') : '');
     $('session-structure').textContent = session.situation
       ? `${session.situation.name} (${session.situation.structureId})` : '';
-    $('session-until').textContent = frenchDate(session.notAfter);
+    $('session-until').textContent = localDate(session.notAfter);
   }
 }
 
@@ -1084,7 +1084,7 @@ function documentRow(doc) {
     actions.append(action(doc, 'delete', t('Delete'), 'danger'));
   }
   return el('tr', {'data-unique-id': doc.uniqueId},
-    el('td', {text: frenchDate(doc.created)}),
+    el('td', {text: localDate(doc.created)}),
     el('td', {text: doc.title}),
     el('td', {text: doc.typeLabel || doc.typeCode}),
     el('td', {text: doc.author}),
