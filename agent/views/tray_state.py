@@ -16,14 +16,14 @@ from typing import Any
 
 from PIL import Image
 
-from agent.i18n import _, ngettext
+from agent.i18n import N_, _, ngettext
 from agent.logs import _IDENTIFIER
 from agent.views.tray_icons import Colour, draw_icon
 
 APP_NAME = "Agent DMP"  # the application's name for the desktop (notifications, the icon)
 # Windows keeps 127 characters of a tooltip (NOTIFYICONDATA.szTip); keep every platform alike.
 TOOLTIP_MAX = 127
-MASK = "[masqué]"
+MASK = N_("[hidden]")  # in place of a patient's name or number (translated where used)
 
 
 class TrayState(enum.Enum):
@@ -179,9 +179,10 @@ def scrub(text: str, snapshot: Mapping[str, Any]) -> str:
     The service's texts are meant to be free of them already: this is a second line of
     defence, because a tooltip or a notification is read over the user's shoulder.
     """
-    text = _SPACED_NIR.sub(MASK, _IDENTIFIER.sub(MASK, text))
+    mask = _(MASK)
+    text = _SPACED_NIR.sub(mask, _IDENTIFIER.sub(mask, text))
     for name in _patient_names(snapshot):
-        text = re.sub(rf"(?<!\w){re.escape(name)}(?!\w)", MASK, text, flags=re.IGNORECASE)
+        text = re.sub(rf"(?<!\w){re.escape(name)}(?!\w)", mask, text, flags=re.IGNORECASE)
     return text
 
 

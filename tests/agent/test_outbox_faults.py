@@ -177,7 +177,7 @@ def test_a_damaged_or_lost_database_is_rebuilt_from_the_files_and_nothing_is_los
         assert box.recovery is not None and box.recovery["rebuilt"] == 2
         assert recover_contents(box) == 0  # each copy is named by its rebuilt item
         lines = outbox_lines(box)
-        assert lines[0].startswith("Attention / warning: file d'envoi reconstruite")
+        assert lines[0].startswith("Attention : File d'envoi reconstruite")
         with FaultyHost() as host:
             drain(box, host)
         assert host.stored == {uid: 1 for uid in queued}  # both reach the host, once each
@@ -289,12 +289,12 @@ def test_a_read_only_data_directory_is_said_in_one_sentence_and_nothing_is_lost(
             refused.value)
         listing = dmp_agent(config, "outbox")
         assert listing.returncode == 1
-        assert "lecture seule / the outbox directory is read-only" in one_sentence(
+        assert "Le dossier de la file d'envoi est en lecture seule" in one_sentence(
             listing.stderr)
         run = dmp_agent(config, "run", "--no-tray")
         assert run.returncode == 4, run.stderr  # documented: the outbox cannot be used
         said = one_sentence(run.stderr)
-        assert said.startswith("dmp-agent run: ") and "read-only" in said
+        assert said.startswith("dmp-agent run: ") and "lecture seule" in said
         assert "rendez-le accessible en écriture" in said  # and the fix
         read_only(data, False)
         with open_outbox(config) as box:
@@ -442,7 +442,7 @@ def test_a_host_that_answers_503_or_cuts_its_answers_gets_each_deposit_once(
             assert shown["status"] == (503 if cause == "host" else None)
             assert _when(shown["nextAttempt"]) > clock.now
             line = next(x for x in outbox_lines(box) if "n° " in x)
-            assert text in line and "nouvel essai / next try" in line
+            assert text in line and "nouvel essai" in line
             clock.now = max(sender.paused_until, item.next_attempt) + 0.1
         drain(box, host, clock)
         done = box.find(uid)

@@ -199,8 +199,8 @@ def test_the_outbox_command_says_the_pace_while_it_holds_deposits_back(
         fake.now += seconds
 
     Sender(outbox, pause=pause).send_pending(lambda item: SendResult.stored("201", 201))
-    pace = [line for line in lines[0] if line.startswith("Cadence / pace:")]
-    assert len(pace) == 1 and "règle du DMP" in pace[0] and "2 waiting" in pace[0]
+    pace = [line for line in lines[0] if line.startswith("Cadence :")]
+    assert len(pace) == 1 and "règle du DMP" in pace[0] and "2 en attente" in pace[0]
     assert not any(line.startswith("Cadence") for line in outbox_lines(outbox))
 
 

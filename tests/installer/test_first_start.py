@@ -91,7 +91,7 @@ def test_a_test_pki_enrols_the_first_start_and_later_starts_change_nothing(
     provisioning = tmp_path / "etc-dmp-agent"
     shutil.copytree(pki_dir, provisioning / "pki")
     said = enrol_if_needed(config, provisioning)
-    assert said is not None and "enrôlé / workstation enrolled" in said and "CN=sandbox" in said
+    assert said is not None and "Poste enrôlé depuis" in said and "CN=sandbox" in said
     assert current_enrolment(config).source.startswith("pki:")
     assert _common_name(pki_dir, load_workstation(config)) == "sandbox"
     before = _files(tmp_path / "home")
@@ -159,7 +159,7 @@ def test_nothing_provisioned_says_what_to_drop_where(
     empty = tmp_path / "empty"
     empty.mkdir()
     said = enrol_if_needed(config, empty)
-    assert said is not None and f"in {empty}." in said and "not enrolled" in said
+    assert said is not None and f"dans {empty}." in said and "Poste non enrôlé" in said
     assert not config.credentials_dir.exists() or not any(config.credentials_dir.iterdir())
 
 

@@ -55,7 +55,7 @@ def test_ui_language_is_a_documented_setting_that_refuses_other_values(tmp_path:
     file.write_text('[ui]\nlanguage = "en"\n')
     assert load_config(file).ui_language == "en"
     file.write_text('[ui]\nlanguage = "de"\n')
-    with pytest.raises(ConfigError, match="ui.language"):
+    with pytest.raises(ConfigError, match=r"ui\.language"):
         load_config(file)
 
 

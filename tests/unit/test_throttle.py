@@ -175,7 +175,7 @@ def test_status_says_when_the_pace_holds_deposits_back_then_nothing() -> None:
 def test_the_message_names_the_rule_and_the_pace() -> None:
     text = throttle_text(4.0, 12)
     assert "4 dépôt(s) par seconde au plus" in text and "règle du DMP" in text
-    assert "fewer than 5 per second per establishment" in text and "12 waiting" in text
+    assert "moins de 5 par seconde et par établissement" in text and "12 en attente" in text
 
 
 def test_one_throttle_per_process_takes_the_configured_pace() -> None:
