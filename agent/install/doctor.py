@@ -221,8 +221,8 @@ def check_host_ca(config: AgentConfig) -> Check:
         return Check("host-ca", Status.PROBLEM,
                      _("The host's CA file is not a PEM certificate: {path}.").format(
                          path=path), fix)
-    return Check("host-ca", Status.OK, _("The host's CA: {path} ({count} certificate(s)).")
-                 .format(path=path, count=len(certificates)))
+    return Check("host-ca", Status.OK, _("{path} ({count} certificate(s)).").format(
+        path=path, count=len(certificates)))
 
 
 def _host_failure(url: str, error: httpx.HTTPError) -> Check:
@@ -352,7 +352,7 @@ def check_outbox(config: AgentConfig) -> Check:
     not repair nor create anything."""
     path = config.outbox_path
     if not path.exists():
-        return Check("outbox", Status.OK, _("Outbox empty."))
+        return Check("outbox", Status.OK, _("Empty."))
     try:
         db = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=2)
         try:

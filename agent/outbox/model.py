@@ -54,7 +54,7 @@ class OutboxFullError(OutboxStorageError):
 
     def __init__(self, needed: int, free: int, directory: Path) -> None:
         super().__init__(
-            _("Disk full: {needed} MB needed, {free} MB free ({folder}); free some "
+            _("disk full: {needed} MB needed, {free} MB free ({folder}); free some "
               "space").format(needed=megabytes(needed, up=True), free=megabytes(free),
                               folder=directory), "disk-full")
         self.needed, self.free, self.directory = needed, free, directory

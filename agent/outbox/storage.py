@@ -148,19 +148,19 @@ def storage_error(error: BaseException, directory: Path) -> OutboxStorageError:
     detail = getattr(error, "strerror", None) or str(error)
     if reason == "disk-full":
         free = free_space(directory)
-        text = _("Disk full: the outbox cannot write ({free} MB free) in {folder}; free some "
+        text = _("disk full: the outbox cannot write ({free} MB free) in {folder}; free some "
                  "space").format(free=megabytes(free), folder=directory)
     elif reason == "read-only":
-        text = _("The outbox folder is read-only: {folder}; make it writable (mount, "
+        text = _("the outbox folder is read-only: {folder}; make it writable (mount, "
                  "permissions)").format(folder=directory)
     elif reason == "permission":
-        text = _("Permission denied on the outbox folder: {folder} ({detail}); give it back "
+        text = _("permission denied on the outbox folder: {folder} ({detail}); give it back "
                  "to this user").format(folder=directory, detail=detail)
     elif reason == "io":
-        text = _("Disk input/output error in {folder} ({detail}); check the disk").format(
+        text = _("disk input/output error in {folder} ({detail}); check the disk").format(
             folder=directory, detail=detail)
     else:
-        text = _("Outbox: {folder}: {detail}").format(folder=directory, detail=detail)
+        text = _("outbox: {folder}: {detail}").format(folder=directory, detail=detail)
     return OutboxStorageError(text, reason)
 
 

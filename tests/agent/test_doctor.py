@@ -87,7 +87,7 @@ def test_the_command_line_prints_each_check_and_exits_0(site: Site, tmp_path: Pa
     result = subprocess.run([sys.executable, "-m", "agent.install.doctor"], capture_output=True,
                             text=True, env=env, timeout=30)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "[ok     ] host:" in result.stdout
+    assert "] Hôte DMP : Hôte joignable" in result.stdout
     assert "0 problem(s)" in result.stdout
 
 

@@ -289,7 +289,7 @@ def test_a_read_only_data_directory_is_said_in_one_sentence_and_nothing_is_lost(
             refused.value)
         listing = dmp_agent(config, "outbox")
         assert listing.returncode == 1
-        assert "Le dossier de la file d'envoi est en lecture seule" in one_sentence(
+        assert "le dossier de la file d'envoi est en lecture seule" in one_sentence(
             listing.stderr)
         run = dmp_agent(config, "run", "--no-tray")
         assert run.returncode == 4, run.stderr  # documented: the outbox cannot be used

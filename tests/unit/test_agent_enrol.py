@@ -164,7 +164,7 @@ def test_refusals_missing_files_foreign_key_expired_certificate(
     now = dt.datetime.now(dt.UTC)
     pki.issue_workstation(pki_dir, "old", not_before=now - dt.timedelta(days=400),
                           not_after=now - dt.timedelta(days=1), _warn=False)
-    with pytest.raises(EnrolmentError, match="expired"):
+    with pytest.raises(EnrolmentError, match="expiré"):
         enrol_from_pki(pki_dir, "old", config=config)
     assert not (config.credentials_dir / "enrolment.json").exists()
 
