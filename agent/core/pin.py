@@ -32,7 +32,7 @@ class PinPrompt(Protocol):
 
 
 class TerminalPrompt:
-    """The PIN typed on the terminal, never echoed (getpass); French first."""
+    """The PIN typed on the terminal, never echoed (getpass); in the agent's language."""
 
     def __init__(self, stream: TextIO | None = None) -> None:
         self._stream = stream

@@ -40,7 +40,7 @@ class OutboxBusyError(OutboxError):
 class OutboxStorageError(OutboxError):
     """This workstation's disk refused the outbox a write or a read. ``reason``:
     ``disk-full``, ``read-only``, ``permission``, ``io`` or ``other``; the message says
-    where and what to do, in French then English."""
+    where and what to do, in the agent's language."""
 
     status = 507  # insufficient storage: the local API says it with its fix
 

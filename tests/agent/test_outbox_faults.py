@@ -231,7 +231,7 @@ def test_a_database_that_cannot_be_read_is_named_with_its_fix_and_recover_rebuil
     run = dmp_agent(config, "run", "--no-tray")
     assert run.returncode == 4, run.stderr
     said = one_sentence(run.stderr)
-    assert "the outbox database is unreadable" in said and "dmp-agent outbox --recover" in said
+    assert "La base de la file d'envoi est illisible" in said and "dmp-agent outbox --recover" in said
     assert str(config.outbox_path.parent / "quarantine") in said
     listing = dmp_agent(config, "outbox")
     assert listing.returncode == 1 and "--recover" in one_sentence(listing.stderr)
@@ -283,7 +283,7 @@ def test_a_read_only_data_directory_is_said_in_one_sentence_and_nothing_is_lost(
         with open_outbox(config) as box:
             uid = queue(box, document("read-only"), "read-only")
         read_only(data)
-        with pytest.raises(OutboxStorageError, match="read-only") as refused:
+        with pytest.raises(OutboxStorageError, match="lecture seule") as refused:
             open_outbox(config)
         assert refused.value.reason == "read-only" and str(config.outbox_path.parent) in str(
             refused.value)

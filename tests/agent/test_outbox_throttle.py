@@ -95,7 +95,7 @@ def test_a_burst_of_12_is_paced_and_the_status_says_so_while_it_waits(
     assert first is not None
     assert first["perSecond"] == 4 and first["waiting"] == 11  # the 2nd to the 12th
     assert 1 <= first["rate"] <= 4
-    assert "règle du DMP" in first["message"] and "fewer than 5" in first["message"]
+    assert "règle du DMP" in first["message"] and "moins de 5" in first["message"]
     assert "11 en attente" in first["message"]
     last = seen[-1]
     assert last is not None and last["waiting"] == 1
