@@ -231,7 +231,8 @@ def test_a_database_that_cannot_be_read_is_named_with_its_fix_and_recover_rebuil
     run = dmp_agent(config, "run", "--no-tray")
     assert run.returncode == 4, run.stderr
     said = one_sentence(run.stderr)
-    assert "La base de la file d'envoi est illisible" in said and "dmp-agent outbox --recover" in said
+    assert "La base de la file d'envoi est illisible" in said
+    assert "dmp-agent outbox --recover" in said
     assert str(config.outbox_path.parent / "quarantine") in said
     listing = dmp_agent(config, "outbox")
     assert listing.returncode == 1 and "--recover" in one_sentence(listing.stderr)
