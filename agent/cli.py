@@ -114,8 +114,10 @@ def _command(argv: Sequence[str] | None) -> str | None:
 
 
 def _print(report: SlotReport, as_json_lines: bool) -> None:
+    from agent.card_words import localized
     from agent.core.cards_view import as_json, describe  # the card parsers: not for `run`
 
+    report = localized(report)
     if as_json_lines:
         print(json.dumps(as_json(report), ensure_ascii=False), flush=True)
     else:

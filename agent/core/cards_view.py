@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from agent.card_words import localized
 from agent.i18n import N_, _
 
 if TYPE_CHECKING:  # annotations only: the card parsers load on the card thread, not at start
@@ -24,8 +23,8 @@ STATUS_WORDS = {
 
 def describe(report: SlotReport) -> list[str]:
     """Human lines for one slot: the reader, the card and its status, then the identity
-    (``status`` stays the stable word scripts read: valid, none, blocked...)."""
-    report = localized(report)
+    (``status`` stays the stable word scripts read: valid, none, blocked...); ``report``'s
+    message as the agent says it (`agent.card_words.localized`)."""
     status = f"{_(STATUS_WORDS[report.status.value])} ({report.status.value})"
     head = f"{report.reader}: {report.label or _('no card')} — {status}"
     lines = [head]
@@ -69,7 +68,6 @@ def _person(person: Beneficiary) -> str:
 
 
 def as_json(report: SlotReport) -> dict[str, Any]:
-    report = localized(report)
     out: dict[str, Any] = {
         "reader": report.reader,
         "status": report.status.value,

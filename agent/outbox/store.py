@@ -230,7 +230,7 @@ class Outbox(Migrations, Recovery):
                        (record,))
         where = (_("; the damaged database is kept in {folder}").format(folder=folder)
                  if folder else "")
-        self.rebuilt = _("Outbox rebuilt from its files ({reason}): {count} deposit(s) queued "
+        self.rebuilt = _("outbox rebuilt from its files ({reason}): {count} deposit(s) queued "
                          "again").format(reason=reason, count=self.repair.rebuilt) + where
         log.warning("outbox: %s", self.rebuilt)
 

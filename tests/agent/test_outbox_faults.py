@@ -177,7 +177,7 @@ def test_a_damaged_or_lost_database_is_rebuilt_from_the_files_and_nothing_is_los
         assert box.recovery is not None and box.recovery["rebuilt"] == 2
         assert recover_contents(box) == 0  # each copy is named by its rebuilt item
         lines = outbox_lines(box)
-        assert lines[0].startswith("Attention : File d'envoi reconstruite")
+        assert lines[0].startswith("Attention : file d'envoi reconstruite")
         with FaultyHost() as host:
             drain(box, host)
         assert host.stored == {uid: 1 for uid in queued}  # both reach the host, once each

@@ -91,11 +91,11 @@ def test_doctor_reads_the_hosts_time_before_judging_certificates(
     assert f"Horloge du poste en retard de {amount}" in clock["found"]
     assert "timedatectl set-ntp true" in clock["fix"]
     host = checks["host"]
-    assert "host.ca" not in host["fix"] and "CA is the right one" in host["found"]
-    assert "see clock" in host["fix"]
+    assert "host.ca" not in host["fix"] and "son AC est la bonne" in host["found"]
+    assert "voir Horloge" in host["fix"]
     names = list(checks)
     assert names.index("clock") < names.index("host")  # clock first
     cards = [c for name, c in checks.items() if name.startswith("card:") and "CPS" in c["found"]]
-    assert cards and all("card expired" not in c["found"] for c in cards)
+    assert cards and all("carte expirée" not in c["found"] for c in cards)
     assert all(c["status"] != "problem" for c in cards)
     assert checks["enrolment"]["status"] == "ok"

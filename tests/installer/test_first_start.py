@@ -119,7 +119,7 @@ def test_a_pkcs12_without_the_host_ca_enrols_and_says_the_ca_is_missing(
 ) -> None:
     provisioning = _provision_pkcs12(tmp_path / "prov", pkcs12_file, "mot de passe à rallonge")
     said = enrol_if_needed(config, provisioning)
-    assert said is not None and "enrolled" in said
+    assert said is not None and "Poste enrôlé" in said
     assert "host-ca.pem" in said and "host.ca" in said
     with pytest.raises(EnrolmentError, match=r"host\.ca"):
         load_workstation(config)
@@ -131,7 +131,7 @@ def test_a_wrong_password_is_said_not_raised_and_fixing_it_enrols_at_the_next_st
     provisioning = _provision_pkcs12(tmp_path / "prov", pkcs12_file, "pas le bon",
                                      host_ca=pki_dir / "server" / "ca.pem")
     said = enrol_if_needed(config, provisioning)
-    assert said is not None and "wrong password" in said and "restart" in said
+    assert said is not None and "mot de passe erroné" in said and "redémarrez" in said
     with pytest.raises(EnrolmentError):
         current_enrolment(config)
     (provisioning / "workstation.pass").write_text("mot de passe à rallonge\r\n")
@@ -144,7 +144,7 @@ def test_a_missing_password_file_is_named(
 ) -> None:
     provisioning = _provision_pkcs12(tmp_path / "prov", pkcs12_file, None)
     said = enrol_if_needed(config, provisioning)
-    assert said is not None and "workstation.pass is missing" in said
+    assert said is not None and "workstation.pass est absent" in said
     with pytest.raises(EnrolmentError):
         current_enrolment(config)
 

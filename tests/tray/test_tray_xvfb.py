@@ -290,7 +290,7 @@ def test_a_failing_menu_action_leaves_the_tray_running(trayer: xdesk.Trayer, x: 
         lock = next(item for item in running.tray.icon.menu
                     if item.text == "Verrouiller la session")
         lock(running.tray.icon)
-        xdesk.wait_for(lambda: "Lock the session failed" in caplog.text, "the failure logged")
+        xdesk.wait_for(lambda: "Verrouiller la session failed" in caplog.text, "the failure logged")
         source.set(snapshot("open", "ready"), "patient")
         wait_colour(x, window, TrayState.PATIENT_LOADED)
         assert running.thread.is_alive()
