@@ -239,7 +239,7 @@ def test_a_database_that_cannot_be_read_is_named_with_its_fix_and_recover_rebuil
     recovered = dmp_agent(config, "outbox", "--recover")
     assert recovered.returncode == 0, recovered.stderr
     assert "file d'envoi reconstruite" in recovered.stdout
-    assert "1 en attente/pending" in recovered.stdout
+    assert "1 en attente" in recovered.stdout
     with open_outbox(config) as box:
         assert [i.unique_id for i in box.pending()] == [uid]
         held = quarantine_report(box.directory)

@@ -135,7 +135,7 @@ def test_a_wrong_password_is_said_not_raised_and_fixing_it_enrols_at_the_next_st
     with pytest.raises(EnrolmentError):
         current_enrolment(config)
     (provisioning / "workstation.pass").write_text("mot de passe à rallonge\r\n")
-    assert "enrolled" in (enrol_if_needed(config, provisioning) or "")
+    assert "Poste enrôlé" in (enrol_if_needed(config, provisioning) or "")
     current_enrolment(config)
 
 
