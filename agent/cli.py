@@ -12,54 +12,69 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from agent.i18n import _, use_setting
 from agent.install.enrol import add_enrol_command
 from agent.safe_text import terminal_lines
 
 if TYPE_CHECKING:
     from cardreader.inspect import SlotReport
 
-DESCRIPTION = """\
-Agent DMP du poste de travail / DMP workstation agent.
+def choose_language() -> str:
+    """The language of everything this process says: ``ui.language``, or with ``auto`` (and
+    when the configuration cannot be read: its command says why) the locale's."""
+    from agent.config import ConfigError, load_config
 
-Lit la carte CPS du professionnel et la carte Vitale du patient dans les lecteurs PC/SC.
-Reads the professional's CPS card and the patient's Vitale card in the PC/SC readers.
-"""
+    try:
+        setting = load_config().ui_language
+    except (ConfigError, OSError):
+        setting = "auto"
+    language = use_setting(setting)
+    from agent.views.argparse_words import translate_argparse
+
+    translate_argparse()
+    return language
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    choose_language()
     parser = argparse.ArgumentParser(
         prog="dmp-agent",
-        description=DESCRIPTION,
+        description=_("DMP workstation agent.\n\nReads the professional's CPS card and the "
+                      "patient's Vitale card in the PC/SC readers."),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logs on stderr")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help=_("debug logs on stderr"))
+    commands = parser.add_subparsers(dest="command", metavar=_("COMMAND"))
     cards = commands.add_parser(
         "cards",
-        help="list the readers and the card in each, with the identity read from it",
-        description=(
-            "Liste les lecteurs et la carte de chacun / lists the readers and what each "
-            "holds: a CPS (identity, category, validity, PIN tries left), a Vitale card "
-            "(holder and beneficiaries), an unknown card or nothing. Status: valid, none, "
-            "unknown, changed, blocked, expired, reader-error."
+        help=_("list the readers and the card in each, with the identity read from it"),
+        description=_(
+            "Lists the readers and what each holds: a CPS (identity, category, validity, PIN "
+            "tries left), a Vitale card (holder and beneficiaries), an unknown card or "
+            "nothing. Status: valid, none, unknown, changed, blocked, expired, reader-error."
         ),
     )
-    cards.add_argument("--watch", action="store_true", help="then print card events as they happen")
-    cards.add_argument("--json", action="store_true", help="one JSON object per slot and event")
+    cards.add_argument("--watch", action="store_true",
+                       help=_("then print card events as they happen"))
+    cards.add_argument("--json", action="store_true",
+                       help=_("one JSON object per slot and event"))
     sandbox = commands.add_parser(
         "sandbox",
-        help="play the daily scenarios end to end on virtual cards (see scripts/sandbox)",
-        description=(
-            "Bac à sable / sandbox: starts its own pcscd with the vpcd virtual reader, inserts "
-            "virtual cards and plays the daily scenarios with readable output, then stops "
+        help=_("play the daily scenarios end to end on virtual cards (see scripts/sandbox)"),
+        description=_(
+            "Sandbox: starts its own pcscd with the vpcd virtual reader, inserts virtual "
+            "cards and plays the daily scenarios with readable output, then stops "
             "everything. It takes over pcscd's socket: run it through scripts/sandbox, which "
             "gives it private namespaces."
         ),
     )
     sandbox.add_argument("--keep", action="store_true",
-                         help="keep pcscd and the cards running until Ctrl-C, for hands-on use")
+                         help=_("keep pcscd and the cards running until Ctrl-C, for hands-on "
+                                "use"))
     sandbox.add_argument("--state-dir", type=Path, default=None,
-                         help="where the virtual cards keep their state (default: temporary)")
+                         help=_("where the virtual cards keep their state (default: "
+                                "temporary)"))
     add_enrol_command(commands)
     if _command(argv) not in _RUN_COMMANDS:
         # Not imported for `run` (start to API ready, issue 11): the workflow commands and the
@@ -99,8 +114,10 @@ def _command(argv: Sequence[str] | None) -> str | None:
 
 
 def _print(report: SlotReport, as_json_lines: bool) -> None:
+    from agent.card_words import localized
     from agent.core.cards_view import as_json, describe  # the card parsers: not for `run`
 
+    report = localized(report)
     if as_json_lines:
         print(json.dumps(as_json(report), ensure_ascii=False), flush=True)
     else:
@@ -117,12 +134,11 @@ def cards_command(*, watch: bool, as_json_lines: bool) -> int:
     try:
         readers = list_readers()
     except CardError as exc:
-        print(f"dmp-agent: {exc}\n  → démarrez pcscd / start pcscd (systemctl start pcscd)",
+        print(f"dmp-agent: {exc}\n  → " + _("start pcscd (systemctl start pcscd)"),
               file=sys.stderr)
         return 1
     if not readers and not watch:
-        print("Aucun lecteur de carte / no card reader found: plug one in, or check pcscd.",
-              file=sys.stderr)
+        print(_("No card reader found: plug one in, or check pcscd."), file=sys.stderr)
         return 1
     reports = {reader: inspect_reader(reader) for reader in readers}
     for report in reports.values():

@@ -40,6 +40,8 @@ from typing import Any
 import platformdirs
 
 from agent.errors import AgentError
+from agent.i18n import N_, _
+from agent.i18n import SETTINGS as LANGUAGE_SETTINGS
 
 APP_NAME = "dmp-agent"
 CONFIG_ENV = "DMP_AGENT_CONFIG"
@@ -127,57 +129,65 @@ class Key:
     def dotted(self) -> str:
         return f"{self.section}.{self.name}"
 
+    def description(self) -> str:
+        """``doc`` in the language in use."""
+        return _(self.doc).format(rule=DMP_DEPOSIT_RULE)
+
 
 KEYS: tuple[Key, ...] = (
     Key("host", "url", "host_url",
-        "Base URL of the DMP host (https only: every call is mutual TLS)."),
+        N_("Base URL of the DMP host (https only: every call is mutual TLS).")),
     Key("host", "ca", "host_ca",
-        'CA file that issued the host\'s server certificate; "" = the one installed by '
-        "`dmp-agent enrol --from-pki` in the credentials directory."),
+        N_('CA file that issued the host\'s server certificate; "" = the one installed by '
+           "`dmp-agent enrol --from-pki` in the credentials directory.")),
     Key("host", "timeout_seconds", "host_timeout",
-        "Timeout of one call to the host, in seconds."),
+        N_("Timeout of one call to the host, in seconds.")),
     Key("host", "proxy", "host_proxy",
-        'HTTP proxy to the host, e.g. "http://proxy.example:3128" (the TLS session goes '
-        'through its CONNECT tunnel, mutual authentication included); "" = none, or the '
-        "HTTPS_PROXY environment variable when set."),
+        N_('HTTP proxy to the host, e.g. "http://proxy.example:3128" (the TLS session goes '
+           'through its CONNECT tunnel, mutual authentication included); "" = none, or the '
+           "HTTPS_PROXY environment variable when set.")),
     Key("host", "keepalive_seconds", "host_keepalive",
-        "While a session is open, the agent calls the host this often so that its "
-        "connection stays open (the reference host closes one idle for 300 s): no step "
-        "pays a new TLS handshake after a pause. 0 = never."),
+        N_("While a session is open, the agent calls the host this often so that its "
+           "connection stays open (the reference host closes one idle for 300 s): no step "
+           "pays a new TLS handshake after a pause. 0 = never.")),
     Key("readers", "cps", "cps_readers",
-        "Reader names (or parts of names) to look for the CPS card in, in order of "
-        "preference; [] = any reader."),
+        N_("Reader names (or parts of names) to look for the CPS card in, in order of "
+           "preference; [] = any reader.")),
     Key("readers", "vitale", "vitale_readers",
-        "Reader names (or parts of names) to look for the Vitale card in; [] = any reader."),
+        N_("Reader names (or parts of names) to look for the Vitale card in; [] = any reader.")),
     Key("api", "port", "api_port",
-        "TCP port of the local API and page, on loopback only (1024-65535)."),
+        N_("TCP port of the local API and page, on loopback only (1024-65535).")),
     Key("api", "allowed_origins", "api_allowed_origins",
-        "Web origins (scheme://host[:port]) of web-based practice software allowed to call "
-        "the local API from a browser, e.g. [\"https://logiciel.example.fr\"]; the agent's "
-        "own page is always allowed; [] = no other."),
-    Key("log", "level", "log_level", "One of DEBUG, INFO, WARNING, ERROR."),
+        N_("Web origins (scheme://host[:port]) of web-based practice software allowed to call "
+           "the local API from a browser, e.g. [\"https://logiciel.example.fr\"]; the agent's "
+           "own page is always allowed; [] = no other.")),
+    Key("ui", "language", "ui_language",
+        N_('Language of the page, the command line, the tray and the diagnostics: "fr", '
+           '"en", or "auto" = English when LANGUAGE, LC_ALL, LC_MESSAGES or LANG names '
+           'English, else French.')),
+    Key("log", "level", "log_level", N_("One of DEBUG, INFO, WARNING, ERROR.")),
     Key("outbox", "retry_base_seconds", "retry_base",
-        "Delay before the first retry of a deposit; it doubles at each failure."),
+        N_("Delay before the first retry of a deposit; it doubles at each failure.")),
     Key("outbox", "retry_max_seconds", "retry_max",
-        "Longest delay between two attempts of one deposit."),
+        N_("Longest delay between two attempts of one deposit.")),
     Key("outbox", "retry_jitter", "retry_jitter",
-        "Random spread of each delay, as a fraction (0.2 = plus or minus 20 %), so that "
-        "many workstations do not retry together after an outage."),
+        N_("Random spread of each delay, as a fraction (0.2 = plus or minus 20 %), so that "
+           "many workstations do not retry together after an outage.")),
     Key("outbox", "purge_after_days", "outbox_purge_days",
-        "Days after the host acknowledged a deposit before the outbox blanks its personal "
-        "fields (INS, title, file name, the host's answer); the row stays, so the counts "
-        "do. 0 = as soon as it is acknowledged. Refused deposits are never purged."),
+        N_("Days after the host acknowledged a deposit before the outbox blanks its personal "
+           "fields (INS, title, file name, the host's answer); the row stays, so the counts "
+           "do. 0 = as soon as it is acknowledged. Refused deposits are never purged.")),
     Key("outbox", "max_deposits_per_second", "max_deposits_per_second",
-        "Most deposits the outbox starts each second for one establishment (structure): "
-        f"the DMP accepts fewer than {DMP_DEPOSIT_RULE} per second per establishment and "
-        f"software, so a number > 0 and < {DMP_DEPOSIT_RULE}. Deposits beyond it wait "
-        "their turn, they never fail; each agent keeps its own pace."),
+        N_("Most deposits the outbox starts each second for one establishment (structure): "
+           "the DMP accepts fewer than {rule} per second per establishment and "
+           "software, so a number > 0 and < {rule}. Deposits beyond it wait "
+           "their turn, they never fail; each agent keeps its own pace.")),
     Key("paths", "credentials_dir", "credentials_dir",
-        'Where the enrolled workstation certificate and key live; "" = '
-        "<user config dir>/workstation."),
+        N_('Where the enrolled workstation certificate and key live; "" = '
+           "<user config dir>/workstation.")),
     Key("paths", "data_dir", "data_dir",
-        'Where the deposit outbox lives; "" = the user data directory.'),
-    Key("paths", "log_dir", "log_dir", '"" = the user log directory.'),
+        N_('Where the deposit outbox lives; "" = the user data directory.')),
+    Key("paths", "log_dir", "log_dir", N_('"" = the user log directory.')),
 )
 _BY_SECTION: dict[str, dict[str, Key]] = {}
 for _key in KEYS:
@@ -217,6 +227,7 @@ class AgentConfig:
     vitale_readers: tuple[str, ...] = ()
     api_port: int = 17771
     api_allowed_origins: tuple[str, ...] = ()
+    ui_language: str = "auto"
     log_level: str = "INFO"
     retry_base: float = 5.0
     retry_max: float = 3600.0
@@ -344,6 +355,11 @@ def _check_origins(value: Any) -> None:
             raise ConfigError(f"{origin!r} is not an origin: scheme://host[:port], no path")
 
 
+def _check_language(value: Any) -> None:
+    if value not in LANGUAGE_SETTINGS:
+        raise ConfigError(f"expected one of {', '.join(LANGUAGE_SETTINGS)}, got {value!r}")
+
+
 def _check_level(value: Any) -> None:
     if value not in LOG_LEVELS:
         raise ConfigError(f"expected one of {', '.join(LOG_LEVELS)}, got {value!r}")
@@ -371,6 +387,7 @@ _CHECKS: dict[str, Callable[[Any], None]] = {
     "host_keepalive": _check_not_negative, "host_proxy": _check_proxy,
     "cps_readers": _check_names, "vitale_readers": _check_names, "api_port": _check_port,
     "api_allowed_origins": _check_origins,
+    "ui_language": _check_language,
     "log_level": _check_level, "retry_base": _check_positive, "retry_max": _check_positive,
     "retry_jitter": _check_jitter, "outbox_purge_days": _check_days,
     "max_deposits_per_second": check_deposit_rate,
@@ -526,7 +543,7 @@ def render_config(config: AgentConfig | None = None) -> str:
         if key.section != section:
             section = key.section
             lines += ["", f"[{section}]"]
-        lines += [f"# {line}" for line in textwrap.wrap(key.doc, 96)]
+        lines += [f"# {line}" for line in textwrap.wrap(key.description(), 96)]
         value = getattr(config, key.field)
         if key.field in defaults and value == defaults[key.field]:
             value = ""  # keep following the platform default, not this machine's path today

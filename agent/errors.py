@@ -2,7 +2,7 @@
 reads and what a program gets.
 
 Every error the agent raises on purpose is an `AgentError`: a stable ``code`` for programs,
-a message in French then English (``"… / …"``) for people, the HTTP ``status`` the local API
+a message in the agent's language (docs/i18n.md) for people, the HTTP ``status`` the local API
 answers and ``extra`` fields (e.g. ``triesLeft``). Failures from below the agent (the card
 layer, the network, the disk) are turned into one by `explain`, which the command line, the
 local API and the tray all use, so a failure reads the same in every view.
@@ -46,15 +46,6 @@ class AgentError(Exception):
         maps it)."""
         return self.status
 
-    @property
-    def french(self) -> str:
-        return str(self).split(" / ", 1)[0]
-
-    @property
-    def english(self) -> str:
-        parts = str(self).split(" / ", 1)
-        return parts[1] if len(parts) == 2 else parts[0]
-
     def as_json(self) -> dict[str, Any]:
         """The local API's body: ``{"code", "message", **extra}``."""
         return {"code": self.code, "message": str(self), **self.extra}
@@ -73,21 +64,25 @@ def explain(error: BaseException, directory: Path | None = None) -> AgentError:
     """``error`` as an `AgentError`: itself when it is one, else the card's, the network's
     or the disk's failure said in one sentence. An `OSError` of a write in ``directory``
     (the outbox, an upload's spool) is judged as a disk failure there."""
+    from agent.card_words import card_error_text
+    from agent.i18n import _
     from cardreader.errors import CardError, CardNotAnsweringError
 
     if isinstance(error, AgentError):
         return error
     if isinstance(error, CardError):
         if isinstance(error, CardNotAnsweringError):  # frozen: only taking it out helps
-            return AgentError(str(error), code="card-not-answering", status=504)
-        return AgentError(f"Carte / card: {error}", code="card-error", status=409)
+            return AgentError(card_error_text(error), code="card-not-answering", status=504)
+        return AgentError(_("Card: {error}").format(error=card_error_text(error)),
+                          code="card-error", status=409)
     if isinstance(error, OSError) and directory is not None:
         from agent.outbox.storage import storage_error
 
         return explain(storage_error(error, directory))
     if isinstance(error, OSError) or type(error).__module__.startswith("httpx"):
         return _unreachable(error)
-    return AgentError(f"Échec / failed: {type(error).__name__}", code="failed", status=500)
+    return AgentError(_("Failed: {error}").format(error=type(error).__name__), code="failed",
+                      status=500)
 
 
 def spool_failure(error: BaseException) -> AgentError:

@@ -26,6 +26,29 @@ os.environ["DMP_AGENT_SYSTEM_CONFIG"] = "/nonexistent/dmp-agent/agent.toml"
 _USER_DIRS = tempfile.mkdtemp(prefix="dmp-tests-")
 for _name in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME", "XDG_CACHE_HOME"):
     os.environ[_name] = os.path.join(_USER_DIRS, _name.lower())
+# The tests read what the agents say in French, the default: a developer's English locale
+# must not change it (ui.language = auto follows LANGUAGE first). The tests of English set
+# it themselves (`english`, or ui.language in the agent's configuration).
+os.environ["LANGUAGE"] = "fr"
+
+
+@pytest.fixture(autouse=True)
+def _french() -> Iterator[None]:
+    """Each test starts and ends in French, whatever the one before chose."""
+    from agent.i18n import use_language
+
+    use_language("fr")
+    yield
+    use_language("fr")
+
+
+@pytest.fixture
+def english() -> Iterator[None]:
+    """This test's process speaks English (the ``ui.language = "en"`` setting)."""
+    from agent.i18n import use_language
+
+    use_language("en")
+    yield
 
 
 @pytest.fixture(scope="session")

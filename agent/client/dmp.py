@@ -19,6 +19,7 @@ from typing import Any, Protocol, cast
 import httpx
 
 from agent.client.session import HostSession, SessionError, outcome_of
+from agent.i18n import _
 from cardreader.vitale import Beneficiary, VitaleCard
 from policies import AccessMode, ModeCode, default_matrix
 from wire import codes
@@ -75,8 +76,7 @@ def _object(response: httpx.Response) -> dict[str, Any]:
     except ValueError:
         answer = None
     if not isinstance(answer, dict):
-        raise DmpError("bad-answer", "Réponse illisible de l'hôte DMP / unreadable answer "
-                       "from the DMP host", 502)
+        raise DmpError("bad-answer", _("Unreadable answer from the DMP host"), 502)
     return answer
 
 
@@ -194,9 +194,7 @@ class DmpClient:
         notifications and the portal the sign-in codes; checked by the caller
         (`agent.core.contact.checked_email`), nothing sent without one."""
         if not consent:
-            raise DmpError("consent-required",
-                           "Le consentement du patient est obligatoire / consent is required",
-                           400)
+            raise DmpError("consent-required", _("The patient's consent is required"), 400)
         body: dict[str, Any] = {
             "consent": True,
             "emergency": {"regulationCentre": regulation_centre,
@@ -214,7 +212,7 @@ class DmpClient:
         confirmed it explicitly (the patient said yes, in person)."""
         if not confirmed:
             raise DmpError("confirmation-required",
-                           "Confirmez l'autorisation donnée par le patient / confirm first", 400)
+                           _("Confirm the authorization the patient gave"), 400)
         return _object(_check(self.http.put(
             f"/dossiers/{patient.ins}/authorizations/{id_nat_ps}", json={}), 200, 201))
 
@@ -291,11 +289,12 @@ class DmpClient:
         and the SHA-1 of FHIR's Attachment (both required by PDSm), and the SHA-256 when the
         entry carries one."""
         if not entry.content_url:
-            raise DmpError("no-content", "document without content reference", 400)
+            raise DmpError("no-content", _("Document without a content reference"), 400)
         url = urllib.parse.urljoin("/fhir/", entry.content_url)
         body = _check(self.http.get(url, headers=mode_headers(mode) if mode else {}), 200).content
         if not entry.content_matches(body):
-            raise DmpError("hash-mismatch", "Document altéré / the content does not match", 502)
+            raise DmpError("hash-mismatch", _("Document altered: the content does not match"),
+                           502)
         return body
 
     @staticmethod
@@ -316,8 +315,7 @@ class DmpClient:
                 if entry.unique_id == unique_id:
                     return entry
         raise DmpError("document-not-found",
-                       f"Document introuvable ou non visible / no such document: {unique_id}",
-                       404)
+                       _("No such document, or not visible: {id}").format(id=unique_id), 404)
 
     def _patch_document(self, patient: PatientContext, entry: DocumentEntry,
                         operations: list[dict[str, Any]],

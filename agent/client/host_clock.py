@@ -34,10 +34,14 @@ import httpx
 from cryptography import x509
 from cryptography.x509 import verification
 
+from agent.i18n import _
+
 # Beyond the Date header's one-second resolution and a slow network: a skew this large can
 # explain a certificate judged out of its validity, and the user must hear about it.
 SIGNIFICANT_SKEW = dt.timedelta(minutes=1)
 MAX_HEAD = 16 << 10  # bytes of response head read for the Date header
+# Within the Date header's one-second resolution (and half a round trip): on time.
+ON_TIME = dt.timedelta(seconds=2)
 
 Clock = Callable[[], dt.datetime]
 
@@ -47,28 +51,22 @@ def utc_now() -> dt.datetime:
 
 
 def clock_fix() -> str:
-    """How to set this workstation's clock, one sentence, French then English."""
+    """How to set this workstation's clock, one sentence."""
     if sys.platform == "win32":
-        return ("Mettez le poste à l'heure : Paramètres > Heure et langue > Date et heure > "
-                "Synchroniser maintenant / set the clock: Settings > Time & language > Date & "
-                "time > Sync now")
-    return ("Mettez le poste à l'heure (synchronisation NTP : timedatectl set-ntp true) / set "
-            "the workstation's clock (NTP synchronisation: timedatectl set-ntp true)")
+        return _("Set the workstation's clock: Settings > Time & language > Date & time > "
+                 "Sync now")
+    return _("Set the workstation's clock (NTP synchronisation: timedatectl set-ntp true)")
 
 
-def _amount(seconds: float) -> tuple[str, str]:
-    """(French, English) of a duration, in the unit a person would say."""
+def _amount(seconds: float) -> str:
+    """A duration in the unit a person would say."""
     if seconds < 90:
-        value = f"{seconds:.0f} s"
-        return value, value
+        return f"{seconds:.0f} s"
     if seconds < 90 * 60:
-        value = f"{seconds / 60:.0f} min"
-        return value, value
+        return f"{seconds / 60:.0f} min"
     if seconds < 48 * 3600:
-        value = f"{seconds / 3600:.0f} h"
-        return value, value
-    days = f"{seconds / 86400:.0f}"
-    return f"{days} jours", f"{days} days"
+        return f"{seconds / 3600:.0f} h"
+    return _("{days} days").format(days=f"{seconds / 86400:.0f}")
 
 
 @dataclass(frozen=True)
@@ -83,11 +81,14 @@ class ClockReading:
         return abs(self.skew) >= SIGNIFICANT_SKEW
 
     def describe(self) -> str:
-        """'Horloge du poste en retard de 10 min / workstation clock 10 min behind'."""
-        fr, en = _amount(abs(self.skew.total_seconds()))
+        """'Workstation clock 10 min behind the host's', in the agent's language."""
+        seconds = abs(self.skew.total_seconds())
+        if seconds < ON_TIME.total_seconds():
+            return _("Workstation clock on time with the host's")
         if self.skew > dt.timedelta(0):
-            return f"Horloge du poste en avance de {fr} / workstation clock {en} ahead"
-        return f"Horloge du poste en retard de {fr} / workstation clock {en} behind"
+            return _("Workstation clock {amount} ahead of the host's").format(
+                amount=_amount(seconds))
+        return _("Workstation clock {amount} behind the host's").format(amount=_amount(seconds))
 
 
 def reading_from(date: str | None, sent: dt.datetime, received: dt.datetime,

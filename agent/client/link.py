@@ -22,6 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from agent.i18n import N_, _
+
 if TYPE_CHECKING:
     import httpx
 
@@ -30,15 +32,12 @@ __all__ = ["LINK", "SLOW_SECONDS", "HostLink", "LinkState", "causes", "classify"
 
 SLOW_SECONDS = 5.0  # an answer slower than this: the link is said to be slow
 
-UNREACHABLE_FIX = ("Vérifiez la connexion internet du poste (et le proxy, host.proxy) ; les "
-                   "dépôts attendent dans la file et partiront seuls / check this "
-                   "workstation's internet connection (and proxy): deposits wait in the outbox "
-                   "and go by themselves")
-HOST_CERTIFICATE_FIX = ("Vérifiez l'heure du poste et host.ca (dmp-agent doctor) / check the "
-                        "workstation's clock and host.ca (dmp-agent doctor)")
-OWN_CERTIFICATE_FIX = ("Le certificat du poste est refusé : faites-le renouveler puis "
-                       "réenrôlez le poste (dmp-agent doctor) / this workstation's certificate "
-                       "is refused: renew it and enrol again")
+# What to do, per state (translated where said: the language is chosen after the import).
+UNREACHABLE_FIX = N_("Check this workstation's internet connection (and the proxy, host.proxy); "
+                     "the deposits wait in the outbox and go by themselves")
+HOST_CERTIFICATE_FIX = N_("Check the workstation's clock and host.ca (dmp-agent doctor)")
+OWN_CERTIFICATE_FIX = N_("This workstation's certificate is refused: have it renewed, then "
+                         "enrol the workstation again (dmp-agent doctor)")
 
 
 @dataclass(frozen=True)
@@ -76,23 +75,23 @@ def classify(error: BaseException) -> tuple[str, str, str]:
     text = " ".join(str(e) for e in chain).upper()
     if any(isinstance(e, ssl.SSLCertVerificationError) for e in chain) \
             or "CERTIFICATE_VERIFY_FAILED" in text:
-        return ("certificate", "Certificat de l'hôte DMP non reconnu / the DMP host's "
-                "certificate is not trusted", HOST_CERTIFICATE_FIX)
+        return ("certificate", _("The DMP host's certificate is not trusted"),
+                _(HOST_CERTIFICATE_FIX))
     if ("ALERT" in text and "CERTIFICATE" in text) or "UNKNOWN_CA" in text:
-        return ("certificate", "L'hôte DMP refuse le certificat du poste / the DMP host "
-                "refuses this workstation's certificate", OWN_CERTIFICATE_FIX)
+        return ("certificate", _("The DMP host refuses this workstation's certificate"),
+                _(OWN_CERTIFICATE_FIX))
     name = type(error).__name__
     if name in ("ConnectTimeout", "PoolTimeout"):
-        reason = "Hôte DMP injoignable (délai dépassé) / DMP host unreachable (timed out)"
+        reason = _("DMP host unreachable (timed out)")
     elif "Timeout" in name:
-        reason = "L'hôte DMP ne répond pas à temps / the DMP host does not answer in time"
+        reason = _("The DMP host does not answer in time")
     elif name in ("ProxyError",):
-        reason = "Le proxy refuse la connexion à l'hôte DMP / the proxy refuses the connection"
+        reason = _("The proxy refuses the connection to the DMP host")
     elif name in ("ReadError", "WriteError", "RemoteProtocolError"):
-        reason = "Connexion à l'hôte DMP coupée / connection to the DMP host cut"
+        reason = _("Connection to the DMP host cut")
     else:
-        reason = "Hôte DMP injoignable / DMP host unreachable"
-    return "unreachable", reason, UNREACHABLE_FIX
+        reason = _("DMP host unreachable")
+    return "unreachable", reason, _(UNREACHABLE_FIX)
 
 
 class HostLink:
@@ -123,8 +122,8 @@ class HostLink:
     def succeeded(self, seconds: float) -> None:
         now = self._clock()
         if seconds > SLOW_SECONDS:
-            self._set("slow", f"Hôte DMP lent (réponse en {seconds:.1f} s) / DMP host slow "
-                      f"(answered in {seconds:.1f} s)", "", now, seconds, ok=True)
+            self._set("slow", _("DMP host slow (answered in {seconds} s)").format(
+                seconds=f"{seconds:.1f}"), "", now, seconds, ok=True)
         else:
             self._set("reachable", "", "", now, seconds, ok=True)
 

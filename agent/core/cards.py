@@ -10,7 +10,9 @@ import logging
 import threading
 from typing import TYPE_CHECKING
 
+from agent.card_words import blocked_cps_text, localized, no_card_text
 from agent.core.state import CoreState
+from agent.i18n import _
 from cardreader.atr import CardKind
 from cardreader.pcsc import EventKind
 
@@ -20,7 +22,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("agent.core")
 
-NO_CARD = "aucune carte / no card"
 
 
 class CardsPart(CoreState):
@@ -56,8 +57,8 @@ class CardsPart(CoreState):
             with self._lock:
                 self._service_up = False
                 self._slots.clear()
-                self._problem = ("Service carte (pcscd) arrêté / the smart-card service "
-                                 "stopped → systemctl start pcscd")
+                self._problem = _("The smart-card service stopped → systemctl start pcscd")
+                self._service_problem = self._problem
             self._session_gone("service-lost")
             self._clear_patient(None)
             self._publish("cards")
@@ -65,7 +66,7 @@ class CardsPart(CoreState):
         if kind is EventKind.SERVICE_BACK:
             with self._lock:
                 self._service_up = True
-                if self._problem.startswith("Service carte"):
+                if self._problem and self._problem == self._service_problem:
                     self._problem = ""
             self._publish("cards")
             return
@@ -82,7 +83,8 @@ class CardsPart(CoreState):
             if event.kind is EventKind.READER_REMOVED:
                 self._slots.pop(reader, None)
             else:
-                self._slots[reader] = SlotReport(reader, CardStatus.NONE, message=NO_CARD)
+                self._slots[reader] = SlotReport(reader, CardStatus.NONE,
+                                                 message=no_card_text())
             if self._session is None and self._cps_reader() is None:
                 # The CPS of a locked (or never opened) session left.
                 self._session_state, self._session_error = "none", ""
@@ -101,14 +103,14 @@ class CardsPart(CoreState):
 
     def _card_came(self, event: SlotEvent) -> None:
         # The card parsers (CPS, Vitale): at the first card, not at start (issue 11).
-        from cardreader.errors import BLOCKED_CPS
         from cardreader.inspect import CardStatus, SlotReport, inspect_reader
 
         reader = event.reader
-        # A reader's cards are reported after it as insertions: none until then.
-        report = (inspect_reader(reader, self._slots.get(reader))
-                  if event.kind is not EventKind.READER_ADDED
-                  else SlotReport(reader, CardStatus.NONE, message=NO_CARD))
+        # A reader's cards are reported after it as insertions: none until then. Its
+        # message in the agent's words, once, here.
+        report = localized(inspect_reader(reader, self._slots.get(reader))
+                           if event.kind is not EventKind.READER_ADDED
+                           else SlotReport(reader, CardStatus.NONE))
         usable = report.status in (CardStatus.VALID, CardStatus.CHANGED)
         with self._lock:
             self._slots[reader] = report
@@ -122,7 +124,8 @@ class CardsPart(CoreState):
             if usable and self._session is None:
                 self._prefetch_opening(reader)
             if report.status is CardStatus.BLOCKED:
-                self._notice("error", "Carte CPS bloquée / CPS blocked", BLOCKED_CPS)
+                self._notice("error", _("CPS card blocked"), blocked_cps_text(),
+                             code="cps-blocked")
             elif report.status is CardStatus.EXPIRED:
                 self._jobs.put(lambda: self._explain_expiry(report))
             self._publish("session")

@@ -4,45 +4,53 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from agent.i18n import N_, _
+
 if TYPE_CHECKING:  # annotations only: the card parsers load on the card thread, not at start
     from cardreader.inspect import SlotReport
     from cardreader.vitale import Beneficiary
 
-STATUS_FR = {
-    "valid": "valide",
-    "none": "vide",
-    "unknown": "inconnue",
-    "changed": "changée",
-    "blocked": "bloquée",
-    "expired": "expirée",
-    "reader-error": "erreur lecteur",
+STATUS_WORDS = {
+    "valid": N_("valid"),
+    "none": N_("empty"),
+    "unknown": N_("unknown"),
+    "changed": N_("changed"),
+    "blocked": N_("blocked"),
+    "expired": N_("expired"),
+    "reader-error": N_("reader error"),
 }
 
 
 def describe(report: SlotReport) -> list[str]:
-    """Human lines for one slot: the reader, the card and its status, then the identity."""
-    status = f"{STATUS_FR[report.status.value]} / {report.status.value}"
-    head = f"{report.reader}: {report.label or 'aucune carte / no card'} — {status}"
+    """Human lines for one slot: the reader, the card and its status, then the identity
+    (``status`` stays the stable word scripts read: valid, none, blocked...); ``report``'s
+    message as the agent says it (`agent.card_words.localized`)."""
+    status = f"{_(STATUS_WORDS[report.status.value])} ({report.status.value})"
+    head = f"{report.reader}: {report.label or _('no card')} — {status}"
     lines = [head]
     if report.cps is not None:
         who = report.cps
-        category = "carte de TEST" if who.is_test_card else "carte réelle"
         lines.append(
-            f"  {who.first_name} {who.last_name} — idNat_PS {who.id_nat_ps} — profession "
-            f"{who.profession_code}" + (f", spécialité {who.specialty_code}" if who.specialty_code
-                                        else "")
+            "  " + _("{first} {last} — idNat_PS {id} — profession {profession}").format(
+                first=who.first_name, last=who.last_name, id=who.id_nat_ps,
+                profession=who.profession_code)
+            + (_(", specialty {code}").format(code=who.specialty_code) if who.specialty_code
+               else "")
         )
-        lines.append(
-            f"  {category} (catégorie {who.category_code}), valide du "
-            f"{who.not_before:%d/%m/%Y} au {who.not_after:%d/%m/%Y}, "
-            f"n° {who.serial_number}, essais PIN restants : {report.pin_tries_left}"
-        )
+        lines.append("  " + _(
+            "{category} (category {code}), valid from {start} to {end}, no. {serial}, PIN "
+            "tries left: {tries}").format(
+                category=_("TEST card") if who.is_test_card else _("real card"),
+                code=who.category_code, start=who.not_before.strftime(_("%Y-%m-%d")),
+                end=who.not_after.strftime(_("%Y-%m-%d")), serial=who.serial_number,
+                tries=report.pin_tries_left))
     if report.vitale is not None:
         card = report.vitale
-        lines.append(
-            f"  carte Vitale {card.category.name.lower()} — régime {card.regime}, caisse "
-            f"{card.caisse}, centre {card.centre}, n° {card.serial_number}"
-        )
+        lines.append("  " + _(
+            "Vitale card {category} — scheme {regime}, fund {caisse}, centre {centre}, no. "
+            "{serial}").format(category=card.category.name.lower(), regime=card.regime,
+                               caisse=card.caisse, centre=card.centre,
+                               serial=card.serial_number))
         for number, person in enumerate(card.beneficiaries, 1):
             lines.append(f"  {number}. {_person(person)}")
     if report.message and report.status.value not in ("valid", "none"):
@@ -53,11 +61,10 @@ def describe(report: SlotReport) -> list[str]:
 def _person(person: Beneficiary) -> str:
     names = f"{person.last_name} {person.first_name}"
     if person.birth_name and person.birth_name != person.last_name:
-        names += f" (né·e {person.birth_name})"
-    return (
-        f"{names}, naissance {person.birth_date}, rang {person.birth_rank}, "
-        f"{person.quality_label}"
-    )
+        names += " " + _("(born {name})").format(name=person.birth_name)
+    return _("{names}, born {date}, rank {rank}, {quality}").format(
+        names=names, date=person.birth_date, rank=person.birth_rank,
+        quality=person.quality_label)
 
 
 def as_json(report: SlotReport) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 
 from agent.errors import AgentError
+from agent.i18n import _
 
 __all__ = ["MAX_EMAIL", "checked_email"]
 
@@ -26,9 +27,9 @@ _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069
 _SEPARATORS = re.compile(r"[\s,;]")
 
 
-def _bad(french: str, english: str) -> AgentError:
-    return AgentError(f"Adresse électronique du patient : {french} / the patient's email: "
-                      f"{english}", code="bad-email", status=400, usage=True)
+def _bad(reason: str) -> AgentError:
+    return AgentError(_("The patient's email address: {reason}").format(reason=reason),
+                      code="bad-email", status=400, usage=True)
 
 
 def checked_email(value: str | None) -> str | None:
@@ -39,14 +40,13 @@ def checked_email(value: str | None) -> str | None:
         return None
     text = value.strip()
     if not text:
-        raise _bad("vide, donnez une adresse ou aucune", "empty, give an address or none")
+        raise _bad(_("empty, give an address or none"))
     if _CONTROL.search(text):
-        raise _bad("caractère de contrôle interdit", "control character not allowed")
+        raise _bad(_("control character not allowed"))
     if _SEPARATORS.search(text):
-        raise _bad("une seule adresse, sans espace", "one address only, no spaces")
+        raise _bad(_("one address only, no spaces"))
     if len(text) > MAX_EMAIL:
-        raise _bad(f"{MAX_EMAIL} caractères au plus", f"{MAX_EMAIL} characters at most")
+        raise _bad(_("{count} characters at most").format(count=MAX_EMAIL))
     if _EMAIL.fullmatch(text) is None:
-        raise _bad("adresse invalide (attendu : nom@domaine.fr)",
-                   "not a valid address (expected: name@domain.tld)")
+        raise _bad(_("not a valid address (expected: name@domain.tld)"))
     return text

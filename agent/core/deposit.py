@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agent.client.session import outcome_of
+from agent.i18n import _
 from agent.outbox import (
     CONTENT_KEY,
     CONTENT_SUFFIX,
@@ -262,8 +263,7 @@ class DepositSender:
         author = item.metadata.get("author")
         current = self._current_author() if self._current_author is not None else None
         if author and current is not None and current != author:
-            return SendResult.retry("en attente de la carte de son auteur / waits for its "
-                                    "author's card", cause=Cause.NO_SESSION)
+            return SendResult.retry(_("waits for its author's card"), cause=Cause.NO_SESSION)
         return None
 
     def __call__(self, item: Item) -> SendResult:

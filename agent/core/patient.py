@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from agent.core.state import CoreState, PatientState
 from agent.errors import AgentError
+from agent.i18n import N_, _
 
 # The DMP client, the Vitale parsers, the policies and wire load with the first patient or
 # host call (on the card or patient thread), not at start (issue 11).
@@ -25,10 +26,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("agent.core")
 
 MIN_JUSTIFICATION = 10  # characters: a break-the-glass access must say why
-OPEN_FIRST = "Ouvrez la session pour lire le dossier / open the session to read the dossier"
-REGULATION_ONLY = ("Le mode centre 15 est réservé aux structures enregistrées comme centre de "
-                   "régulation / the centre 15 mode is reserved to registered regulation "
-                   "centres")
+OPEN_FIRST = N_("Open the session to read the dossier")
+REGULATION_ONLY = N_("The centre 15 mode is reserved to structures registered as a regulation "
+                     "centre")
 
 
 class PatientPart(CoreState):
@@ -37,7 +37,7 @@ class PatientPart(CoreState):
             self._generation += 1
             patient = PatientState(self._generation, reader, card)
             if self._session is None or not self._session.alive:
-                patient.state, patient.error = "error", OPEN_FIRST
+                patient.state, patient.error = "error", _(OPEN_FIRST)
             elif len(card.beneficiaries) > 1:
                 patient.state = "choosing"
             else:
@@ -56,7 +56,7 @@ class PatientPart(CoreState):
             if keep_card:
                 # The session ended: nothing of the dossier stays, the card may be used again.
                 self._patient = PatientState(self._generation, p.reader, p.card,
-                                             state="error", error=OPEN_FIRST)
+                                             state="error", error=_(OPEN_FIRST))
             else:
                 self._patient = None
         self._publish("patient")
@@ -118,11 +118,11 @@ class PatientPart(CoreState):
         with self._lock:
             p = self._patient
         if p is None:
-            raise AgentError("Insérez la carte Vitale du patient / insert the patient's "
-                             "Vitale card", code="no-patient", status=409)
+            raise AgentError(_("Insert the patient's Vitale card"), code="no-patient",
+                             status=409)
         if need_context and p.context is None:
-            raise AgentError("Dossier du patient pas encore prêt / the patient's dossier is "
-                             "not ready", code="no-patient", status=409)
+            raise AgentError(_("The patient's dossier is not ready yet"), code="no-patient",
+                             status=409)
         return p
 
     @property
@@ -139,11 +139,11 @@ class PatientPart(CoreState):
                              code="no-card", status=409)
         count = len(p.card.beneficiaries)
         if not 1 <= index <= count:
-            raise AgentError(f"La carte porte {count} personne(s) / the card holds {count}",
+            raise AgentError(_("The card holds {count} person(s)").format(count=count),
                              code="bad-person", status=400, usage=True)
         with self._lock:
             if p is not self._patient:
-                raise AgentError("Carte Vitale retirée / card removed", code="no-patient",
+                raise AgentError(_("The Vitale card was removed"), code="no-patient",
                                  status=409)
             p.person_index, p.context, p.state, p.error = index, None, "loading", ""
             p.identity, p.identity_status, p.candidates = None, "provisoire", []
@@ -159,8 +159,8 @@ class PatientPart(CoreState):
         p = self._patient_ready(need_context=False)
         self._live_session()
         if p.person_index is None and p.context is None:
-            raise AgentError("Choisissez la personne sur la carte / choose the person on the "
-                             "card", code="choose-person", status=409)
+            raise AgentError(_("Choose the person on the card"), code="choose-person",
+                             status=409)
         with self._lock:
             p.state = "loading"
         self._publish("patient")
@@ -178,18 +178,18 @@ class PatientPart(CoreState):
             chosen = None
         elif mode == "break-the-glass":
             if len(justification) < MIN_JUSTIFICATION:
-                raise AgentError("Décrivez l'urgence (10 caractères au moins) / describe the "
-                                 "emergency (at least 10 characters)",
+                raise AgentError(_("Describe the emergency (10 characters at least)"),
                                  code="justification-required", status=400, usage=True)
             chosen = AccessMode(ModeCode.BRIS_DE_GLACE, justification)
         elif mode == "regulation":
             chosen = AccessMode.centre_15()
             session = self._session
             if session is None or not session.may_use(chosen):
-                raise AgentError(REGULATION_ONLY, code="regulation-centre-only", status=403)
+                raise AgentError(_(REGULATION_ONLY), code="regulation-centre-only",
+                                 status=403)
         else:
-            raise AgentError(f"mode {mode!r}: normal, break-the-glass ou regulation",
-                             code="bad-mode", status=400)
+            raise AgentError(_("mode {mode}: normal, break-the-glass or regulation").format(
+                mode=repr(mode)), code="bad-mode", status=400)
         with self._lock:
             p.mode = chosen
             p.fetched_at = None  # the list held was read in another mode: never kept

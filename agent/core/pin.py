@@ -13,6 +13,7 @@ import sys
 from typing import Protocol, TextIO
 
 from agent.errors import AgentError
+from agent.i18n import _
 
 __all__ = ["FixedPrompt", "PinPrompt", "TerminalPrompt", "UnblockCodes", "ask_unblock_codes",
            "check_unblock_codes", "reset_pin"]
@@ -31,7 +32,7 @@ class PinPrompt(Protocol):
 
 
 class TerminalPrompt:
-    """The PIN typed on the terminal, never echoed (getpass); French first."""
+    """The PIN typed on the terminal, never echoed (getpass); in the agent's language."""
 
     def __init__(self, stream: TextIO | None = None) -> None:
         self._stream = stream
@@ -39,11 +40,9 @@ class TerminalPrompt:
     def ask(self, holder: str, tries_left: int) -> str | None:
         stream = self._stream or sys.stderr
         if tries_left == 1:
-            stream.write("Attention : dernier essai avant blocage de la carte / "
-                         "last try before the card is blocked\n")
-        prompt = (f"Code porteur de la carte CPS de {holder} ({tries_left} essai(s) "
-                  f"restant(s)) / CPS PIN ({tries_left} tries left), vide pour annuler / "
-                  "empty to cancel: ")
+            stream.write(_("Warning: last try before the card is blocked") + "\n")
+        prompt = _("PIN of {holder}'s CPS card ({tries} tries left), empty to cancel: ").format(
+            holder=holder, tries=tries_left)
         try:
             pin = getpass.getpass(prompt, stream=stream)
         except (EOFError, KeyboardInterrupt):
@@ -99,14 +98,13 @@ def check_unblock_codes(puk: str, new_pin: str, confirmation: str | None = None)
     digits, the new PIN 4 to 8 digits (and typed twice alike, when ``confirmation``)."""
     if not (isinstance(puk, str) and puk.isascii() and puk.isdigit()
             and len(puk) == PUK_LENGTH):
-        raise _bad_format(f"Le code de déblocage (PUK) a {PUK_LENGTH} chiffres / the PUK is "
-                          f"{PUK_LENGTH} digits")
+        raise _bad_format(_("The unblocking code (PUK) has {count} digits").format(
+            count=PUK_LENGTH))
     if not (isinstance(new_pin, str) and new_pin.isascii() and new_pin.isdigit()
             and len(new_pin) in NEW_PIN_LENGTHS):
-        raise _bad_format("Nouveau code porteur : 4 à 8 chiffres / new PIN: 4 to 8 digits")
+        raise _bad_format(_("New PIN: 4 to 8 digits"))
     if confirmation is not None and confirmation != new_pin:
-        raise _bad_format("Les deux saisies du nouveau code porteur diffèrent / the two "
-                          "entries of the new PIN differ")
+        raise _bad_format(_("The two entries of the new PIN differ"))
 
 
 def ask_unblock_codes(holder: str, *, stdin: bool = False,
@@ -121,10 +119,9 @@ def ask_unblock_codes(holder: str, *, stdin: bool = False,
             return None
         check_unblock_codes(puk, new_pin)
         return UnblockCodes(puk, new_pin)
-    out.write(f"Déblocage de la carte CPS de {holder} / unblocking {holder}'s CPS\n")
-    questions = ("Code de déblocage (PUK, 8 chiffres) / PUK (8 digits): ",
-                 "Nouveau code porteur (4 à 8 chiffres) / new PIN (4 to 8 digits): ",
-                 "Nouveau code porteur, à nouveau / new PIN again: ")
+    out.write(_("Unblocking {holder}'s CPS card").format(holder=holder) + "\n")
+    questions = (_("Unblocking code (PUK, 8 digits): "), _("New PIN (4 to 8 digits): "),
+                 _("New PIN, again: "))
     answers: list[str] = []
     try:
         for question in questions:
@@ -152,7 +149,7 @@ def reset_pin(reader: str, puk: str, new_pin: str) -> None:
         card = CpsCard(ApduProtocol(connection))
         left = card.pin_tries_left()
         if left > 0:
-            raise AgentError(f"La carte CPS n'est pas bloquée ({left} essai(s) de code porteur "
-                             f"restant(s)) : rien à débloquer / the CPS is not blocked ({left} "
-                             "PIN tries left)", code="not-blocked", status=409, pinTriesLeft=left)
+            raise AgentError(_("The CPS card is not blocked ({tries} PIN tries left): nothing "
+                               "to unblock").format(tries=left), code="not-blocked",
+                             status=409, pinTriesLeft=left)
         card.unblock_pin(puk, new_pin)

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from agent.client.revocations import REVOKE_TIMEOUT, Revoker
 from agent.client.session import HostSession, Opening, clock_skew, shutdown_sockets
 from agent.errors import AgentError
+from agent.i18n import _
 from cardreader.errors import (
     CardExpiredError,
     CardRemovedError,
@@ -78,11 +79,12 @@ class SessionEndedError(AgentError):
 
     def __init__(self, reason: str = "card-removed") -> None:
         self.reason = reason
-        text = {
-            "card-removed": "Session terminée : carte retirée / session ended: card removed",
-            "service-lost": "Session terminée : service carte (pcscd) perdu / session ended: "
-                            "the smart-card service was lost",
-        }.get(reason, f"Session terminée / session ended ({reason})")
+        if reason == "card-removed":
+            text = _("Session ended: card removed")
+        elif reason == "service-lost":
+            text = _("Session ended: the smart-card service (pcscd) was lost")
+        else:
+            text = _("Session ended ({reason})").format(reason=reason)
         super().__init__(text)
 
 
@@ -92,7 +94,7 @@ class PinCancelledError(AgentError):
     code, status = "pin-cancelled", 400
 
     def __init__(self) -> None:
-        super().__init__("Saisie du code porteur annulée / PIN entry cancelled")
+        super().__init__(_("PIN entry cancelled"))
 
 
 def first_situation(situations: Sequence[PracticeSituation]) -> PracticeSituation:
@@ -216,15 +218,14 @@ class ProfessionalSession:
             if (skew := clock_skew(self.host_url, self.workstation, self._timeout)) is not None:
                 raise skew
             raise CardExpiredError(
-                f"Carte CPS hors de sa période de validité (du {identity.not_before:%d/%m/%Y} "
-                f"au {identity.not_after:%d/%m/%Y}) / the CPS card is outside its validity "
-                "period: it cannot open a session"
-            )
+                _("The CPS card is outside its validity period (from {start} to {end}): it "
+                  "cannot open a session").format(
+                    start=identity.not_before.strftime(_("%Y-%m-%d")),
+                    end=identity.not_after.strftime(_("%Y-%m-%d"))))
         self._unlock(card, f"{identity.first_name} {identity.last_name}")
         situations = card.read_situations()
         if not situations:
-            raise CardExpiredError("La carte ne porte aucune situation d'exercice / the card "
-                                   "holds no practice situation")
+            raise CardExpiredError(_("The card holds no practice situation"))
         self.situation = self._choose(situations)
         if self._watch_card:
             # Watch the reader before opening: a removal during the opening is not missed.

@@ -26,6 +26,7 @@ from agent.core.patient import PatientPart
 from agent.core.sessions import SessionPart
 from agent.core.snapshot import cards_json, patient_json, session_json
 from agent.core.work import WorkPart
+from agent.i18n import _
 from agent.install.enrol import EnrolmentError, load_workstation
 from agent.outbox import (
     OutboxKeyError,
@@ -74,7 +75,7 @@ class AgentService(CardsPart, SessionPart, PatientPart, IdentityPart, WorkPart):
         try:
             self._workstation = load_workstation(self.config)
         except EnrolmentError as error:
-            self._problem = f"{error} → dmp-agent enrol"
+            self._problem = f"{error} → dmp-agent enrol"  # the error says it in words
         else:
             self._start_revocations(self._workstation)
         if self._with_outbox:
@@ -101,7 +102,7 @@ class AgentService(CardsPart, SessionPart, PatientPart, IdentityPart, WorkPart):
         except OutboxKeyError as error:
             # Dossiers can still be read; deposits wait until the key is back (doctor says so).
             log.error("outbox unusable: %s", error)
-            self._problem = f"File d'envoi inutilisable / outbox unusable: {error}"
+            self._problem = _("Outbox unusable: {error}").format(error=error)
             return
         try:
             recover_contents(self._outbox)
@@ -199,7 +200,8 @@ class AgentService(CardsPart, SessionPart, PatientPart, IdentityPart, WorkPart):
                 report = self._slots.get(reader)
             return report or inspect_reader(reader)
 
-        return [{"name": c.name, "status": c.status.value, "detail": c.found, "fix": c.fix}
+        return [{"name": c.name, "title": c.title, "status": c.status.value, "detail": c.found,
+                 "fix": c.fix}
                 for c in run_checks(self.config, inspect=known)]
 
     def settings(self) -> dict[str, Any]:
@@ -212,7 +214,7 @@ class AgentService(CardsPart, SessionPart, PatientPart, IdentityPart, WorkPart):
                 value = str(value)
             elif isinstance(value, tuple):
                 value = list(value)
-            values.append({"key": key.dotted, "value": value, "doc": key.doc,
+            values.append({"key": key.dotted, "value": value, "doc": key.description(),
                            "locked": key.dotted in self.config.locked})
         source, system = self.config.source, self.config.system_source
         return {"file": str(source) if source else None,

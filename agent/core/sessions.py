@@ -12,13 +12,14 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from agent.card_words import blocked_cps_text, card_error_text
 from agent.client.session import Opening, SessionError
 from agent.core.professional import PinCancelledError, ProfessionalSession, SessionEndedError
 from agent.core.state import CoreState
 from agent.errors import AgentError, explain, explained
+from agent.i18n import N_, _
 from cardreader.atr import CardKind
 from cardreader.errors import (
-    BLOCKED_CPS,
     CardRemovedError,
     InvalidPinFormatError,
     NoCardError,
@@ -36,13 +37,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("agent.core")
 
-LAST_TRY = ("dernier essai : un code faux bloque la carte / last try: a wrong PIN blocks "
-            "the card")
+LAST_TRY = N_("last try: a wrong PIN blocks the card")
 CHOICE_TIMEOUT = 120.0  # seconds the opening waits for the practice situation to be chosen
 
-SESSION_END = {"card-removed": "carte retirée / card removed",
-               "logout": "session verrouillée / session locked",
-               "service-lost": "service carte arrêté / smart-card service stopped"}
+SESSION_END = {"card-removed": N_("card removed"), "logout": N_("session locked"),
+               "service-lost": N_("smart-card service stopped")}
+# The CPS missing where a session or an unblock needs it (translated where raised).
+CPS_MISSING = N_("CPS card (the professional's card) missing from the readers: insert it.")
 
 
 class OncePrompt:
@@ -67,14 +68,13 @@ def pin_failure(error: BaseException, prompt: object) -> AgentError:
     left = refused if isinstance(error, PinCancelledError) else (
         error.tries_left if isinstance(error, WrongPinError) else None)
     if left is not None:
-        last = f" — {LAST_TRY}" if left == 1 else ""
-        return AgentError(f"Code porteur erroné : {left} essai(s) restant(s) / wrong PIN: "
-                          f"{left} tries left{last}", code="wrong-pin", status=401,
-                          triesLeft=left)
+        last = f" — {_(LAST_TRY)}" if left == 1 else ""
+        return AgentError(_("Wrong PIN: {tries} tries left").format(tries=left) + last,
+                          code="wrong-pin", status=401, triesLeft=left)
     if isinstance(error, PinBlockedError):
-        return AgentError(BLOCKED_CPS, code="card-blocked", status=423)
+        return AgentError(blocked_cps_text(), code="card-blocked", status=423)
     if isinstance(error, SessionError) and error.code not in ("clock-skew",):
-        return AgentError(f"Refus de l'hôte DMP / the DMP host refused: {error}",
+        return AgentError(_("The DMP host refused: {error}").format(error=error),
                           code=error.code, status=error.http_status)
     found = explain(error)
     if found.code == "failed":
@@ -86,17 +86,17 @@ def unblock_failure(error: BaseException) -> AgentError:
     """A failed unblock as the views say it, with a stable code (docs/agent-local-api.md)."""
     if isinstance(error, WrongPukError):
         left = error.tries_left
-        return AgentError(f"Code de déblocage (PUK) erroné : {left} essai(s) restant(s) avant "
-                          "son blocage ; la carte reste bloquée / wrong PUK: "
-                          f"{left} tries left before it blocks; the card stays blocked",
+        return AgentError(_("Wrong unblocking code (PUK): {tries} tries left before it "
+                            "blocks; the card stays blocked").format(tries=left),
                           code="wrong-puk", status=401, pukTriesLeft=left)
     if isinstance(error, PukBlockedError):
-        return AgentError(str(error), code="puk-blocked", status=423, pukTriesLeft=0)
+        return AgentError(card_error_text(error), code="puk-blocked", status=423,
+                          pukTriesLeft=0)
     if isinstance(error, InvalidPinFormatError):
-        return AgentError(str(error), code="bad-pin-format", status=400)
+        return AgentError(card_error_text(error), code="bad-pin-format", status=400)
     if isinstance(error, NoCardError | CardRemovedError):
-        return AgentError("Carte CPS retirée pendant le déblocage / the CPS was removed "
-                          "while being unblocked", code="no-card", status=409)
+        return AgentError(_("The CPS card was removed while being unblocked"),
+                          code="no-card", status=409)
     return explain(error)
 
 
@@ -128,16 +128,12 @@ class SessionPart(CoreState):
         with self._lock:
             reader = self._cps_reader()
             if reader is None:
-                raise AgentError("Carte CPS (carte du professionnel / professional card) "
-                                 "absente des lecteurs / card missing: insert it.",
-                                 code="no-card", status=409)
+                raise AgentError(_(CPS_MISSING), code="no-card", status=409)
             if self._session is not None or self._session_state in ("opening", "choosing"):
-                raise AgentError("La carte CPS n'est pas bloquée : sa session est ouverte / "
-                                 "the CPS is not blocked: its session is open",
+                raise AgentError(_("The CPS card is not blocked: its session is open"),
                                  code="not-blocked", status=409)
             if self._unblocking:
-                raise AgentError("Déblocage déjà en cours / already unblocking", code="busy",
-                                 status=409)
+                raise AgentError(_("Already unblocking"), code="busy", status=409)
             self._unblocking = True
         try:
             reset_pin(reader, puk, new_pin)
@@ -158,9 +154,8 @@ class SessionPart(CoreState):
                 self._unblocking = False
         log.info("CPS unblocked with its PUK")
         self._read_card_again(reader)
-        self._notice("info", "Carte CPS débloquée / CPS unblocked",
-                     "Saisissez le nouveau code porteur pour ouvrir la session / type the new "
-                     "PIN to open the session")
+        self._notice("info", _("CPS card unblocked"),
+                     _("Enter the new PIN to open the session"))
         return self._session_json()
 
     def _read_card_again(self, reader: str, timeout: float = 10.0) -> None:
@@ -197,19 +192,16 @@ class SessionPart(CoreState):
         the card's situations named."""
         with self._lock:
             if self._session is not None and self._session.alive:
-                raise AgentError("Session déjà ouverte / a session is already open",
-                                 code="session-open", status=409)
+                raise AgentError(_("A session is already open"), code="session-open",
+                                 status=409)
             reader = self._cps_reader()
             if reader is None:
-                raise AgentError("Carte CPS (carte du professionnel / professional card) "
-                                 "absente des lecteurs / card missing: insert it.",
-                                 code="no-cps", status=409)
+                raise AgentError(_(CPS_MISSING), code="no-cps", status=409)
             if self._workstation is None:
-                raise AgentError(self._problem or "poste non enrôlé / not enrolled",
+                raise AgentError(self._problem or _("Workstation not enrolled"),
                                  code="not-enrolled", status=409)
             if self._session_state in ("opening", "choosing"):
-                raise AgentError("Ouverture en cours / already opening", code="busy",
-                                 status=409)
+                raise AgentError(_("Already opening"), code="busy", status=409)
             self._session_state, self._session_error = "opening", ""
         self._publish("session")
         prompt = OncePrompt(pin) if isinstance(pin, str) else pin
@@ -220,9 +212,9 @@ class SessionPart(CoreState):
             self._card_situations(reader, held)
             if isinstance(situation, int):
                 if not 0 <= situation < len(held):
-                    raise AgentError(f"situation {situation}: la carte en porte {len(held)} "
-                                     f"/ the card holds {len(held)}", code="bad-situation",
-                                     status=400, usage=True)
+                    raise AgentError(_("situation {number}: the card holds {count}").format(
+                        number=situation, count=len(held)), code="bad-situation", status=400,
+                        usage=True)
                 return held[situation]
             for known in held:
                 if situation is not None and known.structure_id == situation:
@@ -232,8 +224,9 @@ class SessionPart(CoreState):
             if not ask:
                 named = ", ".join(f"{n} = {s.structure_name} ({s.structure_id})"
                                   for n, s in enumerate(held, 1))
-                raise AgentError(f"situation {situation}: pas sur la carte / not on the card "
-                                 f"({named})", code="bad-situation", status=400, usage=True)
+                raise AgentError(_("situation {number}: not on the card ({named})").format(
+                    number=situation, named=named), code="bad-situation", status=400,
+                    usage=True)
             return held[self._wait_for_situation(reader, len(held))]
 
         opening = self._take_early_opening(reader)
@@ -264,7 +257,7 @@ class SessionPart(CoreState):
         log.info("session opened")
         self._publish("session")
         self._publish("outbox")  # the views list this professional's deposits now
-        self._notice("info", "Session DMP ouverte / DMP session open",
+        self._notice("info", _("DMP session open"),
                      f"{identity.first_name} {identity.last_name}")
         session.on_opened(self._outbox_wake.session_opened)  # after `_session`: sent through it
         # The session's own connection (its certificate: a new TLS handshake) opened now,
@@ -305,17 +298,15 @@ class SessionPart(CoreState):
                 with self._lock:
                     gone = self._cps_reader() != reader
                 if gone:
-                    raise AgentError("Carte CPS retirée pendant l'ouverture / the CPS was "
-                                     "removed while the session opened", code="card-removed",
-                                     status=409)
+                    raise AgentError(_("The CPS card was removed while the session opened"),
+                                     code="card-removed", status=409)
                 if time.monotonic() > deadline:
-                    raise AgentError("Aucune structure choisie à temps : ouvrez la session à "
-                                     "nouveau / no practice situation chosen in time: open "
-                                     "the session again", code="situation-timeout",
+                    raise AgentError(_("No practice situation chosen in time: open the "
+                                       "session again"), code="situation-timeout",
                                      status=408)
             if choice.cancelled or choice.index is None:
-                raise AgentError("Ouverture de session annulée / session opening cancelled",
-                                 code="cancelled", status=409)
+                raise AgentError(_("Session opening cancelled"), code="cancelled",
+                                 status=409)
             return choice.index
         finally:
             with self._lock:
@@ -331,13 +322,11 @@ class SessionPart(CoreState):
         with self._lock:
             choice = self._choice
             if choice is None:
-                raise AgentError("Aucune ouverture de session n'attend de structure / no "
-                                 "session opening waits for a practice situation",
+                raise AgentError(_("No session opening waits for a practice situation"),
                                  code="no-choice", status=409)
             if not 0 <= index < choice.count:
-                raise AgentError(f"situation {index}: la carte en porte {choice.count} / the "
-                                 f"card holds {choice.count}", code="bad-situation",
-                                 status=400)
+                raise AgentError(_("situation {number}: the card holds {count}").format(
+                    number=index, count=choice.count), code="bad-situation", status=400)
             choice.index = index
         choice.answered.set()
         return {"state": "opening", "situation": index}
@@ -399,7 +388,8 @@ class SessionPart(CoreState):
                 self._session_tries = refused
         self._publish("session")
         if isinstance(error, PinBlockedError):
-            self._notice("error", "Carte CPS bloquée / CPS blocked", BLOCKED_CPS)
+            self._notice("error", _("CPS card blocked"), blocked_cps_text(),
+                         code="cps-blocked")
 
     def _watch_session_end(self, session: ProfessionalSession) -> None:
         session.wait_ended()
@@ -420,8 +410,8 @@ class SessionPart(CoreState):
         self._publish("session")
         self._publish("outbox")  # nobody's deposits are listed without a session
         current.close(reason)
-        self._notice("info", "Session DMP fermée / DMP session closed",
-                     SESSION_END.get(reason, reason))
+        self._notice("info", _("DMP session closed"),
+                     _(SESSION_END[reason]) if reason in SESSION_END else reason)
         cps = self._cps_reader()
         if cps is not None and reason != "service-lost":  # locked: the next PIN is near
             self._prefetch_opening(cps)
@@ -435,15 +425,14 @@ class SessionPart(CoreState):
                 choice.answered.set()
                 return
         if session is None:
-            raise AgentError("Aucune session ouverte / no session open", code="no-session",
-                             status=409)
+            raise AgentError(_("No session open"), code="no-session", status=409)
         self._session_gone("logout", session)
 
     def _live_session(self) -> ProfessionalSession:
         session = self._session
         if session is None or not session.alive:
-            raise AgentError("Ouvrez la session (carte CPS et code porteur) / open the "
-                             "session first (CPS and PIN)", code="no-session", status=409)
+            raise AgentError(_("Open the session first (CPS card and PIN)"),
+                             code="no-session", status=409)
         return session
 
     @property

@@ -35,7 +35,7 @@ if TYPE_CHECKING:  # annotations only: the client, the card parsers and the poli
     from cardreader.vitale import VitaleCard
     from policies import AccessMode
     from wire.ins import IdentityReliability, InsIdentity
-    from wire.mhd import Author, DocumentEntry
+    from wire.mhd import DocumentEntry
 
 __all__ = ["CoreState", "Listener", "PatientState"]
 
@@ -121,6 +121,7 @@ class CoreState:
         self._patient: PatientState | None = None
         self._generation = 0
         self._problem = ""
+        self._service_problem = ""  # the words of a stopped smart-card service, when it is
         self._workstation: Workstation | None = None
         # Tells the host of each session's end, in the background (agent.client.revocations).
         self._revocations: Revoker | None = None
@@ -161,8 +162,10 @@ class CoreState:
             except Exception:  # a view's bug must not stop the agent
                 log.exception("listener failed on %s", kind)
 
-    def _notice(self, level: str, title: str, text: str) -> None:
-        self._publish("notice", {"level": level, "title": title, "text": text})
+    def _notice(self, level: str, title: str, text: str, *, code: str = "") -> None:
+        """A notice for the views; ``code`` names it for a view that treats it apart
+        (cps-blocked: the page says it where the session is, once)."""
+        self._publish("notice", {"level": level, "title": title, "text": text, "code": code})
 
     # Provided by the parts (agent.core.service puts them together).
     def _part(self, kind: str) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from agent.core.deposit import BUNDLE_ROOM, queue_deposit
 from agent.core.snapshot import document_json
 from agent.core.state import CoreState, PatientState
 from agent.errors import AgentError, explained
+from agent.i18n import _
 from agent.outbox import Item, Outbox, OutboxError, Progress
 from agent.outbox import report as outbox_report
 from agent.outbox.sealed import sealed_size
@@ -164,9 +165,8 @@ class WorkPart(CoreState):
             metadata = DepositMetadata.replacing(old, title=title, mime_type=mime_type)
         allowed = {t["code"]: t["label"] for t in self.deposit_types()}
         if metadata.type_code not in allowed:
-            raise AgentError(f"type {metadata.type_code}: non autorisé pour votre profession "
-                             "/ not a type your profession may deposit", code="bad-type",
-                             status=400, usage=True)
+            raise AgentError(_("type {type}: not a type your profession may deposit").format(
+                type=metadata.type_code), code="bad-type", status=400, usage=True)
         if not metadata.title.strip():
             metadata = DepositMetadata(metadata.type_code, allowed[metadata.type_code],
                                        metadata.mime_type, masked=metadata.masked,
@@ -194,8 +194,8 @@ class WorkPart(CoreState):
 
     def _usable_outbox(self) -> Outbox:
         if self._outbox is None:
-            raise AgentError(self._problem or "file d'envoi inutilisable / outbox unusable",
-                             code="outbox-unusable", status=503)
+            raise AgentError(self._problem or _("Outbox unusable"), code="outbox-unusable",
+                             status=503)
         return self._outbox
 
     def outbox_item(self, item_id: int) -> Item:
@@ -225,12 +225,12 @@ class WorkPart(CoreState):
                 p.changes += 1
         self._publish("outbox")
         if step.kind == "done":
-            self._notice("info", "Document déposé / document deposited", title)
+            self._notice("info", _("Document deposited"), title)
             if ours:
                 assert p is not None
                 self._documents_changed(p)
         elif step.kind == "failed":
-            self._notice("error", "Dépôt refusé / deposit refused",
+            self._notice("error", _("Deposit refused"),
                          f"{title}: {step.item.last_error}")
 
     def _outbox_json(self) -> dict[str, Any]:
@@ -265,9 +265,8 @@ class WorkPart(CoreState):
         from agent.core.secrets_sheet import SecretsSheet, render_pdf_apart
 
         if not consent:
-            raise AgentError("Le consentement du patient est obligatoire / the patient's "
-                             "consent is required", code="consent-required", status=400,
-                             usage=True)
+            raise AgentError(_("The patient's consent is required"), code="consent-required",
+                             status=400, usage=True)
         email = checked_email(email)
         p = self._patient_ready()
         session = self._live_session()
@@ -275,8 +274,8 @@ class WorkPart(CoreState):
         with self._calls() as dmp:
             state = p.dmp if p.dmp is not None else dmp.existence(p.context)
             if state.get("status") != "absent":
-                raise AgentError(f"Ce patient a déjà un DMP ({state.get('status')}) / this "
-                                 "patient already has a DMP", code="dmp-exists", status=409)
+                raise AgentError(_("This patient already has a DMP ({status})").format(
+                    status=state.get("status")), code="dmp-exists", status=409)
             created = dmp.create(p.context, consent=True, regulation_centre=regulation_centre,
                                  break_the_glass=break_the_glass,
                                  emergency_sees_masked=emergency_sees_masked, email=email)
@@ -300,8 +299,8 @@ class WorkPart(CoreState):
     def secrets_sheet(self) -> bytes:
         p = self._patient_ready()
         if p.sheet is None:
-            raise AgentError("Aucune fiche : elle n'existe qu'à la création du DMP / no "
-                             "sheet: it exists only when the DMP is created", code="no-sheet",
+            raise AgentError(_("No sheet: it exists only when the DMP is created"),
+                             code="no-sheet",
                              status=404)
         return p.sheet
 
@@ -310,12 +309,11 @@ class WorkPart(CoreState):
         reactivable); the host tells the patient."""
         reason = reason.strip()
         if not patient_request:
-            raise AgentError("Confirmez que le patient, présent, demande la fermeture / "
-                             "confirm that the patient, in person, asks for the closure",
+            raise AgentError(_("Confirm that the patient, in person, asks for the closure"),
                              code="patient-request-required", status=400, usage=True)
         if not reason:
-            raise AgentError("Indiquez le motif de fermeture / give the reason for closing",
-                             code="reason-required", status=400, usage=True)
+            raise AgentError(_("Give the reason for closing"), code="reason-required",
+                             status=400, usage=True)
         p = self._patient_ready()
         assert p.context is not None
         with self._calls() as dmp:
@@ -325,9 +323,8 @@ class WorkPart(CoreState):
 
     def reactivate_dmp(self, *, consent: bool) -> dict[str, Any]:
         if not consent:
-            raise AgentError("Le consentement du patient est obligatoire / the patient's "
-                             "consent is required", code="consent-required", status=400,
-                             usage=True)
+            raise AgentError(_("The patient's consent is required"), code="consent-required",
+                             status=400, usage=True)
         p = self._patient_ready()
         assert p.context is not None
         with self._calls() as dmp:
@@ -339,9 +336,8 @@ class WorkPart(CoreState):
         """Record that the patient, present, designates the session's doctor as médecin
         traitant DMP (the host refuses a professional who is not a doctor)."""
         if not confirmed:
-            raise AgentError("Confirmez que le patient, présent, vous désigne / confirm that "
-                             "the patient designates you", code="confirmation-required",
-                             status=400, usage=True)
+            raise AgentError(_("Confirm that the patient, in person, designates you"),
+                             code="confirmation-required", status=400, usage=True)
         p = self._patient_ready()
         session = self._live_session()
         assert p.context is not None and session.identity is not None
@@ -352,9 +348,8 @@ class WorkPart(CoreState):
 
     def authorize(self, *, confirmed: bool) -> dict[str, Any]:
         if not confirmed:
-            raise AgentError("Confirmez que le patient, présent, vous autorise / confirm that "
-                             "the patient authorises you", code="confirmation-required",
-                             status=400, usage=True)
+            raise AgentError(_("Confirm that the patient, in person, authorizes you"),
+                             code="confirmation-required", status=400, usage=True)
         p = self._patient_ready()
         session = self._live_session()
         assert p.context is not None and session.identity is not None

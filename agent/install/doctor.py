@@ -1,7 +1,7 @@
 """`dmp-agent doctor`: what a pharmacy can check alone before calling support.
 
 Each check answers a status (ok, warning, problem), one sentence of what was found and, for a
-problem (and most warnings), the fix in one sentence; French first, English after. The checks:
+problem (and most warnings), the fix in one sentence, in the agent's language. The checks:
 pcscd, the readers, the card in each reader, the workstation enrolment, the host's CA file,
 the clock against the host's ``Date`` header, the host (TLS 1.3 with the workstation
 certificate, then ``GET /session``), the outbox and the free disk space. Clock first: the
@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass
 import httpx
 from cryptography import x509
 
+from agent.card_words import card_error_text
 from agent.client.host_clock import (
     ClockReading,
     certificate_rejected,
@@ -39,6 +40,7 @@ from agent.client.host_clock import (
 from agent.client.link import causes
 from agent.client.session import Workstation, host_client, tls_context
 from agent.config import AgentConfig, ConfigError, load_config
+from agent.i18n import N_, _
 from agent.install.enrol import (
     HOST_CA_FILE,
     Enrolment,
@@ -64,7 +66,14 @@ SKEW_WARNING = dt.timedelta(minutes=2)
 HOST_MAX_SKEW = dt.timedelta(minutes=5)
 DISK_WARNING = 1 << 30  # 1 GiB
 DISK_PROBLEM = 100 << 20  # 100 MiB
-REENROL = "réenrôlez le poste : dmp-agent enrol / enrol the workstation again: dmp-agent enrol"
+REENROL = N_("Enrol the workstation again: dmp-agent enrol")
+# Each check's name in words (`Check.title`); its ``name`` stays the same in every language.
+TITLES = {
+    "pcscd": N_("Smart-card service (pcscd)"), "readers": N_("Card readers"),
+    "enrolment": N_("Workstation enrolment"), "host-ca": N_("The host's CA"),
+    "clock": N_("Clock"), "host": N_("DMP host"), "outbox": N_("Outbox"),
+    "disk": N_("Disk space"), "config": N_("Configuration"),
+}
 
 
 class Status(enum.StrEnum):
@@ -75,12 +84,22 @@ class Status(enum.StrEnum):
 
 @dataclass(frozen=True)
 class Check:
-    """One check's outcome: ``found`` says what was seen, ``fix`` what to do (or "")."""
+    """One check's outcome: ``found`` says what was seen, ``fix`` what to do (or "");
+    ``name`` is the check's stable id (scripts, the JSON), ``title`` its name in words."""
 
     name: str
     status: Status
     found: str
     fix: str = ""
+
+    @property
+    def title(self) -> str:
+        if self.name.startswith("card:"):
+            return _("Card in {reader}").format(reader=self.name.removeprefix("card:"))
+        return _(TITLES[self.name]) if self.name in TITLES else self.name
+
+    def as_json(self) -> dict[str, str]:
+        return {**asdict(self), "status": self.status.value, "title": self.title}
 
 
 # -- card readers -----------------------------------------------------------------------------
@@ -95,64 +114,61 @@ def check_readers(inspect: Callable[[str], SlotReport] = inspect_reader,
         readers = list_readers()
     except NoServiceError as error:
         return [Check("pcscd", Status.PROBLEM,
-                      f"Le service PC/SC ne répond pas / the PC/SC service does not answer "
-                      f"({error}).",
-                      "Démarrez le service : systemctl start pcscd.socket / start the "
-                      "service: systemctl start pcscd.socket")]
+                      _("The PC/SC service does not answer ({error}).").format(
+                          error=card_error_text(error)),
+                      _("Start the service: systemctl start pcscd.socket"))]
     except CardError as error:
         return [Check("pcscd", Status.PROBLEM,
-                      f"Erreur du service PC/SC / PC/SC service error ({error}).",
-                      "Redémarrez le service : systemctl restart pcscd / restart the "
-                      "service: systemctl restart pcscd")]
-    checks = [Check("pcscd", Status.OK, "Service PC/SC actif / PC/SC service running.")]
+                      _("PC/SC service error ({error}).").format(error=card_error_text(error)),
+                      _("Restart the service: systemctl restart pcscd"))]
+    checks = [Check("pcscd", Status.OK, _("PC/SC service running."))]
     if not readers:
         checks.append(Check(
-            "readers", Status.PROBLEM, "Aucun lecteur de carte / no card reader seen.",
-            "Branchez un lecteur, ou vérifiez son pilote (CCID, ou vpcd pour le lecteur "
-            "virtuel) / plug a reader in, or check its driver (CCID, or vpcd for the "
-            "virtual reader)"))
+            "readers", Status.PROBLEM, _("No card reader seen."),
+            _("Plug a reader in, or check its driver (CCID, or vpcd for the virtual "
+              "reader)")))
         return checks
-    checks.append(Check("readers", Status.OK,
-                        f"{len(readers)} lecteur(s) / reader(s): {', '.join(readers)}."))
+    checks.append(Check("readers", Status.OK, _("{count} reader(s): {names}.").format(
+        count=len(readers), names=", ".join(readers))))
     checks.extend(_card_check(inspect(reader), clock) for reader in readers)
     return checks
 
 
 def _card_check(report: SlotReport, clock: ClockReading | None = None) -> Check:
     name = f"card:{report.reader}"
-    what = report.label or (report.kind.value if report.kind else "carte / card")
+    what = report.label or (report.kind.value if report.kind else _("card"))
     if report.cps is not None:
-        what = (f"CPS {report.cps.first_name} {report.cps.last_name}, valable jusqu'au / "
-                f"valid until {report.cps.not_after:%Y-%m-%d}")
+        what = _("CPS {first} {last}, valid until {date}").format(
+            first=report.cps.first_name, last=report.cps.last_name,
+            date=f"{report.cps.not_after:%Y-%m-%d}")
     status = report.status
     if status in (CardStatus.VALID, CardStatus.CHANGED):
-        return Check(name, Status.OK, f"{what}: lisible / readable.")
+        return Check(name, Status.OK, _("{card}: readable.").format(card=what))
     if status is CardStatus.NONE:
-        return Check(name, Status.OK, "Aucune carte / no card.")
+        return Check(name, Status.OK, _("No card."))
     if status is CardStatus.BLOCKED:
-        return Check(name, Status.PROBLEM, f"{what}: code porteur bloqué / PIN blocked.",
-                     "Débloquez la carte avec son code PUK (ou demandez une nouvelle carte à "
-                     "l'ANS) / unblock the card with its PUK (or ask the ANS for a new card)")
+        return Check(name, Status.PROBLEM, _("{card}: PIN blocked.").format(card=what),
+                     _("Unblock the card with its PUK: dmp-agent unblock (or ask the ANS for "
+                       "a new card)"))
     cps = report.cps
     if status is CardStatus.EXPIRED and clock is not None and clock.significant and \
             cps is not None and cps.not_before <= clock.host_time <= cps.not_after:
         # Clock first: valid at the host's time, the card is not what needs fixing.
         return Check(name, Status.WARNING,
-                     f"{what}: hors validité à l'heure du poste, valide à l'heure de l'hôte / "
-                     "outside its validity by this workstation's clock, valid by the host's.",
-                     "Mettez le poste à l'heure (voir clock) / set the clock (see clock)")
+                     _("{card}: outside its validity by this workstation's clock, valid by "
+                       "the host's.").format(card=what),
+                     _("Set the workstation's clock (see Clock)"))
     if status is CardStatus.EXPIRED:
-        return Check(name, Status.PROBLEM, f"{what}: carte expirée / card expired.",
-                     "Demandez le renouvellement de la carte / ask for the card's renewal")
+        return Check(name, Status.PROBLEM, _("{card}: card expired.").format(card=what),
+                     _("Ask for the card's renewal"))
     if status is CardStatus.READER_ERROR:
         return Check(name, Status.PROBLEM,
-                     f"Lecteur en erreur / reader error: {report.message}",
-                     "Débranchez et rebranchez le lecteur / unplug the reader and plug it in "
-                     "again")
+                     _("Reader error: {reason}").format(reason=report.message),
+                     _("Unplug the reader and plug it in again"))
     return Check(name, Status.WARNING,
-                 f"Carte non reconnue / card not recognised ({what}): {report.message}",
-                 "Vérifiez le sens d'insertion de la carte / check the card is inserted the "
-                 "right way")
+                 _("Card not recognised ({card}): {reason}").format(card=what,
+                                                                    reason=report.message),
+                 _("Check that the card is inserted the right way"))
 
 
 # -- enrolment and host ---------------------------------------------------------------------
@@ -164,7 +180,7 @@ def _enrolled(config: AgentConfig) -> tuple[Enrolment, Workstation] | Check:
         return current_enrolment(config), load_workstation(config)
     except EnrolmentError as error:
         return Check("enrolment", Status.PROBLEM,
-                     f"Enrôlement inutilisable / enrolment unusable: {error}.", REENROL)
+                     _("Enrolment unusable: {error}.").format(error=error), _(REENROL))
 
 
 def check_enrolment(config: AgentConfig, now: dt.datetime) -> tuple[Check, Workstation | None]:
@@ -180,35 +196,33 @@ def _enrolment_check(enrolment: Enrolment, now: dt.datetime) -> Check:
     until = f"{enrolment.not_after:%Y-%m-%d}"
     if left <= dt.timedelta(0):
         return Check("enrolment", Status.PROBLEM,
-                     f"Certificat du poste expiré le / workstation certificate expired on "
-                     f"{until} ({enrolment.subject}).", REENROL)
+                     _("Workstation certificate expired on {date} ({subject}).").format(
+                         date=until, subject=enrolment.subject), _(REENROL))
     days = left.days
     if days < CERT_WARNING_DAYS:
         return Check("enrolment", Status.WARNING,
-                     f"Certificat du poste valable encore {days} jour(s) / workstation "
-                     f"certificate valid for {days} more day(s), until {until}.",
-                     "Demandez un nouveau certificat et réenrôlez / ask for a new certificate "
-                     "and enrol again: dmp-agent enrol")
+                     _("Workstation certificate valid for {days} more day(s), until "
+                       "{date}.").format(days=days, date=until),
+                     _("Ask for a new certificate and enrol again: dmp-agent enrol"))
     return Check("enrolment", Status.OK,
-                 f"Poste enrôlé / workstation enrolled ({enrolment.subject}), valable "
-                 f"{days} jours / valid {days} days, until {until}.")
+                 _("Workstation enrolled ({subject}), valid {days} days, until {date}.").format(
+                     subject=enrolment.subject, days=days, date=until))
 
 
 def check_host_ca(config: AgentConfig) -> Check:
     path = config.host_ca or config.credentials_dir / HOST_CA_FILE
-    fix = ("Installez l'AC de l'hôte (host.ca dans la configuration, ou dmp-agent enrol) / "
-           "install the host's CA (host.ca in the configuration, or dmp-agent enrol)")
+    fix = _("Install the host's CA (host.ca in the configuration, or dmp-agent enrol)")
     try:
         certificates = x509.load_pem_x509_certificates(path.read_bytes())
     except OSError:
         return Check("host-ca", Status.PROBLEM,
-                     f"Fichier de l'AC de l'hôte absent / host CA file missing: {path}.", fix)
+                     _("The host's CA file is missing: {path}.").format(path=path), fix)
     except ValueError:
         return Check("host-ca", Status.PROBLEM,
-                     f"Fichier de l'AC illisible / host CA file not a PEM certificate: {path}.",
-                     fix)
-    return Check("host-ca", Status.OK, f"AC de l'hôte / host CA: {path} "
-                 f"({len(certificates)} certificat(s) / certificate(s)).")
+                     _("The host's CA file is not a PEM certificate: {path}.").format(
+                         path=path), fix)
+    return Check("host-ca", Status.OK, _("{path} ({count} certificate(s)).").format(
+        path=path, count=len(certificates)))
 
 
 def _host_failure(url: str, error: httpx.HTTPError) -> Check:
@@ -216,36 +230,34 @@ def _host_failure(url: str, error: httpx.HTTPError) -> Check:
     if isinstance(error, httpx.TimeoutException) or any(
             isinstance(e, TimeoutError | socket.timeout) for e in chain):
         return Check("host", Status.PROBLEM,
-                     f"L'hôte ne répond pas à temps / the host did not answer in time ({url}).",
-                     "Vérifiez le réseau et le pare-feu vers l'hôte / check the network and the "
-                     "firewall towards the host")
+                     _("The host did not answer in time ({url}).").format(url=url),
+                     _("Check the network and the firewall towards the host"))
     if any(isinstance(e, ConnectionRefusedError) for e in chain):
         return Check("host", Status.PROBLEM,
-                     f"Connexion refusée par / connection refused by {url}.",
-                     "Vérifiez host.url dans la configuration et que l'hôte est en service / "
-                     "check host.url in the configuration and that the host is up")
+                     _("Connection refused by {url}.").format(url=url),
+                     _("Check host.url in the configuration and that the host is up"))
     if any(isinstance(e, ssl.SSLCertVerificationError) for e in chain):
         return Check("host", Status.PROBLEM,
-                     f"Certificat de l'hôte non reconnu par l'AC configurée / the host's "
-                     f"certificate is not trusted by the configured CA ({url}): {error}.",
-                     "Installez la bonne AC de l'hôte (host.ca) / install the right host CA "
-                     "(host.ca)")
+                     _("The host's certificate is not trusted by the configured CA ({url}): "
+                       "{error}.").format(url=url, error=error),
+                     _("Install the right host CA (host.ca)"))
     # In TLS 1.3 the server checks the client certificate after the client's side of the
     # handshake is done: a refusal shows as an alert or, with uvicorn, as a connection closed
     # before any answer.
     if any(isinstance(e, ssl.SSLError) for e in chain) or isinstance(
             error, httpx.RemoteProtocolError):
         return Check("host", Status.PROBLEM,
-                     f"Poignée de main TLS refusée par l'hôte / TLS handshake refused by the "
-                     f"host ({url}): {error}.",
-                     "Le certificat du poste n'est pas accepté : " + REENROL)
+                     _("TLS handshake refused by the host ({url}): {error}.").format(
+                         url=url, error=error),
+                     _("The workstation certificate is not accepted: {fix}").format(
+                         fix=_(REENROL)))
     if any(isinstance(e, socket.gaierror) for e in chain):
         return Check("host", Status.PROBLEM,
-                     f"Nom d'hôte inconnu / unknown host name ({url}).",
-                     "Vérifiez host.url et le DNS / check host.url and the DNS")
+                     _("Unknown host name ({url}).").format(url=url),
+                     _("Check host.url and the DNS"))
     return Check("host", Status.PROBLEM,
-                 f"Hôte injoignable / host unreachable ({url}): {error!r}.",
-                 "Vérifiez le réseau et host.url / check the network and host.url")
+                 _("Host unreachable ({url}): {error}.").format(url=url, error=error),
+                 _("Check the network and host.url"))
 
 
 def check_host(config: AgentConfig, workstation: Workstation | None,
@@ -263,8 +275,7 @@ def _host_and_clock(config: AgentConfig, workstation: Workstation | None,
     url = config.host_url
     if workstation is None:
         return Check("host", Status.WARNING,
-                     "Hôte non vérifié : pas d'enrôlement utilisable / host not checked: no "
-                     "usable enrolment.", REENROL), None, None
+                     _("Host not checked: no usable enrolment."), _(REENROL)), None, None
 
     def context() -> ssl.SSLContext:
         return tls_context(workstation.host_ca, workstation.certificate_pem,
@@ -274,8 +285,8 @@ def _host_and_clock(config: AgentConfig, workstation: Workstation | None,
         verified = context()
     except (ssl.SSLError, ValueError, OSError) as error:
         return Check("host", Status.PROBLEM,
-                     f"Certificat du poste ou AC inutilisable / workstation certificate or CA "
-                     f"unusable: {error}.", REENROL), None, None
+                     _("Workstation certificate or CA unusable: {error}.").format(error=error),
+                     _(REENROL)), None, None
     timeout = min(config.host_timeout, HOST_TIMEOUT)
     try:
         with host_client(url, verified, timeout, config.host_proxy) as client:
@@ -289,24 +300,22 @@ def _host_and_clock(config: AgentConfig, workstation: Workstation | None,
             reading = read_host_clock(url, context(), workstation.host_ca, timeout,
                                       clock=utc_now if now is None else _fixed(now))
         if reading is not None and reading.significant:
-            return Check("host", Status.PROBLEM,
-                         "L'horloge du poste fait juger le certificat de l'hôte hors de sa "
-                         "période de validité ; l'hôte répond et son AC est la bonne / this "
-                         "workstation's clock makes the host's certificate look outside its "
-                         f"validity; the host answers and its CA is the right one ({url}).",
-                         "Mettez d'abord le poste à l'heure (voir clock) / set the clock first "
-                         "(see clock)"), _clock_check(reading, blamed=True), reading
+            return (Check("host", Status.PROBLEM,
+                          _("This workstation's clock makes the host's certificate look "
+                            "outside its validity; the host answers and its CA is the right "
+                            "one ({url}).").format(url=url),
+                          _("Set the workstation's clock first (see Clock)")),
+                    _clock_check(reading, blamed=True), reading)
         return _host_failure(url, error), None, None
     if response.status_code not in (200, 401):
         host = Check("host", Status.PROBLEM,
-                     f"L'hôte répond / the host answers HTTP {response.status_code} to GET "
-                     f"/session ({url}).",
-                     "Vérifiez host.url (l'adresse de l'hôte DMP) / check host.url (the DMP "
-                     "host's address)")
+                     _("The host answers HTTP {status} to GET /session ({url}).").format(
+                         status=response.status_code, url=url),
+                     _("Check host.url (the DMP host's address)"))
     else:
         host = Check("host", Status.OK,
-                     f"Hôte joignable en TLS 1.3 avec le certificat du poste / host reachable "
-                     f"over TLS 1.3 with the workstation certificate ({url}).")
+                     _("Host reachable over TLS 1.3 with the workstation certificate "
+                       "({url}).").format(url=url))
     reading = reading_from(response.headers.get("date"), sent, received, now)
     return host, _clock_check(reading), reading
 
@@ -319,19 +328,17 @@ def _clock_check(reading: ClockReading | None, *, blamed: bool = False) -> Check
     """The clock against the host's; ``blamed``: it made the host's certificate fail."""
     if reading is None:
         return Check("clock", Status.WARNING,
-                     "L'hôte n'a pas donné son heure / the host gave no usable Date header.")
+                     _("The host gave no usable time (Date header)."))
     skew = abs(reading.skew)
     found = f"{reading.describe()}."
     if blamed:
         return Check("clock", Status.PROBLEM,
-                     found + " Le certificat de l'hôte est alors jugé hors de sa période de "
-                     "validité / the host's certificate then looks outside its validity.",
-                     clock_fix())
+                     found + " " + _("The host's certificate then looks outside its "
+                                     "validity."), clock_fix())
     if skew > HOST_MAX_SKEW:
         return Check("clock", Status.PROBLEM,
-                     found + " L'hôte refuse les sessions au-delà de 5 min, et les certificats "
-                     "sont jugés à une heure fausse / the host refuses sessions beyond 5 min, "
-                     "and certificates are judged at a wrong time.", clock_fix())
+                     found + " " + _("The host refuses sessions beyond 5 min, and "
+                                     "certificates are judged at a wrong time."), clock_fix())
     if skew > SKEW_WARNING:
         return Check("clock", Status.WARNING, found, clock_fix())
     return Check("clock", Status.OK, found)
@@ -345,7 +352,7 @@ def check_outbox(config: AgentConfig) -> Check:
     not repair nor create anything."""
     path = config.outbox_path
     if not path.exists():
-        return Check("outbox", Status.OK, "File d'envoi vide / outbox empty.")
+        return Check("outbox", Status.OK, _("Empty."))
     try:
         db = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=2)
         try:
@@ -356,35 +363,31 @@ def check_outbox(config: AgentConfig) -> Check:
             db.close()
     except sqlite3.Error as error:
         return Check("outbox", Status.PROBLEM,
-                     f"File d'envoi illisible / outbox unreadable ({path}): {error}.",
-                     "Relancez l'agent : il met la base en quarantaine et reconstruit la file "
-                     "depuis ses fichiers / restart the agent: it sets the database aside and "
-                     "rebuilds the queue from its files (or: dmp-agent outbox --recover)")
+                     _("Outbox unreadable ({path}): {error}.").format(path=path, error=error),
+                     _("Restart the agent: it sets the database aside and rebuilds the queue "
+                       "from its files (or: dmp-agent outbox --recover)"))
     if "key_id" in meta:  # none yet: an outbox of schema 1, sealed when the agent opens it
         try:
             open_key(outbox_keys(config), meta["key_id"], meta.get("key_check", ""))
         except OutboxKeyError as error:
             return Check("outbox", Status.PROBLEM,
-                         f"Clé de la file d'envoi introuvable / outbox key unusable: {error}.",
-                         "Restaurez la clé (trousseau du système, ou les dossiers de "
-                         "configuration et de données de ce poste) / restore the key (the OS "
-                         f"keyring, or this machine's config and data directories); sinon / "
-                         f"else: mettez de côté / move aside {path.parent}")
+                         _("Outbox key unusable: {error}.").format(error=error),
+                         _("Restore the key (the system keyring, or this machine's "
+                           "configuration and data directories); else move {path} aside")
+                         .format(path=path.parent))
     pending = counts.get("pending", 0) + counts.get("sending", 0)
     failed = counts.get("failed", 0)
-    found = (f"{pending} dépôt(s) en attente, {failed} refusé(s) / {pending} deposit(s) "
-             f"pending, {failed} refused.")
+    found = _("{pending} deposit(s) waiting, {failed} refused.").format(pending=pending,
+                                                                       failed=failed)
     held = quarantine_report(path.parent)
     if held is not None:  # what the outbox could not account for: a person looks at it
-        return Check("outbox", Status.WARNING, f"{found} Quarantaine / quarantine: "
-                     f"{quarantine_text(held)}.",
-                     "Après restauration de la clé : dmp-agent outbox --recover ; sinon "
-                     "examinez puis supprimez le dossier / once the key is restored: dmp-agent "
-                     "outbox --recover; else look, then delete the folder")
+        return Check("outbox", Status.WARNING,
+                     found + " " + _("Quarantine: {what}.").format(what=quarantine_text(held)),
+                     _("Once the key is restored: dmp-agent outbox --recover; else look, then "
+                       "delete the folder"))
     if failed:
         return Check("outbox", Status.WARNING, found,
-                     "Voyez les dépôts refusés : dmp-agent outbox / see the refused deposits: "
-                     "dmp-agent outbox")
+                     _("See the refused deposits: dmp-agent outbox"))
     return Check("outbox", Status.OK, found)
 
 
@@ -393,8 +396,9 @@ def check_disk(config: AgentConfig) -> Check:
     while not directory.exists() and directory != directory.parent:
         directory = directory.parent  # not created yet: its disk is the parent's
     free = shutil.disk_usage(directory).free
-    found = (f"{free / (1 << 30):.1f} Gio libres / GiB free ({config.data_dir}).")
-    fix = ("Libérez de la place sur ce disque / free some space on this disk")
+    found = _("{size} GiB free ({path}).").format(size=f"{free / (1 << 30):.1f}",
+                                                   path=config.data_dir)
+    fix = _("Free some space on this disk")
     if free < DISK_PROBLEM:
         return Check("disk", Status.PROBLEM, found, fix)
     if free < DISK_WARNING:
@@ -431,21 +435,26 @@ def check_locked(config: AgentConfig) -> Check:
     """The user's file sets keys the administrator locked: ignored, and said."""
     keys = ", ".join(config.ignored)
     return Check("config", Status.WARNING,
-                 f"Valeurs ignorées, fixées par l'administrateur / values ignored, set by the "
-                 f"administrator ({config.system_source}): {keys}.",
-                 f"Retirez-les de / remove them from {config.source}")
+                 _("Values ignored, set by the administrator ({file}): {keys}.").format(
+                     file=config.system_source, keys=keys),
+                 _("Remove them from {file}").format(file=config.source))
+
+
+STATUS_WORDS = {Status.OK: N_("ok"), Status.WARNING: N_("warning"),
+                Status.PROBLEM: N_("problem")}
 
 
 def render(checks: Sequence[Check]) -> str:
     lines = []
     for check in checks:
-        lines.append(f"[{check.status.value:<7}] {check.name}: {check.found}")
+        lines.append(f"[{_(STATUS_WORDS[check.status]):<9}] "
+                     + _("{title}: {found}").format(title=check.title, found=check.found))
         if check.fix:
-            lines.append(f"          → {check.fix}")
+            lines.append(f"            → {check.fix}")
     problems = sum(c.status is Status.PROBLEM for c in checks)
     warnings = sum(c.status is Status.WARNING for c in checks)
-    lines.append(f"{problems} problème(s), {warnings} avertissement(s) / {problems} "
-                 f"problem(s), {warnings} warning(s).")
+    lines.append(_("{problems} problem(s), {warnings} warning(s).").format(
+        problems=problems, warnings=warnings))
     return "\n".join(lines)
 
 
@@ -455,11 +464,11 @@ def run_doctor(*, as_json: bool = False, config: AgentConfig | None = None) -> i
         checks = run_checks(config or load_config())
     except ConfigError as error:
         checks = [Check("config", Status.PROBLEM,
-                        f"Configuration illisible / configuration unreadable: {error}.",
-                        "Corrigez le fichier de configuration / fix the configuration file")]
+                        _("Configuration unreadable: {error}.").format(error=error),
+                        _("Fix the configuration file"))]
     failed = any(c.status is Status.PROBLEM for c in checks)
     if as_json:
-        print(json.dumps({"ok": not failed, "checks": [asdict(c) for c in checks]},
+        print(json.dumps({"ok": not failed, "checks": [c.as_json() for c in checks]},
                          ensure_ascii=False, indent=2))
     else:
         print(terminal_lines(render(checks)))  # errors quote the host and the system
@@ -471,14 +480,13 @@ def add_doctor_command(
 ) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "doctor",
-        help="check pcscd, readers, cards, enrolment, host, clock, outbox and disk",
-        description=(
-            "Diagnostic du poste / workstation diagnosis: each check says ok, warning or "
-            "problem, what was found and the fix. Exit status 0 without a problem, 1 "
-            "otherwise."
+        help=_("check pcscd, readers, cards, enrolment, host, clock, outbox and disk"),
+        description=_(
+            "Workstation diagnosis: each check says ok, warning or problem, what was found "
+            "and the fix. Exit status 0 without a problem, 1 otherwise."
         ),
     )
-    parser.add_argument("--json", action="store_true", help="one JSON document")
+    parser.add_argument("--json", action="store_true", help=_("one JSON document"))
     parser.set_defaults(run=lambda args: run_doctor(as_json=args.json))
     return parser
 

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING
 
 from agent.config import AgentConfig, ConfigError, load_config, private_dir, write_private_file
 from agent.errors import AgentError
+from agent.i18n import N_, _
 from agent.sealing import binding_digest, derive_key, machine_id
 
 # cryptography.x509 (~30 ms), its serialization (~15 ms) and the host client (httpx) are for
@@ -99,21 +100,21 @@ def _check_pair(certificate: x509.Certificate, key: object, now: dt.datetime) ->
     from cryptography.x509.oid import ExtendedKeyUsageOID
 
     if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
-        raise EnrolmentError("the private key is neither RSA nor EC: not a TLS client key")
+        raise EnrolmentError(_("The private key is neither RSA nor EC: not a TLS client key"))
     public = serialization.PublicFormat.SubjectPublicKeyInfo
     if (key.public_key().public_bytes(serialization.Encoding.DER, public)
             != certificate.public_key().public_bytes(serialization.Encoding.DER, public)):
-        raise EnrolmentError("the private key does not belong to the certificate")
+        raise EnrolmentError(_("The private key does not belong to the certificate"))
     if now > certificate.not_valid_after_utc:
-        raise EnrolmentError(
-            f"the certificate expired on {certificate.not_valid_after_utc:%Y-%m-%d}: "
-            "ask for a new one")
+        raise EnrolmentError(_("The certificate expired on {date}: ask for a new one").format(
+            date=f"{certificate.not_valid_after_utc:%Y-%m-%d}"))
     try:
         usages = certificate.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
     except x509.ExtensionNotFound:
         return key
     if ExtendedKeyUsageOID.CLIENT_AUTH not in usages:
-        raise EnrolmentError("the certificate is not a TLS client certificate (no clientAuth)")
+        raise EnrolmentError(_("The certificate is not a TLS client certificate (no "
+                               "clientAuth)"))
     return key
 
 
@@ -225,26 +226,31 @@ def enrol_from_pki(
     for file in (cert_file, key_file):
         if not file.is_file():
             raise EnrolmentError(
-                f"{file} not found: run `dmp-host pki issue-workstation {pki} {name}` first")
+                _("{file} not found: run `dmp-host pki issue-workstation {pki} {name}` first")
+                .format(file=file, pki=pki, name=name))
     if pki_password is None and os.environ.get(PKI_PASSPHRASE_ENV):
         pki_password = os.environ[PKI_PASSPHRASE_ENV].encode("utf-8")
     try:
         certificate = x509.load_pem_x509_certificate(cert_file.read_bytes())
     except ValueError as error:
-        raise EnrolmentError(f"{cert_file}: not a PEM certificate ({error})") from None
+        raise EnrolmentError(_("{file}: not a PEM certificate ({error})").format(
+            file=cert_file, error=error)) from None
     try:
         key = serialization.load_pem_private_key(key_file.read_bytes(), password=pki_password)
     except TypeError:
-        raise EnrolmentError(f"{key_file} is encrypted: set {PKI_PASSPHRASE_ENV}") from None
+        raise EnrolmentError(_("{file} is encrypted: set {variable}").format(
+            file=key_file, variable=PKI_PASSPHRASE_ENV)) from None
     except ValueError as error:
-        raise EnrolmentError(f"{key_file}: cannot read the key ({error})") from None
+        raise EnrolmentError(_("{file}: cannot read the key ({error})").format(
+            file=key_file, error=error)) from None
     host_ca = pki / "server" / "ca.pem"
     host_ca_pem = host_ca.read_bytes() if host_ca.is_file() else None
     if host_ca_pem is not None:
         try:
             x509.load_pem_x509_certificates(host_ca_pem)
         except ValueError:
-            raise EnrolmentError(f"{host_ca}: not a PEM certificate") from None
+            raise EnrolmentError(_("{file}: not a PEM certificate").format(file=host_ca)
+                                 ) from None
     return _install(config, certificate, [], key, f"pki:{pki.resolve()}/{name}", host_ca_pem,
                     now or dt.datetime.now(dt.UTC))
 
@@ -269,14 +275,16 @@ def enrol_from_pkcs12(
     try:
         data = file.read_bytes()
     except OSError as error:
-        raise EnrolmentError(f"{file}: cannot read ({error.strerror})") from None
+        raise EnrolmentError(_("{file}: cannot read it ({error})").format(
+            file=file, error=error.strerror)) from None
     try:
         key, certificate, chain = pkcs12.load_key_and_certificates(data, secret or None)
     except ValueError:
-        raise EnrolmentError(
-            f"{file}: wrong password, or not a PKCS#12 file") from None
+        raise EnrolmentError(_("{file}: wrong password, or not a PKCS#12 file").format(
+            file=file)) from None
     if key is None or certificate is None:
-        raise EnrolmentError(f"{file} does not hold both a private key and its certificate")
+        raise EnrolmentError(_("{file} does not hold both a private key and its "
+                               "certificate").format(file=file))
     return _install(config, certificate, list(chain), key, f"pkcs12:{file.resolve()}",
                     None, now or dt.datetime.now(dt.UTC))
 
@@ -290,13 +298,15 @@ def _read_record(config: AgentConfig) -> dict[str, object]:
         record = json.loads(file.read_text("utf-8"))
     except FileNotFoundError:
         raise EnrolmentError(
-            "this workstation is not enrolled: run `dmp-agent enrol --from-pki DIR` "
-            "(sandbox) or `dmp-agent enrol --pkcs12 FILE`") from None
+            _("This workstation is not enrolled: the administrator provisions it, or run "
+              "`dmp-agent enrol` to see the three ways")) from None
     except (OSError, ValueError) as error:
-        raise EnrolmentError(f"{file}: unreadable ({error}): enrol again") from None
+        raise EnrolmentError(_("{file}: unreadable ({error}): enrol again").format(
+            file=file, error=error)) from None
     if not isinstance(record, dict) or record.get("version") != 1 or not str(
             record.get("key_id", "")).isalnum():
-        raise EnrolmentError(f"{file}: not an enrolment record of this agent: enrol again")
+        raise EnrolmentError(_("{file}: not an enrolment record of this agent: enrol "
+                               "again").format(file=file))
     return record
 
 
@@ -319,15 +329,16 @@ def load_workstation(config: AgentConfig | None = None) -> Workstation:
     identity = machine_id()
     if record.get("machine_binding") != binding_digest(identity):
         raise EnrolmentError(
-            "the enrolment was made on another machine (or this machine's identity changed): "
-            "its key cannot be opened here; enrol this workstation again")
+            _("The enrolment was made on another machine (or this machine's identity "
+              "changed): its key cannot be opened here; enrol this workstation again"))
     try:
         secret = _secret_path(config, str(record["key_id"])).read_bytes()
         certificate_pem = enrolment.certificate_path.read_bytes()
         key_pem = enrolment.key_path.read_bytes()
     except OSError as error:
         raise EnrolmentError(
-            f"enrolment incomplete ({error.filename}: {error.strerror}): enrol again") from None
+            _("Enrolment incomplete ({file}: {error}): enrol again").format(
+                file=error.filename, error=error.strerror)) from None
     password = _password(secret, identity)
     try:
         # Only whether the password opens it, by OpenSSL as the TLS context will: the key is
@@ -337,13 +348,13 @@ def load_workstation(config: AgentConfig | None = None) -> Workstation:
             enrolment.certificate_path, enrolment.key_path, password=password)
     except (ssl.SSLError, OSError, ValueError, TypeError):
         raise EnrolmentError(
-            f"{enrolment.key_path} cannot be opened with this workstation's secret: "
-            "enrol again") from None
+            _("{file} cannot be opened with this workstation's secret: enrol again").format(
+                file=enrolment.key_path)) from None
     host_ca = config.host_ca or config.credentials_dir / HOST_CA_FILE
     if not host_ca.is_file():
         raise EnrolmentError(
-            f"no CA for the host's certificate: set host.ca in {config.source or 'the config'} "
-            f"(looked for {host_ca})")
+            _("No CA for the host's certificate: set host.ca in {file} (looked for "
+              "{path})").format(file=config.source or _("the configuration"), path=host_ca))
     from agent.client.session import Workstation  # light: httpx loads at the first host call
 
     return Workstation(certificate_pem=certificate_pem, key_pem=key_pem,
@@ -359,48 +370,44 @@ def add_enrol_command(
     """Add ``dmp-agent enrol``; the parsed namespace's ``run(args) -> int`` runs it."""
     enrol = subparsers.add_parser(
         "enrol",
-        help="install this workstation's certificate and key (sandbox PKI or PKCS#12)",
-        description=(
-            "Enrôlement du poste / workstation enrolment: installs the establishment "
-            "certificate the host requires on every connection, its key encrypted, in the "
-            "user's configuration directory (see docs/agent-enrolment.md)."
+        help=_("install this workstation's certificate and key (sandbox PKI or PKCS#12)"),
+        description=_(
+            "Workstation enrolment: installs the establishment certificate the host requires "
+            "on every connection, its key encrypted, in the user's configuration directory "
+            "(see docs/agent-enrolment.md)."
         ),
     )
     source = enrol.add_mutually_exclusive_group()
-    source.add_argument("--from-pki", type=Path, metavar="DIR",
-                        help="the sandbox's test PKI (made by `dmp-host pki init DIR`)")
-    source.add_argument("--pkcs12", type=Path, metavar="FILE",
-                        help="a PKCS#12 file (.p12/.pfx) holding the key and certificate")
+    source.add_argument("--from-pki", type=Path, metavar=_("DIR"),
+                        help=_("the sandbox's test PKI (made by `dmp-host pki init DIR`)"))
+    source.add_argument("--pkcs12", type=Path, metavar=_("FILE"),
+                        help=_("a PKCS#12 file (.p12/.pfx) holding the key and certificate"))
     enrol.add_argument("--name", default="sandbox",
-                       help="with --from-pki: the workstation name (default %(default)s)")
+                       help=_("with --from-pki: the workstation name (default %(default)s)"))
     enrol.add_argument("--password-stdin", action="store_true",
-                       help=f"with --pkcs12: read the password from stdin (else "
-                            f"${PKCS12_PASSWORD_ENV}, else a prompt)")
+                       help=_("with --pkcs12: read the password from stdin (else ${variable}, "
+                              "else a prompt)").format(variable=PKCS12_PASSWORD_ENV))
     enrol.set_defaults(run=run_enrol)
     return enrol
 
 
-ENROL_WAYS = """\
-Enrôler ce poste / enrol this workstation: trois façons / three ways.
+ENROL_WAYS = N_("""\
+Enrol this workstation: three ways.
 
-1. Par l'administrateur (recommandé) : il dépose workstation.p12 et workstation.pass (et
-   host-ca.pem s'il le faut) dans /etc/dmp-agent (ou $DMP_AGENT_PROVISIONING) ; l'agent
-   de chaque utilisateur s'enrôle seul à son prochain démarrage.
-   By the administrator (recommended): drop the files there, each user's agent enrols at
-   its next start.
-2. Avec le fichier PKCS#12 du poste, remis par l'établissement :
-   With the workstation's PKCS#12 file from the establishment:
-     dmp-agent enrol --pkcs12 poste.p12            (le mot de passe est demandé / asked)
-3. Bac à sable ou essais, avec une PKI de test / sandbox or trials, with a test PKI:
+1. By the administrator (recommended): they drop workstation.p12 and workstation.pass (and
+   host-ca.pem if needed) in /etc/dmp-agent (or $DMP_AGENT_PROVISIONING); each user's
+   agent enrols by itself at its next start.
+2. With the workstation's PKCS#12 file, from the establishment:
+     dmp-agent enrol --pkcs12 workstation.p12      (the password is asked)
+3. Sandbox or trials, with a test PKI:
      dmp-agent enrol --from-pki DIR                (DIR: `dmp-host pki init DIR`)
 
-Voir / see docs/agent-enrolment.md; `dmp-agent doctor` dit où en est le poste / tells where
-the workstation stands."""
+See docs/agent-enrolment.md; `dmp-agent doctor` tells where the workstation stands.""")
 
 
 def run_enrol(args: argparse.Namespace) -> int:
     if args.from_pki is None and args.pkcs12 is None:
-        print(ENROL_WAYS, file=sys.stderr)
+        print(_(ENROL_WAYS), file=sys.stderr)
         return 2
     try:
         if args.from_pki is not None:
@@ -411,14 +418,17 @@ def run_enrol(args: argparse.Namespace) -> int:
             else:
                 password = os.environ.get(PKCS12_PASSWORD_ENV)
                 if password is None:
-                    password = getpass.getpass(f"Mot de passe / password of {args.pkcs12}: ")
+                    password = getpass.getpass(_("Password of {file}: ").format(
+                        file=args.pkcs12))
             enrolment = enrol_from_pkcs12(args.pkcs12, password)
     except EnrolmentError as error:
         print(f"dmp-agent enrol: {error}", file=sys.stderr)
         return 1
-    print(f"Poste enrôlé / workstation enrolled: {enrolment.subject}\n"
-          f"  valid until {enrolment.not_after:%Y-%m-%d}, SHA-256 {enrolment.fingerprint}\n"
-          f"  {enrolment.certificate_path.parent}")
+    print(_("Workstation enrolled: {subject}\n  valid until {date}, SHA-256 {fingerprint}\n"
+            "  {folder}").format(subject=enrolment.subject,
+                                 date=f"{enrolment.not_after:%Y-%m-%d}",
+                                 fingerprint=enrolment.fingerprint,
+                                 folder=enrolment.certificate_path.parent))
     return 0
 
 

@@ -20,6 +20,7 @@ import os
 from pathlib import Path
 
 from agent.config import AgentConfig, ConfigError, load_config, write_private_file
+from agent.i18n import _
 from agent.install.enrol import (
     HOST_CA_FILE,
     Enrolment,
@@ -56,7 +57,7 @@ def enrol_if_needed(
         try:
             config = load_config()
         except ConfigError as error:
-            return f"Configuration illisible / unreadable configuration: {error}"
+            return _("Configuration unreadable: {error}").format(error=error)
     try:
         current_enrolment(config)
         return None
@@ -71,22 +72,22 @@ def enrol_if_needed(
             enrolment = enrol_from_pki(pki, PKI_WORKSTATION, config=config)
             return _done(enrolment, pki)
     except EnrolmentError as error:
-        return (f"Enrôlement impossible / could not enrol from {directory}: {error}. "
-                "Corrigez les fichiers déposés puis redémarrez l'agent / fix the provisioned "
-                "files, then restart the agent (docs/installer.md).")
+        return _("Could not enrol from {folder}: {error}. Fix the provisioned files, then "
+                 "restart the agent (docs/installer.md).").format(folder=directory, error=error)
     except OSError as error:
-        return (f"Enrôlement impossible / could not enrol: {error.filename}: {error.strerror}. "
-                f"L'administrateur doit rendre {directory} lisible par cet utilisateur / the "
-                "administrator must make it readable by this user (group dmp, mode 0640).")
+        return _("Could not enrol: {file}: {error}. The administrator must make {folder} "
+                 "readable by this user (group dmp, mode 0640).").format(
+            file=error.filename, error=error.strerror, folder=directory)
     try:
-        where = str(directory) if directory.is_dir() else f"{directory} (absent)"
+        where = (str(directory) if directory.is_dir()
+                 else _("{folder} (absent)").format(folder=directory))
     except OSError:
-        where = f"{directory} (unreadable)"
-    return (f"Poste non enrôlé / workstation not enrolled: nothing to enrol from in {where}. "
-            f"L'administrateur y dépose {PKCS12_FILE} et {PASSWORD_FILE} / the administrator "
-            f"drops {PKCS12_FILE} and {PASSWORD_FILE} there (or a test PKI in {PKI_DIR}/, "
-            f"`dmp-host pki init {directory / PKI_DIR}`), or run `dmp-agent enrol --pkcs12 "
-            "FILE`; then restart the agent.")
+        where = _("{folder} (unreadable)").format(folder=directory)
+    return _("Workstation not enrolled: nothing to enrol from in {where}. The administrator "
+             "drops {p12} and {password} there (or a test PKI in {pki}/, `dmp-host pki init "
+             "{pki_path}`), or run `dmp-agent enrol --pkcs12 FILE`; then restart the "
+             "agent.").format(where=where, p12=PKCS12_FILE, password=PASSWORD_FILE,
+                              pki=PKI_DIR, pki_path=directory / PKI_DIR)
 
 
 def _from_pkcs12(config: AgentConfig, directory: Path, p12: Path) -> str:
@@ -103,7 +104,8 @@ def _from_pkcs12(config: AgentConfig, directory: Path, p12: Path) -> str:
         try:
             x509.load_pem_x509_certificates(pem)
         except ValueError:
-            raise EnrolmentError(f"{host_ca}: not a PEM certificate") from None
+            raise EnrolmentError(_("{file}: not a PEM certificate").format(file=host_ca)
+                                 ) from None
         # Where `load_workstation` looks when the configuration names no host.ca; written
         # before the enrolment record (its commit point), so an enrolled agent always has it.
         write_private_file(config.credentials_dir / HOST_CA_FILE, pem)
@@ -111,20 +113,21 @@ def _from_pkcs12(config: AgentConfig, directory: Path, p12: Path) -> str:
         enrolment = enrol_from_pkcs12(p12, password, config=config)
     except EnrolmentError as error:
         if password is None:
-            raise EnrolmentError(f"{error} ({password_file} is missing)") from None
+            raise EnrolmentError(_("{error} ({file} is missing)").format(
+                error=error, file=password_file)) from None
         raise
     sentence = _done(enrolment, p12)
     if (config.host_ca is None and not host_ca.exists()
             and not (config.credentials_dir / HOST_CA_FILE).is_file()):
-        sentence += (f" Il manque l'AC de l'hébergeur / the host's CA is missing: drop "
-                     f"{PROVISIONED_HOST_CA} in {directory} or set host.ca in the "
-                     "configuration.")
+        sentence += " " + _("The host's CA is missing: drop {file} in {folder} or set "
+                            "host.ca in the configuration.").format(file=PROVISIONED_HOST_CA,
+                                                                    folder=directory)
     return sentence
 
 
 def _done(enrolment: Enrolment, source: Path) -> str:
-    return (f"Poste enrôlé / workstation enrolled from {source}: {enrolment.subject}, "
-            f"valid until {enrolment.not_after:%Y-%m-%d}.")
+    return _("Workstation enrolled from {source}: {subject}, valid until {date}.").format(
+        source=source, subject=enrolment.subject, date=f"{enrolment.not_after:%Y-%m-%d}")
 
 
 __all__ = ["PROVISIONING_ENV", "enrol_if_needed", "provisioning_dir"]

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agent.errors import AgentError
+from agent.i18n import _
 
 if TYPE_CHECKING:
     from agent.outbox.sealed import SealedFiles
@@ -39,7 +40,7 @@ class OutboxBusyError(OutboxError):
 class OutboxStorageError(OutboxError):
     """This workstation's disk refused the outbox a write or a read. ``reason``:
     ``disk-full``, ``read-only``, ``permission``, ``io`` or ``other``; the message says
-    where and what to do, in French then English."""
+    where and what to do, in the agent's language."""
 
     status = 507  # insufficient storage: the local API says it with its fix
 
@@ -53,10 +54,9 @@ class OutboxFullError(OutboxStorageError):
 
     def __init__(self, needed: int, free: int, directory: Path) -> None:
         super().__init__(
-            f"disque plein : {megabytes(needed, up=True)} Mo nécessaires, "
-            f"{megabytes(free)} Mo libres / disk full: {megabytes(needed, up=True)} MB "
-            f"needed, {megabytes(free)} MB free ({directory}); libérez de la place / free "
-            "some space", "disk-full")
+            _("disk full: {needed} MB needed, {free} MB free ({folder}); free some "
+              "space").format(needed=megabytes(needed, up=True), free=megabytes(free),
+                              folder=directory), "disk-full")
         self.needed, self.free, self.directory = needed, free, directory
 
 

@@ -8,6 +8,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
+from agent.i18n import N_, _
 from agent.outbox.model import Cause, Item, ItemState, OutboxFullError, OutboxStorageError
 from agent.outbox.recovery import QuarantineReport, Repair, quarantine_report
 from agent.outbox.storage import RESERVE, free_space
@@ -16,15 +17,13 @@ from agent.outbox.throttle import pace_value, throttle_text
 from agent.safe_text import terminal_text
 
 _TEXTS = {
-    Cause.HOST: "l'hôte DMP ne répond pas{status} / the DMP host is unavailable{status}",
-    Cause.NETWORK: "réseau : hôte DMP injoignable ou réponse coupée / network: the DMP host "
-                   "cannot be reached or its answer was cut",
-    Cause.NO_SESSION: "pas de session DMP : insérez la carte CPS et saisissez le code / no "
-                      "DMP session: insert the CPS and enter the PIN",
-    Cause.DISK: "disque : la file d'envoi ne peut pas écrire / disk: the outbox cannot write",
-    Cause.REFUSED: "refusé par l'hôte DMP{status} / refused by the DMP host{status}",
-    Cause.DAMAGED: "copie locale endommagée ou manquante / local copy damaged or missing",
-    Cause.ERROR: "erreur de l'agent (voir les journaux) / agent error (see the logs)",
+    Cause.HOST: N_("the DMP host is unavailable{status}"),
+    Cause.NETWORK: N_("network: the DMP host cannot be reached or its answer was cut"),
+    Cause.NO_SESSION: N_("no DMP session: insert the CPS card and enter the PIN"),
+    Cause.DISK: N_("disk: the outbox cannot write"),
+    Cause.REFUSED: N_("refused by the DMP host{status}"),
+    Cause.DAMAGED: N_("local copy damaged or missing"),
+    Cause.ERROR: N_("agent error (see the logs)"),
 }
 
 
@@ -43,7 +42,7 @@ def waiting(item: Item, *, write_problem: OutboxStorageError | None = None,
     """Why ``item`` is not at the host yet. A local write that failed (``write_problem``)
     is the reason of every waiting item: its state on disk is stale until one succeeds."""
     if item.state is ItemState.DONE:
-        return Waiting("", "déposé / deposited", None)
+        return Waiting("", _("deposited"), None)
     if item.state is ItemState.FAILED:
         cause = item.cause or Cause.REFUSED
         return Waiting(str(cause), _text(cause, item.last_status), None)
@@ -51,7 +50,7 @@ def waiting(item: Item, *, write_problem: OutboxStorageError | None = None,
     if write_problem is not None:
         return Waiting(str(Cause.DISK), str(write_problem), when)
     if item.cause is None:
-        return Waiting("", "pas encore envoyé / not sent yet", when)
+        return Waiting("", _("not sent yet"), when)
     return Waiting(str(item.cause), _text(item.cause, item.last_status), when)
 
 
@@ -67,15 +66,15 @@ def waiting_all(items: list[Item], *, write_problem: OutboxStorageError | None =
             and item.patient else item
         if head is not item and not why.cause and head.id in out:
             first = out[head.id]
-            why = Waiting(first.cause, f"{first.text} (après le dépôt n° {head.id} du même "
-                          f"patient / after deposit no. {head.id} of the same patient)",
-                          first.next_attempt)
+            why = Waiting(first.cause, first.text + " " + _(
+                "(after deposit no. {id} of the same patient)").format(id=head.id),
+                first.next_attempt)
         out[item.id] = why
     return out
 
 
 def _text(cause: Cause, status: int | None) -> str:
-    return _TEXTS[cause].format(status=f" (HTTP {status})" if status else "")
+    return _(_TEXTS[cause]).format(status=f" (HTTP {status})" if status else "")
 
 
 def _iso(epoch: float) -> str:
@@ -180,8 +179,8 @@ def outbox_json(outbox: Outbox, *, sending: dict[str, Any] | None,
 
 
 def quarantine_text(held: QuarantineReport) -> str:
-    return (f"{held.files} fichier(s) mis de côté / file(s) set aside in {held.path} (motifs / "
-            "reasons: reasons.txt); rien n'y est effacé / nothing there is deleted")
+    return _("{count} file(s) set aside in {path} (the reasons: reasons.txt); nothing there is "
+             "deleted").format(count=held.files, path=held.path)
 
 
 def outbox_lines(outbox: Outbox) -> list[str]:
@@ -189,27 +188,29 @@ def outbox_lines(outbox: Outbox) -> list[str]:
     while this process sends: a running agent holds the outbox), each waiting item with why
     and when, the quarantine."""
     counts = outbox.counts()
-    lines = [f"Attention / warning: {terminal_text(outbox.rebuilt)}"] if outbox.rebuilt else []
-    lines.append(f"File d'envoi / outbox: {counts.pending} en attente/pending, "
-                 f"{counts.failed} refusé(s)/failed, {counts.done} déposé(s)/done")
+    lines = ([_("Warning: {text}").format(text=terminal_text(outbox.rebuilt))]
+             if outbox.rebuilt else [])
+    lines.append(_("Outbox: {pending} waiting, {failed} refused, {done} deposited").format(
+        pending=counts.pending, failed=counts.failed, done=counts.done))
     queued = outbox.pending()
     throttle = throttle_json(outbox, queued)
     if throttle is not None:
-        lines.append(f"Cadence / pace: {throttle['message']} — {throttle['rate']} dans la "
-                     "dernière seconde / in the last second")
+        lines.append(_("Pace: {message} — {rate} in the last second").format(
+            message=throttle["message"], rate=throttle["rate"]))
     listed = queued + outbox.failed()
     whys = waiting_all(listed, write_problem=outbox.write_problem)
     for item in listed:
         why = whys[item.id]
         retry = "" if why.next_attempt is None else \
-            f"; nouvel essai / next try {_local(why.next_attempt)}"
-        lines.append(f"  n° {item.id} [{item.state.value}] "
-                     f"{terminal_text(item.metadata.get('title', ''))} ({_local(item.created)}, "
-                     f"{item.attempts} essai(s)/attempts): {why.text}{retry} — "
-                     f"{terminal_text(item.last_error or '-')}")
+            _("; next try {time}").format(time=_local(why.next_attempt))
+        lines.append("  " + _("no. {id} [{state}] {title} ({created}, {attempts} "
+                              "attempt(s)): {why}").format(
+            id=item.id, state=item.state.value, title=terminal_text(item.metadata.get(
+                "title", "")), created=_local(item.created), attempts=item.attempts,
+            why=why.text) + f"{retry} — {terminal_text(item.last_error or '-')}")
     held = quarantine_report(outbox.directory)
     if held is not None:
-        lines.append(f"Quarantaine / quarantine: {quarantine_text(held)}")
+        lines.append(_("Quarantine: {what}").format(what=quarantine_text(held)))
     return lines
 
 
@@ -218,13 +219,13 @@ def recover_lines(outbox: Outbox) -> list[str]:
     and what is left."""
     again: Repair = outbox.recover()
     done = outbox.repair
-    lines = [f"Reconstruction / recovery: {done.rebuilt + again.rebuilt} dépôt(s) remis en "
-             f"file / deposit(s) queued again, {again.restored} fichier(s) sorti(s) de "
-             f"quarantaine / file(s) brought back, {done.quarantined + again.quarantined} mis "
-             f"en quarantaine / put in quarantine, {done.removed + again.removed} "
-             "supprimé(s), déjà déposés ou en double / removed, acknowledged or duplicates",
-             "Les dépôts en file partent quand l'agent tourne / queued deposits go out while "
-             "the agent runs (dmp-agent run)"]
+    lines = [_("Recovery: {rebuilt} deposit(s) queued again, {restored} file(s) brought back "
+               "from quarantine, {quarantined} put in quarantine, {removed} removed "
+               "(acknowledged already, or duplicates)").format(
+                 rebuilt=done.rebuilt + again.rebuilt, restored=again.restored,
+                 quarantined=done.quarantined + again.quarantined,
+                 removed=done.removed + again.removed),
+             _("Queued deposits go out while the agent runs (dmp-agent run)")]
     return outbox_lines(outbox) + lines
 
 

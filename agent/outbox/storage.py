@@ -13,6 +13,7 @@ import sqlite3
 import sys
 from pathlib import Path
 
+from agent.i18n import _
 from agent.outbox.model import OutboxBusyError, OutboxFullError, OutboxStorageError, megabytes
 
 # Room kept free beyond what a deposit needs: the database, its log, our log file.
@@ -77,9 +78,8 @@ def _busy(path: Path) -> OutboxBusyError:
     who = ", ".join(part for part in (f"pid {pid}" if pid else "", holder) if part)
     who = f" ({who})" if who else ""
     return OutboxBusyError(
-        f"la file d'envoi est tenue par un autre agent DMP{who} / the outbox is held by "
-        f"another dmp-agent{who} ({path.parent}): arrêtez-le ou utilisez celui-là "
-        "(dmp-agent page) / stop it or use that one (dmp-agent page)", pid, holder)
+        _("The outbox is held by another DMP agent{who} ({folder}): stop it, or use that one "
+          "(dmp-agent page)").format(who=who, folder=path.parent), pid, holder)
 
 
 def free_space(directory: Path) -> int:
@@ -148,22 +148,19 @@ def storage_error(error: BaseException, directory: Path) -> OutboxStorageError:
     detail = getattr(error, "strerror", None) or str(error)
     if reason == "disk-full":
         free = free_space(directory)
-        text = (f"disque plein : la file d'envoi ne peut plus écrire ({megabytes(free)} Mo "
-                f"libres) / disk full: the outbox cannot write ({megabytes(free)} MB free) in "
-                f"{directory}; libérez de la place / free some space")
+        text = _("disk full: the outbox cannot write ({free} MB free) in {folder}; free some "
+                 "space").format(free=megabytes(free), folder=directory)
     elif reason == "read-only":
-        text = (f"le dossier de la file d'envoi est en lecture seule / the outbox directory "
-                f"is read-only: {directory}; rendez-le accessible en écriture (montage, "
-                "droits) / make it writable (mount, permissions)")
+        text = _("the outbox folder is read-only: {folder}; make it writable (mount, "
+                 "permissions)").format(folder=directory)
     elif reason == "permission":
-        text = (f"accès refusé au dossier de la file d'envoi / permission denied on the "
-                f"outbox directory: {directory} ({detail}); rendez-le à cet utilisateur / "
-                "give it back to this user")
+        text = _("permission denied on the outbox folder: {folder} ({detail}); give it back "
+                 "to this user").format(folder=directory, detail=detail)
     elif reason == "io":
-        text = (f"erreur d'entrée-sortie du disque / disk I/O error in {directory} "
-                f"({detail}); vérifiez le disque / check the disk")
+        text = _("disk input/output error in {folder} ({detail}); check the disk").format(
+            folder=directory, detail=detail)
     else:
-        text = f"file d'envoi / outbox: {directory}: {detail}"
+        text = _("outbox: {folder}: {detail}").format(folder=directory, detail=detail)
     return OutboxStorageError(text, reason)
 
 

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.config import AgentConfig, private_dir
+from agent.i18n import _
 from agent.outbox.database import (
     META,
     SCHEMA_VERSION,
@@ -159,11 +160,10 @@ class Outbox(Migrations, Recovery, IdentityChecks):
             if is_storage(error):
                 raise storage_error(error, self.directory) from None
             raise OutboxUnreadableError(
-                f"la base de la file d'envoi est illisible / the outbox database is "
-                f"unreadable ({self.path}: {error}): dmp-agent outbox --recover la met en "
-                f"quarantaine ({self.quarantine.root}) et reconstruit la file depuis ses "
-                "fichiers / sets it aside in quarantine and rebuilds the queue from its "
-                "files") from None
+                _("The outbox database is unreadable ({path}: {error}): dmp-agent outbox "
+                  "--recover sets it aside in quarantine ({quarantine}) and rebuilds the queue "
+                  "from its files").format(path=self.path, error=error,
+                                           quarantine=self.quarantine.root)) from None
         except OSError as error:
             raise storage_error(error, self.directory) from None
 
@@ -177,8 +177,8 @@ class Outbox(Migrations, Recovery, IdentityChecks):
             self._create_database(damage)
             self._db, version = open_checked(self.path)
         if version > SCHEMA_VERSION:
-            raise OutboxError(f"{self.path}: faite par un dmp-agent plus récent / made by a "
-                              f"newer dmp-agent (schema {version}): installez-le / install it")
+            raise OutboxError(_("{path}: made by a newer dmp-agent (schema {version}): "
+                                "install it").format(path=self.path, version=version))
         configure(self._db)
         self._db.execute(META)  # where the key is named, before anything is sealed
         self._cipher = self._made or self._open_key()
@@ -232,11 +232,10 @@ class Outbox(Migrations, Recovery, IdentityChecks):
         with self._transaction() as db:
             db.execute("INSERT OR REPLACE INTO meta (name, value) VALUES ('recovery', ?)",
                        (record,))
-        where = (f"; base endommagée mise de côté dans / damaged database kept in {folder}"
+        where = (_("; the damaged database is kept in {folder}").format(folder=folder)
                  if folder else "")
-        self.rebuilt = (f"file d'envoi reconstruite depuis ses fichiers / outbox rebuilt from "
-                        f"its files ({reason}): {self.repair.rebuilt} dépôt(s) remis en file "
-                        f"/ deposit(s) queued again{where}")
+        self.rebuilt = _("outbox rebuilt from its files ({reason}): {count} deposit(s) queued "
+                         "again").format(reason=reason, count=self.repair.rebuilt) + where
         log.warning("outbox: %s", self.rebuilt)
 
     def _open_key(self) -> OutboxCipher:

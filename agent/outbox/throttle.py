@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from agent.config import DEFAULT_DEPOSITS_PER_SECOND, DMP_DEPOSIT_RULE, check_deposit_rate
+from agent.i18n import _
 
 WINDOW = 1.0  # seconds: the DMP's rule counts deposits per second
 SLICE = 0.1  # longest single pause of a wait: how late a `stop` may be seen, at worst
@@ -52,12 +53,10 @@ def pace_value(value: float) -> int | float:
 
 
 def throttle_text(per_second: float, waiting: int) -> str:
-    """What people are told while deposits are held back, French then English."""
-    pace = pace_value(per_second)
-    return (f"envoi cadencé : {pace} dépôt(s) par seconde au plus (règle du DMP : moins de "
-            f"{DMP_DEPOSIT_RULE} par seconde et par établissement), {waiting} en attente / "
-            f"throttled: at most {pace} deposit(s) per second (DMP rule: fewer than "
-            f"{DMP_DEPOSIT_RULE} per second per establishment), {waiting} waiting")
+    """What people are told while deposits are held back."""
+    return _("Throttled: at most {pace} deposit(s) per second (the DMP's rule: fewer than "
+             "{rule} per second per establishment), {waiting} waiting").format(
+        pace=pace_value(per_second), rule=DMP_DEPOSIT_RULE, waiting=waiting)
 
 
 class Throttle:

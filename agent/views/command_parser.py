@@ -1,5 +1,5 @@
 """The parser of the `dmp-agent` workflow commands (`agent.views.commands` runs them): each
-command's help in French then English, an example, the exit codes."""
+command's help in the agent's language (docs/i18n.md), an example, the exit codes."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import textwrap
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from agent.i18n import N_, _
 from agent.views.command_session import EXIT_USAGE
 from agent.views.commands import (
     _metadata_command,
@@ -42,8 +43,7 @@ WORKFLOW_COMMANDS = ("patient", "find-patient", "identity", "documents", "create
                      "unblock")
 
 
-EXIT_CODES = ("Codes de sortie / exit codes: 0 fait/done, 1 refusé ou échoué (carte, code, "
-              "hôte) / refused or failed (card, PIN, host), 2 usage incorrect / misuse.")
+EXIT_CODES = N_("Exit codes: 0 done, 1 refused or failed (card, PIN, host), 2 misuse.")
 EXAMPLES = {
     "create-dmp": "dmp-agent create-dmp --consent --email claire.martin@example.fr "
                   "--sheet ~/fiche-dmp.pdf",
@@ -67,26 +67,27 @@ EXAMPLES = {
 
 def _common() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    cards = common.add_argument_group("cards / cartes")
+    cards = common.add_argument_group(_("cards"))
     cards.add_argument("--pin-stdin", action="store_true",
-                       help="read the CPS PIN as one line of standard input (automation; "
-                            "never an argument or a variable). A wrong PIN is not retried, "
-                            "and the card's last try is left to the terminal")
+                       help=_("read the CPS PIN as one line of standard input (automation; "
+                              "never an argument or a variable). A wrong PIN is not retried, "
+                              "and the card's last try is left to the terminal"))
     cards.add_argument("--person", type=int, metavar="N",
-                       help="the N-th person on the Vitale card (1 = the holder); listed "
-                            "when the card holds several and none is chosen")
+                       help=_("the N-th person on the Vitale card (1 = the holder); listed "
+                              "when the card holds several and none is chosen"))
     cards.add_argument("--identity", type=int, metavar="N",
-                       help="when the INS service answers several identities: the N-th, "
-                            "chosen by comparing its traits with the patient's document "
-                            "(listed when none is chosen; never picked for you)")
+                       help=_("when the INS service answers several identities: the N-th, "
+                              "chosen by comparing its traits with the patient's document "
+                              "(listed when none is chosen; never picked for you)"))
     cards.add_argument("--situation", metavar="N|STRUCTURE",
-                       help="the practice situation to work in, when the CPS holds several: "
-                            "its number (1 = the first) or its structure id (default: the "
-                            "first; the one used is said)")
-    cards.add_argument("--cps-reader", metavar="NAME", help="the reader holding the CPS "
-                       "(default: found by its ATR)")
-    cards.add_argument("--vitale-reader", metavar="NAME", help="the reader holding the "
-                       "Vitale card (default: found by its ATR)")
+                       help=_("the practice situation to work in, when the CPS holds several: "
+                              "its number (1 = the first) or its structure id (default: the "
+                              "first; the one used is said)"))
+    cards.add_argument("--cps-reader", metavar=_("NAME"),
+                       help=_("the reader holding the CPS (default: found by its ATR)"))
+    cards.add_argument("--vitale-reader", metavar=_("NAME"),
+                       help=_("the reader holding the Vitale card (default: found by its "
+                              "ATR)"))
     return common
 
 
@@ -99,9 +100,9 @@ def add_workflow_commands(
             description: str, *, cards: bool = True) -> argparse.ArgumentParser:
         """``cards``: the options of a command that opens a session (PIN, person...)."""
         example = EXAMPLES.get(name)
-        epilog = textwrap.fill(EXIT_CODES, 90)
+        epilog = textwrap.fill(_(EXIT_CODES), 90)
         if example:
-            epilog = f"Exemple / example:\n  {example}\n\n{epilog}"
+            epilog = _("Example:") + f"\n  {example}\n\n{epilog}"
         parser: argparse.ArgumentParser = commands.add_parser(
             name, parents=[common] if cards else [], help=summary,
             description=textwrap.fill(description, 90),
@@ -109,168 +110,166 @@ def add_workflow_commands(
         parser.set_defaults(run=run_command, action=action)
         return parser
 
-    add("patient", cmd_patient, "the patient of the Vitale card: INS, identity status, DMP",
-        "Identité du patient (INS via le service INS, statut RNIV : provisoire, récupérée, "
-        "qualifiée), état du DMP, votre autorisation / the patient's INS and its "
-        "identitovigilance status, DMP status and your rights.")
+    add("patient", cmd_patient,
+        _("the patient of the Vitale card: INS, identity status, DMP status, rights"),
+        _("The patient's identity (INS from the INS service, its RNIV status: provisoire, "
+          "récupérée, qualifiée), the DMP's status, your authorization."))
     identity = add("identity", cmd_identity,
-                   "record the identity document checked (the identity becomes qualifiée)",
-                   "Enregistre la pièce d'identité à haut niveau de confiance vérifiée face aux "
-                   "traits renvoyés par le service INS : l'identité devient qualifiée, ce qui "
-                   "permet les dépôts (règle RNIV) ; conservé sur ce poste tant que le service "
-                   "INS répond les mêmes traits / records the identity document checked "
-                   "against the INS traits: the identity becomes qualifiée (deposits allowed), "
-                   "kept on this workstation while the INS service answers the same traits.")
+                   _("record the identity document checked (the identity becomes qualifiée)"),
+                   _("Records the high-trust identity document checked against the traits the "
+                     "INS service returned: the identity becomes qualifiée, which allows "
+                     "deposits (RNIV rule); kept on this workstation while the INS service "
+                     "answers the same traits."))
     identity.add_argument("--document", required=True, metavar="TYPE",
-                          help="passeport, carte-identite, carte-identite-electronique, "
-                               "titre-de-sejour; for a minor: acte-de-naissance or "
-                               "livret-de-famille with --parent-document")
+                          help=_("passeport, carte-identite, carte-identite-electronique, "
+                                 "titre-de-sejour; for a minor: acte-de-naissance or "
+                                 "livret-de-famille with --parent-document"))
     identity.add_argument("--parent-document", metavar="TYPE",
-                          help="a minor's: the document of the parent presenting the child")
+                          help=_("a minor's: the document of the parent presenting the child"))
     find = add("find-patient", cmd_find_patient,
-               "find the patient by typed traits, with no Vitale card (INS service)",
-               "Recherche le patient par ses traits d'identité, sans carte Vitale (application "
-               "carte Vitale, ou pas de carte) : service INS, puis identité, statut RNIV et "
-               "état du DMP ; plusieurs identités : --identity N / finds the patient by typed "
-               "traits through the INS service, with no card.")
-    find.add_argument("--birth-name", required=True, metavar="NAME", help="nom de naissance")
+               _("find the patient by typed traits, with no Vitale card (INS service)"),
+               _("Finds the patient by their identity traits through the INS service, with no "
+                 "Vitale card (the Vitale app, or no card): then the identity, its RNIV status "
+                 "and the DMP's status; several identities: --identity N."))
+    find.add_argument("--birth-name", required=True, metavar="NAME", help=_("birth name"))
     find.add_argument("--first-names", required=True, metavar="'A B'",
-                      help="the first names in the order of the civil registry (or the first)")
+                      help=_("the first names in the order of the civil registry (or the "
+                             "first)"))
     find.add_argument("--sex", required=True, choices=("M", "F"))
     find.add_argument("--birth-date", required=True, metavar="YYYYMMDD",
-                      help="00 for an unknown month or day")
-    find.add_argument("--birth-place", metavar="INSEE", help="INSEE code (99xxx abroad)")
-    documents = add("documents", cmd_documents, "list (and save) the documents you may see",
-                    "Liste les documents du DMP que vous pouvez voir / lists the documents "
-                    "you may see; --save writes them, hash checked, owner-only.")
+                      help=_("00 for an unknown month or day"))
+    find.add_argument("--birth-place", metavar="INSEE", help=_("INSEE code (99xxx abroad)"))
+    documents = add("documents", cmd_documents, _("list (and save) the documents you may see"),
+                    _("Lists the DMP's documents you may see; --save writes them, hash "
+                      "checked, owner-only."))
     documents.add_argument("--archived", action="store_true",
-                           help="the archived documents instead (left out by default)")
-    create = add("create-dmp", cmd_create_dmp, "create the patient's DMP, print the sheet",
-                 "Crée le DMP au comptoir / creates the DMP: the consent is mandatory; the "
-                 "emergency-access consents are given unless refused; --email gives the "
-                 "patient's address (notifications, sign-in codes); writes the patient's "
-                 "secrets sheet (PDF, owner-only) to print and hand over.")
+                           help=_("the archived documents instead (left out by default)"))
+    create = add("create-dmp", cmd_create_dmp, _("create the patient's DMP, print the sheet"),
+                 _("Creates the DMP at the counter: the consent is mandatory; the "
+                   "emergency-access consents are given unless refused; --email gives the "
+                   "patient's address (notifications, sign-in codes); writes the patient's "
+                   "secrets sheet (PDF, owner-only) to print and hand over."))
     create.add_argument("--consent", action="store_true",
-                        help="the patient consented to the DMP (mandatory)")
+                        help=_("the patient consented to the DMP (mandatory)"))
     create.add_argument("--no-break-the-glass", action="store_true",
-                        help="the patient refuses break-the-glass access")
+                        help=_("the patient refuses break-the-glass access"))
     create.add_argument("--no-regulation-centre", action="store_true",
-                        help="the patient refuses access by the regulation centre (SAMU-15)")
+                        help=_("the patient refuses access by the regulation centre (SAMU-15)"))
     create.add_argument("--no-emergency-masked", action="store_true",
-                        help="emergency access does not see masked documents")
-    create.add_argument("--sheet", type=Path, required=True, metavar="FILE.pdf",
-                        help="where to write the secrets sheet")
-    create.add_argument("--email", metavar="ADDR",
-                        help="the patient's email address, where the host sends the "
-                             "patient's notifications and the patient portal the sign-in "
-                             "codes (printed on the sheet). Optional, but without it the "
-                             "patient can neither be notified nor sign in to the portal")
-    authorize = add("authorize", cmd_authorize, "record the patient's authorisation (--confirm)",
-                    "Enregistre que le patient vous autorise / records that the patient "
-                    "authorises you; refused without --confirm.")
+                        help=_("emergency access does not see masked documents"))
+    create.add_argument("--sheet", type=Path, required=True, metavar=_("FILE.pdf"),
+                        help=_("where to write the secrets sheet"))
+    create.add_argument("--email", metavar=_("ADDRESS"),
+                        help=_("the patient's email address, where the host sends the "
+                               "patient's notifications and the patient portal the sign-in "
+                               "codes (printed on the sheet). Optional, but without it the "
+                               "patient can neither be notified nor sign in to the portal"))
+    authorize = add("authorize", cmd_authorize,
+                    _("record the patient's authorization (--confirm)"),
+                    _("Records that the patient authorizes you; refused without --confirm."))
     authorize.add_argument("--confirm", action="store_true",
-                           help="the patient, in person, said yes")
-    close = add("close-dmp", cmd_close_dmp, "close the DMP at the patient's request",
-                "Ferme le DMP à la demande du patient, présent / closes the DMP at the "
-                "patient's own request: kept ten years, it can be reactivated; the patient is "
-                "notified. Refused without --patient-request.")
+                           help=_("the patient, in person, said yes"))
+    close = add("close-dmp", cmd_close_dmp, _("close the DMP at the patient's request"),
+                _("Closes the DMP at the request of the patient, present: kept ten years, it "
+                  "can be reactivated; the patient is notified. Refused without "
+                  "--patient-request."))
     close.add_argument("--patient-request", action="store_true",
-                       help="the patient, in person, asks for the closure")
-    close.add_argument("--reason", required=True, metavar="TEXT",
-                       help="why (recorded; the patient sees it)")
-    reactivate = add("reactivate-dmp", cmd_reactivate_dmp, "reopen a closed DMP (--consent)",
-                     "Réactive un DMP fermé avec le consentement du patient / reopens a closed "
-                     "DMP with the patient's consent.")
+                       help=_("the patient, in person, asks for the closure"))
+    close.add_argument("--reason", required=True, metavar=_("TEXT"),
+                       help=_("why (recorded; the patient sees it)"))
+    reactivate = add("reactivate-dmp", cmd_reactivate_dmp,
+                     _("reopen a closed DMP (--consent)"),
+                     _("Reopens a closed DMP with the patient's consent."))
     reactivate.add_argument("--consent", action="store_true",
-                            help="the patient consented to reopen the DMP")
+                            help=_("the patient consented to reopen the DMP"))
     doctor = add("medecin-traitant", cmd_medecin_traitant,
-                 "record that the patient designates you médecin traitant DMP (--confirm)",
-                 "Enregistre que le patient vous désigne médecin traitant DMP (médecins "
-                 "seulement) / records that the patient designates you as médecin traitant "
-                 "DMP (doctors only): you then see the documents masked from others.")
+                 _("record that the patient designates you médecin traitant DMP (--confirm)"),
+                 _("Records that the patient designates you as médecin traitant DMP (doctors "
+                   "only): you then see the documents masked from others."))
     doctor.add_argument("--confirm", action="store_true",
-                        help="the patient, in person, designates you")
-    deposit = add("deposit", cmd_deposit, "sign and deposit a document (via the outbox)",
-                  "Signe (carte CPS) et dépose un document PDF ou texte / signs and deposits "
-                  "a document; it goes through the outbox, so nothing is lost if the host is "
-                  "away.")
-    deposit.add_argument("file", type=Path, nargs="?", metavar="FILE",
-                         help="the document: a .pdf or a .txt file")
-    deposit.add_argument("--type", metavar="CODE", help="document type (LOINC), see --list-types")
+                        help=_("the patient, in person, designates you"))
+    deposit = add("deposit", cmd_deposit, _("sign and deposit a document (via the outbox)"),
+                  _("Signs (CPS card) and deposits a PDF or text document; it goes through "
+                    "the outbox, so nothing is lost if the host is away."))
+    deposit.add_argument("file", type=Path, nargs="?", metavar=_("FILE"),
+                         help=_("the document: a .pdf or a .txt file"))
+    deposit.add_argument("--type", metavar=_("CODE"),
+                         help=_("document type (LOINC), see --list-types"))
     deposit.add_argument("--list-types", action="store_true",
-                         help="list the types your profession may deposit (no PIN needed)")
-    deposit.add_argument("--title", help="title (default: the type's label)")
-    deposit.add_argument("--masked", action="store_true", help="masked from professionals")
+                         help=_("list the types your profession may deposit (no PIN needed)"))
+    deposit.add_argument("--title", help=_("title (default: the type's label)"))
+    deposit.add_argument("--masked", action="store_true", help=_("masked from professionals"))
     deposit.add_argument("--invisible-to-patient", action="store_true",
-                         help="hidden from the patient until the announcement consultation")
-    outbox = add("outbox", cmd_outbox, "pending and refused deposits; --retry ID; --recover",
-                 "File d'envoi / outbox: deposits not yet acknowledged, with why they wait "
-                 "and when they are tried again; --retry ID requeues a refused one and sends "
-                 "it (needs the author's CPS); --recover rebuilds the queue from the "
-                 "outbox's files (after a damaged database was put in quarantine).")
-    outbox.add_argument("--retry", type=int, metavar="ID", help="requeue and send item ID")
+                         help=_("hidden from the patient until the announcement consultation"))
+    outbox = add("outbox", cmd_outbox, _("pending and refused deposits; --retry ID; --recover"),
+                 _("The outbox: deposits not yet acknowledged, with why they wait and when "
+                   "they are tried again; --retry ID requeues a refused one and sends it "
+                   "(needs the author's CPS); --recover rebuilds the queue from the outbox's "
+                   "files (after a damaged database was put in quarantine)."))
+    outbox.add_argument("--retry", type=int, metavar="ID", help=_("requeue and send item ID"))
     outbox.add_argument("--recover", action="store_true",
-                        help="rebuild the queue from the outbox's files, bringing back from "
-                             "quarantine what opens now (docs/agent-outbox.md)")
-    emergency = add("emergency", cmd_emergency, "break-the-glass access (traced, notified)",
-                    "Accès en urgence « bris de glace » / break-the-glass: only when the "
-                    "patient cannot consent and there is an immediate risk; the justification "
-                    "is recorded and the patient notified.")
-    emergency.add_argument("--justification", required=True, metavar="TEXT",
-                           help="why (recorded and shown to the patient)")
-    emergency.add_argument("what", choices=["documents"], help="what to do in emergency mode")
+                        help=_("rebuild the queue from the outbox's files, bringing back from "
+                               "quarantine what opens now (docs/agent-outbox.md)"))
+    emergency = add("emergency", cmd_emergency, _("break-the-glass access (traced, notified)"),
+                    _("Emergency “break the glass” access: only when the patient cannot "
+                      "consent and there is an immediate risk; the justification is recorded "
+                      "and the patient notified."))
+    emergency.add_argument("--justification", required=True, metavar=_("TEXT"),
+                           help=_("why (recorded and shown to the patient)"))
+    emergency.add_argument("what", choices=["documents"],
+                           help=_("what to do in emergency mode"))
     regulation = add("regulation", cmd_regulation,
-                     "regulation-centre access (centre 15 / SAMU: traced, notified)",
-                     "Accès du centre de régulation (centre 15) / regulation-centre access: the "
-                     "authorisation is not checked, the patient's opt-out is; traced and "
-                     "notified.")
-    regulation.add_argument("what", choices=["documents"], help="what to do in this mode")
-    unblock = add("unblock", cmd_unblock, "unblock a blocked CPS with its PUK and a new PIN",
-                  "Débloque la carte CPS bloquée (code porteur faux trois fois) avec son code "
-                  "de déblocage (PUK, 8 chiffres) et un nouveau code porteur, saisis sans écho "
-                  "(le nouveau deux fois) / unblocks the blocked CPS with its PUK and a new "
-                  "PIN, typed without echo (the new PIN twice). Un PUK faux dit ses essais "
-                  "restants ; un PUK bloqué ne laisse que l'émetteur de la carte (ANS) / a "
-                  "wrong PUK says its tries left; a blocked PUK leaves only the card's issuer.",
+                     _("regulation-centre access (centre 15 / SAMU: traced, notified)"),
+                     _("Access of the regulation centre (centre 15): the authorization is not "
+                       "checked, the patient's opt-out is; traced and notified."))
+    regulation.add_argument("what", choices=["documents"], help=_("what to do in this mode"))
+    unblock = add("unblock", cmd_unblock, _("unblock a blocked CPS with its PUK and a new PIN"),
+                  _("Unblocks the blocked CPS (wrong PIN three times) with its unblocking "
+                    "code (PUK, 8 digits) and a new PIN, typed without echo (the new one "
+                    "twice). A wrong PUK says its tries left; a blocked PUK leaves only the "
+                    "card's issuer (ANS)."),
                   cards=False)
     unblock.add_argument("--stdin", action="store_true",
-                         help="read the PUK then the new PIN as two lines of standard input "
-                              "(automation; never arguments or variables)")
-    unblock.add_argument("--cps-reader", metavar="NAME", help="the reader holding the CPS "
-                         "(default: found by its ATR)")
-    add("watch", cmd_watch, "keep the session open; each Vitale card opens its dossier",
-        "Consultation: la session reste ouverte ; chaque carte Vitale insérée ouvre le "
-        "dossier de son patient, chaque retrait l'efface / each Vitale card inserted opens "
-        "its patient's dossier, each removal clears it. Ends when the CPS is removed.")
+                         help=_("read the PUK then the new PIN as two lines of standard input "
+                                "(automation; never arguments or variables)"))
+    unblock.add_argument("--cps-reader", metavar=_("NAME"),
+                         help=_("the reader holding the CPS (default: found by its ATR)"))
+    add("watch", cmd_watch, _("keep the session open; each Vitale card opens its dossier"),
+        _("Consultation: the session stays open; each Vitale card inserted opens its "
+          "patient's dossier, each removal clears it. Ends when the CPS is removed."))
     for parser in (documents, emergency, regulation):
-        parser.add_argument("--type", action="append", metavar="CODE",
-                            help="only this LOINC type code (repeatable)")
-        parser.add_argument("--save", type=Path, metavar="DIR", help="save each document here")
+        parser.add_argument("--type", action="append", metavar=_("CODE"),
+                            help=_("only this LOINC type code (repeatable)"))
+        parser.add_argument("--save", type=Path, metavar=_("DIR"),
+                            help=_("save each document here"))
     for name, done, summary in (
-        ("mask", "Masqué / masked", "mask a document from professionals"),
-        ("unmask", "Démasqué / unmasked", "unmask a document"),
-        ("hide-from-patient", "Invisible pour le patient / hidden from the patient",
-         "hide a document from the patient until the announcement consultation"),
-        ("show-to-patient", "Visible par le patient / shown to the patient",
-         "show a hidden document to the patient (the announcement consultation took place)"),
-        ("archive", "Archivé / archived", "archive a document"),
-        ("delete", "Supprimé / deleted", "delete one's own document"),
+        ("mask", N_("Masked"), _("mask a document from professionals")),
+        ("unmask", N_("Unmasked"), _("unmask a document")),
+        ("hide-from-patient", N_("Hidden from the patient"),
+         _("hide a document from the patient until the announcement consultation")),
+        ("show-to-patient", N_("Shown to the patient"),
+         _("show a hidden document to the patient (the announcement consultation took "
+           "place)")),
+        ("archive", N_("Archived"), _("archive a document")),
+        ("delete", N_("Deleted"), _("delete one's own document")),
     ):
         parser = add(name, _metadata_command(name, done), summary,
-                     f"{summary} (by its uniqueId, as `documents` shows it).")
+                     _("{summary} (by its uniqueId, as `documents` shows it).").format(
+                         summary=summary[:1].upper() + summary[1:]))
         parser.add_argument("unique_id", metavar="UNIQUE_ID")
-    replace = add("replace", cmd_replace, "deposit a new version of a document",
-                  "Remplace un document par une nouvelle version / deposits a new version "
-                  "that replaces UNIQUE_ID (the old one leaves the current set).")
+    replace = add("replace", cmd_replace, _("deposit a new version of a document"),
+                  _("Deposits a new version that replaces UNIQUE_ID (the old one leaves the "
+                    "current set)."))
     replace.add_argument("unique_id", metavar="UNIQUE_ID")
-    replace.add_argument("file", type=Path, metavar="FILE", help="the new version (.pdf, .txt)")
-    replace.add_argument("--title", help="title (default: the old one's)")
+    replace.add_argument("file", type=Path, metavar=_("FILE"),
+                         help=_("the new version (.pdf, .txt)"))
+    replace.add_argument("--title", help=_("title (default: the old one's)"))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Only the workflow commands (the lead wires them into `agent.cli`)."""
     parser = argparse.ArgumentParser(prog="dmp-agent")
-    add_workflow_commands(parser.add_subparsers(dest="command", metavar="COMMAND"))
+    add_workflow_commands(parser.add_subparsers(dest="command", metavar=_("COMMAND")))
     args = parser.parse_args(argv)
     if not hasattr(args, "run"):
         parser.print_help()

@@ -25,6 +25,7 @@ from agent.core.secrets_sheet import display_date
 from agent.core.service import AgentService
 from agent.core.state import PatientState
 from agent.errors import AgentError
+from agent.i18n import N_, _
 from agent.outbox import OutboxBusyError
 from agent.safe_text import terminal_text
 from cardreader.atr import CardKind
@@ -39,14 +40,13 @@ __all__ = ["DOSSIER_WAIT", "EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "CommandError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 DOSSIER_WAIT = 5.0  # seconds beyond the host timeout for the dossier to be read
-CPS_MISSING = ("Carte CPS (carte du professionnel / professional card) absente des lecteurs "
-               "/ card missing: insert it.")
-VITALE_MISSING = ("Carte Vitale (carte du patient / patient's card) absente des lecteurs / "
-                  "card missing: insert it.")
+# Translated where raised (`_`): the language is chosen after the import.
+CPS_MISSING = N_("CPS card (the professional's card) missing from the readers: insert it.")
+VITALE_MISSING = N_("Vitale card (the patient's card) missing from the readers: insert it.")
 
 
 class CommandError(AgentError):
-    """A failure the user can act on: one sentence, French then English; ``usage`` when
+    """A failure the user can act on: one sentence in the agent's language; ``usage`` when
     the command was misused (exit status 2)."""
 
     def __init__(self, message: str, code: int = EXIT_FAILED) -> None:
@@ -102,8 +102,7 @@ class Work:
     def state(self) -> PatientState:
         p = self.core.patient
         if p is None:
-            raise AgentError("Carte Vitale retirée / the Vitale card was removed",
-                             code="no-patient", status=409)
+            raise AgentError(_("The Vitale card was removed"), code="no-patient", status=409)
         return p
 
 
@@ -111,7 +110,7 @@ def load_command_config() -> AgentConfig:
     try:
         return load_config()
     except ConfigError as error:
-        raise CommandError(f"Configuration: {error}") from None
+        raise CommandError(_("Configuration: {error}").format(error=error)) from None
 
 
 @contextlib.contextmanager
@@ -123,10 +122,10 @@ def start_core(args: argparse.Namespace, *, with_outbox: bool = False,
     config = load_command_config()
     try:
         if not list_readers():
-            raise CommandError("Aucun lecteur de carte / no card reader found: plug one in.")
+            raise CommandError(_("No card reader found: plug one in."))
     except CardError as error:
-        raise CommandError(f"{error}\n  → démarrez pcscd / start pcscd "
-                           "(systemctl start pcscd)") from None
+        raise CommandError(f"{error}\n  → " + _("start pcscd (systemctl start pcscd)")
+                           ) from None
     holder = f"dmp-agent {getattr(args, 'command', '') or ''}".strip()
 
     def make(outbox: bool) -> AgentService:
@@ -167,14 +166,14 @@ def _check_person(card: VitaleCard, number: int | None) -> None:
     people = card.beneficiaries
     if number is None and len(people) > 1:
         listed = "\n".join(  # the card's text is someone else's: shown, never obeyed
-            terminal_text(f"  {i}. {p.first_name} {p.last_name}, né(e) le {p.birth_date} "
-                          f"({p.quality_label})") for i, p in enumerate(people, 1))
-        raise CommandError("Plusieurs bénéficiaires sur la carte / several persons on the "
-                           f"card:\n{listed}\nChoisissez avec --person N / choose one with "
-                           "--person N", EXIT_USAGE)
+            terminal_text(_("  {number}. {first} {last}, born {date} ({quality})").format(
+                number=i, first=p.first_name, last=p.last_name, date=p.birth_date,
+                quality=p.quality_label)) for i, p in enumerate(people, 1))
+        raise CommandError(_("Several persons on the card:\n{listed}\nChoose one with "
+                             "--person N").format(listed=listed), EXIT_USAGE)
     if number is not None and not 1 <= number <= len(people):
-        raise CommandError(f"--person {number}: la carte porte {len(people)} personne(s) / "
-                           f"the card holds {len(people)} person(s)", EXIT_USAGE)
+        raise CommandError(_("--person {number}: the card holds {count} person(s)").format(
+            number=number, count=len(people)), EXIT_USAGE)
 
 
 def _prompt(args: argparse.Namespace) -> PinPrompt:
@@ -184,7 +183,7 @@ def _prompt(args: argparse.Namespace) -> PinPrompt:
 def open_session(core: AgentService, args: argparse.Namespace) -> ProfessionalSession:
     report = card_in(core, CardKind.CPS)
     if report is None:
-        raise CommandError(CPS_MISSING)
+        raise CommandError(_(CPS_MISSING))
     if core.problem and "enrol" in core.problem:
         raise CommandError(core.problem)
     prompt = _prompt(args)
@@ -197,10 +196,8 @@ def open_session(core: AgentService, args: argparse.Namespace) -> ProfessionalSe
         core.open_session(prompt, situation, ask=False)
     except AgentError as error:
         if error.code == "pin-cancelled" and getattr(prompt, "last_try_kept", False):
-            raise CommandError("Dernier essai avant blocage de la carte : saisissez le code "
-                               "au clavier, sans --pin-stdin / last try before the card is "
-                               "blocked: type the PIN at the terminal, without --pin-stdin"
-                               ) from None
+            raise CommandError(_("Last try before the card is blocked: type the PIN at the "
+                                 "terminal, without --pin-stdin")) from None
         raise
     session = core.session
     if session is None:
@@ -210,10 +207,10 @@ def open_session(core: AgentService, args: argparse.Namespace) -> ProfessionalSe
     if len(situations) > 1 and session.situation is not None:
         # Never silently: the structure signs every deposit and scopes the care team.
         used = session.situation
-        print(terminal_text(f"Structure d'exercice / practice situation: {used.structure_name} "
-                            f"({used.structure_id}); la carte en porte {len(situations)} / the "
-                            f"card holds {len(situations)}: --situation N pour une autre / "
-                            "for another"), file=sys.stderr)
+        print(terminal_text(_("Practice situation: {name} ({id}); the card holds {count}: "
+                              "--situation N for another").format(
+            name=used.structure_name, id=used.structure_id, count=len(situations))),
+              file=sys.stderr)
     return session
 
 
@@ -224,15 +221,14 @@ def wait_for_dossier(core: AgentService, timeout: float) -> PatientState:
                                               "choosing-identity"), timeout)
     p = core.patient
     if p is None:
-        raise AgentError("Carte Vitale retirée / the Vitale card was removed",
-                         code="no-patient", status=409)
+        raise AgentError(_("The Vitale card was removed"), code="no-patient", status=409)
     if p.state == "choosing-identity":
         return p  # open_work asks the user (--identity N)
     if p.state == "error":
         raise p.failure or AgentError(p.error, code="no-patient", status=409)
     if p.state != "ready":
-        raise AgentError("Le dossier n'a pas pu être lu à temps / the dossier could not be "
-                         "read in time", code="timeout", status=504)
+        raise AgentError(_("The dossier could not be read in time"), code="timeout",
+                         status=504)
     return p
 
 
@@ -244,9 +240,9 @@ def open_work(args: argparse.Namespace, *, with_patient: bool = True,
         if with_patient:  # the patient's card first: no PIN typed for nothing
             vitale = card_in(core, CardKind.VITALE)
             if vitale is None or vitale.vitale is None:
-                raise CommandError(VITALE_MISSING if vitale is None else
-                                   f"Lecture de la carte Vitale impossible / cannot read the "
-                                   f"Vitale card: {vitale.message}")
+                raise CommandError(_(VITALE_MISSING) if vitale is None else
+                                   _("Cannot read the Vitale card: {reason}").format(
+                                       reason=vitale.message))
             _check_person(vitale.vitale, person)
         session = open_session(core, args)
         work = Work(core.config, core, session)

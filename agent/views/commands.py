@@ -30,6 +30,7 @@ from agent.core.pin import ask_unblock_codes
 from agent.core.secrets_sheet import display_date, write_private_pdf
 from agent.core.state import PatientState
 from agent.errors import AgentError, explain
+from agent.i18n import N_, _
 from agent.outbox import Item, ItemState, open_outbox
 from agent.outbox.report import outbox_lines, recover_lines
 from agent.safe_text import saved_name, terminal_lines, terminal_text, write_new_file
@@ -55,8 +56,8 @@ from wire.mhd import DocumentEntry
 
 __all__ = ["CommandError", "StdinPrompt", "run_command"]
 
-EMERGENCY_TAG = "[BRIS DE GLACE / BREAK-THE-GLASS]"
-REGULATION_TAG = "[CENTRE 15 / REGULATION CENTRE]"
+EMERGENCY_TAG = N_("[BREAK THE GLASS]")
+REGULATION_TAG = N_("[CENTRE 15 / REGULATION CENTRE]")
 SEND_WAIT = 10.0  # seconds beyond the host timeout for a deposit's first attempt
 
 
@@ -64,8 +65,8 @@ def describe_failure(error: AgentError) -> str:
     """An `AgentError` as the command line says it: the host's refusals with their HTTP
     status and code, a refusal of ours with its code (scripts match it)."""
     if isinstance(error, SessionError) and error.status:
-        return (f"Refus de l'hôte DMP / the DMP host refused (HTTP {error.status}): "
-                f"{terminal_text(error.code)}: {terminal_text(error)}")
+        return _("The DMP host refused (HTTP {status}): {code}: {message}").format(
+            status=error.status, code=terminal_text(error.code), message=terminal_text(error))
     if error.status == 403:
         return f"{error.code}: {terminal_text(error)}"
     return str(error)  # ours; `_complain` shows any control character but our line breaks
@@ -87,7 +88,7 @@ def run_command(args: argparse.Namespace) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
     except KeyboardInterrupt:
-        _complain(args, "interrompu / interrupted")
+        _complain(args, _("interrupted"))
         return 130
     except Exception as error:
         failure = explain(error)
@@ -107,37 +108,39 @@ def _say(text: str, mode: AccessMode | None = None) -> None:
     # In an emergency mode every line says so: such an access must never look ordinary.
     prefix = ""
     if mode is not None:
-        prefix = (REGULATION_TAG if mode.code is ModeCode.CENTRE_15 else EMERGENCY_TAG) + " "
+        prefix = _(REGULATION_TAG if mode.code is ModeCode.CENTRE_15 else EMERGENCY_TAG) + " "
     for line in text.split("\n"):
         print(f"{prefix}{terminal_text(line)}", flush=True)
 
 
 def _patient_line(patient: PatientContext) -> str:
-    return (f"Patient: {terminal_text(patient.first_name)} {terminal_text(patient.birth_name)}"
-            f", né(e) le {terminal_text(display_date(patient.birth_date))} — INS "
-            f"{terminal_text(patient.ins)}")
+    return _("Patient: {first} {last}, born {date} — INS {ins}").format(
+        first=terminal_text(patient.first_name), last=terminal_text(patient.birth_name),
+        date=terminal_text(display_date(patient.birth_date)), ins=terminal_text(patient.ins))
 
 
 def _document_line(entry: DocumentEntry) -> str:
-    flags = [f for f, on in (("masqué/masked", entry.masked),
-                             ("invisible patient", entry.invisible_to_patient),
-                             ("archivé/archived", entry.archived)) if on]
+    flags = [_(f) for f, on in ((N_("masked"), entry.masked),
+                                (N_("invisible to the patient"), entry.invisible_to_patient),
+                                (N_("archived"), entry.archived)) if on]
     if entry.class_code == "90":
-        flags.append("déposé par le patient / patient's own")
+        flags.append(_("deposited by the patient"))
     created = entry.creation_time.strftime("%d/%m/%Y")
     extra = f" [{', '.join(flags)}]" if flags else ""
     author = f"{entry.author.first_name} {entry.author.last_name}"
-    return (f"- {terminal_text(entry.title)} ({terminal_text(entry.type_code)}), {created}, "
-            f"{terminal_text(author)}, {entry.size} octets/bytes{extra}\n"
-            f"  {terminal_text(entry.unique_id)}")
+    return (_("- {title} ({type}), {date}, {author}, {size} bytes").format(
+        title=terminal_text(entry.title), type=terminal_text(entry.type_code), date=created,
+        author=terminal_text(author), size=entry.size)
+        + f"{extra}\n  {terminal_text(entry.unique_id)}")
 
 
 def _dossier_lines(p: PatientState) -> None:
     assert p.context is not None and p.dmp is not None
     _say(_patient_line(p.context))
-    _say(f"DMP: {terminal_text(p.dmp['status'])}, autorisation / authorization: "
-         f"{terminal_text(p.dmp['authorization'])}")
-    _say(f"{len(p.documents)} document(s)")
+    _say(_("DMP: {status}, authorization: {authorization}").format(
+        status=terminal_text(p.dmp["status"]),
+        authorization=terminal_text(p.dmp["authorization"])))
+    _say(_("{count} document(s)").format(count=len(p.documents)))
     for entry in p.documents:
         _say(_document_line(entry))
 
@@ -180,11 +183,13 @@ def cmd_patient(args: argparse.Namespace) -> int:
         state: dict[str, Any] = work.state.dmp or {}
         _say(_patient_line(work.patient))
         _identity_lines(work.state)
-        closed = (f", fermé le / closed {terminal_text(state['closedAt'])}"
+        closed = (_(", closed on {date}").format(date=terminal_text(state["closedAt"]))
                   if state.get("closedAt") else "")
-        _say(f"DMP: {terminal_text(state['status'])}{closed}")
-        _say(f"Autorisation / authorization: {terminal_text(state['authorization'])}")
-        _say(f"Médecin traitant DMP: {'oui/yes' if state.get('medecinTraitant') else 'non/no'}")
+        _say(_("DMP: {status}").format(status=terminal_text(state["status"])) + closed)
+        _say(_("Authorization: {authorization}").format(
+            authorization=terminal_text(state["authorization"])))
+        _say(_("Médecin traitant DMP: yes") if state.get("medecinTraitant")
+             else _("Médecin traitant DMP: no"))
     return EXIT_OK
 
 
@@ -235,14 +240,13 @@ def _list_documents(args: argparse.Namespace, mode: str, justification: str = ""
             raise p.failure or AgentError(p.error)
         shown = p.mode
         if shown is not None:
-            why = (f"; justification: {terminal_text(shown.justification)}"
+            why = (_("; justification: {text}").format(text=terminal_text(shown.justification))
                    if shown.justification else "")
-            _say(f"Accès tracé et notifié au patient / traced and notified to the patient{why}",
-                 shown)
+            _say(_("Access traced and notified to the patient") + why, shown)
         _say(_patient_line(work.patient), shown)
         entries = work.core.document_entries(type_codes=tuple(args.type or ()),
                                              archived=getattr(args, "archived", False))
-        _say(f"{len(entries)} document(s)", shown)
+        _say(_("{count} document(s)").format(count=len(entries)), shown)
         for entry in entries:
             _say(_document_line(entry), shown)
         if args.save is not None:
@@ -253,8 +257,7 @@ def _list_documents(args: argparse.Namespace, mode: str, justification: str = ""
                 # nor an extension a double click would run; an existing file is kept.
                 path = write_new_file(
                     directory, saved_name(f"{number:02d}", entry.title, entry.mime_type), body)
-                _say(f"enregistré / saved: {terminal_text(path)} (empreinte vérifiée / hash "
-                     "checked)", shown)
+                _say(_("saved: {path} (hash checked)").format(path=terminal_text(path)), shown)
     return EXIT_OK
 
 
@@ -268,28 +271,27 @@ def cmd_unblock(args: argparse.Namespace) -> int:
     with start_core(args) as core:
         report = card_in(core, CardKind.CPS)
         if report is None:
-            raise CommandError(CPS_MISSING)
+            raise CommandError(_(CPS_MISSING))
         if report.pin_tries_left:  # asked nothing for a card that needs no PUK
-            raise AgentError(f"La carte CPS n'est pas bloquée ({report.pin_tries_left} essai(s) "
-                             "de code porteur restant(s)) : rien à débloquer / the CPS is not "
-                             "blocked", code="not-blocked", status=409)
+            raise AgentError(_("The CPS card is not blocked ({tries} PIN tries left): nothing "
+                               "to unblock").format(tries=report.pin_tries_left),
+                             code="not-blocked", status=409)
         who = report.cps
         holder = f"{who.first_name} {who.last_name}" if who is not None else "?"
         codes = ask_unblock_codes(terminal_text(holder), stdin=args.stdin)
         if codes is None:
-            raise CommandError("Déblocage annulé / unblock cancelled")
+            raise CommandError(_("Unblocking cancelled"))
         core.unblock_cps(codes.puk, codes.new_pin)
         del codes
-    _say("Carte CPS débloquée : ouvrez la session avec le nouveau code porteur / CPS "
-         "unblocked: open the session with the new PIN")
+    _say(_("CPS card unblocked: open the session with the new PIN"))
     return EXIT_OK
 
 
 def cmd_emergency(args: argparse.Namespace) -> int:
     justification = args.justification.strip()
     if len(justification) < 10:
-        raise CommandError("--justification: décrivez l'urgence (10 caractères au moins) / "
-                           "describe the emergency (at least 10 characters)", EXIT_USAGE)
+        raise CommandError(_("--justification: describe the emergency (10 characters at "
+                             "least)"), EXIT_USAGE)
     return _list_documents(args, "break-the-glass", justification)
 
 
@@ -304,8 +306,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
         core = work.core
         if not any(reader != work.session.reader and core.may_hold("vitale", reader)
                    for reader in core.slots):
-            raise CommandError("Aucun second lecteur pour la carte Vitale / no reader left "
-                               "for the Vitale card")
+            raise CommandError(_("No second reader for the Vitale card"))
         shown: list[tuple[int, str] | None] = [None]
         stop = threading.Event()
 
@@ -321,14 +322,14 @@ def cmd_watch(args: argparse.Namespace) -> int:
                 return
             shown[0] = now
             if p is None or p.state == "error":
-                cleared = "contexte patient effacé / patient context cleared"
+                cleared = _("patient context cleared")
                 _say(f"— {terminal_text(p.error if p is not None else cleared)}")
             elif p.state == "ready":
                 _dossier_lines(p)
 
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         unsubscribe = core.subscribe(show)
-        _say("En attente de cartes Vitale / waiting for Vitale cards")
+        _say(_("Waiting for Vitale cards"))
         try:
             while not stop.is_set() and not work.session.wait_ended(0.5):
                 pass
@@ -337,7 +338,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
         finally:
             unsubscribe()
         if not work.session.alive:
-            _say("Carte CPS retirée : session terminée / CPS removed: session ended")
+            _say(_("CPS card removed: session ended"))
     return EXIT_OK
 
 
@@ -351,18 +352,17 @@ def _choose_holder(core: Any) -> None:
 def _check_sheet_path(path: Path) -> None:
     # Checked before the DMP is created: the access code exists only on this sheet.
     if path.suffix.lower() != ".pdf":
-        raise CommandError(f"--sheet {path}: un fichier .pdf est attendu / a .pdf file",
+        raise CommandError(_("--sheet {path}: a .pdf file is expected").format(path=path),
                            EXIT_USAGE)
     if not path.parent.is_dir() or not os.access(path.parent, os.W_OK):
-        raise CommandError(f"--sheet {path}: dossier absent ou non inscriptible / the "
-                           "folder does not exist or is not writable", EXIT_USAGE)
+        raise CommandError(_("--sheet {path}: the folder does not exist or is not "
+                             "writable").format(path=path), EXIT_USAGE)
 
 
 def cmd_create_dmp(args: argparse.Namespace) -> int:
     if not args.consent:
-        raise CommandError("Le consentement du patient est obligatoire : ajoutez --consent "
-                           "après l'avoir recueilli / the patient's consent is required: "
-                           "add --consent once collected", EXIT_USAGE)
+        raise CommandError(_("The patient's consent is required: add --consent once "
+                             "collected"), EXIT_USAGE)
     _check_sheet_path(args.sheet)
     email = checked_email(args.email)  # refused before any card is touched (exit 2)
     with open_work(args) as work:
@@ -373,16 +373,15 @@ def cmd_create_dmp(args: argparse.Namespace) -> int:
             break_the_glass=not args.no_break_the_glass,
             emergency_sees_masked=not args.no_emergency_masked, email=email)
         write_private_pdf(work.core.secrets_sheet(), args.sheet)
-        _say(f"DMP créé / DMP created: identifiant / identifier "
-             f"{terminal_text(created['identifier'])}")
-        _say(f"Fiche des secrets / secrets sheet: {args.sheet} — à imprimer et remettre au "
-             "patient, puis supprimer / print it, hand it over, then delete the file")
+        _say(_("DMP created: identifier {identifier}").format(
+            identifier=terminal_text(created["identifier"])))
+        _say(_("Secrets sheet: {path} — print it, hand it to the patient, then delete the "
+               "file").format(path=args.sheet))
         if email is not None:
-            _say(f"Adresse de notification et de connexion / notification and sign-in "
-                 f"address: {terminal_text(email)}")
+            _say(_("Notification and sign-in address: {email}").format(
+                email=terminal_text(email)))
         else:
-            _say("Sans adresse électronique : ni notification ni espace patient / no email "
-                 "address: no notifications, no patient space (--email)")
+            _say(_("No email address: no notifications, no patient space (--email)"))
     return EXIT_OK
 
 
@@ -402,78 +401,76 @@ def _on_the_patients_word(args: argparse.Namespace, given: bool, refusal: str,
 def cmd_authorize(args: argparse.Namespace) -> int:
     def act(work: Work) -> str:
         work.core.authorize(confirmed=True)
-        return (f"Autorisation enregistrée pour / authorization recorded for "
-                f"{terminal_text(work.holder)} ({terminal_text(work.id_nat_ps)})")
+        return _("Authorization recorded for {who} ({id})").format(
+            who=terminal_text(work.holder), id=terminal_text(work.id_nat_ps))
 
     return _on_the_patients_word(
-        args, args.confirm, "Refusé : confirmez avec --confirm que le patient, présent, vous "
-        "autorise à consulter son DMP / refused: confirm with --confirm that the patient, in "
-        "person, authorises you", act)
+        args, args.confirm, _("Refused: confirm with --confirm that the patient, in person, "
+                              "authorizes you to see their DMP"), act)
 
 
 def cmd_close_dmp(args: argparse.Namespace) -> int:
     def act(work: Work) -> str:
         closed = work.core.close_dmp(reason=args.reason, patient_request=True)
-        return (f"DMP fermé le / closed on {terminal_text(closed.get('closedAt', ''))}; "
-                f"conservé jusqu'au / kept until "
-                f"{terminal_text(closed.get('retentionUntil', ''))} (réactivable / can be "
-                "reactivated: dmp-agent reactivate-dmp --consent)")
+        return _("DMP closed on {date}; kept until {until} (can be reactivated: dmp-agent "
+                 "reactivate-dmp --consent)").format(
+            date=terminal_text(closed.get("closedAt", "")),
+            until=terminal_text(closed.get("retentionUntil", "")))
 
     return _on_the_patients_word(
-        args, args.patient_request, "Refusé : confirmez avec --patient-request que le "
-        "patient, présent, demande la fermeture de son DMP / refused: confirm with "
-        "--patient-request that the patient, in person, asks for it", act)
+        args, args.patient_request, _("Refused: confirm with --patient-request that the "
+                                      "patient, in person, asks for the closure of their DMP"),
+        act)
 
 
 def cmd_reactivate_dmp(args: argparse.Namespace) -> int:
     def act(work: Work) -> str:
         work.core.reactivate_dmp(consent=True)
-        return "DMP réactivé / DMP reactivated"
+        return _("DMP reactivated")
 
     return _on_the_patients_word(
-        args, args.consent, "Le consentement du patient est obligatoire : ajoutez --consent / "
-        "the patient's consent is required: add --consent", act)
+        args, args.consent, _("The patient's consent is required: add --consent"), act)
 
 
 def cmd_medecin_traitant(args: argparse.Namespace) -> int:
     def act(work: Work) -> str:
         work.core.designate_medecin_traitant(confirmed=True)
-        return (f"Médecin traitant DMP enregistré / recorded: {terminal_text(work.holder)} "
-                f"({terminal_text(work.id_nat_ps)})")
+        return _("Médecin traitant DMP recorded: {who} ({id})").format(
+            who=terminal_text(work.holder), id=terminal_text(work.id_nat_ps))
 
     return _on_the_patients_word(
-        args, args.confirm, "Refusé : confirmez avec --confirm que le patient, présent, vous "
-        "désigne comme médecin traitant DMP / refused: confirm with --confirm that the "
-        "patient, in person, designates you", act)
+        args, args.confirm, _("Refused: confirm with --confirm that the patient, in person, "
+                              "designates you as médecin traitant DMP"), act)
 
 
 def _list_types(args: argparse.Namespace) -> int:
     with start_core(args) as core:  # the identity is readable without the PIN
         report = card_in(core, CardKind.CPS)
         if report is None or report.cps is None:
-            raise CommandError(CPS_MISSING)
+            raise CommandError(_(CPS_MISSING))
         identity = report.cps
     who = terminal_text(f"{identity.first_name} {identity.last_name}")
-    _say(f"Types que peut déposer / types {who} may deposit (profession "
-         f"{terminal_text(identity.profession_code)}):")
+    _say(_("Types {who} may deposit (profession {profession}):").format(
+        who=who, profession=terminal_text(identity.profession_code)))
     for code, class_code, label in deposit_types(identity.profession_code):
-        _say(f"  {code:10} classe {class_code:3} {label}")
+        _say(_("  {code} class {class_code} {label}").format(
+            code=f"{code:10}", class_code=f"{class_code:3}", label=label))
     return EXIT_OK
 
 
 def _report_item(item: Item) -> int:
     if item.state is ItemState.DONE:
-        _say(f"Déposé / deposited: {terminal_text(item.metadata.get('title', ''))} — "
-             f"{terminal_text(item.unique_id)}")
+        _say(_("Deposited: {title} — {id}").format(
+            title=terminal_text(item.metadata.get("title", "")),
+            id=terminal_text(item.unique_id)))
         return EXIT_OK
     if item.state is ItemState.FAILED:
-        _say(f"Refusé par l'hôte / refused by the host: {terminal_text(item.last_error)} "
-             f"(file d'envoi "
-             f"n° {item.id}; corrigez puis / fix, then: dmp-agent outbox --retry {item.id})")
+        _say(_("Refused by the host: {error} (outbox no. {id}; fix it, then: dmp-agent "
+               "outbox --retry {id})").format(error=terminal_text(item.last_error),
+                                              id=item.id))
         return EXIT_FAILED
-    _say(f"En attente d'envoi / pending (n° {item.id}): "
-         f"{terminal_text(item.last_error or 'not sent yet')}; nouvel essai automatique / it "
-         "will be retried")
+    _say(_("Waiting to be sent (no. {id}): {error}; it will be retried by itself").format(
+        id=item.id, error=terminal_text(item.last_error or _("not sent yet"))))
     return EXIT_FAILED
 
 
@@ -491,11 +488,11 @@ def _sent(work: Work, item_id: int) -> int:
 def _read_document(path: Path) -> str:
     """The document's MIME type, once it is known to be readable and of an accepted kind."""
     if not path.is_file() or not os.access(path, os.R_OK):
-        raise CommandError(f"{path}: fichier illisible / cannot read the file", EXIT_USAGE)
+        raise CommandError(_("{path}: cannot read the file").format(path=path), EXIT_USAGE)
     mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
     if mime not in FORMAT_CODES:
-        raise CommandError(f"{path}: PDF ou texte attendu / a PDF or text file is expected "
-                           f"(here {mime})", EXIT_USAGE)
+        raise CommandError(_("{path}: a PDF or text file is expected (here {mime})").format(
+            path=path, mime=mime), EXIT_USAGE)
     return mime
 
 
@@ -503,21 +500,20 @@ def cmd_deposit(args: argparse.Namespace) -> int:
     if args.list_types:
         return _list_types(args)
     if args.file is None or args.type is None:
-        raise CommandError("FILE et --type CODE sont requis (voir --list-types) / FILE and "
-                           "--type CODE are required (see --list-types)", EXIT_USAGE)
+        raise CommandError(_("FILE and --type CODE are required (see --list-types)"),
+                           EXIT_USAGE)
     mime = _read_document(args.file)
     with open_work(args, with_outbox=True) as work:
         assert work.patient is not None
         allowed = {t["code"] for t in work.core.deposit_types()}
         if args.type not in allowed:
-            raise CommandError(f"--type {args.type}: type non autorisé pour votre profession "
-                               f"/ not a type your profession may deposit (see --list-types)",
-                               EXIT_USAGE)
+            raise CommandError(_("--type {type}: not a type your profession may deposit (see "
+                                 "--list-types)").format(type=args.type), EXIT_USAGE)
         _say(_patient_line(work.patient))
         queued = work.core.deposit(args.file, mime_type=mime, type_code=args.type,
                                    title=args.title or "", masked=args.masked,
                                    invisible_to_patient=args.invisible_to_patient)
-        _say(f"Signé par la carte et mis en file d'envoi / signed and queued (n° {queued['id']})")
+        _say(_("Signed by the card and queued for sending (no. {id})").format(id=queued["id"]))
         return _sent(work, queued["id"])
 
 
@@ -526,7 +522,7 @@ def cmd_replace(args: argparse.Namespace) -> int:
     with open_work(args, with_outbox=True) as work:
         queued = work.core.deposit(args.file, mime_type=mime, type_code="",
                                    title=args.title or "", replaces=args.unique_id)
-        _say(f"Signé par la carte et mis en file d'envoi / signed and queued (n° {queued['id']})")
+        _say(_("Signed by the card and queued for sending (no. {id})").format(id=queued["id"]))
         return _sent(work, queued["id"])
 
 
@@ -534,7 +530,7 @@ def cmd_outbox(args: argparse.Namespace) -> int:
     if args.retry is not None and not args.recover:
         with open_work(args, with_patient=False, with_outbox=True) as work:
             work.core.retry_deposit(args.retry)
-            _say(f"Remis en file / requeued: n° {args.retry}")
+            _say(_("Requeued: no. {id}").format(id=args.retry))
             return _sent(work, args.retry)
     config = load_command_config()
     # Held, read-only, full, unreadable: an OutboxError, said in one line by run_command.
@@ -548,6 +544,6 @@ def _metadata_command(action: str, done: str) -> Callable[[argparse.Namespace], 
     def run(args: argparse.Namespace) -> int:
         with open_work(args) as work:
             entry = work.core.change_document_entry(args.unique_id, action)
-            _say(f"{done}: {terminal_text(entry.title)} — {terminal_text(entry.unique_id)}")
+            _say(f"{_(done)}: {terminal_text(entry.title)} — {terminal_text(entry.unique_id)}")
         return EXIT_OK
     return run

@@ -20,6 +20,7 @@ import uvicorn
 
 from agent.config import AgentConfig, ConfigError, load_config
 from agent.core.service import AgentService
+from agent.i18n import _
 from agent.logs import setup_logging
 from agent.outbox import OutboxBusyError, OutboxError
 from agent.views.localapi import (
@@ -120,7 +121,7 @@ class ApiServer:
 
     def start(self, timeout: float = 10.0) -> None:
         self._thread.start()
-        for _ in range(int(timeout / 0.01)):
+        for _attempt in range(int(timeout / 0.01)):
             if self._server.started or not self._thread.is_alive():
                 break
             threading.Event().wait(0.01)
@@ -160,15 +161,15 @@ def run_agent(*, tray: bool, open_page: bool) -> int:
     try:
         config = load_config()
     except ConfigError as error:
-        print(f"dmp-agent run: configuration: {error}", file=sys.stderr)
+        print("dmp-agent run: " + _("configuration: {error}").format(error=error),
+              file=sys.stderr)
         return EXIT_USAGE
     setup_logging(config, console=False)
     first_start = _first_start(config)
     sock = _listen(config)
     if sock is None:
-        print("dmp-agent run: l'agent de cet utilisateur tourne déjà (dmp-agent page ouvre sa "
-              "page) / this user's agent is running already (dmp-agent page opens its page)",
-              file=sys.stderr)
+        print("dmp-agent run: " + _("this user's agent is running already (dmp-agent page "
+                                    "opens its page)"), file=sys.stderr)
         return EXIT_ALREADY_RUNNING
     service = AgentService(config, version=agent_version,
                            holder=f"dmp-agent run, port {sock.getsockname()[1]}")
@@ -193,7 +194,7 @@ def run_agent(*, tray: bool, open_page: bool) -> int:
         print(f"dmp-agent run: {error}", file=sys.stderr)
         return status
     found = _publish(config, server.port)
-    print(f"Agent DMP prêt / ready: {discovery.base_url(server.port)}/", flush=True)
+    print(_("DMP agent ready: {url}/").format(url=discovery.base_url(server.port)), flush=True)
     log.info("agent ready on 127.0.0.1:%d", server.port)
     if open_page:
         import webbrowser  # only with --open-page: not at every start
@@ -264,7 +265,8 @@ def run_page(*, print_token: bool, print_url: bool, section: str) -> int:
     try:
         config = load_config()
     except ConfigError as error:
-        print(f"dmp-agent page: configuration: {error}", file=sys.stderr)
+        print("dmp-agent page: " + _("configuration: {error}").format(error=error),
+              file=sys.stderr)
         return EXIT_USAGE
     try:
         if print_token:
@@ -280,38 +282,36 @@ def run_page(*, print_token: bool, print_url: bool, section: str) -> int:
     import webbrowser  # `dmp-agent page` only
 
     if not webbrowser.open(url):
-        print("Aucun navigateur / no browser found; address:\n" + url)
+        print(_("No browser found; the address:") + "\n" + url)
     return EXIT_OK
 
 
 def add_run_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run = commands.add_parser(
-        "run", help="run the agent: card watching, local API and page, tray icon",
-        description="Lance l'agent / runs the agent: watches the card readers, serves the "
-                    "local API and page on 127.0.0.1 (api.port, or a free port when another "
-                    "user's agent holds it: docs/agent-local-api.md), shows the tray icon when "
-                    "a desktop is there. Enrols the workstation on first start when the "
-                    "administrator left a provisioning file (docs/installer.md). Exit "
-                    "status: 0 stopped, 2 bad configuration, 3 another agent runs for this "
-                    "user (it answers on its port with this user's token, or holds the "
-                    "outbox: its pid and port are said), "
-                    "4 the outbox cannot be used (read-only or full directory, database "
-                    "unreadable: the message says the fix, docs/agent-outbox.md).")
+        "run", help=_("run the agent: card watching, local API and page, tray icon"),
+        description=_("Runs the agent: watches the card readers, serves the local API and "
+                      "page on 127.0.0.1 (api.port, or a free port when another user's agent "
+                      "holds it: docs/agent-local-api.md), shows the tray icon when a desktop "
+                      "is there. Enrols the workstation on first start when the administrator "
+                      "left a provisioning file (docs/installer.md). Exit status: 0 stopped, "
+                      "2 bad configuration, 3 another agent runs for this user (it answers on "
+                      "its port with this user's token, or holds the outbox: its pid and port "
+                      "are said), 4 the outbox cannot be used (read-only or full directory, "
+                      "database unreadable: the message says the fix, docs/agent-outbox.md)."))
     run.add_argument("--no-tray", action="store_true",
-                     help="no tray icon (a service without desktop)")
-    run.add_argument("--open-page", action="store_true", help="open the page once ready")
+                     help=_("no tray icon (a service without desktop)"))
+    run.add_argument("--open-page", action="store_true", help=_("open the page once ready"))
     run.set_defaults(run=lambda a: run_agent(tray=not a.no_tray, open_page=a.open_page))
     page = commands.add_parser(
-        "page", help="open the agent's page in the browser (or print its address or token)",
-        description="Ouvre la page de l'agent / opens the agent's page with its access "
-                    "token. --print-token gives the token practice software sends as "
-                    "'Authorization: Bearer <token>'.")
+        "page", help=_("open the agent's page in the browser (or print its address or token)"),
+        description=_("Opens the agent's page with its access token. --print-token gives the "
+                      "token practice software sends as 'Authorization: Bearer <token>'."))
     page.add_argument("--print-token", action="store_true",
-                      help="print the local API token (keep it private)")
-    page.add_argument("--print-url", action="store_true", help="print the address, token "
-                      "included, instead of opening it")
+                      help=_("print the local API token (keep it private)"))
+    page.add_argument("--print-url", action="store_true",
+                      help=_("print the address, token included, instead of opening it"))
     page.add_argument("--section", default="", choices=["", "deposit", "diagnostics",
                                                          "settings", "dossier"],
-                      help="open this section of the page")
+                      help=_("open this section of the page"))
     page.set_defaults(run=lambda a: run_page(print_token=a.print_token,
                                              print_url=a.print_url, section=a.section))

@@ -34,6 +34,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from agent.i18n import _
 from agent.views.tray_backends import (
     Driver,
     TrayUnavailable,
@@ -182,15 +183,13 @@ class Tray:
     # -- menu ----------------------------------------------------------------------------
     def menu_entries(self) -> list[MenuEntry]:
         return [
-            MenuEntry("Ouvrir la page / Open the page", lambda: self.open_page(""),
-                      default=True),
-            MenuEntry("Déposer un document… / Deposit a document…",
-                      lambda: self.open_page("deposit")),
-            MenuEntry("Verrouiller la session / Lock the session", self._source.lock_session,
+            MenuEntry(_("Open the page"), lambda: self.open_page(""), default=True),
+            MenuEntry(_("Deposit a document…"), lambda: self.open_page("deposit")),
+            MenuEntry(_("Lock the session"), self._source.lock_session,
                       enabled=self.session_open),
-            MenuEntry("Diagnostic / Diagnostics", lambda: self.open_page("diagnostics")),
-            MenuEntry("Paramètres / Settings", lambda: self.open_page("settings")),
-            MenuEntry("Quitter / Quit", self._quit_chosen, separator_before=True),
+            MenuEntry(_("Diagnostics"), lambda: self.open_page("diagnostics")),
+            MenuEntry(_("Settings"), lambda: self.open_page("settings")),
+            MenuEntry(_("Quit"), self._quit_chosen, separator_before=True),
         ]
 
     def open_page(self, fragment: str = "") -> None:

@@ -39,7 +39,7 @@ def display_available(environ: Mapping[str, str] | None = None,
 
 def import_pystray() -> Any:
     if not display_available():
-        raise TrayUnavailable("pas d'affichage / no display (DISPLAY is not set)")
+        raise TrayUnavailable("no display (DISPLAY is not set)")  # for the log only
     try:
         import pystray
     except Exception as error:  # Xlib raises its own errors for a display it cannot open

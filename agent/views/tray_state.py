@@ -16,13 +16,14 @@ from typing import Any
 
 from PIL import Image
 
+from agent.i18n import N_, _, ngettext
 from agent.logs import _IDENTIFIER
 from agent.views.tray_icons import Colour, draw_icon
 
-APP_NAME = "Agent DMP"
+APP_NAME = "Agent DMP"  # the application's name for the desktop (notifications, the icon)
 # Windows keeps 127 characters of a tooltip (NOTIFYICONDATA.szTip); keep every platform alike.
 TOOLTIP_MAX = 127
-MASK = "[masqué]"
+MASK = N_("[hidden]")  # in place of a patient's name or number (translated where used)
 
 
 class TrayState(enum.Enum):
@@ -80,23 +81,23 @@ def _error_text(snapshot: Mapping[str, Any]) -> str:
         return problem.strip()
     cards = _part(snapshot, "cards")
     if cards.get("service") == "down":
-        return "Service des cartes arrêté (pcscd)"
+        return _("The smart-card service stopped (pcscd)")
     slots = cards.get("slots")
     for slot in slots if isinstance(slots, list) else []:
         if not isinstance(slot, Mapping):
             continue
         status = slot.get("status")
         if status == "reader-error":
-            return f"Lecteur en erreur : {slot.get('reader') or '?'}"
+            return _("Reader error: {reader}").format(reader=slot.get("reader") or "?")
         if slot.get("kind") == "cps" and status == "blocked":
             # Its PUK unblocks it in the page; without it, only its issuer can.
-            return "CPS bloquée : débloquez-la avec son code PUK dans la page, sinon son émetteur"
+            return _("CPS blocked: unblock it with its PUK in the page, else ask its issuer")
         if slot.get("kind") == "cps" and status == "expired":
-            return "CPS expirée : demandez son renouvellement"
+            return _("CPS expired: ask for its renewal")
     host = _part(snapshot, "host")
     if host.get("state") in ("unreachable", "certificate"):
-        # The page says it in full, with what to do; the tooltip in French, short.
-        return str(host.get("reason") or "Hôte DMP injoignable").split(" / ")[0]
+        # The page says it in full, with what to do; the tooltip short.
+        return str(host.get("reason") or _("DMP host unreachable"))
     failed = _int(_part(snapshot, "outbox").get("failed"))
     if failed:
         return _refused(failed)
@@ -131,8 +132,9 @@ def tray_state(snapshot: Mapping[str, Any]) -> TrayState:
     return TrayState.NO_CARD
 
 
-def _deposits(count: int) -> str:
-    return f"{count} dépôt{'s' if count > 1 else ''}"
+def _waiting(count: int) -> str:
+    return ngettext("{count} deposit waiting", "{count} deposits waiting", count).format(
+        count=count)
 
 
 # G15 profession codes whose holders are addressed as "Dr": physicians and dentists.
@@ -177,9 +179,10 @@ def scrub(text: str, snapshot: Mapping[str, Any]) -> str:
     The service's texts are meant to be free of them already: this is a second line of
     defence, because a tooltip or a notification is read over the user's shoulder.
     """
-    text = _SPACED_NIR.sub(MASK, _IDENTIFIER.sub(MASK, text))
+    mask = _(MASK)
+    text = _SPACED_NIR.sub(mask, _IDENTIFIER.sub(mask, text))
     for name in _patient_names(snapshot):
-        text = re.sub(rf"(?<!\w){re.escape(name)}(?!\w)", MASK, text, flags=re.IGNORECASE)
+        text = re.sub(rf"(?<!\w){re.escape(name)}(?!\w)", mask, text, flags=re.IGNORECASE)
     return text
 
 
@@ -188,7 +191,7 @@ def _clip(text: str) -> str:
 
 
 def tray_tooltip(snapshot: Mapping[str, Any]) -> str:
-    """The icon's tooltip, in French (short: Windows keeps 127 characters).
+    """The icon's tooltip, in the agent's language (short: Windows keeps 127 characters).
 
     First line: "Agent DMP — " and the error if there is one, else the session; then the
     patient's step (never their name), the pending deposits and the refused ones. The texts
@@ -199,15 +202,15 @@ def tray_tooltip(snapshot: Mapping[str, Any]) -> str:
     state = session.get("state")
     if state == "open":
         who = professional_name(_part(session, "professional"))
-        headline = f"session ouverte : {who}" if who else "session ouverte"
+        headline = _("session open: {who}").format(who=who) if who else _("session open")
     elif state == "opening":
-        headline = "ouverture de la session…"
+        headline = _("opening the session…")
     elif state == "locked":
-        headline = "CPS verrouillée : saisissez le code"
+        headline = _("CPS locked: enter the PIN")
     else:
-        headline = "insérez votre carte CPS"
+        headline = _("insert your CPS card")
     error = scrub(_error_text(snapshot), snapshot)
-    lines = [f"{APP_NAME} — {error or headline}"]
+    lines = [f"{_('DMP agent')} — {error or headline}"]
     if error:
         lines.append(headline[0].upper() + headline[1:])
     session_error = session.get("error")
@@ -216,15 +219,16 @@ def tray_tooltip(snapshot: Mapping[str, Any]) -> str:
     if state == "open":
         patient = _part(snapshot, "patient")
         step = {
-            "ready": "Dossier patient ouvert",
-            "loading": "Lecture de la carte Vitale…",
-            "choosing": "Choisissez le bénéficiaire dans la page",
-            "choosing-identity": "Plusieurs identités INS : choisissez dans la page",
-            "error": "Carte Vitale : voir la page",
+            "ready": _("Patient dossier open"),
+            "loading": _("Reading the Vitale card…"),
+            "choosing": _("Choose the person in the page"),
+            "choosing-identity": _("Several INS identities: choose in the page"),
+            "error": _("Vitale card: see the page"),
         }.get(str(patient.get("state")))
         mode = _part(patient, "accessMode").get("code")
         if step and mode:
-            step += " (bris de glace)" if mode == "BRIS_DE_GLACE" else " (centre 15)"
+            step += " " + (_("(break the glass)") if mode == "BRIS_DE_GLACE"
+                           else _("(centre 15)"))
         if step:
             lines.append(step)
         identity = _part(patient, "identity")
@@ -234,7 +238,7 @@ def tray_tooltip(snapshot: Mapping[str, Any]) -> str:
                 "" if identity.get("qualified") else " : vérifiez une pièce d'identité"))
     pending = pending_count(snapshot)
     if pending:
-        lines.append(f"{_deposits(pending)} en attente")
+        lines.append(_waiting(pending))
     failed = _int(_part(snapshot, "outbox").get("failed"))
     if failed and error != _refused(failed):
         lines.append(_refused(failed))
@@ -242,12 +246,13 @@ def tray_tooltip(snapshot: Mapping[str, Any]) -> str:
 
 
 def _refused(failed: int) -> str:
-    return f"{_deposits(failed)} {'refusés' if failed > 1 else 'refusé'} : voir la page"
+    return ngettext("{count} deposit refused: see the page",
+                    "{count} deposits refused: see the page", failed).format(count=failed)
 
 
 def notice_text(data: Mapping[str, Any], snapshot: Mapping[str, Any]) -> tuple[str, str]:
     """(title, text) of a ``notice`` event for the desktop, scrubbed."""
-    title = str(data.get("title") or APP_NAME)
+    title = str(data.get("title") or _("DMP agent"))
     text = str(data.get("text") or "")
     return scrub(title, snapshot), scrub(text, snapshot)
 

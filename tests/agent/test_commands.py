@@ -24,7 +24,6 @@ import pytest
 
 from agent.config import AgentConfig, write_config
 from agent.sandbox.scenarios import REPORT, reference_host
-from agent.views.commands import EMERGENCY_TAG
 from cardreader.pcsc import list_readers, wait_for_card
 from cardreader.virtual.cps import VirtualCps
 from cardreader.virtual.cps_profiles import PIN, PROFILES
@@ -32,6 +31,8 @@ from cardreader.virtual.pki import TestHealthCA
 from cardreader.virtual.vitale import VirtualVitale
 from cardreader.virtual.vpcd import VirtualCard, VpcdLink, slot_port
 from tests.agent.test_secrets_sheet import page_text
+
+EMERGENCY_TAG = "[BRIS DE GLACE]"  # what every line starts with, in French
 
 pytestmark = pytest.mark.pcsc
 BIN = Path(sys.executable).parent
@@ -161,7 +162,7 @@ def test_create_dmp_writes_the_secrets_sheet_and_keeps_the_code_off_the_screen(
         world: World, created) -> None:
     result, sheet = created
     assert result.returncode == 0, result.stderr
-    identifier = re.search(r"identifier (\S+)", result.stdout)
+    identifier = re.search(r"identifiant (\S+)", result.stdout)
     assert identifier, result.stdout
     assert stat.S_IMODE(sheet.stat().st_mode) == 0o600
     text = page_text(sheet.read_bytes())
@@ -187,7 +188,7 @@ def test_create_dmp_with_a_bad_email_is_a_usage_error_and_creates_nothing(
     assert result.returncode == 2, result.stdout + result.stderr
     assert "Adresse électronique du patient" in result.stderr
     assert "claire.martin@localhost" not in result.stderr
-    assert "Patient:" not in result.stdout  # refused before any card was read
+    assert "Patient :" not in result.stdout  # refused before any card was read
     assert (dossiers, contacts) == (0, 0)
 
 
@@ -200,10 +201,10 @@ def test_create_dmp_without_consent_is_a_usage_error(world: World) -> None:
 
 def test_the_optician_deposits_a_report_through_the_outbox(world: World, deposited) -> None:
     assert deposited.returncode == 0, deposited.stdout + deposited.stderr
-    assert "Déposé / deposited: Bilan visuel" in deposited.stdout
+    assert "Déposé : Bilan visuel" in deposited.stdout
     outbox = world.run("outbox", pin=None)
     assert outbox.returncode == 0, outbox.stderr
-    assert "0 en attente/pending, 0 refusé(s)/failed, 1 déposé(s)/done" in outbox.stdout
+    assert "File d'envoi : 0 en attente, 0 refusé(s), 1 déposé(s)" in outbox.stdout
     types = world.run("deposit", "--list-types", pin=None)  # the identity needs no PIN
     assert types.returncode == 0 and EYE_TEST in types.stdout
 
@@ -220,12 +221,12 @@ def test_the_gp_authorised_with_confirm_lists_and_saves_the_report(
     world.cps("gp")
     before = world.run("patient")
     assert before.returncode == 0, before.stderr
-    assert "DMP: open" in before.stdout
+    assert "DMP : open" in before.stdout
     authorized = world.run("authorize", "--confirm")
     assert authorized.returncode == 0, authorized.stderr
-    assert "authorization recorded" in authorized.stdout
+    assert "Autorisation enregistrée" in authorized.stdout
     after = world.run("patient")
-    assert "authorization: valid" in after.stdout
+    assert "Autorisation : valid" in after.stdout
     listed = world.run("documents", "--type", EYE_TEST, "--save", str(tmp_path / "docs"))
     assert listed.returncode == 0, listed.stderr
     assert "1 document(s)" in listed.stdout and "Bilan visuel" in listed.stdout
@@ -238,12 +239,13 @@ def test_a_wrong_pin_says_the_tries_left_and_a_script_keeps_the_last_one(world: 
     world.cps("orthoptist")
     first = world.run("patient", pin="0000")
     assert first.returncode == 1
-    assert "2 essai(s) restant(s)" in first.stderr and "2 tries left" in first.stderr
+    assert "Code porteur erroné : 2 essai(s) restant(s)" in first.stderr
+    assert "tries left" not in first.stderr  # one language
     second = world.run("patient", pin="0000")
     assert "1 essai(s) restant(s)" in second.stderr  # one try per run, not three
     # The last try is never spent from a script, not even with the right PIN.
     last = world.run("patient")
-    assert last.returncode == 1 and "without --pin-stdin" in last.stderr
+    assert last.returncode == 1 and "sans --pin-stdin" in last.stderr
     cards = subprocess.run([str(BIN / "dmp-agent"), "cards"], capture_output=True,
                            text=True, env=world.env, timeout=60)
     assert "essais PIN restants : 1" in cards.stdout, cards.stdout
@@ -312,7 +314,7 @@ def test_the_author_masks_replaces_and_deletes_by_unique_id(world: World, deposi
                                "Bilan v1").stdout)
     masked = world.run("mask", old)
     assert masked.returncode == 0, masked.stderr
-    assert "masqué/masked" in world.run("documents").stdout
+    assert "[masqué]" in world.run("documents").stdout
     assert world.run("unmask", old).returncode == 0
     replaced = world.run("replace", old, str(second), "--title", "Bilan v2")
     assert replaced.returncode == 0, replaced.stdout + replaced.stderr
@@ -326,7 +328,7 @@ def test_the_author_masks_replaces_and_deletes_by_unique_id(world: World, deposi
     assert world.run("archive", new).returncode == 0
     assert new not in world.run("documents").stdout
     archived = world.run("documents", "--archived").stdout
-    assert re.search(rf"archivé/archived\]\n  {re.escape(new)}", archived), archived
+    assert re.search(rf"archivé\]\n  {re.escape(new)}", archived), archived
     deleted = world.run("delete", new)
     assert deleted.returncode == 0, deleted.stderr
     assert new not in world.run("documents", "--archived").stdout
@@ -338,7 +340,7 @@ def test_only_the_author_may_delete(world: World, deposited) -> None:
     world.cps("gp")
     refused = world.run("delete", report)
     assert refused.returncode == 1
-    assert "refused (HTTP 403)" in refused.stderr
+    assert "Refus de l'hôte DMP (HTTP 403)" in refused.stderr
     assert report in world.run("documents").stdout
 
 
@@ -351,7 +353,7 @@ def test_an_unreachable_host_is_named_as_such(world: World) -> None:
     world.cps("gp")
     result = world.run("patient", env={"DMP_AGENT_CONFIG": str(away)})
     assert result.returncode == 1
-    assert "DMP host unreachable" in result.stderr and "Traceback" not in result.stderr
+    assert "Hôte DMP injoignable" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_without_a_cps_the_command_says_the_card_is_missing(world: World) -> None:
@@ -361,7 +363,7 @@ def test_without_a_cps_the_command_says_the_card_is_missing(world: World) -> Non
     assert wait_for_card(list_readers()[CPS_SLOT], present=False)
     result = world.run("patient")
     assert result.returncode == 1
-    assert "CPS" in result.stderr and "card missing" in result.stderr
+    assert "CPS" in result.stderr and "absente des lecteurs" in result.stderr
 
 
 def test_watch_opens_the_dossier_of_each_card_and_clears_it_on_removal(
@@ -380,9 +382,9 @@ def test_watch_opens_the_dossier_of_each_card_and_clears_it_on_removal(
     watch.stdin.close()
     lines: list[str] = []
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and not any("DMP:" in line for line in lines):
+    while time.monotonic() < deadline and not any("DMP :" in line for line in lines):
         lines.append(watch.stdout.readline())
-    assert any("Patient:" in line for line in lines), lines
+    assert any("Patient :" in line for line in lines), lines
     world.vitale("family")  # the next patient: the old dossier goes first
     while time.monotonic() < deadline and not any("effacé" in line or "retirée" in line
                                                   for line in lines):
@@ -450,7 +452,7 @@ def test_the_author_shows_a_hidden_document_to_the_patient_again(world: World, d
                      world.run("documents").stdout)
     shown = world.run("show-to-patient", unique_id)
     assert shown.returncode == 0, shown.stderr
-    assert "shown to the patient" in shown.stdout
+    assert "Visible par le patient" in shown.stdout
     listed = world.run("documents").stdout
     assert unique_id in listed
     assert not re.search(rf"invisible patient\]\n  {re.escape(unique_id)}", listed), listed
@@ -463,7 +465,7 @@ def test_the_gp_is_designated_then_the_dmp_closed_and_reopened_at_the_patients_r
     assert world.run("medecin-traitant", pin=None).returncode == 2  # --confirm missing
     designated = world.run("medecin-traitant", "--confirm")
     assert designated.returncode == 0, designated.stderr
-    assert "Médecin traitant DMP: oui/yes" in world.run("patient").stdout
+    assert "Médecin traitant DMP : oui" in world.run("patient").stdout
 
     refused = world.run("close-dmp", "--reason", "ne souhaite plus de DMP", pin=None)
     assert refused.returncode == 2 and "--patient-request" in refused.stderr
@@ -471,13 +473,13 @@ def test_the_gp_is_designated_then_the_dmp_closed_and_reopened_at_the_patients_r
     assert closed.returncode == 0, closed.stderr
     assert "reactivate-dmp" in closed.stdout
     state = world.run("patient")
-    assert "DMP: closed" in state.stdout, state.stdout
+    assert "DMP : closed" in state.stdout, state.stdout
     assert world.run("documents").returncode == 1  # a closed DMP serves nothing
 
     assert world.run("reactivate-dmp", pin=None).returncode == 2  # --consent missing
     reopened = world.run("reactivate-dmp", "--consent")
     assert reopened.returncode == 0, reopened.stderr
-    assert "DMP: open" in world.run("patient").stdout
+    assert "DMP : open" in world.run("patient").stdout
 
 
 def test_a_card_with_two_practice_situations_says_which_one_is_used(world: World) -> None:
@@ -491,7 +493,7 @@ def test_a_card_with_two_practice_situations_says_which_one_is_used(world: World
     structures = [s.structure_id for s in PROFILES["gp"].situations]
     assert f"({structures[0]})" in first.stderr and f"({structures[1]})" in second.stderr
     wrong = world.run("patient", "--situation", "9999999999")
-    assert wrong.returncode == 2 and "not on the card" in wrong.stderr, wrong.stderr
+    assert wrong.returncode == 2 and "pas sur la carte" in wrong.stderr, wrong.stderr
 
 
 def test_a_reader_that_goes_away_ends_the_command_quietly(world: World) -> None:

@@ -76,9 +76,9 @@ def test_all_well_every_check_ok_and_exit_0(site: Site, with_cps, capsys) -> Non
     assert {c["status"] for c in checks.values()} == {"ok"}, checks
     cards = [c for name, c in checks.items() if name.startswith("card:")]
     assert len(cards) == 2  # the two vpcd slots: the CPS and an empty one
-    assert any("CPS" in c["found"] and "readable" in c["found"] for c in cards), cards
+    assert any("CPS" in c["found"] and "lisible" in c["found"] for c in cards), cards
     assert "TLS 1.3" in checks["host"]["found"]
-    assert "days" in checks["enrolment"]["found"]
+    assert "jours" in checks["enrolment"]["found"]
 
 
 def test_the_command_line_prints_each_check_and_exits_0(site: Site, tmp_path: Path) -> None:
@@ -87,8 +87,8 @@ def test_the_command_line_prints_each_check_and_exits_0(site: Site, tmp_path: Pa
     result = subprocess.run([sys.executable, "-m", "agent.install.doctor"], capture_output=True,
                             text=True, env=env, timeout=30)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "[ok     ] host:" in result.stdout
-    assert "0 problem(s)" in result.stdout
+    assert "] Hôte DMP : Hôte joignable" in result.stdout
+    assert "0 problème(s)" in result.stdout
 
 
 def test_stopped_pcscd_is_a_problem_with_its_fix(site: Site, pcscd: Pcscd, capsys) -> None:
@@ -123,7 +123,7 @@ def test_no_reader_is_a_problem_with_its_fix(site: Site, pcscd: Pcscd, capsys) -
     assert status == 1
     assert checks["pcscd"]["status"] == "ok"
     assert checks["readers"]["status"] == "problem"
-    assert "plug a reader in" in checks["readers"]["fix"]
+    assert "Branchez un lecteur" in checks["readers"]["fix"]
     assert "vpcd" in checks["readers"]["fix"] and "CCID" in checks["readers"]["fix"]
 
 
@@ -137,11 +137,11 @@ def test_expired_workstation_certificate_asks_to_enrol_again(site: Site, capsys)
     status, checks = run(config, capsys, "--json")
     assert status == 1
     assert checks["enrolment"]["status"] == "problem"
-    assert "expired" in checks["enrolment"]["found"]
+    assert "expiré" in checks["enrolment"]["found"]
     assert "dmp-agent enrol" in checks["enrolment"]["fix"]
     # The host refuses the handshake with it, and says so.
     assert checks["host"]["status"] == "problem"
-    assert "handshake refused" in checks["host"]["found"]
+    assert "Poignée de main TLS refusée" in checks["host"]["found"]
 
 
 def test_certificate_expiring_soon_is_a_warning(site: Site, capsys) -> None:
@@ -151,7 +151,7 @@ def test_certificate_expiring_soon_is_a_warning(site: Site, capsys) -> None:
     enrol_from_pki(site.pki, "soon", config=config)
     status, checks = run(config, capsys, "--json")
     assert checks["enrolment"]["status"] == "warning"
-    assert "9 more day(s)" in checks["enrolment"]["found"]
+    assert "valable encore 9 jour(s)" in checks["enrolment"]["found"]
     assert checks["host"]["status"] == "ok"
     assert status == 0  # a warning alone does not fail the run
 
@@ -164,7 +164,7 @@ def test_closed_port_is_named_connection_refused(site: Site, capsys) -> None:
     status, checks = run(config, capsys, "--json")
     assert status == 1
     assert checks["host"]["status"] == "problem"
-    assert "connection refused" in checks["host"]["found"]
+    assert "Connexion refusée" in checks["host"]["found"]
     assert "host.url" in checks["host"]["fix"]
     assert "clock" not in checks  # nothing to compare against
 
@@ -174,7 +174,7 @@ def test_wrong_host_ca_is_named(site: Site, capsys) -> None:
     status, checks = run(config, capsys, "--json")
     assert status == 1
     assert checks["host"]["status"] == "problem"
-    assert "not trusted by the configured CA" in checks["host"]["found"]
+    assert "non reconnu par l'AC configurée" in checks["host"]["found"]
     assert "host.ca" in checks["host"]["fix"]
 
 
@@ -187,7 +187,7 @@ def test_clock_skew_against_the_host_date(site: Site, offset: dt.timedelta,
         now=dt.datetime.now(dt.UTC) + offset)}
     assert checks["clock"].status == expected
     assert "timedatectl set-ntp true" in checks["clock"].fix
-    assert ("behind" if offset < dt.timedelta(0) else "ahead") in checks["clock"].found
+    assert ("en retard" if offset < dt.timedelta(0) else "en avance") in checks["clock"].found
 
 
 def test_refused_deposits_are_a_warning_pointing_to_the_outbox_command(site: Site,
@@ -202,7 +202,7 @@ def test_refused_deposits_are_a_warning_pointing_to_the_outbox_command(site: Sit
         # Read while the outbox is held, as when the agent runs beside the doctor.
         status, checks = run(config, capsys, "--json")
     assert checks["outbox"]["status"] == "warning"
-    assert "1 deposit(s) pending, 1 refused" in checks["outbox"]["found"]
+    assert "1 dépôt(s) en attente, 1 refusé(s)" in checks["outbox"]["found"]
     assert "dmp-agent outbox" in checks["outbox"]["fix"]
     assert status == 0
 
@@ -226,7 +226,7 @@ def test_blocked_and_expired_cards_are_problems_with_their_fix(site: Site, inser
                    key=lambda c: c["name"])
     found = {c["status"] for c in cards}
     assert found == {"problem"}, cards
-    blocked = next(c for c in cards if "PIN blocked" in c["found"])
+    blocked = next(c for c in cards if "code porteur bloqué" in c["found"])
     assert "PUK" in blocked["fix"]
-    expired = next(c for c in cards if "card expired" in c["found"])
-    assert "renewal" in expired["fix"]
+    expired = next(c for c in cards if "carte expirée" in c["found"])
+    assert "renouvellement" in expired["fix"]

@@ -145,7 +145,7 @@ def test_a_second_process_cannot_open_the_same_outbox(outbox: Outbox, tmp_path: 
     run = subprocess.run([sys.executable, "-c", code, str(outbox.path), str(tmp_path)], cwd=REPO,
                          capture_output=True, text=True, timeout=30)
     assert run.returncode == 3, run.stderr
-    assert "another" in run.stdout
+    assert "autre agent DMP" in run.stdout
 
 
 # -- sending -----------------------------------------------------------------------------------

@@ -723,5 +723,5 @@ def test_the_doctor_names_a_missing_outbox_key(tmp_path: Path) -> None:
     (config.credentials_dir / f"outbox-{_key_id(config.outbox_path)}.key").unlink()
     check = check_outbox(config)
     assert check.status is Status.PROBLEM
-    assert "outbox key unusable" in check.found and "is missing" in check.found
+    assert "Clé de la file d'envoi introuvable" in check.found and "is missing" in check.found
     assert str(config.outbox_path.parent) in check.fix

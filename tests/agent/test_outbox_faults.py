@@ -188,7 +188,7 @@ def test_a_damaged_or_lost_database_is_rebuilt_from_the_files_and_nothing_is_los
         assert box.recovery is not None and box.recovery["rebuilt"] == 2
         assert recover_contents(box) == 0  # each copy is named by its rebuilt item
         lines = outbox_lines(box)
-        assert lines[0].startswith("Attention / warning: file d'envoi reconstruite")
+        assert lines[0].startswith("Attention : file d'envoi reconstruite")
         with FaultyHost() as host:
             drain(box, host)
         assert host.stored == {uid: 1 for uid in queued}  # both reach the host, once each
@@ -242,14 +242,15 @@ def test_a_database_that_cannot_be_read_is_named_with_its_fix_and_recover_rebuil
     run = dmp_agent(config, "run", "--no-tray")
     assert run.returncode == 4, run.stderr
     said = one_sentence(run.stderr)
-    assert "the outbox database is unreadable" in said and "dmp-agent outbox --recover" in said
+    assert "La base de la file d'envoi est illisible" in said
+    assert "dmp-agent outbox --recover" in said
     assert str(config.outbox_path.parent / "quarantine") in said
     listing = dmp_agent(config, "outbox")
     assert listing.returncode == 1 and "--recover" in one_sentence(listing.stderr)
     recovered = dmp_agent(config, "outbox", "--recover")
     assert recovered.returncode == 0, recovered.stderr
     assert "file d'envoi reconstruite" in recovered.stdout
-    assert "1 en attente/pending" in recovered.stdout
+    assert "1 en attente" in recovered.stdout
     with open_outbox(config) as box:
         assert [i.unique_id for i in box.pending()] == [uid]
         held = quarantine_report(box.directory)
@@ -294,18 +295,18 @@ def test_a_read_only_data_directory_is_said_in_one_sentence_and_nothing_is_lost(
         with open_outbox(config) as box:
             uid = queue(box, document("read-only"), "read-only")
         read_only(data)
-        with pytest.raises(OutboxStorageError, match="read-only") as refused:
+        with pytest.raises(OutboxStorageError, match="lecture seule") as refused:
             open_outbox(config)
         assert refused.value.reason == "read-only" and str(config.outbox_path.parent) in str(
             refused.value)
         listing = dmp_agent(config, "outbox")
         assert listing.returncode == 1
-        assert "lecture seule / the outbox directory is read-only" in one_sentence(
+        assert "le dossier de la file d'envoi est en lecture seule" in one_sentence(
             listing.stderr)
         run = dmp_agent(config, "run", "--no-tray")
         assert run.returncode == 4, run.stderr  # documented: the outbox cannot be used
         said = one_sentence(run.stderr)
-        assert said.startswith("dmp-agent run: ") and "read-only" in said
+        assert said.startswith("dmp-agent run: ") and "lecture seule" in said
         assert "rendez-le accessible en écriture" in said  # and the fix
         read_only(data, False)
         with open_outbox(config) as box:
@@ -453,7 +454,7 @@ def test_a_host_that_answers_503_or_cuts_its_answers_gets_each_deposit_once(
             assert shown["status"] == (503 if cause == "host" else None)
             assert _when(shown["nextAttempt"]) > clock.now
             line = next(x for x in outbox_lines(box) if "n° " in x)
-            assert text in line and "nouvel essai / next try" in line
+            assert text in line and "nouvel essai" in line
             clock.now = max(sender.paused_until, item.next_attempt) + 0.1
         drain(box, host, clock)
         done = box.find(uid)

@@ -295,7 +295,7 @@ def test_recover_brings_back_from_quarantine_what_opens_and_the_command_says_so(
     assert done.returncode == 0, done.stderr
     assert "1 dépôt(s) remis en file" in done.stdout
     assert "2 fichier(s) sorti(s) de quarantaine" in done.stdout
-    assert "1 en attente/pending" in done.stdout
+    assert "1 en attente" in done.stdout
     with open_outbox(config) as box:
         [back] = box.pending()
         assert back.unique_id == item.unique_id and back.metadata["title"] == "set aside"

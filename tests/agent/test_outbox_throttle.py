@@ -95,7 +95,7 @@ def test_a_burst_of_12_is_paced_and_the_status_says_so_while_it_waits(
     assert first is not None
     assert first["perSecond"] == 4 and first["waiting"] == 11  # the 2nd to the 12th
     assert 1 <= first["rate"] <= 4
-    assert "règle du DMP" in first["message"] and "fewer than 5" in first["message"]
+    assert "règle du DMP" in first["message"] and "moins de 5" in first["message"]
     assert "11 en attente" in first["message"]
     last = seen[-1]
     assert last is not None and last["waiting"] == 1
@@ -199,8 +199,8 @@ def test_the_outbox_command_says_the_pace_while_it_holds_deposits_back(
         fake.now += seconds
 
     Sender(outbox, pause=pause).send_pending(lambda item: SendResult.stored("201", 201))
-    pace = [line for line in lines[0] if line.startswith("Cadence / pace:")]
-    assert len(pace) == 1 and "règle du DMP" in pace[0] and "2 waiting" in pace[0]
+    pace = [line for line in lines[0] if line.startswith("Cadence :")]
+    assert len(pace) == 1 and "règle du DMP" in pace[0] and "2 en attente" in pace[0]
     assert not any(line.startswith("Cadence") for line in outbox_lines(outbox))
 
 

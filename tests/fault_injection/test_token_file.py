@@ -90,7 +90,7 @@ def test_another_users_agent_on_the_port_is_named_not_a_silent_new_token(
     other = {**agent.env, "XDG_CONFIG_HOME": str(tmp_path / "other-user" / "config")}
     printed = _print_token(agent, other)
     assert printed.returncode == 1
-    assert "refuses the token" in printed.stderr and "another user" in printed.stderr
+    assert "n'accepte pas le jeton" in printed.stderr and "autre utilisateur" in printed.stderr
     assert not (tmp_path / "other-user" / "config" / "dmp-agent" / "api-token").exists()
 
 

@@ -91,7 +91,7 @@ def test_a_test_pki_enrols_the_first_start_and_later_starts_change_nothing(
     provisioning = tmp_path / "etc-dmp-agent"
     shutil.copytree(pki_dir, provisioning / "pki")
     said = enrol_if_needed(config, provisioning)
-    assert said is not None and "enrôlé / workstation enrolled" in said and "CN=sandbox" in said
+    assert said is not None and "Poste enrôlé depuis" in said and "CN=sandbox" in said
     assert current_enrolment(config).source.startswith("pki:")
     assert _common_name(pki_dir, load_workstation(config)) == "sandbox"
     before = _files(tmp_path / "home")
@@ -119,7 +119,7 @@ def test_a_pkcs12_without_the_host_ca_enrols_and_says_the_ca_is_missing(
 ) -> None:
     provisioning = _provision_pkcs12(tmp_path / "prov", pkcs12_file, "mot de passe à rallonge")
     said = enrol_if_needed(config, provisioning)
-    assert said is not None and "enrolled" in said
+    assert said is not None and "Poste enrôlé" in said
     assert "host-ca.pem" in said and "host.ca" in said
     with pytest.raises(EnrolmentError, match=r"host\.ca"):
         load_workstation(config)
@@ -131,11 +131,11 @@ def test_a_wrong_password_is_said_not_raised_and_fixing_it_enrols_at_the_next_st
     provisioning = _provision_pkcs12(tmp_path / "prov", pkcs12_file, "pas le bon",
                                      host_ca=pki_dir / "server" / "ca.pem")
     said = enrol_if_needed(config, provisioning)
-    assert said is not None and "wrong password" in said and "restart" in said
+    assert said is not None and "mot de passe erroné" in said and "redémarrez" in said
     with pytest.raises(EnrolmentError):
         current_enrolment(config)
     (provisioning / "workstation.pass").write_text("mot de passe à rallonge\r\n")
-    assert "enrolled" in (enrol_if_needed(config, provisioning) or "")
+    assert "Poste enrôlé" in (enrol_if_needed(config, provisioning) or "")
     current_enrolment(config)
 
 
@@ -144,7 +144,7 @@ def test_a_missing_password_file_is_named(
 ) -> None:
     provisioning = _provision_pkcs12(tmp_path / "prov", pkcs12_file, None)
     said = enrol_if_needed(config, provisioning)
-    assert said is not None and "workstation.pass is missing" in said
+    assert said is not None and "workstation.pass est absent" in said
     with pytest.raises(EnrolmentError):
         current_enrolment(config)
 
@@ -159,7 +159,7 @@ def test_nothing_provisioned_says_what_to_drop_where(
     empty = tmp_path / "empty"
     empty.mkdir()
     said = enrol_if_needed(config, empty)
-    assert said is not None and f"in {empty}." in said and "not enrolled" in said
+    assert said is not None and f"dans {empty}." in said and "Poste non enrôlé" in said
     assert not config.credentials_dir.exists() or not any(config.credentials_dir.iterdir())
 
 

@@ -35,7 +35,7 @@ def test_the_agent_works_through_an_http_proxy_and_only_through_it(
         agent.enrol()
         doctor = subprocess.run([str(BIN / "dmp-agent"), "doctor"], env=agent.env,
                                 capture_output=True, text=True, timeout=60)
-        assert "[ok     ] host:" in doctor.stdout, doctor.stdout
+        assert "] Hôte DMP : Hôte joignable" in doctor.stdout, doctor.stdout
         agent.start()
         live = LiveWorld(host, agent, pki, tmp_path)
         insert_card(live.cps("pharmacist"), slot=0)

@@ -142,16 +142,16 @@ def test_patient_data_leaking_from_the_service_is_masked_in_tooltips() -> None:
 
 # Notices as the service emits them (docs/agent-local-api.md): free of patient data.
 SERVICE_NOTICES = [
-    {"level": "info", "title": "Session ouverte / session open",
+    {"level": "info", "title": "Session DMP ouverte",
      "text": "Dr Claire MARTIN, Cabinet du Parc"},
-    {"level": "info", "title": "Session fermée / session closed",
-     "text": "La CPS a été retirée / the CPS was removed"},
-    {"level": "info", "title": "Document déposé / document deposited",
+    {"level": "info", "title": "Session DMP fermée",
+     "text": "carte retirée"},
+    {"level": "info", "title": "Document déposé",
      "text": "Compte rendu de consultation (1 Mo)"},
-    {"level": "error", "title": "Dépôt refusé / deposit refused",
-     "text": "Type de document non autorisé / document type not allowed"},
-    {"level": "warning", "title": "CPS bloquée / CPS blocked",
-     "text": "Débloquez-la avec son code PUK / unblock it with its PUK"},
+    {"level": "error", "title": "Dépôt refusé",
+     "text": "Type de document non autorisé"},
+    {"level": "warning", "title": "Carte CPS bloquée",
+     "text": "Débloquez-la avec son code PUK"},
 ]
 
 
@@ -231,7 +231,7 @@ def test_the_module_imports_and_refuses_cleanly_without_a_display() -> None:
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("unavailable: pas d'affichage / no display")
+    assert result.stdout.startswith("unavailable: no display")  # for the log
 
 
 def test_menu_entries_and_their_logic() -> None:
@@ -242,12 +242,12 @@ def test_menu_entries_and_their_logic() -> None:
     tray.refresh()
     entries = {entry.label: entry for entry in tray.menu_entries()}
     assert list(entries) == [
-        "Ouvrir la page / Open the page", "Déposer un document… / Deposit a document…",
-        "Verrouiller la session / Lock the session", "Diagnostic / Diagnostics",
-        "Paramètres / Settings", "Quitter / Quit"]
-    assert [e.label for e in entries.values() if e.default] == ["Ouvrir la page / Open the page"]
+        "Ouvrir la page", "Déposer un document…",
+        "Verrouiller la session", "Diagnostic",
+        "Paramètres", "Quitter"]
+    assert [e.label for e in entries.values() if e.default] == ["Ouvrir la page"]
 
-    lock = entries["Verrouiller la session / Lock the session"]
+    lock = entries["Verrouiller la session"]
     assert not lock.enabled()
     lock()  # a stale menu cannot lock a session that is not open
     assert source.locks == 0
@@ -257,12 +257,12 @@ def test_menu_entries_and_their_logic() -> None:
     lock()
     assert source.locks == 1
 
-    for label in ("Ouvrir la page / Open the page", "Déposer un document… / Deposit a document…",
-                  "Diagnostic / Diagnostics", "Paramètres / Settings"):
+    for label in ("Ouvrir la page", "Déposer un document…",
+                  "Diagnostic", "Paramètres"):
         entries[label]()
     assert opened == [source.PAGE, source.PAGE + "#deposit", source.PAGE + "#diagnostics",
                       source.PAGE + "#settings"]
-    entries["Quitter / Quit"]()
+    entries["Quitter"]()
     assert quits == [1]
 
 

@@ -143,7 +143,7 @@ STATES = [
     ("patient", snapshot("open", "ready"), TrayState.PATIENT_LOADED),
     ("outbox", snapshot("open", "ready", pending=2), TrayState.DEPOSITS_PENDING),
     ("session", snapshot("open", "ready", pending=2,
-                         problem="Hôte DMP injoignable / DMP host unreachable"), TrayState.ERROR),
+                         problem="Hôte DMP injoignable"), TrayState.ERROR),
     ("session", snapshot("none"), TrayState.NO_CARD),
 ]
 
@@ -187,7 +187,7 @@ def test_the_menu_entries_act_and_lock_follows_the_session(trayer: xdesk.Trayer,
         assert type(icon).HAS_MENU is False  # the X11 backend shows no menu (docs/agent-tray.md)
         items = {item.text: item for item in icon.menu if item.text != "- - - -"}
         assert list(items) == [entry.label for entry in running.tray.menu_entries()]
-        lock = items["Verrouiller la session / Lock the session"]
+        lock = items["Verrouiller la session"]
         assert not lock.enabled
 
         source.set(snapshot("open"))
@@ -198,15 +198,15 @@ def test_the_menu_entries_act_and_lock_follows_the_session(trayer: xdesk.Trayer,
         wait_colour(x, window, TrayState.CPS_LOCKED)
         assert not lock.enabled
 
-        for label, fragment in [("Ouvrir la page / Open the page", ""),
-                                ("Déposer un document… / Deposit a document…", "#deposit"),
-                                ("Diagnostic / Diagnostics", "#diagnostics"),
-                                ("Paramètres / Settings", "#settings")]:
+        for label, fragment in [("Ouvrir la page", ""),
+                                ("Déposer un document…", "#deposit"),
+                                ("Diagnostic", "#diagnostics"),
+                                ("Paramètres", "#settings")]:
             items[label](icon)
             xdesk.wait_for(lambda fragment=fragment: running.opened[-1:] == [
                 source.PAGE + fragment], f"{label} to open the page")
 
-        items["Quitter / Quit"](icon)
+        items["Quitter"](icon)
         running.thread.join(timeout=15)
         assert not running.thread.is_alive(), "Quit did not end the tray's loop"
         assert running.quits == [1]
@@ -244,8 +244,8 @@ def test_notices_become_desktop_notifications_without_patient_data(
         monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", address)
         source = ScriptedSource(snapshot("open", "ready"))
         with running_tray(source):
-            source.notice("Document déposé / document deposited", "Compte rendu (1 Mo)")
-            source.notice("Dépôt refusé / deposit refused",
+            source.notice("Document déposé", "Compte rendu (1 Mo)")
+            source.notice("Dépôt refusé",
                           f"Compte rendu de Léa DURAND ({PATIENT_INS}) refusé", level="error")
 
             def shown() -> list[str]:
@@ -254,8 +254,8 @@ def test_notices_become_desktop_notifications_without_patient_data(
 
             lines = xdesk.wait_for(shown, "dunst to show two notifications")
     assert lines == [
-        "Agent DMP|Document déposé / document deposited|Compte rendu (1 Mo)|LOW",
-        "Agent DMP|Dépôt refusé / deposit refused|"
+        "Agent DMP|Document déposé|Compte rendu (1 Mo)|LOW",
+        "Agent DMP|Dépôt refusé|"
         "Compte rendu de [masqué] [masqué] ([masqué]) refusé|CRITICAL",
     ]
     for word in PATIENT_WORDS:
@@ -269,8 +269,8 @@ def test_without_a_notification_service_notices_go_to_the_log(
     caplog.set_level(logging.INFO, logger="agent.views.tray")
     source = ScriptedSource(snapshot("open"))
     with running_tray(source):
-        source.notice("Document déposé / document deposited", "Compte rendu (1 Mo)")
-        xdesk.wait_for(lambda: "notification: Document déposé / document deposited — "
+        source.notice("Document déposé", "Compte rendu (1 Mo)")
+        xdesk.wait_for(lambda: "notification: Document déposé — "
                                "Compte rendu (1 Mo)" in caplog.text, "the notice in the log")
 
 
@@ -288,9 +288,9 @@ def test_a_failing_menu_action_leaves_the_tray_running(trayer: xdesk.Trayer, x: 
         window = wait_docked(x)
         wait_colour(x, window, TrayState.SESSION_OPEN)
         lock = next(item for item in running.tray.icon.menu
-                    if item.text == "Verrouiller la session / Lock the session")
+                    if item.text == "Verrouiller la session")
         lock(running.tray.icon)
-        xdesk.wait_for(lambda: "Lock the session failed" in caplog.text, "the failure logged")
+        xdesk.wait_for(lambda: "Verrouiller la session failed" in caplog.text, "the failure logged")
         source.set(snapshot("open", "ready"), "patient")
         wait_colour(x, window, TrayState.PATIENT_LOADED)
         assert running.thread.is_alive()

@@ -172,7 +172,7 @@ def test_the_written_file_documents_every_key_reads_back_equal_and_is_owner_only
     )
     file = write_config(config, tmp_path / "conf" / "agent.toml")
     text = file.read_text()
-    assert "# Longest delay between two attempts" in text
+    assert "# Délai le plus long entre deux essais" in text
     assert 'credentials_dir = ""' in text  # the platform default stays a default
     assert load_config(file) == AgentConfig(**{**config.__dict__, "source": file})
     assert stat.S_IMODE(file.stat().st_mode) == 0o600

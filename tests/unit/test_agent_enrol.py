@@ -93,12 +93,12 @@ def test_the_key_does_not_open_without_the_secret_or_on_another_machine(
 ) -> None:
     enrol_from_pki(pki_dir, "sandbox", config=config)
     monkeypatch.setattr(enrol_module, "machine_id", lambda: "another-machine-id")
-    with pytest.raises(EnrolmentError, match="another machine"):
+    with pytest.raises(EnrolmentError, match="autre machine"):
         load_workstation(config)
     monkeypatch.undo()
     # Only the config directory copied (another data directory: no secret there).
     elsewhere = AgentConfig(credentials_dir=config.credentials_dir, data_dir=tmp_path / "other")
-    with pytest.raises(EnrolmentError, match="enrol again"):
+    with pytest.raises(EnrolmentError, match="réenrôlez"):
         load_workstation(elsewhere)
 
 
@@ -151,7 +151,7 @@ def test_refusals_missing_files_foreign_key_expired_certificate(
 ) -> None:
     with pytest.raises(EnrolmentError, match="issue-workstation"):
         enrol_from_pki(pki_dir, "nobody", config=config)
-    with pytest.raises(EnrolmentError, match="not enrolled"):
+    with pytest.raises(EnrolmentError, match="n'est pas enrôlé"):
         load_workstation(config)
     mixed = tmp_path / "mixed"
     (mixed / "workstations").mkdir(parents=True)
@@ -159,12 +159,12 @@ def test_refusals_missing_files_foreign_key_expired_certificate(
         (pki_dir / "workstations" / "sandbox.pem").read_bytes())
     (mixed / "workstations" / "x.key").write_bytes(
         (pki_dir / "server" / "key.pem").read_bytes())
-    with pytest.raises(EnrolmentError, match="does not belong"):
+    with pytest.raises(EnrolmentError, match="n'appartient pas"):
         enrol_from_pki(mixed, "x", config=config)
     now = dt.datetime.now(dt.UTC)
     pki.issue_workstation(pki_dir, "old", not_before=now - dt.timedelta(days=400),
                           not_after=now - dt.timedelta(days=1), _warn=False)
-    with pytest.raises(EnrolmentError, match="expired"):
+    with pytest.raises(EnrolmentError, match="expiré"):
         enrol_from_pki(pki_dir, "old", config=config)
     assert not (config.credentials_dir / "enrolment.json").exists()
 
@@ -188,7 +188,7 @@ def test_enrolment_from_pkcs12_keeps_the_chain_and_uses_the_configured_host_ca(
     pki_dir: Path, config: AgentConfig, tmp_path: Path
 ) -> None:
     file = _pkcs12(pki_dir, tmp_path, b"mot de passe")
-    with pytest.raises(EnrolmentError, match="wrong password"):
+    with pytest.raises(EnrolmentError, match="mot de passe erroné"):
         enrol_from_pkcs12(file, "wrong", config=config)
     enrolment = enrol_from_pkcs12(file, "mot de passe", config=config)
     assert enrolment.key_path.read_bytes().startswith(b"-----BEGIN ENCRYPTED PRIVATE KEY")
@@ -224,7 +224,7 @@ def test_the_enrol_command(
     monkeypatch.setattr("sys.stdin", io.StringIO("bad\n"))
     args = parser.parse_args(["enrol", "--pkcs12", str(p12), "--password-stdin"])
     assert args.run(args) == 1
-    assert "wrong password" in capsys.readouterr().err
+    assert "mot de passe erroné" in capsys.readouterr().err
     monkeypatch.setattr("sys.stdin", io.StringIO("pw\n"))
     assert args.run(args) == 0
     assert load_workstation().host_ca == pki_dir / "server" / "ca.pem"

@@ -175,7 +175,7 @@ def test_status_says_when_the_pace_holds_deposits_back_then_nothing() -> None:
 def test_the_message_names_the_rule_and_the_pace() -> None:
     text = throttle_text(4.0, 12)
     assert "4 dépôt(s) par seconde au plus" in text and "règle du DMP" in text
-    assert "fewer than 5 per second per establishment" in text and "12 waiting" in text
+    assert "moins de 5 par seconde et par établissement" in text and "12 en attente" in text
 
 
 def test_one_throttle_per_process_takes_the_configured_pace() -> None:
@@ -194,7 +194,7 @@ def test_the_default_pace_is_4_per_second_and_the_key_is_documented() -> None:
     assert AgentConfig().max_deposits_per_second == 4.0
     rendered = render_config()
     assert "[outbox]" in rendered and "max_deposits_per_second = 4.0" in rendered
-    assert "fewer than 5 per second per establishment" in " ".join(rendered.split())
+    assert "moins de 5 par seconde par établissement" in " ".join(rendered.split())
 
 
 @pytest.mark.parametrize("value", [5, 5.0, 6, 100])

@@ -402,7 +402,7 @@ def test_gp_reads_the_dossier_then_uses_break_the_glass(
 
     # The Vitale card leaves: nothing of the patient stays on the page.
     vitale.stop()
-    expect(page.locator("#sb-patient")).to_have_text("Aucun / none")
+    expect(page.locator("#sb-patient")).to_have_text("Aucun")
     expect(page.locator("#dossier-body")).to_be_hidden()
     expect(page.locator("#documents-body tr")).to_have_count(0)
     expect(page.get_by_text("Bilan de la vue — Mme Martin")).to_have_count(0)
@@ -459,7 +459,7 @@ def test_gp_reads_the_dossier_then_uses_break_the_glass(
     expect(banner).to_be_visible()
     family.stop()
     expect(banner).to_be_hidden()
-    expect(page.locator("#sb-patient")).to_have_text("Aucun / none")
+    expect(page.locator("#sb-patient")).to_have_text("Aucun")
 
 
 def test_gp_is_designated_then_closes_and_reopens_the_dmp_at_the_patients_request(

@@ -29,6 +29,7 @@ from starlette.staticfiles import StaticFiles
 
 from agent.core.service import AgentService
 from agent.errors import AgentError, explain
+from agent.i18n import _, catalogue, current_language, page_messages, translate_html
 from agent.views.localapi.guard import Guard
 from agent.views.localapi.token import TOKEN_ROUTE, TokenKeeper
 
@@ -60,45 +61,44 @@ def _guarded(handler: Handler) -> Handler:
             return _error(error)
         except Exception:
             log.exception("local API %s %s failed", request.method, request.url.path)
-            return JSONResponse({"code": "internal", "message": "Erreur interne de l'agent / "
-                                 "internal agent error (voir les journaux / see the logs)"},
+            return JSONResponse({"code": "internal",
+                                 "message": _("Internal agent error (see the logs)")},
                                 status_code=500)
     return run
 
 
 async def _json_body(request: Request, limit: int = 64 << 10) -> dict[str, Any]:
     if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
-        raise BadRequest("Content-Type: application/json attendu / expected", "bad-content-type",
-                         415)
+        raise BadRequest(_("Content-Type: application/json expected"), "bad-content-type", 415)
     body = b""
     async for chunk in request.stream():
         body += chunk
         if len(body) > limit:
-            raise BadRequest("Corps trop grand / body too large", "too-large", 413)
+            raise BadRequest(_("Body too large"), "too-large", 413)
     try:
         value = json.loads(body)
     except (ValueError, UnicodeDecodeError):
-        raise BadRequest("JSON invalide / invalid JSON", "bad-json") from None
+        raise BadRequest(_("Invalid JSON"), "bad-json") from None
     if not isinstance(value, dict):
-        raise BadRequest("Un objet JSON est attendu / a JSON object is expected", "bad-json")
+        raise BadRequest(_("A JSON object is expected"), "bad-json")
     return value
 
 
 def _field(body: dict[str, Any], name: str, kind: type, default: Any = ...) -> Any:
     if name not in body:
         if default is ...:
-            raise BadRequest(f"{name}: champ requis / required field")
+            raise BadRequest(_("{name}: required field").format(name=name))
         return default
     value = body[name]
     if (kind is int and isinstance(value, bool)) or not isinstance(value, kind):
-        raise BadRequest(f"{name}: {kind.__name__} attendu / expected")
+        raise BadRequest(_("{name}: {kind} expected").format(name=name, kind=kind.__name__))
     return value
 
 
 def _flag(request: Request, name: str) -> bool:
     value = request.query_params.get(name, "false").lower()
     if value not in ("true", "false", "1", "0"):
-        raise BadRequest(f"{name}: true ou false / true or false")
+        raise BadRequest(_("{name}: true or false").format(name=name))
     return value in ("true", "1")
 
 
@@ -109,14 +109,19 @@ def _date(request: Request, name: str) -> dt.date | None:
     try:
         return dt.date.fromisoformat(value)
     except ValueError:
-        raise BadRequest(f"{name}: date AAAA-MM-JJ attendue / YYYY-MM-DD expected") from None
+        raise BadRequest(_("{name}: a YYYY-MM-DD date expected").format(name=name)) from None
 
 
 def _unique_id(request: Request) -> str:
     value: str = request.path_params["unique_id"]
     if not _UNIQUE_ID.match(value):
-        raise BadRequest("uniqueId invalide / invalid uniqueId")
+        raise BadRequest(_("Invalid uniqueId"))
     return value
+
+
+def _too_large() -> BadRequest:
+    return BadRequest(_("Document too large (more than {size} MB)").format(
+        size=MAX_UPLOAD >> 20), "too-large", 413)
 
 
 async def _spool(request: Request) -> tuple[Path, str]:
@@ -124,8 +129,7 @@ async def _spool(request: Request) -> tuple[Path, str]:
     mime = request.headers.get("content-type", "").split(";")[0].strip().lower()
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > MAX_UPLOAD:
-        raise BadRequest(f"Document trop grand (plus de {MAX_UPLOAD >> 20} Mo) / document too "
-                         "large", "too-large", 413)
+        raise _too_large()
     fd, name = tempfile.mkstemp(prefix="dmp-upload-")  # 0600
     path, size = Path(name), 0
     try:
@@ -133,11 +137,10 @@ async def _spool(request: Request) -> tuple[Path, str]:
             async for chunk in request.stream():
                 size += len(chunk)
                 if size > MAX_UPLOAD:
-                    raise BadRequest(f"Document trop grand (plus de {MAX_UPLOAD >> 20} Mo) / "
-                                     "document too large", "too-large", 413)
+                    raise _too_large()
                 out.write(chunk)
         if size == 0:
-            raise BadRequest("Document vide / empty document", "empty-document")
+            raise BadRequest(_("Empty document"), "empty-document")
     except BaseException:
         path.unlink(missing_ok=True)
         raise
@@ -221,10 +224,10 @@ def create_app(service: AgentService, *, token: str | TokenKeeper, port: int,
         if "structureId" in body:
             structure: str = _field(body, "structureId", str)
             if not structure or len(structure) > 64:
-                raise BadRequest("structureId invalide / invalid structureId")
+                raise BadRequest(_("Invalid structureId"))
             situation = structure
         if not (pin.isascii() and pin.isdigit() and 4 <= len(pin) <= 8):
-            raise BadRequest("Code porteur : 4 chiffres / PIN: 4 digits", "bad-pin-format")
+            raise BadRequest(_("PIN: 4 digits"), "bad-pin-format")
         body.clear()
         return JSONResponse(await call(service.open_session, pin, situation))
 
@@ -290,7 +293,7 @@ def create_app(service: AgentService, *, token: str | TokenKeeper, port: int,
         q = request.query_params
         types = tuple(q.getlist("typeCode"))
         if any(not _TYPE_CODE.match(t) for t in types):
-            raise BadRequest("typeCode invalide / invalid typeCode")
+            raise BadRequest(_("Invalid typeCode"))
         found = await call(service.documents, type_codes=types,
                            archived=_flag(request, "archived"), author=q.get("author", "")[:100],
                            since=_date(request, "since"), until=_date(request, "until"),
@@ -316,10 +319,10 @@ def create_app(service: AgentService, *, token: str | TokenKeeper, port: int,
         q = request.query_params
         type_code = q.get("typeCode", "")
         if replaces is None and not _TYPE_CODE.match(type_code):
-            raise BadRequest("typeCode requis / required (GET /api/deposit-types)")
+            raise BadRequest(_("typeCode required (GET /api/deposit-types)"))
         title = q.get("title", "")
         if len(title) > 200:
-            raise BadRequest("title: 200 caractères au plus / at most 200 characters")
+            raise BadRequest(_("{name}: 200 characters at most").format(name="title"))
         masked = _flag(request, "masked")
         invisible = _flag(request, "invisibleToPatient")
         # A disk without room for it refuses the deposit before a byte is received
@@ -351,7 +354,7 @@ def create_app(service: AgentService, *, token: str | TokenKeeper, port: int,
     async def retry(request: Request) -> Response:
         item = request.path_params["item_id"]
         if not 0 < item < 1 << 63:  # SQLite's integers: anything else names no item
-            raise AgentError(f"Pas d'envoi n° {item} / no item {item}", code="bad-item",
+            raise AgentError(_("No outbox item {item}").format(item=item), code="bad-item",
                              status=404)
         return JSONResponse(await call(service.retry_deposit, item))
 
@@ -380,7 +383,7 @@ def create_app(service: AgentService, *, token: str | TokenKeeper, port: int,
         body = await _json_body(request)
         reason = _field(body, "reason", str)
         if len(reason) > 200:
-            raise BadRequest("reason: 200 caractères au plus / at most 200 characters")
+            raise BadRequest(_("{name}: 200 characters at most").format(name="reason"))
         return JSONResponse(await call(service.close_dmp, reason=reason,
                                        patient_request=_field(body, "patientRequest", bool)))
 
@@ -404,8 +407,18 @@ def create_app(service: AgentService, *, token: str | TokenKeeper, port: int,
         return Response((Path(__file__).parent / "openapi.yaml").read_bytes(),
                         media_type="application/yaml")
 
+    async def messages(request: Request) -> Response:
+        # The page's words in the agent's language; they change only with the catalogue
+        # (a new version) or the language (a restart): revalidated, answered 304 if the same.
+        etag = catalogue().etag
+        headers = {"cache-control": "private, no-cache", "etag": etag,
+                   "content-language": current_language()}
+        if request.headers.get("if-none-match") == etag:
+            return Response(status_code=304, headers=headers)
+        return JSONResponse(page_messages(), headers=headers)
+
     async def page(request: Request) -> Response:
-        return Response((WEB / "index.html").read_bytes(), media_type="text/html", headers={
+        return Response(_page(), media_type="text/html", headers={
             "cache-control": "no-store", "x-frame-options": "DENY",
             "referrer-policy": "no-referrer",
             "content-security-policy": "default-src 'self'; frame-src 'self' blob:; "
@@ -420,6 +433,7 @@ def create_app(service: AgentService, *, token: str | TokenKeeper, port: int,
         route(TOKEN_ROUTE, token_file, "POST"),
         route("/api/openapi.yaml", openapi, "GET"),
         route("/api/status", status, "GET"),
+        route("/api/messages", messages, "GET"),
         route("/api/events", events, "GET"),
         route("/api/session", open_session, "POST"),
         route("/api/session", close_session, "DELETE"),
@@ -453,8 +467,8 @@ def create_app(service: AgentService, *, token: str | TokenKeeper, port: int,
         routes.append(Mount("/static", StaticFiles(directory=WEB), name="static"))
     async def not_found(request: Request, exc: Exception) -> Response:
         status = getattr(exc, "status_code", 404)
-        message = {404: "Adresse inconnue / no such address",
-                   405: "Méthode non permise / method not allowed"}.get(status, "HTTP error")
+        message = {404: _("No such address"),
+                   405: _("Method not allowed")}.get(status, _("HTTP error"))
         return JSONResponse({"code": "not-found" if status == 404 else "bad-method",
                              "message": message}, status_code=status)
 
@@ -462,6 +476,18 @@ def create_app(service: AgentService, *, token: str | TokenKeeper, port: int,
     guard = Guard(app, token=keeper, port=port, allowed_origins=allowed_origins)
     guard.close_streams = close_streams
     return guard
+
+
+_pages: dict[str, bytes] = {}
+
+
+def _page() -> bytes:
+    """index.html in the language in use (its static text), made once per language."""
+    language = current_language()
+    if language not in _pages:
+        html = (WEB / "index.html").read_text(encoding="utf-8")
+        _pages[language] = translate_html(html, language).encode("utf-8")
+    return _pages[language]
 
 
 def _sse(kind: str, data: dict[str, Any]) -> bytes:

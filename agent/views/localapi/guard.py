@@ -19,6 +19,7 @@ import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from agent.i18n import _
 from agent.views.localapi.token import (
     TOKEN_FILE,
     TOKEN_ROUTE,
@@ -65,16 +66,16 @@ class Guard:
                    for k, v in scope.get("headers", [])}
         client = scope.get("client") or ("", 0)
         if not _is_loopback(client[0]):
-            await _refuse(send, 403, "not-loopback", "Accès local uniquement / loopback only")
+            await _refuse(send, 403, "not-loopback", _("Local access only"))
             return
         if headers.get("host", "").lower() not in self._hosts:
-            await _refuse(send, 403, "bad-host", "En-tête Host refusé / foreign Host header")
+            await _refuse(send, 403, "bad-host", _("Host header refused"))
             return
         origin = headers.get("origin")
         if origin is not None and origin.lower() not in self._origins:
             await _refuse(send, 403, "bad-origin",
-                          f"Origine non autorisée / origin not allowed: {origin[:100]} (voir "
-                          "api.allowed_origins / see api.allowed_origins)")
+                          _("Origin not allowed: {origin} (see api.allowed_origins)").format(
+                              origin=origin[:100]))
             return
         cors = self._cors(origin)
         path = scope.get("path", "")
@@ -91,15 +92,14 @@ class Guard:
             return
         if path.startswith("/api/") and path not in PUBLIC_PATHS:
             given = headers.get("authorization", "")
-            scheme, _, value = given.partition(" ")
+            scheme, _space, value = given.partition(" ")
             if scheme.lower() != "bearer" or not hmac.compare_digest(
                     value.strip().encode(), self.keeper.token.encode()):
                 # The client may have read a file deleted or changed since the agent
                 # started: put the agent's token back there before saying where to look.
                 await asyncio.to_thread(self.keeper.restore)
                 await _refuse(send, 401, "bad-token",
-                              "Jeton absent ou erroné / missing or wrong token "
-                              "(dmp-agent page --print-token)", cors)
+                              _("Missing or wrong token (dmp-agent page --print-token)"), cors)
                 return
 
         async def send_with_cors(message: MutableMapping[str, Any]) -> None:

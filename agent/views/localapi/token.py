@@ -30,6 +30,7 @@ from pathlib import Path
 
 from agent.config import AgentConfig, private_dir, write_private_file
 from agent.errors import AgentError
+from agent.i18n import _
 from agent.views.localapi import discovery
 
 log = logging.getLogger(__name__)
@@ -188,11 +189,9 @@ def running_agent(config: AgentConfig) -> tuple[str, str] | None:
         refused = refused or port == config.api_port
     if refused:
         raise TokenError(
-            f"Un agent répond sur le port {config.api_port} mais n'accepte pas le jeton de "
-            f"{path} : c'est celui d'un autre utilisateur ou d'une autre configuration "
-            "(api.port), ou un agent ancien à redémarrer / an agent answers on port "
-            f"{config.api_port} but refuses the token in {path}: it belongs to another user "
-            "or another configuration (api.port), or it is an older agent to restart")
+            _("An agent answers on port {port} but refuses the token in {path}: it belongs to "
+              "another user or another configuration (api.port), or it is an older agent to "
+              "restart").format(port=config.api_port, path=path))
     return None
 
 
@@ -204,7 +203,7 @@ def _ask(base: str, path: Path) -> tuple[str | None, bool] | None:
     try:
         with httpx.Client(base_url=base, timeout=ASK_TIMEOUT) as agent:
             agent.post(TOKEN_ROUTE)  # our agent writes its token back in our file
-            token, _ = _read(path)
+            token, _written = _read(path)
             accepted = token is not None and agent.get(
                 "/api/openapi.yaml", headers={"authorization": f"Bearer {token}"}
             ).status_code == 200

@@ -12,12 +12,47 @@ const NEEDS_SESSION = new Set(['patient', 'dossier', 'deposit', 'create', 'emerg
 const MAX_UPLOAD = 64 * 1024 * 1024; // the agent's and the host's limit per document
 const MIN_JUSTIFICATION = 10;
 const VIEWABLE = new Set(['application/pdf', 'text/plain']);
+// The profession codes' names, said with t() where shown.
 const PROFESSIONS = {
-  10: 'Médecin', 21: 'Pharmacien', 28: 'Opticien-lunetier', 40: 'Chirurgien-dentiste',
-  50: 'Sage-femme', 60: 'Infirmier', 70: 'Masseur-kinésithérapeute', 92: 'Orthoptiste',
+  10: () => t('Physician'), 21: () => t('Pharmacist'), 28: () => t('Optician'),
+  40: () => t('Dental surgeon'), 50: () => t('Midwife'), 60: () => t('Nurse'),
+  70: () => t('Physiotherapist'), 92: () => t('Orthoptist'),
 };
 
 const $ = (id) => document.getElementById(id);
+
+// -- the words: one language at a time (docs/i18n.md) ------------------------------------
+// The agent serves index.html already in its language (<html lang>) and the page's own
+// messages at GET /api/messages; t() gives an English message id in that language, with
+// {name} filled from params. Without the messages (no token yet), the English id.
+const language = document.documentElement.lang || 'fr';
+const LOCALE = language === 'en' ? 'en-GB' : 'fr-FR';
+let messages = {};
+
+function t(id, params = {}) {
+  const text = Object.hasOwn(messages, id) ? messages[id] : id;
+  return text.replace(/\{(\w+)\}/g, (all, name) => (Object.hasOwn(params, name)
+    ? String(params[name]) : all));
+}
+
+// A sentence index.html carries (translated by the agent) for when the page has no token.
+function pageText(id) {
+  return $(id).textContent.trim();
+}
+
+async function loadMessages() {
+  try {
+    const response = await fetch('/api/messages', {credentials: 'omit',
+      headers: {Authorization: `Bearer ${token}`}});
+    if (response.ok) messages = (await response.json()).messages || {};
+  } catch {
+    // the English ids stay: the status line says the agent cannot be reached
+  }
+}
+
+function decimal(number) {
+  return number.toLocaleString(LOCALE);
+}
 
 let token = null;
 let state = null; // the last snapshot (GET /api/status, then kept current by the events)
@@ -81,11 +116,11 @@ function changed(id, value) {
   return true;
 }
 
-function frenchDate(iso) {
+function localDate(iso) {
   if (!iso) return '';
   const date = new Date(iso);
   if (Number.isNaN(date.getTime())) return iso;
-  return date.toLocaleString('fr-FR', {dateStyle: 'short', timeStyle: 'short'});
+  return date.toLocaleString(LOCALE, {dateStyle: 'short', timeStyle: 'short'});
 }
 
 function birthDate(raw) {
@@ -100,7 +135,7 @@ function personName(p) {
 }
 
 function profession(code) {
-  return PROFESSIONS[code] || (code ? `profession ${code}` : '');
+  return PROFESSIONS[code] ? PROFESSIONS[code]() : (code ? t('profession {code}', {code}) : '');
 }
 
 // -- the token ---------------------------------------------------------------------------
@@ -145,7 +180,7 @@ async function request(method, path, options = {}) {
     body = JSON.stringify(options.json);
   }
   const controller = new AbortController();
-  const wait = beginWait(options.what || 'Réponse de l\'agent', {
+  const wait = beginWait(options.what || t("The agent's answer"), {
     host: options.host, key: options.key, timeout: options.timeout, held: options.held,
     control: options.control, onCancel: options.onCancel, abort: () => controller.abort()});
   try {
@@ -156,7 +191,7 @@ async function request(method, path, options = {}) {
     } catch (error) {
       if (wait.outcome) throw error;
       setOffline(true);
-      throw new ApiError(0, 'unreachable', 'Agent injoignable / the agent cannot be reached');
+      throw new ApiError(0, 'unreachable', pageText('text-unreachable'));
     }
     if (!response.ok) throw await failure(response);
     // The body is read inside the wait: a document's bytes may come slowly too.
@@ -180,11 +215,9 @@ async function failure(response) {
   } catch {
     answer = {};
   }
-  const {code = 'error', message = `Erreur ${response.status} / error`, ...extra} = answer;
-  if (response.status === 401 && code === 'bad-token') {
-    noToken('Le jeton a été refusé : rouvrez la page depuis l\'icône de l\'agent. '
-      + '/ The key was refused: open the page again from the agent.');
-  }
+  const {code = 'error', message = t('Error {status}', {status: response.status}), ...extra}
+    = answer;
+  if (response.status === 401 && code === 'bad-token') noToken(pageText('text-bad-token'));
   return new ApiError(response.status, code, message, extra);
 }
 
@@ -270,15 +303,15 @@ function stopWait(wait, outcome) {
 
 function outcomeText(wait) {
   if (wait.outcome === 'cancelled') {
-    return `Annulé : ${wait.what} (l'agent peut terminer l'opération en arrière-plan) `
-      + '/ cancelled';
+    return t('Cancelled: {what} (the agent may finish the operation in the background)',
+      {what: wait.what});
   }
   const seconds = Math.round(wait.timeout / 1000);
   return wait.host
-    ? `L'hôte DMP ne répond pas depuis ${seconds} s : vérifiez la connexion, ou réessayez `
-      + `(${wait.what}). / The DMP host does not answer.`
-    : `L'agent ne répond pas depuis ${seconds} s : vérifiez qu'il tourne, ou réessayez `
-      + `(${wait.what}). / The agent does not answer.`;
+    ? t('The DMP host has not answered for {seconds} s: check the connection, or try again '
+      + '({what}).', {seconds, what: wait.what})
+    : t('The agent has not answered for {seconds} s: check that it is running, or try again '
+      + '({what}).', {seconds, what: wait.what});
 }
 
 function outcomeLine(text, kind) {
@@ -307,10 +340,10 @@ function agentWork() {
   const work = [];
   if (!state) return work;
   if (state.session && state.session.state === 'opening') {
-    work.push({key: 'session', what: 'Ouverture de la session DMP'});
+    work.push({key: 'session', what: t('Opening the DMP session')});
   }
   if (sessionOpen() && state.patient && state.patient.state === 'loading') {
-    work.push({key: 'patient', what: 'Lecture du dossier'});
+    work.push({key: 'patient', what: t('Reading the dossier')});
   }
   return work;
 }
@@ -369,12 +402,14 @@ function drawWaits() {
     const seconds = Math.floor((now - wait.start) / 1000);
     const late = now >= wait.deadline; // the agent's own work only: it ends by itself
     const text = late
-      ? `L'hôte DMP ne répond pas depuis ${seconds} s : vérifiez la connexion (${wait.what})`
-      : `${wait.host ? 'En attente de l\'hôte DMP' : 'En attente de l\'agent'} : ${wait.what}…`;
+      ? t('The DMP host has not answered for {seconds} s: check the connection ({what})',
+        {seconds, what: wait.what})
+      : (wait.host ? t('Waiting for the DMP host: {what}…', {what: wait.what})
+        : t('Waiting for the agent: {what}…', {what: wait.what}));
     const what = line.querySelector('.wait-what');
     if (what.textContent !== text) what.textContent = text;
     line.dataset.kind = late ? 'error' : '';
-    const since = late ? '' : ` — depuis ${seconds} s`;
+    const since = late ? '' : t(' — for {seconds} s', {seconds});
     const counter = line.querySelector('.wait-since');
     if (counter.textContent !== since) counter.textContent = since;
   }
@@ -391,13 +426,11 @@ function waitLine(wait) {
   const line = el('p', {class: 'wait'},
     el('span', {class: 'wait-what'}),
     // The seconds change every second: not read out each time (the line itself is).
-    el('span', {class: 'wait-since', 'aria-live': 'off'}),
-    el('span', {class: 'en', lang: 'en',
-      text: wait.host ? 'waiting for the DMP host' : 'waiting for the agent'}));
+    el('span', {class: 'wait-since', 'aria-live': 'off'}));
   if (wait.wait) {
     line.append(el('button', {type: 'button', class: 'wait-cancel',
-      'aria-label': `Annuler : ${wait.what}`, onclick: () => stopWait(wait.wait, 'cancelled')},
-    'Annuler ', el('span', {class: 'en', lang: 'en', text: 'cancel'})));
+      'aria-label': t('Cancel: {what}', {what: wait.what}),
+      onclick: () => stopWait(wait.wait, 'cancelled')}, t('Cancel')));
   }
   return line;
 }
@@ -493,7 +526,7 @@ function refreshProblem() {
   problemTimer = setTimeout(async () => {
     try {
       const status = await api('GET', '/api/status', undefined,
-        {what: 'Lecture de l\'état de l\'agent', host: false});
+        {what: t("Reading the agent's state"), host: false});
       if (state) {
         state.problem = status.problem;
         render();
@@ -509,18 +542,19 @@ function setOffline(offline, retryIn = null) {
   // What is on screen may be out of date until the agent answers again.
   $('app').classList.toggle('stale', offline);
   $('app').setAttribute('aria-busy', offline ? 'true' : 'false');
-  $('offline-detail').textContent = retryIn === null ? 'nouvel essai bientôt'
-    : `nouvel essai dans ${String(retryIn).replace('.', ',')} s`;
+  $('offline-detail').textContent = retryIn === null ? t('retrying soon')
+    : t('retrying in {seconds} s', {seconds: decimal(retryIn)});
   if (token) {
-    $('connection').textContent = offline ? 'Agent injoignable / unreachable'
-      : `Connecté à l'agent${state && state.version ? ` ${state.version}` : ''} / connected`;
+    $('connection').textContent = offline ? t('Agent unreachable')
+      : (state && state.version ? t('Connected to the agent {version}', {version: state.version})
+        : t('Connected to the agent'));
     $('connection').dataset.kind = offline ? 'error' : 'ok';
   }
 }
 
 function notice(data) {
   // A blocked CPS is said once, where the session is (the panel and the status bar).
-  if (/^Carte CPS bloquée/.test(data.title || '')) return;
+  if (data.code === 'cps-blocked') return;
   const box = el('div', {class: `notice ${data.level || 'info'}`},
     el('strong', {text: data.title || ''}), el('span', {text: data.text || ''}));
   const list = $('notices');
@@ -577,8 +611,8 @@ function render() {
   show('emergency-banner', Boolean(mode) && patient.state !== 'error');
   if (mode) {
     const btg = breakTheGlass(mode);
-    $('emergency-title').textContent = btg ? 'ACCÈS EN URGENCE (BRIS DE GLACE)'
-      : 'ACCÈS EN URGENCE — CENTRE 15 (RÉGULATION)';
+    $('emergency-title').textContent = btg ? t('EMERGENCY ACCESS (BREAK THE GLASS)')
+      : t('EMERGENCY ACCESS — CENTRE 15 (REGULATION)');
     show('emergency-why', Boolean(mode.justification));
     $('emergency-justification').textContent = mode.justification || '';
   }
@@ -598,12 +632,12 @@ function render() {
 function slotText(slot) {
   const status = slot.status;
   if (status === 'none' || !slot.kind && status !== 'reader-error') {
-    return status === 'none' ? 'vide / empty' : (slot.message || status);
+    return status === 'none' ? t('empty') : (slot.message || status);
   }
-  if (status === 'reader-error') return `lecteur en erreur / reader error ${slot.message || ''}`;
-  const kind = slot.kind === 'cps' ? 'CPS' : slot.kind === 'vitale' ? 'Vitale' : 'carte';
-  if (status === 'blocked') return `${kind} bloquée / blocked`;
-  if (status === 'expired') return `${kind} expirée — à renouveler / expired`;
+  if (status === 'reader-error') return t('reader error {detail}', {detail: slot.message || ''});
+  const kind = slot.kind === 'cps' ? 'CPS' : slot.kind === 'vitale' ? 'Vitale' : t('card');
+  if (status === 'blocked') return t('{card} blocked', {card: kind});
+  if (status === 'expired') return t('{card} expired — to be renewed', {card: kind});
   if (slot.kind === 'cps' && slot.cps) return `CPS — ${personName(slot.cps)}`;
   if (slot.kind === 'vitale' && slot.vitale) {
     const people = slot.vitale.beneficiaries || [];
@@ -627,22 +661,24 @@ function cardState() {
   if (s === 'opening') return {kind: 'opening', who};
   if ((cps && cps.status === 'blocked') || session.pinTriesLeft === 0) {
     return {kind: 'blocked', who, serial: cps && cps.cps ? cps.cps.serialNumber : '',
-      text: (cps && cps.status === 'blocked' && cps.message) || session.error || BLOCKED_TEXT};
+      text: (cps && cps.status === 'blocked' && cps.message) || session.error || blockedText()};
   }
   if (cps && cps.status === 'expired') {
-    return {kind: 'expired', who, text: cps.message || session.error || EXPIRED_TEXT};
+    return {kind: 'expired', who, text: cps.message || session.error || expiredText()};
   }
   if (s === 'locked') return {kind: 'locked', who};
   if (session.error) return {kind: 'error', who, text: session.error};
   return {kind: 'none', who};
 }
 
-const BLOCKED_TEXT = 'Carte CPS bloquée : débloquez-la ci-dessous avec son code de déblocage '
-  + '(PUK) et un nouveau code porteur. Sans ce code, demandez son déblocage ou son remplacement '
-  + 'à l\'émetteur de la carte (ANS). / The CPS is blocked: unblock it below with its PUK; '
-  + 'without it, ask its issuer.';
-const EXPIRED_TEXT = 'Carte CPS expirée : faites-la renouveler auprès de l\'émetteur des '
-  + 'cartes CPS (ANS). / The CPS expired: have it renewed.';
+function blockedText() {
+  return t('CPS card blocked: unblock it below with its unblocking code (PUK) and a new PIN. '
+    + "Without that code, ask the card's issuer (ANS) to unblock or replace it.");
+}
+
+function expiredText() {
+  return t("CPS card expired: have it renewed by the CPS cards' issuer (ANS).");
+}
 
 function renderStatusBar() {
   const slots = (state.cards && state.cards.slots) || [];
@@ -650,9 +686,9 @@ function renderStatusBar() {
     const list = $('sb-readers');
     list.replaceChildren();
     if (state.cards && state.cards.service === 'down') {
-      list.append(el('li', {class: 'bad', text: 'Service carte arrêté / smart-card service down'}));
+      list.append(el('li', {class: 'bad', text: t('Smart-card service down')}));
     } else if (!slots.length) {
-      list.append(el('li', {text: 'Aucun lecteur / no reader'}));
+      list.append(el('li', {text: t('No reader')}));
     }
     for (const slot of slots) {
       const bad = ['blocked', 'expired', 'reader-error', 'unknown'].includes(slot.status);
@@ -663,28 +699,30 @@ function renderStatusBar() {
   const session = state.session || {};
   const card = cardState();
   const who = card.who;
+  const holder = who ? ` (${who})` : '';
   const sessionText = {
-    none: 'Aucune carte CPS / no CPS card',
-    locked: `Verrouillée — code porteur attendu / locked${who ? ` (${who})` : ''}`,
-    opening: 'Ouverture… / opening',
-    choosing: 'Choix de la structure / choose the practice situation',
-    blocked: `CPS bloquée — voir l'onglet Session / blocked${who ? ` (${who})` : ''}`,
-    expired: `CPS expirée — à renouveler / expired${who ? ` (${who})` : ''}`,
-    error: card.text || '',
-    open: `Ouverte / open — ${who}`,
-  }[card.kind] || '';
-  $('sb-session').textContent = sessionText;
+    none: () => t('No CPS card'),
+    locked: () => t('Locked — PIN expected') + holder,
+    opening: () => t('Opening…'),
+    choosing: () => t('Choosing the practice situation'),
+    blocked: () => t('CPS blocked — see the Session tab') + holder,
+    expired: () => t('CPS expired — to be renewed') + holder,
+    error: () => card.text || '',
+    open: () => t('Open — {who}', {who}),
+  }[card.kind];
+  $('sb-session').textContent = sessionText ? sessionText() : '';
   $('sb-session').dataset.state = card.kind;
   // The structure the session works for (the practice situation chosen at the opening).
   $('sb-structure').textContent = card.kind === 'open' && session.situation
-    ? `Structure : ${session.situation.name}` : '';
+    ? t('Structure: {name}', {name: session.situation.name}) : '';
   const patient = state.patient || {};
   let patientText = {
-    none: 'Aucun / none',
-    choosing: 'Choix de la personne / choose the person',
-    loading: 'Lecture du dossier… / loading',
-    error: patient.error || 'Erreur / error',
-  }[patient.state] || '';
+    none: () => t('None'),
+    choosing: () => t('Choosing the person'),
+    loading: () => t('Reading the dossier…'),
+    error: () => patient.error || t('Error'),
+  }[patient.state];
+  patientText = patientText ? patientText() : '';
   if (patient.state === 'ready' && patient.patient) {
     const dmp = patient.dmp || {};
     patientText = `${personName(patient.patient)} — ${dmpStatus(dmp.status)}`;
@@ -697,12 +735,12 @@ function renderStatusBar() {
   const held = outbox.quarantine;
   // The DMP's pace (fewer than 5 deposits per second): said while it holds deposits back.
   const notes = [outbox.problem, outbox.recovered,
-    held ? `${held.files} fichier(s) en quarantaine / file(s) in quarantine: ${held.path} `
-      + '(dmp-agent doctor)' : '',
+    held ? t('{count} file(s) in quarantine: {path} (dmp-agent doctor)',
+      {count: held.files, path: held.path}) : '',
     outbox.throttle ? outbox.throttle.message : ''].filter(Boolean);
-  $('sb-outbox').textContent = `${outbox.pending || 0} en attente, ${outbox.failed || 0} `
-    + `refusé(s) / pending, refused${outbox.sending ? ' — envoi en cours / sending' : ''}`
-    + notes.map((note) => ` — ${note}`).join('');
+  $('sb-outbox').textContent = t('{pending} waiting, {failed} refused',
+    {pending: outbox.pending || 0, failed: outbox.failed || 0})
+    + (outbox.sending ? t(' — sending') : '') + notes.map((note) => ` — ${note}`).join('');
   $('sb-outbox').dataset.kind = outbox.failed || outbox.problem ? 'error' : '';
   renderHost();
 }
@@ -711,13 +749,14 @@ function renderStatusBar() {
 function renderHost() {
   const host = state.host || {state: 'unknown'};
   const text = {
-    unknown: 'Pas encore contacté / not contacted yet',
-    reachable: 'Joignable / reachable',
-    slow: host.reason,
-    unreachable: `${host.reason} — depuis ${clock(host.since)} / since ${clock(host.since)}`,
-    certificate: host.reason,
-  }[host.state] || host.state;
-  $('sb-host').textContent = text;
+    unknown: () => t('Not contacted yet'),
+    reachable: () => t('Reachable'),
+    slow: () => host.reason,
+    unreachable: () => t('{reason} — since {time}', {reason: host.reason,
+      time: clock(host.since)}),
+    certificate: () => host.reason,
+  }[host.state];
+  $('sb-host').textContent = text ? text() : host.state;
   $('sb-host').dataset.kind = ['unreachable', 'certificate'].includes(host.state) ? 'error'
     : '';
   $('sb-host-fix').textContent = host.fix || '';
@@ -726,7 +765,7 @@ function renderHost() {
 
 function clock(iso) {
   if (!iso) return '';
-  return new Date(iso).toLocaleTimeString('fr-FR', {hour: '2-digit', minute: '2-digit'});
+  return new Date(iso).toLocaleTimeString(LOCALE, {hour: '2-digit', minute: '2-digit'});
 }
 
 function breakTheGlass(mode) {
@@ -735,14 +774,15 @@ function breakTheGlass(mode) {
 }
 
 function dmpStatus(status) {
-  return {open: 'DMP ouvert / open', closed: 'DMP fermé / closed',
-    absent: 'pas de DMP / no DMP'}[status] || (status || '');
+  const text = {open: () => t('DMP open'), closed: () => t('DMP closed'),
+    absent: () => t('no DMP')}[status];
+  return text ? text() : (status || '');
 }
 
 function authorizationText(value) {
-  return {valid: 'Valide / valid', none: 'Aucune / none', expired: 'Expirée / expired',
-    forbidden: 'Refusée : le patient vous a bloqué / blocked by the patient'}[value]
-    || (value || '');
+  const text = {valid: () => t('Valid'), none: () => t('None (authorization)'),
+    expired: () => t('Expired'), forbidden: () => t('Refused: the patient blocked you')}[value];
+  return text ? text() : (value || '');
 }
 
 function sessionOpen() {
@@ -765,22 +805,18 @@ function prerequisite() {
   if (!sessionOpen()) {
     const card = cardState();
     if (card.kind === 'blocked' || card.kind === 'expired') {
-      return `${card.kind === 'blocked' ? 'Carte CPS bloquée' : 'Carte CPS expirée'} : `
-        + 'voir l\'onglet Session. / See the Session tab.';
+      return card.kind === 'blocked' ? t('CPS card blocked: see the Session tab.')
+        : t('CPS card expired: see the Session tab.');
     }
-    return 'Ouvrez d\'abord la session : carte CPS et code porteur (onglet Session). '
-      + '/ Open the session first (CPS and PIN).';
+    return t('Open the session first: CPS card and PIN (Session tab).');
   }
   const patient = state.patient || {};
-  if (patient.state === 'none') {
-    return 'Insérez la carte Vitale du patient. / Insert the patient\'s Vitale card.';
-  }
+  if (patient.state === 'none') return t("Insert the patient's Vitale card.");
   if (patient.state === 'choosing') {
-    return 'Choisissez la personne sur la carte Vitale (onglet Patient). '
-      + '/ Choose the person on the card.';
+    return t('Choose the person on the Vitale card (Patient tab).');
   }
-  if (patient.state === 'loading') return 'Lecture du dossier… / loading the dossier…';
-  if (patient.state === 'error') return patient.error || 'Erreur / error';
+  if (patient.state === 'loading') return t('Reading the dossier…');
+  if (patient.state === 'error') return patient.error || t('Error');
   return '';
 }
 
@@ -810,7 +846,7 @@ function renderSession() {
   $('pin-holder').textContent = card.who;
   const tries = session.pinTriesLeft;
   $('pin-tries').textContent = typeof tries === 'number' && tries < 3 && tries > 1
-    ? `— ${tries} essai(s) restant(s) / tries left` : '';
+    ? t('— {tries} tries left', {tries}) : '';
   // Before the last try: said where the PIN is typed.
   show('pin-last-try', locked && tries === 1);
   renderSituations(session, locked);
@@ -821,10 +857,10 @@ function renderSession() {
     const who = session.professional || {};
     $('session-who').textContent = `${personName(who)} (${who.idNatPs || ''})`;
     $('session-profession').textContent = profession(who.profession)
-      + (who.testCard ? ' — carte de test / test card' : '');
+      + (who.testCard ? t(' — test card') : '');
     $('session-structure').textContent = session.situation
       ? `${session.situation.name} (${session.situation.structureId})` : '';
-    $('session-until').textContent = frenchDate(session.notAfter);
+    $('session-until').textContent = localDate(session.notAfter);
   }
 }
 
@@ -884,7 +920,7 @@ async function chooseSituation(situation) {
   remember(session.professional && session.professional.idNatPs, situation.structureId);
   try {
     await api('POST', '/api/session/situation', {index: situation.index},
-      {what: 'Choix de la structure', host: false});
+      {what: t('Choosing the practice situation'), host: false});
   } catch (error) {
     failed('pin-message', error);
   }
@@ -893,9 +929,8 @@ async function chooseSituation(situation) {
 async function changeSituation() {
   // Another structure: the session is locked, the PIN form offers the card's situations.
   try {
-    await api('DELETE', '/api/session', undefined, {what: 'Verrouillage de la session'});
-    say('pin-message', 'Choisissez la structure, puis saisissez le code porteur. / Choose '
-      + 'the practice situation, then enter the PIN.');
+    await api('DELETE', '/api/session', undefined, {what: t('Locking the session')});
+    say('pin-message', t('Choose the practice situation, then enter the PIN.'));
     select('session', true);
   } catch (error) {
     failed('pin-message', error);
@@ -908,8 +943,8 @@ function beneficiaryItem(person, currentIndex) {
   return el('li', {},
     el('button', {type: 'button', 'aria-current': chosen ? 'true' : null, disabled: chosen,
       'data-index': person.index, onclick: () => choose(person.index)},
-    `${name}`, el('span', {class: 'small', text: ` né(e) le ${person.birthDate} — `
-      + `${person.quality || ''}`})));
+    `${name}`, el('span', {class: 'small', text: t(' born {date} — {quality}',
+      {date: person.birthDate, quality: person.quality || ''})})));
 }
 
 function renderPatient() {
@@ -936,11 +971,11 @@ function renderPatient() {
   $('patient-ins').textContent = who.ins;
   $('patient-dmp').textContent = dmpStatus(dmp.status);
   $('patient-authorization').textContent = authorizationText(dmp.authorization)
-    + (dmp.medecinTraitant ? ' — médecin traitant / attending doctor' : '');
+    + (dmp.medecinTraitant ? t(' — médecin traitant') : '');
   const mode = patient.accessMode;
-  $('patient-mode').textContent = !mode ? 'Normal'
-    : breakTheGlass(mode) ? 'Urgence : bris de glace / break-the-glass'
-      : 'Urgence : centre 15 (régulation) / regulation centre';
+  $('patient-mode').textContent = !mode ? t('Normal')
+    : breakTheGlass(mode) ? t('Emergency: break the glass')
+      : t('Emergency: centre 15 (regulation)');
   $('patient-mode').dataset.kind = mode ? 'error' : '';
   show('patient-create', dmp.status === 'absent');
   const mayAuthorize = dmp.status === 'open' && !mode
@@ -980,12 +1015,11 @@ function renderDossier() {
   const dmp = patient.dmp || {};
   let hint = prerequisite();
   if (!hint && dmp.status === 'absent') {
-    hint = 'Ce patient n\'a pas de DMP. / This patient has no DMP.';
+    hint = t('This patient has no DMP.');
   } else if (!hint && !patient.accessMode && dmp.authorization !== 'valid'
              && !dmp.medecinTraitant) {
-    hint = 'Sans l\'autorisation du patient vous ne voyez que vos propres documents '
-      + '(onglet Patient). / Without the patient\'s authorization you see only your own '
-      + 'documents.';
+    hint = t("Without the patient's authorization you see only your own documents "
+      + '(Patient tab).');
   }
   say('dossier-message', hint);
   if (!ready) {
@@ -1000,23 +1034,22 @@ function renderDossier() {
   if (changed('filter-type', [...types])) {
     const select = $('filter-type');
     const chosen = select.value;
-    select.replaceChildren(el('option', {value: '', text: 'Tous / all'}),
-      ...[...types].sort((a, b) => a[1].localeCompare(b[1], 'fr'))
+    select.replaceChildren(el('option', {value: '', text: t('All')}),
+      ...[...types].sort((a, b) => a[1].localeCompare(b[1], LOCALE))
         .map(([code, label]) => el('option', {value: code, text: label})));
     select.value = types.has(chosen) ? chosen : '';
   }
   // A list the host could not refresh says so, and from when it is.
-  $('documents-count').textContent = `${list.length} document(s)`
-    + (filtered ? ' — filtrés / filtered' : '')
-    + (patient.stale && patient.fetchedAt ? ` — liste du ${clock(patient.fetchedAt)}, non `
-      + `actualisée / list from ${clock(patient.fetchedAt)}, not refreshed: ${patient.stale}`
-      : '');
+  $('documents-count').textContent = t('{count} document(s)', {count: list.length})
+    + (filtered ? t(' — filtered') : '')
+    + (patient.stale && patient.fetchedAt ? t(' — list from {time}, not refreshed: {reason}',
+      {time: clock(patient.fetchedAt), reason: patient.stale}) : '');
   $('documents-count').dataset.kind = patient.stale ? 'error' : '';
   if (!changed('documents', list)) return;
   const rows = list.map((doc) => documentRow(doc));
   if (!rows.length) {
     rows.push(el('tr', {}, el('td', {colspan: 6, class: 'empty',
-      text: 'Aucun document visible. / No document to show.'})));
+      text: t('No document to show.')})));
   }
   $('documents-body').replaceChildren(...rows);
 }
@@ -1027,46 +1060,46 @@ function flag(text, kind) {
 
 function documentRow(doc) {
   const flags = el('td', {class: 'flags'});
-  if (doc.masked) flags.append(flag('Masqué / masked', 'masked'));
-  if (doc.invisibleToPatient) flags.append(flag('Invisible patient', 'invisible'));
-  if (doc.archived) flags.append(flag('Archivé / archived', 'archived'));
-  if (doc.ownDocument) flags.append(flag('Mon document / mine', 'own'));
+  if (doc.masked) flags.append(flag(t('Masked'), 'masked'));
+  if (doc.invisibleToPatient) flags.append(flag(t('Invisible to the patient'), 'invisible'));
+  if (doc.archived) flags.append(flag(t('Archived'), 'archived'));
+  if (doc.ownDocument) flags.append(flag(t('My document'), 'own'));
   // New since this professional's last consultation (the ANS's incremental consultation).
-  if (doc.new && !doc.ownDocument) flags.append(flag('Nouveau / new', 'new'));
+  if (doc.new && !doc.ownDocument) flags.append(flag(t('New'), 'new'));
   // The buttons in a box of their own: the cell stays a table cell (its row line aligned).
   const actions = el('div', {class: 'actions'},
-    el('button', {type: 'button', class: 'primary', 'aria-label': `Ouvrir ${doc.title}`,
-      onclick: () => openDocument(doc)}, 'Ouvrir'));
+    el('button', {type: 'button', class: 'primary',
+      'aria-label': t('Open {title}', {title: doc.title}),
+      onclick: () => openDocument(doc)}, t('Open')));
   if (doc.ownDocument) {
     // The care-team rules let a professional change only their own documents.
-    if (doc.masked) actions.append(action(doc, 'unmask', 'Démasquer'));
-    else actions.append(action(doc, 'mask', 'Masquer'));
+    if (doc.masked) actions.append(action(doc, 'unmask', t('Unmask')));
+    else actions.append(action(doc, 'mask', t('Mask')));
     if (!doc.invisibleToPatient) {
-      actions.append(action(doc, 'hide-from-patient', 'Invisible patient'));
+      actions.append(action(doc, 'hide-from-patient', t('Invisible to the patient')));
     } else {
-      actions.append(action(doc, 'show-to-patient', 'Visible patient'));
+      actions.append(action(doc, 'show-to-patient', t('Visible to the patient')));
     }
-    if (!doc.archived) actions.append(action(doc, 'archive', 'Archiver'));
-    actions.append(action(doc, 'delete', 'Supprimer', 'danger'));
+    if (!doc.archived) actions.append(action(doc, 'archive', t('Archive')));
+    actions.append(action(doc, 'delete', t('Delete'), 'danger'));
   }
   return el('tr', {'data-unique-id': doc.uniqueId},
-    el('td', {text: frenchDate(doc.created)}),
+    el('td', {text: localDate(doc.created)}),
     el('td', {text: doc.title}),
     el('td', {text: doc.typeLabel || doc.typeCode}),
     el('td', {text: doc.author}),
     flags, el('td', {class: 'actions-cell'}, actions));
 }
 
+// What each change of a document asks before it is made, and what it waits for.
 const ACTIONS = {
-  mask: 'Masquer ce document aux autres professionnels ? / Hide it from other professionals?',
-  unmask: 'Rendre ce document visible aux professionnels ? / Show it to professionals?',
-  'hide-from-patient': 'Rendre ce document invisible pour le patient ? / Hide it from the '
-    + 'patient?',
-  'show-to-patient': 'Rendre ce document visible pour le patient (consultation d\'annonce '
-    + 'faite) ? / Show it to the patient?',
-  archive: 'Archiver ce document ? / Archive this document?',
-  delete: 'Supprimer ce document du DMP ? Personne ne le verra plus. / Delete this document? '
-    + 'Nobody will see it any more.',
+  mask: () => t('Hide this document from the other professionals?'),
+  unmask: () => t('Make this document visible to the professionals?'),
+  'hide-from-patient': () => t('Make this document invisible to the patient?'),
+  'show-to-patient': () => t('Make this document visible to the patient (announcement '
+    + 'consultation done)?'),
+  archive: () => t('Archive this document?'),
+  delete: () => t('Delete this document from the DMP? Nobody will see it any more.'),
 };
 
 function action(doc, name, label, kind = '') {
@@ -1081,7 +1114,8 @@ function renderDeposit() {
   const patient = state.patient || {};
   // The form names the patient it deposits for.
   $('deposit-patient').textContent = !hint && patient.patient
-    ? `${personName(patient.patient)} — né(e) le ${birthDate(patient.patient.birthDate)}` : '';
+    ? t('{name} — born {date}', {name: personName(patient.patient),
+      date: birthDate(patient.patient.birthDate)}) : '';
   const session = state.session || {};
   const key = sessionOpen() ? `${session.professional && session.professional.idNatPs}` : null;
   if (key !== depositTypes.key) {
@@ -1100,7 +1134,7 @@ function renderCreate() {
   const patient = state.patient || {};
   const dmp = patient.dmp || {};
   if (!hint && dmp.status !== 'absent' && !patient.sheet) {
-    hint = dmp.status === 'open' ? 'Ce patient a déjà un DMP. / This patient already has a DMP.'
+    hint = dmp.status === 'open' ? t('This patient already has a DMP.')
       : `${dmpStatus(dmp.status)}.`;
   }
   say('create-message-top', hint);
@@ -1126,8 +1160,8 @@ function renderEmergency() {
   const modes = (state.session && state.session.accessModes) || [];
   show('regulation-form', !mode && modes.includes('centre_15'));
   show('emergency-end-panel', Boolean(mode));
-  $('emergency-end-panel').firstChild.textContent = patient.state === 'error'
-    ? 'Revenir à l\'accès normal ' : 'Terminer l\'accès d\'urgence ';
+  $('emergency-end-panel').textContent = patient.state === 'error'
+    ? t('Back to normal access') : t('End the emergency access');
   $('btg-submit').disabled = $('btg-justification').value.trim().length < MIN_JUSTIFICATION;
 }
 
@@ -1138,12 +1172,12 @@ async function submitPin(event) {
   const pin = input.value; // handed to the API once, never stored
   input.value = '';
   if (!/^[0-9]{4}$/.test(pin)) {
-    say('pin-message', 'Le code porteur a 4 chiffres. / The PIN has 4 digits.', 'error');
+    say('pin-message', t('The PIN has 4 digits.'), 'error');
     input.focus();
     return;
   }
   $('pin-submit').disabled = true;
-  say('pin-message', 'Vérification du code… / checking the PIN…');
+  say('pin-message', t('Checking the PIN…'));
   const session = state.session || {};
   const id = session.professional && session.professional.idNatPs;
   const body = {pin};
@@ -1158,17 +1192,16 @@ async function submitPin(event) {
     body.situation = null; // several situations: the agent asks once it has read them
   }
   try {
-    await api('POST', '/api/session', body, {what: 'Ouverture de la session DMP',
+    await api('POST', '/api/session', body, {what: t('Opening the DMP session'),
       key: 'session', control: $('pin-submit'), onCancel: cancelOpening,
       // While the agent waits for the structure to be chosen, it waits for the user.
       held: () => Boolean(state && state.session && state.session.state === 'choosing')});
-    say('pin-message', 'Session ouverte. / Session open.', 'ok');
+    say('pin-message', t('Session open.'), 'ok');
     if (current === 'session') select(returnTo || 'patient');
   } catch (error) {
     if (error.code === 'wrong-pin') {
       const left = error.extra.triesLeft;
-      say('pin-message', `Code porteur erroné : ${left} essai(s) restant(s). / Wrong PIN: `
-        + `${left} tries left.`, 'error');
+      say('pin-message', t('Wrong PIN: {tries} tries left.', {tries: left}), 'error');
     } else if (error.status === 423 || waitEnded(error)) {
       say('pin-message', ''); // the panel (or the waits' line) says it, once
     } else {
@@ -1201,7 +1234,7 @@ function renderUnblock(card) {
   }
   const left = pukState.triesLeft;
   $('unblock-tries').textContent = typeof left === 'number'
-    ? `${left} essai(s) de code PUK restant(s) avant son blocage / PUK tries left: ${left}` : '';
+    ? t('{tries} PUK tries left before it blocks', {tries: left}) : '';
 }
 
 const UNBLOCK_INPUTS = ['unblock-puk', 'unblock-pin', 'unblock-pin-again'];
@@ -1213,11 +1246,11 @@ async function submitUnblock(event) {
   for (const id of UNBLOCK_INPUTS) $(id).value = '';
   let problem = '';
   if (!/^[0-9]{8}$/.test(puk)) {
-    problem = 'Le code de déblocage (PUK) a 8 chiffres. / The PUK has 8 digits.';
+    problem = t('The unblocking code (PUK) has 8 digits.');
   } else if (!/^[0-9]{4,8}$/.test(newPin)) {
-    problem = 'Le nouveau code PIN a 4 à 8 chiffres. / The new PIN has 4 to 8 digits.';
+    problem = t('The new PIN has 4 to 8 digits.');
   } else if (newPin !== again) {
-    problem = 'Les deux saisies du nouveau code PIN diffèrent. / The two new PINs differ.';
+    problem = t('The two entries of the new PIN differ.');
   }
   if (problem) {
     say('unblock-message', problem, 'error');
@@ -1225,13 +1258,12 @@ async function submitUnblock(event) {
     return;
   }
   const serial = pukState.serial;
-  say('unblock-message', 'Déblocage… / unblocking…');
+  say('unblock-message', t('Unblocking…'));
   try {
-    await api('POST', '/api/session/unblock', {puk, newPin}, {what: 'Déblocage de la carte CPS',
+    await api('POST', '/api/session/unblock', {puk, newPin}, {what: t('Unblocking the CPS card'),
       host: false, control: $('unblock-submit')});
     say('unblock-message', '');
-    say('pin-message', 'Carte CPS débloquée : saisissez le nouveau code porteur. / CPS '
-      + 'unblocked: type the new PIN.', 'ok');
+    say('pin-message', t('CPS card unblocked: enter the new PIN.'), 'ok');
   } catch (error) {
     if (error.code === 'wrong-puk' || error.code === 'puk-blocked') {
       pukState = {serial, triesLeft: error.extra.pukTriesLeft,
@@ -1253,7 +1285,7 @@ function cancelOpening() {
 
 async function cancelChoice() {
   try {
-    await api('DELETE', '/api/session', undefined, {what: 'Annulation de l\'ouverture',
+    await api('DELETE', '/api/session', undefined, {what: t('Cancelling the opening'),
       host: false});
   } catch (error) {
     failed('pin-message', error);
@@ -1262,18 +1294,18 @@ async function cancelChoice() {
 
 async function lock() {
   try {
-    await api('DELETE', '/api/session', undefined, {what: 'Verrouillage de la session',
+    await api('DELETE', '/api/session', undefined, {what: t('Locking the session'),
       control: $('lock')});
-    say('pin-message', 'Session verrouillée. / Session locked.');
+    say('pin-message', t('Session locked.'));
   } catch (error) {
     failed('pin-message', error);
   }
 }
 
 async function choose(index) {
-  say('patient-message', 'Lecture du dossier… / loading…');
+  say('patient-message', t('Reading the dossier…'));
   try {
-    await api('POST', '/api/patient/select', {index}, {what: 'Lecture du dossier',
+    await api('POST', '/api/patient/select', {index}, {what: t('Reading the dossier'),
       key: 'patient'});
   } catch (error) {
     failed('patient-message', error);
@@ -1286,15 +1318,14 @@ function confirmForm(name, visible, ready = () => true) {
   $(`${name}-submit`).disabled = !($(`${name}-confirm`).checked && ready());
 }
 
+// name -> [path, body, what it says when done, what it waits for]
 const LIFECYCLE = {
   traitant: ['/api/dmp/medecin-traitant', () => ({confirmed: true}),
-    'Médecin traitant DMP enregistré. / Recorded as médecin traitant.',
-    'Enregistrement du médecin traitant'],
+    () => t('Médecin traitant DMP recorded.'), () => t('Recording the médecin traitant')],
   close: ['/api/dmp/close', () => ({reason: $('close-reason').value.trim(), patientRequest: true}),
-    'DMP fermé : conservé dix ans, réactivable. / DMP closed: kept ten years.',
-    'Fermeture du DMP'],
+    () => t('DMP closed: kept ten years, can be reactivated.'), () => t('Closing the DMP')],
   reactivate: ['/api/dmp/reactivate', () => ({consent: true}),
-    'DMP réactivé. / DMP reactivated.', 'Réactivation du DMP'],
+    () => t('DMP reactivated.'), () => t('Reactivating the DMP')],
 };
 
 async function lifecycle(event, name) {
@@ -1303,10 +1334,10 @@ async function lifecycle(event, name) {
   const [path, body, done, what] = LIFECYCLE[name];
   $(`${name}-submit`).disabled = true;
   try {
-    await api('POST', path, body(), {what, control: $(`${name}-submit`)});
+    await api('POST', path, body(), {what: what(), control: $(`${name}-submit`)});
     $(`${name}-confirm`).checked = false;
     if (name === 'close') $('close-reason').value = '';
-    say('lifecycle-message', done, 'ok');
+    say('lifecycle-message', done(), 'ok');
   } catch (error) {
     failed('lifecycle-message', error);
   } finally {
@@ -1320,9 +1351,9 @@ async function authorize(event) {
   $('authorize-submit').disabled = true;
   try {
     await api('POST', '/api/authorizations', {confirmed: true},
-      {what: 'Enregistrement de l\'autorisation du patient', control: $('authorize-submit')});
+      {what: t("Recording the patient's authorization"), control: $('authorize-submit')});
     $('authorize-confirm').checked = false;
-    say('authorize-message', 'Autorisation enregistrée. / Authorization recorded.', 'ok');
+    say('authorize-message', t('Authorization recorded.'), 'ok');
   } catch (error) {
     failed('authorize-message', error);
   } finally {
@@ -1354,11 +1385,11 @@ async function applyFilters(event) {
     render();
     return;
   }
-  say('document-message', 'Recherche… / searching…');
+  say('document-message', t('Searching…'));
   $('filter-apply').disabled = true;
   try {
     const list = await api('GET', `/api/documents?${params}`, undefined,
-      {what: 'Recherche des documents', control: $('filter-apply')});
+      {what: t('Searching the documents'), control: $('filter-apply')});
     if (run !== filterRun || key !== patientKey()) return; // a newer search or patient
     filtered = {key, list};
     say('document-message', '');
@@ -1402,7 +1433,7 @@ function showInTab(win, url, type, title) {
     win.location.href = url; // saved, never rendered
     return;
   }
-  doc.documentElement.lang = 'fr';
+  doc.documentElement.lang = language;
   doc.body.style.margin = '0';
   const frame = doc.createElement('iframe');
   frame.title = title;
@@ -1415,8 +1446,8 @@ function showInTab(win, url, type, title) {
 async function openInTab(path, messageId, title, what, host = true) {
   // Opened at the click (a popup opened later would be blocked), filled once fetched.
   const win = window.open('', '_blank');
-  if (win) win.document.title = `${title} — ouverture… / opening…`;
-  say(messageId, 'Ouverture… / opening…');
+  if (win) win.document.title = t('{title} — opening…', {title});
+  say(messageId, t('Opening…'));
   try {
     const [type, bytes] = await request('GET', path, {what, host,
       read: async (response) => [safeType(response.headers.get('content-type')),
@@ -1427,12 +1458,11 @@ async function openInTab(path, messageId, title, what, host = true) {
     if (win) {
       win.opener = null;
       showInTab(win, url, type, title);
-      say(messageId, 'Ouvert dans un nouvel onglet. / Opened in a new tab.', 'ok');
+      say(messageId, t('Opened in a new tab.'), 'ok');
     } else {
       const node = $(messageId);
-      node.replaceChildren('Le navigateur a bloqué l\'onglet : ',
-        el('a', {href: url, target: '_blank', rel: 'opener', text: 'ouvrir le document'}),
-        ' / the browser blocked the tab.');
+      node.replaceChildren(t('The browser blocked the tab: '),
+        el('a', {href: url, target: '_blank', rel: 'opener', text: t('open the document')}));
     }
   } catch (error) {
     if (win) win.close();
@@ -1441,9 +1471,9 @@ async function openInTab(path, messageId, title, what, host = true) {
 }
 
 function openDocument(doc) {
-  const title = doc.title || doc.typeLabel || 'Document';
+  const title = doc.title || doc.typeLabel || t('Document');
   openInTab(`/api/documents/${encodeURIComponent(doc.uniqueId)}/content`, 'document-message',
-    title, `Ouverture du document « ${title} »`);
+    title, t('Opening the document “{title}”', {title}));
 }
 
 function confirmAction(text) {
@@ -1458,16 +1488,21 @@ function confirmAction(text) {
 }
 
 // What a change of a document waits for, in words.
-const CHANGING = {mask: 'Masquage', unmask: 'Démasquage',
-  'hide-from-patient': 'Masquage au patient', 'show-to-patient': 'Affichage au patient',
-  archive: 'Archivage', delete: 'Suppression'};
+const CHANGING = {
+  mask: (title) => t('Masking the document “{title}”', {title}),
+  unmask: (title) => t('Unmasking the document “{title}”', {title}),
+  'hide-from-patient': (title) => t('Hiding the document “{title}” from the patient', {title}),
+  'show-to-patient': (title) => t('Showing the document “{title}” to the patient', {title}),
+  archive: (title) => t('Archiving the document “{title}”', {title}),
+  delete: (title) => t('Deleting the document “{title}”', {title}),
+};
 
 async function changeDocument(doc, name) {
-  if (!await confirmAction(`${ACTIONS[name]}\n« ${doc.title} »`)) return;
+  if (!await confirmAction(`${ACTIONS[name]()}\n${t('“{title}”', {title: doc.title})}`)) return;
   try {
     await api('POST', `/api/documents/${encodeURIComponent(doc.uniqueId)}/${name}`, undefined,
-      {what: `${CHANGING[name]} du document « ${doc.title} »`});
-    say('document-message', `Fait : « ${doc.title} ». / Done.`, 'ok');
+      {what: CHANGING[name](doc.title)});
+    say('document-message', t('Done: “{title}”.', {title: doc.title}), 'ok');
     refreshFiltered();
   } catch (error) {
     failed('document-message', error);
@@ -1477,7 +1512,7 @@ async function changeDocument(doc, name) {
 async function loadDepositTypes(key) {
   try {
     const list = await api('GET', '/api/deposit-types', undefined,
-      {what: 'Lecture des types de documents', host: false});
+      {what: t('Reading the document types'), host: false});
     if (depositTypes.key !== key) return;
     depositTypes = {key, list};
     fillTypes();
@@ -1490,15 +1525,14 @@ function fillTypes() {
   // No type is preselected: the professional chooses one (the submit waits for it).
   const select = $('deposit-type');
   const chosen = select.value;
-  select.replaceChildren(el('option', {value: '', text: '— Choisissez le type / choose the '
-    + 'type —'}), ...depositTypes.list.map((t) => el('option', {value: t.code,
-    text: t.label})));
-  select.value = depositTypes.list.some((t) => t.code === chosen) ? chosen : '';
+  select.replaceChildren(el('option', {value: '', text: t('— Choose the type —')}),
+    ...depositTypes.list.map((type) => el('option', {value: type.code, text: type.label})));
+  select.value = depositTypes.list.some((type) => type.code === chosen) ? chosen : '';
   typeChosen();
 }
 
 function typeChosen() {
-  const chosen = depositTypes.list.find((t) => t.code === $('deposit-type').value);
+  const chosen = depositTypes.list.find((type) => type.code === $('deposit-type').value);
   $('deposit-submit').disabled = !chosen || depositing;
   // The title follows the type the professional chose, until they write their own.
   if (!titleEdited) $('deposit-title').value = chosen ? chosen.label : '';
@@ -1515,7 +1549,7 @@ function fileType(file) {
 function showFile() {
   const file = $('deposit-file').files[0];
   $('deposit-file-name').textContent = file
-    ? `${file.name} — ${Math.ceil(file.size / 1024)} Kio` : '';
+    ? t('{name} — {size} KiB', {name: file.name, size: Math.ceil(file.size / 1024)}) : '';
 }
 
 function setProgress(percent) {
@@ -1529,21 +1563,21 @@ function deposit(event) {
   const file = $('deposit-file').files[0];
   const type = $('deposit-type').value;
   if (!file) {
-    say('deposit-message', 'Choisissez un fichier. / Choose a file.', 'error');
+    say('deposit-message', t('Choose a file.'), 'error');
     return;
   }
   const mime = fileType(file);
   if (!mime) {
-    say('deposit-message', 'PDF ou texte seulement. / PDF or text files only.', 'error');
+    say('deposit-message', t('PDF or text files only.'), 'error');
     return;
   }
   if (file.size === 0 || file.size > MAX_UPLOAD) {
-    say('deposit-message', file.size ? 'Fichier trop grand (64 Mo au plus). / File too large.'
-      : 'Fichier vide. / Empty file.', 'error');
+    say('deposit-message', file.size ? t('File too large (64 MB at most).')
+      : t('Empty file.'), 'error');
     return;
   }
   if (!type) {
-    say('deposit-message', 'Choisissez le type du document. / Choose the type.', 'error');
+    say('deposit-message', t('Choose the type of the document.'), 'error');
     return;
   }
   const title = $('deposit-title').value.trim();
@@ -1561,7 +1595,7 @@ function deposit(event) {
   xhr.upload.addEventListener('load', () => setProgress(100));
   // The upload and the signature on this computer; the sending to the host is followed
   // through the outbox's events, never waited for here.
-  const wait = beginWait('Envoi du document à l\'agent (signature, mise en file)', {
+  const wait = beginWait(t('Sending the document to the agent (signature, queueing)'), {
     host: false, timeout: HOST_WAIT, control: $('deposit-submit'), abort: () => xhr.abort()});
   xhr.addEventListener('loadend', () => endWait(wait));
   xhr.addEventListener('abort', () => {
@@ -1583,8 +1617,8 @@ function deposit(event) {
     if (xhr.status === 202) {
       tracked.set(answer.id, {id: answer.id, title: answer.title || title, state: 'pending',
         lastError: '', attempts: 0, seen: false});
-      say('deposit-message', `« ${answer.title || title} » signé et mis en file d'envoi. `
-        + '/ Signed and queued.', 'ok');
+      say('deposit-message', t('“{title}” signed and queued for sending.',
+        {title: answer.title || title}), 'ok');
       $('deposit-form').reset();
       titleEdited = false;
       showFile();
@@ -1593,22 +1627,23 @@ function deposit(event) {
       checkOutbox();
     } else {
       if (xhr.status === 401 && answer.code === 'bad-token') {
-        noToken('Le jeton a été refusé. / The key was refused.');
+        noToken(pageText('text-bad-token'));
         return;
       }
-      say('deposit-message', answer.message || `Erreur ${xhr.status} / error`, 'error');
+      say('deposit-message', answer.message || t('Error {status}', {status: xhr.status}),
+        'error');
     }
     renderDeposits();
   });
   xhr.addEventListener('error', () => {
     depositing = false;
     typeChosen();
-    say('deposit-message', 'Agent injoignable / the agent cannot be reached', 'error');
+    say('deposit-message', pageText('text-unreachable'), 'error');
   });
   depositing = true;
   $('deposit-submit').disabled = true;
   setProgress(0);
-  say('deposit-message', 'Envoi du fichier… / uploading…');
+  say('deposit-message', t('Uploading the file…'));
   xhr.send(file);
 }
 
@@ -1637,7 +1672,7 @@ function checkOutbox() {
   outboxTimer = setTimeout(async () => {
     try {
       const outbox = await api('GET', '/api/outbox', undefined,
-        {what: 'Lecture de la file d\'envoi', host: false});
+        {what: t('Reading the outbox'), host: false});
       const items = new Map((outbox.items || []).map((i) => [i.id, i]));
       for (const item of tracked.values()) {
         const now = items.get(item.id);
@@ -1653,8 +1688,9 @@ function checkOutbox() {
 }
 
 function depositState(item) {
-  return {pending: 'En attente d\'envoi / waiting', sending: 'Envoi en cours… / sending',
-    done: 'Déposé / deposited', failed: 'Refusé / refused'}[item.state] || item.state;
+  const text = {pending: () => t('Waiting to be sent'), sending: () => t('Sending…'),
+    done: () => t('Deposited'), failed: () => t('Refused')}[item.state];
+  return text ? text() : item.state;
 }
 
 // Why a deposit waits and when it is tried again: "l'hôte DMP ne répond pas (HTTP 503) —
@@ -1664,9 +1700,8 @@ function waitingText(item) {
   let when = '';
   if (item.nextAttempt) {
     const at = new Date(item.nextAttempt);
-    const time = at.toLocaleTimeString('fr-FR', {hour: '2-digit', minute: '2-digit'});
-    when = at <= new Date() ? ' — nouvel essai imminent / retrying now'
-      : ` — nouvel essai à ${time} / next try at ${time}`;
+    const time = at.toLocaleTimeString(LOCALE, {hour: '2-digit', minute: '2-digit'});
+    when = at <= new Date() ? t(' — retrying now') : t(' — next try at {time}', {time});
   }
   return item.reasonText + when;
 }
@@ -1685,22 +1720,24 @@ function renderDeposits() {
   // Other professionals' deposits (or older ones, queued before the agent recorded whose
   // they are): counted, never listed; the agent sends them all.
   $('deposits-others').textContent = otherCount
-    ? `${otherCount} autre(s) dépôt(s) en file sur ce poste, d'autres sessions : envoyés par `
-      + 'l\'agent. / other deposits queued on this workstation.' : '';
+    ? t('{count} other deposit(s) queued on this workstation, from other sessions: the agent '
+      + 'sends them.', {count: otherCount}) : '';
   $('deposits').replaceChildren(...list.map((item) => {
     const li = el('li', {class: `deposit ${item.state}`, 'data-id': item.id},
       el('strong', {text: item.title || `#${item.id}`}), ' — ',
       el('span', {class: 'deposit-state', text: depositState(item)}));
-    if (item.attempts > 1) li.append(el('span', {class: 'small', text: ` (${item.attempts} `
-      + 'tentatives / attempts)'}));
+    if (item.attempts > 1) {
+      li.append(el('span', {class: 'small', text: t(' ({count} attempts)',
+        {count: item.attempts})}));
+    }
     if (item.state === 'pending' && waitingText(item)) {
       li.append(el('p', {class: 'reason', text: waitingText(item)}));
     }
     if (item.state === 'failed') {
       li.append(el('p', {class: 'reason', text: [item.reasonText, item.lastError]
         .filter(Boolean).join(' — ')}),
-        el('button', {type: 'button', 'aria-label': `Réessayer ${item.title}`,
-          onclick: () => retry(item.id)}, 'Réessayer / retry'));
+        el('button', {type: 'button', 'aria-label': t('Retry {title}', {title: item.title}),
+          onclick: () => retry(item.id)}, t('Retry')));
     }
     return li;
   }));
@@ -1709,10 +1746,10 @@ function renderDeposits() {
 async function retry(id) {
   try {
     await api('POST', `/api/outbox/${id}/retry`, undefined,
-      {what: 'Nouvel essai du dépôt', host: false});
+      {what: t('Retrying the deposit'), host: false});
     const item = tracked.get(id);
     if (item) item.state = 'pending';
-    say('deposit-message', 'Nouvel essai demandé. / Retry requested.', 'ok');
+    say('deposit-message', t('Retry requested.'), 'ok');
     checkOutbox();
   } catch (error) {
     failed('deposit-message', error);
@@ -1724,7 +1761,7 @@ async function createDmp(event) {
   event.preventDefault();
   if (!$('create-consent').checked) return;
   $('create-submit').disabled = true;
-  say('create-message', 'Création du DMP… / creating…');
+  say('create-message', t('Creating the DMP…'));
   try {
     const body = {
       consent: true, breakTheGlass: $('create-btg').checked,
@@ -1732,9 +1769,10 @@ async function createDmp(event) {
       emergencySeesMasked: $('create-masked').checked};
     const email = $('create-email').value.trim();
     if (email) body.email = email;  // optional: checked by the agent (bad-email)
-    const created = await api('POST', '/api/dmp', body, {what: 'Création du DMP',
+    const created = await api('POST', '/api/dmp', body, {what: t('Creating the DMP'),
       control: $('create-submit')});
-    say('create-message', `DMP créé — identifiant ${created.identifier}. / DMP created.`, 'ok');
+    say('create-message', t('DMP created — identifier {identifier}.',
+      {identifier: created.identifier}), 'ok');
     $('create-form').reset();
     show('sheet', true);
   } catch (error) {
@@ -1744,22 +1782,22 @@ async function createDmp(event) {
   }
 }
 
-const MODE_WAIT = {normal: 'Retour à l\'accès normal',
-  'break-the-glass': 'Accès en urgence (bris de glace)',
-  regulation: 'Accès en urgence (centre 15)'};
+const MODE_WAIT = {normal: () => t('Back to normal access'),
+  'break-the-glass': () => t('Emergency access (break the glass)'),
+  regulation: () => t('Emergency access (centre 15)')};
 
 async function setMode(mode, justification = '') {
-  say('emergency-message', 'Accès en cours… / opening…');
+  say('emergency-message', t('Opening the access…'));
   try {
     const answer = await api('PUT', '/api/patient/access-mode', {mode, justification}, {
-      what: MODE_WAIT[mode], key: 'patient'}); // the dossier is read again in that mode
+      what: MODE_WAIT[mode](), key: 'patient'}); // the dossier is read again in that mode
     if (answer && answer.state === 'error') {
       // Refused (e.g. the patient refused the regulation centre): the panel's hint says
       // why, once; nothing says the access is open.
       say('emergency-message', '');
     } else {
-      say('emergency-message', mode === 'normal' ? 'Accès d\'urgence terminé. / Emergency '
-        + 'access ended.' : 'Accès en urgence ouvert (tracé). / Emergency access open.', 'ok');
+      say('emergency-message', mode === 'normal' ? t('Emergency access ended.')
+        : t('Emergency access open (traced).'), 'ok');
     }
     if (mode !== 'normal') $('btg-justification').value = '';
   } catch (error) {
@@ -1769,23 +1807,24 @@ async function setMode(mode, justification = '') {
 }
 
 async function loadDiagnostics() {
-  say('diagnostics-message', 'Vérifications en cours… / checking…');
+  say('diagnostics-message', t('Checking…'));
   try {
     const checks = await api('GET', '/api/diagnostics', undefined,
-      {what: 'Vérifications du poste (dont l\'hôte DMP)', control: $('diagnostics-run')});
-    const icons = {ok: ['✔', 'OK'], warning: ['⚠', 'Attention / warning'],
-      problem: ['✖', 'Problème / problem']};
+      {what: t('Checking the workstation (the DMP host included)'),
+        control: $('diagnostics-run')});
+    const icons = {ok: ['✔', t('OK')], warning: ['⚠', t('Warning')],
+      problem: ['✖', t('Problem')]};
     $('diagnostics-body').replaceChildren(...checks.map((c) => {
       const [icon, label] = icons[c.status] || ['?', c.status];
       return el('tr', {class: `check-${c.status}`},
-        el('th', {scope: 'row', text: c.name}),
+        el('th', {scope: 'row', text: c.title || c.name}),
         el('td', {class: 'status'}, el('span', {class: 'icon', 'aria-hidden': 'true',
           text: icon}), ` ${label}`),
         el('td', {text: c.detail}), el('td', {text: c.fix}));
     }));
     const bad = checks.filter((c) => c.status !== 'ok').length;
-    say('diagnostics-message', bad ? `${bad} point(s) à corriger / to fix`
-      : 'Tout va bien. / All good.', bad ? 'error' : 'ok');
+    say('diagnostics-message', bad ? t('{count} point(s) to fix', {count: bad})
+      : t('All good.'), bad ? 'error' : 'ok');
   } catch (error) {
     failed('diagnostics-message', error);
   }
@@ -1794,20 +1833,19 @@ async function loadDiagnostics() {
 async function loadSettings() {
   try {
     const settings = await api('GET', '/api/settings', undefined,
-      {what: 'Lecture des paramètres', host: false});
-    $('settings-file').textContent = settings.file || '(aucun fichier : valeurs par défaut '
-      + '/ no file: defaults)';
+      {what: t('Reading the settings'), host: false});
+    $('settings-file').textContent = settings.file || t('(no file: the defaults)');
     $('settings-system').hidden = !settings.systemFile;
     $('settings-system-file').textContent = settings.systemFile || '';
     $('settings-body').replaceChildren(...settings.keys.map((k) => el('tr', {},
       el('th', {scope: 'row', class: 'mono',
         text: k.locked ? `🔒 ${k.key}` : k.key,
-        title: k.locked ? "Fixé par l'administrateur / set by the administrator" : null}),
+        title: k.locked ? t('Set by the administrator') : null}),
       el('td', {class: 'mono', text: JSON.stringify(k.value)}),
       el('td', {text: k.doc}))));
     if (settings.ignored.length) {
-      say('settings-message', `Fixé par l'administrateur, votre valeur est ignorée / set by `
-        + `the administrator, your value is ignored: ${settings.ignored.join(', ')}`, 'error');
+      say('settings-message', t('Set by the administrator, your value is ignored: {keys}',
+        {keys: settings.ignored.join(', ')}), 'error');
     } else {
       say('settings-message', '');
     }
@@ -1862,8 +1900,8 @@ function wire() {
   });
   $('create-form').addEventListener('submit', createDmp);
   $('sheet-open').addEventListener('click', () => openInTab('/api/dmp/sheet', 'create-message',
-    `Fiche du patient — ${personName((state.patient || {}).patient)}`,
-    'Ouverture de la fiche du patient', false));
+    t("Patient's sheet — {name}", {name: personName((state.patient || {}).patient)}),
+    t("Opening the patient's sheet"), false));
   $('change-situation').addEventListener('click', changeSituation);
   $('situation-cancel').addEventListener('click', cancelChoice);
   $('btg-justification').addEventListener('input', () => {
@@ -1895,9 +1933,10 @@ async function start(section) {
     return;
   }
   show('no-token', false);
+  await loadMessages();
   try {
     state = await api('GET', '/api/status', undefined,
-      {what: 'Lecture de l\'état de l\'agent', host: false});
+      {what: t("Reading the agent's state"), host: false});
     setOffline(false);
   } catch (error) {
     if (!token) return; // the token was refused

@@ -1,0 +1,101 @@
+"""What the card layer reports, in the agent's language (docs/i18n.md).
+
+`cardreader` imports nothing of ours, so its errors and slot reports carry its own fixed
+sentences. The agent says them in its own words, by their type and status: a slot report is
+put in words once, where it enters the agent's state (`localized`), and an error where it
+becomes an `AgentError` (`card_error_text`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from typing import TYPE_CHECKING
+
+from agent.i18n import _
+
+if TYPE_CHECKING:  # the card parsers load on the card thread, not at start (issue 11)
+    from cardreader.cps import CpsIdentity
+    from cardreader.errors import CardError
+    from cardreader.inspect import SlotReport
+
+__all__ = ["blocked_cps_text", "card_error_text", "expired_text", "localized", "no_card_text"]
+
+
+def blocked_cps_text() -> str:
+    """A blocked CPS: what to do, in reality (the PUK through the agent, else the issuer)."""
+    return _("CPS card blocked (wrong PIN too many times). Unblock it with its unblocking code "
+             "(PUK, 8 digits) and a new PIN: the agent's page, Session tab, or dmp-agent "
+             "unblock. The agent cannot unblock it without that code: then ask the card's "
+             "issuer (ANS, through your professional body or your establishment) to unblock "
+             "or replace it.")
+
+
+def no_card_text() -> str:
+    return _("no card")
+
+
+def expired_text(identity: CpsIdentity, moment: dt.datetime) -> str:
+    """What an out-of-validity CPS means and what to do (renew it; a card not yet valid
+    waits for its first day)."""
+    if moment < identity.not_before:
+        return _("CPS card not valid yet (from {date}): use your current card until "
+                 "then").format(date=_day(identity.not_before))
+    return _("CPS card expired on {date}: it can no longer open a session. Have it renewed "
+             "by the CPS cards' issuer (ANS, through your professional body or your "
+             "establishment).").format(date=_day(identity.not_after))
+
+
+def _day(moment: dt.datetime) -> str:
+    return moment.strftime(_("%Y-%m-%d"))  # the French catalogue: %d/%m/%Y
+
+
+def localized(report: SlotReport, now: dt.datetime | None = None) -> SlotReport:
+    """``report`` with its message in the agent's language (the status says which)."""
+    from cardreader.inspect import CardStatus
+
+    status = report.status
+    message = report.message
+    if status is CardStatus.NONE:
+        message = no_card_text()
+    elif status is CardStatus.BLOCKED and report.cps is not None:
+        message = blocked_cps_text()
+    elif status is CardStatus.BLOCKED:
+        message = _("Card blocked (PIN)")
+    elif status is CardStatus.EXPIRED and report.cps is not None:
+        message = expired_text(report.cps, now or dt.datetime.now(dt.UTC))
+    elif status is CardStatus.UNKNOWN and report.kind is not None \
+            and report.kind.value == "unknown":
+        message = _("unknown card")
+    return report if message == report.message else dataclasses.replace(report,
+                                                                        message=message)
+
+
+def card_error_text(error: CardError) -> str:
+    """The card layer's error in words, by its type (its own text when none fits)."""
+    from cardreader import errors
+
+    if isinstance(error, errors.NoServiceError):
+        return _("The smart-card service (pcscd) is not running")
+    if isinstance(error, errors.CardRemovedError):
+        return _("The card was removed")
+    if isinstance(error, errors.CardNotAnsweringError):
+        where = f" ({error.reader})" if error.reader else ""
+        return _("The card stopped answering{where}: take it out, wait two seconds and insert "
+                 "it again; if it happens again, try another reader").format(where=where)
+    if isinstance(error, errors.WrongPinError):
+        return _("Wrong PIN, {tries} tries left").format(tries=error.tries_left)
+    if isinstance(error, errors.PinBlockedError):
+        return _("The card is blocked (PIN)")
+    if isinstance(error, errors.WrongPukError):
+        return _("Wrong unblocking code (PUK), {tries} tries left").format(
+            tries=error.tries_left)
+    if isinstance(error, errors.PukBlockedError):
+        return _("The unblocking code (PUK) is blocked: only the card's issuer (ANS, through "
+                 "your professional body or your establishment) can unblock or replace the "
+                 "card now")
+    if isinstance(error, errors.InvalidPinFormatError):
+        if "PUK" in str(error):
+            return _("The unblocking code (PUK) has 8 digits")
+        return _("The PIN does not have the number of digits the card expects")
+    return str(error)
