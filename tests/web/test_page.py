@@ -116,7 +116,7 @@ def test_diagnostics_and_settings_sections(open_page: OpenPage, live: LiveWorld)
     expect(page.get_by_role("tab", name="Diagnostic")).to_have_attribute("aria-selected", "true")
     checks = page.locator("#diagnostics-body tr")
     expect(checks.filter(has_text="pcscd")).to_contain_text("OK")
-    expect(checks.filter(has_text="enrolment")).to_contain_text("OK")
+    expect(checks.filter(has_text="Enrôlement du poste")).to_contain_text("OK")
     expect(checks.filter(has_text="host")).not_to_have_count(0)
     shot(page, "diagnostics")
 
