@@ -84,8 +84,8 @@ def _identities(answer: dict[str, Any]) -> list[InsIdentity]:
     try:
         return identities_from_searchset(answer)
     except InsError as error:
-        raise DmpError("bad-answer", f"Réponse illisible du service INS / unreadable answer "
-                       f"from the INS service: {error}", 502) from None
+        raise DmpError("bad-answer", _("Unreadable answer from the INS service: {error}").format(
+            error=error), 502) from None
 
 
 def context_of(identity: InsIdentity) -> PatientContext:
@@ -172,8 +172,8 @@ class DmpClient:
         try:
             return verification_from_json(answer)
         except InsError as error:
-            raise DmpError("bad-answer", f"Réponse illisible du service INS / unreadable "
-                           f"answer from the INS service: {error}", 502) from None
+            raise DmpError("bad-answer", _("Unreadable answer from the INS service: "
+                                           "{error}").format(error=error), 502) from None
 
     def existence(self, patient: PatientContext, mode: AccessMode | None = None) -> dict[str, Any]:
         headers = mode_headers(mode) if mode else {}

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from agent.errors import AgentError
+from agent.i18n import _
 from policies import default_matrix
 from wire import codes
 from wire.ins import IdentityReliability, InsIdentity
@@ -45,8 +46,8 @@ class DepositMetadata:
 
     def __post_init__(self) -> None:
         if self.mime_type not in FORMAT_CODES:
-            raise AgentError(f"PDF ou texte attendu / a PDF or text file is expected (here "
-                             f"{self.mime_type})", code="bad-format", status=415, usage=True)
+            raise AgentError(_("A PDF or text file is expected (here {mime})").format(
+                mime=self.mime_type), code="bad-format", status=415, usage=True)
 
     @property
     def format_code(self) -> str:
@@ -132,8 +133,8 @@ def signed_bundle(patient: Any, content: bytes | str, digest: Digest, metadata: 
     carried by the submission set (a contained FR Core Patient; docs/ins.md)."""
     kind = default_matrix().document_types.get(metadata.type_code)
     if kind is None:
-        raise AgentError(f"type de document inconnu / unknown document type: "
-                         f"{metadata.type_code}", code="unknown-type", status=400)
+        raise AgentError(_("unknown document type: {type}").format(type=metadata.type_code),
+                         code="unknown-type", status=400)
     now = dt.datetime.now(dt.UTC)
     visibility = set()
     if metadata.masked:

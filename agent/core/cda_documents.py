@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from agent.core import pdfa
 from agent.errors import AgentError
+from agent.i18n import _
 from policies import default_matrix
 from wire import cda, codes
 from wire.cda import oids
@@ -59,7 +60,7 @@ def _refusal(error: CdaError) -> AgentError:
 def _type_code(type_code: str) -> cda.Code:
     kind = default_matrix().document_types.get(type_code)
     if kind is None:
-        raise AgentError(f"type de document inconnu / unknown document type: {type_code}",
+        raise AgentError(_("unknown document type: {type}").format(type=type_code),
                          code="unknown-type", status=400)
     system = oids.LOINC if kind.system == "http://loinc.org" else kind.system.removeprefix(
         "urn:oid:")
@@ -80,8 +81,8 @@ def level1_header(*, patient: Level1Patient, id_nat_ps: str, last_name: str, fir
     facility = codes.FACILITY_TYPES.get(facility_type)
     practice = codes.PRACTICE_SETTINGS.get(practice_setting)
     if facility is None or practice is None:
-        raise AgentError(f"Secteur d'activité ou cadre d'exercice inconnu / unknown facility type "
-                         f"or practice setting: {facility_type}, {practice_setting}",
+        raise AgentError(_("Unknown facility type or practice setting: {facility}, "
+                           "{setting}").format(facility=facility_type, setting=practice_setting),
                          code="unknown-practice", status=400)
     now = dt.datetime.now(dt.UTC)
     label = PROFESSION_LABELS.get(profession, profession)
@@ -117,9 +118,8 @@ def check_structured(data: bytes, patient: Patient) -> CdaDeposit:
         document = cda.read(data)
         metadata = cda.deposit_metadata(document.header)
         if metadata.patient != patient:
-            raise AgentError("Le document CDA concerne un autre patient que celui de la "
-                             "consultation / the CDA document names another patient than the "
-                             "session's", code="cda-patient-mismatch", status=422)
+            raise AgentError(_("The CDA document names another patient than the session's"),
+                             code="cda-patient-mismatch", status=422)
         cda.validate(document)
     except CdaError as error:
         raise _refusal(error) from None

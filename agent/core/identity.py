@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from agent.core.state import CoreState, PatientState
 from agent.errors import AgentError
+from agent.i18n import N_, _, ngettext
 
 if TYPE_CHECKING:
     from agent.client.dmp import DmpClient, PatientContext
@@ -36,26 +37,21 @@ log = logging.getLogger("agent.core")
 
 PROVISOIRE, RECUPEREE, VALIDEE, QUALIFIEE = "provisoire", "récupérée", "validée", "qualifiée"
 MAJORITY = 18
-NO_IDENTITY = ("Aucune identité trouvée par le service INS pour cette carte : vérifiez la carte "
-               "(bénéficiaire, date de naissance) ou recherchez par les traits d'identité / the "
-               "INS service found no identity for this card")
-SEVERAL = ("Plusieurs identités correspondent : choisissez la bonne en comparant les traits "
-           "avec la pièce d'identité du patient / several identities match: choose")
-CHANGED = ("L'identité renvoyée par le service INS a changé depuis la vérification de la pièce "
-           "d'identité : l'identité n'est plus qualifiée, vérifiez de nouveau une pièce "
-           "d'identité / the INS service now answers other traits: the identity is no longer "
-           "qualified, check an identity document again")
-NO_IDENTITY_TRAITS = ("Aucune identité trouvée par le service INS pour ces traits : vérifiez "
-                      "l'orthographe du nom de naissance, les prénoms dans l'ordre de l'état "
-                      "civil, la date et le lieu de naissance / no identity for these traits")
+# Shown in the patient's state as well as raised: translated where they are used.
+NO_IDENTITY = N_("The INS service found no identity for this card: check the card (beneficiary, "
+                 "birth date) or search by the identity traits")
+CHANGED = N_("The identity the INS service returns has changed since the identity document was "
+             "checked: the identity is no longer qualified, check an identity document again")
+NO_IDENTITY_TRAITS = N_("The INS service found no identity for these traits: check the spelling "
+                        "of the birth name, the first names in the civil registry's order, the "
+                        "birth date and place")
 _BIRTH_DATE = re.compile(r"^\d{8}$")
 _BIRTH_PLACE = re.compile(r"^(?:\d{5}|2A\d{3}|2B\d{3})$")
-NOT_QUALIFIED = ("Identité du patient non qualifiée (statut : {status}) : aucun document ne "
-                 "peut être déposé sous cet INS. Vérifiez une pièce d'identité à haut niveau de "
-                 "confiance (passeport, carte nationale d'identité, titre de séjour ; pour un "
-                 "mineur, acte de naissance ou livret de famille avec la pièce du parent) et "
-                 "enregistrez-la (page, ou dmp-agent identity --document passeport) / the "
-                 "patient's identity is not qualified: check an identity document first")
+NOT_QUALIFIED = N_("The patient's identity is not qualified (status: {status}): no document "
+                   "can be deposited under this INS. Check a high-trust identity document "
+                   "(passport, national identity card, residence permit; for a minor, birth "
+                   "certificate or family record book with the parent's document) and record "
+                   "it (the page, or dmp-agent identity --document passeport)")
 
 
 def _bad_trait(message: str) -> AgentError:
@@ -68,17 +64,16 @@ def checked_traits(birth_name: str, first_names: list[str], sex: str, birth_date
     birth_name = " ".join(birth_name.split())
     names = [n.strip() for n in first_names if n.strip()]
     if not birth_name or len(birth_name) > 100:
-        raise _bad_trait("Nom de naissance requis (100 caractères au plus) / birth name")
+        raise _bad_trait(_("Birth name required (100 characters at most)"))
     if not names or len(names) > 10 or any(len(n) > 100 for n in names):
-        raise _bad_trait("Prénoms requis, dans l'ordre de l'état civil / first names")
+        raise _bad_trait(_("First names required, in the civil registry's order"))
     if sex not in ("M", "F"):
-        raise _bad_trait("Sexe : M ou F / sex: M or F")
+        raise _bad_trait(_("Sex: M or F"))
     if not _BIRTH_DATE.match(birth_date):
-        raise _bad_trait("Date de naissance : AAAAMMJJ (00 si le mois ou le jour est "
-                         "inconnu) / birth date: YYYYMMDD")
+        raise _bad_trait(_("Birth date: YYYYMMDD (00 when the month or the day is "
+                           "unknown)"))
     if birth_place and not _BIRTH_PLACE.match(birth_place):
-        raise _bad_trait("Lieu de naissance : code INSEE à 5 caractères (99xxx à "
-                         "l'étranger) / birth place: the INSEE code")
+        raise _bad_trait(_("Birth place: the 5-character INSEE code (99xxx abroad)"))
     return {"birth_name": birth_name, "first_names": names, "sex": sex,
             "birth_date": birth_date, "birth_place": birth_place or None}
 
@@ -92,9 +87,8 @@ def _age(birth_date: str, today: dt.date) -> int:
 class IdentityPart(CoreState):
     def _identity_store(self) -> Outbox:
         if self._outbox is None:
-            raise AgentError("Les vérifications d'identité ne peuvent être conservées (file "
-                             "d'envoi indisponible) / identity checks cannot be kept (outbox "
-                             f"unavailable){': ' + self._problem if self._problem else ''}",
+            raise AgentError(_("Identity checks cannot be kept (outbox unavailable)")
+                             + (f": {self._problem}" if self._problem else ""),
                              code="identity-store-unavailable", status=503)
         return self._outbox
 
@@ -113,8 +107,8 @@ class IdentityPart(CoreState):
             if found:
                 p.state, p.error, p.failure = "choosing-identity", "", None
             else:
-                p.state, p.error = "error", NO_IDENTITY
-                p.failure = AgentError(NO_IDENTITY, code="identity-unknown", status=404)
+                p.state, p.error = "error", _(NO_IDENTITY)
+                p.failure = AgentError(p.error, code="identity-unknown", status=404)
         log.info("INS service: %d identities for the card", len(found))
         return None
 
@@ -129,7 +123,7 @@ class IdentityPart(CoreState):
             check = self._outbox.checked(identity.ins, identity.traits_key())
             if check is not None and not check.same_traits:
                 self._outbox.forget_check(identity.ins)
-                check, notice = None, CHANGED
+                check, notice = None, _(CHANGED)
             elif check is not None:
                 status = QUALIFIEE
         with self._lock:
@@ -139,8 +133,7 @@ class IdentityPart(CoreState):
             p.identity_validated = check.validated if check else None
             p.identity_notice = notice
         if notice:
-            self._notice("warning", "Identité à vérifier de nouveau / check the identity again",
-                         CHANGED)
+            self._notice("warning", _("Check the identity again"), notice)
         return context_of(identity)
 
     def search_identity(self, *, birth_name: str, first_names: list[str], sex: str,
@@ -176,10 +169,10 @@ class IdentityPart(CoreState):
             return self._patient_json()
         with self._lock:
             if p is self._patient:
-                p.candidates, p.error = list(found), "" if found else NO_IDENTITY_TRAITS
+                p.candidates, p.error = list(found), "" if found else _(NO_IDENTITY_TRAITS)
                 p.state = "choosing-identity" if found else "error"
                 p.failure = None if found else AgentError(
-                    NO_IDENTITY_TRAITS, code="identity-unknown", status=404)
+                    p.error, code="identity-unknown", status=404)
         self._publish("patient")
         return self._patient_json()
 
@@ -191,17 +184,17 @@ class IdentityPart(CoreState):
         with self._lock:
             candidates = list(p.candidates)
             if p.state != "choosing-identity" or not candidates:
-                raise AgentError("Aucun choix d'identité en attente / no identity to choose",
+                raise AgentError(_("No identity choice is waiting"),
                                  code="no-identity-choice", status=409)
         if not 1 <= index <= len(candidates):
-            raise AgentError(f"Le service INS a répondu {len(candidates)} identités / the INS "
-                             f"service answered {len(candidates)}", code="bad-identity",
-                             status=400, usage=True)
+            raise AgentError(ngettext("The INS service answered {count} identity",
+                                      "The INS service answered {count} identities",
+                                      len(candidates)).format(count=len(candidates)),
+                             code="bad-identity", status=400, usage=True)
         context = self._settle(p, candidates[index - 1])
         with self._lock:
             if p is not self._patient:
-                raise AgentError("Carte Vitale retirée / card removed", code="no-patient",
-                                 status=409)
+                raise AgentError(_("Vitale card removed"), code="no-patient", status=409)
             p.context, p.state = context, "loading"
         self._publish("patient")
         self._load(p.generation)
@@ -217,19 +210,17 @@ class IdentityPart(CoreState):
 
         kind = IDENTITY_DOCUMENTS.get(document)
         if kind is None:
-            raise AgentError(f"Pièce d'identité {document!r} inconnue : "
-                             f"{', '.join(IDENTITY_DOCUMENTS)} / unknown identity document",
-                             code="bad-identity-document", status=400, usage=True)
+            raise AgentError(_("Unknown identity document {document}: {known}").format(
+                document=repr(document), known=", ".join(IDENTITY_DOCUMENTS)),
+                code="bad-identity-document", status=400, usage=True)
         parent = IDENTITY_DOCUMENTS.get(parent_document or "")
         if kind.minor and (parent is None or parent.minor):
-            raise AgentError(f"{kind.label} : indiquez la pièce d'identité du parent "
-                             "(passeport, carte-identite, titre-de-sejour) / give the parent's "
-                             "identity document", code="parent-document-required", status=400,
-                             usage=True)
+            raise AgentError(_("{document}: give the parent's identity document (passeport, "
+                               "carte-identite, titre-de-sejour)").format(document=kind.label),
+                             code="parent-document-required", status=400, usage=True)
         if not kind.minor and parent_document:
-            raise AgentError("La pièce du parent ne vaut que pour un mineur / a parent's "
-                             "document is for a minor only", code="bad-identity-document",
-                             status=400, usage=True)
+            raise AgentError(_("A parent's document is for a minor only"),
+                             code="bad-identity-document", status=400, usage=True)
         p = self._patient_ready(need_context=False)
         session = self._live_session()
         identity = p.identity
@@ -238,13 +229,13 @@ class IdentityPart(CoreState):
                                               else None)
         store = self._identity_store()
         if kind.minor and _age(identity.birth_date, dt.date.today()) >= MAJORITY:
-            raise AgentError(f"{kind.label} : réservé à un patient mineur / for a minor only",
-                             code="not-a-minor", status=400, usage=True)
+            raise AgentError(_("{document}: for a minor patient only").format(
+                document=kind.label), code="not-a-minor", status=400, usage=True)
         with self._calls() as dmp:
             verdict = dmp.verify(identity)
         if verdict.result != "match":
             self._identity_changed(p, verdict)
-            raise AgentError(CHANGED, code="identity-changed", status=409)
+            raise AgentError(_(CHANGED), code="identity-changed", status=409)
         assert session.identity is not None
         check = store.record_check(identity.ins, identity.traits_key(), document=kind.key,
                                    parent_document=parent.key if kind.minor and parent
@@ -266,9 +257,8 @@ class IdentityPart(CoreState):
         with self._lock:
             failure = p.failure
             if p.context is not None or failure is None or failure.code != "identity-unknown":
-                raise AgentError("Aucune identité à vérifier : attendez la réponse du service "
-                                 "INS / no identity to check yet", code="no-identity",
-                                 status=409)
+                raise AgentError(_("No identity to check yet: wait for the INS service's "
+                                   "answer"), code="no-identity", status=409)
             p.identity_status, p.identity_document = VALIDEE, document
             p.identity_parent_document, p.identity_validated = parent_document, time.time()
         self._publish("patient")
@@ -285,7 +275,7 @@ class IdentityPart(CoreState):
             p.identity = verdict.identity
             p.identity_status = RECUPEREE if verdict.identity is not None else PROVISOIRE
             p.identity_document = p.identity_parent_document = None
-            p.identity_validated, p.identity_notice = None, CHANGED
+            p.identity_validated, p.identity_notice = None, _(CHANGED)
             if verdict.identity is not None:
                 p.context = context_of(verdict.identity)
         self._publish("patient")
@@ -294,7 +284,7 @@ class IdentityPart(CoreState):
         """Refuse, before anything is signed or queued, a deposit for an identity that is
         not qualifiée (409 identity-not-qualified, with what to do)."""
         if p.identity_status != QUALIFIEE or p.identity is None:
-            raise AgentError(NOT_QUALIFIED.format(status=p.identity_status),
+            raise AgentError(_(NOT_QUALIFIED).format(status=p.identity_status),
                              code="identity-not-qualified", status=409)
 
     def _reliability(self, p: PatientState) -> IdentityReliability:

@@ -134,8 +134,7 @@ class PatientPart(CoreState):
         p = self._patient_ready(need_context=False)
         self._live_session()
         if p.card is None:
-            raise AgentError("Aucune carte Vitale : patient trouvé par ses traits / no Vitale "
-                             "card: the patient was found by typed traits",
+            raise AgentError(_("No Vitale card: the patient was found by typed traits"),
                              code="no-card", status=409)
         count = len(p.card.beneficiaries)
         if not 1 <= index <= count:

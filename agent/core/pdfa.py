@@ -25,6 +25,7 @@ import tempfile
 from pathlib import Path
 
 from agent.errors import AgentError
+from agent.i18n import _
 
 __all__ = ["MAX_PDF_BYTES", "PdfaError", "convert", "ghostscript", "is_pdfa"]
 
@@ -86,18 +87,16 @@ def is_pdfa(data: bytes) -> bool:
 def check_input(data: bytes, max_bytes: int = MAX_PDF_BYTES) -> None:
     """Refuse what cannot be converted, before Ghostscript sees it."""
     if len(data) > max_bytes:
-        raise PdfaError(f"PDF trop volumineux ({len(data) // (1024 * 1024)} Mo, maximum "
-                        f"{max_bytes // (1024 * 1024)} Mo) / PDF too large", code="pdf-too-large",
-                        status=413)
+        raise PdfaError(_("PDF too large ({size} MB, {limit} MB at most)").format(
+            size=len(data) // (1024 * 1024), limit=max_bytes // (1024 * 1024)),
+            code="pdf-too-large", status=413)
     # A PDF starts with %PDF- (ISO 32000 allows leading bytes; readers look in the first 1 KiB).
     if b"%PDF-" not in data[:1024]:
-        raise PdfaError("Ce fichier n'est pas un PDF, quel que soit son nom ou son type déclaré "
-                        "/ this file is not a PDF, whatever its name or declared type says",
+        raise PdfaError(_("This file is not a PDF, whatever its name or declared type says"),
                         code="pdf-not-pdf", status=415)
     if _ENCRYPT.search(data):
-        raise PdfaError("PDF chiffré ou protégé par mot de passe : enregistrez-le sans "
-                        "protection puis recommencez / encrypted or password-protected PDF: "
-                        "save it without protection and try again", code="pdf-encrypted")
+        raise PdfaError(_("Encrypted or password-protected PDF: save it without protection "
+                          "and try again"), code="pdf-encrypted")
 
 
 def convert(data: bytes, *, max_bytes: int = MAX_PDF_BYTES,
@@ -109,8 +108,8 @@ def convert(data: bytes, *, max_bytes: int = MAX_PDF_BYTES,
         return data
     executable = ghostscript()
     if executable is None:
-        raise PdfaError("Ghostscript est introuvable : il convertit les PDF en PDF/A (paquet "
-                        "ghostscript) / Ghostscript is not installed (it makes the PDF/A)",
+        raise PdfaError(_("Ghostscript is not installed: it converts the PDFs to PDF/A "
+                          "(package ghostscript)"),
                         code="pdfa-unavailable", status=503)
     profile = _srgb_profile(executable)
     with tempfile.TemporaryDirectory(prefix="dmp-pdfa-") as folder:
@@ -126,14 +125,13 @@ def convert(data: bytes, *, max_bytes: int = MAX_PDF_BYTES,
             done = subprocess.run(command, capture_output=True, timeout=timeout, check=False,
                                   stdin=subprocess.DEVNULL)
         except subprocess.TimeoutExpired:
-            raise PdfaError("La conversion en PDF/A a pris trop de temps / the PDF/A "
-                            "conversion took too long", code="pdfa-timeout") from None
+            raise PdfaError(_("The PDF/A conversion took too long"),
+                            code="pdfa-timeout") from None
         output = target.read_bytes() if target.is_file() else b""
     if _GS_FAILED.search(done.stderr + done.stdout) or done.returncode != 0 or not output:
-        raise PdfaError("PDF illisible ou endommagé : il ne peut pas être converti en PDF/A / "
-                        "unreadable or damaged PDF: it cannot be made a PDF/A",
+        raise PdfaError(_("Unreadable or damaged PDF: it cannot be converted to PDF/A"),
                         code="pdf-unreadable")
     if not is_pdfa(output):
-        raise PdfaError("Ce PDF ne peut pas être rendu conforme PDF/A / this PDF cannot be "
-                        "made PDF/A-conformant", code="pdfa-not-conformant")
+        raise PdfaError(_("This PDF cannot be made PDF/A-conformant"),
+                        code="pdfa-not-conformant")
     return output

@@ -142,11 +142,10 @@ def start_core(args: argparse.Namespace, *, with_outbox: bool = False,
                 raise
             core.stop()
             core = make(False)
-            print(terminal_text(
-                f"{error.holder or 'un autre agent'} tient la file d'envoi : le statut "
-                "d'identité affiché ne tient pas compte des pièces vérifiées (voir la page) / "
-                "another agent holds the outbox: the identity status shown leaves out the "
-                "documents checked"), file=sys.stderr)
+            print(terminal_text(_(
+                "{holder} holds the outbox: the identity status shown leaves out the identity "
+                "documents checked (see the page)").format(
+                    holder=error.holder or _("another agent"))), file=sys.stderr)
             core.start()
         core.settle()
         yield core
@@ -265,12 +264,12 @@ def choose_identity(core: AgentService, p: PatientState, number: int | None) -> 
     without it the candidates are listed with their traits and the command stops."""
     if number is None or not 1 <= number <= len(p.candidates):
         listed = "\n".join(terminal_text(
-            f"  {i}. {c.birth_name} {c.first_names}, {c.sex}, né(e) le "
-            f"{display_date(c.birth_date)} à {c.birth_place}, INS {c.ins}")
+            _("  {number}. {birth_name} {first_names}, {sex}, born {date} in {place}, "
+              "INS {ins}").format(number=i, birth_name=c.birth_name, first_names=c.first_names,
+                                  sex=c.sex, date=display_date(c.birth_date),
+                                  place=c.birth_place, ins=c.ins))
             for i, c in enumerate(p.candidates, 1))
-        raise CommandError("Le service INS a répondu plusieurs identités / the INS service "
-                           f"answered several identities:\n{listed}\nComparez avec la pièce "
-                           "d'identité du patient et choisissez avec --identity N / compare "
-                           "with the patient's document and choose with --identity N",
-                           EXIT_USAGE)
+        raise CommandError(_("The INS service answered several identities:\n{listed}\nCompare "
+                             "them with the patient's identity document and choose with "
+                             "--identity N").format(listed=listed), EXIT_USAGE)
     core.choose_identity(number)

@@ -26,6 +26,7 @@ from agent.client.provide import FORMAT_CODES
 from agent.client.session import SessionError
 from agent.config import private_dir
 from agent.core.contact import checked_email
+from agent.core.identity import QUALIFIEE
 from agent.core.pin import ask_unblock_codes
 from agent.core.secrets_sheet import display_date, write_private_pdf
 from agent.core.state import PatientState
@@ -155,25 +156,27 @@ def _identity_lines(p: PatientState) -> None:
 
     if p.identity_notice:
         _say(f"⚠ {terminal_text(p.identity_notice)}")
-    line = f"Identité / identity: {p.identity_status}"
+    line = _("Identity: {status}").format(status=p.identity_status)
     document = IDENTITY_DOCUMENTS.get(p.identity_document or "")
     if document is not None:
         parent = IDENTITY_DOCUMENTS.get(p.identity_parent_document or "")
-        line += f" — pièce vérifiée / document checked: {document.label}"
+        line += _(" — document checked: {document}").format(document=document.label)
         if parent is not None:
-            line += f" (+ parent : {parent.label})"
+            line += _(" (+ parent: {document})").format(document=parent.label)
         if p.identity_validated is not None:
-            day = dt.datetime.fromtimestamp(p.identity_validated).strftime("%d/%m/%Y")
-            line += f", le {day}"
+            day = dt.datetime.fromtimestamp(p.identity_validated).strftime(_("%Y-%m-%d"))
+            line += _(", on {date}").format(date=day)
     _say(line)
     if p.identity is not None:
         i = p.identity
-        _say(terminal_text(f"Traits INS: {i.birth_name} {i.first_names}, {i.sex}, né(e) le "
-                           f"{display_date(i.birth_date)} à {i.birth_place}"))
-    if p.identity_status != "qualifiée":
-        _say("Dépôt impossible avant qualification : vérifiez une pièce d'identité puis / no "
-             "deposit before qualification: check an identity document, then: dmp-agent "
-             "identity --document passeport|carte-identite|titre-de-sejour|...")
+        _say(terminal_text(_("INS traits: {birth_name} {first_names}, {sex}, born {date} in "
+                             "{place}").format(birth_name=i.birth_name,
+                                               first_names=i.first_names, sex=i.sex,
+                                               date=display_date(i.birth_date),
+                                               place=i.birth_place)))
+    if p.identity_status != QUALIFIEE:
+        _say(_("No deposit before qualification: check an identity document, then: dmp-agent "
+               "identity --document passeport|carte-identite|titre-de-sejour|..."))
 
 
 def cmd_patient(args: argparse.Namespace) -> int:

@@ -519,7 +519,7 @@ def test_a_deposit_waits_for_the_identity_check_and_several_identities_for_a_cho
     try:
         before = world.run("patient")
         assert before.returncode == 0, before.stderr
-        assert "Identité / identity: récupérée" in before.stdout
+        assert "Identité : récupérée" in before.stdout
         assert "dmp-agent identity --document" in before.stdout
         refused = world.run("deposit", str(report), "--type", "11488-4")
         assert refused.returncode == 1 and "non qualifiée" in refused.stderr
@@ -531,7 +531,7 @@ def test_a_deposit_waits_for_the_identity_check_and_several_identities_for_a_cho
         assert "qualifiée" in checked.stdout and "Carte nationale d'identité" in checked.stdout
         # Kept for the next command (another process): no check asked again.
         again = world.run("patient")
-        assert "Identité / identity: qualifiée" in again.stdout
+        assert "Identité : qualifiée" in again.stdout
         world.vitale("homonym")
         several = world.run("patient")
         assert several.returncode == 2

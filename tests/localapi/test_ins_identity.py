@@ -230,4 +230,4 @@ def test_the_command_line_reads_the_patient_while_the_agent_holds_the_outbox(
     assert "INS 284057511402396" in done.stdout
     # The checks are the running agent's: said, not hidden behind a failure.
     assert "tient la file d'envoi" in done.stderr
-    assert "Identité / identity: récupérée" in done.stdout
+    assert "Identité : récupérée" in done.stdout

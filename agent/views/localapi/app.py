@@ -264,7 +264,7 @@ def create_app(service: AgentService, *, token: str | TokenKeeper, port: int,
         if isinstance(names, str):
             names = names.split()
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-            raise BadRequest("firstNames: liste de prénoms attendue / a list of first names")
+            raise BadRequest(_("firstNames: a list of first names expected"))
         place = _field(body, "birthPlace", str, "")
         return JSONResponse(await call(
             service.search_identity, birth_name=_field(body, "birthName", str)[:200],
