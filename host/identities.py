@@ -97,7 +97,10 @@ def refuse_test_identity(production: bool, ins_oid: str) -> None:
         )
 
 
-def _text(body: dict[str, Any], name: str, *, required: bool) -> str | None:
+def trait_text(body: dict[str, Any], name: str, *, required: bool = True) -> str | None:
+    """One typed trait of a request: a non-empty string of at most MAX_TRAIT characters,
+    stripped; a 400 ``missing-trait`` / ``bad-trait`` otherwise (the identity lookup and
+    the INS service read traits alike)."""
     value = body.get(name)
     if value is None:
         if required:
@@ -109,17 +112,23 @@ def _text(body: dict[str, Any], name: str, *, required: bool) -> str | None:
     return value.strip()
 
 
-def parse_traits(body: Any) -> dict[str, Any]:
-    """The request's traits, checked; a 400 with a code for anything malformed."""
+def json_object(body: Any) -> dict[str, Any]:
+    """The request body as a JSON object, or a 400 ``bad-request``."""
     if not isinstance(body, dict):
         raise bad_request("bad-request", "Corps JSON objet attendu / a JSON object is expected")
+    return body
+
+
+def parse_traits(body: Any) -> dict[str, Any]:
+    """The request's traits, checked; a 400 with a code for anything malformed."""
+    body = json_object(body)
     traits: dict[str, Any] = {
-        "birthName": _text(body, "birthName", required=True),
-        "firstNames": _text(body, "firstNames", required=True),
-        "birthDate": _text(body, "birthDate", required=True),
-        "sex": _text(body, "sex", required=False),
-        "birthPlace": _text(body, "birthPlace", required=False),
-        "insuredNir": _text(body, "insuredNir", required=False),
+        "birthName": trait_text(body, "birthName", required=True),
+        "firstNames": trait_text(body, "firstNames", required=True),
+        "birthDate": trait_text(body, "birthDate", required=True),
+        "sex": trait_text(body, "sex", required=False),
+        "birthPlace": trait_text(body, "birthPlace", required=False),
+        "insuredNir": trait_text(body, "insuredNir", required=False),
     }
     if not _BIRTH_DATE_RE.match(traits["birthDate"]):
         raise bad_request("bad-trait", "birthDate: YYYYMMDD as on the card (00 when unknown)")

@@ -22,12 +22,11 @@ from sqlalchemy import Connection, Row, or_, select
 from wire.ins import InsIdentity
 
 from ..errors import bad_request
-from ..identities import normalise, valid_ins
+from ..identities import MAX_TRAIT, json_object, normalise, trait_text, valid_ins
 from ..store.schema import patients
 
 _BIRTH_DATE = re.compile(r"^\d{8}$")  # YYYYMMDD; month or day 00 when unknown (lunar)
 _BIRTH_PLACE = re.compile(r"^(?:\d{5}|2A\d{3}|2B\d{3})$")  # INSEE commune, 99xxx abroad
-MAX_TRAIT = 100
 MAX_FIRST_NAMES = 10
 MAX_ANSWERS = 20  # homonyms are few; a bound keeps one answer (and its traces) small
 
@@ -44,19 +43,9 @@ class Traits:
 
 
 def _text(body: dict[str, Any], name: str) -> str:
-    value = body.get(name)
-    if value is None:
-        raise bad_request("missing-trait", f"Trait manquant / missing trait {name!r}")
-    if not isinstance(value, str) or not value.strip() or len(value) > MAX_TRAIT:
-        raise bad_request("bad-trait", f"Trait invalide / {name!r} must be a non-empty string "
-                          f"of at most {MAX_TRAIT} characters")
-    return value.strip()
-
-
-def _object(body: Any) -> dict[str, Any]:
-    if not isinstance(body, dict):
-        raise bad_request("bad-request", "Corps JSON objet attendu / a JSON object is expected")
-    return body
+    value = trait_text(body, name)
+    assert value is not None  # required
+    return value
 
 
 def _birth_date(body: dict[str, Any]) -> str:
@@ -68,7 +57,7 @@ def _birth_date(body: dict[str, Any]) -> str:
 
 def parse_traits(body: Any) -> Traits:
     """A typed search's traits; a 400 naming the trait for anything malformed."""
-    body = _object(body)
+    body = json_object(body)
     names = body.get("firstNames")
     if isinstance(names, str):
         names = names.split()
@@ -98,7 +87,7 @@ class CardQuery:
 
 
 def parse_card(body: Any) -> CardQuery:
-    body = _object(body)
+    body = json_object(body)
     nir = _text(body, "nir")
     if not valid_ins(nir):
         raise bad_request("bad-trait", "nir: the NIR and its key (15 characters) as on the card")
