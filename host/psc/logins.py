@@ -76,7 +76,9 @@ class Logins:
             for other in self._by_id.values():
                 if other.id_nat_ps == id_nat_ps and other.status_at(now) == "pending":
                     raise LoginPending(max(1, int((other.expires - now).total_seconds())))
-            login = Login(id=secrets.token_urlsafe(24), id_nat_ps=id_nat_ps, created=now,
+            # Hex, not URL-safe base64: the professional may type it (`dmp-vecps approve ID`),
+            # and an id starting with "-" reads as an option there.
+            login = Login(id=secrets.token_hex(16), id_nat_ps=id_nat_ps, created=now,
                           expires=now + dt.timedelta(seconds=expiry), interval=interval,
                           **fields)
             self._by_id[login.id] = login
