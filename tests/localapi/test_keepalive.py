@@ -19,12 +19,12 @@ pytestmark = pytest.mark.pcsc
 HOST_IDLE = 2  # seconds the host keeps an idle connection in this test
 
 
-@pytest.mark.parametrize(("keepalive", "new_connections"), [
-    (0.5, 0),  # the keep-alive calls come within the host's idle limit: the same connection
-    (0, 1),  # none: the host closed it during the pause, the patient pays a new one
+@pytest.mark.parametrize(("keepalive", "kept"), [
+    (0.5, True),  # the keep-alive calls come within the host's idle limit: the same connection
+    (0, False),  # none: the host closed it during the pause, the patient pays a new one
 ])
 def test_a_pause_longer_than_the_hosts_idle_limit_costs_no_handshake_when_kept_alive(
-    tmp_path: Any, pcscd: object, insert_card: Any, keepalive: float, new_connections: int
+    tmp_path: Any, pcscd: object, insert_card: Any, keepalive: float, kept: bool
 ) -> None:
     with relayed_world(tmp_path, host_args=("--keep-alive", str(HOST_IDLE)),
                        agent_host_config=f"keepalive_seconds = {keepalive}") as (live, relay):
@@ -38,4 +38,9 @@ def test_a_pause_longer_than_the_hosts_idle_limit_costs_no_handshake_when_kept_a
             relay.reset()
             insert_card(VirtualVitale.from_profile("single"), slot=1)
             agent.wait_for(lambda s: s["patient"]["state"] in ("ready", "error"))
-            assert relay.connections == new_connections
+            if kept:
+                # The session's connection carried the patient's calls; a call overlapping
+                # another (the INS lookup beside the dossier's load) may still open one more.
+                assert relay.warm_round_trips >= 1 and relay.connections <= 1
+            else:
+                assert relay.warm_round_trips == 0 and relay.connections >= 1
