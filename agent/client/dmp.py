@@ -251,7 +251,10 @@ class DmpClient:
         version included (the replaced version leaves the current ones), once per uniqueId;
         with no previous consultation, the first look: the last two years."""
         start = since or dt.datetime.now(dt.UTC) - FIRST_LOOK
-        found = self.documents(patient, mode, date=f"ge{start.isoformat(timespec='seconds')}")
+        # To the microsecond: cut to the second, the search brought back what was registered
+        # up to a second before ``since`` (a document deposited just before the last visit).
+        found = self.documents(patient, mode,
+                               date=f"ge{start.isoformat(timespec='microseconds')}")
         unique: dict[str, DocumentEntry] = {}
         for entry in found:
             kept = unique.get(entry.unique_id)
