@@ -35,6 +35,7 @@ from typing import Any
 from . import patient, patient_documents
 from .errors import HostError
 from .guard import Guard
+from .identities import checked_ins
 from .store import open_engine
 from .text import escape_controls
 
@@ -126,6 +127,19 @@ def database_url(args: argparse.Namespace) -> str | None:
         print(f"dmp-host: no database: give --database URL or set {DATABASE_ENV}",
               file=sys.stderr)
     return url
+
+
+def database_and_ins(args: argparse.Namespace) -> tuple[str, str] | None:
+    """The database URL and the checked ``args.ins`` of an operator's command on one
+    patient; None (and why on stderr) when either is missing or the INS is malformed."""
+    url = database_url(args)
+    if not url:
+        return None
+    try:
+        return url, checked_ins(args.ins)
+    except HostError as error:
+        print(f"dmp-host: {error.code}: {error.message}", file=sys.stderr)
+        return None
 
 
 def run_patient(args: argparse.Namespace) -> int:

@@ -13,26 +13,19 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import sys
 from pathlib import Path
 
 from . import access_chain, retention
 from .blobs import BlobStore
-from .errors import HostError
-from .identities import checked_ins
-from .patient_cli import DATABASE_ENV, database_url
+from .patient_cli import DATABASE_ENV, database_and_ins, database_url
 from .store import open_engine
 
 
 def _verify(args: argparse.Namespace) -> int:
-    url = database_url(args)
-    if not url:
+    given = database_and_ins(args)
+    if given is None:
         return 2
-    try:
-        ins = checked_ins(args.ins)
-    except HostError as error:
-        print(f"dmp-host: {error.code}: {error.message}", file=sys.stderr)
-        return 2
+    url, ins = given
     engine = open_engine(url)
     try:
         with engine.connect() as connection:

@@ -17,9 +17,7 @@ import time
 
 from sqlalchemy import update
 
-from ..errors import HostError
-from ..identities import checked_ins
-from ..patient_cli import DATABASE_ENV, database_url
+from ..patient_cli import DATABASE_ENV, database_and_ins, database_url
 from ..store import open_engine
 from ..store.schema import patients
 
@@ -51,14 +49,10 @@ def _seed(args: argparse.Namespace) -> int:
 
 
 def _correct(args: argparse.Namespace) -> int:
-    url = database_url(args)
-    if not url:
+    given = database_and_ins(args)
+    if given is None:
         return 2
-    try:
-        ins = checked_ins(args.ins)
-    except HostError as error:
-        print(f"dmp-host: {error.code}: {error.message}", file=sys.stderr)
-        return 2
+    url, ins = given
     values = {name: getattr(args, name) for name in _CORRECTABLE
               if getattr(args, name) is not None}
     if not values:
