@@ -959,7 +959,9 @@ function renderPatient() {
   const ready = patientReady();
   show('patient-choose', choosing);
   show('patient-ready', ready);
-  say('patient-message', ready || choosing ? '' : prerequisite(),
+  // A choice waiting (a person of the card, an INS identity) is said by its own list.
+  const waiting = choosing || (open && patient.state === 'choosing-identity');
+  say('patient-message', ready || waiting ? '' : prerequisite(),
     patient.state === 'error' ? 'error' : 'info');
   const people = patient.beneficiaries || [];
   if (choosing && changed('beneficiaries', [people, patient.reader])) {
