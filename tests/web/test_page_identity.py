@@ -71,6 +71,9 @@ def test_a_retrieved_identity_holds_the_deposit_until_a_passport_qualifies_it(
     form = page.locator("#identity-form")
     expect(form).to_be_visible()
     expect(form).to_contain_text("Pièce d'identité vérifiée")
+    # The card gave the patient: the card-less search is folded away, still at hand.
+    expect(page.locator("#identity-search-box")).not_to_have_attribute("open", "")
+    expect(page.locator("#identity-search-box summary")).to_have_text("Patient sans carte")
     kind = page.get_by_label("Nature de la pièce d'identité")
     expect(kind).to_have_value("")
     options = kind.locator("option").all_inner_texts()
@@ -189,6 +192,13 @@ def test_a_patient_without_a_card_is_found_by_typed_traits(
     expect(page.locator("#identity-search-message")).to_contain_text("Date de naissance")
     assert status(live)["patient"]["state"] == "none"
     date.fill("13/06/1953")
+    page.get_by_label("Nom de naissance").fill("Legrant")  # nobody: said, the form kept
+    page.get_by_role("button", name="Rechercher auprès du service INS").click()
+    expect(page.locator("#identity-search-message")).to_contain_text(
+        "Aucune identité trouvée par le service INS pour ces traits")
+    expect(box).to_have_attribute("open", "")
+    expect(page.locator("#identity-badge")).to_be_hidden()
+    page.get_by_label("Nom de naissance").fill("Legrand")
     page.get_by_role("button", name="Rechercher auprès du service INS").click()
     expect(page.locator("#identity-search-message")).to_contain_text(
         "Identité trouvée : JEAN-PIERRE LOUIS MARIE LEGRAND.")
@@ -199,9 +209,8 @@ def test_a_patient_without_a_card_is_found_by_typed_traits(
     assert patient["source"] == "traits" and patient["patient"]["ins"] == "153061305521187"
     shot(page, "identity-no-card")
 
-    # A patient found: the search folds away, and opens again for the next patient.
-    expect(box).not_to_have_attribute("open", "")
-    box.locator("summary").click()
+    # Found by the search: the search stays open for another one.
+    expect(box).to_have_attribute("open", "")
     # Homonyms by traits: the same choice, never made for the user.
     page.get_by_label("Nom de naissance").fill("Morel")
     page.get_by_label("Prénoms (tous").fill("Pierre")

@@ -103,9 +103,12 @@ function render() {
   badge($('identity-badge'), identity);
   if (!open) return;
   if (patient.state !== lastState) {
-    // No patient: the card-less search is what there is to do; a patient found: it folds.
+    // No patient: the card-less search is what there is to do. A Vitale card's patient folds
+    // it; one searched with it keeps it open (its answer, or traits to correct, are there).
     if (patient.state === 'none') $('identity-search-box').open = true;
-    else if (lastState === 'none' || lastState === null) $('identity-search-box').open = false;
+    else if (patient.source === 'card' && (lastState === 'none' || lastState === null)) {
+      $('identity-search-box').open = false;
+    }
     if (patient.state !== 'choosing-identity') page.say('identity-choose-message', '');
     lastState = patient.state;
   }
