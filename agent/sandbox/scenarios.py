@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agent.client.dmp import DmpClient, DmpError, PatientContext, deposit_types
+from agent.client.dmp import DmpClient, DmpError, PatientContext, context_of, deposit_types
 from agent.client.provide import DepositMetadata
 from agent.config import AgentConfig
 from agent.core.deposit import make_sender, queue_deposit, recover_contents
@@ -35,6 +35,7 @@ from cardreader.virtual import cli as vcard
 from cardreader.vitale import Vitale2Profile, VitaleCard
 from wire.mhd import Author
 
+from .identity import identity_scenarios, qualified_identity
 from .patient_side import (
     PATIENT_EMAIL,
     SANDBOX_PASSWORD,
@@ -145,12 +146,14 @@ def optician_deposits(sandbox: Sandbox, cps: str, vitale_reader: str) -> str:
     try:
         recover_contents(outbox)
         with professional(sandbox, cps) as (session, dmp, author):
-            patient = _patient(dmp, vitale)
+            # As the agent deposits: the INS service's identity, qualified (docs/ins.md).
+            identity = qualified_identity(dmp, vitale)
+            patient = context_of(identity[0])
             type_code, _class, label = next(
                 t for t in deposit_types(author.profession) if t[0] == "34810-2")
             item = queue_deposit(outbox, patient, REPORT, DepositMetadata(type_code, label),
                                  author=author, setting=session.care_setting(),
-                                 signer=session)
+                                 signer=session, identity=identity)
             say(f"« {label} » signé par la carte et mis en file d'envoi / signed, queued")
             send = make_sender(session.calls, outbox)
             report = Sender(outbox, RetryPolicy.from_config(sandbox.config),
@@ -346,7 +349,10 @@ def play(state: Path, pcscd_port: int, step: Callable[[str], None], *,
         cps_reader = insert("cps:gp", 0, state, ca, pcscd_port)
         gp_visit(sandbox, cps_reader, vitale_reader)
 
-        step("7. the agent as people use it: `dmp-agent run`, its local API and page")
+        identity_scenarios(sandbox, step, lambda card, slot: insert(
+            card, slot, state, ca, pcscd_port), running_agent, first=7)
+
+        step("9. the agent as people use it: `dmp-agent run`, its local API and page")
         cps_reader = insert("cps:nurse", 0, state, ca, pcscd_port)
         with running_agent(sandbox) as page:
             if keep is not None:

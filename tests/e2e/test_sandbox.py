@@ -36,7 +36,8 @@ def test_the_sandbox_runs_to_the_end(run) -> None:
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     for step in ("1. pharmacy counter", "2. optician", "3. GP visit", "4. emergency",
                  "5. at home", "6. the GP opens the DMP again", "*** REFUSÉ",
-                 "7. the agent as people use it", "POST /api/session: open",
+                 "7. orthoptist", "8. homonyms",
+                 "9. the agent as people use it", "POST /api/session: open",
                  "GET /api/status: patient ready", "sandbox done"):
         assert step in result.stdout
 
@@ -83,19 +84,49 @@ def test_the_host_stored_the_dmp_the_report_and_the_traces(run) -> None:
         ins = dossiers[0].ins
         types = sorted(r.type_code for r in connection.execute(
             text("select type_code from documents where ins = :ins"), {"ins": ins}))
-        assert types == ["34810-2", "E1762"]  # the report and its signed submission set
+        # The optician's report, the orthoptist's assessment, their signed submission sets.
+        assert types == ["34810-2", "BILAN-ORTHOPTIQUE", "E1762", "E1762"]
         log = connection.execute(text(
             "select action, mode, outcome, justification, profession from access_log "
             "where ins = :ins"), {"ins": ins}).all()
         actions = {(r.action, r.profession, r.outcome) for r in log}
         assert ("create", "21", "allowed") in actions
         assert ("deposit", "28", "allowed") in actions
+        assert ("deposit", "92", "allowed") in actions
         assert ("read", "10", "allowed") in actions
         emergency = [r for r in log if r.mode == "bris_de_glace"]
         assert emergency and all(r.justification for r in emergency)
         kinds = {r.kind for r in connection.execute(
             text("select kind from notifications where ins = :ins"), {"ins": ins})}
         assert {"new-document", "emergency-access"} <= kinds
+
+
+def test_every_deposit_carries_the_qualified_identity_and_homonyms_wait(run) -> None:
+    """Issue 13 (docs/ins.md): the optician's scripted deposit and the orthoptist's through
+    `dmp-agent run` carry the INS service's identity, qualified with the passport; the
+    agent refused the orthoptist's deposit before the check, and waited for the user's
+    choice between two identities."""
+    import json
+
+    from wire.ins import reliability_of
+
+    result, state = run
+    with _db(state).connect() as connection:
+        sets = [json.loads(r[0]) for r in connection.execute(
+            text("select resource from submission_sets where ins = '284057511402396'"))]
+    patients = [c for s in sets for c in s.get("contained", ())
+                if c.get("resourceType") == "Patient"]
+    reliabilities = [reliability_of(p) for p in patients]
+    assert len(sets) == 2 and len(reliabilities) == 2
+    assert all(r is not None and r.qualified and r.document == "passeport"
+               for r in reliabilities)
+    out = result.stdout
+    refused = out.index("REFUSÉ par l'agent / REFUSED by the agent (identity-not-qualified)")
+    assert refused < out.index("identité qualifiée (Passeport")
+    homonyms = out[out.index("8. homonyms"):out.index("9. the agent")]
+    assert "2 identités" in homonyms and "l'agent attend le choix" in homonyms
+    assert "172083306312348" in homonyms and "172089913404594" in homonyms
+    assert "REFUSÉ / REFUSED (409" in homonyms
 
 
 def test_the_gp_got_the_very_bytes_the_optician_deposited(run) -> None:
@@ -110,7 +141,7 @@ def test_outbox_is_empty_and_nothing_is_left_running(run) -> None:
     outbox = state / "agent" / "data" / "outbox" / "outbox.sqlite3"
     with create_engine(f"sqlite:///{outbox}").connect() as connection:
         states = [r[0] for r in connection.execute(text("select state from items"))]
-    assert states == ["done"]
+    assert states == ["done", "done"]
     leftovers = subprocess.run(["pgrep", "-f", f"{state}"], capture_output=True, text=True)
     assert leftovers.stdout.strip() == ""
 

@@ -23,7 +23,7 @@ from cardreader.virtual.cps_profiles import PROFILES
 from cardreader.virtual.pki import TestHealthCA
 from cardreader.virtual.vitale import VirtualVitale
 from tests.conftest import Insert
-from tests.live import LiveWorld
+from tests.live import LiveWorld, qualify
 from tests.web.support import host_rows, shot, unlock
 
 pytestmark = [pytest.mark.browser, pytest.mark.pcsc]
@@ -176,6 +176,8 @@ def test_deposit_form_centre_15_other_person_and_layout(
 
     # The deposit form: no type chosen, the submit waits for one, the patient named, no
     # internal type offered.
+    with live.agent.client() as api:
+        qualify(api)  # the patient's passport checked (RNIV: the form is held before)
     page.get_by_role("tab", name="Dépôt").click()
     kind = page.get_by_label("Type de document")
     expect(kind.locator("option").nth(1)).to_be_attached()

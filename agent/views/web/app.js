@@ -3,6 +3,8 @@
 // the API with the token the tray or `dmp-agent page` put in the URL fragment. Every text
 // from the API goes in through textContent, never as HTML.
 
+import {identityView} from './identity.js';
+
 const TOKEN_KEY = 'dmp-agent-token';
 // The practice situation last chosen per card: idNat_PS -> structure id (this browser).
 const SITUATIONS_KEY = 'dmp-agent-situations';
@@ -61,6 +63,7 @@ let returnTo = null; // the last section that needs a session: shown once it is 
 let filtered = null; // {key, list}: the result of GET /api/documents for the filters
 let depositTypes = {key: null, list: []};
 let titleEdited = false;
+let identity = null; // the patient's identity part (identity.js), wired at the start
 let depositing = false; // an upload is under way: the submit waits for it
 // outbox item id -> {id, title, state, lastError, attempts, reason, reasonText, nextAttempt}
 const tracked = new Map();
@@ -721,6 +724,7 @@ function renderStatusBar() {
     choosing: () => t('Choosing the person'),
     loading: () => t('Reading the dossier…'),
     error: () => patient.error || t('Error'),
+    'choosing-identity': () => t('Choosing the identity (INS)'),
   }[patient.state];
   patientText = patientText ? patientText() : '';
   if (patient.state === 'ready' && patient.patient) {
@@ -817,7 +821,7 @@ function prerequisite() {
   }
   if (patient.state === 'loading') return t('Reading the dossier…');
   if (patient.state === 'error') return patient.error || t('Error');
-  return '';
+  return identity.prerequisite(patient);
 }
 
 let lastCardKind = null;
@@ -948,13 +952,16 @@ function beneficiaryItem(person, currentIndex) {
 }
 
 function renderPatient() {
+  identity.render();
   const patient = state.patient || {};
   const open = sessionOpen();
   const choosing = open && patient.state === 'choosing';
   const ready = patientReady();
   show('patient-choose', choosing);
   show('patient-ready', ready);
-  say('patient-message', ready || choosing ? '' : prerequisite(),
+  // A choice waiting (a person of the card, an INS identity) is said by its own list.
+  const waiting = choosing || (open && patient.state === 'choosing-identity');
+  say('patient-message', ready || waiting ? '' : prerequisite(),
     patient.state === 'error' ? 'error' : 'info');
   const people = patient.beneficiaries || [];
   if (choosing && changed('beneficiaries', [people, patient.reader])) {
@@ -1125,6 +1132,8 @@ function renderDeposit() {
     fillTypes();
     if (key) loadDepositTypes(key);
   }
+  identity.holdDeposit($('deposit-form')); // RNIV: held until the identity is qualified
+  typeChosen();
   followDeposits();
   renderDeposits();
 }
@@ -1533,7 +1542,8 @@ function fillTypes() {
 
 function typeChosen() {
   const chosen = depositTypes.list.find((type) => type.code === $('deposit-type').value);
-  $('deposit-submit').disabled = !chosen || depositing;
+  $('deposit-submit').disabled = !chosen || depositing
+    || $('deposit-form').dataset.identity === 'held';
   // The title follows the type the professional chose, until they write their own.
   if (!titleEdited) $('deposit-title').value = chosen ? chosen.label : '';
 }
@@ -1856,6 +1866,8 @@ async function loadSettings() {
 
 // -- start -------------------------------------------------------------------------------
 function wire() {
+  identity = identityView({t, api, el, say, failed, changed, birthDate, localDate, sessionOpen,
+    render, select, state: () => state});
   for (const tab of tabs()) {
     tab.addEventListener('click', () => select(tab.dataset.section));
     tab.addEventListener('keydown', onTabKey);

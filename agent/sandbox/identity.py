@@ -1,0 +1,183 @@
+"""The patient's identity in the sandbox (issue 13, docs/ins.md): no document enters a DMP
+under an INS that is not *qualified* (RNIV).
+
+- `qualified_identity`: what the scripted deposits carry, as the agent's own would: the
+  identity the INS service returns for the card (its traits, not the card's), the INS
+  verified with the service, and the passport the patient shows checked against it.
+- `identity_scenarios`: the agent as people use it (`dmp-agent run` and its local API). An
+  orthoptist's deposit is refused while the identity is only *récupérée*, the passport is
+  checked, the identity becomes *qualifiée* and the deposit goes, carrying FR Core's
+  identity-reliability extension; then a card for which the INS service answers two
+  identities: the agent waits for the user's choice and refuses to deposit until then.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from wire.ins import QUALIFIEE, IdentityReliability
+
+from .services import say
+
+if TYPE_CHECKING:
+    import httpx
+
+    from agent.client.dmp import DmpClient
+    from cardreader.vitale import VitaleCard
+    from wire.ins import InsIdentity
+
+    from .scenarios import Sandbox
+
+PASSPORT = "passeport"
+ORTHOPTIC = "BILAN-ORTHOPTIQUE"  # the orthoptist's assessment report (policies/matrix.json)
+ASSESSMENT = b"%PDF-1.4\n% Bilan orthoptique : convergence, motilite oculaire\n" + bytes(
+    range(256)) * 32 + b"\n%%EOF\n"
+
+
+def traits_line(traits: dict[str, Any]) -> str:
+    """An identity's traits on one line, as the user compares them with the document."""
+    born = traits["birthDate"]  # YYYYMMDD, 00 for an unknown month or day (lunar)
+    return (f"{traits['birthName']} {traits['firstNames']}, {traits['sex']}, né(e) le "
+            f"{born[6:]}/{born[4:6]}/{born[:4]} à {traits['birthPlace']}, rang "
+            f"{traits['birthRank']} → INS {traits['ins']}")
+
+
+def qualified_identity(dmp: DmpClient, vitale: VitaleCard
+                       ) -> tuple[InsIdentity, IdentityReliability]:
+    """The card holder's identity from the INS service, qualified by the passport shown: the
+    INS verified with the service first, as `dmp-agent identity --document passeport` does."""
+    found = dmp.search_card(vitale, vitale.holder)
+    if len(found) != 1:
+        raise SystemExit(f"sandbox: the INS service answered {len(found)} identities")
+    identity = found[0]
+    verdict = dmp.verify(identity)
+    if verdict.result != "match":
+        raise SystemExit(f"sandbox: the INS service answers {verdict.result} for the INS")
+    say(f"identité récupérée du service INS / INS identity: {traits_line(identity.as_json())}")
+    say("passeport vérifié face aux traits / passport checked: identité qualifiée / qualified")
+    return identity, IdentityReliability(QUALIFIEE, PASSPORT, dt.date.today())
+
+
+@contextlib.contextmanager
+def _api(page: str) -> Iterator[httpx.Client]:
+    """The local API of the agent whose page address (token included) is ``page``."""
+    import httpx
+
+    base, token = page.split("/#token=")
+    with httpx.Client(base_url=base, headers={"authorization": f"Bearer {token}"},
+                      timeout=30) as api:
+        yield api
+
+
+def _wait(api: httpx.Client, done: Callable[[dict[str, Any]], bool],
+          what: str, timeout: float = 30) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        status: dict[str, Any] = api.get("/api/status").json()
+        if done(status):
+            return status
+        if time.monotonic() > deadline:
+            raise SystemExit(f"sandbox: {what}")
+        time.sleep(0.05)
+
+
+def _deposit(api: httpx.Client) -> httpx.Response:
+    return api.post("/api/deposits", params={"typeCode": ORTHOPTIC,
+                                             "title": "Bilan orthoptique"},
+                    content=ASSESSMENT, headers={"content-type": "application/pdf"})
+
+
+def _stored_identity(sandbox: Sandbox, ins: str) -> str:
+    """The identity the host stored with the last submission set for ``ins``: its contained
+    Patient's identity-reliability extension (FR Core), read back."""
+    from wire.ins import reliability_of
+
+    with contextlib.closing(sqlite3.connect(sandbox.state / "host" / "host.db")) as db:
+        rows = db.execute("SELECT resource FROM submission_sets WHERE ins = ? "
+                          "ORDER BY rowid DESC LIMIT 1", (ins,)).fetchall()
+    resource = json.loads(rows[0][0]) if rows else {}
+    for contained in resource.get("contained") or ():
+        if contained.get("resourceType") == "Patient":
+            found = reliability_of(contained)
+            if found is not None:
+                return (f"identité {found.status} ({found.document}, "
+                        f"{found.validated}) / identity-reliability extension")
+    raise SystemExit("sandbox: the host stored no identity with the deposit")
+
+
+def orthoptist_qualifies_and_deposits(sandbox: Sandbox, api: httpx.Client) -> None:
+    patient = _wait(api, lambda s: s["patient"]["state"] in ("ready", "error"),
+                    "the patient was not read")["patient"]
+    identity = patient["identity"]
+    say(f"identité {identity['status']} (renvoyée par le service INS / returned by the INS "
+        f"service): {traits_line(identity['traits'])}")
+    if patient["dmp"]["status"] == "absent":
+        created = api.post("/api/dmp", json={"consent": True})
+        if created.status_code != 201:
+            raise SystemExit(f"sandbox: DMP not created: {created.text}")
+        say("DMP créé (consentement du patient) / DMP created")
+    refused = _deposit(api)
+    if refused.status_code != 409:
+        raise SystemExit(f"sandbox: a deposit left before the identity was qualified: "
+                         f"{refused.status_code}")
+    say(f"*** REFUSÉ par l'agent / REFUSED by the agent ({refused.json()['code']}): "
+        f"{refused.json()['message']}")
+    checked = api.post("/api/patient/identity/validate", json={"document": PASSPORT})
+    if checked.status_code != 200:
+        raise SystemExit(f"sandbox: the check was refused: {checked.text}")
+    now = checked.json()["identity"]
+    say(f"POST /api/patient/identity/validate {{\"document\": \"{PASSPORT}\"}}: INS vérifié "
+        f"auprès du service / verified; identité {now['status']} "
+        f"({now['document']['label']}, {now['validatedAt']})")
+    queued = _deposit(api)
+    if queued.status_code != 202:
+        raise SystemExit(f"sandbox: deposit refused: {queued.text}")
+    _wait(api, lambda s: not s["outbox"]["items"], "the deposit was not sent")
+    ins = now["traits"]["ins"]
+    say(f"« Bilan orthoptique » signé, envoyé, déposé / deposited; l'hôte a reçu / the host "
+        f"received: {_stored_identity(sandbox, ins)}")
+
+
+def homonyms_wait_for_the_choice(api: httpx.Client, swap: Callable[[], object]) -> None:
+    swap()  # the next patient's card: the INS service answers two identities for it
+    patient = _wait(api, lambda s: s["patient"]["state"] == "choosing-identity",
+                    "the agent did not ask for a choice")["patient"]
+    say(f"le service INS renvoie {len(patient['candidates'])} identités / identities; "
+        f"l'agent attend le choix / the agent waits for the user's choice:")
+    for candidate in patient["candidates"]:
+        say(f"  {candidate['index']}. {traits_line(candidate)}")
+    refused = _deposit(api)
+    say(f"*** REFUSÉ / REFUSED ({refused.status_code} {refused.json()['code']}): "
+        f"{refused.json()['message']}")
+    if refused.status_code < 400:
+        raise SystemExit("sandbox: a deposit left for an identity nobody chose")
+    # The user compares the traits with the patient's document: born in Bordeaux (33063).
+    chosen = next(c for c in patient["candidates"] if c["birthPlace"] == "33063")
+    api.post("/api/patient/identity/choose", json={"index": chosen["index"]})
+    ready = _wait(api, lambda s: s["patient"]["state"] in ("ready", "error"),
+                  "the chosen identity was not taken")["patient"]
+    say(f"POST /api/patient/identity/choose {{\"index\": {chosen['index']}}}: identité "
+        f"{ready['identity']['status']}, INS {ready['identity']['traits']['ins']} (to qualify "
+        "before any deposit)")
+
+
+def identity_scenarios(sandbox: Sandbox, step: Callable[[str], None],
+                       insert: Callable[[str, int], str],
+                       running_agent: Callable[[Sandbox], contextlib.AbstractContextManager[str]],
+                       first: int) -> None:
+    """The two scenarios, numbered from ``first``, through a running agent."""
+    step(f"{first}. orthoptist: the identity the INS service returns is qualified with the "
+         "passport, then the assessment is deposited")
+    insert("vitale:single", 1)
+    insert("cps:orthoptist", 0)
+    with running_agent(sandbox) as page, _api(page) as api:
+        orthoptist_qualifies_and_deposits(sandbox, api)
+        step(f"{first + 1}. homonyms: two identities for one card, the agent never picks one")
+        homonyms_wait_for_the_choice(api, lambda: insert("vitale:homonym", 1))
+    insert("vitale:single", 1)  # the first patient's card back, for what follows
