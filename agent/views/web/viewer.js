@@ -34,6 +34,8 @@ export function closeViewer() {
   run++;
   release();
   $('viewer-frame').replaceChildren();
+  $('viewer-title').textContent = ''; // nothing of the last patient stays on the page
+  $('viewer-tab').onclick = null;
   $('viewer').hidden = true;
   deps.say('viewer-message', '');
 }
