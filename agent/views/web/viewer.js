@@ -81,7 +81,11 @@ function show(kind, type, bytes, title) {
   frame.title = title;
   frame.className = `viewer-frame ${kind}`;
   frame.referrerPolicy = 'no-referrer';
-  if (kind !== 'pdf') frame.setAttribute('sandbox', ''); // no script, an origin of its own
+  // Sandboxed without allow-scripts: nothing in the frame can run. The HTML keeps the page's
+  // origin (allow-same-origin) only so that its one stylesheet, /static/cda-view.css, loads:
+  // an opaque origin's request says "Origin: null", which the agent's guard refuses.
+  if (kind === 'html') frame.setAttribute('sandbox', 'allow-same-origin');
+  else if (kind !== 'pdf') frame.setAttribute('sandbox', '');
   if (kind === 'html') {
     frame.srcdoc = new TextDecoder('utf-8').decode(bytes);
   } else {
