@@ -25,6 +25,7 @@ from agent.core.identity import IdentityPart
 from agent.core.patient import PatientPart
 from agent.core.sessions import SessionPart
 from agent.core.snapshot import cards_json, patient_json, session_json
+from agent.core.viewing import ViewingPart
 from agent.core.work import WorkPart
 from agent.i18n import _
 from agent.install.enrol import EnrolmentError, load_workstation
@@ -48,7 +49,7 @@ __all__ = ["AgentService"]
 log = logging.getLogger("agent.core")
 
 
-class AgentService(CardsPart, SessionPart, PatientPart, IdentityPart, WorkPart):
+class AgentService(CardsPart, SessionPart, PatientPart, IdentityPart, ViewingPart, WorkPart):
     """The agent's state and work. ``start()`` it, ``stop()`` it; thread-safe.
 
     ``cps_reader`` / ``vitale_reader`` name the readers to use (default: the configured

@@ -390,15 +390,31 @@ def test_gp_reads_the_dossier_then_uses_break_the_glass(
     shot(page, "gp-dossier-1024")
     page.set_viewport_size({"width": 1280, "height": 800})
 
-    # "Ouvrir": the document's bytes, checked by the agent, in a tab of its own.
-    with page.expect_response(re.compile(r"/api/documents/.+/content$")) as answer, \
-            page.context.expect_page() as opened:
+    # The summary: no structured document in this dossier, and every section says so.
+    summary = page.locator("#dossier-sections")
+    expect(summary.locator("article.no-source")).to_have_count(8)
+    expect(summary).to_contain_text("Aucun document source dans le dossier.")
+
+    # "Ouvrir": the document's bytes, checked by the agent, in the page's viewer panel.
+    with page.expect_response(re.compile(r"/api/documents/.+/view$")) as answer:
         report.get_by_role("button", name="Ouvrir").click()
-    assert answer.value.body() == REPORT_PDF
+    # The PDF itself (as deposited, or the body of the level 1 CDA that carries it).
+    assert answer.value.body().startswith(b"%PDF-")
+    assert answer.value.headers["x-view-kind"] == "pdf"
+    panel_viewer = page.locator("#viewer")
+    expect(panel_viewer.locator("#viewer-title")).to_have_text("Bilan de la vue — Mme Martin")
+    frame = panel_viewer.locator("iframe")
+    expect(frame).to_have_attribute("src", re.compile(r"^blob:"))
+    expect(frame).to_have_attribute("title", "Bilan de la vue — Mme Martin")
+    shot(page, "gp-viewer-pdf")
+    # And in a tab of its own, titled by the document's title (not "about:blank").
+    with page.context.expect_page() as opened:
+        panel_viewer.get_by_role("button", name="Ouvrir dans un nouvel onglet").click()
     viewer = opened.value
-    # The tab is titled by the document's title (not "about:blank").
     assert viewed(viewer, "Bilan de la vue — Mme Martin") == "application/pdf"
     viewer.close()
+    panel_viewer.get_by_role("button", name="Fermer").click()
+    expect(panel_viewer).to_be_hidden()
 
     # The Vitale card leaves: nothing of the patient stays on the page.
     vitale.stop()

@@ -32,6 +32,7 @@ from agent.errors import AgentError, explain
 from agent.i18n import _, catalogue, current_language, page_messages, translate_html
 from agent.views.localapi.guard import Guard
 from agent.views.localapi.token import TOKEN_ROUTE, TokenKeeper
+from agent.views.localapi.viewing import viewing_routes
 
 log = logging.getLogger(__name__)
 
@@ -422,7 +423,8 @@ def create_app(service: AgentService, *, token: str | TokenKeeper, port: int,
             "cache-control": "no-store", "x-frame-options": "DENY",
             "referrer-policy": "no-referrer",
             "content-security-policy": "default-src 'self'; frame-src 'self' blob:; "
-                                       "object-src 'self'; frame-ancestors 'none'"})
+                                       "img-src 'self' data:; object-src 'self'; "
+                                       "frame-ancestors 'none'"})
 
     def route(path: str, handler: Handler, *methods: str) -> Route:
         return Route(path, _guarded(handler), methods=list(methods))
@@ -462,6 +464,7 @@ def create_app(service: AgentService, *, token: str | TokenKeeper, port: int,
         route("/api/authorizations", authorize, "POST"),
         route("/api/diagnostics", diagnostics, "GET"),
         route("/api/settings", settings, "GET"),
+        *viewing_routes(service, call, route, _unique_id),
     ]
     if WEB.is_dir():
         routes.append(Mount("/static", StaticFiles(directory=WEB), name="static"))

@@ -4,6 +4,8 @@
 // from the API goes in through textContent, never as HTML.
 
 import {identityView} from './identity.js';
+import {initSections, renderSections} from './sections.js';
+import {closeViewer, initViewer, openViewer} from './viewer.js';
 
 const TOKEN_KEY = 'dmp-agent-token';
 // The practice situation last chosen per card: idNat_PS -> structure id (this browser).
@@ -1029,7 +1031,11 @@ function renderDossier() {
       + '(Patient tab).');
   }
   say('dossier-message', hint);
+  // Drawn again when the documents change (a deposit, a replacement): the agent keeps
+  // what it fetched in the visit, only a new document is downloaded.
+  renderSections(ready, `${patientKey()}|${(patient.documents || []).map((d) => d.uniqueId)}`);
   if (!ready) {
+    closeViewer();
     memo.delete('documents');
     $('documents-body').replaceChildren();
     return;
@@ -1480,9 +1486,7 @@ async function openInTab(path, messageId, title, what, host = true) {
 }
 
 function openDocument(doc) {
-  const title = doc.title || doc.typeLabel || t('Document');
-  openInTab(`/api/documents/${encodeURIComponent(doc.uniqueId)}/content`, 'document-message',
-    title, t('Opening the document “{title}”', {title}));
+  openViewer(doc); // in the Dossier tab's viewer panel (viewer.js)
 }
 
 function confirmAction(text) {
@@ -1931,6 +1935,9 @@ function wire() {
   $('emergency-end').addEventListener('click', () => setMode('normal'));
   $('emergency-end-panel').addEventListener('click', () => setMode('normal'));
   $('diagnostics-run').addEventListener('click', loadDiagnostics);
+  initViewer({request, t, say, failed, openInTab});
+  initSections({api, t, el, say, failed, openViewer, localDay: (iso) => (iso
+    ? new Date(iso.length === 10 ? `${iso}T12:00:00` : iso).toLocaleDateString(LOCALE) : '')});
   window.addEventListener('hashchange', () => {
     const section = readFragment();
     if (token && !state) start(section);
