@@ -36,6 +36,13 @@ def choose_language() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """`dmp-agent`: its exit status; no traceback reaches the user (`last_resort`)."""
+    from agent.views.last_resort import guarded
+
+    return guarded(_main, argv)
+
+
+def _main(argv: Sequence[str] | None = None) -> int:
     choose_language()
     parser = argparse.ArgumentParser(
         prog="dmp-agent",
