@@ -178,7 +178,9 @@ def _watch(reports: dict[str, SlotReport], as_json_lines: bool) -> int:
                     print(json.dumps({"event": event.kind.value, "reader": event.reader}),
                           flush=True)
                 else:
-                    print(event.describe(), flush=True)
+                    from agent.card_words import event_text
+
+                    print(event_text(event), flush=True)
         except KeyboardInterrupt:
             pass
     return 0
