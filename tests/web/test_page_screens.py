@@ -17,7 +17,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -309,10 +308,17 @@ def _walk(walk: Walk) -> None:
         _shoot(walk, item.name)
 
 
-def test_every_screen_at_400_and_1280_px_in_french_then_in_english(
-        live: LiveWorld, insert_card: Insert, open_page: Callable[..., Any],
+@pytest.mark.parametrize("language", ["fr", "en"])  # in this order: en restarts the agent
+def test_every_screen_at_400_and_1280_px(
+        language: str, live: LiveWorld, insert_card: Insert, open_page: Callable[..., Any],
         capsys: pytest.CaptureFixture[str]) -> None:
-    walk = Walk(live, insert_card, open_page, "fr")
+    agent = live.agent
+    if language == "en":
+        agent.stop()
+        agent.config_file.write_text(agent.config_file.read_text()
+                                     + '\n[ui]\nlanguage = "en"\n')
+        agent.start()
+    walk = Walk(live, insert_card, open_page, language)
     try:
         _walk(walk)
     finally:
@@ -320,18 +326,8 @@ def test_every_screen_at_400_and_1280_px_in_french_then_in_english(
             walk.remove(slot)
         if live.host.process is None:
             live.host.start()
-    agent = live.agent
-    agent.stop()
-    agent.config_file.write_text(agent.config_file.read_text() + '\n[ui]\nlanguage = "en"\n')
-    agent.start()
-    walk = Walk(live, insert_card, open_page, "en")
-    try:
-        _walk(walk)
-    finally:
-        for slot in list(walk.cards):
-            walk.remove(slot)
         if agent.process is None:
             agent.start()
     with capsys.disabled():
-        print(f"\nscreenshots: {SCREENS_DIR}/fr, {SCREENS_DIR}/en "
-              f"({len(list(Path(SCREENS_DIR).rglob('*.png')))} PNG)")
+        shots = sorted((SCREENS_DIR / language).glob("*.png"))
+        print(f"\nscreenshots: {SCREENS_DIR / language} ({len(shots)} PNG)")
