@@ -47,6 +47,15 @@ class AgentCalls(Protocol):
     def retry_deposit(self, item_id: int) -> dict[str, Any]: ...
     def validate_identity(self, document: str, parent_document: str | None = None
                           ) -> dict[str, Any]: ...
+    def change_document(self, unique_id: str, action: str) -> dict[str, Any]: ...
+    def create_dmp(self, *, consent: bool, break_the_glass: bool = True,
+                   regulation_centre: bool = True, emergency_sees_masked: bool = True,
+                   email: str | None = None) -> dict[str, Any]: ...
+    def secrets_sheet(self) -> bytes: ...
+    def authorize(self, *, confirmed: bool) -> dict[str, Any]: ...
+    def close_dmp(self, *, reason: str, patient_request: bool) -> dict[str, Any]: ...
+    def reactivate_dmp(self, *, consent: bool) -> dict[str, Any]: ...
+    def designate_medecin_traitant(self, *, confirmed: bool) -> dict[str, Any]: ...
     def wait_until(self, ready: Callable[[], bool], timeout: float) -> bool: ...
 
 
@@ -153,6 +162,45 @@ class RunningAgent:
 
     def retry_deposit(self, item_id: int) -> dict[str, Any]:
         result: dict[str, Any] = self._json("POST", f"/api/outbox/{item_id}/retry")
+        return result
+
+    def change_document(self, unique_id: str, action: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._json(
+            "POST", f"/api/documents/{_path(unique_id)}/{_path(action)}")
+        return result
+
+    def create_dmp(self, *, consent: bool, break_the_glass: bool = True,
+                   regulation_centre: bool = True, emergency_sees_masked: bool = True,
+                   email: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"consent": consent, "breakTheGlass": break_the_glass,
+                                "regulationCentre": regulation_centre,
+                                "emergencySeesMasked": emergency_sees_masked}
+        if email is not None:
+            body["email"] = email
+        result: dict[str, Any] = self._json("POST", "/api/dmp", json=body)
+        return result
+
+    def secrets_sheet(self) -> bytes:
+        return self._call("GET", "/api/dmp/sheet").content
+
+    def authorize(self, *, confirmed: bool) -> dict[str, Any]:
+        result: dict[str, Any] = self._json("POST", "/api/authorizations",
+                                            json={"confirmed": confirmed})
+        return result
+
+    def close_dmp(self, *, reason: str, patient_request: bool) -> dict[str, Any]:
+        result: dict[str, Any] = self._json(
+            "POST", "/api/dmp/close", json={"reason": reason, "patientRequest": patient_request})
+        return result
+
+    def reactivate_dmp(self, *, consent: bool) -> dict[str, Any]:
+        result: dict[str, Any] = self._json("POST", "/api/dmp/reactivate",
+                                            json={"consent": consent})
+        return result
+
+    def designate_medecin_traitant(self, *, confirmed: bool) -> dict[str, Any]:
+        result: dict[str, Any] = self._json("POST", "/api/dmp/medecin-traitant",
+                                            json={"confirmed": confirmed})
         return result
 
     def wait_until(self, ready: Callable[[], bool], timeout: float) -> bool:

@@ -44,7 +44,6 @@ from agent.views.command_session import (
     EXIT_USAGE,
     CommandError,
     StdinPrompt,
-    Work,
     card_in,
     choose_identity,
     load_command_config,
@@ -374,14 +373,13 @@ def cmd_create_dmp(args: argparse.Namespace) -> int:
                              "collected"), EXIT_USAGE)
     _check_sheet_path(args.sheet)
     email = checked_email(args.email)  # refused before any card is touched (exit 2)
-    with open_work(args) as work:
-        assert work.patient is not None
-        _say(_patient_line(work.patient))
-        created = work.core.create_dmp(
+    with open_agent(args) as agent:
+        _say(_patient_line(agent.snapshot()["patient"]["patient"]))
+        created = agent.create_dmp(
             consent=True, regulation_centre=not args.no_regulation_centre,
             break_the_glass=not args.no_break_the_glass,
             emergency_sees_masked=not args.no_emergency_masked, email=email)
-        write_private_pdf(work.core.secrets_sheet(), args.sheet)
+        write_private_pdf(agent.secrets_sheet(), args.sheet)
         _say(_("DMP created: identifier {identifier}").format(
             identifier=terminal_text(created["identifier"])))
         _say(_("Secrets sheet: {path} — print it, hand it to the patient, then delete the "
@@ -394,24 +392,30 @@ def cmd_create_dmp(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _professional(agent: AgentCalls) -> tuple[str, str]:
+    """(name, idNat_PS) of the open session's professional."""
+    who = agent.snapshot()["session"]["professional"] or {}
+    return (terminal_text(f"{who.get('firstName', '')} {who.get('lastName', '')}".strip()),
+            terminal_text(who.get("idNatPs", "")))
+
+
 def _on_the_patients_word(args: argparse.Namespace, given: bool, refusal: str,
-                          act: Callable[[Work], str]) -> int:
+                          act: Callable[[AgentCalls], str]) -> int:
     """A change the patient, present, asks for or agrees to: refused (exit 2, before any
     card is touched) unless the user said so with its flag; then done, and said."""
     if not given:
         raise CommandError(refusal, EXIT_USAGE)
-    with open_work(args) as work:
-        assert work.patient is not None
-        _say(_patient_line(work.patient))
-        _say(act(work))
+    with open_agent(args) as agent:
+        _say(_patient_line(agent.snapshot()["patient"]["patient"]))
+        _say(act(agent))
     return EXIT_OK
 
 
 def cmd_authorize(args: argparse.Namespace) -> int:
-    def act(work: Work) -> str:
-        work.core.authorize(confirmed=True)
-        return _("Authorization recorded for {who} ({id})").format(
-            who=terminal_text(work.holder), id=terminal_text(work.id_nat_ps))
+    def act(agent: AgentCalls) -> str:
+        agent.authorize(confirmed=True)
+        who, id_nat_ps = _professional(agent)
+        return _("Authorization recorded for {who} ({id})").format(who=who, id=id_nat_ps)
 
     return _on_the_patients_word(
         args, args.confirm, _("Refused: confirm with --confirm that the patient, in person, "
@@ -419,8 +423,8 @@ def cmd_authorize(args: argparse.Namespace) -> int:
 
 
 def cmd_close_dmp(args: argparse.Namespace) -> int:
-    def act(work: Work) -> str:
-        closed = work.core.close_dmp(reason=args.reason, patient_request=True)
+    def act(agent: AgentCalls) -> str:
+        closed = agent.close_dmp(reason=args.reason, patient_request=True)
         return _("DMP closed on {date}; kept until {until} (can be reactivated: dmp-agent "
                  "reactivate-dmp --consent)").format(
             date=terminal_text(closed.get("closedAt", "")),
@@ -433,8 +437,8 @@ def cmd_close_dmp(args: argparse.Namespace) -> int:
 
 
 def cmd_reactivate_dmp(args: argparse.Namespace) -> int:
-    def act(work: Work) -> str:
-        work.core.reactivate_dmp(consent=True)
+    def act(agent: AgentCalls) -> str:
+        agent.reactivate_dmp(consent=True)
         return _("DMP reactivated")
 
     return _on_the_patients_word(
@@ -442,10 +446,10 @@ def cmd_reactivate_dmp(args: argparse.Namespace) -> int:
 
 
 def cmd_medecin_traitant(args: argparse.Namespace) -> int:
-    def act(work: Work) -> str:
-        work.core.designate_medecin_traitant(confirmed=True)
-        return _("Médecin traitant DMP recorded: {who} ({id})").format(
-            who=terminal_text(work.holder), id=terminal_text(work.id_nat_ps))
+    def act(agent: AgentCalls) -> str:
+        agent.designate_medecin_traitant(confirmed=True)
+        who, id_nat_ps = _professional(agent)
+        return _("Médecin traitant DMP recorded: {who} ({id})").format(who=who, id=id_nat_ps)
 
     return _on_the_patients_word(
         args, args.confirm, _("Refused: confirm with --confirm that the patient, in person, "
@@ -657,8 +661,10 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def _metadata_command(action: str, done: str) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
-        with open_work(args) as work:
-            entry = work.core.change_document_entry(args.unique_id, action)
-            _say(f"{_(done)}: {terminal_text(entry.title)} — {terminal_text(entry.unique_id)}")
+        with open_agent(args) as agent:
+            entry = agent.change_document(args.unique_id, action)
+            _say(_("{done}: {title} — {id}").format(
+                done=_(done), title=terminal_text(entry["title"]),
+                id=terminal_text(entry["uniqueId"])))
         return EXIT_OK
     return run

@@ -6,6 +6,7 @@ asked once open), its outbox (no "outbox in use"), its patient. A reader that go
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,15 @@ def test_the_commands_go_through_the_running_agent(
     listed = dmp_agent(live, "documents")
     assert listed.returncode == 0, listed.stderr
     assert "Dispensation CLI" in listed.stdout
+    found = re.search(r"Dispensation CLI.*\n\s+(\S+)", listed.stdout)
+    assert found is not None, listed.stdout
+    unique_id = found.group(1)
+    masked = dmp_agent(live, "mask", unique_id)
+    assert masked.returncode == 0, masked.stderr
+    assert masked.stdout.strip() == f"Masqué : Dispensation CLI — {unique_id}"
+    with live.host.db() as db:
+        assert db.execute("SELECT masked FROM documents WHERE unique_id = ?",
+                          (unique_id,)).fetchone() == (1,)
 
     # `dmp-agent documents | head -1`: the reader goes away, the command ends quietly.
     command = subprocess.Popen([str(BIN / "dmp-agent"), "documents"], env=live.agent.env,
