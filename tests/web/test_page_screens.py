@@ -222,6 +222,25 @@ def _host_frozen(walk: Walk) -> None:
     walk.page.locator("#filter-archived").uncheck()
 
 
+@screen("double-press")
+def _double_press(walk: Walk) -> None:
+    # A document change the host does not answer: its button stays busy, and a second
+    # press asks nothing and sends nothing (no double submit).
+    page = walk.page
+    mask = page.locator("#documents-body tr").first.locator("button").nth(1)
+    with host_frozen(walk.live):
+        mask.click()
+        page.locator("#confirm-ok").click()
+        expect(page.locator("#wait-lines .wait")).to_be_visible(timeout=10_000)
+        expect(mask).to_have_attribute("aria-disabled", "true")
+        mask.click(force=True)  # past Playwright's own check: what a second tap does
+        expect(page.locator("#confirm")).not_to_have_attribute("open", "")
+        assert page.locator("#wait-lines .wait").count() == 1
+        _shoot(walk, "double-press-wait")
+        page.locator("#wait-lines .wait button").first.click()
+    expect(page.locator("#wait-lines .wait")).to_have_count(0, timeout=30_000)
+
+
 @screen("diagnostics")
 def _diagnostics(walk: Walk) -> None:
     walk.tab("diagnostics")

@@ -1534,14 +1534,21 @@ const CHANGING = {
 };
 
 async function changeDocument(doc, name) {
-  if (!await confirmAction(`${ACTIONS[name]()}\n${t('“{title}”', {title: doc.title})}`)) return;
+  // Busy from the press to the answer, the confirmation included: never a second request.
+  const button = pressed;
+  busy(button, true);
   try {
+    if (!await confirmAction(`${ACTIONS[name]()}\n${t('“{title}”', {title: doc.title})}`)) {
+      return;
+    }
     await api('POST', `/api/documents/${encodeURIComponent(doc.uniqueId)}/${name}`, undefined,
       {what: CHANGING[name](doc.title)});
     say('document-message', t('Done: “{title}”.', {title: doc.title}), 'ok');
     refreshFiltered();
   } catch (error) {
     failed('document-message', error);
+  } finally {
+    busy(button, false);
   }
 }
 
