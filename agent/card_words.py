@@ -12,14 +12,16 @@ import dataclasses
 import datetime as dt
 from typing import TYPE_CHECKING
 
-from agent.i18n import _
+from agent.i18n import N_, _
 
 if TYPE_CHECKING:  # the card parsers load on the card thread, not at start (issue 11)
     from cardreader.cps import CpsIdentity
     from cardreader.errors import CardError
     from cardreader.inspect import SlotReport
+    from cardreader.pcsc import SlotEvent
 
-__all__ = ["blocked_cps_text", "card_error_text", "expired_text", "localized", "no_card_text"]
+__all__ = ["blocked_cps_text", "card_error_text", "event_text", "expired_text", "localized",
+           "no_card_text"]
 
 
 def blocked_cps_text() -> str:
@@ -99,3 +101,23 @@ def card_error_text(error: CardError) -> str:
             return _("The unblocking code (PUK) has 8 digits")
         return _("The PIN does not have the number of digits the card expects")
     return str(error)
+
+
+EVENT_WORDS = {
+    "service-lost": N_("the smart-card service stopped"),
+    "service-back": N_("the smart-card service is back"),
+    "reader-added": N_("reader connected"),
+    "reader-removed": N_("reader disconnected"),
+    "card-removed": N_("card removed"),
+    "card-mute": N_("a card that does not answer"),
+}
+
+
+def event_text(event: SlotEvent) -> str:
+    """A card event as `dmp-agent cards --watch` and the sandbox print it."""
+    where = f"[{event.reader}] " if event.reader else ""
+    if event.kind.value == "card-inserted":
+        return where + _("card inserted: {label} (ATR {atr})").format(
+            label=event.label, atr=event.atr.hex(" "))
+    words = EVENT_WORDS.get(event.kind.value)
+    return where + (_(words) if words else event.kind.value)

@@ -36,6 +36,13 @@ def choose_language() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """`dmp-agent`: its exit status; no traceback reaches the user (`last_resort`)."""
+    from agent.views.last_resort import guarded
+
+    return guarded(_main, argv)
+
+
+def _main(argv: Sequence[str] | None = None) -> int:
     choose_language()
     parser = argparse.ArgumentParser(
         prog="dmp-agent",
@@ -171,7 +178,9 @@ def _watch(reports: dict[str, SlotReport], as_json_lines: bool) -> int:
                     print(json.dumps({"event": event.kind.value, "reader": event.reader}),
                           flush=True)
                 else:
-                    print(event.describe(), flush=True)
+                    from agent.card_words import event_text
+
+                    print(event_text(event), flush=True)
         except KeyboardInterrupt:
             pass
     return 0

@@ -20,7 +20,8 @@ __all__ = ["EMPTY_PATIENT", "cards_json", "document_json", "patient_json", "sess
 
 EMPTY_PATIENT: dict[str, Any] = {
     "state": "none", "reader": None, "beneficiaries": [], "patient": None, "dmp": None,
-    "documents": [], "accessMode": None, "error": "", "sheet": False, "fetchedAt": None,
+    "documents": [], "accessMode": None, "error": "", "errorCode": "", "errorStatus": None,
+    "sheet": False, "fetchedAt": None,
     "stale": "", "lastConsultation": None, "identity": None, "candidates": [],
     "source": None}
 
@@ -128,6 +129,10 @@ def patient_json(p: PatientState | None, own_id: str | None) -> dict[str, Any]:
         "accessMode": None if p.mode is None else {
             "code": p.mode.code.value, "justification": p.mode.justification or ""},
         "error": p.error, "sheet": p.sheet is not None,
+        # The refusal's code and status (e.g. centre-15-opted-out, 403): a client of the
+        # API says it as the core would (the command line beside a running agent).
+        "errorCode": p.failure.code if p.failure is not None else "",
+        "errorStatus": p.failure.http_status if p.failure is not None else None,
         "fetchedAt": p.fetched_at.isoformat() if p.fetched_at else None, "stale": p.stale,
         "lastConsultation": p.last_visit.isoformat() if p.last_visit else None,
         "identity": identity_json(p),

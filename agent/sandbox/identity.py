@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from agent.i18n import _
 from wire.ins import QUALIFIEE, IdentityReliability
 
 from .services import say
@@ -59,8 +60,9 @@ def qualified_identity(dmp: DmpClient, vitale: VitaleCard
     verdict = dmp.verify(identity)
     if verdict.result != "match":
         raise SystemExit(f"sandbox: the INS service answers {verdict.result} for the INS")
-    say(f"identité récupérée du service INS / INS identity: {traits_line(identity.as_json())}")
-    say("passeport vérifié face aux traits / passport checked: identité qualifiée / qualified")
+    say(_("identity returned by the INS service: {traits}").format(
+        traits=traits_line(identity.as_json())))
+    say(_("passport checked against the traits: identity qualified"))
     return identity, IdentityReliability(QUALIFIEE, PASSPORT, dt.date.today())
 
 
@@ -106,8 +108,9 @@ def _stored_identity(sandbox: Sandbox, ins: str) -> str:
         if contained.get("resourceType") == "Patient":
             found = reliability_of(contained)
             if found is not None:
-                return (f"identité {found.status} ({found.document}, "
-                        f"{found.validated}) / identity-reliability extension")
+                return _("identity {status} ({document}, {date}), FR Core's "
+                         "identity-reliability extension").format(
+                    status=found.status, document=found.document, date=found.validated)
     raise SystemExit("sandbox: the host stored no identity with the deposit")
 
 
@@ -115,46 +118,48 @@ def orthoptist_qualifies_and_deposits(sandbox: Sandbox, api: httpx.Client) -> No
     patient = _wait(api, lambda s: s["patient"]["state"] in ("ready", "error"),
                     "the patient was not read")["patient"]
     identity = patient["identity"]
-    say(f"identité {identity['status']} (renvoyée par le service INS / returned by the INS "
-        f"service): {traits_line(identity['traits'])}")
+    say(_("identity {status} (returned by the INS service): {traits}").format(
+        status=identity["status"], traits=traits_line(identity["traits"])))
     if patient["dmp"]["status"] == "absent":
         created = api.post("/api/dmp", json={"consent": True})
         if created.status_code != 201:
             raise SystemExit(f"sandbox: DMP not created: {created.text}")
-        say("DMP créé (consentement du patient) / DMP created")
+        say(_("DMP created (the patient's consent)"))
     refused = _deposit(api)
     if refused.status_code != 409:
         raise SystemExit(f"sandbox: a deposit left before the identity was qualified: "
                          f"{refused.status_code}")
-    say(f"*** REFUSÉ par l'agent / REFUSED by the agent ({refused.json()['code']}): "
-        f"{refused.json()['message']}")
+    say(_("*** REFUSED by the agent ({code}): {message}").format(
+        code=refused.json()["code"], message=refused.json()["message"]))
     checked = api.post("/api/patient/identity/validate", json={"document": PASSPORT})
     if checked.status_code != 200:
         raise SystemExit(f"sandbox: the check was refused: {checked.text}")
     now = checked.json()["identity"]
-    say(f"POST /api/patient/identity/validate {{\"document\": \"{PASSPORT}\"}}: INS vérifié "
-        f"auprès du service / verified; identité {now['status']} "
-        f"({now['document']['label']}, {now['validatedAt']})")
+    say(_("POST /api/patient/identity/validate {body}: INS verified with the service; "
+          "identity {status} ({document}, {date})").format(
+        body=json.dumps({"document": PASSPORT}), status=now["status"],
+        document=now["document"]["label"], date=now["validatedAt"]))
     queued = _deposit(api)
     if queued.status_code != 202:
         raise SystemExit(f"sandbox: deposit refused: {queued.text}")
     _wait(api, lambda s: not s["outbox"]["items"], "the deposit was not sent")
     ins = now["traits"]["ins"]
-    say(f"« Bilan orthoptique » signé, envoyé, déposé / deposited; l'hôte a reçu / the host "
-        f"received: {_stored_identity(sandbox, ins)}")
+    say(_("« Bilan orthoptique » signed, sent, deposited; the host received: {what}").format(
+        what=_stored_identity(sandbox, ins)))
 
 
 def homonyms_wait_for_the_choice(api: httpx.Client, swap: Callable[[], object]) -> None:
     swap()  # the next patient's card: the INS service answers two identities for it
     patient = _wait(api, lambda s: s["patient"]["state"] == "choosing-identity",
                     "the agent did not ask for a choice")["patient"]
-    say(f"le service INS renvoie {len(patient['candidates'])} identités / identities; "
-        f"l'agent attend le choix / the agent waits for the user's choice:")
+    say(_("the INS service answers {count} identities; the agent waits for the user's "
+          "choice:").format(count=len(patient["candidates"])))
     for candidate in patient["candidates"]:
         say(f"  {candidate['index']}. {traits_line(candidate)}")
     refused = _deposit(api)
-    say(f"*** REFUSÉ / REFUSED ({refused.status_code} {refused.json()['code']}): "
-        f"{refused.json()['message']}")
+    say(_("*** REFUSED ({status} {code}): {message}").format(
+        status=refused.status_code, code=refused.json()["code"],
+        message=refused.json()["message"]))
     if refused.status_code < 400:
         raise SystemExit("sandbox: a deposit left for an identity nobody chose")
     # The user compares the traits with the patient's document: born in Bordeaux (33063).
@@ -162,9 +167,10 @@ def homonyms_wait_for_the_choice(api: httpx.Client, swap: Callable[[], object]) 
     api.post("/api/patient/identity/choose", json={"index": chosen["index"]})
     ready = _wait(api, lambda s: s["patient"]["state"] in ("ready", "error"),
                   "the chosen identity was not taken")["patient"]
-    say(f"POST /api/patient/identity/choose {{\"index\": {chosen['index']}}}: identité "
-        f"{ready['identity']['status']}, INS {ready['identity']['traits']['ins']} (to qualify "
-        "before any deposit)")
+    say(_("POST /api/patient/identity/choose {body}: identity {status}, INS {ins} (to be "
+          "qualified before any deposit)").format(
+        body=json.dumps({"index": chosen["index"]}), status=ready["identity"]["status"],
+        ins=ready["identity"]["traits"]["ins"]))
 
 
 def identity_scenarios(sandbox: Sandbox, step: Callable[[str], None],
@@ -172,12 +178,13 @@ def identity_scenarios(sandbox: Sandbox, step: Callable[[str], None],
                        running_agent: Callable[[Sandbox], contextlib.AbstractContextManager[str]],
                        first: int) -> None:
     """The two scenarios, numbered from ``first``, through a running agent."""
-    step(f"{first}. orthoptist: the identity the INS service returns is qualified with the "
-         "passport, then the assessment is deposited")
+    step(_("{number}. orthoptist: the identity the INS service returns is qualified with "
+           "the passport, then the assessment is deposited").format(number=first))
     insert("vitale:single", 1)
     insert("cps:orthoptist", 0)
     with running_agent(sandbox) as page, _api(page) as api:
         orthoptist_qualifies_and_deposits(sandbox, api)
-        step(f"{first + 1}. homonyms: two identities for one card, the agent never picks one")
+        step(_("{number}. homonyms: two identities for one card, the agent never picks "
+               "one").format(number=first + 1))
         homonyms_wait_for_the_choice(api, lambda: insert("vitale:homonym", 1))
     insert("vitale:single", 1)  # the first patient's card back, for what follows

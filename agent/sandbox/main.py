@@ -25,7 +25,9 @@ from pathlib import Path
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from agent.card_words import card_error_text, event_text, localized
 from agent.core.cards_view import describe
+from agent.i18n import _
 from agent.sandbox.scenarios import Sandbox, play
 from cardreader.apdu import ApduProtocol
 from cardreader.cps import CpsCard, CpsKey
@@ -63,8 +65,10 @@ def virtual_cards(state: Path) -> Iterator[None]:
 def _insert(profile: str, slot: int, state: Path, port: int) -> str:
     reader = list_readers()[slot]
     wait_for_card(reader, present=False)
-    if vcard.insert(profile, slot, state / "demo-cards", None, port) != 0:
-        raise SystemExit(f"sandbox: could not insert {profile}")
+    with contextlib.redirect_stdout(None):  # the virtual cards' own words: ours below
+        if vcard.insert(profile, slot, state / "demo-cards", None, port) != 0:
+            raise SystemExit(f"sandbox: could not insert {profile}")
+    print(_("{card} inserted in reader {slot}").format(card=profile, slot=slot))
     wait_for_card(reader)
     return reader
 
@@ -76,7 +80,7 @@ def _wait_event(events: queue.Queue[SlotEvent], kind: EventKind, reader: str) ->
             event = events.get(timeout=0.5)
         except queue.Empty:
             continue
-        print(f"   événement / event: {event.describe()}")
+        print("   " + _("event: {event}").format(event=event_text(event)))
         if event.kind is kind and event.reader == reader:
             return event
     raise SystemExit(f"sandbox: no {kind.value} event from {reader}")
@@ -87,7 +91,7 @@ def run(*, keep: bool = False, state_dir: Path | None = None) -> int:
         state = state_dir or Path(stack.enter_context(tempfile.TemporaryDirectory()))
         state.mkdir(parents=True, exist_ok=True)
         (state / "ready").unlink(missing_ok=True)
-        step("pcscd with the vpcd virtual reader (two slots)")
+        step(_("pcscd with the vpcd virtual reader (two slots)"))
         pcscd = stack.enter_context(Pcscd())
         readers = list_readers()
         print("   " + "\n   ".join(readers))
@@ -96,45 +100,51 @@ def run(*, keep: bool = False, state_dir: Path | None = None) -> int:
         monitor = stack.enter_context(Monitor(events.put))
         monitor.ready.wait(5)
 
-        step("the GP inserts their CPS; the patient's Vitale card goes in the second reader")
+        step(_("the GP inserts their CPS; the patient's Vitale card goes in the second "
+               "reader"))
         cps_reader = _insert("cps:gp", 0, state, pcscd.port)
         _wait_event(events, EventKind.CARD_INSERTED, cps_reader)
         vitale_reader = _insert("vitale:family", 1, state, pcscd.port)
         _wait_event(events, EventKind.CARD_INSERTED, vitale_reader)
         for reader in readers:
-            print("\n".join("   " + line for line in describe(inspect_reader(reader))))
+            print("\n".join("   " + line for line in describe(localized(inspect_reader(reader)))))
 
-        step("PIN: one wrong try, then the right one (the PIN itself is never shown)")
+        step(_("PIN: one wrong try, then the right one (the PIN itself is never shown)"))
         with PcscConnection(cps_reader) as connection:
             card = CpsCard(ApduProtocol(connection))
             identity = card.read_identity()
             try:
                 card.verify_pin("0000")
             except WrongPinError as exc:
-                print(f"   {exc}")
+                print(f"   {card_error_text(exc)}")
             card.verify_pin(HARNESS_PIN)
-            print(f"   code porteur accepté / PIN accepted; tries left: {card.pin_tries_left()}")
+            print("   " + _("PIN accepted; tries left: {tries}").format(
+                tries=card.pin_tries_left()))
             for situation in card.read_situations():
-                print(f"   situation d'exercice: {situation.structure_name} "
-                      f"({situation.structure_id})")
+                print("   " + _("practice situation: {name} ({id})").format(
+                    name=situation.structure_name, id=situation.structure_id))
 
-            step("the card signs with each key; signatures checked against its certificates")
+            step(_("the card signs with each key; signatures checked against its "
+                   "certificates"))
             message = b"challenge from the host + session public key + workstation + time"
             for key in CpsKey:
                 signature = card.sign(key, message)
                 public_key = card.certificate(key).public_key()
                 assert isinstance(public_key, rsa.RSAPublicKey)
                 public_key.verify(signature, message, padding.PKCS1v15(), hashes.SHA256())
-                print(f"   {key.value}: {len(signature) * 8}-bit signature verified")
-        print(f"   {identity.first_name} {identity.last_name} ({identity.id_nat_ps}): card OK")
+                print("   " + _("{key}: {bits}-bit signature verified").format(
+                    key=key.value, bits=len(signature) * 8))
+        print("   " + _("{first} {last} ({id}): card OK").format(
+            first=identity.first_name, last=identity.last_name, id=identity.id_nat_ps))
 
-        step("next patient: the Vitale card is swapped")
+        step(_("next patient: the Vitale card is swapped"))
         with contextlib.redirect_stdout(None):
             vcard.remove(1, state / "demo-cards")
         _wait_event(events, EventKind.CARD_REMOVED, vitale_reader)
         _insert("vitale:single", 1, state, pcscd.port)
         _wait_event(events, EventKind.CARD_INSERTED, vitale_reader)
-        print("\n".join("   " + line for line in describe(inspect_reader(vitale_reader))))
+        swapped = localized(inspect_reader(vitale_reader))
+        print("\n".join("   " + line for line in describe(swapped)))
 
         for slot in (0, 1):
             with contextlib.redirect_stdout(None):
@@ -142,8 +152,9 @@ def run(*, keep: bool = False, state_dir: Path | None = None) -> int:
         monitor.stop()
 
         def hold(sandbox: Sandbox) -> None:
-            step(f"kept running: host {sandbox.host_url}; try `dmp-agent cards`, "
-                 f"`dmp-vcard --state-dir {state / 'cards'} swap ...`; stop with Ctrl-C")
+            step(_("kept running: host {url}; try `dmp-agent cards`, `dmp-vcard --state-dir "
+                   "{cards} swap ...`; stop with Ctrl-C").format(url=sandbox.host_url,
+                                                                  cards=state / "cards"))
             (state / "ready").touch()
             stop = threading.Event()
             signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -151,5 +162,5 @@ def run(*, keep: bool = False, state_dir: Path | None = None) -> int:
                 stop.wait()
 
         play(state, pcscd.port, step, keep=hold if keep else None)
-        step("sandbox done: cards removed, pcscd stopped")
+        step(_("sandbox done: cards removed, pcscd stopped"))
     return 0

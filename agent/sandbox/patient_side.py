@@ -18,6 +18,8 @@ from pathlib import Path
 
 import httpx
 
+from agent.i18n import _
+
 from .services import free_port, say, service
 
 COOKIE = "__Host-dmp-portail"
@@ -147,24 +149,27 @@ def patient_at_home(office: PostOffice, portal: str, ins: str, access_code: str,
                                     after=seen)
     code = re.search(r"\b(\d{6})\b", str(message["Subject"]))
     assert code is not None
-    say(f"courriel reçu / email received: « {message['Subject']} » ({path.name})")
+    say(_("email received: « {subject} » ({file})").format(subject=message["Subject"],
+                                                          file=path.name))
     browser.post("/code", code=code.group(1))
     browser.post("/mot-de-passe", password=SANDBOX_PASSWORD, again=SANDBOX_PASSWORD)
     if browser.error():
         raise SystemExit(f"sandbox: the portal refused the sign-in: {browser.error()}")
-    say("connectée au portail (code de la fiche, code reçu, mot de passe choisi) / signed in")
+    say(_("signed in to the portal (the sheet's code, the code received, a password "
+          "chosen)"))
     chain = re.search(r'id="chain">(.*?)</p>', browser.page, re.S)
     if chain:
         say(html.unescape(chain.group(1)))
     rows = table_rows(browser.page)  # the professionals' accesses, newest first
     for row in rows[:8]:
-        say(f"historique / history: {row}")
+        say(_("history: {row}").format(row=row))
     if len(rows) > 8:
-        say(f"... ({len(rows) - 8} de plus / more)")
+        say(_("... ({count} more)").format(count=len(rows) - 8))
     browser.get("/professionnels")
     browser.post("/professionnels/blocage", professionnel=doctor_id, bloquer="oui")
     if browser.error() or "ne peut plus accéder" not in browser.page:
         raise SystemExit(f"sandbox: blocking failed: {browser.error()}")
-    say(f"elle bloque / she blocks {doctor_name}: « Ce professionnel ne peut plus accéder à "
-        "votre DMP. »")
+    # The portal's own French words, quoted as the patient reads them.
+    say(_("she blocks {doctor}: « {portal} »").format(
+        doctor=doctor_name, portal="Ce professionnel ne peut plus accéder à votre DMP."))
     browser.post("/deconnexion")

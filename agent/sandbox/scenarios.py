@@ -26,6 +26,7 @@ from agent.config import AgentConfig
 from agent.core.deposit import make_sender, queue_deposit, recover_contents
 from agent.core.pin import FixedPrompt
 from agent.core.professional import ProfessionalSession
+from agent.i18n import _
 from agent.install.enrol import enrol_from_pki, load_workstation
 from agent.logs import setup_logging
 from agent.outbox import RetryPolicy, Sender, open_outbox
@@ -106,17 +107,19 @@ def professional(
         identity, situation = session.identity, session.situation
         assert identity is not None and situation is not None
         author = session.author()
-        say(f"session ouverte / session open: {identity.first_name} {identity.last_name} "
-            f"({identity.id_nat_ps}), {situation.structure_name}")
+        say(_("session open: {first} {last} ({id}), {structure}").format(
+            first=identity.first_name, last=identity.last_name, id=identity.id_nat_ps,
+            structure=situation.structure_name))
         yield session, session.dmp(), author
-    say("session fermée / session closed")
+    say(_("session closed"))
 
 
 def _patient(dmp: DmpClient, vitale: VitaleCard) -> PatientContext:
     person = vitale.holder
     patient = dmp.resolve(vitale, person)
-    say(f"patient: {person.first_name} {person.last_name}, né(e) le {person.birth_date} "
-        f"→ INS {patient.ins}")
+    say(_("patient: {first} {last}, born {date} → INS {ins}").format(
+        first=person.first_name, last=person.last_name, date=person.birth_date,
+        ins=patient.ins))
     return patient
 
 
@@ -127,7 +130,7 @@ def pharmacist_creates_a_dmp(sandbox: Sandbox, cps: str,
     with professional(sandbox, cps) as (_session, dmp, _author):
         patient = _patient(dmp, vitale)
         before = dmp.existence(patient)
-        say(f"test d'existence / existence test: {before['status']}")
+        say(_("existence test: {status}").format(status=before["status"]))
         created = dmp.create(patient, consent=True, email=PATIENT_EMAIL)
         sheet = sandbox.state / "fiche-secrets.txt"
         sheet.write_text(
@@ -136,7 +139,8 @@ def pharmacist_creates_a_dmp(sandbox: Sandbox, cps: str,
             f"Adresse: {PATIENT_EMAIL}\n"
         )
         os.chmod(sheet, 0o600)
-        say(f"DMP créé / DMP created ({PATIENT_EMAIL}); fiche des secrets: {sheet}")
+        say(_("DMP created ({email}); secrets sheet: {sheet}").format(email=PATIENT_EMAIL,
+                                                                       sheet=sheet))
     return patient, str(created["accessCode"])
 
 
@@ -154,14 +158,15 @@ def optician_deposits(sandbox: Sandbox, cps: str, vitale_reader: str) -> str:
             item = queue_deposit(outbox, patient, REPORT, DepositMetadata(type_code, label),
                                  author=author, setting=session.care_setting(),
                                  signer=session, identity=identity)
-            say(f"« {label} » signé par la carte et mis en file d'envoi / signed, queued")
+            say(_("« {label} » signed by the card and queued").format(label=label))
             send = make_sender(session.calls, outbox)
             report = Sender(outbox, RetryPolicy.from_config(sandbox.config),
                             on_progress=send.on_progress).send_pending(send)
             counts = outbox.counts()
-            say(f"envoi / sent: {report.sent} déposé(s)/stored, {report.failed} refusé(s)/"
-                f"refused; file d'envoi / outbox: {counts.pending} en attente/pending, "
-                f"{counts.done} fait(s)/done, {counts.failed} refusé(s)/failed")
+            say(_("sent: {sent} stored, {refused} refused; outbox: {pending} waiting, {done} "
+                  "done, {failed} refused").format(
+                sent=report.sent, refused=report.failed, pending=counts.pending,
+                done=counts.done, failed=counts.failed))
             return outbox.get(item).unique_id
     finally:
         outbox.close()
@@ -173,27 +178,29 @@ def gp_visit(sandbox: Sandbox, cps: str, vitale_reader: str) -> Author:
     with professional(sandbox, cps) as (_session, dmp, author):
         patient = _patient(dmp, vitale)
         state = dmp.existence(patient)
-        say(f"DMP {state['status']}, autorisation / authorization: {state['authorization']}")
+        say(_("DMP {status}, authorization: {authorization}").format(
+            status=state["status"], authorization=state["authorization"]))
         if state["authorization"] == "forbidden":
             try:
                 dmp.documents(patient)
             except DmpError as refused:
-                say(f"*** REFUSÉ / REFUSED: {refused}")
+                say(_("*** REFUSED: {reason}").format(reason=refused))
                 return author
             raise SystemExit("sandbox: a blocked professional was served")
         if state["authorization"] != "valid":
             dmp.record_authorization(patient, author.id_nat_ps, confirmed=True)
-            say("autorisation du patient enregistrée (confirmée) / authorization recorded")
+            say(_("the patient's authorization recorded (confirmed)"))
         documents = dmp.documents(patient)
         for entry in documents:
-            say(f"document: {entry.title} ({entry.type_code}) de {entry.author.last_name}, "
-                f"{entry.size} octets")
+            say(_("document: {title} ({type}) by {author}, {size} bytes").format(
+                title=entry.title, type=entry.type_code, author=entry.author.last_name,
+                size=entry.size))
         if documents:
             body = dmp.retrieve(documents[0])
             saved = sandbox.state / "document.pdf"
             saved.write_bytes(body)
-            say(f"ouvert et enregistré / retrieved and saved: {saved} ({len(body)} octets, "
-                "empreinte vérifiée)")
+            say(_("retrieved and saved: {path} ({size} bytes, hash checked)").format(
+                path=saved, size=len(body)))
     return author
 
 
@@ -202,10 +209,11 @@ def break_the_glass(sandbox: Sandbox, cps: str, vitale_reader: str) -> None:
     with professional(sandbox, cps) as (_session, dmp, _author):
         patient = _patient(dmp, vitale)
         mode = DmpClient.emergency("Patient inconscient aux urgences, pronostic vital engagé")
-        say("*** ACCÈS BRIS DE GLACE / BREAK-THE-GLASS ACCESS — tracé et notifié au patient ***")
+        say(_("*** BREAK-THE-GLASS ACCESS — traced and notified to the patient ***"))
         state = dmp.existence(patient, mode)
         documents = dmp.documents(patient, mode)
-        say(f"DMP {state['status']}: {len(documents)} document(s) visibles en urgence")
+        say(_("DMP {status}: {count} document(s) visible in an emergency").format(
+            status=state["status"], count=len(documents)))
 
 
 def gp_access_emailed(office: PostOffice, gp: Author) -> None:
@@ -213,7 +221,8 @@ def gp_access_emailed(office: PostOffice, gp: Author) -> None:
     path, message = office.wait_for(
         lambda m: "nouveau professionnel" in str(m["Subject"])
         and (gp.last_name or "").upper() in body_of(m).upper())
-    say(f"courriel au patient / email to the patient ({path.name}): « {message['Subject']} »")
+    say(_("email to the patient ({file}): « {subject} »").format(
+        file=path.name, subject=message["Subject"]))
     for line in body_of(message).splitlines()[:4]:
         if line.strip():
             say(f"  {line.strip()}")
@@ -274,22 +283,26 @@ def running_agent(sandbox: Sandbox) -> Iterator[str]:
                 if time.monotonic() > deadline:
                     raise SystemExit("sandbox: the agent did not see the CPS")
                 time.sleep(0.05)
-            say(f"local API on {base} (token in {token_path(config)})")
+            say(_("local API on {url} (token in {path})").format(url=base,
+                                                                  path=token_path(config)))
             opened = api.post("/api/session", json={"pin": HARNESS_PIN})
             if opened.status_code != 200:
                 raise SystemExit(f"sandbox: session refused: {opened.text}")
             who = opened.json()["professional"]
-            say(f"POST /api/session: open for {who['firstName']} {who['lastName']}")
+            say(_("POST /api/session: open for {first} {last}").format(
+                first=who["firstName"], last=who["lastName"]))
             deadline = time.monotonic() + 15
             while (patient := status()["patient"])["state"] not in ("ready", "error"):
                 if time.monotonic() > deadline:
                     break
                 time.sleep(0.05)
-            say(f"GET /api/status: patient {patient['state']}, DMP "
-                f"{(patient.get('dmp') or {}).get('status')}, "
-                f"{len(patient['documents'])} document(s) visible to {who['firstName']} "
-                f"{who['lastName']}")
-            say(f"the page: {base}/ (opened from the tray icon or `dmp-agent page`)")
+            say(_("GET /api/status: patient {state}, DMP {status}, {count} document(s) "
+                  "visible to {first} {last}").format(
+                state=patient["state"], status=(patient.get("dmp") or {}).get("status"),
+                count=len(patient["documents"]), first=who["firstName"],
+                last=who["lastName"]))
+            say(_("the page: {url}/ (opened from the tray icon or `dmp-agent page`)").format(
+                url=base))
             yield f"{base}/#token={token}"
             api.delete("/api/session")
     finally:
@@ -313,55 +326,59 @@ def play(state: Path, pcscd_port: int, step: Callable[[str], None], *,
         setup_logging(config)
         sandbox = Sandbox(state, pki, url, process, config, pcscd_port)
         ca = pki / "health-ca"
-        step("reference host up (TLS 1.3, mutual TLS); workstation enrolled")
+        step(_("reference host up (TLS 1.3, mutual TLS); workstation enrolled"))
         say(url)
 
         office, portal = stack.enter_context(patient_side(state, sandbox.database_url, BIN))
-        step("the patient's side up: portal, notification sender, the sandbox's mailbox")
-        say(f"portail patient / patient portal: {portal}; courriels / mail: {office.directory}")
+        step(_("the patient's side up: portal, notification sender, the sandbox's mailbox"))
+        say(_("patient portal: {portal}; mail: {mail}").format(portal=portal,
+                                                              mail=office.directory))
 
-        step("1. pharmacy counter: the pharmacist creates the patient's DMP")
+        step(_("1. pharmacy counter: the pharmacist creates the patient's DMP"))
         vitale_reader = insert("vitale:single", 1, state, ca, pcscd_port)
         cps_reader = insert("cps:pharmacist", 0, state, ca, pcscd_port)
         patient, access_code = pharmacist_creates_a_dmp(sandbox, cps_reader, vitale_reader)
 
-        step("2. optician: an eye-test report is deposited, signed by the CPS")
+        step(_("2. optician: an eye-test report is deposited, signed by the CPS"))
         cps_reader = insert("cps:optician", 0, state, ca, pcscd_port)
         optician_deposits(sandbox, cps_reader, vitale_reader)
 
-        step("3. GP visit: the dossier opens, the report is read; the patient is emailed")
+        step(_("3. GP visit: the dossier opens, the report is read; the patient is emailed"))
         cps_reader = insert("cps:gp", 0, state, ca, pcscd_port)
         gp = gp_visit(sandbox, cps_reader, vitale_reader)
         gp_access_emailed(office, gp)
 
-        step("4. emergency: a nurse uses break-the-glass, with a justification")
+        step(_("4. emergency: a nurse uses break-the-glass, with a justification"))
         cps_reader = insert("cps:nurse", 0, state, ca, pcscd_port)
         break_the_glass(sandbox, cps_reader, vitale_reader)
 
-        step("what the operator sees: the access history (`dmp-host patient access-log`)")
+        step(_("what the operator sees: the access history (`dmp-host patient access-log`)"))
         show_access_log(sandbox, patient)
 
-        step("5. at home: the patient signs in to her portal, reads who looked, blocks the GP")
+        step(_("5. at home: the patient signs in to her portal, reads who looked, blocks "
+               "the GP"))
         patient_at_home(office, portal, patient.ins, access_code, gp.id_nat_ps,
                         f"{gp.first_name} {gp.last_name}")
 
-        step("6. the GP opens the DMP again: refused, and the patient can read it")
+        step(_("6. the GP opens the DMP again: refused, and the patient can read it"))
         cps_reader = insert("cps:gp", 0, state, ca, pcscd_port)
         gp_visit(sandbox, cps_reader, vitale_reader)
 
         identity_scenarios(sandbox, step, lambda card, slot: insert(
             card, slot, state, ca, pcscd_port), running_agent, first=7)
 
-        step("9. the agent as people use it: `dmp-agent run`, its local API and page")
+        step(_("9. the agent as people use it: `dmp-agent run`, its local API and page"))
         cps_reader = insert("cps:nurse", 0, state, ca, pcscd_port)
         with running_agent(sandbox) as page:
             if keep is not None:
                 say(f"page: {page}")
-                say(f"portail patient / patient portal: {portal} inside the sandbox; from "
-                    "this machine's browser: the address `bash scripts/sandbox --keep` "
-                    "prints (its relay)")
-                say(f"identifiant {patient.ins}, mot de passe « {SANDBOX_PASSWORD} », puis le "
-                    f"code du courriel le plus récent de {office.directory}")
+                say(_("patient portal: {portal} inside the sandbox; from this machine's "
+                      "browser: the address `bash scripts/sandbox --keep` prints (its "
+                      "relay)").format(portal=portal))
+                say(_("identifier {ins}, password « {password} », then the code of the "
+                      "newest email in {mail}").format(ins=patient.ins,
+                                                      password=SANDBOX_PASSWORD,
+                                                      mail=office.directory))
                 keep(sandbox)
         for slot in (0, 1):
             with contextlib.redirect_stdout(None):

@@ -27,6 +27,7 @@ from agent.views.commands import (
     cmd_reactivate_dmp,
     cmd_regulation,
     cmd_replace,
+    cmd_status,
     cmd_unblock,
     cmd_watch,
     run_command,
@@ -40,7 +41,7 @@ WORKFLOW_COMMANDS = ("patient", "find-patient", "identity", "documents", "create
                      "authorize", "deposit", "outbox", "emergency", "regulation", "watch",
                      "mask", "unmask", "hide-from-patient", "show-to-patient", "archive",
                      "delete", "replace", "close-dmp", "reactivate-dmp", "medecin-traitant",
-                     "unblock")
+                     "unblock", "status")
 
 
 EXIT_CODES = N_("Exit codes: 0 done, 1 refused or failed (card, PIN, host), 2 misuse.")
@@ -234,6 +235,13 @@ def add_workflow_commands(
                                 "(automation; never arguments or variables)"))
     unblock.add_argument("--cps-reader", metavar=_("NAME"),
                          help=_("the reader holding the CPS (default: found by its ATR)"))
+    status = add("status", cmd_status,
+                 _("the agent's state: host, session, patient, outbox (no PIN asked)"),
+                 _("What the running agent (dmp-agent run) holds: the DMP host's state, the "
+                   "session, the patient, the outbox; with none running, the cards as read "
+                   "now."), cards=False)
+    status.add_argument("--cps-reader", metavar=_("NAME"),
+                        help=_("the reader holding the CPS (default: found by its ATR)"))
     add("watch", cmd_watch, _("keep the session open; each Vitale card opens its dossier"),
         _("Consultation: the session stays open; each Vitale card inserted opens its "
           "patient's dossier, each removal clears it. Ends when the CPS is removed."))

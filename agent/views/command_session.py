@@ -15,7 +15,7 @@ import contextlib
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TextIO
+from typing import Any, TextIO
 
 from agent.client.dmp import PatientContext
 from agent.config import AgentConfig, ConfigError, load_config
@@ -28,6 +28,7 @@ from agent.errors import AgentError
 from agent.i18n import N_, _
 from agent.outbox import OutboxBusyError
 from agent.safe_text import terminal_text
+from agent.views.agent_client import AgentCalls, RunningAgent, find_running_agent
 from cardreader.atr import CardKind
 from cardreader.errors import CardError
 from cardreader.inspect import SlotReport
@@ -35,8 +36,8 @@ from cardreader.pcsc import list_readers
 from cardreader.vitale import VitaleCard
 
 __all__ = ["DOSSIER_WAIT", "EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "CommandError",
-           "StdinPrompt", "Work", "choose_identity", "load_command_config", "open_work",
-           "start_core", "wait_for_dossier"]
+           "StdinPrompt", "Work", "choose_identity", "load_command_config", "open_agent",
+           "open_work", "patient_failure", "start_core", "wait_for_dossier"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 DOSSIER_WAIT = 5.0  # seconds beyond the host timeout for the dossier to be read
@@ -273,3 +274,140 @@ def choose_identity(core: AgentService, p: PatientState, number: int | None) -> 
                              "them with the patient's identity document and choose with "
                              "--identity N").format(listed=listed), EXIT_USAGE)
     core.choose_identity(number)
+
+
+def patient_failure(p: dict[str, Any]) -> AgentError:
+    """The refusal that left the patient JSON ``p`` in state "error", code and status kept."""
+    return AgentError(p["error"], code=p.get("errorCode") or "no-patient",
+                      status=p.get("errorStatus") or 409)
+
+
+# -- beside a running agent (issue 17) ------------------------------------------------------
+
+READY_STATES = ("ready", "error", "choosing", "choosing-identity")
+
+
+@contextlib.contextmanager
+def open_agent(args: argparse.Namespace, *, with_patient: bool = True,
+               with_outbox: bool = False, outbox_optional: bool = False
+               ) -> Iterator[AgentCalls]:
+    """The agent a command works with, its session open (and the patient's dossier read when
+    ``with_patient``): `dmp-agent run` when it runs (through its local API: its outbox,
+    its session, no PIN asked when the page opened it), else the core in this process
+    (`open_work`). The command then makes the same calls either way."""
+    running = find_running_agent(load_command_config())
+    if running is None:
+        with open_work(args, with_patient=with_patient, with_outbox=with_outbox,
+                       outbox_optional=outbox_optional) as work:
+            yield work.core
+        return
+    try:
+        _open_remote_session(running, args)
+        if with_patient:
+            _remote_patient(running, args)
+        yield running
+    finally:
+        running.close()
+
+
+def _open_remote_session(agent: RunningAgent, args: argparse.Namespace) -> None:
+    """The running agent's session: used as it is when open, else opened with the PIN typed
+    here (the same prompt and rules as in-process: --pin-stdin presents it once)."""
+    session = agent.snapshot()["session"]
+    if session["state"] == "open":
+        return
+    if session["state"] in ("opening", "choosing"):
+        raise CommandError(_("The session is being opened on the page: finish there, then "
+                             "run the command again"))
+    who = session.get("professional")
+    if who is None:
+        raise CommandError(_(CPS_MISSING))
+    prompt = _prompt(args)
+    wanted = getattr(args, "situation", None)
+    situation: int | str = 0
+    if wanted:
+        situation = int(wanted) - 1 if wanted.isdigit() and len(wanted) <= 2 else wanted
+    tries = session.get("pinTriesLeft") or 3
+    refused: AgentError | None = None
+    while True:
+        pin = prompt.ask(terminal_text(f"{who['firstName']} {who['lastName']}"), tries)
+        if pin is None:
+            if getattr(prompt, "last_try_kept", False):
+                raise CommandError(_("Last try before the card is blocked: type the PIN at "
+                                     "the terminal, without --pin-stdin"))
+            raise refused or AgentError(_("PIN entry cancelled"), code="pin-cancelled",
+                                        status=400)
+        try:
+            opened = agent.open_session(pin, situation)
+            break
+        except AgentError as error:
+            if error.code != "wrong-pin":
+                raise
+            refused, tries = error, int(error.extra.get("triesLeft") or 0)
+    _say_situation(opened, agent.snapshot()["session"])
+
+
+def _say_situation(session: dict[str, Any], known: dict[str, Any]) -> None:
+    """Never silently: the structure signs every deposit and scopes the care team."""
+    used, held = session.get("situation"), known.get("situations") or ()
+    if used is not None and len(held) > 1:
+        print(terminal_text(_("Practice situation: {name} ({id}); the card holds {count}: "
+                              "--situation N for another").format(
+            name=used["name"], id=used["structureId"], count=len(held))), file=sys.stderr)
+
+
+def _remote_patient(agent: RunningAgent, args: argparse.Namespace) -> None:
+    """The running agent's patient, its dossier read: the person and the identity chosen
+    as the command says (--person, --identity), never guessed."""
+    wait = load_command_config().host_timeout + DOSSIER_WAIT
+
+    def patient() -> dict[str, Any]:
+        found: dict[str, Any] = agent.snapshot()["patient"]
+        return found
+
+    p = patient()
+    if p["state"] == "none" and not any(slot.get("kind") == "vitale"
+                                        for slot in agent.snapshot()["cards"]["slots"]):
+        raise CommandError(_(VITALE_MISSING))
+    agent.wait_until(lambda: patient()["state"] in READY_STATES, wait)
+    p = patient()
+    person = getattr(args, "person", None)
+    people = p.get("beneficiaries") or []
+    if person is not None and not 1 <= person <= len(people):
+        raise CommandError(_("--person {number}: the card holds {count} person(s)").format(
+            number=person, count=len(people)), EXIT_USAGE)
+    if p["state"] == "choosing" and person is None:
+        listed = "\n".join(terminal_text(_(
+            "  {number}. {first} {last}, born {date} ({quality})").format(
+                number=b["index"], first=b["firstName"], last=b["lastName"],
+                date=b["birthDate"], quality=b["quality"])) for b in people)
+        raise CommandError(_("Several persons on the card:\n{listed}\nChoose one with "
+                             "--person N").format(listed=listed), EXIT_USAGE)
+    if person is not None and p.get("personIndex") != person:
+        agent.select_person(person)
+        agent.wait_until(lambda: patient()["state"] in READY_STATES
+                         and patient().get("personIndex") == person, wait)
+        p = patient()
+    if p["state"] == "choosing-identity":
+        number = getattr(args, "identity", None)
+        candidates = p.get("candidates") or []
+        if number is None or not 1 <= number <= len(candidates):
+            listed = "\n".join(terminal_text(
+                _("  {number}. {birth_name} {first_names}, {sex}, born {date} in {place}, "
+                  "INS {ins}").format(number=c["index"], birth_name=c.get("birthName", ""),
+                                      first_names=c.get("firstNames", ""),
+                                      sex=c.get("sex", ""),
+                                      date=display_date(c.get("birthDate", "")),
+                                      place=c.get("birthPlace", ""), ins=c.get("ins", "")))
+                for c in candidates)
+            raise CommandError(_("The INS service answered several identities:\n{listed}\n"
+                                 "Compare them with the patient's identity document and "
+                                 "choose with --identity N").format(listed=listed), EXIT_USAGE)
+        agent.choose_identity(number)
+        agent.wait_until(lambda: patient()["state"] in ("ready", "error"), wait)
+        p = patient()
+    if p["state"] == "error":
+        raise patient_failure(p)
+    if p["state"] != "ready":
+        raise AgentError(_("The dossier could not be read in time"), code="timeout",
+                         status=504)

@@ -29,12 +29,13 @@ from agent.core.contact import checked_email
 from agent.core.identity import QUALIFIEE
 from agent.core.pin import ask_unblock_codes
 from agent.core.secrets_sheet import display_date, write_private_pdf
-from agent.core.state import PatientState
+from agent.core.snapshot import identity_json
 from agent.errors import AgentError, explain
 from agent.i18n import N_, _
-from agent.outbox import Item, ItemState, open_outbox
+from agent.outbox import ItemState, open_outbox
 from agent.outbox.report import outbox_lines, recover_lines
 from agent.safe_text import saved_name, terminal_lines, terminal_text, write_new_file
+from agent.views.agent_client import AgentCalls, find_running_agent
 from agent.views.command_session import (
     CPS_MISSING,
     DOSSIER_WAIT,
@@ -43,17 +44,17 @@ from agent.views.command_session import (
     EXIT_USAGE,
     CommandError,
     StdinPrompt,
-    Work,
     card_in,
     choose_identity,
     load_command_config,
+    open_agent,
     open_work,
+    patient_failure,
     start_core,
     wait_for_dossier,
 )
 from cardreader.atr import CardKind
-from policies import AccessMode, ModeCode
-from wire.mhd import DocumentEntry
+from policies import ModeCode
 
 __all__ = ["CommandError", "StdinPrompt", "run_command"]
 
@@ -105,87 +106,91 @@ def run_command(args: argparse.Namespace) -> int:
 # control character left in a line, whoever put it there.
 
 
-def _say(text: str, mode: AccessMode | None = None) -> None:
+def _say(text: str, mode: str | None = None) -> None:
+    """``mode``: the access mode's code (the patient JSON's ``accessMode.code``)."""
     # In an emergency mode every line says so: such an access must never look ordinary.
     prefix = ""
-    if mode is not None:
-        prefix = _(REGULATION_TAG if mode.code is ModeCode.CENTRE_15 else EMERGENCY_TAG) + " "
+    if mode is not None and mode != ModeCode.NORMAL:
+        prefix = _(REGULATION_TAG if mode == ModeCode.CENTRE_15 else EMERGENCY_TAG) + " "
     for line in text.split("\n"):
         print(f"{prefix}{terminal_text(line)}", flush=True)
 
 
-def _patient_line(patient: PatientContext) -> str:
+def _patient_line(patient: PatientContext | dict[str, Any]) -> str:
+    """The patient's line, from the core's context or the patient JSON's ``patient``."""
+    if isinstance(patient, PatientContext):
+        patient = {"firstName": patient.first_name, "birthName": patient.birth_name,
+                   "birthDate": patient.birth_date, "ins": patient.ins}
     return _("Patient: {first} {last}, born {date} — INS {ins}").format(
-        first=terminal_text(patient.first_name), last=terminal_text(patient.birth_name),
-        date=terminal_text(display_date(patient.birth_date)), ins=terminal_text(patient.ins))
+        first=terminal_text(patient["firstName"]), last=terminal_text(patient["birthName"]),
+        date=terminal_text(display_date(patient["birthDate"])),
+        ins=terminal_text(patient["ins"]))
 
 
-def _document_line(entry: DocumentEntry) -> str:
-    flags = [_(f) for f, on in ((N_("masked"), entry.masked),
-                                (N_("invisible to the patient"), entry.invisible_to_patient),
-                                (N_("archived"), entry.archived)) if on]
-    if entry.class_code == "90":
+def _document_line(entry: dict[str, Any]) -> str:
+    """One document of the listing (the local API's document JSON)."""
+    flags = [_(f) for f, on in ((N_("masked"), entry["masked"]),
+                                (N_("invisible to the patient"), entry["invisibleToPatient"]),
+                                (N_("archived"), entry["archived"])) if on]
+    if entry["classCode"] == "90":
         flags.append(_("deposited by the patient"))
-    created = entry.creation_time.strftime("%d/%m/%Y")
+    created = dt.datetime.fromisoformat(entry["created"]).strftime("%d/%m/%Y")
     extra = f" [{', '.join(flags)}]" if flags else ""
-    author = f"{entry.author.first_name} {entry.author.last_name}"
     return (_("- {title} ({type}), {date}, {author}, {size} bytes").format(
-        title=terminal_text(entry.title), type=terminal_text(entry.type_code), date=created,
-        author=terminal_text(author), size=entry.size)
-        + f"{extra}\n  {terminal_text(entry.unique_id)}")
+        title=terminal_text(entry["title"]), type=terminal_text(entry["typeCode"]),
+        date=created, author=terminal_text(entry["author"]), size=entry["size"])
+        + f"{extra}\n  {terminal_text(entry['uniqueId'])}")
 
 
-def _dossier_lines(p: PatientState) -> None:
-    assert p.context is not None and p.dmp is not None
-    _say(_patient_line(p.context))
+def _dossier_lines(p: dict[str, Any]) -> None:
+    """The patient JSON's dossier: the patient, the DMP, the documents."""
+    dmp = p["dmp"] or {}
+    _say(_patient_line(p["patient"]))
     _say(_("DMP: {status}, authorization: {authorization}").format(
-        status=terminal_text(p.dmp["status"]),
-        authorization=terminal_text(p.dmp["authorization"])))
-    _say(_("{count} document(s)").format(count=len(p.documents)))
-    for entry in p.documents:
+        status=terminal_text(dmp.get("status", "?")),
+        authorization=terminal_text(dmp.get("authorization", "?"))))
+    _say(_("{count} document(s)").format(count=len(p["documents"])))
+    for entry in p["documents"]:
         _say(_document_line(entry))
 
 
 # -- the commands -----------------------------------------------------------------------------
 
 
-def _identity_lines(p: PatientState) -> None:
+def _identity_lines(identity: dict[str, Any]) -> None:
     """The identity's RNIV status, the document checked, and what to do when it is not
-    qualified (docs/ins.md)."""
-    from wire.ins import IDENTITY_DOCUMENTS
-
-    if p.identity_notice:
-        _say(f"⚠ {terminal_text(p.identity_notice)}")
-    line = _("Identity: {status}").format(status=p.identity_status)
-    document = IDENTITY_DOCUMENTS.get(p.identity_document or "")
+    qualified (docs/ins.md); ``identity``: the patient JSON's ``identity``."""
+    if identity.get("notice"):
+        _say(f"⚠ {terminal_text(identity['notice'])}")
+    line = _("Identity: {status}").format(status=identity["status"])
+    document = identity.get("document")
     if document is not None:
-        parent = IDENTITY_DOCUMENTS.get(p.identity_parent_document or "")
-        line += _(" — document checked: {document}").format(document=document.label)
-        if parent is not None:
-            line += _(" (+ parent: {document})").format(document=parent.label)
-        if p.identity_validated is not None:
-            day = dt.datetime.fromtimestamp(p.identity_validated).strftime(_("%Y-%m-%d"))
-            line += _(", on {date}").format(date=day)
+        line += _(" — document checked: {document}").format(document=document["label"])
+        if document.get("parent") is not None:
+            line += _(" (+ parent: {document})").format(document=document["parent"]["label"])
+        if identity.get("validatedAt"):
+            day = dt.datetime.fromisoformat(identity["validatedAt"]).astimezone()
+            line += _(", on {date}").format(date=day.strftime(_("%Y-%m-%d")))
     _say(line)
-    if p.identity is not None:
-        i = p.identity
+    if identity.get("traits") is not None:
+        i = identity["traits"]
         _say(terminal_text(_("INS traits: {birth_name} {first_names}, {sex}, born {date} in "
-                             "{place}").format(birth_name=i.birth_name,
-                                               first_names=i.first_names, sex=i.sex,
-                                               date=display_date(i.birth_date),
-                                               place=i.birth_place)))
-    if p.identity_status != QUALIFIEE:
+                             "{place}").format(birth_name=i["birthName"],
+                                               first_names=i["firstNames"], sex=i["sex"],
+                                               date=display_date(i["birthDate"]),
+                                               place=i["birthPlace"])))
+    if identity["status"] != QUALIFIEE:
         _say(_("No deposit before qualification: check an identity document, then: dmp-agent "
                "identity --document passeport|carte-identite|titre-de-sejour|..."))
 
 
 def cmd_patient(args: argparse.Namespace) -> int:
-    # The outbox keeps the identity checks; held by `dmp-agent run`, the command still reads.
-    with open_work(args, with_outbox=True, outbox_optional=True) as work:
-        assert work.patient is not None
-        state: dict[str, Any] = work.state.dmp or {}
-        _say(_patient_line(work.patient))
-        _identity_lines(work.state)
+    # The outbox keeps the identity checks: the running agent's, else this process's.
+    with open_agent(args, with_outbox=True, outbox_optional=True) as agent:
+        p = agent.snapshot()["patient"]
+        state: dict[str, Any] = p["dmp"] or {}
+        _say(_patient_line(p["patient"]))
+        _identity_lines(p["identity"])
         closed = (_(", closed on {date}").format(date=terminal_text(state["closedAt"]))
                   if state.get("closedAt") else "")
         _say(_("DMP: {status}").format(status=terminal_text(state["status"])) + closed)
@@ -203,11 +208,10 @@ def cmd_identity(args: argparse.Namespace) -> int:
     if args.document not in IDENTITY_DOCUMENTS:
         raise CommandError(f"--document {args.document}: {', '.join(IDENTITY_DOCUMENTS)}",
                            EXIT_USAGE)
-    with open_work(args, with_outbox=True) as work:
-        assert work.patient is not None
-        _say(_patient_line(work.patient))
-        work.core.validate_identity(args.document, args.parent_document)
-        _identity_lines(work.state)
+    with open_agent(args, with_outbox=True) as agent:
+        _say(_patient_line(agent.snapshot()["patient"]["patient"]))
+        agent.validate_identity(args.document, args.parent_document)
+        _identity_lines(agent.snapshot()["patient"]["identity"])
     return EXIT_OK
 
 
@@ -227,39 +231,40 @@ def cmd_find_patient(args: argparse.Namespace) -> int:
             p = wait_for_dossier(core, wait)
         assert p.context is not None
         _say(_patient_line(p.context))
-        _identity_lines(p)
+        _identity_lines(identity_json(p))
         state: dict[str, Any] = p.dmp or {}
         _say(f"DMP: {terminal_text(state.get('status', '?'))}")
     return EXIT_OK
 
 
 def _list_documents(args: argparse.Namespace, mode: str, justification: str = "") -> int:
-    with open_work(args) as work:
-        assert work.patient is not None
+    with open_agent(args) as agent:
         if mode != "normal":
-            work.core.set_access_mode(mode, justification)
-        p = work.state
-        if p.state == "error":
-            raise p.failure or AgentError(p.error)
-        shown = p.mode
-        if shown is not None:
-            why = (_("; justification: {text}").format(text=terminal_text(shown.justification))
-                   if shown.justification else "")
+            agent.set_access_mode(mode, justification)
+        p = agent.snapshot()["patient"]
+        if p["state"] == "error":
+            raise patient_failure(p)
+        access = p["accessMode"] or {}
+        shown = access.get("code")
+        if shown is not None and shown != ModeCode.NORMAL:
+            why = (_("; justification: {text}").format(
+                text=terminal_text(access["justification"])) if access["justification"]
+                else "")
             _say(_("Access traced and notified to the patient") + why, shown)
-        _say(_patient_line(work.patient), shown)
-        entries = work.core.document_entries(type_codes=tuple(args.type or ()),
-                                             archived=getattr(args, "archived", False))
+        _say(_patient_line(p["patient"]), shown)
+        entries = agent.documents(type_codes=tuple(args.type or ()),
+                                  archived=getattr(args, "archived", False))
         _say(_("{count} document(s)").format(count=len(entries)), shown)
         for entry in entries:
             _say(_document_line(entry), shown)
         if args.save is not None:
             directory = private_dir(args.save)  # health data: owner-only
             for number, entry in enumerate(entries, 1):
-                body = work.core.retrieve(entry)
+                body = agent.document_content(entry["uniqueId"])[0]
                 # The depositor chose the title and the MIME type: neither picks the folder,
                 # nor an extension a double click would run; an existing file is kept.
-                path = write_new_file(
-                    directory, saved_name(f"{number:02d}", entry.title, entry.mime_type), body)
+                path = write_new_file(directory, saved_name(
+                    f"{number:02d}", entry["title"], entry["mimeType"]), body)
                 _say(_("saved: {path} (hash checked)").format(path=terminal_text(path)), shown)
     return EXIT_OK
 
@@ -328,7 +333,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
                 cleared = _("patient context cleared")
                 _say(f"— {terminal_text(p.error if p is not None else cleared)}")
             elif p.state == "ready":
-                _dossier_lines(p)
+                _dossier_lines(core.snapshot()["patient"])
 
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         unsubscribe = core.subscribe(show)
@@ -368,14 +373,13 @@ def cmd_create_dmp(args: argparse.Namespace) -> int:
                              "collected"), EXIT_USAGE)
     _check_sheet_path(args.sheet)
     email = checked_email(args.email)  # refused before any card is touched (exit 2)
-    with open_work(args) as work:
-        assert work.patient is not None
-        _say(_patient_line(work.patient))
-        created = work.core.create_dmp(
+    with open_agent(args) as agent:
+        _say(_patient_line(agent.snapshot()["patient"]["patient"]))
+        created = agent.create_dmp(
             consent=True, regulation_centre=not args.no_regulation_centre,
             break_the_glass=not args.no_break_the_glass,
             emergency_sees_masked=not args.no_emergency_masked, email=email)
-        write_private_pdf(work.core.secrets_sheet(), args.sheet)
+        write_private_pdf(agent.secrets_sheet(), args.sheet)
         _say(_("DMP created: identifier {identifier}").format(
             identifier=terminal_text(created["identifier"])))
         _say(_("Secrets sheet: {path} — print it, hand it to the patient, then delete the "
@@ -388,24 +392,30 @@ def cmd_create_dmp(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _professional(agent: AgentCalls) -> tuple[str, str]:
+    """(name, idNat_PS) of the open session's professional."""
+    who = agent.snapshot()["session"]["professional"] or {}
+    return (terminal_text(f"{who.get('firstName', '')} {who.get('lastName', '')}".strip()),
+            terminal_text(who.get("idNatPs", "")))
+
+
 def _on_the_patients_word(args: argparse.Namespace, given: bool, refusal: str,
-                          act: Callable[[Work], str]) -> int:
+                          act: Callable[[AgentCalls], str]) -> int:
     """A change the patient, present, asks for or agrees to: refused (exit 2, before any
     card is touched) unless the user said so with its flag; then done, and said."""
     if not given:
         raise CommandError(refusal, EXIT_USAGE)
-    with open_work(args) as work:
-        assert work.patient is not None
-        _say(_patient_line(work.patient))
-        _say(act(work))
+    with open_agent(args) as agent:
+        _say(_patient_line(agent.snapshot()["patient"]["patient"]))
+        _say(act(agent))
     return EXIT_OK
 
 
 def cmd_authorize(args: argparse.Namespace) -> int:
-    def act(work: Work) -> str:
-        work.core.authorize(confirmed=True)
-        return _("Authorization recorded for {who} ({id})").format(
-            who=terminal_text(work.holder), id=terminal_text(work.id_nat_ps))
+    def act(agent: AgentCalls) -> str:
+        agent.authorize(confirmed=True)
+        who, id_nat_ps = _professional(agent)
+        return _("Authorization recorded for {who} ({id})").format(who=who, id=id_nat_ps)
 
     return _on_the_patients_word(
         args, args.confirm, _("Refused: confirm with --confirm that the patient, in person, "
@@ -413,8 +423,8 @@ def cmd_authorize(args: argparse.Namespace) -> int:
 
 
 def cmd_close_dmp(args: argparse.Namespace) -> int:
-    def act(work: Work) -> str:
-        closed = work.core.close_dmp(reason=args.reason, patient_request=True)
+    def act(agent: AgentCalls) -> str:
+        closed = agent.close_dmp(reason=args.reason, patient_request=True)
         return _("DMP closed on {date}; kept until {until} (can be reactivated: dmp-agent "
                  "reactivate-dmp --consent)").format(
             date=terminal_text(closed.get("closedAt", "")),
@@ -427,8 +437,8 @@ def cmd_close_dmp(args: argparse.Namespace) -> int:
 
 
 def cmd_reactivate_dmp(args: argparse.Namespace) -> int:
-    def act(work: Work) -> str:
-        work.core.reactivate_dmp(consent=True)
+    def act(agent: AgentCalls) -> str:
+        agent.reactivate_dmp(consent=True)
         return _("DMP reactivated")
 
     return _on_the_patients_word(
@@ -436,10 +446,10 @@ def cmd_reactivate_dmp(args: argparse.Namespace) -> int:
 
 
 def cmd_medecin_traitant(args: argparse.Namespace) -> int:
-    def act(work: Work) -> str:
-        work.core.designate_medecin_traitant(confirmed=True)
-        return _("Médecin traitant DMP recorded: {who} ({id})").format(
-            who=terminal_text(work.holder), id=terminal_text(work.id_nat_ps))
+    def act(agent: AgentCalls) -> str:
+        agent.designate_medecin_traitant(confirmed=True)
+        who, id_nat_ps = _professional(agent)
+        return _("Médecin traitant DMP recorded: {who} ({id})").format(who=who, id=id_nat_ps)
 
     return _on_the_patients_word(
         args, args.confirm, _("Refused: confirm with --confirm that the patient, in person, "
@@ -461,31 +471,45 @@ def _list_types(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _report_item(item: Item) -> int:
-    if item.state is ItemState.DONE:
+def _outbox_item(agent: AgentCalls, item_id: int) -> dict[str, Any] | None:
+    """The outbox's item ``item_id`` as the outbox JSON lists it (state "sending" while the
+    worker sends it); None once deposited (the listing keeps what waits or was refused)."""
+    box = agent.outbox()
+    if (box.get("sending") or {}).get("id") == item_id:
+        return {"id": item_id, "state": "sending", "attempts": 0}
+    return next((i for i in box["items"] if i["id"] == item_id), None)
+
+
+def _report_item(item: dict[str, Any] | None, queued: dict[str, Any]) -> int:
+    if item is None:
         _say(_("Deposited: {title} — {id}").format(
-            title=terminal_text(item.metadata.get("title", "")),
-            id=terminal_text(item.unique_id)))
+            title=terminal_text(queued.get("title", "")),
+            id=terminal_text(queued.get("uniqueId", ""))))
         return EXIT_OK
-    if item.state is ItemState.FAILED:
+    if item["state"] == ItemState.FAILED.value:
         _say(_("Refused by the host: {error} (outbox no. {id}; fix it, then: dmp-agent "
-               "outbox --retry {id})").format(error=terminal_text(item.last_error),
-                                              id=item.id))
+               "outbox --retry {id})").format(error=terminal_text(item["lastError"]),
+                                              id=item["id"]))
         return EXIT_FAILED
     _say(_("Waiting to be sent (no. {id}): {error}; it will be retried by itself").format(
-        id=item.id, error=terminal_text(item.last_error or _("not sent yet"))))
+        id=item["id"], error=terminal_text(item.get("lastError") or item.get("reasonText")
+                                           or _("not sent yet"))))
     return EXIT_FAILED
 
 
-def _sent(work: Work, item_id: int) -> int:
-    """Wait for the outbox worker's first attempt at ``item_id``, then say how it went."""
-    def tried() -> bool:
-        item = work.core.outbox_item(item_id)
-        return item.state in (ItemState.DONE, ItemState.FAILED) or (
-            item.state is ItemState.PENDING and item.attempts > 0)
+def _sent(agent: AgentCalls, queued: dict[str, Any]) -> int:
+    """Wait for the outbox worker's first attempt at the item ``queued`` (its id, title,
+    uniqueId), then say how it went."""
+    seen: list[dict[str, Any] | None] = [None]
 
-    work.core.wait_until(tried, work.config.host_timeout + SEND_WAIT)
-    return _report_item(work.core.outbox_item(item_id))
+    def tried() -> bool:
+        item = seen[0] = _outbox_item(agent, queued["id"])
+        return item is None or item["state"] == ItemState.FAILED.value or (
+            item["state"] != "sending" and item["attempts"] > 0)
+
+    if not agent.wait_until(tried, load_command_config().host_timeout + SEND_WAIT):
+        seen[0] = _outbox_item(agent, queued["id"])
+    return _report_item(seen[0], queued)
 
 
 def _read_document(path: Path) -> str:
@@ -506,36 +530,45 @@ def cmd_deposit(args: argparse.Namespace) -> int:
         raise CommandError(_("FILE and --type CODE are required (see --list-types)"),
                            EXIT_USAGE)
     mime = _read_document(args.file)
-    with open_work(args, with_outbox=True) as work:
-        assert work.patient is not None
-        allowed = {t["code"] for t in work.core.deposit_types()}
+    with open_agent(args, with_outbox=True) as agent:
+        allowed = {t["code"] for t in agent.deposit_types()}
         if args.type not in allowed:
             raise CommandError(_("--type {type}: not a type your profession may deposit (see "
                                  "--list-types)").format(type=args.type), EXIT_USAGE)
-        _say(_patient_line(work.patient))
-        queued = work.core.deposit(args.file, mime_type=mime, type_code=args.type,
-                                   title=args.title or "", masked=args.masked,
-                                   invisible_to_patient=args.invisible_to_patient)
+        _say(_patient_line(agent.snapshot()["patient"]["patient"]))
+        queued = agent.deposit(args.file, mime_type=mime, type_code=args.type,
+                               title=args.title or "", masked=args.masked,
+                               invisible_to_patient=args.invisible_to_patient)
         _say(_("Signed by the card and queued for sending (no. {id})").format(id=queued["id"]))
-        return _sent(work, queued["id"])
+        return _sent(agent, queued)
 
 
 def cmd_replace(args: argparse.Namespace) -> int:
     mime = _read_document(args.file)
-    with open_work(args, with_outbox=True) as work:
-        queued = work.core.deposit(args.file, mime_type=mime, type_code="",
-                                   title=args.title or "", replaces=args.unique_id)
+    with open_agent(args, with_outbox=True) as agent:
+        queued = agent.deposit(args.file, mime_type=mime, type_code="",
+                               title=args.title or "", replaces=args.unique_id)
         _say(_("Signed by the card and queued for sending (no. {id})").format(id=queued["id"]))
-        return _sent(work, queued["id"])
+        return _sent(agent, queued)
 
 
 def cmd_outbox(args: argparse.Namespace) -> int:
     if args.retry is not None and not args.recover:
-        with open_work(args, with_patient=False, with_outbox=True) as work:
-            work.core.retry_deposit(args.retry)
+        with open_agent(args, with_patient=False, with_outbox=True) as agent:
+            agent.retry_deposit(args.retry)
             _say(_("Requeued: no. {id}").format(id=args.retry))
-            return _sent(work, args.retry)
+            item = _outbox_item(agent, args.retry)
+            return _sent(agent, {"id": args.retry, "uniqueId": (item or {}).get("uniqueId", ""),
+                                 "title": (item or {}).get("title", "")})
     config = load_command_config()
+    running = None if args.recover else find_running_agent(config)
+    if running is not None:  # it holds the outbox: its view of it (this user's deposits)
+        try:
+            for line in outbox_json_lines(running.outbox()):
+                _say(line)
+        finally:
+            running.close()
+        return EXIT_OK
     # Held, read-only, full, unreadable: an OutboxError, said in one line by run_command.
     with open_outbox(config, holder="dmp-agent outbox", recover=args.recover) as outbox:
         for line in (recover_lines if args.recover else outbox_lines)(outbox):
@@ -543,10 +576,95 @@ def cmd_outbox(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _local_time(iso: str) -> str:
+    return dt.datetime.fromisoformat(iso).astimezone().strftime("%d/%m/%Y %H:%M")
+
+
+def outbox_json_lines(box: dict[str, Any]) -> list[str]:
+    """`dmp-agent outbox` beside the running agent: its outbox JSON (this professional's
+    deposits; the others' only counted) in the lines `outbox_lines` writes in-process."""
+    lines = ([_("Warning: {text}").format(text=terminal_text(box["recovered"]))]
+             if box.get("recovered") else [])
+    lines.append(_("Outbox: {pending} waiting, {failed} refused, {done} deposited").format(
+        pending=box["pending"], failed=box["failed"], done=box["done"]))
+    others = box.get("others") or {}
+    if others.get("pending") or others.get("failed"):
+        lines.append(_("Other professionals' deposits: {pending} waiting, {failed} "
+                       "refused").format(pending=others["pending"], failed=others["failed"]))
+    if box.get("throttle"):
+        lines.append(_("Pace: {message} — {rate} in the last second").format(
+            message=box["throttle"]["message"], rate=box["throttle"]["rate"]))
+    for item in box["items"]:
+        retry = "" if not item.get("nextAttempt") else \
+            _("; next try {time}").format(time=_local_time(item["nextAttempt"]))
+        lines.append("  " + _("no. {id} [{state}] {title} ({created}, {attempts} "
+                              "attempt(s)): {why}").format(
+            id=item["id"], state=item["state"], title=terminal_text(item["title"]),
+            created=_local_time(item["created"]), attempts=item["attempts"],
+            why=item["reasonText"]) + f"{retry} — {terminal_text(item['lastError'] or '-')}")
+    if box.get("problem"):
+        lines.append(terminal_text(box["problem"]))
+    return lines
+
+
+def status_lines(snapshot: dict[str, Any]) -> list[str]:
+    """`dmp-agent status`: the host, the session, the patient and the outbox in one look,
+    from the agent's snapshot (the local API's ``/api/status``)."""
+    host, session, patient = snapshot["host"], snapshot["session"], snapshot["patient"]
+    lines = []
+    if host["state"] in ("unreachable", "certificate", "slow"):
+        lines.append(_("DMP host: {reason}. {fix}").format(reason=host["reason"],
+                                                            fix=host["fix"]))
+    elif host["state"] == "reachable":
+        lines.append(_("DMP host: reachable"))
+    else:
+        lines.append(_("DMP host: not asked yet"))
+    who = session.get("professional")
+    name = terminal_text(f"{who['firstName']} {who['lastName']}") if who else ""
+    if session["state"] == "open":
+        situation = session.get("situation") or {}
+        lines.append(_("Session: open for {who} — {structure}").format(
+            who=name, structure=terminal_text(situation.get("name", ""))))
+    elif who is not None:
+        lines.append(_("Session: closed; CPS card of {who} in the reader").format(who=name))
+    else:
+        lines.append(_("Session: closed; no CPS card"))
+    if patient.get("patient"):
+        lines.append(_patient_line(patient["patient"]))
+    elif patient["state"] == "error":
+        lines.append(_("Patient: {error}").format(error=terminal_text(patient["error"])))
+    else:
+        lines.append(_("Patient: none"))
+    if snapshot.get("problem"):
+        lines.append(terminal_text(snapshot["problem"]))
+    return lines + outbox_json_lines(snapshot["outbox"])[:2]
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """The running agent's state, or, with none running, the cards as this process reads
+    them (no PIN asked)."""
+    running = find_running_agent(load_command_config())
+    if running is not None:
+        try:
+            snapshot = running.snapshot()
+        finally:
+            running.close()
+        _say(_("Agent running: {url}").format(url=running.base))
+    else:
+        with start_core(args) as core:
+            snapshot = core.snapshot()
+        _say(_("No agent running (dmp-agent run): the cards as read now"))
+    for line in status_lines(snapshot):
+        _say(line)
+    return EXIT_OK
+
+
 def _metadata_command(action: str, done: str) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
-        with open_work(args) as work:
-            entry = work.core.change_document_entry(args.unique_id, action)
-            _say(f"{_(done)}: {terminal_text(entry.title)} — {terminal_text(entry.unique_id)}")
+        with open_agent(args) as agent:
+            entry = agent.change_document(args.unique_id, action)
+            _say(_("{done}: {title} — {id}").format(
+                done=_(done), title=terminal_text(entry["title"]),
+                id=terminal_text(entry["uniqueId"])))
         return EXIT_OK
     return run

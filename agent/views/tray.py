@@ -28,6 +28,7 @@ import logging
 import queue
 import shutil
 import subprocess
+import sys
 import threading
 import webbrowser
 from collections.abc import Callable, Mapping
@@ -45,6 +46,7 @@ from agent.views.tray_backends import (
     listen_for_clicks,
     x11_title,
 )
+from agent.views.tray_sni import sni_host_present
 from agent.views.tray_state import (
     APP_NAME,
     LOOKS,
@@ -230,22 +232,33 @@ class Tray:
 
         Raises ``TrayUnavailable`` when there is no display or pystray cannot start.
         """
-        pystray = import_pystray()
+        # A desktop with a StatusNotifierItem host gets the icon with its menu there
+        # (tray_sni); any other, pystray's backend (on X11: no menu, a click opens the page).
+        sni = sys.platform == "linux" and sni_host_present()
+        pystray = None if sni else import_pystray()
         if self._stop_requested.is_set():
             return
         unsubscribe = self._source.subscribe(self._on_event)
         try:
             self._shown = state, count, tooltip = self.read()
-            self._x11 = is_x11(pystray.Icon)
-            try:
-                self.icon = pystray.Icon(self._name, icon_image(state, count),
-                                         self._title(tooltip),
-                                         menu=self._pystray_menu(pystray))
-            except Exception as error:
-                raise TrayUnavailable(f"pystray : {error}") from error
-            if self._x11:
-                listen_for_clicks(self.icon)
-            log.info("tray: started (%s backend)", type(self.icon).__module__.rsplit(".")[-1])
+            if pystray is None:
+                from agent.views.tray_sni import SniIcon
+
+                self.icon = SniIcon(self._name, icon_image(state, count), tooltip,
+                                    self.menu_entries(), self._events.put)
+                log.info("tray: started (StatusNotifierItem)")
+            else:
+                self._x11 = is_x11(pystray.Icon)
+                try:
+                    self.icon = pystray.Icon(self._name, icon_image(state, count),
+                                             self._title(tooltip),
+                                             menu=self._pystray_menu(pystray))
+                except Exception as error:
+                    raise TrayUnavailable(f"pystray : {error}") from error
+                if self._x11:
+                    listen_for_clicks(self.icon)
+                log.info("tray: started (%s backend)",
+                         type(self.icon).__module__.rsplit(".")[-1])
             self.icon.run(setup=self._start_worker)
         finally:
             self._loop_ended.set()

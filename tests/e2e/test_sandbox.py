@@ -34,12 +34,14 @@ def _db(state: Path):
 def test_the_sandbox_runs_to_the_end(run) -> None:
     result, _ = run
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    for step in ("1. pharmacy counter", "2. optician", "3. GP visit", "4. emergency",
-                 "5. at home", "6. the GP opens the DMP again", "*** REFUSÉ",
-                 "7. orthoptist", "8. homonyms",
-                 "9. the agent as people use it", "POST /api/session: open",
-                 "GET /api/status: patient ready", "sandbox done"):
+    # In French, the default (the sandbox speaks through the catalogue, issue 17).
+    for step in ("1. comptoir de la pharmacie", "2. opticien", "3. consultation chez le "
+                 "médecin", "4. urgence", "5. à la maison", "6. le médecin rouvre le DMP",
+                 "*** REFUSÉ", "7. orthoptiste", "8. homonymes",
+                 "9. l'agent tel qu'on l'utilise", "POST /api/session : ouverte",
+                 "GET /api/status : patient ready", "bac à sable terminé"):
         assert step in result.stdout
+    assert "PassReport(" not in result.stdout  # no Python repr reaches the narration
 
 
 def test_the_patient_was_emailed_signed_in_and_blocked_the_gp(run) -> None:

@@ -174,6 +174,39 @@ function noToken(detail = '') {
   clearWaits();
 }
 
+// -- one request per press --------------------------------------------------------------
+// The button just pressed (a click, or the form's submit by Enter) stays busy while the
+// requests it started run: a second press does nothing (no double submit) and it shows
+// so (aria-disabled). `disabled` stays the page's own (a form's rules decide it).
+let pressed = null;
+const busyCount = new Map();
+
+function press(event, button) {
+  if (button && busyCount.get(button)) {
+    event.preventDefault();
+    event.stopImmediatePropagation();
+    return;
+  }
+  pressed = button;
+  setTimeout(() => { if (pressed === button) pressed = null; }, 0);
+}
+document.addEventListener('click', (event) => {
+  press(event, event.target instanceof Element ? event.target.closest('button') : null);
+}, true);
+document.addEventListener('submit', (event) => {
+  press(event, event.submitter || event.target.querySelector('button[type="submit"]'));
+}, true);
+
+function busy(button, on) {
+  if (!button) return;
+  const count = (busyCount.get(button) || 0) + (on ? 1 : -1);
+  if (count > 0) busyCount.set(button, count);
+  else busyCount.delete(button);
+  if (count > 0) button.setAttribute('aria-disabled', 'true');
+  else button.removeAttribute('aria-disabled');
+  button.toggleAttribute('data-busy', count > 0);
+}
+
 // -- the API -----------------------------------------------------------------------------
 // Every call goes through `request()`, which knows in words what it waits for (`what`) and
 // whether the DMP host is behind it (`host`): see "waits" below.
@@ -185,6 +218,8 @@ async function request(method, path, options = {}) {
     body = JSON.stringify(options.json);
   }
   const controller = new AbortController();
+  const button = pressed;
+  busy(button, true);
   const wait = beginWait(options.what || t("The agent's answer"), {
     host: options.host, key: options.key, timeout: options.timeout, held: options.held,
     control: options.control, onCancel: options.onCancel, abort: () => controller.abort()});
@@ -210,6 +245,7 @@ async function request(method, path, options = {}) {
     throw error;
   } finally {
     endWait(wait);
+    busy(button, false);
   }
 }
 
@@ -1511,14 +1547,21 @@ const CHANGING = {
 };
 
 async function changeDocument(doc, name) {
-  if (!await confirmAction(`${ACTIONS[name]()}\n${t('“{title}”', {title: doc.title})}`)) return;
+  // Busy from the press to the answer, the confirmation included: never a second request.
+  const button = pressed;
+  busy(button, true);
   try {
+    if (!await confirmAction(`${ACTIONS[name]()}\n${t('“{title}”', {title: doc.title})}`)) {
+      return;
+    }
     await api('POST', `/api/documents/${encodeURIComponent(doc.uniqueId)}/${name}`, undefined,
       {what: CHANGING[name](doc.title)});
     say('document-message', t('Done: “{title}”.', {title: doc.title}), 'ok');
     refreshFiltered();
   } catch (error) {
     failed('document-message', error);
+  } finally {
+    busy(button, false);
   }
 }
 
