@@ -59,7 +59,8 @@ class CardsPart(CoreState):
                 self._slots.clear()
                 self._problem = _("The smart-card service stopped → systemctl start pcscd")
                 self._service_problem = self._problem
-            self._session_gone("service-lost")
+            if getattr(self._session, "card_bound", True):  # no card, no end (e-CPS)
+                self._session_gone("service-lost")
             self._clear_patient(None)
             self._publish("cards")
             return
