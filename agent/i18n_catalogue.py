@@ -39,7 +39,8 @@ def _sources(root: Path) -> Iterable[tuple[Path, str | Callable[..., Any], dict[
         if path.relative_to(root).as_posix() not in LEFT_OUT:
             yield path, "python", {}
     web = root / "agent" / "views" / "web"
-    yield web / "app.js", "javascript", {}
+    for script in sorted(web.glob("*.js")):  # app.js and its modules (e.g. ecps.js)
+        yield script, "javascript", {}
     yield web / "index.html", _extract_html, {}
 
 

@@ -3,6 +3,8 @@
 // the API with the token the tray or `dmp-agent page` put in the URL fragment. Every text
 // from the API goes in through textContent, never as HTML.
 
+import {renderEcps, wireEcps} from './ecps.js';
+
 const TOKEN_KEY = 'dmp-agent-token';
 // The practice situation last chosen per card: idNat_PS -> structure id (this browser).
 const SITUATIONS_KEY = 'dmp-agent-situations';
@@ -620,6 +622,7 @@ function render() {
   $('problem-text').textContent = state.problem || '';
   renderStatusBar();
   renderSession();
+  renderEcps(state); // after the session: no PIN form while the phone is asked
   renderPatient();
   renderDossier();
   renderDeposit();
@@ -1961,4 +1964,5 @@ function watchPatient() {
 }
 
 wire();
+wireEcps({api, t, failed, say});
 start(readFragment());
