@@ -36,7 +36,8 @@ def test_the_sandbox_runs_to_the_end(run) -> None:
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     for step in ("1. pharmacy counter", "2. optician", "3. GP visit", "4. emergency",
                  "5. at home", "6. the GP opens the DMP again", "*** REFUSÉ",
-                 "7. the agent as people use it", "POST /api/session: open",
+                 "7. optician without a card reader", "session ouverte par e-CPS",
+                 "8. the agent as people use it", "POST /api/session: open",
                  "GET /api/status: patient ready", "sandbox done"):
         assert step in result.stdout
 
@@ -83,7 +84,8 @@ def test_the_host_stored_the_dmp_the_report_and_the_traces(run) -> None:
         ins = dossiers[0].ins
         types = sorted(r.type_code for r in connection.execute(
             text("select type_code from documents where ins = :ins"), {"ins": ins}))
-        assert types == ["34810-2", "E1762"]  # the report and its signed submission set
+        # Each report and its signed submission set: by the CPS, then under e-CPS.
+        assert types == ["34810-2", "34810-2", "E1762", "E1762"]
         log = connection.execute(text(
             "select action, mode, outcome, justification, profession from access_log "
             "where ins = :ins"), {"ins": ins}).all()
@@ -110,7 +112,7 @@ def test_outbox_is_empty_and_nothing_is_left_running(run) -> None:
     outbox = state / "agent" / "data" / "outbox" / "outbox.sqlite3"
     with create_engine(f"sqlite:///{outbox}").connect() as connection:
         states = [r[0] for r in connection.execute(text("select state from items"))]
-    assert states == ["done"]
+    assert states == ["done", "done"]  # the CPS's deposit, the e-CPS one
     leftovers = subprocess.run(["pgrep", "-f", f"{state}"], capture_output=True, text=True)
     assert leftovers.stdout.strip() == ""
 
