@@ -16,7 +16,7 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -73,8 +73,8 @@ def _phone(state: Path, *args: str) -> str:
     return done.stdout
 
 
-def _until(core: AgentService, ready: object, what: str) -> None:
-    if not core.wait_until(ready, WAIT):  # type: ignore[arg-type]
+def _until(core: AgentService, ready: Callable[[], bool], what: str) -> None:
+    if not core.wait_until(ready, WAIT):
         raise SystemExit(f"sandbox: {what} did not happen; state: "
                          f"{core.snapshot()['session']}")
 
@@ -90,7 +90,7 @@ def optician_with_ecps_deposits(state: Path, config: AgentConfig, provider: Prov
                       holder="dmp-agent sandbox") as core:
         core.settle()
         core.login_ecps(OPTICIAN)
-        _until(core, lambda: (core._session_json().get("ecps") or {}).get("phase")
+        _until(core, lambda: (core.snapshot()["session"].get("ecps") or {}).get("phase")
                == "waiting", "the CIBA request")
         login = core.snapshot()["session"]["ecps"]
         say(f"l'agent affiche / the screen shows: « {login['bindingMessage']} », "
@@ -101,7 +101,8 @@ def optician_with_ecps_deposits(state: Path, config: AgentConfig, provider: Prov
         if found is None:
             raise SystemExit(f"sandbox: the phone does not show the login:\n{listed}")
         say("dmp-vecps: " + _phone(state, "approve", found.group(1)).strip())
-        _until(core, lambda: core._session_json()["state"] == "open", "the e-CPS session")
+        _until(core, lambda: core.snapshot()["session"]["state"] == "open",
+               "the e-CPS session")
         session = core.snapshot()["session"]
         who = session["professional"]
         say(f"session ouverte par e-CPS / opened with the e-CPS: {who['firstName']} "

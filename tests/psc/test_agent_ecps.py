@@ -53,7 +53,7 @@ class EcpsWorld:
         return self.core.snapshot()["session"]
 
     def until(self, predicate: Any) -> dict[str, Any]:
-        assert self.core.wait_until(lambda: predicate(self.core._session_json()), WAIT), \
+        assert self.core.wait_until(lambda: predicate(self.core.snapshot()["session"]), WAIT), \
             self.session()
         return self.session()
 

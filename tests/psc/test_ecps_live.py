@@ -6,6 +6,7 @@ Vitale card through the private pcscd (docs/psc.md)."""
 from __future__ import annotations
 
 import contextlib
+import signal
 import subprocess
 import threading
 import time
@@ -109,3 +110,18 @@ def test_the_command_line_logs_in_with_the_e_cps(live: LiveWorld) -> None:
     denied = login(live)  # the last idNat_PS used on this workstation
     assert denied.returncode == 1
     assert "Connexion e-CPS refusée sur le téléphone" in denied.stderr
+
+    # Ctrl-C while the phone is asked: cancelled cleanly, nothing opened.
+    command = subprocess.Popen([str(BIN / "dmp-agent"), "login", "--ecps"],
+                               env=live.agent.env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    assert command.stderr is not None
+    asked = command.stderr.readline()
+    assert "Validez la connexion sur votre téléphone" in asked
+    command.send_signal(signal.SIGINT)
+    out, err = command.communicate(timeout=30)
+    assert command.returncode == 130 and "interrompu" in err, err
+    assert "Session ouverte" not in out
+    (stale,) = phone.pending(ECPS_CODE)  # CIBA has no withdrawal: answered on the phone
+    assert stale.binding_message in asked
+    phone.decide(stale.id, False, ECPS_CODE)
