@@ -150,6 +150,19 @@ KEYS: tuple[Key, ...] = (
         N_("While a session is open, the agent calls the host this often so that its "
            "connection stays open (the reference host closes one idle for 300 s): no step "
            "pays a new TLS handshake after a pause. 0 = never.")),
+    Key("psc", "issuer", "psc_issuer",
+        N_('Pro Santé Connect issuer for the e-CPS login (https://…/auth/realms/esante-wallet);'
+           ' "" = no e-CPS, the card only.')),
+    Key("psc", "ca", "psc_ca",
+        N_('CA file that issued Pro Santé Connect\'s server certificate; "" = the system\'s.')),
+    Key("psc", "client_id", "psc_client_id",
+        N_("This practice's client id at Pro Santé Connect.")),
+    Key("psc", "secret_file", "psc_secret_file",
+        N_('File holding the practice\'s Pro Santé Connect client secret (one line; readable '
+           'by the agent only); "" = <credentials directory>/psc-secret.')),
+    Key("psc", "expiry_seconds", "psc_expiry",
+        N_("How long the phone may take to approve an e-CPS login, in seconds (10 to 105: "
+           "the host's session challenge lives 2 minutes).")),
     Key("readers", "cps", "cps_readers",
         N_("Reader names (or parts of names) to look for the CPS card in, in order of "
            "preference; [] = any reader.")),
@@ -223,6 +236,11 @@ class AgentConfig:
     host_timeout: float = 30.0
     host_proxy: str | None = None
     host_keepalive: float = 240.0
+    psc_issuer: str | None = None
+    psc_ca: Path | None = None
+    psc_client_id: str = "dmp-agent"
+    psc_secret_file: Path | None = None
+    psc_expiry: float = 90.0
     cps_readers: tuple[str, ...] = ()
     vitale_readers: tuple[str, ...] = ()
     api_port: int = 17771
@@ -277,6 +295,23 @@ def _number(value: Any) -> float:
 def _check_url(value: Any) -> None:
     if not isinstance(value, str) or not value.startswith("https://") or len(value) <= 8:
         raise ConfigError(f"expected an https:// URL, got {value!r}")
+
+
+def _check_optional_url(value: Any) -> None:
+    if value is not None:
+        _check_url(value)
+
+
+def _check_client_id(value: Any) -> None:
+    if not isinstance(value, str) or not value or not value.isprintable() or len(value) > 128:
+        raise ConfigError(f"expected a client id (1 to 128 printable characters), got {value!r}")
+
+
+def _check_psc_expiry(value: Any) -> None:
+    # The agent asks the host's challenge first; the token must come back while it lives
+    # (2 minutes, minus the margin the agent keeps): docs/psc.md.
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 10 <= value <= 105:
+        raise ConfigError(f"expected 10 to 105 seconds, got {value!r}")
 
 
 def _check_proxy(value: Any) -> None:
@@ -385,6 +420,9 @@ def _check_optional_path(value: Any) -> None:
 _CHECKS: dict[str, Callable[[Any], None]] = {
     "host_url": _check_url, "host_ca": _check_optional_path, "host_timeout": _check_positive,
     "host_keepalive": _check_not_negative, "host_proxy": _check_proxy,
+    "psc_issuer": _check_optional_url, "psc_ca": _check_optional_path,
+    "psc_client_id": _check_client_id, "psc_secret_file": _check_optional_path,
+    "psc_expiry": _check_psc_expiry,
     "cps_readers": _check_names, "vitale_readers": _check_names, "api_port": _check_port,
     "api_allowed_origins": _check_origins,
     "ui_language": _check_language,
@@ -413,15 +451,17 @@ def _convert(key: Key, raw: Any, base: Path) -> Any:
         if not isinstance(raw, list):
             raise ConfigError(f"expected a list, got {raw!r}", key.dotted)
         return tuple(raw)
-    if attr == "host_proxy":
+    if attr in ("host_proxy", "psc_issuer"):
         if not isinstance(raw, str):
             raise ConfigError(f"expected a URL string, got {raw!r}", key.dotted)
         return raw or None
-    if attr in ("host_ca", "credentials_dir", "data_dir", "log_dir"):
+    if attr in ("host_ca", "psc_ca", "psc_secret_file", "credentials_dir", "data_dir",
+                "log_dir"):
         if not isinstance(raw, str):
             raise ConfigError(f"expected a path string, got {raw!r}", key.dotted)
         if raw == "":
-            return None if attr == "host_ca" else _defaults()[attr]
+            return None if attr in ("host_ca", "psc_ca", "psc_secret_file") \
+                else _defaults()[attr]
         path = Path(raw).expanduser()
         return path if path.is_absolute() else base / path  # relative to the config file
     if attr == "log_level" and isinstance(raw, str):

@@ -50,6 +50,9 @@ class SessionActor:
     auth_means: str = CARD
     """How the session was opened: `CARD` (CPS) or `ECPS` (e-CPS through Pro Santé
     Connect); every access-log line says it (docs/psc.md)."""
+    workstation_sha256: str = ""
+    """SHA-256 (hex) of the workstation certificate that opened the session: under e-CPS
+    the only establishment certificate that may sign its deposits (docs/psc.md)."""
 
     def policy_actor(self, mode: AccessMode | None = None) -> Actor:
         """The actor the rules see. In centre 15 mode it is a regulation-centre actor
@@ -201,7 +204,7 @@ def session_for_fingerprint(
         row.id, row.id_nat_ps, row.last_name, row.first_name, row.profession, row.specialty,
         row.structure_id, row.not_after,
         StructureKind(row.structure_kind) if row.structure_kind else StructureKind.CARE,
-        row.auth_means or CARD,
+        row.auth_means or CARD, row.workstation_sha256 or "",
     )
 
 

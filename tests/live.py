@@ -5,6 +5,7 @@ own data, config and logs under a temporary directory."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -24,6 +25,7 @@ from cardreader.virtual.pki import TestHealthCA
 from host.pki import init_pki
 
 BIN = Path(sys.executable).parent
+ECPS_CODE = "2468"  # the virtual e-CPS apps' code in tests
 
 
 def free_port() -> int:
@@ -174,6 +176,16 @@ class LiveWorld:
     agent: AgentProcess
     pki: Path
     root: Path
+    psc: HostProcess | None = None  # the reference Pro Santé Connect (``psc=True``)
+
+    def phone(self, id_nat_ps: str, code: str = ECPS_CODE) -> Any:
+        """The professional's virtual e-CPS app, enrolled at the running PSC."""
+        from host.psc.vecps import VirtualEcps
+
+        assert self.psc is not None, "live_world(psc=True)"
+        app = VirtualEcps(self.root / "phones" / id_nat_ps)
+        app.enrol(self.psc.url, self.pki / "psc" / "ca.pem", id_nat_ps, code)
+        return app
 
     def cps(self, profile: str = "gp", **changes: object) -> VirtualCps:
         """A virtual CPS issued by the host's health CA (its keys kept per profile)."""
@@ -188,21 +200,43 @@ class LiveWorld:
                               "AND status = 'current'", (ins,)).fetchall()
 
 
+def start_psc(pki: Path, data: Path) -> tuple[HostProcess, str]:
+    """`dmp-host psc serve` (polls every second); the agent.toml lines that use it."""
+    from host.psc.app import REALM
+
+    psc = HostProcess(pki, data, "--interval", "1", command=("psc", "serve"))
+    psc.start()
+    client = json.loads((data / "clients.json").read_text())["clients"][0]
+    secret = data.parent / "psc-secret"
+    secret.write_text(client["secret"] + "\n")
+    secret.chmod(0o600)
+    return psc, (f'\n[psc]\nissuer = "{psc.url}{REALM}"\nca = "{pki / "psc" / "ca.pem"}"\n'
+                 f'client_id = "{client["id"]}"\nsecret_file = "{secret}"\n')
+
+
 @contextlib.contextmanager
-def live_world(root: Path, *, tray: bool = False) -> Iterator[LiveWorld]:
-    """The reference host and an enrolled agent, both running, under ``root``."""
+def live_world(root: Path, *, tray: bool = False, psc: bool = False) -> Iterator[LiveWorld]:
+    """The reference host and an enrolled agent, both running, under ``root``; with ``psc``
+    the reference Pro Santé Connect too, trusted by the host and configured in the agent."""
     pki = root / "pki"
     init_pki(pki)
-    host = HostProcess(pki, root / "host")
-    host.start()
-    agent = AgentProcess(root / "agent", host.url, pki, tray=tray)
+    provider, psc_config, host_args = None, "", ()
+    if psc:
+        provider, psc_config = start_psc(pki, root / "psc")
+        host_args = ("--psc-issuer", psc_config.split('"')[1], "--psc-ca",
+                     str(pki / "psc" / "ca.pem"))
+    host = HostProcess(pki, root / "host", *host_args)
+    agent = AgentProcess(root / "agent", host.url, pki, tray=tray, extra_config=psc_config)
     try:
+        host.start()
         agent.enrol()
         agent.start()
-        yield LiveWorld(host, agent, pki, root)
+        yield LiveWorld(host, agent, pki, root, provider)
     finally:
         agent.stop()
         host.stop()
+        if provider is not None:
+            provider.stop()
 
 
 def qualify(api: httpx.Client, document: str = "passeport") -> dict[str, Any]:

@@ -13,7 +13,8 @@ docs/wire-signature.md describes every element and where it comes from. In short
                  urn:ihe:iti:dsg:detached:2014, CommitmentTypeIndication (ASTM E1762 purpose)
       ds:Object  ds:Manifest: one ds:Reference per document, URI = its uniqueId, SHA-256 of its
                  bytes
-      ds:Object  ds:SignatureProperties: the submission set's uniqueId and the patient
+      ds:Object  ds:SignatureProperties: the submission set's uniqueId and the patient, and
+                 for a deposit made without a card (e-CPS) dmp:Signer kind="establishment"
 
 `sign` builds it with lxml (canonical forms from libxml2); `verify` parses it without DTD,
 entities or network, under a size cap, has signxml check the signature value and the three
@@ -78,6 +79,12 @@ MAX_SIGNATURE_BYTES = 64 * 1024
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
+# Who signs (ours, docs/psc.md): the author's CPS card (the default: no element), or the
+# workstation's establishment certificate for a deposit made under an e-CPS session, where
+# no card can sign (the DMP's rule for deposits without a card signature).
+SIGNER_CARD, SIGNER_ESTABLISHMENT = "card", "establishment"
+SIGNERS = (SIGNER_CARD, SIGNER_ESTABLISHMENT)
+
 
 class DsgError(WireError):
     """A signature document refused. Codes: ``signature-too-large``, ``signature-dtd`` (DTD or
@@ -103,6 +110,7 @@ class SubmissionSignature:
     certificate: x509.Certificate
     signing_time: dt.datetime
     purpose: str
+    signer: str = SIGNER_CARD  # SIGNER_ESTABLISHMENT when the signature says so (signed)
 
 
 # -- building (the agent) ------------------------------------------------------------------------
@@ -168,11 +176,15 @@ def sign(
     certificate_der: bytes,
     *,
     signing_time: dt.datetime,
+    signer: str = SIGNER_CARD,
 ) -> bytes:
     """The signature document (UTF-8 XML bytes). ``sign_data(data)`` returns RSA PKCS#1 v1.5 over
     SHA-256 of ``data`` — the CPS card's signature key, which never leaves the card; it is called
     once, with the canonical SignedInfo. ``certificate_der`` is that key's certificate (carried as
-    it is: the host judges it)."""
+    it is: the host judges it). ``signer``: `SIGNER_ESTABLISHMENT` when ``sign_data`` is the
+    workstation's establishment key (a deposit under e-CPS), said in a signed property."""
+    if signer not in SIGNERS:
+        raise ValueError(f"signer {signer!r}: one of {SIGNERS}")
     if not documents:
         raise ValueError("a submission-set signature names at least one document")
     for document in documents:
@@ -199,6 +211,9 @@ def sign(
          f"{{{NS_DMP}}}SubmissionSet", uniqueId=submission_set)
     _sub(_sub(properties, _ds("SignatureProperty"), Target=f"#{SIGNATURE_ID}"),
          f"{{{NS_DMP}}}Patient", ins=patient.ins, oid=patient.oid)
+    if signer != SIGNER_CARD:  # a card's signature stays as it always was
+        _sub(_sub(properties, _ds("SignatureProperty"), Target=f"#{SIGNATURE_ID}"),
+             f"{{{NS_DMP}}}Signer", kind=signer)
 
     for target, kind in ((manifest, TYPE_MANIFEST), (signed_properties, TYPE_SIGNED_PROPERTIES),
                          (properties, TYPE_SIGNATURE_PROPERTIES)):
@@ -338,6 +353,16 @@ def _read_manifest(manifest: etree._Element) -> tuple[SignedDocument, ...]:
     return tuple(documents)
 
 
+def _read_signer(properties: etree._Element) -> str:
+    found = properties.findall("ds:SignatureProperty/dmp:Signer", NSMAP)
+    if not found:
+        return SIGNER_CARD
+    kind = found[0].get("kind")
+    if len(found) != 1 or kind not in SIGNERS:
+        raise _malformed(f"Signer: one of kind {SIGNERS} expected")
+    return str(kind)
+
+
 def _read_properties(properties: etree._Element) -> tuple[str, Patient]:
     submission_set = _one(properties, "ds:SignatureProperty/dmp:SubmissionSet",
                           "SignatureProperty SubmissionSet").get("uniqueId")
@@ -388,7 +413,7 @@ def verify(data: bytes) -> SubmissionSignature:
     signing_time, purpose = _read_signed_properties(signed_properties, certificate)
     submission_set, patient = _read_properties(properties)
     return SubmissionSignature(submission_set, patient, _read_manifest(manifest), certificate,
-                               signing_time, purpose)
+                               signing_time, purpose, _read_signer(properties))
 
 
 def mismatch(signature: SubmissionSignature, submission_set: str, patient: Patient,

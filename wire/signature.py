@@ -50,15 +50,17 @@ def sign_submission(
     certificate_der: bytes,
     *,
     unique_id: str,
+    signer: str = dsg.SIGNER_CARD,
 ) -> tuple[DocumentEntry, bytes]:
     """Sign a deposit: the signature document's entry and its XML bytes, to add to the
     documents given to `build_provide_bundle`. Every entry but a signature is in the manifest,
     with its ``sha256`` (hex); ``sign(data)`` is the card's signature key (RSA PKCS#1 v1.5,
-    SHA-256), ``certificate_der`` its certificate."""
+    SHA-256), ``certificate_der`` its certificate; ``signer`` says whose key that is (the
+    workstation's establishment key under e-CPS: `dsg.SIGNER_ESTABLISHMENT`)."""
     signature = dsg.sign(
         submission_set.unique_id, submission_set.patient,
         [dsg.SignedDocument(e.unique_id, e.sha256) for e in entries if not e.is_signature],
-        sign, certificate_der, signing_time=submission_set.submission_time,
+        sign, certificate_der, signing_time=submission_set.submission_time, signer=signer,
     )
     entry = signature_entry(signature, submission_set, submission_set.author,
                             unique_id=unique_id, creation_time=submission_set.submission_time)

@@ -157,8 +157,10 @@ def signed_bundle(patient: Any, content: bytes | str, digest: Digest, metadata: 
         reliability=identity[1] if identity else None,
     )
     # The card signs the IHE DSG signature document's SignedInfo (wire.dsg): one card call.
+    # Under e-CPS the workstation's establishment key signs, and the signature says so.
     signature, signature_xml = sign_submission(submission, [entry], signer.sign_document,
                                                signer.signature_certificate_der,
-                                               unique_id=f"urn:uuid:{uuid.uuid4()}")
+                                               unique_id=f"urn:uuid:{uuid.uuid4()}",
+                                               signer=getattr(signer, "signed_by", "card"))
     return entry.unique_id, build_provide_bundle(submission, [(entry, content),
                                                               (signature, signature_xml)])

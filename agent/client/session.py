@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives import hashes
 
@@ -456,6 +456,14 @@ class HostSession:
                     skew := clock_skew(base_url, workstation, timeout)) is not None:
                 raise skew from error
             raise
+        return cls._established(base_url, workstation, opened, session_key, timeout)
+
+    @classmethod
+    def _established(cls, base_url: str, workstation: Workstation, opened: dict[str, Any],
+                     session_key: Any, timeout: float) -> HostSession:
+        """The session the host opened (``opened``: its 201 answer) on ``session_key``."""
+        from cryptography.hazmat.primitives import serialization
+
         # The session key goes from this object to the TLS context and is then dropped.
         key_pem = session_key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
@@ -471,6 +479,42 @@ class HostSession:
                    dt.datetime.fromisoformat(opened["notAfter"]),
                    tuple(str(m) for m in modes) if isinstance(modes, list)
                    else ("normal", "bris_de_glace"), session_context, workstation.proxy)
+
+    @classmethod
+    def open_ecps(
+        cls,
+        base_url: str,
+        workstation: Workstation,
+        *,
+        authenticate: Callable[[str], tuple[str, str]],
+        timeout: float = 30.0,
+        opening: Opening | None = None,
+    ) -> HostSession:
+        """Open a session with the e-CPS (docs/psc.md): challenge, session key, then
+        ``authenticate(nonce)`` (the CIBA login at Pro Santé Connect, approved on the phone)
+        returns the ID token bound to that nonce and the structure chosen; POST /session/ecps.
+        """
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+
+        from wire.session import ecps_nonce
+
+        opening = opening or Opening(base_url, workstation, timeout)
+        with contextlib.closing(opening):
+            bootstrap, challenge = opening.take()
+            session_key = ec.generate_private_key(ec.SECP256R1())
+            public_der = session_key.public_key().public_bytes(
+                serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+            id_token, structure_id = authenticate(ecps_nonce(challenge, public_der))
+            sent = dt.datetime.now(dt.UTC)
+            answer = bootstrap.post("/session/ecps", json={
+                "idToken": id_token, "challenge": base64.b64encode(challenge).decode(),
+                "sessionPublicKey": base64.b64encode(public_der).decode(),
+                "structureId": structure_id})
+            if answer.status_code != 201:
+                raise _refusal(answer, sent)
+            opened = answer.json()
+        return cls._established(base_url, workstation, opened, session_key, timeout)
 
     def close(self, reason: str = "closed") -> None:
         """Tell the host the session is over, then drop the client (and the key with it)."""

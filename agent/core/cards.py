@@ -59,7 +59,8 @@ class CardsPart(CoreState):
                 self._slots.clear()
                 self._problem = _("The smart-card service stopped → systemctl start pcscd")
                 self._service_problem = self._problem
-            self._session_gone("service-lost")
+            if getattr(self._session, "card_bound", True):  # no card, no end (e-CPS)
+                self._session_gone("service-lost")
             self._clear_patient(None)
             self._publish("cards")
             return
@@ -85,7 +86,8 @@ class CardsPart(CoreState):
             else:
                 self._slots[reader] = SlotReport(reader, CardStatus.NONE,
                                                  message=no_card_text())
-            if self._session is None and self._cps_reader() is None:
+            if self._session is None and self._cps_reader() is None \
+                    and getattr(self, "_ecps", None) is None:  # not during an e-CPS login
                 # The CPS of a locked (or never opened) session left.
                 self._session_state, self._session_error = "none", ""
                 self._session_tries = None
@@ -115,7 +117,7 @@ class CardsPart(CoreState):
         with self._lock:
             self._slots[reader] = report
             is_cps = report.kind is CardKind.CPS and self.may_hold("cps", reader)
-            if is_cps and self._session is None:
+            if is_cps and self._session is None and getattr(self, "_ecps", None) is None:
                 self._session_state = "locked" if usable else "none"
                 self._session_error = "" if usable else report.message
                 self._session_tries = report.pin_tries_left

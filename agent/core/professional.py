@@ -120,6 +120,9 @@ class ProfessionalSession:
     (at most ``revoke_timeout``) since nothing else would deliver it.
     """
 
+    card_bound = True  # a card event ends it (an e-CPS session is not: agent.core.ecps)
+    signed_by = "card"  # who signs its deposits (wire.dsg): the card's signature key
+
     def __init__(
         self,
         reader: str,

@@ -21,6 +21,7 @@ from agent.client.link import LINK
 from agent.config import AgentConfig
 from agent.core.cards import CardsPart
 from agent.core.deposit import make_sender, recover_contents
+from agent.core.ecps import EcpsPart
 from agent.core.identity import IdentityPart
 from agent.core.patient import PatientPart
 from agent.core.sessions import SessionPart
@@ -49,7 +50,8 @@ __all__ = ["AgentService"]
 log = logging.getLogger("agent.core")
 
 
-class AgentService(CardsPart, SessionPart, PatientPart, IdentityPart, ViewingPart, WorkPart):
+class AgentService(EcpsPart, CardsPart, SessionPart, PatientPart, IdentityPart, ViewingPart,
+                   WorkPart):
     """The agent's state and work. ``start()`` it, ``stop()`` it; thread-safe.
 
     ``cps_reader`` / ``vitale_reader`` name the readers to use (default: the configured
@@ -182,9 +184,10 @@ class AgentService(CardsPart, SessionPart, PatientPart, IdentityPart, ViewingPar
     def _session_json(self) -> dict[str, Any]:
         with self._lock:
             reader = self._cps_reader()
-            return session_json(self._session, self._slots.get(reader) if reader else None,
-                                state=self._session_state, reader=reader,
-                                tries=self._session_tries, error=self._session_error)
+            return self._ecps_json(session_json(
+                self._session, self._slots.get(reader) if reader else None,
+                state=self._session_state, reader=reader or None,
+                tries=self._session_tries, error=self._session_error))
 
     def _patient_json(self) -> dict[str, Any]:
         with self._lock:

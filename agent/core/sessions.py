@@ -9,7 +9,7 @@ import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from agent.card_words import blocked_cps_text, card_error_text
@@ -41,7 +41,8 @@ LAST_TRY = N_("last try: a wrong PIN blocks the card")
 CHOICE_TIMEOUT = 120.0  # seconds the opening waits for the practice situation to be chosen
 
 SESSION_END = {"card-removed": N_("card removed"), "logout": N_("session locked"),
-               "service-lost": N_("smart-card service stopped")}
+               "service-lost": N_("smart-card service stopped"),
+               "expired": N_("e-CPS session expired: log in again with the e-CPS")}
 # The CPS missing where a session or an unblock needs it (translated where raised).
 CPS_MISSING = N_("CPS card (the professional's card) missing from the readers: insert it.")
 
@@ -250,6 +251,12 @@ class SessionPart(CoreState):
             session.close("card-removed")
             self._session_failed(SessionEndedError("card-removed"), prompt)
             raise SessionEndedError("card-removed")
+        return self._session_installed(session)
+
+    def _session_installed(self, session: ProfessionalSession) -> dict[str, Any]:
+        """What follows every opening (card or e-CPS, `agent.core.ecps`), ``session`` being
+        the core's: its end watched, the views told, the outbox woken, the connection kept
+        warm, a patient's card already in read."""
         threading.Thread(target=self._watch_session_end, args=(session,), daemon=True,
                          name="session-end").start()
         identity = session.identity
@@ -284,19 +291,22 @@ class SessionPart(CoreState):
             remember_situations(report.cps.serial_number, situations)
             self._slots[reader] = dataclasses.replace(report, situations=situations)
 
-    def _wait_for_situation(self, reader: str, count: int) -> int:
-        """Wait (at most `CHOICE_TIMEOUT`) for the professional to choose the situation; the
-        card removed or the opening cancelled (`lock_session`) ends the wait."""
+    def _wait_for_situation(self, reader: str, count: int, *,
+                            present: Callable[[], bool] | None = None,
+                            timeout: float = CHOICE_TIMEOUT) -> int:
+        """Wait (at most ``timeout``) for the professional to choose the situation; the
+        card removed (``present()`` false, for an opening without a card) or the opening
+        cancelled (`lock_session`) ends the wait."""
         choice = SituationChoice(reader, count)
         with self._lock:
             self._choice = choice
             self._session_state = "choosing"
         self._publish("session")
-        deadline = time.monotonic() + CHOICE_TIMEOUT
+        deadline = time.monotonic() + timeout
         try:
             while not choice.answered.wait(0.2):
                 with self._lock:
-                    gone = self._cps_reader() != reader
+                    gone = not present() if present else self._cps_reader() != reader
                 if gone:
                     raise AgentError(_("The CPS card was removed while the session opened"),
                                      code="card-removed", status=409)

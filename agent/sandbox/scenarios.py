@@ -36,6 +36,7 @@ from cardreader.virtual import cli as vcard
 from cardreader.vitale import Vitale2Profile, VitaleCard
 from wire.mhd import Author
 
+from .ecps_scenario import host_arguments, optician_with_ecps_deposits, pro_sante_connect
 from .identity import identity_scenarios, qualified_identity
 from .patient_side import (
     PATIENT_EMAIL,
@@ -66,16 +67,25 @@ class Sandbox:
         return f"sqlite:///{self.state / 'host' / 'host.db'}"
 
 
-@contextlib.contextmanager
-def reference_host(state: Path) -> Iterator[tuple[Path, str, subprocess.Popen[bytes]]]:
-    """`dmp-host pki init` then `dmp-host serve` in its own process; stopped on exit."""
+def sandbox_pki(state: Path) -> Path:
+    """`dmp-host pki init` once (the provider and the host share it)."""
     pki = state / "pki"
-    subprocess.run([str(BIN / "dmp-host"), "pki", "init", str(pki)], check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if not (pki / "health-ca").is_dir():
+        subprocess.run([str(BIN / "dmp-host"), "pki", "init", str(pki)], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return pki
+
+
+@contextlib.contextmanager
+def reference_host(state: Path, *options: str
+                   ) -> Iterator[tuple[Path, str, subprocess.Popen[bytes]]]:
+    """`dmp-host pki init` then `dmp-host serve [options]` in its own process; stopped on
+    exit."""
+    pki = sandbox_pki(state)
     port = free_port()
     with service([str(BIN / "dmp-host"), "serve", "--pki", str(pki), "--data",
-                  str(state / "host"), "--port", str(port)], state / "host.log", port,
-                 name="the host") as process:
+                  str(state / "host"), "--port", str(port), *options], state / "host.log",
+                 port, name="the host") as process:
         yield pki, f"https://127.0.0.1:{port}", process
 
 
@@ -318,7 +328,10 @@ def running_agent(sandbox: Sandbox) -> Iterator[str]:
 def play(state: Path, pcscd_port: int, step: Callable[[str], None], *,
          keep: Callable[[Sandbox], None] | None = None) -> None:
     with contextlib.ExitStack() as stack:
-        pki, url, process = stack.enter_context(reference_host(state))
+        # The reference Pro Santé Connect first: the host trusts its tokens (e-CPS, step 7).
+        provider = stack.enter_context(pro_sante_connect(state, sandbox_pki(state)))
+        pki, url, process = stack.enter_context(reference_host(state,
+                                                               *host_arguments(provider)))
         config = AgentConfig(host_url=url, host_ca=pki / "server" / "ca.pem",
                              credentials_dir=state / "agent" / "workstation",
                              data_dir=state / "agent" / "data", log_dir=state / "agent" / "log")
@@ -364,10 +377,16 @@ def play(state: Path, pcscd_port: int, step: Callable[[str], None], *,
         cps_reader = insert("cps:gp", 0, state, ca, pcscd_port)
         gp_visit(sandbox, cps_reader, vitale_reader)
 
-        identity_scenarios(sandbox, step, lambda card, slot: insert(
-            card, slot, state, ca, pcscd_port), running_agent, first=7)
+        step(_("7. optician without a card reader: e-CPS on her phone, a deposit signed by "
+               "the workstation's establishment certificate"))
+        with contextlib.redirect_stdout(None):
+            vcard.remove(0, state / "cards")  # no CPS in any reader
+        optician_with_ecps_deposits(state, config, provider, vitale_reader)
 
-        step(_("9. the agent as people use it: `dmp-agent run`, its local API and page"))
+        identity_scenarios(sandbox, step, lambda card, slot: insert(
+            card, slot, state, ca, pcscd_port), running_agent, first=8)
+
+        step(_("10. the agent as people use it: `dmp-agent run`, its local API and page"))
         cps_reader = insert("cps:nurse", 0, state, ca, pcscd_port)
         with running_agent(sandbox) as page:
             if keep is not None:

@@ -32,6 +32,7 @@ from agent.views.commands import (
     cmd_watch,
     run_command,
 )
+from agent.views.ecps_cli import cmd_login
 
 __all__ = ["WORKFLOW_COMMANDS", "add_workflow_commands"]
 
@@ -41,7 +42,7 @@ WORKFLOW_COMMANDS = ("patient", "find-patient", "identity", "documents", "create
                      "authorize", "deposit", "outbox", "emergency", "regulation", "watch",
                      "mask", "unmask", "hide-from-patient", "show-to-patient", "archive",
                      "delete", "replace", "close-dmp", "reactivate-dmp", "medecin-traitant",
-                     "unblock", "status")
+                     "unblock", "status", "login")
 
 
 EXIT_CODES = N_("Exit codes: 0 done, 1 refused or failed (card, PIN, host), 2 misuse.")
@@ -63,6 +64,7 @@ EXAMPLES = {
     "reactivate-dmp": "dmp-agent reactivate-dmp --consent",
     "medecin-traitant": "dmp-agent medecin-traitant --confirm",
     "unblock": "dmp-agent unblock",
+    "login": "dmp-agent login --ecps --idnat 810003456786",
 }
 
 
@@ -84,6 +86,13 @@ def _common() -> argparse.ArgumentParser:
                        help=_("the practice situation to work in, when the CPS holds several: "
                               "its number (1 = the first) or its structure id (default: the "
                               "first; the one used is said)"))
+    cards.add_argument("--ecps", action="store_true",
+                       help=_("log in with the e-CPS through Pro Santé Connect instead of the "
+                              "CPS card: approve on your phone (countdown shown; Ctrl-C "
+                              "cancels)"))
+    cards.add_argument("--idnat", metavar="IDNAT_PS",
+                       help=_("with --ecps: your national id (RPPS); default: the last one "
+                              "used here"))
     cards.add_argument("--cps-reader", metavar=_("NAME"),
                        help=_("the reader holding the CPS (default: found by its ATR)"))
     cards.add_argument("--vitale-reader", metavar=_("NAME"),
@@ -224,6 +233,12 @@ def add_workflow_commands(
                      _("Access of the regulation centre (centre 15): the authorization is not "
                        "checked, the patient's opt-out is; traced and notified."))
     regulation.add_argument("what", choices=["documents"], help=_("what to do in this mode"))
+    add("login", cmd_login, _("open a session (card, or --ecps), say who and until when, "
+                              "close it"),
+        _("Opens a session as every command does (the CPS card and its PIN, or with --ecps "
+          "the e-CPS approved on the phone), says the professional, the practice situation "
+          "and until when, then closes it: the check that this workstation can log in."),
+        )
     unblock = add("unblock", cmd_unblock, _("unblock a blocked CPS with its PUK and a new PIN"),
                   _("Unblocks the blocked CPS (wrong PIN three times) with its unblocking "
                     "code (PUK, 8 digits) and a new PIN, typed without echo (the new one "

@@ -122,11 +122,12 @@ def start_core(args: argparse.Namespace, *, with_outbox: bool = False,
     leaves out (the identity checks it keeps) instead of failing."""
     config = load_command_config()
     try:
-        if not list_readers():
+        if not list_readers() and not getattr(args, "ecps", False):
             raise CommandError(_("No card reader found: plug one in."))
     except CardError as error:
-        raise CommandError(f"{error}\n  → " + _("start pcscd (systemctl start pcscd)")
-                           ) from None
+        if not getattr(args, "ecps", False):  # the e-CPS needs no reader
+            raise CommandError(f"{error}\n  → " + _("start pcscd (systemctl start pcscd)")
+                               ) from None
     holder = f"dmp-agent {getattr(args, 'command', '') or ''}".strip()
 
     def make(outbox: bool) -> AgentService:
@@ -181,6 +182,10 @@ def _prompt(args: argparse.Namespace) -> PinPrompt:
 
 
 def open_session(core: AgentService, args: argparse.Namespace) -> ProfessionalSession:
+    if getattr(args, "ecps", False):  # no card: the phone approves (docs/psc.md)
+        from agent.views.ecps_cli import open_ecps_session
+
+        return open_ecps_session(core, args)
     report = card_in(core, CardKind.CPS)
     if report is None:
         raise CommandError(_(CPS_MISSING))

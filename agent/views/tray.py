@@ -35,6 +35,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from agent.errors import AgentError
 from agent.i18n import _
 from agent.views.tray_backends import (
     Driver,
@@ -187,12 +188,26 @@ class Tray:
         return [
             MenuEntry(_("Open the page"), lambda: self.open_page(""), default=True),
             MenuEntry(_("Deposit a document…"), lambda: self.open_page("deposit")),
+            MenuEntry(_("Log in with e-CPS…"), self._ecps_login,
+                      enabled=lambda: not self.session_open()),
             MenuEntry(_("Lock the session"), self._source.lock_session,
                       enabled=self.session_open),
             MenuEntry(_("Diagnostics"), lambda: self.open_page("diagnostics")),
             MenuEntry(_("Settings"), lambda: self.open_page("settings")),
             MenuEntry(_("Quit"), self._quit_chosen, separator_before=True),
         ]
+
+    def _ecps_login(self) -> None:
+        """Start the e-CPS login for the professional last logged in with it here, and
+        show the page where the binding message and the countdown are (or where the
+        national id is asked, when none is known yet: docs/psc.md)."""
+        start = getattr(self._source, "login_ecps", None)
+        if start is not None:
+            try:
+                start()
+            except AgentError as error:  # not configured, no id known yet: the page says it
+                log.info("tray: e-CPS login not started (%s)", error.code)
+        self.open_page("session")
 
     def open_page(self, fragment: str = "") -> None:
         # The URL carries the user's token: it is never logged.

@@ -203,6 +203,8 @@ def tray_tooltip(snapshot: Mapping[str, Any]) -> str:
     if state == "open":
         who = professional_name(_part(session, "professional"))
         headline = _("session open: {who}").format(who=who) if who else _("session open")
+    elif state == "opening" and _part(session, "ecps").get("phase") == "waiting":
+        headline = _("e-CPS: approve the login on your phone")
     elif state == "opening":
         headline = _("opening the session…")
     elif state == "locked":

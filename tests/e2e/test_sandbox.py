@@ -37,8 +37,9 @@ def test_the_sandbox_runs_to_the_end(run) -> None:
     # In French, the default (the sandbox speaks through the catalogue, issue 17).
     for step in ("1. comptoir de la pharmacie", "2. opticien", "3. consultation chez le "
                  "médecin", "4. urgence", "5. à la maison", "6. le médecin rouvre le DMP",
-                 "*** REFUSÉ", "7. orthoptiste", "8. homonymes",
-                 "9. l'agent tel qu'on l'utilise", "POST /api/session : ouverte",
+                 "*** REFUSÉ", "7. opticienne sans lecteur de carte",
+                 "session ouverte avec l'e-CPS", "8. orthoptiste", "9. homonymes",
+                 "10. l'agent tel qu'on l'utilise", "POST /api/session : ouverte",
                  "GET /api/status : patient ready", "bac à sable terminé"):
         assert step in result.stdout
     assert "PassReport(" not in result.stdout  # no Python repr reaches the narration
@@ -86,8 +87,9 @@ def test_the_host_stored_the_dmp_the_report_and_the_traces(run) -> None:
         ins = dossiers[0].ins
         types = sorted(r.type_code for r in connection.execute(
             text("select type_code from documents where ins = :ins"), {"ins": ins}))
-        # The optician's report, the orthoptist's assessment, their signed submission sets.
-        assert types == ["34810-2", "BILAN-ORTHOPTIQUE", "E1762", "E1762"]
+        # Each report and its signed submission set: the optician's by the CPS then under
+        # e-CPS, the orthoptist's assessment.
+        assert types == ["34810-2", "34810-2", "BILAN-ORTHOPTIQUE", "E1762", "E1762", "E1762"]
         log = connection.execute(text(
             "select action, mode, outcome, justification, profession from access_log "
             "where ins = :ins"), {"ins": ins}).all()
@@ -123,9 +125,9 @@ def test_every_deposit_carries_the_qualified_identity_and_homonyms_wait(run) -> 
     assert all(r is not None and r.qualified and r.document == "passeport"
                for r in reliabilities)
     out = result.stdout
-    refused = out.index("REFUSÉ par l'agent / REFUSED by the agent (identity-not-qualified)")
+    refused = out.index("REFUSÉ par l'agent (identity-not-qualified)")
     assert refused < out.index("identité qualifiée (Passeport")
-    homonyms = out[out.index("8. homonyms"):out.index("9. the agent")]
+    homonyms = out[out.index("9. homonymes"):out.index("10. l'agent")]
     assert "2 identités" in homonyms and "l'agent attend le choix" in homonyms
     assert "172083306312348" in homonyms and "172089913404594" in homonyms
     assert "REFUSÉ / REFUSED (409" in homonyms
@@ -143,7 +145,7 @@ def test_outbox_is_empty_and_nothing_is_left_running(run) -> None:
     outbox = state / "agent" / "data" / "outbox" / "outbox.sqlite3"
     with create_engine(f"sqlite:///{outbox}").connect() as connection:
         states = [r[0] for r in connection.execute(text("select state from items"))]
-    assert states == ["done", "done"]
+    assert states == ["done", "done"]  # the CPS's deposit, the e-CPS one
     leftovers = subprocess.run(["pgrep", "-f", f"{state}"], capture_output=True, text=True)
     assert leftovers.stdout.strip() == ""
 

@@ -152,9 +152,11 @@ def deposit_bundle(
     signed_documents: list[DocumentEntry] | None = None,
     submission_uid: str | None = None,
     identity: tuple[InsIdentity, IdentityReliability] | None = None,
+    signer: str = "card",
 ) -> Deposit:
     """A signed ITI-65 bundle; ``signed_documents`` lets a test sign other documents or digests
-    than it sends (a forged manifest); ``identity``: the patient's INS traits and RNIV status
+    than it sends (a forged manifest); ``signer``: "establishment" when ``card`` is a
+    workstation's key (e-CPS, docs/psc.md); ``identity``: the patient's INS traits and RNIV status
     the submission set carries (docs/ins.md)."""
     submission = SubmissionSet(
         unique_id=submission_uid or new_uid(), source_id="urn:oid:1.2.250.1.999.1",
@@ -165,7 +167,7 @@ def deposit_bundle(
     )
     signed = signed_documents if signed_documents is not None else [e for e, _ in documents]
     signature, signature_xml = sign_submission(submission, signed, card.sign, card.certificate(),
-                                               unique_id=new_uid())
+                                               unique_id=new_uid(), signer=signer)
     docs = [*documents, (signature, signature_xml)]
     return Deposit(submission, docs, build_provide_bundle(submission, docs))
 

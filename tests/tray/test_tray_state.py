@@ -75,6 +75,11 @@ def test_tooltips_say_what_the_agent_does_in_french() -> None:
     assert tray_tooltip(snapshot("locked")) == "Agent DMP — CPS verrouillée : saisissez le code"
     assert tray_tooltip(snapshot("locked", session_error="Code faux, 2 essais restants")) == (
         "Agent DMP — CPS verrouillée : saisissez le code\nCode faux, 2 essais restants")
+    waiting = snapshot("opening")
+    waiting["session"]["ecps"] = {"phase": "waiting", "bindingMessage": "Poste A code 1234",
+                                  "secondsLeft": 80}
+    assert tray_tooltip(waiting) == (
+        "Agent DMP — e-CPS : validez la connexion sur votre téléphone")
     assert tray_tooltip(snapshot("open")) == "Agent DMP — session ouverte : Dr Claire MARTIN"
     assert tray_tooltip(snapshot("open", professional=PHARMACIST)) == (
         "Agent DMP — session ouverte : Paul LEROY")
@@ -242,18 +247,22 @@ def test_menu_entries_and_their_logic() -> None:
     tray.refresh()
     entries = {entry.label: entry for entry in tray.menu_entries()}
     assert list(entries) == [
-        "Ouvrir la page", "Déposer un document…",
+        "Ouvrir la page", "Déposer un document…", "Se connecter avec e-CPS…",
         "Verrouiller la session", "Diagnostic",
         "Paramètres", "Quitter"]
     assert [e.label for e in entries.values() if e.default] == ["Ouvrir la page"]
 
+    ecps = entries["Se connecter avec e-CPS…"]
+    assert ecps.enabled()
+    ecps()  # the login goes on in the page: its binding message and countdown
+    assert opened.pop() == source.PAGE + "#session"
     lock = entries["Verrouiller la session"]
     assert not lock.enabled()
     lock()  # a stale menu cannot lock a session that is not open
     assert source.locks == 0
     source.set(snapshot("open"))
     tray.refresh()
-    assert lock.enabled()
+    assert lock.enabled() and not ecps.enabled()
     lock()
     assert source.locks == 1
 

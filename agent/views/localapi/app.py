@@ -30,6 +30,7 @@ from starlette.staticfiles import StaticFiles
 from agent.core.service import AgentService
 from agent.errors import AgentError, explain
 from agent.i18n import _, catalogue, current_language, page_messages, translate_html
+from agent.views.localapi.ecps_routes import ecps_routes
 from agent.views.localapi.guard import Guard
 from agent.views.localapi.token import TOKEN_ROUTE, TokenKeeper
 from agent.views.localapi.viewing import viewing_routes
@@ -466,6 +467,7 @@ def create_app(service: AgentService, *, token: str | TokenKeeper, port: int,
         route("/api/settings", settings, "GET"),
         *viewing_routes(service, call, route, _unique_id),
     ]
+    routes += ecps_routes(service, route, call)  # the e-CPS login (docs/psc.md)
     if WEB.is_dir():
         routes.append(Mount("/static", StaticFiles(directory=WEB), name="static"))
     async def not_found(request: Request, exc: Exception) -> Response:

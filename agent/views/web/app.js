@@ -6,6 +6,7 @@
 import {identityView} from './identity.js';
 import {initSections, renderSections} from './sections.js';
 import {closeViewer, initViewer, openViewer} from './viewer.js';
+import {renderEcps, wireEcps} from './ecps.js';
 
 const TOKEN_KEY = 'dmp-agent-token';
 // The practice situation last chosen per card: idNat_PS -> structure id (this browser).
@@ -661,6 +662,7 @@ function render() {
   $('problem-text').textContent = state.problem || '';
   renderStatusBar();
   renderSession();
+  renderEcps(state); // after the session: no PIN form while the phone is asked
   renderPatient();
   renderDossier();
   renderDeposit();
@@ -2023,4 +2025,5 @@ function watchPatient() {
 }
 
 wire();
+wireEcps({api, t, failed, say});
 start(readFragment());
