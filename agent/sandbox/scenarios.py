@@ -377,14 +377,16 @@ def play(state: Path, pcscd_port: int, step: Callable[[str], None], *,
         cps_reader = insert("cps:gp", 0, state, ca, pcscd_port)
         gp_visit(sandbox, cps_reader, vitale_reader)
 
-        step(_("7. optician without a card reader: e-CPS on her phone, a deposit signed by "
+        # The identity steps first: the agent remembers a patient's qualified identity, and
+        # the orthoptist must meet it only récupérée.
+        identity_scenarios(sandbox, step, lambda card, slot: insert(
+            card, slot, state, ca, pcscd_port), running_agent, first=7)
+
+        step(_("9. optician without a card reader: e-CPS on her phone, a deposit signed by "
                "the workstation's establishment certificate"))
         with contextlib.redirect_stdout(None):
             vcard.remove(0, state / "cards")  # no CPS in any reader
         optician_with_ecps_deposits(state, config, provider, vitale_reader)
-
-        identity_scenarios(sandbox, step, lambda card, slot: insert(
-            card, slot, state, ca, pcscd_port), running_agent, first=8)
 
         step(_("10. the agent as people use it: `dmp-agent run`, its local API and page"))
         cps_reader = insert("cps:nurse", 0, state, ca, pcscd_port)

@@ -37,8 +37,8 @@ def test_the_sandbox_runs_to_the_end(run) -> None:
     # In French, the default (the sandbox speaks through the catalogue, issue 17).
     for step in ("1. comptoir de la pharmacie", "2. opticien", "3. consultation chez le "
                  "médecin", "4. urgence", "5. à la maison", "6. le médecin rouvre le DMP",
-                 "*** REFUSÉ", "7. opticienne sans lecteur de carte",
-                 "session ouverte avec l'e-CPS", "8. orthoptiste", "9. homonymes",
+                 "*** REFUSÉ", "7. orthoptiste", "8. homonymes",
+                 "9. opticienne sans lecteur de carte", "session ouverte avec l'e-CPS",
                  "10. l'agent tel qu'on l'utilise", "POST /api/session : ouverte",
                  "GET /api/status : patient ready", "bac à sable terminé"):
         assert step in result.stdout
@@ -121,16 +121,17 @@ def test_every_deposit_carries_the_qualified_identity_and_homonyms_wait(run) -> 
     patients = [c for s in sets for c in s.get("contained", ())
                 if c.get("resourceType") == "Patient"]
     reliabilities = [reliability_of(p) for p in patients]
-    assert len(sets) == 2 and len(reliabilities) == 2
+    # The optician's by the CPS and under e-CPS, the orthoptist's.
+    assert len(sets) == 3 and len(reliabilities) == 3
     assert all(r is not None and r.qualified and r.document == "passeport"
                for r in reliabilities)
     out = result.stdout
     refused = out.index("REFUSÉ par l'agent (identity-not-qualified)")
     assert refused < out.index("identité qualifiée (Passeport")
-    homonyms = out[out.index("9. homonymes"):out.index("10. l'agent")]
+    homonyms = out[out.index("8. homonymes"):out.index("9. opticienne")]
     assert "2 identités" in homonyms and "l'agent attend le choix" in homonyms
     assert "172083306312348" in homonyms and "172089913404594" in homonyms
-    assert "REFUSÉ / REFUSED (409" in homonyms
+    assert "REFUSÉ (409" in homonyms
 
 
 def test_the_gp_got_the_very_bytes_the_optician_deposited(run) -> None:
@@ -145,7 +146,8 @@ def test_outbox_is_empty_and_nothing_is_left_running(run) -> None:
     outbox = state / "agent" / "data" / "outbox" / "outbox.sqlite3"
     with create_engine(f"sqlite:///{outbox}").connect() as connection:
         states = [r[0] for r in connection.execute(text("select state from items"))]
-    assert states == ["done", "done"]  # the CPS's deposit, the e-CPS one
+    # The optician's by the CPS, the orthoptist's, the optician's under e-CPS.
+    assert states == ["done", "done", "done"]
     leftovers = subprocess.run(["pgrep", "-f", f"{state}"], capture_output=True, text=True)
     assert leftovers.stdout.strip() == ""
 
