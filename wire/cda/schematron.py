@@ -30,6 +30,7 @@ SVRL = "http://purl.oclc.org/dsdl/svrl"
 DATA_DIR = Path(os.environ.get("DMP_CISIS_DIR") or Path(__file__).with_name("cisis") / "data")
 PIPELINE = ("iso_dsdl_include.xsl", "iso_abstract_expand.xsl", "iso_svrl_for_xslt2.xsl")
 SKELETON_DIR = "schematrons/moteur"
+PIPELINE_FILES = tuple(f"{SKELETON_DIR}/{step}" for step in PIPELINE)
 # Roles the CI-SIS uses for what does not make a document non-conformant.
 NOT_ERRORS = frozenset({"warning", "warn", "info", "information", "note"})
 

@@ -1543,6 +1543,10 @@ function fileType(file) {
   const name = file.name.toLowerCase();
   if (name.endsWith('.pdf')) return 'application/pdf';
   if (name.endsWith('.txt')) return 'text/plain';
+  // A structured CDA R2 from the practice's software (VSM, CR-BIO...): checked by the agent.
+  if (name.endsWith('.xml') || file.type === 'text/xml' || file.type === 'application/xml') {
+    return 'text/xml';
+  }
   return null;
 }
 
