@@ -52,3 +52,19 @@ def level1_header(**changes: object) -> Level1Header:
     )
     values.update(changes)
     return Level1Header(**values)  # type: ignore[arg-type]
+
+
+def for_patient(data: bytes, ins: str, oid: str) -> bytes:
+    """A CI-SIS example about another patient: its recordTarget's INS (the examples' test
+    INS) replaced by ``ins`` under ``oid``, nothing else changed (the session's patient of a
+    live test is a virtual Vitale card's)."""
+    from lxml import etree
+
+    root = etree.fromstring(data, etree.XMLParser(resolve_entities=False, no_network=True))
+    ids = root.findall("{urn:hl7-org:v3}recordTarget/{urn:hl7-org:v3}patientRole/"
+                       "{urn:hl7-org:v3}id")
+    found = [node for node in ids if node.get("extension") == EXAMPLE_INS]
+    assert len(found) == 1, "the example's INS"
+    found[0].set("extension", ins)
+    found[0].set("root", oid)
+    return etree.tostring(root.getroottree(), xml_declaration=True, encoding="UTF-8")
