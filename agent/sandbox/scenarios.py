@@ -23,7 +23,7 @@ from typing import Any
 from agent.client.dmp import DmpClient, DmpError, PatientContext, deposit_types
 from agent.client.provide import DepositMetadata
 from agent.config import AgentConfig
-from agent.core.deposit import make_sender, queue_deposit, recover_contents
+from agent.core.deposit import as_cda, make_sender, queue_deposit, recover_contents
 from agent.core.pin import FixedPrompt
 from agent.core.professional import ProfessionalSession
 from agent.install.enrol import enrol_from_pki, load_workstation
@@ -35,6 +35,7 @@ from cardreader.virtual import cli as vcard
 from cardreader.vitale import Vitale2Profile, VitaleCard
 from wire.mhd import Author
 
+from .cda_deposits import choose_cda_mode, report_pdf, said, structured_example
 from .patient_side import (
     PATIENT_EMAIL,
     SANDBOX_PASSWORD,
@@ -47,7 +48,9 @@ from .services import free_port, say, service
 
 HARNESS_PIN = "1234"
 BIN = Path(sys.executable).parent
-REPORT = b"%PDF-1.4\n% Compte rendu d'examen de la vue\n" + bytes(range(256)) * 64
+REPORT = report_pdf("Compte rendu d'examen de la vue", [
+    "Réfraction : OD -1,25 (-0,50 à 90°), OG -1,00.", "Acuité corrigée 10/10 à chaque oeil.",
+    "Renouvellement de l'équipement conseillé."])
 
 
 @dataclass
@@ -139,29 +142,47 @@ def pharmacist_creates_a_dmp(sandbox: Sandbox, cps: str,
     return patient, str(created["accessCode"])
 
 
-def optician_deposits(sandbox: Sandbox, cps: str, vitale_reader: str) -> str:
-    vitale = read_vitale(vitale_reader)
+def _deposit(sandbox: Sandbox, session: ProfessionalSession, dmp: DmpClient,
+             vitale: VitaleCard, patient: PatientContext, content: bytes,
+             metadata: DepositMetadata) -> str:
+    """One deposit on the agent's path: made a checked CDA (`as_cda`: a PDF as a PDF/A in
+    a level 1 document, a structured CDA as it is), signed by the card, queued, sent."""
+    author = session.author()
+    identity = next(found for found in dmp.search_card(vitale, vitale.holder)
+                    if found.ins == patient.ins)
+    situation = session.situation
+    document, metadata = as_cda(content, metadata, author=author,
+                                structure_name=situation.structure_name if situation else "",
+                                setting=session.care_setting(), identity=identity)
+    assert metadata.cda is not None
+    say(f"CDA {metadata.cda.volet} ({metadata.cda.format_code}), {len(document.data)} octets"
+        f"{said(document.skipped)}")
     outbox = open_outbox(sandbox.config)
     try:
         recover_contents(outbox)
-        with professional(sandbox, cps) as (session, dmp, author):
-            patient = _patient(dmp, vitale)
-            type_code, _class, label = next(
-                t for t in deposit_types(author.profession) if t[0] == "34810-2")
-            item = queue_deposit(outbox, patient, REPORT, DepositMetadata(type_code, label),
-                                 author=author, setting=session.care_setting(),
-                                 signer=session)
-            say(f"« {label} » signé par la carte et mis en file d'envoi / signed, queued")
-            send = make_sender(session.calls, outbox)
-            report = Sender(outbox, RetryPolicy.from_config(sandbox.config),
-                            on_progress=send.on_progress).send_pending(send)
-            counts = outbox.counts()
-            say(f"envoi / sent: {report.sent} déposé(s)/stored, {report.failed} refusé(s)/"
-                f"refused; file d'envoi / outbox: {counts.pending} en attente/pending, "
-                f"{counts.done} fait(s)/done, {counts.failed} refusé(s)/failed")
-            return outbox.get(item).unique_id
+        item = queue_deposit(outbox, patient, document.data, metadata, author=author,
+                             setting=session.care_setting(), signer=session)
+        say(f"« {metadata.title} » signé par la carte et mis en file d'envoi / signed, queued")
+        send = make_sender(session.calls, outbox)
+        report = Sender(outbox, RetryPolicy.from_config(sandbox.config),
+                        on_progress=send.on_progress).send_pending(send)
+        counts = outbox.counts()
+        say(f"envoi / sent: {report.sent} déposé(s)/stored, {report.failed} refusé(s)/"
+            f"refused; file d'envoi / outbox: {counts.pending} en attente/pending, "
+            f"{counts.done} fait(s)/done, {counts.failed} refusé(s)/failed")
+        return outbox.get(item).unique_id
     finally:
         outbox.close()
+
+
+def optician_deposits(sandbox: Sandbox, cps: str, vitale_reader: str) -> str:
+    vitale = read_vitale(vitale_reader)
+    with professional(sandbox, cps) as (session, dmp, author):
+        patient = _patient(dmp, vitale)
+        type_code, _class, label = next(
+            t for t in deposit_types(author.profession) if t[0] == "34810-2")
+        return _deposit(sandbox, session, dmp, vitale, patient, REPORT,
+                        DepositMetadata(type_code, label))
 
 
 def gp_visit(sandbox: Sandbox, cps: str, vitale_reader: str) -> Author:
@@ -181,13 +202,17 @@ def gp_visit(sandbox: Sandbox, cps: str, vitale_reader: str) -> Author:
         if state["authorization"] != "valid":
             dmp.record_authorization(patient, author.id_nat_ps, confirmed=True)
             say("autorisation du patient enregistrée (confirmée) / authorization recorded")
+        vsm = structured_example(patient.ins, patient.ins_oid)
+        if vsm is not None:  # the practice software's VSM, checked by the agent, deposited
+            _deposit(sandbox, _session, dmp, vitale, patient, vsm,
+                     DepositMetadata("60591-5", "", "text/xml"))
         documents = dmp.documents(patient)
         for entry in documents:
             say(f"document: {entry.title} ({entry.type_code}) de {entry.author.last_name}, "
                 f"{entry.size} octets")
         if documents:
             body = dmp.retrieve(documents[0])
-            saved = sandbox.state / "document.pdf"
+            saved = sandbox.state / "document.xml"  # a CDA R2 document
             saved.write_bytes(body)
             say(f"ouvert et enregistré / retrieved and saved: {saved} ({len(body)} octets, "
                 "empreinte vérifiée)")
@@ -302,6 +327,7 @@ def running_agent(sandbox: Sandbox) -> Iterator[str]:
 def play(state: Path, pcscd_port: int, step: Callable[[str], None], *,
          keep: Callable[[Sandbox], None] | None = None) -> None:
     with contextlib.ExitStack() as stack:
+        choose_cda_mode()  # before the host starts: it inherits the mode
         pki, url, process = stack.enter_context(reference_host(state))
         config = AgentConfig(host_url=url, host_ca=pki / "server" / "ca.pem",
                              credentials_dir=state / "agent" / "workstation",
