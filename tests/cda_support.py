@@ -4,6 +4,7 @@ build from, shared by the CDA tests of the wire, the agent and the host."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from pathlib import Path
 
 import pytest
@@ -33,6 +34,15 @@ def a_pdf() -> bytes:
     return render_pdf(SecretsSheet("Élodie", "DURAND", "12/05/1984", "284057511402312",
                                    "K7PM-Q2XR-9HTW", EmergencyConsents(), dt.date(2026, 12, 1),
                                    "Claire MARTIN", "Cabinet médical du Parc"))
+
+
+@functools.cache
+def report_pdf(title: str = "Compte rendu", *lines: str) -> bytes:
+    """A real one-page report PDF (the sandbox's maker): what a deposit carries now becomes
+    a PDF/A, so the tests' documents must be PDFs Ghostscript can read."""
+    from agent.sandbox.cda_deposits import report_pdf as make
+
+    return make(title, list(lines))
 
 
 def level1_header(**changes: object) -> Level1Header:

@@ -22,6 +22,7 @@ except ImportError as missing:  # a failure that says what to do, never a silent
 from cardreader.virtual.cps import VirtualCps
 from cardreader.virtual.pki import TestHealthCA
 from cardreader.virtual.vitale import VirtualVitale
+from tests.cda_support import report_pdf
 from tests.conftest import Insert
 from tests.live import LiveWorld, qualify
 from tests.web.support import (
@@ -34,6 +35,7 @@ from tests.web.support import (
     shot,
     unlock,
 )
+from wire import cda
 
 pytestmark = [pytest.mark.browser, pytest.mark.pcsc]
 
@@ -42,8 +44,7 @@ OpenPage = Callable[..., Any]
 PIN = "1234"
 PHARMACIST, OPTICIAN, GP = "810002345675", "810003456786", "810001234565"
 EYE_TEST = "34810-2"  # the optician's eye-test (refraction) report
-REPORT_PDF = (b"%PDF-1.4\n% Compte rendu d'examen de la vue\n" + bytes(range(256)) * 64
-              + b"\n%%EOF\n")
+REPORT_PDF = report_pdf("Compte rendu d'examen de la vue", "Réfraction : OD -1,25")
 
 
 def status(live: LiveWorld) -> dict[str, Any]:
@@ -394,7 +395,8 @@ def test_gp_reads_the_dossier_then_uses_break_the_glass(
     with page.expect_response(re.compile(r"/api/documents/.+/content$")) as answer, \
             page.context.expect_page() as opened:
         report.get_by_role("button", name="Ouvrir").click()
-    assert answer.value.body() == REPORT_PDF
+    # The deposit is a CDA R2 level 1 document (docs/cda.md); the tab shows the PDF/A in it.
+    assert cda.read(answer.value.body()).header.title == "Bilan de la vue — Mme Martin"
     viewer = opened.value
     # The tab is titled by the document's title (not "about:blank").
     assert viewed(viewer, "Bilan de la vue — Mme Martin") == "application/pdf"

@@ -1423,6 +1423,25 @@ function safeType(header) {
   return VIEWABLE.has(type) ? type : 'application/octet-stream';
 }
 
+// A CDA R2 level 1 document (every deposit the agent makes, docs/cda.md) opens as the PDF
+// or text it wraps: read by DOMParser as data (XML runs no script), a DOCTYPE refused (no
+// entity expanded), anything else saved as before. [type, bytes] or null.
+function level1Body(bytes) {
+  const text = new TextDecoder().decode(bytes);
+  if (text.includes('<!DOCTYPE')) return null;
+  const doc = new DOMParser().parseFromString(text, 'application/xml');
+  if (doc.getElementsByTagName('parsererror').length) return null;
+  const body = doc.getElementsByTagNameNS('urn:hl7-org:v3', 'nonXMLBody')[0];
+  const node = body && body.getElementsByTagNameNS('urn:hl7-org:v3', 'text')[0];
+  if (!node || node.getAttribute('representation') !== 'B64') return null;
+  const type = (node.getAttribute('mediaType') || '').toLowerCase();
+  if (!VIEWABLE.has(type)) return null;
+  const raw = atob(node.textContent.replace(/\s+/g, ''));
+  const out = new Uint8Array(raw.length);
+  for (let i = 0; i < raw.length; i += 1) out[i] = raw.charCodeAt(i);
+  return [safeType(type), out];
+}
+
 // The tab shows the document in a frame under its own title (a blob: URL opened directly
 // would be titled by its address); the frame's blob: is allowed by the page's CSP
 // (frame-src blob:) and holds PDF or text only.
@@ -1449,9 +1468,11 @@ async function openInTab(path, messageId, title, what, host = true) {
   if (win) win.document.title = t('{title} — opening…', {title});
   say(messageId, t('Opening…'));
   try {
-    const [type, bytes] = await request('GET', path, {what, host,
-      read: async (response) => [safeType(response.headers.get('content-type')),
+    const [header, body] = await request('GET', path, {what, host,
+      read: async (response) => [response.headers.get('content-type') || '',
         await response.arrayBuffer()]});
+    const xml = /^(text|application)\/xml\b/i.test(header.trim());
+    const [type, bytes] = (xml && level1Body(body)) || [safeType(header), body];
     const blob = new Blob([bytes], {type});
     const url = URL.createObjectURL(blob);
     setTimeout(() => URL.revokeObjectURL(url), 120000);
