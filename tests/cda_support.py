@@ -3,8 +3,11 @@ build from, shared by the CDA tests of the wire, the agent and the host."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,6 +28,24 @@ needs_cisis = pytest.mark.skipif(
     not schematron.available("schematrons/moteur/iso_svrl_for_xslt2.xsl"),
     reason="the CI-SIS schematrons are not installed: run scripts/cisis-data (see "
            "wire/cda/cisis/README.md)")
+
+
+@contextlib.contextmanager
+def children_with_cisis() -> Iterator[None]:
+    """The processes started inside (a live agent and host) get this process's CI-SIS files
+    and the default, strict mode (tests/conftest.py gives the others none)."""
+    saved = {name: os.environ.get(name) for name in ("DMP_CISIS_DIR", "DMP_CDA_CISIS")}
+    os.environ["DMP_CISIS_DIR"] = str(schematron.data_dir())
+    if schematron.available("schematrons/moteur/iso_svrl_for_xslt2.xsl"):
+        os.environ["DMP_CDA_CISIS"] = "required"
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def a_pdf() -> bytes:

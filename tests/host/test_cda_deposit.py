@@ -150,6 +150,21 @@ def test_a_cda_failing_its_schematron_is_refused_with_the_assertion(host: InProc
     assert counts(host) == (0, 0)
 
 
+def test_a_structured_cda_failing_its_schematron_sent_raw_is_refused(host: InProcessHost,
+                                                                   pki: Pki) -> None:
+    # What the agent refuses before queueing, sent to the host by other software.
+    vsm = ALL["VSM"].read_bytes().replace(b"<county>51215</county>", b"<county></county>", 1)
+    entry = cda_entry(vsm, GP_CARD, patient=EXAMPLE_PATIENT, class_code="11")
+    deposit = deposit_bundle(pki.gp, [(entry, vsm)], GP_CARD,  # type: ignore[list-item]
+                             patient=EXAMPLE_PATIENT)
+    response = post(host, deposit.bundle, GP_CARD)
+    assert response.status_code == 400, response.text
+    issue = response.json()["issue"][0]
+    assert issue["details"]["coding"][0]["code"] == "cda-schematron"
+    assert issue["location"][0].endswith("/addr/county")
+    assert counts(host) == (0, 0)
+
+
 def test_an_xml_bomb_is_refused_unexpanded(host: InProcessHost, pki: Pki) -> None:
     entry = entry_for(BILLION_LAUGHS, format_code="urn:ihe:iti:xds-sd:pdf:2008",
                       mime_type="text/xml")

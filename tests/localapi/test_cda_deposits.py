@@ -17,14 +17,30 @@ import httpx
 import pytest
 
 from agent.core import pdfa
-from tests.cda_support import ALL, VAC_NOTE, VSM, a_pdf, for_patient, needs_cisis
-from tests.live import LiveWorld, qualify
+from tests.cda_support import (
+    ALL,
+    VAC_NOTE,
+    VSM,
+    a_pdf,
+    children_with_cisis,
+    for_patient,
+    needs_cisis,
+)
+from tests.live import LiveWorld, live_world, qualify
 from tests.localapi.test_workflows import _open, _patient
 from wire import cda
 from wire.cda.header import non_xml_body
 
 pytestmark = pytest.mark.pcsc
 SKIPPED = [] if cda.cisis_state().installed else ["cda-xsd", "cda-schematron"]
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory, pcscd: object) -> Iterator[LiveWorld]:
+    """The live agent and host with this machine's CI-SIS files (the full checks), when it
+    has them; in the optional mode otherwise, as in CI."""
+    with children_with_cisis(), live_world(tmp_path_factory.mktemp("live-cda")) as world:
+        yield world
 
 
 @pytest.fixture

@@ -139,7 +139,7 @@ _preloaded = threading.Event()
 def preload() -> None:
     """Compile every volet's schematrons in a background thread (`schematron.preload`),
     once a process; nothing when the CI-SIS files are absent."""
-    if _preloaded.is_set():
+    if _preloaded.is_set() or not cisis_state().installed:
         return
     _preloaded.set()
     names = tuple(dict.fromkeys(name for volet in volets.VOLETS.values()

@@ -150,9 +150,12 @@ def compile_here(schematrons: tuple[str, ...]) -> None:
 _WORK = {"run": run_here, "compile": compile_here}
 
 
-def _serve(connection: Connection) -> None:
+def _serve(connection: Connection, data_dir: str) -> None:
     """The worker process: run what the parent asks, one request at a time, until the
-    parent goes (EOF)."""
+    parent goes (EOF). ``data_dir``: the parent's CI-SIS folder (not re-read from the
+    environment: the parent decides)."""
+    global DATA_DIR
+    DATA_DIR = Path(data_dir)
     while True:
         try:
             name, args = connection.recv()
@@ -168,8 +171,8 @@ class _Worker:
     def __init__(self) -> None:
         context = multiprocessing.get_context("spawn")  # no copy of a server's threads
         self.connection, child = context.Pipe()
-        self.process = context.Process(target=_serve, args=(child,), daemon=True,
-                                       name="cda-schematrons")
+        self.process = context.Process(target=_serve, args=(child, str(DATA_DIR)),
+                                       daemon=True, name="cda-schematrons")
         self.process.start()
         child.close()
         self.lock = threading.Lock()
