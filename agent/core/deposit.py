@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agent.client.session import outcome_of
+from agent.errors import AgentError
 from agent.i18n import _
 from agent.outbox import (
     CONTENT_KEY,
@@ -68,7 +69,7 @@ if TYPE_CHECKING:
     from agent.client.provide import CareSetting, DepositMetadata, Signer
     from agent.core.cda_documents import CdaDeposit
     from wire.ins import IdentityReliability, InsIdentity
-    from wire.mhd import Author
+    from wire.mhd import Author, Patient
 
 __all__ = [
     "CONTENTS",
@@ -194,8 +195,6 @@ def _read_upload(content: bytes | os.PathLike[str] | str, limit: int) -> bytes:
         with open(content, "rb") as reader:
             data = reader.read(limit + 1)
     if len(data) > limit:
-        from agent.errors import AgentError
-
         raise AgentError(_("Document too large ({size} MB at most)").format(
             size=limit // (1024 * 1024)), code="document-too-large", status=413)
     return data
@@ -230,7 +229,7 @@ def as_cda(content: bytes | os.PathLike[str] | str, metadata: DepositMetadata, *
                             mime_type=found.mime_type, cda=found)
 
 
-def _patient_of(identity: InsIdentity) -> Any:
+def _patient_of(identity: InsIdentity) -> Patient:
     from wire.mhd import Patient
 
     return Patient(identity.ins, identity.oid)
