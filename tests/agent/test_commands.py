@@ -304,7 +304,8 @@ def test_a_card_with_several_persons_lists_them_and_asks_to_choose(world: World)
 
 
 def _unique_id(output: str) -> str:
-    found = re.search(r"(urn:uuid:[0-9a-f-]{36})", output)
+    # A deposit's uniqueId is its CDA id: urn:oid:2.25.<uuid as an integer> (docs/cda.md).
+    found = re.search(r"(urn:(?:uuid:[0-9a-f-]{36}|oid:[0-9.]+[0-9]))", output)
     assert found, output
     return found.group(1)
 

@@ -261,9 +261,10 @@ def test_optician_deposits_an_eye_test_report(
     shot(page, "optician-deposited")
     assert document_flags(live, ins, "Bilan de la vue — Mme Martin") == {
         "typeCode": EYE_TEST, "masked": False, "invisibleToPatient": True,
-        "mimeType": "application/pdf", "author": OPTICIAN}
+        "mimeType": "text/xml", "author": OPTICIAN}  # a CDA R2 level 1 (docs/cda.md)
 
-    # A text file, the other format, and another type (the GP filters on it).
+    # A text file, the other format (a level 1 CDA with a text body), and another type (the
+    # GP filters on it).
     note = tmp_path / "delivrance.txt"
     note.write_text("Délivrance de lunettes : OD -1,25 OG -1,00\n", encoding="utf-8")
     kind.select_option("DISPENSATION-OPTIQUE")
@@ -272,7 +273,7 @@ def test_optician_deposits_an_eye_test_report(
     item = page.locator("#deposits li", has_text="Délivrance d'équipement d'optique")
     expect(item).to_contain_text("Déposé")
     assert document_flags(live, ins, "Délivrance d'équipement d'optique")["mimeType"] == \
-        "text/plain"
+        "text/xml"
 
     # Masked and invisible together: the host refuses it; the reason shows, and a retry.
     kind.select_option(EYE_TEST)
