@@ -30,7 +30,8 @@ from wire import cda, codes
 from wire.cda.level1 import Level1Author, Level1Patient
 from wire.mhd import Patient
 
-pytestmark = needs_cisis
+# Without the CI-SIS files (CI) these run in the optional mode (tests/conftest.py): every
+# check but the schema and schematrons, which the tests marked `needs_cisis` need.
 EXAMPLE_PATIENT = Patient(EXAMPLE_INS, codes.INS_TEST_OID)
 
 
@@ -136,6 +137,7 @@ def test_a_format_code_the_cda_does_not_have_is_refused(host: InProcessHost, pki
     refused(host, deposit_of(pki, report, entry), 400, "cda-format-mismatch", GP_CARD)
 
 
+@needs_cisis
 def test_a_cda_failing_its_schematron_is_refused_with_the_assertion(host: InProcessHost,
                                                                    pki: Pki) -> None:
     broken = gp_report().replace(b"<county>75056</county>", b"<county></county>", 1)
@@ -150,6 +152,7 @@ def test_a_cda_failing_its_schematron_is_refused_with_the_assertion(host: InProc
     assert counts(host) == (0, 0)
 
 
+@needs_cisis
 def test_a_structured_cda_failing_its_schematron_sent_raw_is_refused(host: InProcessHost,
                                                                    pki: Pki) -> None:
     # What the agent refuses before queueing, sent to the host by other software.
