@@ -20,7 +20,7 @@ class HostError(Exception):
 
     def __init__(
         self, status: int, code: str, message: str, *, issue_type: str = "processing",
-        expression: str | None = None,
+        expression: str | None = None, location: str | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -28,11 +28,12 @@ class HostError(Exception):
         self.message = message
         self.issue_type = issue_type  # FHIR IssueType: invalid, security, not-found...
         self.expression = expression  # FHIRPath of the element at fault, or a parameter
+        self.location = location  # XPath in the document at fault (a CDA's failed assertion)
 
 
 def operation_outcome(
     code: str, message: str, *, issue_type: str = "processing", severity: str = "error",
-    expression: str | None = None,
+    expression: str | None = None, location: str | None = None,
 ) -> dict[str, Any]:
     issue: dict[str, Any] = {
         "severity": severity,
@@ -42,20 +43,24 @@ def operation_outcome(
     }
     if expression:
         issue["expression"] = [expression]
+    if location:
+        issue["location"] = [location]
     return {"resourceType": "OperationOutcome", "issue": [issue]}
 
 
 def error_response(error: HostError) -> JSONResponse:
     return JSONResponse(
         operation_outcome(error.code, error.message, issue_type=error.issue_type,
-                          expression=error.expression),
+                          expression=error.expression, location=error.location),
         status_code=error.status,
         media_type=FHIR_JSON,
     )
 
 
-def bad_request(code: str, message: str, *, expression: str | None = None) -> HostError:
-    return HostError(400, code, message, issue_type="invalid", expression=expression)
+def bad_request(code: str, message: str, *, expression: str | None = None,
+                location: str | None = None) -> HostError:
+    return HostError(400, code, message, issue_type="invalid", expression=expression,
+                     location=location)
 
 
 # What each wire refusal means, in French: the English sentence of the `WireError` says which

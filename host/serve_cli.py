@@ -49,6 +49,10 @@ def _serve(args: argparse.Namespace) -> int:
     args.data.mkdir(parents=True, exist_ok=True)
     upgrade(settings.database_url)
     app = create_app(settings)
+    from .documents import cda_check
+
+    # Said at every start (never a silent downgrade); the schematrons compile meanwhile.
+    print(f"dmp-host: {cda_check.start()}", flush=True)
     print(f"dmp-host: serving https://{args.host}:{args.port} ({settings.mode} mode, "
           f"database {settings.database_url.split('@')[-1]})", flush=True)
     serve(app, args.host, args.port, server_ssl_context(args.pki),

@@ -3,7 +3,11 @@ build from, shared by the CDA tests of the wire, the agent and the host."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import functools
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,6 +30,24 @@ needs_cisis = pytest.mark.skipif(
            "wire/cda/cisis/README.md)")
 
 
+@contextlib.contextmanager
+def children_with_cisis() -> Iterator[None]:
+    """The processes started inside (a live agent and host) get this process's CI-SIS files
+    and the default, strict mode (tests/conftest.py gives the others none)."""
+    saved = {name: os.environ.get(name) for name in ("DMP_CISIS_DIR", "DMP_CDA_CISIS")}
+    os.environ["DMP_CISIS_DIR"] = str(schematron.data_dir())
+    if schematron.available("schematrons/moteur/iso_svrl_for_xslt2.xsl"):
+        os.environ["DMP_CDA_CISIS"] = "required"
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 def a_pdf() -> bytes:
     """A real PDF (fpdf2, through the agent's secrets sheet: the tests' PDF maker)."""
     from agent.core.secrets_sheet import EmergencyConsents, SecretsSheet, render_pdf
@@ -33,6 +55,15 @@ def a_pdf() -> bytes:
     return render_pdf(SecretsSheet("Élodie", "DURAND", "12/05/1984", "284057511402312",
                                    "K7PM-Q2XR-9HTW", EmergencyConsents(), dt.date(2026, 12, 1),
                                    "Claire MARTIN", "Cabinet médical du Parc"))
+
+
+@functools.cache
+def report_pdf(title: str = "Compte rendu", *lines: str) -> bytes:
+    """A real one-page report PDF (the sandbox's maker): what a deposit carries now becomes
+    a PDF/A, so the tests' documents must be PDFs Ghostscript can read."""
+    from agent.sandbox.cda_deposits import report_pdf as make
+
+    return make(title, list(lines))
 
 
 def level1_header(**changes: object) -> Level1Header:
@@ -52,3 +83,19 @@ def level1_header(**changes: object) -> Level1Header:
     )
     values.update(changes)
     return Level1Header(**values)  # type: ignore[arg-type]
+
+
+def for_patient(data: bytes, ins: str, oid: str) -> bytes:
+    """A CI-SIS example about another patient: its recordTarget's INS (the examples' test
+    INS) replaced by ``ins`` under ``oid``, nothing else changed (the session's patient of a
+    live test is a virtual Vitale card's)."""
+    from lxml import etree
+
+    root = etree.fromstring(data, etree.XMLParser(resolve_entities=False, no_network=True))
+    ids = root.findall("{urn:hl7-org:v3}recordTarget/{urn:hl7-org:v3}patientRole/"
+                       "{urn:hl7-org:v3}id")
+    found = [node for node in ids if node.get("extension") == EXAMPLE_INS]
+    assert len(found) == 1, "the example's INS"
+    found[0].set("extension", ins)
+    found[0].set("root", oid)
+    return etree.tostring(root.getroottree(), xml_declaration=True, encoding="UTF-8")

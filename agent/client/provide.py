@@ -12,7 +12,7 @@ import datetime as dt
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from agent.errors import AgentError
 from agent.i18n import _
@@ -22,20 +22,27 @@ from wire.ins import IdentityReliability, InsIdentity
 from wire.mhd import Author, DocumentEntry, SubmissionSet, build_provide_bundle
 from wire.signature import sign_submission
 
+if TYPE_CHECKING:
+    from wire.cda import CdaMetadata
+
 __all__ = ["FORMAT_CODES", "SOURCE_ID", "CardSigner", "CareSetting", "DepositMetadata", "Digest",
            "Signer", "signed_bundle"]
 
 SOURCE_ID = "urn:oid:1.2.250.1.999.1.1"  # ours: the agent's source id (no OID assigned yet)
 
-# The document formats a deposit may carry: MIME type → XDS formatCode.
+# The document formats a deposit may carry: MIME type → XDS formatCode. A CDA (text/xml)
+# has the format its volet or its level 1 body gives (`wire.cda.deposit_metadata`).
 FORMAT_CODES = {"application/pdf": "urn:ihe:iti:xds-sd:pdf:2008",
                 "text/plain": "urn:ihe:iti:xds-sd:text:2008"}
+CDA_MIME_TYPES = frozenset({"text/xml", "application/xml"})
 
 
 @dataclass(frozen=True)
 class DepositMetadata:
     """What the professional says of a document they deposit. ``replaces`` names the
-    uniqueId of the version it supersedes (RPLC)."""
+    uniqueId of the version it supersedes (RPLC). ``cda``: the metadata read from the CDA
+    document deposited (`agent.core.cda_documents`): the DocumentEntry's uniqueId, type,
+    format, title, times and care setting then come from its header, one source."""
 
     type_code: str
     title: str
@@ -43,14 +50,21 @@ class DepositMetadata:
     masked: bool = False
     invisible_to_patient: bool = False
     replaces: str | None = None
+    cda: CdaMetadata | None = None
 
     def __post_init__(self) -> None:
-        if self.mime_type not in FORMAT_CODES:
-            raise AgentError(_("A PDF or text file is expected (here {mime})").format(
-                mime=self.mime_type), code="bad-format", status=415, usage=True)
+        if self.mime_type not in FORMAT_CODES and self.mime_type not in CDA_MIME_TYPES:
+            raise AgentError(_("A PDF, text file or CDA document is expected (here {mime})"
+                               ).format(mime=self.mime_type), code="bad-format", status=415,
+                             usage=True)
 
     @property
     def format_code(self) -> str:
+        if self.cda is not None:
+            return self.cda.format_code
+        if self.mime_type not in FORMAT_CODES:
+            raise AgentError(_("A CDA document is deposited once checked"), code="bad-format",
+                             status=415)
         return FORMAT_CODES[self.mime_type]
 
     @classmethod
@@ -136,20 +150,36 @@ def signed_bundle(patient: Any, content: bytes | str, digest: Digest, metadata: 
         raise AgentError(_("unknown document type: {type}").format(type=metadata.type_code),
                          code="unknown-type", status=400)
     now = dt.datetime.now(dt.UTC)
+    header = metadata.cda
     visibility = set()
     if metadata.masked:
         visibility.add(codes.MASQUE_PS)
     if metadata.invisible_to_patient:
         visibility.add(codes.INVISIBLE_PATIENT)
-    entry = DocumentEntry(
-        unique_id=f"urn:uuid:{uuid.uuid4()}", patient=patient.patient,
-        class_code=kind.class_code, type_code=metadata.type_code, type_system=kind.system,
-        format_code=metadata.format_code, mime_type=metadata.mime_type, title=metadata.title,
-        author=author, creation_time=now, size=digest.size, sha1_b64=digest.sha1_b64,
-        sha256=digest.sha256, visibility=frozenset(visibility),
-        facility_type=setting.facility_type, practice_setting=setting.practice_setting,
-        replaces=metadata.replaces,
-    )
+    if header is None:
+        entry = DocumentEntry(
+            unique_id=f"urn:uuid:{uuid.uuid4()}", patient=patient.patient,
+            class_code=kind.class_code, type_code=metadata.type_code, type_system=kind.system,
+            format_code=metadata.format_code, mime_type=metadata.mime_type,
+            title=metadata.title, author=author, creation_time=now, size=digest.size,
+            sha1_b64=digest.sha1_b64, sha256=digest.sha256, visibility=frozenset(visibility),
+            facility_type=setting.facility_type, practice_setting=setting.practice_setting,
+            replaces=metadata.replaces,
+        )
+    else:  # a CDA: what its header says (the card signs what the document says)
+        entry = DocumentEntry(
+            unique_id=header.unique_id or f"urn:uuid:{uuid.uuid4()}", patient=patient.patient,
+            class_code=kind.class_code, type_code=header.type_code,
+            type_system=header.type_system, format_code=header.format_code,
+            mime_type=header.mime_type, title=header.title, author=author,
+            creation_time=header.creation_time, size=digest.size, sha1_b64=digest.sha1_b64,
+            sha256=digest.sha256, confidentiality=header.confidentiality,
+            visibility=frozenset(visibility),
+            facility_type=header.facility_type or setting.facility_type,
+            practice_setting=header.practice_setting or setting.practice_setting,
+            service_start=header.service_start, service_stop=header.service_stop,
+            language=header.language, replaces=metadata.replaces,
+        )
     submission = SubmissionSet(
         unique_id=f"urn:uuid:{uuid.uuid4()}", source_id=SOURCE_ID, patient=patient.patient,
         submission_time=now, author=author, content_type_code=setting.facility_type,

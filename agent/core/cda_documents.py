@@ -10,15 +10,22 @@ queued (docs/cda.md).
   vaccination note) is deposited as it is, once it passes its volet's schematrons and names
   the session's patient.
 
-Both return a `CdaDeposit`: the bytes to send (MIME type text/xml) and the metadata its
-DocumentReference must carry. Refusals are `AgentError`s whose code is the CDA check's, with
-the failing rule and XPath in ``extra``.
+- `wrap_text`: a text file becomes a level 1 document whose body is the text (text/plain,
+  one of the media types of the CI-SIS ASS_A12 table).
+- `header_for`: the level 1 header from what a session holds (the card's `Author` with
+  names, the practice situation's structure name and `CareSetting`, the INS traits).
+
+All return a `CdaDeposit`: the bytes to send (MIME type text/xml), the metadata its
+DocumentReference must carry, and the checks skipped (``DMP_CDA_CISIS=optional`` without the
+CI-SIS files: `wire.cda.cisis_state`). Refusals are `AgentError`s whose code is the CDA
+check's, with the failing rule and XPath in ``extra``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from agent.core import pdfa
 from agent.errors import AgentError
@@ -28,9 +35,16 @@ from wire import cda, codes
 from wire.cda import oids
 from wire.cda.errors import CdaError
 from wire.cda.level1 import Level1Author, Level1Header, Level1Patient
+from wire.cda.metadata import header_type
 from wire.mhd import Patient
 
-__all__ = ["PROFESSION_LABELS", "CdaDeposit", "check_structured", "level1_header", "wrap_pdf"]
+if TYPE_CHECKING:
+    from agent.client.provide import CareSetting
+    from wire.ins import InsIdentity
+    from wire.mhd import Author
+
+__all__ = ["PROFESSION_LABELS", "CdaDeposit", "check_structured", "header_for",
+           "level1_header", "wrap_pdf", "wrap_text"]
 
 # TRE_G15 labels of the professions the access matrix knows (DOMAIN.md), for the author's
 # code displayName (TRE_A02 "G15_xx").
@@ -48,6 +62,7 @@ class CdaDeposit:
 
     data: bytes
     metadata: cda.CdaMetadata
+    skipped: tuple[str, ...] = ()  # checks not run (optional mode without the CI-SIS files)
 
 
 def _refusal(error: CdaError) -> AgentError:
@@ -58,13 +73,15 @@ def _refusal(error: CdaError) -> AgentError:
 
 
 def _type_code(type_code: str) -> cda.Code:
+    """The header's ClinicalDocument/code of a matrix type: a JDV_J07 concept (docs/cda.md
+    "Document types": the matrix types J07 lacks carry their J07 equivalent)."""
     kind = default_matrix().document_types.get(type_code)
     if kind is None:
         raise AgentError(_("unknown document type: {type}").format(type=type_code),
                          code="unknown-type", status=400)
     system = oids.LOINC if kind.system == "http://loinc.org" else kind.system.removeprefix(
         "urn:oid:")
-    return cda.Code(type_code, system, kind.label_fr)
+    return header_type(type_code, system, kind.label_fr)
 
 
 def level1_header(*, patient: Level1Patient, id_nat_ps: str, last_name: str, first_name: str,
@@ -98,17 +115,46 @@ def level1_header(*, patient: Level1Patient, id_nat_ps: str, last_name: str, fir
     )
 
 
-def wrap_pdf(pdf: bytes, header: Level1Header, *, validate: bool = True) -> CdaDeposit:
-    """``pdf`` as a PDF/A in a CDA R2 level 1 document with ``header``, checked."""
-    body = pdfa.convert(pdf)
+def header_for(*, author: Author, structure_name: str, setting: CareSetting,
+               identity: InsIdentity, type_code: str, title: str) -> Level1Header:
+    """The level 1 header of a deposit made in a session: ``author`` (the card's
+    professional in the chosen practice situation, `ProfessionalSession.author`), the
+    situation's structure name and care setting, the patient's INS traits as the INS service
+    returned them (the identity is qualifiée: `_require_qualified`)."""
+    patient = Level1Patient(identity.ins, identity.oid, identity.birth_name,
+                            identity.first_names, identity.sex, identity.birth_date,
+                            identity.birth_place, first_given_name=identity.first_name or None)
+    return level1_header(
+        patient=patient, id_nat_ps=author.id_nat_ps, last_name=author.last_name or "",
+        first_name=author.first_name or "", profession=author.profession,
+        specialty=author.specialty, structure_id=author.structure_id,
+        structure_name=structure_name, type_code=type_code, title=title,
+        facility_type=setting.facility_type, practice_setting=setting.practice_setting)
+
+
+def _level_1(body: bytes, media_type: str, header: Level1Header) -> CdaDeposit:
     try:
-        data = cda.build_level_1(header, body, "application/pdf")
+        data = cda.build_level_1(header, body, media_type)
         document = cda.read(data)
-        if validate:
-            cda.validate(document)
-        return CdaDeposit(data, cda.deposit_metadata(document.header))
+        skipped = cda.validate(document)
+        return CdaDeposit(data, cda.deposit_metadata(document.header), skipped)
     except CdaError as error:
         raise _refusal(error) from None
+
+
+def wrap_pdf(pdf: bytes, header: Level1Header) -> CdaDeposit:
+    """``pdf`` as a PDF/A in a CDA R2 level 1 document with ``header``, checked."""
+    return _level_1(pdfa.convert(pdf), "application/pdf", header)
+
+
+def wrap_text(text: bytes, header: Level1Header) -> CdaDeposit:
+    """A text file (UTF-8) as the text/plain body of a level 1 document, checked."""
+    try:
+        text.decode("utf-8")
+    except UnicodeDecodeError:
+        raise AgentError(_("The text file is not UTF-8 text"), code="text-not-utf8",
+                         status=415) from None
+    return _level_1(text, "text/plain", header)
 
 
 def check_structured(data: bytes, patient: Patient) -> CdaDeposit:
@@ -120,7 +166,7 @@ def check_structured(data: bytes, patient: Patient) -> CdaDeposit:
         if metadata.patient != patient:
             raise AgentError(_("The CDA document names another patient than the session's"),
                              code="cda-patient-mismatch", status=422)
-        cda.validate(document)
+        skipped = cda.validate(document)
     except CdaError as error:
         raise _refusal(error) from None
-    return CdaDeposit(data, metadata)
+    return CdaDeposit(data, metadata, skipped)

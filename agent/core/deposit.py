@@ -9,6 +9,13 @@ gives the copy its final name with a label naming its item (fsync then rename), 
 the outbox the signed ITI-65 bundle in which the document's ``attachment.url`` is a
 placeholder, ``Binary/pending-upload``. The card is needed only here.
 
+`as_cda` comes first, for every deposit a professional makes (command line, local API,
+page: `WorkPart.deposit`): a PDF becomes a PDF/A in a CDA R2 level 1 document, a text file a
+level 1 document with a text body, both with the header built from the card, the practice
+situation and the patient's INS traits; a structured CDA (text/xml) is checked as it is
+(the session's patient, its volet's schematrons). What is queued is that CDA, with the
+metadata read from its header (docs/cda.md).
+
 `make_sender` gives the outbox's ``send``: a document up to `INLINE_MAX` (2 MiB) goes inside
 the bundle as a Binary entry (one round trip); a larger one is streamed first with ``POST
 /fhir/Binary`` (decrypted chunk by chunk, each authenticated before it leaves: constant
@@ -33,6 +40,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agent.client.session import outcome_of
+from agent.errors import AgentError
 from agent.i18n import _
 from agent.outbox import (
     CONTENT_KEY,
@@ -59,14 +67,16 @@ if TYPE_CHECKING:
 
     from agent.client.dmp import PatientContext
     from agent.client.provide import CareSetting, DepositMetadata, Signer
+    from agent.core.cda_documents import CdaDeposit
     from wire.ins import IdentityReliability, InsIdentity
-    from wire.mhd import Author
+    from wire.mhd import Author, Patient
 
 __all__ = [
     "CONTENTS",
     "PLACEHOLDER",
     "DepositSender",
     "HttpFactory",
+    "as_cda",
     "make_sender",
     "queue_deposit",
     "recover_contents",
@@ -176,6 +186,53 @@ def queue_deposit(
         # leaves a copy that no item names, which the next opening puts in quarantine.
         path.unlink(missing_ok=True)
         raise
+
+
+def _read_upload(content: bytes | os.PathLike[str] | str, limit: int) -> bytes:
+    if isinstance(content, bytes):
+        data = content
+    else:
+        with open(content, "rb") as reader:
+            data = reader.read(limit + 1)
+    if len(data) > limit:
+        raise AgentError(_("Document too large ({size} MB at most)").format(
+            size=limit // (1024 * 1024)), code="document-too-large", status=413)
+    return data
+
+
+def as_cda(content: bytes | os.PathLike[str] | str, metadata: DepositMetadata, *,
+           author: Author, structure_name: str, setting: CareSetting,
+           identity: InsIdentity) -> tuple[CdaDeposit, DepositMetadata]:
+    """The CDA document a deposit carries and its metadata read from it (see the module):
+    (the checked document, ``metadata`` with its type, title and ``cda`` from the header).
+    Refused before anything is queued: a PDF that cannot become a PDF/A ("pdf-*",
+    "pdfa-*"), a CDA failing a check (its code; ``rule`` and ``location`` for a schematron
+    assertion), a CDA about another patient ("cda-patient-mismatch")."""
+    from dataclasses import replace
+
+    from agent.core import cda_documents, pdfa
+    from wire import cda
+
+    if metadata.mime_type in ("text/xml", "application/xml"):
+        data = _read_upload(content, cda.MAX_XML_BYTES)
+        deposit = cda_documents.check_structured(data, _patient_of(identity))
+    else:
+        data = _read_upload(content, pdfa.MAX_PDF_BYTES)
+        header = cda_documents.header_for(
+            author=author, structure_name=structure_name, setting=setting, identity=identity,
+            type_code=metadata.type_code, title=metadata.title)
+        wrap = (cda_documents.wrap_pdf if metadata.mime_type == "application/pdf"
+                else cda_documents.wrap_text)
+        deposit = wrap(data, header)
+    found = deposit.metadata
+    return deposit, replace(metadata, type_code=found.type_code, title=found.title,
+                            mime_type=found.mime_type, cda=found)
+
+
+def _patient_of(identity: InsIdentity) -> Patient:
+    from wire.mhd import Patient
+
+    return Patient(identity.ins, identity.oid)
 
 
 def recover_contents(outbox: Outbox) -> int:

@@ -5,13 +5,14 @@ by the outbox worker), create the DMP at the counter, record the patient's autho
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agent.core.contact import checked_email
-from agent.core.deposit import BUNDLE_ROOM, queue_deposit
+from agent.core.deposit import BUNDLE_ROOM, as_cda, queue_deposit
 from agent.core.snapshot import document_json
 from agent.core.state import CoreState, PatientState
 from agent.errors import AgentError, explained
@@ -140,7 +141,11 @@ class WorkPart(CoreState):
         session = self._live_session()
         assert session.identity is not None
         from agent.client.dmp import deposit_types  # at the first deposit, not at start
+        from wire import cda
 
+        # The deposit form is open: the CI-SIS schematrons compile meanwhile (10-30 s once
+        # a process), so the document is checked in milliseconds when it comes.
+        cda.preload()
         return [{"code": c, "classCode": k, "label": label}
                 for c, k, label in deposit_types(session.identity.profession_code)]
 
@@ -164,21 +169,37 @@ class WorkPart(CoreState):
                 old = self._entry(dmp, p, replaces)
             metadata = DepositMetadata.replacing(old, title=title, mime_type=mime_type)
         allowed = {t["code"]: t["label"] for t in self.deposit_types()}
+        cda_upload = metadata.mime_type in ("text/xml", "application/xml")
+        if not cda_upload and metadata.type_code not in allowed:
+            raise AgentError(_("type {type}: not a type your profession may deposit").format(
+                type=metadata.type_code), code="bad-type", status=400, usage=True)
+        if not metadata.title.strip() and not cda_upload:
+            metadata = dataclasses.replace(metadata, title=allowed[metadata.type_code])
+        situation = session.situation
+        # What is deposited is a CDA R2 document, its metadata read from its header
+        # (docs/cda.md): refused here, before anything is signed or queued.
+        with explained():
+            document, metadata = as_cda(
+                content, metadata, author=session.author(), setting=session.care_setting(),
+                structure_name=situation.structure_name if situation is not None else "",
+                identity=p.identity)
         if metadata.type_code not in allowed:
             raise AgentError(_("type {type}: not a type your profession may deposit").format(
                 type=metadata.type_code), code="bad-type", status=400, usage=True)
-        if not metadata.title.strip():
-            metadata = DepositMetadata(metadata.type_code, allowed[metadata.type_code],
-                                       metadata.mime_type, masked=metadata.masked,
-                                       invisible_to_patient=metadata.invisible_to_patient)
         with explained():
-            item_id = queue_deposit(outbox, p.context, content, metadata,
+            item_id = queue_deposit(outbox, p.context, document.data, metadata,
                                     author=session.author(), setting=session.care_setting(),
                                     signer=session, identity=(p.identity, self._reliability(p)))
         item = outbox.get(item_id)
         self._wakeup.set()
         self._publish("outbox")
-        return {"id": item_id, "uniqueId": item.unique_id, "title": metadata.title}
+        answer: dict[str, Any] = {"id": item_id, "uniqueId": item.unique_id,
+                                  "title": metadata.title}
+        if metadata.cda is not None:
+            answer.update(volet=metadata.cda.volet, formatCode=metadata.cda.format_code)
+        if document.skipped:  # DMP_CDA_CISIS=optional without the CI-SIS files: said
+            answer["skippedChecks"] = list(document.skipped)
+        return answer
 
     def check_deposit_room(self, size: int, spool: Path | None = None) -> None:
         """Refuse, before a byte is received, a deposit of ``size`` bytes the disk cannot

@@ -73,6 +73,7 @@ TITLES = {
     "enrolment": N_("Workstation enrolment"), "host-ca": N_("The host's CA"),
     "clock": N_("Clock"), "host": N_("DMP host"), "outbox": N_("Outbox"),
     "disk": N_("Disk space"), "config": N_("Configuration"),
+    "cda": N_("CDA documents (PDF/A, CI-SIS checks)"),
 }
 
 
@@ -425,10 +426,34 @@ def run_checks(config: AgentConfig, *, now: dt.datetime | None = None,
                   else _enrolment_check(enrolled[0], moment))
     checks.append(check_host_ca(config))
     checks += [clock] if clock is not None else []
-    checks += [host, check_outbox(config), check_disk(config)]
+    checks += [host, check_outbox(config), check_disk(config), check_cda()]
     if config.ignored:
         checks.append(check_locked(config))
     return checks
+
+
+def check_cda() -> Check:
+    """What a deposit needs to become a checked CDA document (docs/cda.md): Ghostscript for
+    the PDF/A, the CI-SIS files for the schema and schematrons; without these, the mode says
+    whether deposits are refused ("required") or go with those checks skipped ("optional")."""
+    from agent.core.pdfa import ghostscript
+    from wire import cda
+
+    state = cda.cisis_state()
+    fix = _("Install the CI-SIS files: scripts/cisis-data (docs/cda.md)")
+    if ghostscript() is None:
+        return Check("cda", Status.PROBLEM, _("Ghostscript not found: PDF deposits are "
+                                              "refused (they are converted to PDF/A)."),
+                     _("Install Ghostscript (package ghostscript)"))
+    if state.installed:
+        return Check("cda", Status.OK, _("Ghostscript found; CI-SIS files installed: full "
+                                         "CDA checks."))
+    if state.skipping:
+        return Check("cda", Status.WARNING, _("CI-SIS files absent, {variable}=optional: the "
+                                              "CDA schema and schematron checks are skipped."
+                                              ).format(variable=cda.CISIS_MODE_VARIABLE), fix)
+    return Check("cda", Status.PROBLEM, _("CI-SIS files absent: every deposit is refused "
+                                          "(cisis-data-missing)."), fix)
 
 
 def check_locked(config: AgentConfig) -> Check:

@@ -23,7 +23,7 @@ from typing import Any
 from agent.client.dmp import DmpClient, DmpError, PatientContext, context_of, deposit_types
 from agent.client.provide import DepositMetadata
 from agent.config import AgentConfig
-from agent.core.deposit import make_sender, queue_deposit, recover_contents
+from agent.core.deposit import as_cda, make_sender, queue_deposit, recover_contents
 from agent.core.pin import FixedPrompt
 from agent.core.professional import ProfessionalSession
 from agent.i18n import _
@@ -36,6 +36,7 @@ from cardreader.virtual import cli as vcard
 from cardreader.vitale import Vitale2Profile, VitaleCard
 from wire.mhd import Author
 
+from .cda_deposits import choose_cda_mode, report_pdf, said, structured_example
 from .ecps_scenario import host_arguments, optician_with_ecps_deposits, pro_sante_connect
 from .identity import identity_scenarios, qualified_identity
 from .patient_side import (
@@ -50,7 +51,9 @@ from .services import free_port, say, service
 
 HARNESS_PIN = "1234"
 BIN = Path(sys.executable).parent
-REPORT = b"%PDF-1.4\n% Compte rendu d'examen de la vue\n" + bytes(range(256)) * 64
+REPORT = report_pdf("Compte rendu d'examen de la vue", [
+    "Réfraction : OD -1,25 (-0,50 à 90°), OG -1,00.", "Acuité corrigée 10/10 à chaque oeil.",
+    "Renouvellement de l'équipement conseillé."])
 
 
 @dataclass
@@ -154,32 +157,53 @@ def pharmacist_creates_a_dmp(sandbox: Sandbox, cps: str,
     return patient, str(created["accessCode"])
 
 
-def optician_deposits(sandbox: Sandbox, cps: str, vitale_reader: str) -> str:
-    vitale = read_vitale(vitale_reader)
+def _deposit(sandbox: Sandbox, session: ProfessionalSession, dmp: DmpClient,
+             vitale: VitaleCard, patient: PatientContext, content: bytes,
+             metadata: DepositMetadata) -> str:
+    """One deposit on the agent's path: made a checked CDA (`as_cda`: a PDF as a PDF/A in
+    a level 1 document, a structured CDA as it is), signed by the card, queued, sent."""
+    author = session.author()
+    # As the agent deposits: the INS service's identity, qualified (docs/ins.md).
+    identity = qualified_identity(dmp, vitale)
+    if identity[0].ins != patient.ins:
+        raise SystemExit("sandbox: the INS service returned another patient")
+    patient = context_of(identity[0])
+    situation = session.situation
+    document, metadata = as_cda(content, metadata, author=author,
+                                structure_name=situation.structure_name if situation else "",
+                                setting=session.care_setting(), identity=identity[0])
+    assert metadata.cda is not None
+    say(_("CDA {volet} ({format}), {size} bytes{skipped}").format(
+        volet=metadata.cda.volet, format=metadata.cda.format_code, size=len(document.data),
+        skipped=said(document.skipped)))
     outbox = open_outbox(sandbox.config)
     try:
         recover_contents(outbox)
-        with professional(sandbox, cps) as (session, dmp, author):
-            # As the agent deposits: the INS service's identity, qualified (docs/ins.md).
-            identity = qualified_identity(dmp, vitale)
-            patient = context_of(identity[0])
-            type_code, _class, label = next(
-                t for t in deposit_types(author.profession) if t[0] == "34810-2")
-            item = queue_deposit(outbox, patient, REPORT, DepositMetadata(type_code, label),
-                                 author=author, setting=session.care_setting(),
-                                 signer=session, identity=identity)
-            say(_("« {label} » signed by the card and queued").format(label=label))
-            send = make_sender(session.calls, outbox)
-            report = Sender(outbox, RetryPolicy.from_config(sandbox.config),
-                            on_progress=send.on_progress).send_pending(send)
-            counts = outbox.counts()
-            say(_("sent: {sent} stored, {refused} refused; outbox: {pending} waiting, {done} "
-                  "done, {failed} refused").format(
-                sent=report.sent, refused=report.failed, pending=counts.pending,
-                done=counts.done, failed=counts.failed))
-            return outbox.get(item).unique_id
+        item = queue_deposit(outbox, patient, document.data, metadata, author=author,
+                             setting=session.care_setting(), signer=session,
+                             identity=identity)
+        say(_("« {label} » signed by the card and queued").format(label=metadata.title))
+        send = make_sender(session.calls, outbox)
+        report = Sender(outbox, RetryPolicy.from_config(sandbox.config),
+                        on_progress=send.on_progress).send_pending(send)
+        counts = outbox.counts()
+        say(_("sent: {sent} stored, {refused} refused; outbox: {pending} waiting, {done} "
+              "done, {failed} refused").format(
+            sent=report.sent, refused=report.failed, pending=counts.pending,
+            done=counts.done, failed=counts.failed))
+        return outbox.get(item).unique_id
     finally:
         outbox.close()
+
+
+def optician_deposits(sandbox: Sandbox, cps: str, vitale_reader: str) -> str:
+    vitale = read_vitale(vitale_reader)
+    with professional(sandbox, cps) as (session, dmp, author):
+        patient = _patient(dmp, vitale)
+        type_code, _class, label = next(
+            t for t in deposit_types(author.profession) if t[0] == "34810-2")
+        return _deposit(sandbox, session, dmp, vitale, patient, REPORT,
+                        DepositMetadata(type_code, label))
 
 
 def gp_visit(sandbox: Sandbox, cps: str, vitale_reader: str) -> Author:
@@ -200,6 +224,10 @@ def gp_visit(sandbox: Sandbox, cps: str, vitale_reader: str) -> Author:
         if state["authorization"] != "valid":
             dmp.record_authorization(patient, author.id_nat_ps, confirmed=True)
             say(_("the patient's authorization recorded (confirmed)"))
+        vsm = structured_example(patient.ins, patient.ins_oid)
+        if vsm is not None:  # the practice software's VSM, checked by the agent, deposited
+            _deposit(sandbox, _session, dmp, vitale, patient, vsm,
+                     DepositMetadata("60591-5", "", "text/xml"))
         documents = dmp.documents(patient)
         for entry in documents:
             say(_("document: {title} ({type}) by {author}, {size} bytes").format(
@@ -207,7 +235,7 @@ def gp_visit(sandbox: Sandbox, cps: str, vitale_reader: str) -> Author:
                 size=entry.size))
         if documents:
             body = dmp.retrieve(documents[0])
-            saved = sandbox.state / "document.pdf"
+            saved = sandbox.state / "document.xml"  # a CDA R2 document
             saved.write_bytes(body)
             say(_("retrieved and saved: {path} ({size} bytes, hash checked)").format(
                 path=saved, size=len(body)))
@@ -328,7 +356,8 @@ def running_agent(sandbox: Sandbox) -> Iterator[str]:
 def play(state: Path, pcscd_port: int, step: Callable[[str], None], *,
          keep: Callable[[Sandbox], None] | None = None) -> None:
     with contextlib.ExitStack() as stack:
-        # The reference Pro Santé Connect first: the host trusts its tokens (e-CPS, step 7).
+        choose_cda_mode()  # before the host starts: it inherits the mode
+        # The reference Pro Santé Connect first: the host trusts its tokens (e-CPS, step 9).
         provider = stack.enter_context(pro_sante_connect(state, sandbox_pki(state)))
         pki, url, process = stack.enter_context(reference_host(state,
                                                                *host_arguments(provider)))

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.client.dmp import PatientContext, deposit_types
-from agent.client.provide import FORMAT_CODES
+from agent.client.provide import CDA_MIME_TYPES, FORMAT_CODES
 from agent.client.session import SessionError
 from agent.config import private_dir
 from agent.core.contact import checked_email
@@ -517,8 +517,11 @@ def _read_document(path: Path) -> str:
     if not path.is_file() or not os.access(path, os.R_OK):
         raise CommandError(_("{path}: cannot read the file").format(path=path), EXIT_USAGE)
     mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    if mime in CDA_MIME_TYPES:  # a structured CDA from the practice's software
+        return "text/xml"
     if mime not in FORMAT_CODES:
-        raise CommandError(_("{path}: a PDF or text file is expected (here {mime})").format(
+        raise CommandError(_("{path}: a PDF, text file or CDA document is expected (here "
+                             "{mime})").format(
             path=path, mime=mime), EXIT_USAGE)
     return mime
 

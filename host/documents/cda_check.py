@@ -3,18 +3,26 @@ a deposit whose content is XML must be a CI-SIS CDA R2 document that
 
 - parses safely (no DTD, no entity, no network: XML bombs are refused with their own code),
 - names in its header the patient the DocumentReference names (INS and its OID),
-- declares the type and the format code its header and volet give (ClinicalDocument/code;
-  ASS_A11 / ASS_A12: a level 1 PDF is urn:ihe:iti:xds-sd:pdf:2008, a VSM
-  urn:asip:ci-sis:vsm:2012...), so format code and MIME type agree,
-- passes the CDA R2 schema and its volet's CI-SIS schematrons.
+- declares the type and the format code its header and volet give (ClinicalDocument/code,
+  through `wire.cda.metadata.dmp_type`; ASS_A11 / ASS_A12: a level 1 PDF is
+  urn:ihe:iti:xds-sd:pdf:2008, a VSM urn:asip:ci-sis:vsm:2012...),
+- is deposited under its own id: the DocumentEntry's uniqueId is ClinicalDocument/id
+  (urn:oid:<root>; an id with an extension has no such form and is not compared),
+- passes the CDA R2 schema and its volet's CI-SIS schematrons (skipped, logged, when the
+  deployment says ``DMP_CDA_CISIS=optional`` and the CI-SIS files are absent).
 
-Each refusal is a 400 OperationOutcome whose code is the CDA check's (docs/cda.md) and whose
-text names the failing assertion and its XPath. The submission set's signature document
-(also XML) is not a CDA and is left to `signing`.
+Format code and MIME type agree the other way too: a document that is not XML may not
+declare a format only a CDA carries (a VSM's, a lab report's): `validate.check_metadata`
+refuses it ("format-mime-mismatch") before the content is read.
+
+Each refusal is a 400 OperationOutcome whose code is the CDA check's (docs/cda.md); a failed
+schematron assertion's XPath is its ``issue.location``. The submission set's signature
+document (also XML) is not a CDA and is left to `signing`.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from typing import Any
 
@@ -26,6 +34,7 @@ from wire.mhd import DocumentEntry
 
 from ..errors import HostError, bad_request
 
+log = logging.getLogger(__name__)
 XML_MIME_TYPES = frozenset({"text/xml", "application/xml"})
 
 
@@ -37,7 +46,8 @@ def is_cda_entry(entry: DocumentEntry) -> bool:
 
 
 def _refusal(error: CdaError, entry: DocumentEntry) -> HostError:
-    return bad_request(error.code, f"{error.message} (document {entry.unique_id})")
+    return bad_request(error.code, f"{error.message} (document {entry.unique_id})",
+                       location=error.location)
 
 
 def check(entry: DocumentEntry, data: bytes, max_bytes: int) -> None:
@@ -58,6 +68,11 @@ def check(entry: DocumentEntry, data: bytes, max_bytes: int) -> None:
                           f"Type du document CDA {metadata.type_code}, fiche {entry.type_code} / "
                           f"the CDA's type (ClinicalDocument/code) differs from the "
                           f"DocumentReference's {what}")
+    if metadata.unique_id is not None and metadata.unique_id != entry.unique_id:
+        raise bad_request("cda-unique-id-mismatch",
+                          f"Identifiant du document CDA {metadata.unique_id}, fiche "
+                          f"{entry.unique_id} / the DocumentEntry's uniqueId must be the CDA's "
+                          "ClinicalDocument/id")
     if metadata.format_code != entry.format_code:
         raise bad_request("cda-format-mismatch",
                           f"Format du document CDA ({document.volet.name}) : "
@@ -67,6 +82,17 @@ def check(entry: DocumentEntry, data: bytes, max_bytes: int) -> None:
         cda.validate(document)
     except CdaError as error:
         raise _refusal(error, entry) from None
+
+
+def start() -> str:
+    """At the server's start: say what the CDA checks will do (the CI-SIS files, the mode)
+    and compile the schematrons in the background, so that the first CDA deposit is
+    checked in milliseconds rather than after a 10-30 s compilation."""
+    state = cda.cisis_state()
+    (log.warning if not state.installed else log.info)("CDA checks: %s", state.describe())
+    if state.installed:
+        cda.preload()
+    return f"CDA checks: {state.describe()}"
 
 
 def _bytes_of(content: Any, blobs: Any) -> bytes:
@@ -84,3 +110,4 @@ async def check_deposit(documents: Iterable[Any], contents: Iterable[Any], blobs
         entry = provided.entry
         if is_cda_entry(entry):
             await run_in_threadpool(check, entry, _bytes_of(content, blobs), max_bytes)
+

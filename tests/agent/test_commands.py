@@ -31,6 +31,8 @@ from cardreader.virtual.pki import TestHealthCA
 from cardreader.virtual.vitale import VirtualVitale
 from cardreader.virtual.vpcd import VirtualCard, VpcdLink, slot_port
 from tests.agent.test_secrets_sheet import page_text
+from tests.cda_support import report_pdf
+from wire import cda
 
 EMERGENCY_TAG = "[BRIS DE GLACE]"  # what every line starts with, in French
 
@@ -231,7 +233,9 @@ def test_the_gp_authorised_with_confirm_lists_and_saves_the_report(
     assert listed.returncode == 0, listed.stderr
     assert "1 document(s)" in listed.stdout and "Bilan visuel" in listed.stdout
     saved = list((tmp_path / "docs").iterdir())
-    assert len(saved) == 1 and saved[0].read_bytes() == REPORT
+    # The deposit is a CDA R2 level 1 document around the report made PDF/A (docs/cda.md).
+    assert len(saved) == 1 and saved[0].suffix == ".xml"
+    assert cda.read(saved[0].read_bytes()).header.title == "Bilan visuel"
     assert stat.S_IMODE(saved[0].stat().st_mode) == 0o600
 
 
@@ -300,15 +304,16 @@ def test_a_card_with_several_persons_lists_them_and_asks_to_choose(world: World)
 
 
 def _unique_id(output: str) -> str:
-    found = re.search(r"(urn:uuid:[0-9a-f-]{36})", output)
+    # A deposit's uniqueId is its CDA id: urn:oid:2.25.<uuid as an integer> (docs/cda.md).
+    found = re.search(r"(urn:(?:uuid:[0-9a-f-]{36}|oid:[0-9.]+[0-9]))", output)
     assert found, output
     return found.group(1)
 
 
 def test_the_author_masks_replaces_and_deletes_by_unique_id(world: World, deposited) -> None:
     first, second = world.state / "v1.pdf", world.state / "v2.pdf"
-    first.write_bytes(b"%PDF-1.4\n% bilan v1\n")
-    second.write_bytes(b"%PDF-1.4\n% bilan v2\n")
+    first.write_bytes(report_pdf("bilan v1"))
+    second.write_bytes(report_pdf("bilan v2"))
     world.cps("optician")
     old = _unique_id(world.run("deposit", str(first), "--type", EYE_TEST, "--title",
                                "Bilan v1").stdout)
@@ -433,7 +438,7 @@ def test_a_hostile_title_is_listed_escaped_and_a_hostile_type_saved_as_bin(
     hostile = [p for p in saved if "pwn" in p.name]
     assert [p.suffix for p in hostile] == [".bin", ".bin"], saved  # the second run: -2
     assert not any(p.suffix == ".hta" for p in saved)
-    assert (tmp_path / hostile[0]).read_bytes() == REPORT
+    assert cda.read((tmp_path / hostile[0]).read_bytes()).header.title == "Bilan visuel"
     assert all(stat.S_IMODE((tmp_path / p).stat().st_mode) == 0o600 for p in saved)
     # The second run kept every file of the first and wrote its own beside them.
     assert again.returncode == 0, again.stderr
@@ -443,7 +448,7 @@ def test_a_hostile_title_is_listed_escaped_and_a_hostile_type_saved_as_bin(
 
 def test_the_author_shows_a_hidden_document_to_the_patient_again(world: World, deposited) -> None:
     report = world.state / "annonce.pdf"
-    report.write_bytes(b"%PDF-1.4\n% resultat a annoncer\n")
+    report.write_bytes(report_pdf("résultat à annoncer"))
     world.vitale("single")  # the patient of the dossier created above
     world.cps("optician")
     unique_id = _unique_id(world.run("deposit", str(report), "--type", EYE_TEST, "--title",

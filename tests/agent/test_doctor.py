@@ -73,6 +73,12 @@ def test_all_well_every_check_ok_and_exit_0(site: Site, with_cps, capsys) -> Non
     assert status == 0
     assert {"pcscd", "readers", "enrolment", "host-ca", "host", "clock", "outbox",
             "disk"} <= set(checks)
+    # The CDA check is ok with the CI-SIS files, a warning without them (the tests' mode:
+    # DMP_CDA_CISIS=optional, tests/conftest.py); everything else is ok.
+    from wire import cda
+
+    expected_cda = "ok" if cda.cisis_state().installed else "warning"
+    assert checks.pop("cda")["status"] == expected_cda
     assert {c["status"] for c in checks.values()} == {"ok"}, checks
     cards = [c for name, c in checks.items() if name.startswith("card:")]
     assert len(cards) == 2  # the two vpcd slots: the CPS and an empty one

@@ -16,11 +16,12 @@ import pytest
 
 from cardreader.virtual.vitale import VirtualVitale
 from host.pki import init_pki
+from tests.cda_support import report_pdf
 from tests.live import AgentProcess, HostProcess, LiveWorld, qualify
 
 pytestmark = pytest.mark.pcsc
 
-PDF = b"%PDF-1.4\n" + b"compte rendu " * 200 + b"\n%%EOF\n"
+PDF = report_pdf("Compte rendu")
 PROMISE = 1.5  # seconds: "within one second", with room for a loaded machine
 
 

@@ -136,9 +136,15 @@ def test_every_deposit_carries_the_qualified_identity_and_homonyms_wait(run) -> 
 
 def test_the_gp_got_the_very_bytes_the_optician_deposited(run) -> None:
     _, state = run
-    from agent.sandbox.scenarios import REPORT
+    from agent.core import pdfa
+    from wire import cda
+    from wire.cda.header import non_xml_body
 
-    assert (state / "document.pdf").read_bytes() == REPORT
+    # The optician's report as deposited: a CDA R2 level 1 around the report made PDF/A.
+    document = cda.read((state / "document.xml").read_bytes())
+    assert document.volet.name == "CDA-R2-N1"
+    media_type, body = non_xml_body(document.root, max_bytes=20_000_000)
+    assert media_type == "application/pdf" and pdfa.is_pdfa(body)
 
 
 def test_outbox_is_empty_and_nothing_is_left_running(run) -> None:

@@ -21,6 +21,7 @@ from cardreader.virtual.cps import VirtualCps
 from cardreader.virtual.faulty import FreezingCard
 from cardreader.virtual.vitale import VirtualVitale
 from cardreader.vitale import Vitale2Profile
+from tests.cda_support import report_pdf
 from tests.fault_injection.world import PIN, Site, StartAgent
 from tests.live import qualify
 
@@ -86,7 +87,7 @@ def test_a_deposit_signed_by_a_frozen_cps_is_refused_in_seconds_with_what_to_do(
         card.freeze()
         started = time.monotonic()
         refused = api.post("/api/deposits", params={"typeCode": code, "title": "Bilan"},
-                           content=b"%PDF-1.4\nbilan\n%%EOF\n",
+                           content=report_pdf("Bilan"),
                            headers={"content-type": "application/pdf"})
         elapsed = time.monotonic() - started
     assert card.frozen.is_set()

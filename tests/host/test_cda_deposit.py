@@ -8,8 +8,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
-from tests.cda_support import EXAMPLE_INS, VAC_NOTE, a_pdf, level1_header, needs_cisis
+from host.store.schema import documents
+from policies import default_matrix
+from tests.cda_support import ALL, EXAMPLE_INS, VAC_NOTE, a_pdf, level1_header, needs_cisis
 from tests.host.documents_support import (
     GP_CARD,
     PATIENT,
@@ -27,7 +30,8 @@ from wire import cda, codes
 from wire.cda.level1 import Level1Author, Level1Patient
 from wire.mhd import Patient
 
-pytestmark = needs_cisis
+# Without the CI-SIS files (CI) these run in the optional mode (tests/conftest.py): every
+# check but the schema and schematrons, which the tests marked `needs_cisis` need.
 EXAMPLE_PATIENT = Patient(EXAMPLE_INS, codes.INS_TEST_OID)
 
 
@@ -62,7 +66,8 @@ def gp_report(patient: Patient = PATIENT, **changes: object) -> bytes:
 def cda_entry(data: bytes, who: Professional = GP_CARD, **changes: object) -> object:
     metadata = cda.deposit_metadata(cda.read(data).header)
     values: dict[str, object] = dict(format_code=metadata.format_code, type_code=metadata.type_code,
-                                     mime_type=metadata.mime_type, title=metadata.title)
+                                     mime_type=metadata.mime_type, title=metadata.title,
+                                     unique_id=metadata.unique_id)
     values.update(changes)
     return entry_for(data, who, **values)
 
@@ -88,6 +93,39 @@ def test_the_cisis_vaccination_note_is_stored_as_it_is(host: InProcessHost, pki:
     assert response.status_code == 200, response.text
 
 
+@pytest.mark.parametrize("volet", sorted(ALL))
+def test_each_cisis_example_is_stored_under_its_own_id(host: InProcessHost, pki: Pki,
+                                                       volet: str) -> None:
+    example = ALL[volet].read_bytes()
+    metadata = cda.deposit_metadata(cda.read(example).header)
+    kind = default_matrix().document_types[metadata.type_code]
+    entry = cda_entry(example, GP_CARD, patient=EXAMPLE_PATIENT, class_code=kind.class_code)
+    deposit = deposit_bundle(pki.gp, [(entry, example)], GP_CARD,  # type: ignore[list-item]
+                             patient=EXAMPLE_PATIENT)
+    response = post(host, deposit.bundle, GP_CARD)
+    assert response.status_code == 200, response.text
+    assert metadata.unique_id is not None
+    with host.app.state.engine.connect() as connection:
+        stored = connection.execute(select(documents.c.unique_id, documents.c.type_code)
+                                    .where(documents.c.ins == EXAMPLE_INS)
+                                    .where(documents.c.type_code != "E1762")).all()
+    assert [tuple(row) for row in stored] == [(metadata.unique_id, metadata.type_code)]
+
+
+def test_a_cda_under_another_unique_id_is_refused(host: InProcessHost, pki: Pki) -> None:
+    report = gp_report()
+    entry = cda_entry(report, unique_id="urn:oid:2.25.42")
+    refused(host, deposit_of(pki, report, entry), 400, "cda-unique-id-mismatch", GP_CARD)
+
+
+def test_a_pdf_declaring_a_cda_format_is_refused(host: InProcessHost, pki: Pki) -> None:
+    # Format and MIME type agree both ways: a bare PDF is no VSM, no lab report.
+    pdf = a_pdf()
+    for format_code in ("urn:asip:ci-sis:vsm:2012", "urn:ihe:lab:xd-lab:2008"):
+        deposit = deposit_bundle(pki.optician, [(entry_for(pdf, format_code=format_code), pdf)])
+        refused(host, deposit.bundle, 400, "format-mime-mismatch")
+
+
 def test_a_cda_about_another_patient_is_refused(host: InProcessHost, pki: Pki) -> None:
     refused(host, deposit_of(pki, gp_report(EXAMPLE_PATIENT)), 400, "cda-patient-mismatch",
             GP_CARD)
@@ -99,6 +137,7 @@ def test_a_format_code_the_cda_does_not_have_is_refused(host: InProcessHost, pki
     refused(host, deposit_of(pki, report, entry), 400, "cda-format-mismatch", GP_CARD)
 
 
+@needs_cisis
 def test_a_cda_failing_its_schematron_is_refused_with_the_assertion(host: InProcessHost,
                                                                    pki: Pki) -> None:
     broken = gp_report().replace(b"<county>75056</county>", b"<county></county>", 1)
@@ -107,6 +146,25 @@ def test_a_cda_failing_its_schematron_is_refused_with_the_assertion(host: InProc
     issue = response.json()["issue"][0]
     assert issue["details"]["coding"][0]["code"] == "cda-schematron"
     assert "/patient/birthplace/place/addr/county" in issue["diagnostics"]
+    # The failing assertion's XPath, where FHIR puts a location in the document.
+    assert len(issue["location"]) == 1
+    assert issue["location"][0].endswith("/patient/birthplace/place/addr/county")
+    assert counts(host) == (0, 0)
+
+
+@needs_cisis
+def test_a_structured_cda_failing_its_schematron_sent_raw_is_refused(host: InProcessHost,
+                                                                   pki: Pki) -> None:
+    # What the agent refuses before queueing, sent to the host by other software.
+    vsm = ALL["VSM"].read_bytes().replace(b"<county>51215</county>", b"<county></county>", 1)
+    entry = cda_entry(vsm, GP_CARD, patient=EXAMPLE_PATIENT, class_code="11")
+    deposit = deposit_bundle(pki.gp, [(entry, vsm)], GP_CARD,  # type: ignore[list-item]
+                             patient=EXAMPLE_PATIENT)
+    response = post(host, deposit.bundle, GP_CARD)
+    assert response.status_code == 400, response.text
+    issue = response.json()["issue"][0]
+    assert issue["details"]["coding"][0]["code"] == "cda-schematron"
+    assert issue["location"][0].endswith("/addr/county")
     assert counts(host) == (0, 0)
 
 

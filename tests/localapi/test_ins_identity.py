@@ -18,11 +18,12 @@ from cardreader.pcsc import list_readers, wait_for_card
 from cardreader.virtual.vitale import VirtualVitale
 from cardreader.virtual.vitale_profiles import PROFILES
 from cardreader.vitale import BirthDate
+from tests.cda_support import report_pdf
 from tests.live import BIN, LiveWorld, qualify
 
 pytestmark = pytest.mark.pcsc
 PIN = "1234"
-PDF = b"%PDF-1.4\n" + b"compte rendu orthoptique " * 200 + b"\n%%EOF\n"
+PDF = report_pdf("Compte rendu orthoptique")
 
 
 def _open(live: LiveWorld, insert_card: Any, profile: str = "gp") -> httpx.Client:

@@ -21,6 +21,7 @@ from cardreader.apdu import ApduProtocol
 from cardreader.cps import CpsCard, CpsKey
 from cardreader.virtual.direct import DirectConnection
 from cardreader.virtual.vitale import VirtualVitale
+from tests.cda_support import report_pdf
 from tests.host.tls_harness import workstation
 from tests.live import LiveWorld, qualify
 from tests.localapi.test_workflows import _remove
@@ -49,7 +50,7 @@ def deposit(api: httpx.Client, live: LiveWorld, title: str) -> str:
     qualify(api)  # the patient's passport checked (RNIV: no deposit before)
     code = api.get("/api/deposit-types").json()[0]["code"]
     answer = api.post("/api/deposits", params={"typeCode": code, "title": title},
-                      content=b"%PDF-1.4\n" + title.encode() * 100,
+                      content=report_pdf(title),
                       headers={"content-type": "application/pdf"})
     assert answer.status_code == 202, answer.text
     unique_id = str(answer.json()["uniqueId"])

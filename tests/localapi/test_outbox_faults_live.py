@@ -17,6 +17,7 @@ import pytest
 
 from cardreader.virtual.vitale import VirtualVitale
 from host.pki import init_pki
+from tests.cda_support import report_pdf
 from tests.faults import MB, fill, tmpfs
 from tests.live import AgentProcess, HostProcess, LiveWorld, qualify
 
@@ -93,7 +94,7 @@ def test_a_full_disk_refuses_a_deposit_up_front_then_the_waiting_deposit_says_wh
         # 2. The host is down: the deposit is accepted, and waits for the network.
         live.host.stop()
         queued = api.post("/api/deposits", params={"typeCode": code, "title": "attente"},
-                          content=b"%PDF-1.4\n" + b"y" * 100_000,
+                          content=report_pdf("attente"),
                           headers={"content-type": "application/pdf"})
         assert queued.status_code == 202, queued.text
         unique_id = queued.json()["uniqueId"]

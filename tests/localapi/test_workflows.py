@@ -16,7 +16,9 @@ import pytest
 from cardreader.pcsc import list_readers, wait_for_card
 from cardreader.virtual.vitale import VirtualVitale
 from tests.agent.test_secrets_sheet import page_text
+from tests.cda_support import report_pdf
 from tests.live import LiveWorld, qualify
+from wire import cda
 
 pytestmark = pytest.mark.pcsc
 PIN = "1234"
@@ -122,7 +124,7 @@ def test_the_optician_deposits_a_report_that_the_host_stores_with_its_flags(
         types = {t["code"]: t["label"] for t in api.get("/api/deposit-types").json()}
         assert "34810-2" not in types or types["34810-2"]
         code = next(iter(types))
-        pdf = b"%PDF-1.4\n" + b"bilan visuel " * 5000 + b"\n%%EOF\n"
+        pdf = report_pdf("Bilan visuel", "OD -1,25 ; OG -1,00")
         qualify(api)  # the patient's passport checked (RNIV: no deposit before)
         queued = api.post("/api/deposits", params={
             "typeCode": code, "title": "Bilan visuel API", "masked": "true",
@@ -138,7 +140,10 @@ def test_the_optician_deposits_a_report_that_the_host_stores_with_its_flags(
         assert [d["uniqueId"] for d in listed] == [unique_id]
         assert listed[0]["masked"] is True and listed[0]["ownDocument"] is True
         body = api.get(f"/api/documents/{unique_id}/content")
-        assert body.status_code == 200 and body.content == pdf
+        # Deposited as a CDA R2 level 1 document around the PDF made PDF/A (docs/cda.md).
+        assert body.status_code == 200 and body.headers["content-type"].startswith("text/xml")
+        document = cda.read(body.content)
+        assert (document.volet.name, document.header.title) == ("CDA-R2-N1", "Bilan visuel API")
         wrong_type = api.post("/api/deposits", params={"typeCode": "11488-4"},
                               content=b"%PDF-1.4 x", headers={"content-type": "application/pdf"})
         assert wrong_type.status_code in (400, 409)

@@ -56,7 +56,8 @@ def test_the_metadata_a_deposit_needs_come_from_the_header() -> None:
 
 
 @pytest.mark.parametrize(("path", "volet", "format_code", "type_code"), [
-    (VSM, "VSM", "urn:asip:ci-sis:vsm:2012", "SYNTH"),
+    # The VSM's TRE_A05 "SYNTH" reads as the access matrix's "Synthèse médicale" 60591-5.
+    (VSM, "VSM", "urn:asip:ci-sis:vsm:2012", "60591-5"),
     (VAC_NOTE, "VAC-NOTE", "urn:asip:ci-sis:vac-note:2021", "87273-9"),
     (CR_BIO, "CR-BIO", "urn:ihe:lab:xd-lab:2008", "11502-2"),
 ])

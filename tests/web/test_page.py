@@ -22,6 +22,7 @@ except ImportError as missing:  # a failure that says what to do, never a silent
 from cardreader.virtual.cps import VirtualCps
 from cardreader.virtual.pki import TestHealthCA
 from cardreader.virtual.vitale import VirtualVitale
+from tests.cda_support import report_pdf
 from tests.conftest import Insert
 from tests.live import LiveWorld, qualify
 from tests.web.support import (
@@ -42,8 +43,7 @@ OpenPage = Callable[..., Any]
 PIN = "1234"
 PHARMACIST, OPTICIAN, GP = "810002345675", "810003456786", "810001234565"
 EYE_TEST = "34810-2"  # the optician's eye-test (refraction) report
-REPORT_PDF = (b"%PDF-1.4\n% Compte rendu d'examen de la vue\n" + bytes(range(256)) * 64
-              + b"\n%%EOF\n")
+REPORT_PDF = report_pdf("Compte rendu d'examen de la vue", "Réfraction : OD -1,25")
 
 
 def status(live: LiveWorld) -> dict[str, Any]:
@@ -260,9 +260,10 @@ def test_optician_deposits_an_eye_test_report(
     shot(page, "optician-deposited")
     assert document_flags(live, ins, "Bilan de la vue — Mme Martin") == {
         "typeCode": EYE_TEST, "masked": False, "invisibleToPatient": True,
-        "mimeType": "application/pdf", "author": OPTICIAN}
+        "mimeType": "text/xml", "author": OPTICIAN}  # a CDA R2 level 1 (docs/cda.md)
 
-    # A text file, the other format, and another type (the GP filters on it).
+    # A text file, the other format (a level 1 CDA with a text body), and another type (the
+    # GP filters on it).
     note = tmp_path / "delivrance.txt"
     note.write_text("Délivrance de lunettes : OD -1,25 OG -1,00\n", encoding="utf-8")
     kind.select_option("DISPENSATION-OPTIQUE")
@@ -271,7 +272,7 @@ def test_optician_deposits_an_eye_test_report(
     item = page.locator("#deposits li", has_text="Délivrance d'équipement d'optique")
     expect(item).to_contain_text("Déposé")
     assert document_flags(live, ins, "Délivrance d'équipement d'optique")["mimeType"] == \
-        "text/plain"
+        "text/xml"
 
     # Masked and invisible together: the host refuses it; the reason shows, and a retry.
     kind.select_option(EYE_TEST)

@@ -14,6 +14,7 @@ import pytest
 from playwright.sync_api import expect
 
 from cardreader.virtual.vitale import VirtualVitale
+from tests.cda_support import report_pdf
 from tests.conftest import Insert
 from tests.live import LiveWorld, qualify
 from tests.web.support import shot
@@ -38,7 +39,7 @@ def test_a_waiting_deposit_shows_why_and_when_it_is_tried_again(
     live.host.stop()
     try:
         report = tmp_path / "compte-rendu.pdf"
-        report.write_bytes(b"%PDF-1.4\n% compte rendu\n" + bytes(range(256)) * 32)
+        report.write_bytes(report_pdf("Compte rendu en attente"))
         page.get_by_label("Type de document").select_option(code)
         page.get_by_label("Titre").fill("Compte rendu en attente")
         page.get_by_label("Déposez le fichier ici").set_input_files(report)

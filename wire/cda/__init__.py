@@ -7,12 +7,20 @@ host read (docs/cda.md).
 - `build_level_1(...)`: a CDA R2 level 1 document (a PDF/A in a ``nonXMLBody``).
 - `validate(document)`: the volet's CI-SIS schematrons (SaxonC), refusing with the failing
   assertion and its XPath.
+- `cisis_state()`: whether the CI-SIS files are installed and what the checks do without
+  them (`DMP_CDA_CISIS`: "required", the default, refuses every CDA with
+  "cisis-data-missing"; "optional" skips the schema and schematrons, logged, said by the
+  doctor and the host's start: the test harness and the sandbox choose it when the files are
+  absent, never production by default).
 
 Every refusal is a `CdaError` (a `wire.fhir.WireError`) with a stable code.
 """
 
 from __future__ import annotations
 
+import logging
+import os
+import threading
 from dataclasses import dataclass
 
 from lxml import etree
@@ -27,6 +35,7 @@ from .volets import Volet, volet_of
 
 __all__ = [
     "CDA_MIME_TYPE",
+    "CISIS_MODE_VARIABLE",
     "MAX_XML_BYTES",
     "BodyKind",
     "CdaDocument",
@@ -40,6 +49,7 @@ __all__ = [
     "Person",
     "Volet",
     "build_level_1",
+    "cisis_state",
     "deposit_metadata",
     "looks_like_cda",
     "preload",
@@ -47,6 +57,59 @@ __all__ = [
     "validate",
     "volet_of",
 ]
+
+
+log = logging.getLogger("wire.cda")
+
+# Where the deployment says what the CDA checks do when the CI-SIS files are absent.
+CISIS_MODE_VARIABLE = "DMP_CDA_CISIS"
+REQUIRED, OPTIONAL = "required", "optional"
+# What `validate` skips in the optional mode without the files (the rest always runs: the
+# safe parse, the header, the patient, the metadata and format checks).
+SKIPPED_WITHOUT_CISIS = ("cda-xsd", "cda-schematron")
+_warned = threading.Event()
+
+
+@dataclass(frozen=True)
+class CisisState:
+    """The CI-SIS files and the mode: what a doctor check and a server's start say."""
+
+    mode: str  # "required" or "optional"
+    installed: bool
+    missing: tuple[str, ...]
+
+    @property
+    def skipping(self) -> bool:
+        """True when the schema and schematron checks are skipped (optional, files absent)."""
+        return self.mode == OPTIONAL and not self.installed
+
+    def describe(self) -> str:
+        if self.installed:
+            return f"CI-SIS files installed ({schematron.data_dir()}): full CDA checks"
+        if self.skipping:
+            return (f"CI-SIS files absent, {CISIS_MODE_VARIABLE}=optional: the CDA schema and "
+                    "CI-SIS schematron checks are SKIPPED (safe parsing, header, patient and "
+                    "metadata checks still run); install them with scripts/cisis-data")
+        return (f"CI-SIS files absent ({', '.join(self.missing)[:200]}): every CDA is refused "
+                "(cisis-data-missing); install them with scripts/cisis-data")
+
+
+def cisis_mode() -> str:
+    value = os.environ.get(CISIS_MODE_VARIABLE, REQUIRED).strip().lower() or REQUIRED
+    if value not in (REQUIRED, OPTIONAL):
+        log.error("%s=%r: expected %s or %s; %s applies", CISIS_MODE_VARIABLE, value,
+                  REQUIRED, OPTIONAL, REQUIRED)
+        return REQUIRED
+    return value
+
+
+def cisis_state() -> CisisState:
+    """What the CDA checks will do in this process (`CisisState`)."""
+    needed = (xsd.SCHEMA, *schematron.PIPELINE_FILES,
+              *dict.fromkeys(name for volet in volets.VOLETS.values()
+                             for name in volet.schematrons))
+    missing = tuple(name for name in needed if not schematron.available(name))
+    return CisisState(cisis_mode(), not missing, missing)
 
 
 @dataclass(frozen=True)
@@ -70,15 +133,32 @@ def read(data: bytes, *, max_bytes: int = MAX_XML_BYTES) -> CdaDocument:
     return CdaDocument(root, header, volet_of(header))
 
 
+_preloaded = threading.Event()
+
+
 def preload() -> None:
-    """Compile every volet's schematrons in a background thread (`schematron.preload`)."""
+    """Compile every volet's schematrons in a background thread (`schematron.preload`),
+    once a process; nothing when the CI-SIS files are absent."""
+    if _preloaded.is_set() or not cisis_state().installed:
+        return
+    _preloaded.set()
     names = tuple(dict.fromkeys(name for volet in volets.VOLETS.values()
                                 for name in volet.schematrons))
     schematron.preload(names)
 
 
-def validate(document: CdaDocument) -> None:
+def validate(document: CdaDocument) -> tuple[str, ...]:
     """The CDA R2 schema, then the volet's CI-SIS schematrons; `CdaError` "cda-xsd" or
-    "cda-schematron" with the first fault (``rule``, ``location``)."""
+    "cda-schematron" with the first fault (``rule``, ``location``), "cisis-data-missing"
+    when the files are absent. In the optional mode without the files, nothing is checked
+    here and the skipped checks are returned (and logged once a process): never a silent
+    downgrade."""
+    state = cisis_state()
+    if state.skipping:
+        if not _warned.is_set():
+            _warned.set()
+            log.warning("%s", state.describe())
+        return SKIPPED_WITHOUT_CISIS
     xsd.check(document.root)
     schematron.check(document.root, document.volet.schematrons)
+    return ()

@@ -22,10 +22,54 @@ from ..documents import Author, Patient
 from ..fhir import WireError
 from . import oids, volets
 from .errors import CdaError
-from .header import CdaHeader
+from .header import CdaHeader, Code
 
 LOINC_SYSTEM = "http://loinc.org"
 CDA_MIME_TYPE = "text/xml"  # a CDA R2 document, whatever its body (the PDSm examples)
+
+# The access matrix's document types (policies/matrix.json) that JDV_J07-XdsTypeCode-CISIS
+# (the DMP's type value set, ansforge/TestContenuCDA-3-0 jeuxDeValeurs/ @ 7cd489b3) does not
+# list, and the J07 concept their CDA header carries instead (the header schematron refuses a
+# code outside J07). Ours: the nearest J07 concept by its label (docs/cda.md "Document types").
+# Each target is itself no matrix type, so the header's code names one matrix type back.
+_A05 = oids.DOCUMENT_TYPE_A05
+J07_OF_TYPE: dict[str, Code] = {
+    "34874-3": Code("34874-8", oids.LOINC, "CR opératoire"),
+    "11526-1": Code("60568-3", oids.LOINC, "CR d'anatomie et de cytologie pathologiques"),
+    "34807-8": Code("78513-9", oids.LOINC, "CR de consultation en ophtalmologie"),
+    "34810-2": Code("34120-6", oids.LOINC, "Bilan par professionnel de santé"),
+    "BILAN-ORTHOPTIQUE": Code("47420-5", oids.LOINC, "CR de bilan fonctionnel"),
+    "96163-1": Code("11506-3", oids.LOINC,
+                    "CR ou fiche de suivi de soins par auxiliaire médical"),
+    "85895-1": Code("70004-7", oids.LOINC, "CR d'acte diagnostique (autre)"),
+    "DISPENSATION-OPTIQUE": Code("DISP_AUT", _A05, "Dispensation (autre)"),
+    "42348-3": Code("EXPPAT_3", _A05, "Directives anticipées"),
+    "CERTIFICAT-RESIDENCE": Code("ATTEST-RESID", _A05, "Attestation de résidence"),
+}
+# The matrix's system of its own codes (policies/matrix.json "urn:dmp-agent:type-local").
+LOCAL_TYPE_SYSTEM = "urn:dmp-agent:type-local"
+# J07 concepts read back as another matrix type: the above, and the VSM's TRE_A05 "SYNTH"
+# (the CI-SIS VSM 1.4 example's type), the matrix's "Synthèse médicale" 60591-5.
+_TYPE_OF_J07: dict[tuple[str, str], str] = {
+    **{(code.code, code.system): kind for kind, code in J07_OF_TYPE.items()},
+    ("SYNTH", _A05): "60591-5",
+}
+
+
+def header_type(type_code: str, system: str, display: str | None) -> Code:
+    """The ClinicalDocument/code of a document of matrix type ``type_code`` (``system``: the
+    CDA OID of its system): itself when J07 lists it, else its J07 concept above."""
+    return J07_OF_TYPE.get(type_code) or Code(type_code, system, display)
+
+
+def dmp_type(code: Code) -> tuple[str, str]:
+    """(matrix type code, its FHIR system) of a header's ClinicalDocument/code: the
+    DocumentEntry's type, derived from the header (never typed twice)."""
+    kind = _TYPE_OF_J07.get((code.code, code.system))
+    if kind is None:
+        return code.code, code_system_uri(code.system)
+    return kind, (LOINC_SYSTEM if kind[:1].isdigit() else LOCAL_TYPE_SYSTEM)
+
 
 _OID = re.compile(r"[0-2](?:\.(?:0|[1-9][0-9]*))+")
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
@@ -37,7 +81,7 @@ class CdaMetadata:
 
     unique_id: str | None  # urn:oid: / urn:uuid: of ClinicalDocument/id, when it has one
     patient: Patient
-    type_code: str
+    type_code: str  # the matrix's type (`dmp_type`): the header's code, or what it maps
     type_system: str  # FHIR URI: http://loinc.org, or urn:oid:<TRE OID>
     format_code: str
     format_system: str
@@ -97,11 +141,12 @@ def deposit_metadata(header: CdaHeader) -> CdaMetadata:
         patient = Patient(header.patient.ins, header.patient.ins_oid)
     except WireError as error:
         raise CdaError("cda-header-invalid", error.message) from None
+    type_code, type_system = dmp_type(header.code)
     return CdaMetadata(
         unique_id=unique_id(header.document_id),
         patient=patient,
-        type_code=header.code.code,
-        type_system=code_system_uri(header.code.system),
+        type_code=type_code,
+        type_system=type_system,
         format_code=format_code,
         format_system=format_system,
         mime_type=CDA_MIME_TYPE,

@@ -10,14 +10,22 @@ The document given to Saxon is the one `wire.cda.safe_xml` already parsed (no DT
 entity, bounded), serialized again: Saxon never parses bytes from outside.
 
 Saxon's processor and its compiled stylesheets are not thread-safe: one processor per
-process, one lock around compiling and running (a check takes milliseconds).
+process, one lock around compiling and running (a check takes milliseconds). And SaxonC
+holds Python's GIL while it works: compiling the 10 MB header schematron (10-50 s) inside a
+server would freeze it, every thread, that long (measured: no other thread ran for 26 s).
+So `run` and `preload` hand the work to one worker process (spawned, daemonic: it ends with
+its parent), which compiles once and then checks; the caller only waits on a pipe. The
+in-process functions (`run_here`, `compile_schematron`) are what that worker and
+`scripts/cisis-data` call.
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import threading
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +38,7 @@ SVRL = "http://purl.oclc.org/dsdl/svrl"
 DATA_DIR = Path(os.environ.get("DMP_CISIS_DIR") or Path(__file__).with_name("cisis") / "data")
 PIPELINE = ("iso_dsdl_include.xsl", "iso_abstract_expand.xsl", "iso_svrl_for_xslt2.xsl")
 SKELETON_DIR = "schematrons/moteur"
+PIPELINE_FILES = tuple(f"{SKELETON_DIR}/{step}" for step in PIPELINE)
 # Roles the CI-SIS uses for what does not make a document non-conformant.
 NOT_ERRORS = frozenset({"warning", "warn", "info", "information", "note"})
 
@@ -117,13 +126,9 @@ def _failures(report: str, schematron: str) -> list[Failure]:
     return failures
 
 
-def run(root: etree._Element, schematrons: tuple[str, ...]) -> list[Failure]:
-    """Every failed assertion of ``schematrons`` (paths in the data folder) on ``root``."""
-    missing = [name for name in schematrons if not available(name)]
-    if missing:
-        raise CdaError("cisis-data-missing", "Schématrons du CI-SIS absents (scripts/cisis-data) "
-                       f"/ CI-SIS schematrons not installed: {', '.join(missing)}")
-    text = etree.tostring(root, encoding="unicode")
+def run_here(text: str, schematrons: tuple[str, ...]) -> list[Failure]:
+    """Every failed assertion of ``schematrons`` on the document ``text``, in this process
+    (the worker's side of `run`)."""
     failures: list[Failure] = []
     with _lock:
         processor = _saxon()
@@ -131,6 +136,85 @@ def run(root: etree._Element, schematrons: tuple[str, ...]) -> list[Failure]:
         for name in schematrons:
             report = _executable(DATA_DIR / name).transform_to_string(xdm_node=node)
             failures.extend(_failures(report, Path(name).name))
+    return failures
+
+
+def compile_here(schematrons: tuple[str, ...]) -> None:
+    """Compile ``schematrons`` (those installed) in this process (the worker's `preload`)."""
+    for name in schematrons:
+        if available(name):
+            with _lock:
+                _executable(DATA_DIR / name)
+
+
+_WORK = {"run": run_here, "compile": compile_here}
+
+
+def _serve(connection: Connection, data_dir: str) -> None:
+    """The worker process: run what the parent asks, one request at a time, until the
+    parent goes (EOF). ``data_dir``: the parent's CI-SIS folder (not re-read from the
+    environment: the parent decides)."""
+    global DATA_DIR
+    DATA_DIR = Path(data_dir)
+    while True:
+        try:
+            name, args = connection.recv()
+        except (EOFError, OSError):
+            return
+        try:
+            connection.send((True, _WORK[name](*args)))
+        except Exception as error:  # said to the parent, which raises it as a CdaError
+            connection.send((False, f"{type(error).__name__}: {error}"[:500]))
+
+
+class _Worker:
+    def __init__(self) -> None:
+        context = multiprocessing.get_context("spawn")  # no copy of a server's threads
+        self.connection, child = context.Pipe()
+        self.process = context.Process(target=_serve, args=(child, str(DATA_DIR)),
+                                       daemon=True, name="cda-schematrons")
+        self.process.start()
+        child.close()
+        self.lock = threading.Lock()
+
+    def call(self, name: str, *args: Any) -> Any:
+        with self.lock:  # one request at a time: a check waits for a compilation under way
+            self.connection.send((name, args))
+            ok, value = self.connection.recv()
+        if not ok:
+            raise CdaError("cda-check-failed", "Le contrôle des schématrons a échoué / the "
+                           f"schematron check failed: {value}")
+        return value
+
+
+_worker_lock = threading.Lock()
+_worker: _Worker | None = None
+
+
+def _call(name: str, *args: Any) -> Any:
+    """``name`` run by the worker process (started at the first call; a new one if it
+    died: killed, out of memory)."""
+    global _worker
+    with _worker_lock:
+        if _worker is None or not _worker.process.is_alive():
+            _worker = _Worker()
+        worker = _worker
+    try:
+        return worker.call(name, *args)
+    except (EOFError, OSError, BrokenPipeError):
+        raise CdaError("cda-check-failed", "Le contrôle des schématrons s'est interrompu, "
+                       "réessayer / the schematron worker stopped: try again") from None
+
+
+def run(root: etree._Element, schematrons: tuple[str, ...]) -> list[Failure]:
+    """Every failed assertion of ``schematrons`` (paths in the data folder) on ``root``,
+    computed by the worker process."""
+    missing = [name for name in schematrons if not available(name)]
+    if missing:
+        raise CdaError("cisis-data-missing", "Schématrons du CI-SIS absents (scripts/cisis-data) "
+                       f"/ CI-SIS schematrons not installed: {', '.join(missing)}")
+    failures: list[Failure] = _call("run", etree.tostring(root, encoding="unicode"),
+                                    schematrons)
     return failures
 
 
@@ -149,15 +233,17 @@ def check(root: etree._Element, schematrons: tuple[str, ...]) -> None:
 
 
 def preload(schematrons: tuple[str, ...]) -> threading.Thread:
-    """Compile ``schematrons`` in a background thread (the header schematron takes seconds):
-    a server calls it at start so that its first CDA is checked in milliseconds. Missing
-    files are left to `run` to report."""
+    """Compile ``schematrons`` in the worker process (the header schematron takes seconds),
+    waited for by a background thread: a server calls it at start so that its first CDA is
+    checked in milliseconds. Missing files are left to `run` to report."""
 
     def compile_all() -> None:
-        for name in schematrons:
-            if available(name):
-                with _lock:
-                    _executable(DATA_DIR / name)
+        try:
+            _call("compile", schematrons)
+        except CdaError as error:  # the first check will say it again, to its caller
+            import logging
+
+            logging.getLogger(__name__).warning("%s", error.message)
 
     thread = threading.Thread(target=compile_all, name="cda-schematrons", daemon=True)
     thread.start()

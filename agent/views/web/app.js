@@ -1502,10 +1502,12 @@ async function openInTab(path, messageId, title, what, host = true) {
   if (win) win.document.title = t('{title} — opening…', {title});
   say(messageId, t('Opening…'));
   try {
-    const [type, bytes] = await request('GET', path, {what, host,
-      read: async (response) => [safeType(response.headers.get('content-type')),
+    const [header, body] = await request('GET', path, {what, host,
+      read: async (response) => [response.headers.get('content-type') || '',
         await response.arrayBuffer()]});
-    const blob = new Blob([bytes], {type});
+    // A level 1 CDA comes here as the PDF or text it wraps (the agent's /view unwraps it).
+    const type = safeType(header);
+    const blob = new Blob([body], {type});
     const url = URL.createObjectURL(blob);
     setTimeout(() => URL.revokeObjectURL(url), 120000);
     if (win) {
@@ -1602,6 +1604,10 @@ function fileType(file) {
   const name = file.name.toLowerCase();
   if (name.endsWith('.pdf')) return 'application/pdf';
   if (name.endsWith('.txt')) return 'text/plain';
+  // A structured CDA R2 from the practice's software (VSM, CR-BIO...): checked by the agent.
+  if (name.endsWith('.xml') || file.type === 'text/xml' || file.type === 'application/xml') {
+    return 'text/xml';
+  }
   return null;
 }
 
