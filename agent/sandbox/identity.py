@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from agent.i18n import _
 from wire.ins import QUALIFIEE, IdentityReliability
 
+from .cda_deposits import report_pdf
 from .services import say
 
 if TYPE_CHECKING:
@@ -37,8 +38,9 @@ if TYPE_CHECKING:
 
 PASSPORT = "passeport"
 ORTHOPTIC = "BILAN-ORTHOPTIQUE"  # the orthoptist's assessment report (policies/matrix.json)
-ASSESSMENT = b"%PDF-1.4\n% Bilan orthoptique : convergence, motilite oculaire\n" + bytes(
-    range(256)) * 32 + b"\n%%EOF\n"
+# A real PDF: the agent makes it a PDF/A in a CDA level 1 document (docs/cda.md).
+ASSESSMENT = report_pdf("Bilan orthoptique", [
+    "Convergence et motilité oculaire : normales.", "Pas de rééducation nécessaire."])
 
 
 def traits_line(traits: dict[str, Any]) -> str:
