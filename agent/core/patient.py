@@ -120,6 +120,12 @@ class PatientPart(CoreState):
         if p is None:
             raise AgentError(_("Insert the patient's Vitale card"), code="no-patient",
                              status=409)
+        if need_context and p.context is None and p.state == "choosing-identity":
+            # Homonyms: nothing happens under an INS until the user chose one (docs/ins.md).
+            raise AgentError(_("Choose the patient's identity first: the INS service answered "
+                               "several identities (compare their traits with the patient's "
+                               "identity document)"), code="identity-choice-pending",
+                             status=409)
         if need_context and p.context is None:
             raise AgentError(_("The patient's dossier is not ready yet"), code="no-patient",
                              status=409)

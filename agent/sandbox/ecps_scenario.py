@@ -1,7 +1,9 @@
-"""The sandbox's e-CPS scenario (docs/psc.md): an optician with no card reader for her CPS
-logs in with the e-CPS app on her phone through the reference Pro Santé Connect, and deposits
-an eye-test report; with no card to sign, the workstation's establishment certificate signs
-the submission set (the DMP's rule for deposits without a card signature).
+"""The sandbox's e-CPS scenario (docs/psc.md): an orthoptist on a laptop with no card reader
+logs in with the e-CPS app on his phone through the reference Pro Santé Connect, qualifies
+the patient's identity (the laptop's agent has never seen her: the INS service's identity
+comes back *récupérée*, the passport makes it *qualifiée*), and deposits an assessment; with
+no card to sign, the workstation's establishment certificate signs the submission set (the
+DMP's rule for deposits without a card signature).
 
 Everything is real and over the wire: `dmp-host psc serve` in its own process (the host
 trusts it: ``--psc-issuer``), the virtual phone app `dmp-vecps` as a command (its approval
@@ -23,16 +25,17 @@ from pathlib import Path
 from agent.config import AgentConfig
 from agent.core.service import AgentService
 from agent.i18n import _
+from agent.install.enrol import enrol_from_pki
 from cardreader.pcsc import list_readers
 
 from .services import free_port, say, service
 
 BIN = Path(sys.executable).parent
-OPTICIAN = "810003456786"  # the "optician" profile (host/psc/professionals.json)
+ORTHOPTIST = "810004567896"  # the "orthoptist" profile (host/psc/professionals.json)
+ORTHOPTIC = "BILAN-ORTHOPTIQUE"  # the orthoptist's assessment report (policies/matrix.json)
 PHONE_CODE = "2468"
 REALM = "/auth/realms/esante-wallet"
 WAIT = 30.0
-REPORT = b"Compte rendu d'examen de la vue (sous e-CPS)\nAcuite OD 10/10, OG 9/10\n"
 
 
 @dataclass(frozen=True)
@@ -80,17 +83,23 @@ def _until(core: AgentService, ready: Callable[[], bool], what: str) -> None:
                          f"{core.snapshot()['session']}")
 
 
-def optician_with_ecps_deposits(state: Path, config: AgentConfig, provider: Provider,
-                                vitale_reader: str) -> None:
-    _phone(state, "enrol", OPTICIAN, "--provider", provider.url, "--ca", str(provider.ca))
-    say(_("dmp-vecps: e-CPS activated on the optician's phone ({idnat})").format(idnat=OPTICIAN))
-    config = replace(config, psc_issuer=provider.issuer, psc_ca=provider.ca,
+def orthoptist_with_ecps_deposits(state: Path, config: AgentConfig, pki: Path,
+                                  provider: Provider, vitale_reader: str, report: bytes) -> None:
+    _phone(state, "enrol", ORTHOPTIST, "--provider", provider.url, "--ca", str(provider.ca))
+    say(_("dmp-vecps: e-CPS activated on the orthoptist's phone ({idnat})").format(
+        idnat=ORTHOPTIST))
+    # His laptop: enrolled with the practice's workstation certificate, an agent store of its
+    # own (no identity checked there yet, its own outbox).
+    laptop = state / "agent" / "laptop"
+    config = replace(config, data_dir=laptop / "data", credentials_dir=laptop / "workstation",
+                     log_dir=laptop / "log", psc_issuer=provider.issuer, psc_ca=provider.ca,
                      psc_client_id=provider.client_id, psc_secret_file=provider.secret_file)
+    enrol_from_pki(pki, "sandbox", config=config)
     readers = list_readers()
     with AgentService(config, cps_reader=readers[0], vitale_reader=vitale_reader,
                       holder="dmp-agent sandbox") as core:
         core.settle()
-        core.login_ecps(OPTICIAN)
+        core.login_ecps(ORTHOPTIST)
         _until(core, lambda: (core.snapshot()["session"].get("ecps") or {}).get("phase")
                == "waiting", "the CIBA request")
         login = core.snapshot()["session"]["ecps"]
@@ -110,12 +119,16 @@ def optician_with_ecps_deposits(state: Path, config: AgentConfig, provider: Prov
             first=who["firstName"], last=who["lastName"], situation=session["situation"]["name"]))
         _until(core, lambda: core.patient is not None and core.patient.state == "ready",
                "the patient's dossier")
+        status = core.snapshot()["patient"]["identity"]["status"]
+        if status == "qualifiée":
+            raise SystemExit("sandbox: the laptop's agent already knew the identity")
+        say(_("the patient's identity: {status}").format(status=status))
         core.validate_identity("passeport")
         say(_("the patient's identity qualified (passport checked)"))
-        report = state / "examen-vue-ecps.txt"
-        report.write_bytes(REPORT)
-        queued = core.deposit(report, mime_type="text/plain", type_code="34810-2",
-                              title="Examen de la vue (e-CPS)")
+        path = state / "bilan-orthoptique-ecps.pdf"
+        path.write_bytes(report)
+        queued = core.deposit(path, mime_type="application/pdf", type_code=ORTHOPTIC,
+                              title="Bilan orthoptique (e-CPS)")
         say(_("« {title} » signed by the workstation's establishment certificate (no card) "
               "and queued").format(title=queued["title"]))
         deadline = time.monotonic() + WAIT

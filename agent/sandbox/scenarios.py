@@ -37,7 +37,7 @@ from cardreader.vitale import Vitale2Profile, VitaleCard
 from wire.mhd import Author
 
 from .cda_deposits import choose_cda_mode, report_pdf, said, structured_example
-from .ecps_scenario import host_arguments, optician_with_ecps_deposits, pro_sante_connect
+from .ecps_scenario import host_arguments, orthoptist_with_ecps_deposits, pro_sante_connect
 from .identity import identity_scenarios, qualified_identity
 from .patient_side import (
     PATIENT_EMAIL,
@@ -411,11 +411,13 @@ def play(state: Path, pcscd_port: int, step: Callable[[str], None], *,
         identity_scenarios(sandbox, step, lambda card, slot: insert(
             card, slot, state, ca, pcscd_port), running_agent, first=7)
 
-        step(_("9. optician without a card reader: e-CPS on her phone, a deposit signed by "
-               "the workstation's establishment certificate"))
+        step(_("9. orthoptist without a card reader: e-CPS on his phone, the identity "
+               "qualified, a deposit signed by the workstation's establishment certificate"))
         with contextlib.redirect_stdout(None):
             vcard.remove(0, state / "cards")  # no CPS in any reader
-        optician_with_ecps_deposits(state, config, provider, vitale_reader)
+        orthoptist_with_ecps_deposits(state, config, pki, provider, vitale_reader, report_pdf(
+            "Bilan orthoptique", ["Vision binoculaire : normale.",
+                                  "Contrôle dans un an."]))
 
         step(_("10. the agent as people use it: `dmp-agent run`, its local API and page"))
         cps_reader = insert("cps:nurse", 0, state, ca, pcscd_port)

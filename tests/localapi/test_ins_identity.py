@@ -123,8 +123,10 @@ def test_several_identities_wait_for_the_users_choice(live: LiveWorld,
         assert patient["patient"] is None and patient["identity"]["status"] == "provisoire"
         shown = {c["index"]: c for c in patient["candidates"]}
         assert {c["birthPlace"] for c in shown.values()} == {"33063", "99134"}
-        # Nothing is done for a patient whose identity is not chosen.
-        assert _deposit(api).status_code == 409
+        # Nothing is done for a patient whose identity is not chosen, and the refusal says why.
+        refused = _deposit(api)
+        assert refused.status_code == 409
+        assert refused.json()["code"] == "identity-choice-pending"
         assert api.post("/api/patient/identity/choose", json={"index": 3}).status_code == 400
         abroad = next(i for i, c in shown.items() if c["birthPlace"] == "99134")
         chosen = api.post("/api/patient/identity/choose", json={"index": abroad})
