@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from cardreader.virtual.vitale import VirtualVitale
+from tests.cda_support import report_pdf
 from tests.live import BIN, LiveWorld
 
 pytestmark = pytest.mark.pcsc
@@ -53,7 +54,7 @@ def test_the_commands_go_through_the_running_agent(
     assert checked.returncode == 0, checked.stderr
     assert "qualifiée" in checked.stdout and "PIN" not in checked.stderr
     report = tmp_path / "ordonnance.pdf"
-    report.write_bytes(b"%PDF-1.4\n" + b"dispensation " * 500 + b"\n%%EOF\n")
+    report.write_bytes(report_pdf("Dispensation", "dispensation " * 40))
     deposited = dmp_agent(live, "deposit", str(report), "--type", types[0], "--title",
                           "Dispensation CLI")
     assert deposited.returncode == 0, deposited.stderr

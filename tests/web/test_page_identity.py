@@ -22,6 +22,7 @@ except ImportError as missing:  # a failure that says what to do, never a silent
                       "playwright)") from missing
 
 from cardreader.virtual.vitale import VirtualVitale
+from tests.cda_support import report_pdf
 from tests.conftest import Insert
 from tests.live import LiveWorld
 from tests.localapi.test_ins_identity import _correct as correct_identity
@@ -31,7 +32,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.pcsc]
 
 OpenPage = Callable[..., Any]
 ORTHOPTIC = "BILAN-ORTHOPTIQUE"  # the orthoptist's assessment report
-REPORT = b"%PDF-1.4\n% Bilan orthoptique\n" + bytes(range(256)) * 32 + b"\n%%EOF\n"
+REPORT = report_pdf("Bilan orthoptique", "Vision binoculaire normale.")  # a real PDF
 ORANGE, GREEN = "rgb(194, 94, 0)", "rgb(28, 107, 52)"  # the badges' borders (app.css)
 
 

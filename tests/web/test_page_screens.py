@@ -32,6 +32,7 @@ from cardreader.virtual.cps import VirtualCps
 from cardreader.virtual.pki import TestHealthCA
 from cardreader.virtual.vitale import VirtualVitale
 from cardreader.virtual.vpcd import VpcdLink
+from tests.cda_support import report_pdf
 from tests.conftest import Insert
 from tests.live import LiveWorld, qualify
 from tests.web.support import ARTEFACTS, host_frozen
@@ -168,7 +169,7 @@ def _deposit_in_page(walk: Walk, title: str) -> None:
     page = walk.page
     page.locator("#deposit-file").set_input_files(files=[{
         "name": f"{title}.pdf", "mimeType": "application/pdf",
-        "buffer": b"%PDF-1.4\n" + title.encode() * 50 + b"\n%%EOF\n"}])
+        "buffer": report_pdf(title)}])  # a real PDF: it becomes a PDF/A in a CDA
     page.locator("#deposit-type").select_option(index=1)
     page.locator("#deposit-title").fill(title)
     page.locator("#deposit-submit").click()
