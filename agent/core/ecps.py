@@ -31,8 +31,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from agent.core.professional import ProfessionalSession, SessionEndedError, _Generation
-from agent.core.sessions import SessionPart, pin_failure
+from agent.core.professional import ProfessionalSession, SessionEndedError
+from agent.core.sessions import SessionPart, pin_failure, preset_situation
 from agent.errors import AgentError
 from agent.i18n import _
 from cardreader.cps import CpsIdentity
@@ -166,15 +166,7 @@ class EcpsSession(ProfessionalSession):
         self._approve = approve
 
     def _open(self) -> None:
-        host = self._open_host()
-        with self._lock:
-            ended = self._ended
-            if ended is None:
-                self._current = _Generation(host)
-                self._generations.append(self._current)
-        if ended is not None:
-            self._close_host(host, ended)
-            raise SessionEndedError(ended)
+        self._install(self._open_host())
         self._renewer = threading.Thread(target=self._renew_loop, name="ecps-expiry",
                                          daemon=True)
         self._renewer.start()
@@ -323,23 +315,12 @@ class EcpsPart(SessionPart):
         def choose(held: Sequence[PracticeSituation]) -> PracticeSituation:
             login.check()
             login.situations = tuple(held)
-            if isinstance(situation, int):
-                if not 0 <= situation < len(held):
-                    raise AgentError(_("situation {number}: Pro Santé Connect names {count}")
-                                     .format(number=situation, count=len(held)),
-                                     code="bad-situation", status=400, usage=True)
-                return held[situation]
-            for known in held:
-                if known.structure_id == situation:
-                    return known
-            if len(held) == 1:
-                return held[0]
-            if not ask:
-                named = ", ".join(f"{n} = {s.structure_name} ({s.structure_id})"
-                                  for n, s in enumerate(held, 1))
-                raise AgentError(_("situation {number}: not among the professional's "
-                                   "({named})").format(number=situation, named=named),
-                                 code="bad-situation", status=400, usage=True)
+            given = preset_situation(
+                held, situation, ask,
+                out_of_range=_("situation {number}: Pro Santé Connect names {count}"),
+                not_held=_("situation {number}: not among the professional's ({named})"))
+            if given is not None:
+                return given
             login.phase = "choosing"
             # The host's challenge must still be valid when the token goes to it.
             index = self._wait_for_situation(ECPS_READER, len(held),

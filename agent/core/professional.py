@@ -234,7 +234,17 @@ class ProfessionalSession:
             # Watch the reader before opening: a removal during the opening is not missed.
             self._monitor = Monitor(self._on_event).start()
             self._monitor.ready.wait(5.0)
-        host = self._open_host()
+        self._install(self._open_host())
+        if self._monitor is not None and self._monitor.readers.get(self.reader) is None:
+            self._end("card-removed")
+            raise SessionEndedError("card-removed")
+        self._renewer = threading.Thread(target=self._renew_loop, name="session-renewal",
+                                         daemon=True)
+        self._renewer.start()
+
+    def _install(self, host: HostSession) -> None:
+        """``host`` becomes the session's current generation, unless the session ended while
+        it was opening (then it is closed with that reason and the opening fails)."""
         with self._lock:
             ended = self._ended
             if ended is None:
@@ -243,12 +253,6 @@ class ProfessionalSession:
         if ended is not None:
             self._close_host(host, ended)
             raise SessionEndedError(ended)
-        if self._monitor is not None and self._monitor.readers.get(self.reader) is None:
-            self._end("card-removed")
-            raise SessionEndedError("card-removed")
-        self._renewer = threading.Thread(target=self._renew_loop, name="session-renewal",
-                                         daemon=True)
-        self._renewer.start()
 
     def _unlock(self, card: CpsCard, holder: str) -> None:
         tries = card.pin_tries_left()

@@ -9,7 +9,7 @@ import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from agent.card_words import blocked_cps_text, card_error_text
@@ -46,6 +46,31 @@ SESSION_END = {"card-removed": N_("card removed"), "logout": N_("session locked"
 # The CPS missing where a session or an unblock needs it (translated where raised).
 CPS_MISSING = N_("CPS card (the professional's card) missing from the readers: insert it.")
 
+
+
+def preset_situation(held: Sequence[PracticeSituation], situation: int | str | None,
+                     ask: bool, *, out_of_range: str, not_held: str
+                     ) -> PracticeSituation | None:
+    """The practice situation the caller named (an index, or a structure id) or the only
+    one; None when the user must choose. A bad name is a usage error worded by the source
+    (``out_of_range``: {number}, {count}; ``not_held``: {number}, {named}): the card's or
+    Pro Santé Connect's."""
+    if isinstance(situation, int):
+        if not 0 <= situation < len(held):
+            raise AgentError(out_of_range.format(number=situation, count=len(held)),
+                             code="bad-situation", status=400, usage=True)
+        return held[situation]
+    for known in held:
+        if situation is not None and known.structure_id == situation:
+            return known
+    if len(held) == 1:
+        return held[0]
+    if not ask:
+        named = ", ".join(f"{n} = {s.structure_name} ({s.structure_id})"
+                          for n, s in enumerate(held, 1))
+        raise AgentError(not_held.format(number=situation, named=named),
+                         code="bad-situation", status=400, usage=True)
+    return None
 
 class OncePrompt:
     """A PIN given with the request (the page, a script), presented once: asked again
@@ -211,24 +236,11 @@ class SessionPart(CoreState):
         def choose(situations: Any) -> PracticeSituation:
             held: tuple[PracticeSituation, ...] = tuple(situations)
             self._card_situations(reader, held)
-            if isinstance(situation, int):
-                if not 0 <= situation < len(held):
-                    raise AgentError(_("situation {number}: the card holds {count}").format(
-                        number=situation, count=len(held)), code="bad-situation", status=400,
-                        usage=True)
-                return held[situation]
-            for known in held:
-                if situation is not None and known.structure_id == situation:
-                    return known
-            if len(held) == 1:
-                return held[0]
-            if not ask:
-                named = ", ".join(f"{n} = {s.structure_name} ({s.structure_id})"
-                                  for n, s in enumerate(held, 1))
-                raise AgentError(_("situation {number}: not on the card ({named})").format(
-                    number=situation, named=named), code="bad-situation", status=400,
-                    usage=True)
-            return held[self._wait_for_situation(reader, len(held))]
+            given = preset_situation(
+                held, situation, ask,
+                out_of_range=_("situation {number}: the card holds {count}"),
+                not_held=_("situation {number}: not on the card ({named})"))
+            return given or held[self._wait_for_situation(reader, len(held))]
 
         opening = self._take_early_opening(reader)
         try:
