@@ -142,6 +142,18 @@ def _patient_loaded(walk: Walk) -> None:
     walk.live.agent.wait_for(lambda s: s["patient"]["state"] == "ready")
 
 
+@screen("identity-to-check")
+def _identity_to_check(walk: Walk) -> None:
+    # The INS service's identity: the badge, the traits, and while it is récupérée the
+    # document check form (the second language's walk finds it qualified: the agent keeps a
+    # patient's check).
+    walk.tab("patient")
+    expect(walk.page.locator("#identity-badge")).to_be_visible()
+    with walk.live.agent.client() as api:
+        qualified = api.get("/api/status").json()["patient"]["identity"]["qualified"]
+    expect(walk.page.locator("#identity-form")).to_be_visible(visible=not qualified)
+
+
 @screen("dmp-create")
 def _dmp_create(walk: Walk) -> None:
     walk.tab("create")
@@ -179,6 +191,15 @@ def _deposit_in_page(walk: Walk, title: str) -> None:
 def _deposit_done(walk: Walk) -> None:
     _deposit_in_page(walk, f"Dispensation {walk.language}")
     expect(walk.page.locator("#deposits .deposit.done")).to_have_count(1, timeout=30_000)
+
+
+@screen("viewer")
+def _viewer(walk: Walk) -> None:
+    # The document deposited, opened in the Dossier tab's viewer (the PDF its CDA carries).
+    walk.tab("dossier")
+    walk.page.locator("#documents-body tr").first.get_by_role("button").first.click()
+    expect(walk.page.locator("#viewer iframe")).to_be_visible(timeout=30_000)
+    expect(walk.page.locator("#dossier-sections")).to_be_visible()
 
 
 @screen("emergency")
@@ -253,6 +274,15 @@ def _diagnostics(walk: Walk) -> None:
 def _settings(walk: Walk) -> None:
     walk.tab("settings")
     expect(walk.page.locator("#settings-body tr").first).to_be_visible()
+
+
+@screen("homonyms")
+def _homonyms(walk: Walk) -> None:
+    # A card for which the INS service answers two identities: the list, none chosen.
+    walk.card(VirtualVitale.from_profile("homonym"), 1)
+    walk.live.agent.wait_for(lambda s: s["patient"]["state"] == "choosing-identity")
+    walk.tab("patient")
+    expect(walk.page.locator("#identity-candidates > li")).to_have_count(2)
 
 
 @screen("cps-blocked")
