@@ -26,7 +26,7 @@ EXAMPLE_INS = "279035121518989"  # the examples' test INS
 
 needs_cisis = pytest.mark.skipif(
     not schematron.available("schematrons/moteur/iso_svrl_for_xslt2.xsl"),
-    reason="the CI-SIS schematrons are not installed: run scripts/cisis-data (see "
+    reason="the CI-SIS schematrons are not installed: run dmp-cisis-data (see "
            "wire/cda/cisis/README.md)")
 
 

@@ -440,7 +440,7 @@ def check_cda() -> Check:
     from wire import cda
 
     state = cda.cisis_state()
-    fix = _("Install the CI-SIS files: scripts/cisis-data (docs/cda.md)")
+    fix = _("Install the CI-SIS files: dmp-cisis-data as the administrator (docs/cda.md)")
     if ghostscript() is None:
         return Check("cda", Status.PROBLEM, _("Ghostscript not found: PDF deposits are "
                                               "refused (they are converted to PDF/A)."),

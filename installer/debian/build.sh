@@ -176,7 +176,7 @@ Version: $version
 Architecture: $arch
 Maintainer: DMP agent maintainers <dmp-agent@localhost>
 Installed-Size: $installed_size
-Depends: pcscd, libpcsclite1, python3 (>= 3.11), python$pyver, libc6 (>= $glibc)
+Depends: pcscd, libpcsclite1, ghostscript, python3 (>= 3.11), python$pyver, libc6 (>= $glibc)
 Suggests: vsmartcard-vpcd
 Section: misc
 Priority: optional

@@ -155,7 +155,7 @@ def test_the_package_declares_its_version_dependencies_and_scripts(
     assert _control(deb, "Version") == VERSION
     assert _control(deb, "Architecture") == arch
     depends = [d.strip() for d in _control(deb, "Depends").split(",")]
-    for needed in ("pcscd", "libpcsclite1", "python3 (>= 3.11)"):
+    for needed in ("pcscd", "libpcsclite1", "ghostscript", "python3 (>= 3.11)"):
         assert needed in depends
     # The venv runs the versioned interpreter it was built with: that one is required.
     interpreter = Path(listing[str(VENV / "bin" / listing[str(VENV / "bin" / "python")])])

@@ -1,11 +1,10 @@
-"""scripts/cisis-data takes only the CI-SIS files the checks need out of the repository's
-archive (GitHub's, with its top folder, or git archive's, without), and never writes outside
-its target; the JDV_J07 value set it writes reads back to the same codes."""
+"""dmp-cisis-data (wire/cda/cisis_data.py, also scripts/cisis-data) takes only the CI-SIS
+files the checks need out of the repository's archive (GitHub's, with its top folder, or
+git archive's, without), and never writes outside its target; the JDV_J07 value set it
+writes reads back to the same codes."""
 
 from __future__ import annotations
 
-import importlib.machinery
-import importlib.util
 import io
 import tarfile
 from pathlib import Path
@@ -17,12 +16,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def script() -> ModuleType:
-    loader = importlib.machinery.SourceFileLoader("cisis_data", str(ROOT / "scripts/cisis-data"))
-    spec = importlib.util.spec_from_loader("cisis_data", loader)
-    assert spec is not None
-    module = importlib.util.module_from_spec(spec)
-    loader.exec_module(module)
-    return module
+    from wire.cda import cisis_data
+
+    return cisis_data
 
 
 def archive(prefix: str, names: list[str]) -> bytes:

@@ -89,9 +89,9 @@ class CisisState:
         if self.skipping:
             return (f"CI-SIS files absent, {CISIS_MODE_VARIABLE}=optional: the CDA schema and "
                     "CI-SIS schematron checks are SKIPPED (safe parsing, header, patient and "
-                    "metadata checks still run); install them with scripts/cisis-data")
+                    "metadata checks still run); install them with dmp-cisis-data")
         return (f"CI-SIS files absent ({', '.join(self.missing)[:200]}): every CDA is refused "
-                "(cisis-data-missing); install them with scripts/cisis-data")
+                "(cisis-data-missing); install them with dmp-cisis-data")
 
 
 def cisis_mode() -> str:

@@ -211,7 +211,7 @@ def run(root: etree._Element, schematrons: tuple[str, ...]) -> list[Failure]:
     computed by the worker process."""
     missing = [name for name in schematrons if not available(name)]
     if missing:
-        raise CdaError("cisis-data-missing", "Schématrons du CI-SIS absents (scripts/cisis-data) "
+        raise CdaError("cisis-data-missing", "Schématrons du CI-SIS absents (dmp-cisis-data) "
                        f"/ CI-SIS schematrons not installed: {', '.join(missing)}")
     failures: list[Failure] = _call("run", etree.tostring(root, encoding="unicode"),
                                     schematrons)
