@@ -79,8 +79,23 @@ import sys, tomllib, pathlib
 project = tomllib.loads(pathlib.Path(sys.argv[1]).read_text())
 work = pathlib.Path(sys.argv[2])
 (work / "version").write_text(project["project"]["version"])
-(work / "requirements.txt").write_text(
-    "\n".join(project["project"]["dependencies"] + sys.argv[3:]) + "\n")
+# Only what Windows needs: pip would evaluate the markers for this Linux machine (a Linux-only
+# dependency, e.g. the tray's D-Bus library, has no Windows wheel).
+WINDOWS = {"sys_platform": "win32", "platform_system": "Windows", "os_name": "nt",
+           "platform_machine": "AMD64", "implementation_name": "cpython",
+           "platform_python_implementation": "CPython", "python_version": "3.11",
+           "python_full_version": "3.11.9", "extra": ""}
+def for_windows(requirement):
+    if ";" not in requirement:
+        return True
+    marker = requirement.split(";", 1)[1]
+    try:
+        from pip._vendor.packaging.markers import Marker
+    except ImportError:  # no pip in this Python: the markers the project writes
+        return "linux" not in marker and "darwin" not in marker
+    return Marker(marker).evaluate(WINDOWS)
+(work / "requirements.txt").write_text("\n".join(
+    [r for r in project["project"]["dependencies"] if for_windows(r)] + sys.argv[3:]) + "\n")
 (work / "build-requirements.txt").write_text("\n".join(project["build-system"]["requires"]))
 include = project["tool"]["setuptools"]["packages"]["find"]["include"]
 (work / "packages").write_text("\n".join(sorted({p.split("*")[0].split(".")[0] for p in include})))
@@ -121,8 +136,12 @@ fi
 rm -rf "$stage"
 mkdir -p "$stage/wheels" "$stage/python"
 "${pip[@]}" wheel --no-deps --no-index --find-links "$linux_cache" -w "$stage/wheels" "$work/src"
+# The dependencies Windows needs (requirements.txt), then the agent without its own (pip
+# would read its markers for Linux).
 "${pip[@]}" install --no-index --find-links "$cache" "${target[@]}" --no-compile \
-  --target "$stage/lib" "$stage"/wheels/dmp_agent-*.whl "${WIN_EXTRA[@]}"
+  --target "$stage/lib" -r "$work/requirements.txt"
+"${pip[@]}" install --no-index --find-links "$cache" "${target[@]}" --no-compile --no-deps \
+  --target "$stage/lib" "$stage"/wheels/dmp_agent-*.whl
 rm -rf "$stage/lib/bin"  # console scripts made for this Linux machine: dmp-agent.cmd replaces them
 
 # pip evaluated the dependencies' markers for Linux: check nothing Windows needs is missing.
