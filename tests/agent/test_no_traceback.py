@@ -18,10 +18,17 @@ from agent import cli
 BIN = Path(sys.executable).parent
 
 
+def as_at_a_terminal() -> None:
+    """In the child: Ctrl-C interrupts, as at a terminal (a shell that started the test run
+    in the background left SIGINT ignored, and a child inherits that)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def dmp_agent(*args: str, **options: object) -> subprocess.Popen[str]:
     return subprocess.Popen([str(BIN / "dmp-agent"), *args], text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env={**os.environ, "LANGUAGE": "fr"}, **options)  # type: ignore[call-overload]
+                            env={**os.environ, "LANGUAGE": "fr"},
+                            preexec_fn=as_at_a_terminal, **options)  # type: ignore[call-overload]
 
 
 def one_sentence(stderr: str) -> str:

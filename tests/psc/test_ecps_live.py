@@ -17,6 +17,7 @@ import pytest
 from cryptography import x509
 
 from cardreader.virtual.vitale import VirtualVitale
+from tests.agent.test_no_traceback import as_at_a_terminal
 from tests.live import BIN, ECPS_CODE, LiveWorld, live_world, qualify
 from wire import dsg
 
@@ -114,7 +115,7 @@ def test_the_command_line_logs_in_with_the_e_cps(live: LiveWorld) -> None:
     # Ctrl-C while the phone is asked: cancelled cleanly, nothing opened.
     command = subprocess.Popen([str(BIN / "dmp-agent"), "login", "--ecps"],
                                env=live.agent.env, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+                               stderr=subprocess.PIPE, text=True, preexec_fn=as_at_a_terminal)
     assert command.stderr is not None
     asked = command.stderr.readline()
     assert "Validez la connexion sur votre téléphone" in asked

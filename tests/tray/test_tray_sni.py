@@ -148,6 +148,7 @@ def test_the_tray_registers_its_item_and_its_menu_works(
                                      [0, -1, []])
         assert labels(layout) == [
             ("Ouvrir la page", True), ("Déposer un document…", True),
+            ("Se connecter avec e-CPS…", True),
             ("Verrouiller la session", False), ("Diagnostic", True),
             ("Paramètres", True), ("Quitter", True)]
 
