@@ -116,11 +116,13 @@ def level1_header(*, patient: Level1Patient, id_nat_ps: str, last_name: str, fir
 
 
 def header_for(*, author: Author, structure_name: str, setting: CareSetting,
-               identity: InsIdentity, type_code: str, title: str) -> Level1Header:
-    """The level 1 header of a deposit made in a session: ``author`` (the card's
-    professional in the chosen practice situation, `ProfessionalSession.author`), the
-    situation's structure name and care setting, the patient's INS traits as the INS service
-    returned them (the identity is qualifiée: `_require_qualified`)."""
+               identity: InsIdentity, type_code: str, title: str,
+               service_start: dt.datetime | None = None) -> Level1Header:
+    """The header of a document made in a session (a level 1 deposit, the vaccination
+    note): ``author`` (the card's professional in the chosen practice situation,
+    `ProfessionalSession.author`), the situation's structure name and care setting, the
+    patient's INS traits as the INS service returned them (the identity is qualifiée:
+    `_require_qualified`); ``service_start``: when the act took place (default: now)."""
     patient = Level1Patient(identity.ins, identity.oid, identity.birth_name,
                             identity.first_names, identity.sex, identity.birth_date,
                             identity.birth_place, first_given_name=identity.first_name or None)
@@ -129,7 +131,8 @@ def header_for(*, author: Author, structure_name: str, setting: CareSetting,
         first_name=author.first_name or "", profession=author.profession,
         specialty=author.specialty, structure_id=author.structure_id,
         structure_name=structure_name, type_code=type_code, title=title,
-        facility_type=setting.facility_type, practice_setting=setting.practice_setting)
+        facility_type=setting.facility_type, practice_setting=setting.practice_setting,
+        service_start=service_start)
 
 
 def _level_1(body: bytes, media_type: str, header: Level1Header) -> CdaDeposit:

@@ -26,6 +26,7 @@ from agent.core.identity import IdentityPart
 from agent.core.patient import PatientPart
 from agent.core.sessions import SessionPart
 from agent.core.snapshot import cards_json, patient_json, session_json
+from agent.core.vaccination import VaccinationPart
 from agent.core.viewing import ViewingPart
 from agent.core.work import WorkPart
 from agent.i18n import _
@@ -51,7 +52,7 @@ log = logging.getLogger("agent.core")
 
 
 class AgentService(EcpsPart, CardsPart, SessionPart, PatientPart, IdentityPart, ViewingPart,
-                   WorkPart):
+                   VaccinationPart, WorkPart):
     """The agent's state and work. ``start()`` it, ``stop()`` it; thread-safe.
 
     ``cps_reader`` / ``vitale_reader`` name the readers to use (default: the configured

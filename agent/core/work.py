@@ -149,12 +149,13 @@ class WorkPart(CoreState):
         return [{"code": c, "classCode": k, "label": label}
                 for c, k, label in deposit_types(session.identity.profession_code)]
 
-    def deposit(self, content: Path, *, mime_type: str, type_code: str, title: str = "",
-                masked: bool = False, invisible_to_patient: bool = False,
+    def deposit(self, content: Path | bytes, *, mime_type: str, type_code: str,
+                title: str = "", masked: bool = False, invisible_to_patient: bool = False,
                 replaces: str | None = None) -> dict[str, Any]:
-        """Sign with the CPS and queue in the outbox (``content`` is copied: the caller may
-        delete it once this returns); the outbox worker sends it. A replacement takes the
-        old version's type, visibility and (unless given) title."""
+        """Sign with the CPS and queue in the outbox (``content``, a file or the bytes of a
+        document the agent made, is copied: the caller may delete it once this returns);
+        the outbox worker sends it. A replacement takes the old version's type, visibility
+        and (unless given) title."""
         from agent.client.provide import DepositMetadata  # at the first deposit, not at start
 
         metadata = DepositMetadata(type_code, title.strip(), mime_type, masked=masked,

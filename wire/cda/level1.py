@@ -6,6 +6,8 @@ The agent fills a `Level1Header` from the card (author: idNat_PS, names, profess
 specialty), the session's practice situation (structure, facility type, practice setting)
 and the patient's qualified INS with its traits; `build_level_1` writes the document, which
 `wire.cda.read` reads back to the same metadata (tests/unit/test_cda_level1.py).
+`build_header` is that header alone, for every document the agent writes: the structured
+notes it makes (the vaccination note, `agent.core.vaccination`) append their own body.
 """
 
 from __future__ import annotations
@@ -86,37 +88,50 @@ def ts(value: dt.datetime) -> str:
     return value.strftime("%Y%m%d%H%M%S%z")
 
 
-def _el(parent: etree._Element, tag: str, text: str | None = None, **attributes: str
-        ) -> etree._Element:
+def element(parent: etree._Element, tag: str, text: str | None = None, **attributes: str
+            ) -> etree._Element:
     node = etree.SubElement(parent, _N + tag, {k.rstrip("_"): v for k, v in attributes.items()})
     if text is not None:
         node.text = text
     return node
 
 
-def _code(parent: etree._Element, tag: str, code: Code) -> etree._Element:
+def coded(parent: etree._Element, tag: str, code: Code) -> etree._Element:
     attributes = {"code": code.code, "codeSystem": code.system}
     if code.display:
         attributes["displayName"] = code.display
-    return _el(parent, tag, **attributes)
+    return element(parent, tag, **attributes)
 
 
-def _author_code(author: Level1Author) -> Code:
+def author_code(author: Level1Author) -> Code:
     value = f"G15_{author.profession}" + (f"/{author.specialty}" if author.specialty else "")
     return Code(value, oids.PROFESSION_SPECIALTY, author.profession_label)
 
 
-def _organization(parent: etree._Element, tag: str, author: Level1Author) -> etree._Element:
-    organization = _el(parent, tag)
-    _el(organization, "id", root=oids.ID_NAT_STRUCT, extension=author.structure_id)
-    _el(organization, "name", author.structure_name)
+def organization(parent: etree._Element, tag: str, author: Level1Author) -> etree._Element:
+    organization = element(parent, tag)
+    element(organization, "id", root=oids.ID_NAT_STRUCT, extension=author.structure_id)
+    element(organization, "name", author.structure_name)
     return organization
 
 
-def _person_name(parent: etree._Element, last: str, first: str) -> None:
-    name = _el(parent, "name")
-    _el(name, "given", first)
-    _el(name, "family", last)
+def person_name(parent: etree._Element, last: str, first: str) -> None:
+    name = element(parent, "name")
+    element(name, "given", first)
+    element(name, "family", last)
+
+
+def assigned_professional(parent: etree._Element, tag: str, author: Level1Author
+                          ) -> etree._Element:
+    """The card's professional as an ``assignedAuthor`` (or ``assignedEntity``): national
+    id, profession code with its label, name, organization: the header's author, and the
+    author and performer of a structured entry (a vaccination)."""
+    assigned = element(parent, tag)
+    element(assigned, "id", root=oids.ID_NAT_PS, extension=author.id_nat_ps)
+    coded(assigned, "code", author_code(author))
+    person_name(element(assigned, "assignedPerson"), author.last_name, author.first_name)
+    organization(assigned, "representedOrganization", author)
+    return assigned
 
 
 def build_level_1(header: Level1Header, body: bytes, media_type: str = "application/pdf"
@@ -125,80 +140,95 @@ def build_level_1(header: Level1Header, body: bytes, media_type: str = "applicat
     if media_type not in volets.LEVEL_1_FORMATS:
         raise CdaError("cda-unknown-media-type", f"Type de média non admis dans un CDA de "
                        f"niveau 1 / media type not allowed: {media_type[:40]}")
+    root = build_header(header, ((oids.XDS_SD, None),))
+    body_node = element(element(root, "component"), "nonXMLBody")
+    text = element(body_node, "text", mediaType=media_type, representation="B64")
+    text.text = base64.b64encode(body).decode("ascii")
+    return to_bytes(root)
+
+
+def to_bytes(root: etree._Element) -> bytes:
+    """A built document as the UTF-8 XML bytes a deposit carries."""
+    return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
+
+
+def build_header(header: Level1Header, templates: tuple[tuple[str, str | None], ...]
+                 ) -> etree._Element:
+    """The CI-SIS header every document the agent writes carries (level 1 and the
+    structured notes it makes, e.g. the vaccination note), as a ``ClinicalDocument`` without
+    its body: the caller appends its ``component``. ``templates``: the volet's templateIds
+    (root, extension) after the HL7 France and CI-SIS header ones."""
     if header.confidentiality not in ("N", "R", "V"):
         raise CdaError("cda-confidentiality", "confidentialityCode: N, R ou V / N, R or V")
     patient, author = header.patient, header.author
     root = etree.Element(_N + "ClinicalDocument", nsmap={None: oids.NS, "xsi": oids.NS_XSI})
-    _el(root, "realmCode", code="FR")
-    _el(root, "typeId", root=oids.CDA_TYPE_ID, extension=oids.CDA_TYPE_EXTENSION)
-    for template in (oids.HL7_FRANCE, oids.CISIS_HEADER, oids.XDS_SD):
-        _el(root, "templateId", root=template)
-    _el(root, "id", root=header.document_id)
-    _code(root, "code", header.type_code)
-    _el(root, "title", header.title)
-    _el(root, "effectiveTime", value=ts(header.created))
-    _el(root, "confidentialityCode", code=header.confidentiality,
-        codeSystem=oids.CONFIDENTIALITY, displayName=CONFIDENTIALITY_LABELS[header.confidentiality])
-    _el(root, "languageCode", code=header.language)
-    _el(root, "setId", root=header.set_id)
-    _el(root, "versionNumber", value=str(header.version))
+    element(root, "realmCode", code="FR")
+    element(root, "typeId", root=oids.CDA_TYPE_ID, extension=oids.CDA_TYPE_EXTENSION)
+    for template, extension in ((oids.HL7_FRANCE, None), (oids.CISIS_HEADER, None),
+                                *templates):
+        if extension is None:
+            element(root, "templateId", root=template)
+        else:
+            element(root, "templateId", root=template, extension=extension)
+    element(root, "id", root=header.document_id)
+    coded(root, "code", header.type_code)
+    element(root, "title", header.title)
+    element(root, "effectiveTime", value=ts(header.created))
+    element(root, "confidentialityCode", code=header.confidentiality,
+            codeSystem=oids.CONFIDENTIALITY,
+            displayName=CONFIDENTIALITY_LABELS[header.confidentiality])
+    element(root, "languageCode", code=header.language)
+    element(root, "setId", root=header.set_id)
+    element(root, "versionNumber", value=str(header.version))
 
-    role = _el(_el(root, "recordTarget"), "patientRole")
-    _el(role, "id", root=patient.ins_oid, extension=patient.ins)
-    person = _el(role, "patient", classCode="PSN")
-    name = _el(person, "name")
-    _el(name, "family", patient.birth_name, qualifier="BR")
-    _el(name, "given", patient.given_names)
+    role = element(element(root, "recordTarget"), "patientRole")
+    element(role, "id", root=patient.ins_oid, extension=patient.ins)
+    person = element(role, "patient", classCode="PSN")
+    name = element(person, "name")
+    element(name, "family", patient.birth_name, qualifier="BR")
+    element(name, "given", patient.given_names)
     first = patient.first_given_name or patient.given_names.split()[0]
-    _el(name, "given", first, qualifier="BR")
+    element(name, "given", first, qualifier="BR")
     if patient.used_name:
-        _el(name, "family", patient.used_name, qualifier="CL")
+        element(name, "family", patient.used_name, qualifier="CL")
     if patient.used_given_name:
-        _el(name, "given", patient.used_given_name, qualifier="CL")
-    _el(person, "administrativeGenderCode", code=patient.sex,
-        codeSystem=oids.ADMINISTRATIVE_GENDER)
-    _el(person, "birthTime", value=patient.birth_date)
+        element(name, "given", patient.used_given_name, qualifier="CL")
+    element(person, "administrativeGenderCode", code=patient.sex,
+            codeSystem=oids.ADMINISTRATIVE_GENDER)
+    element(person, "birthTime", value=patient.birth_date)
     # The INS traits include the birth place, as its COG code (CI-SIS header rule).
-    birth_address = _el(_el(_el(person, "birthplace"), "place"), "addr")
-    _el(birth_address, "county", patient.birth_place)
+    birth_address = element(element(element(person, "birthplace"), "place"), "addr")
+    element(birth_address, "county", patient.birth_place)
 
-    author_node = _el(root, "author")
-    _el(author_node, "time", value=ts(header.created))
-    assigned = _el(author_node, "assignedAuthor")
-    _el(assigned, "id", root=oids.ID_NAT_PS, extension=author.id_nat_ps)
-    _code(assigned, "code", _author_code(author))
-    _person_name(_el(assigned, "assignedPerson"), author.last_name, author.first_name)
-    _organization(assigned, "representedOrganization", author)
+    author_node = element(root, "author")
+    element(author_node, "time", value=ts(header.created))
+    assigned_professional(author_node, "assignedAuthor", author)
 
-    custodian = _el(_el(root, "custodian"), "assignedCustodian")
-    _organization(custodian, "representedCustodianOrganization", author)
+    custodian = element(element(root, "custodian"), "assignedCustodian")
+    organization(custodian, "representedCustodianOrganization", author)
 
-    legal = _el(root, "legalAuthenticator")
-    _el(legal, "time", value=ts(header.created))
-    _el(legal, "signatureCode", code="S")
-    entity = _el(legal, "assignedEntity")
-    _el(entity, "id", root=oids.ID_NAT_PS, extension=author.id_nat_ps)
-    _person_name(_el(entity, "assignedPerson"), author.last_name, author.first_name)
+    legal = element(root, "legalAuthenticator")
+    element(legal, "time", value=ts(header.created))
+    element(legal, "signatureCode", code="S")
+    entity = element(legal, "assignedEntity")
+    element(entity, "id", root=oids.ID_NAT_PS, extension=author.id_nat_ps)
+    person_name(element(entity, "assignedPerson"), author.last_name, author.first_name)
 
-    event = _el(_el(root, "documentationOf"), "serviceEvent")
-    _code(event, "code", header.type_code)
-    period = _el(event, "effectiveTime")
-    _el(period, "low", value=ts(header.service_start))
-    _el(period, "high", value=ts(header.service_stop or header.service_start))
-    performer = _el(event, "performer", typeCode="PRF")
-    performing = _el(performer, "assignedEntity")
-    _el(performing, "id", root=oids.ID_NAT_PS, extension=author.id_nat_ps)
-    _person_name(_el(performing, "assignedPerson"), author.last_name, author.first_name)
-    organization = _organization(performing, "representedOrganization", author)
-    _code(organization, "standardIndustryClassCode", header.practice_setting)
+    event = element(element(root, "documentationOf"), "serviceEvent")
+    coded(event, "code", header.type_code)
+    period = element(event, "effectiveTime")
+    element(period, "low", value=ts(header.service_start))
+    element(period, "high", value=ts(header.service_stop or header.service_start))
+    performer = element(event, "performer", typeCode="PRF")
+    performing = element(performer, "assignedEntity")
+    element(performing, "id", root=oids.ID_NAT_PS, extension=author.id_nat_ps)
+    person_name(element(performing, "assignedPerson"), author.last_name, author.first_name)
+    represented = organization(performing, "representedOrganization", author)
+    coded(represented, "standardIndustryClassCode", header.practice_setting)
 
-    encounter = _el(_el(root, "componentOf"), "encompassingEncounter")
-    encounter_time = _el(encounter, "effectiveTime")
-    _el(encounter_time, "low", value=ts(header.service_start))
-    facility = _el(_el(encounter, "location"), "healthCareFacility")
-    _code(facility, "code", header.facility_type)
-
-    text = _el(_el(_el(root, "component"), "nonXMLBody"), "text", mediaType=media_type,
-               representation="B64")
-    text.text = base64.b64encode(body).decode("ascii")
-    return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
+    encounter = element(element(root, "componentOf"), "encompassingEncounter")
+    encounter_time = element(encounter, "effectiveTime")
+    element(encounter_time, "low", value=ts(header.service_start))
+    facility = element(element(encounter, "location"), "healthCareFacility")
+    coded(facility, "code", header.facility_type)
+    return root
