@@ -33,6 +33,7 @@ from agent.i18n import _, catalogue, current_language, page_messages, translate_
 from agent.views.localapi.ecps_routes import ecps_routes
 from agent.views.localapi.guard import Guard
 from agent.views.localapi.token import TOKEN_ROUTE, TokenKeeper
+from agent.views.localapi.vaccination_routes import vaccination_routes
 from agent.views.localapi.viewing import viewing_routes
 
 log = logging.getLogger(__name__)
@@ -468,6 +469,7 @@ def create_app(service: AgentService, *, token: str | TokenKeeper, port: int,
         *viewing_routes(service, call, route, _unique_id),
     ]
     routes += ecps_routes(service, route, call)  # the e-CPS login (docs/psc.md)
+    routes += vaccination_routes(service, route, call)  # the vaccination record (docs/cda.md)
     if WEB.is_dir():
         routes.append(Mount("/static", StaticFiles(directory=WEB), name="static"))
     async def not_found(request: Request, exc: Exception) -> Response:

@@ -7,6 +7,7 @@ import {identityView} from './identity.js';
 import {initSections, renderSections} from './sections.js';
 import {closeViewer, initViewer, openViewer} from './viewer.js';
 import {renderEcps, wireEcps} from './ecps.js';
+import {renderVaccination, wireVaccination} from './vaccination.js';
 
 const TOKEN_KEY = 'dmp-agent-token';
 // The practice situation last chosen per card: idNat_PS -> structure id (this browser).
@@ -1177,6 +1178,8 @@ function renderDeposit() {
     if (key) loadDepositTypes(key);
   }
   identity.holdDeposit($('deposit-form')); // RNIV: held until the identity is qualified
+  renderVaccination({hint, key, patient: $('deposit-patient').textContent});
+  identity.holdDeposit($('vaccination-form')); // the vaccination note is a deposit too
   typeChosen();
   followDeposits();
   renderDeposits();
@@ -2032,4 +2035,5 @@ function watchPatient() {
 
 wire();
 wireEcps({api, t, failed, say});
+wireVaccination({api, t, failed, say});
 start(readFragment());
