@@ -12,8 +12,10 @@ card, queued in the outbox).
   same builder as a level 1 deposit's) and one section "Historique des vaccinations"
   (11369-6) holding one FR-Vaccination entry, laid out as the CI-SIS example
   VAC-NOTE_2023.01.xml (tests/cda_examples/).
-- `VaccinationPart`: the core's call the local API, the page, the command line and the
-  sandbox share (`record_vaccination`, `vaccination_choices`).
+- `note_for`: that note for an open session and the patient's qualified identity.
+- `VaccinationPart`: the core's call the local API and the page share
+  (`record_vaccination`, `vaccination_choices`); the sandbox's pharmacy calls `note_for`
+  and the agent's deposit functions, as its other deposits do.
 """
 
 from __future__ import annotations
@@ -28,7 +30,9 @@ from agent.errors import AgentError
 from agent.i18n import _
 
 if TYPE_CHECKING:
+    from agent.core.professional import ProfessionalSession
     from wire.cda.level1 import Level1Header
+    from wire.ins import InsIdentity
 
 __all__ = [
     "ROUTES",
@@ -40,6 +44,7 @@ __all__ = [
     "Vaccine",
     "build_note",
     "checked_vaccination",
+    "note_for",
 ]
 
 VAC_NOTE_TYPE = "87273-9"  # LOINC "Note de vaccination": the document type of the volet
@@ -270,6 +275,27 @@ def build_note(header: Level1Header, vaccination: Vaccination) -> bytes:
     return to_bytes(root)
 
 
+def note_for(session: ProfessionalSession, identity: InsIdentity,
+             vaccination: Vaccination) -> bytes:
+    """The note of ``vaccination`` given by the session's professional (card or e-CPS, in
+    its practice situation) to the patient of ``identity`` (qualifiée): the header is
+    `header_for`'s, as a level 1 deposit's. Every view records through this (the core's
+    `record_vaccination`, the sandbox's pharmacy)."""
+    from agent.core.cda_documents import header_for
+
+    now = dt.datetime.now(dt.UTC)
+    # The act's day: now when given today, else noon UTC of that day (the CI-SIS header
+    # asks for a time with its offset).
+    given = (now if vaccination.date == now.date() else
+             dt.datetime.combine(vaccination.date, dt.time(12), tzinfo=dt.UTC))
+    situation = session.situation
+    header = header_for(
+        author=session.author(), setting=session.care_setting(), identity=identity,
+        structure_name=situation.structure_name if situation is not None else "",
+        type_code=VAC_NOTE_TYPE, title="Note de vaccination", service_start=given)
+    return build_note(header, vaccination)
+
+
 def vaccine_choices() -> dict[str, list[dict[str, str]]]:
     """The form's lists: vaccines (CIS), routes and sites (the volet's value sets)."""
     return {
@@ -300,8 +326,6 @@ class VaccinationPart(WorkPart):
         The deposit's answer with ``vaccination`` (what was recorded). Refused before
         anything is built or queued: a profession that may not (403
         vaccination-not-allowed), an identity not qualifiée, a bad field (400, its code)."""
-        from agent.core.cda_documents import header_for
-
         p = self._patient_ready()
         session = self._live_session()
         if not self.may_record_vaccination():
@@ -313,17 +337,7 @@ class VaccinationPart(WorkPart):
         vaccination = checked_vaccination(vaccine=vaccine, date=date, lot=lot, dose=dose,
                                           route=route, site=site,
                                           birth_date=p.identity.birth_date)
-        now = dt.datetime.now(dt.UTC)
-        # The act's day: now when given today, else noon UTC of that day (the CI-SIS
-        # header asks for a time with its offset).
-        given = (now if vaccination.date == now.date() else
-                 dt.datetime.combine(vaccination.date, dt.time(12), tzinfo=dt.UTC))
-        situation = session.situation
-        header = header_for(
-            author=session.author(), setting=session.care_setting(), identity=p.identity,
-            structure_name=situation.structure_name if situation is not None else "",
-            type_code=VAC_NOTE_TYPE, title="Note de vaccination", service_start=given)
-        answer = self.deposit(build_note(header, vaccination), mime_type="text/xml",
-                              type_code=VAC_NOTE_TYPE)
+        answer = self.deposit(note_for(session, p.identity, vaccination),
+                              mime_type="text/xml", type_code=VAC_NOTE_TYPE)
         answer["vaccination"] = vaccination.as_json()
         return answer

@@ -11,6 +11,7 @@ never logged.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import os
 import subprocess
 import sys
@@ -140,7 +141,7 @@ def pharmacist_creates_a_dmp(sandbox: Sandbox, cps: str,
                              vitale_reader: str) -> tuple[PatientContext, str]:
     """The DMP created with the patient's email; (patient, the sheet's access code)."""
     vitale = read_vitale(vitale_reader)
-    with professional(sandbox, cps) as (_session, dmp, _author):
+    with professional(sandbox, cps) as (session, dmp, _author):
         patient = _patient(dmp, vitale)
         before = dmp.existence(patient)
         say(_("existence test: {status}").format(status=before["status"]))
@@ -154,7 +155,25 @@ def pharmacist_creates_a_dmp(sandbox: Sandbox, cps: str,
         os.chmod(sheet, 0o600)
         say(_("DMP created ({email}); secrets sheet: {sheet}").format(email=PATIENT_EMAIL,
                                                                        sheet=sheet))
+        pharmacist_vaccinates(sandbox, session, dmp, vitale, patient)
     return patient, str(created["accessCode"])
+
+
+def pharmacist_vaccinates(sandbox: Sandbox, session: ProfessionalSession, dmp: DmpClient,
+                          vitale: VitaleCard, patient: PatientContext) -> str:
+    """The flu shot at the counter, recorded as a CI-SIS vaccination note (the core's
+    `note_for`, docs/cda.md "The vaccination record") and deposited on the agent's path."""
+    from agent.core.vaccination import VAC_NOTE_TYPE, VACCINES, checked_vaccination, note_for
+
+    identity, _reliability = qualified_identity(dmp, vitale)
+    vaccination = checked_vaccination(
+        vaccine="61402736", date=dt.date.today().isoformat(), lot="SBX2026A", dose=1,
+        route="20035000", site="16217701000119102", birth_date=identity.birth_date)
+    say(_("vaccination: {vaccine}, lot {lot}, by the pharmacist").format(
+        vaccine=VACCINES[vaccination.vaccine].label.split(",")[0], lot=vaccination.lot))
+    return _deposit(sandbox, session, dmp, vitale, patient,
+                    note_for(session, identity, vaccination),
+                    DepositMetadata(VAC_NOTE_TYPE, "", "text/xml"))
 
 
 def _deposit(sandbox: Sandbox, session: ProfessionalSession, dmp: DmpClient,
@@ -376,7 +395,8 @@ def play(state: Path, pcscd_port: int, step: Callable[[str], None], *,
         say(_("patient portal: {portal}; mail: {mail}").format(portal=portal,
                                                               mail=office.directory))
 
-        step(_("1. pharmacy counter: the pharmacist creates the patient's DMP"))
+        step(_("1. pharmacy counter: the pharmacist creates the patient's DMP and records a "
+               "flu vaccination"))
         vitale_reader = insert("vitale:single", 1, state, ca, pcscd_port)
         cps_reader = insert("cps:pharmacist", 0, state, ca, pcscd_port)
         patient, access_code = pharmacist_creates_a_dmp(sandbox, cps_reader, vitale_reader)
