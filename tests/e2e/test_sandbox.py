@@ -35,8 +35,9 @@ def test_the_sandbox_runs_to_the_end(run) -> None:
     result, _ = run
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     # In French, the default (the sandbox speaks through the catalogue, issue 17).
-    for step in ("1. comptoir de la pharmacie", "2. opticien", "3. consultation chez le "
-                 "médecin", "4. urgence", "5. à la maison", "6. le médecin rouvre le DMP",
+    for step in ("1. comptoir de la pharmacie", "vaccination : VAXIGRIPTETRA, lot SBX2026A",
+                 "2. opticien", "3. consultation chez le médecin", "4. urgence",
+                 "5. à la maison", "6. le médecin rouvre le DMP",
                  "*** REFUSÉ", "7. orthoptiste", "8. homonymes",
                  "9. orthoptiste sans lecteur de carte", "session ouverte avec l'e-CPS",
                  "10. l'agent tel qu'on l'utilise", "POST /api/session : ouverte",
@@ -87,15 +88,17 @@ def test_the_host_stored_the_dmp_the_report_and_the_traces(run) -> None:
         ins = dossiers[0].ins
         types = sorted(r.type_code for r in connection.execute(
             text("select type_code from documents where ins = :ins"), {"ins": ins}))
-        # Each report and its signed submission set: the optician's by the CPS, the
-        # orthoptist's assessments by his CPS then under e-CPS.
-        assert types == ["34810-2", "BILAN-ORTHOPTIQUE", "BILAN-ORTHOPTIQUE", "E1762", "E1762",
-                         "E1762"]
+        # Each document and its signed submission set: the pharmacist's vaccination note, the
+        # optician's report by the CPS, the orthoptist's assessments by his CPS then under
+        # e-CPS.
+        assert types == ["34810-2", "87273-9", "BILAN-ORTHOPTIQUE", "BILAN-ORTHOPTIQUE",
+                         "E1762", "E1762", "E1762", "E1762"]
         log = connection.execute(text(
             "select action, mode, outcome, justification, profession from access_log "
             "where ins = :ins"), {"ins": ins}).all()
         actions = {(r.action, r.profession, r.outcome) for r in log}
         assert ("create", "21", "allowed") in actions
+        assert ("deposit", "21", "allowed") in actions  # the flu vaccination
         assert ("deposit", "28", "allowed") in actions
         assert ("deposit", "92", "allowed") in actions
         assert ("read", "10", "allowed") in actions
@@ -122,8 +125,9 @@ def test_every_deposit_carries_the_qualified_identity_and_homonyms_wait(run) -> 
     patients = [c for s in sets for c in s.get("contained", ())
                 if c.get("resourceType") == "Patient"]
     reliabilities = [reliability_of(p) for p in patients]
-    # The optician's, the orthoptist's by his CPS and under e-CPS.
-    assert len(sets) == 3 and len(reliabilities) == 3
+    # The pharmacist's vaccination note, the optician's, the orthoptist's by his CPS and
+    # under e-CPS.
+    assert len(sets) == 4 and len(reliabilities) == 4
     assert all(r is not None and r.qualified and r.document == "passeport"
                for r in reliabilities)
     out = result.stdout
@@ -153,9 +157,9 @@ def test_outbox_is_empty_and_nothing_is_left_running(run) -> None:
     outbox = state / "agent" / "data" / "outbox" / "outbox.sqlite3"
     with create_engine(f"sqlite:///{outbox}").connect() as connection:
         states = [r[0] for r in connection.execute(text("select state from items"))]
-    # The optician's, the orthoptist's by his CPS (the e-CPS one left from his laptop's
-    # own outbox, which the next lines find empty too).
-    assert states == ["done", "done"]
+    # The pharmacist's vaccination note, the optician's, the orthoptist's by his CPS (the
+    # e-CPS one left from his laptop's own outbox, which the next lines find empty too).
+    assert states == ["done", "done", "done"]
     laptop = state / "agent" / "laptop" / "data" / "outbox" / "outbox.sqlite3"
     with create_engine(f"sqlite:///{laptop}").connect() as connection:
         assert [r[0] for r in connection.execute(text("select state from items"))] == ["done"]
