@@ -29,6 +29,9 @@ __all__ = ["AgentCalls", "RunningAgent", "find_running_agent"]
 
 POLL = 0.1  # seconds between two looks at the running agent's state while a command waits
 TIMEOUT = 30.0  # seconds for one call (the host's own timeout is shorter)
+# A call that builds and checks a CDA: the agent's first check compiles the CI-SIS
+# schematrons (10-30 s idle, more on a loaded machine).
+CDA_TIMEOUT = 150.0
 
 
 class AgentCalls(Protocol):
@@ -43,6 +46,9 @@ class AgentCalls(Protocol):
     def deposit(self, content: Path, *, mime_type: str, type_code: str, title: str = "",
                 masked: bool = False, invisible_to_patient: bool = False,
                 replaces: str | None = None) -> dict[str, Any]: ...
+    def record_vaccination(self, *, vaccine: object, date: object, lot: object,
+                           dose: object = None, route: object = None,
+                           site: object = None) -> dict[str, Any]: ...
     def outbox(self) -> dict[str, Any]: ...
     def retry_deposit(self, item_id: int) -> dict[str, Any]: ...
     def validate_identity(self, document: str, parent_document: str | None = None
@@ -154,6 +160,14 @@ class RunningAgent:
                 "POST", path, params=params, content=_chunks(body),
                 headers={"content-type": mime_type,
                          "content-length": str(content.stat().st_size)})
+        return result
+
+    def record_vaccination(self, *, vaccine: object, date: object, lot: object,
+                           dose: object = None, route: object = None,
+                           site: object = None) -> dict[str, Any]:
+        result: dict[str, Any] = self._json("POST", "/api/vaccinations", json={
+            "vaccine": vaccine, "date": date, "lot": lot, "dose": dose, "route": route,
+            "site": site}, timeout=CDA_TIMEOUT)
         return result
 
     def outbox(self) -> dict[str, Any]:

@@ -33,6 +33,7 @@ from agent.views.commands import (
     run_command,
 )
 from agent.views.ecps_cli import cmd_login
+from agent.views.vaccination_cli import add_vaccinate_command
 
 __all__ = ["WORKFLOW_COMMANDS", "add_workflow_commands"]
 
@@ -42,7 +43,7 @@ WORKFLOW_COMMANDS = ("patient", "find-patient", "identity", "documents", "create
                      "authorize", "deposit", "outbox", "emergency", "regulation", "watch",
                      "mask", "unmask", "hide-from-patient", "show-to-patient", "archive",
                      "delete", "replace", "close-dmp", "reactivate-dmp", "medecin-traitant",
-                     "unblock", "status", "login")
+                     "unblock", "status", "login", "vaccinate")
 
 
 EXIT_CODES = N_("Exit codes: 0 done, 1 refused or failed (card, PIN, host), 2 misuse.")
@@ -65,6 +66,8 @@ EXAMPLES = {
     "medecin-traitant": "dmp-agent medecin-traitant --confirm",
     "unblock": "dmp-agent unblock",
     "login": "dmp-agent login --ecps --idnat 810003456786",
+    "vaccinate": "dmp-agent vaccinate --vaccine 61402736 --lot K123AB --dose 1 "
+                 "--route 20035000",
 }
 
 
@@ -287,6 +290,7 @@ def add_workflow_commands(
     replace.add_argument("file", type=Path, metavar=_("FILE"),
                          help=_("the new version (.pdf, .txt)"))
     replace.add_argument("--title", help=_("title (default: the old one's)"))
+    add_vaccinate_command(add)  # docs/cda.md "The vaccination record"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

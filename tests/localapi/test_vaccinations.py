@@ -20,6 +20,7 @@ import pytest
 from tests.cda_support import needs_cisis
 from tests.live import LiveWorld, qualify
 from tests.localapi.test_cda_deposits import SKIPPED, _queued, _sent, _session_patient, live
+from tests.localapi.test_cli_beside_agent import dmp_agent
 from tests.localapi.test_workflows import _open, _patient
 from wire import cda
 
@@ -132,3 +133,15 @@ def test_a_body_that_is_no_json_object_is_refused(pharmacist: httpx.Client) -> N
                                   (b"vaccine=x", {"content-type": "text/plain"}, 415)):
         answer = pharmacist.post("/api/vaccinations", content=body, headers=headers)
         assert answer.status_code == status, answer.text
+
+
+def test_the_command_line_records_one_through_the_running_agent(
+        live: LiveWorld, pharmacist: httpx.Client) -> None:
+    done = dmp_agent(live, "vaccinate", "--vaccine", "61920725", "--lot", "CLI-77",
+                     "--dose", "2")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Note de vaccination signée par la carte" in done.stdout
+    assert "Déposé : Note de vaccination" in done.stdout
+    bad = dmp_agent(live, "vaccinate", "--vaccine", "61920725", "--lot", "CLI-78",
+                    "--date", "2999-01-01")
+    assert bad.returncode != 0 and "dans le futur" in bad.stdout + bad.stderr
