@@ -82,10 +82,12 @@ def test_a_pharmacist_records_a_vaccination_the_dossier_shows_it(
 
 
 @needs_cisis
-def test_the_recorded_note_passes_the_volets_schematrons(pharmacist: httpx.Client) -> None:
+def test_the_recorded_note_passes_the_volets_schematrons(live: LiveWorld,
+                                                         pharmacist: httpx.Client) -> None:
     answer = _record(pharmacist, dose=None, route=None, site=None, vaccine="68747507")
     assert answer.status_code == 202, answer.text
     assert "skippedChecks" not in answer.json()
+    _sent(live)
 
 
 def test_a_nurse_records_one_too(live: LiveWorld, insert_card: Any) -> None:
@@ -94,6 +96,9 @@ def test_a_nurse_records_one_too(live: LiveWorld, insert_card: Any) -> None:
         answer = _record(nurse, vaccine="61077869", dose=None)
         assert answer.status_code == 202, answer.text
         assert answer.json()["volet"] == "VAC-NOTE"
+        # Sent under her session: an item waits for its author's card, and the patient's
+        # later deposits wait behind it.
+        _sent(live)
 
 
 def test_an_optician_is_refused_before_anything_is_built(live: LiveWorld,
