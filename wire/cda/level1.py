@@ -77,6 +77,7 @@ class Level1Header:
     document_id: str = field(default_factory=new_oid)
     set_id: str = field(default_factory=new_oid)
     version: int = 1
+    replaces: str | None = None  # a new version: the replaced CDA's id (relatedDocument RPLC)
 
 
 def ts(value: dt.datetime) -> str:
@@ -191,6 +192,11 @@ def build_level_1(header: Level1Header, body: bytes, media_type: str = "applicat
     _person_name(_el(performing, "assignedPerson"), author.last_name, author.first_name)
     organization = _organization(performing, "representedOrganization", author)
     _code(organization, "standardIndustryClassCode", header.practice_setting)
+
+    if header.replaces is not None:  # CDA R2: after documentationOf, before componentOf
+        parent = _el(_el(root, "relatedDocument", typeCode="RPLC"), "parentDocument")
+        root_part, _, extension = header.replaces.partition("^")
+        _el(parent, "id", root=root_part, **({"extension": extension} if extension else {}))
 
     encounter = _el(_el(root, "componentOf"), "encompassingEncounter")
     encounter_time = _el(encounter, "effectiveTime")
