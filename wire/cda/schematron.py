@@ -2,9 +2,12 @@
 
 The CI-SIS schematrons of ansforge/TestContenuCDA-3-0 declare ``queryBinding="xslt2"``, which
 lxml's `isoschematron` (XSLT 1) cannot run; SaxonC-HE (`saxonche`) does. A schematron is
-compiled once into XSLT by the ISO reference pipeline (include → abstract patterns → SVRL),
-written beside it (its ``doc()`` calls name value-set files relative to it), then run on the
-document; the SVRL report's failed assertions are the refusal.
+turned into XSLT once by the ISO reference pipeline (include → abstract patterns → SVRL) and
+kept: beside it at installation (`compile_schematron`, `dmp-cisis-data`), else in the user's
+cache (`generated_stylesheet`), sealed with the key of the files it comes from and its own
+SHA-256, written atomically; each process then only compiles that XSLT (with the
+schematron's base URI: its ``doc()`` calls name value-set files relative to it) and runs it
+on the document; the SVRL report's failed assertions are the refusal.
 
 The document given to Saxon is the one `wire.cda.safe_xml` already parsed (no DTD, no
 entity, bounded), serialized again: Saxon never parses bytes from outside.
