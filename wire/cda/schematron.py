@@ -104,9 +104,12 @@ def cache_key(sch: Path, skeleton_dir: Path | None = None) -> str:
     (what its includes can name)."""
     skeleton = skeleton_dir or DATA_DIR / SKELETON_DIR
     digest = hashlib.sha256(f"pipeline {PIPELINE_VERSION}\n".encode())
-    for path in (*(skeleton / step for step in PIPELINE), sch,
-                 *sorted(p for p in sch.parent.rglob("*.sch") if p != sch)):
-        digest.update(f"{path.relative_to(path.anchor)}\n".encode())
+    # Named relative to where they are read from: the same files moved elsewhere keep the key.
+    named = [(step, skeleton / step) for step in PIPELINE] + [
+        (path.relative_to(sch.parent).as_posix(), path)
+        for path in (sch, *sorted(p for p in sch.parent.rglob("*.sch") if p != sch))]
+    for name, path in named:
+        digest.update(f"{name}\n".encode())
         digest.update(hashlib.sha256(path.read_bytes()).digest())
     return digest.hexdigest()
 
