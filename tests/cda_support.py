@@ -99,3 +99,38 @@ def for_patient(data: bytes, ins: str, oid: str) -> bytes:
     found[0].set("extension", ins)
     found[0].set("root", oid)
     return etree.tostring(root.getroottree(), xml_declaration=True, encoding="UTF-8")
+
+
+def as_version(data: bytes, document_id: str, replaces: object | None = None) -> bytes:
+    """The CDA ``data`` under ClinicalDocument/id ``document_id``; with ``replaces`` (the
+    replaced version's `CdaHeader`), as its next version the way practice software writes
+    one: relatedDocument RPLC naming it, its setId, the next versionNumber."""
+    from lxml import etree
+
+    from wire.cda.header import CdaHeader
+
+    n = "{urn:hl7-org:v3}"
+    root = etree.fromstring(data, etree.XMLParser(resolve_entities=False, no_network=True))
+    ident = root.find(f"{n}id")
+    assert ident is not None
+    ident.attrib.clear()
+    ident.set("root", document_id)
+    if isinstance(replaces, CdaHeader):
+        set_root, _, set_extension = (replaces.set_id or "").partition("^")
+        set_id = root.find(f"{n}setId")
+        version = root.find(f"{n}versionNumber")
+        assert set_id is not None and version is not None
+        set_id.attrib.clear()
+        set_id.set("root", set_root)
+        if set_extension:
+            set_id.set("extension", set_extension)
+        version.set("value", str((replaces.version or 1) + 1))
+        related = etree.Element(f"{n}relatedDocument", typeCode="RPLC")
+        parent_root, _, parent_extension = replaces.document_id.partition("^")
+        parent_id = etree.SubElement(etree.SubElement(related, f"{n}parentDocument"), f"{n}id",
+                                     root=parent_root)
+        if parent_extension:
+            parent_id.set("extension", parent_extension)
+        # CDA R2's order: ... documentationOf, relatedDocument, authorization, componentOf
+        root.findall(f"{n}documentationOf")[-1].addnext(related)
+    return etree.tostring(root.getroottree(), xml_declaration=True, encoding="UTF-8")

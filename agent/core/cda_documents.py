@@ -14,6 +14,9 @@ queued (docs/cda.md).
   one of the media types of the CI-SIS ASS_A12 table).
 - `header_for`: the level 1 header from what a session holds (the card's `Author` with
   names, the practice situation's structure name and `CareSetting`, the INS traits).
+- `replaced_version`: what a new version must name of the version it replaces (a level 1
+  header then carries relatedDocument RPLC, the old setId and the next versionNumber; a
+  structured CDA must already say so: `wire.cda.replacement.check`).
 
 All return a `CdaDeposit`: the bytes to send (MIME type text/xml), the metadata its
 DocumentReference must carry, and the checks skipped (``DMP_CDA_CISIS=optional`` without the
@@ -23,6 +26,7 @@ check's, with the failing rule and XPath in ``extra``.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -32,10 +36,11 @@ from agent.errors import AgentError
 from agent.i18n import _
 from policies import default_matrix
 from wire import cda, codes
-from wire.cda import oids
+from wire.cda import oids, replacement
 from wire.cda.errors import CdaError
 from wire.cda.level1 import Level1Author, Level1Header, Level1Patient
 from wire.cda.metadata import header_type
+from wire.cda.replacement import Replaced
 from wire.mhd import Patient
 
 if TYPE_CHECKING:
@@ -44,7 +49,7 @@ if TYPE_CHECKING:
     from wire.mhd import Author
 
 __all__ = ["PROFESSION_LABELS", "CdaDeposit", "check_structured", "header_for",
-           "level1_header", "wrap_pdf", "wrap_text"]
+           "level1_header", "new_version", "replaced_version", "wrap_pdf", "wrap_text"]
 
 # TRE_G15 labels of the professions the access matrix knows (DOMAIN.md), for the author's
 # code displayName (TRE_A02 "G15_xx").
@@ -160,15 +165,40 @@ def wrap_text(text: bytes, header: Level1Header) -> CdaDeposit:
     return _level_1(text, "text/plain", header)
 
 
-def check_structured(data: bytes, patient: Patient) -> CdaDeposit:
+def replaced_version(unique_id: str, mime_type: str, content: bytes | None) -> Replaced:
+    """The version a deposit replaces: its uniqueId and, when it is a CDA (``content``: its
+    bytes as retrieved), its header. A document whose XML is not a readable CDA (or that is
+    no XML: a bare PDF from before) is named by its uniqueId only."""
+    header = None
+    if content is not None and mime_type.split(";")[0].strip() in ("text/xml",
+                                                                    "application/xml"):
+        try:
+            header = cda.read(content).header
+        except CdaError:
+            header = None
+    return Replaced(unique_id, header)
+
+
+def new_version(header: Level1Header, replaced: Replaced) -> Level1Header:
+    """``header`` as the next version of ``replaced``: a new id (the header's own), the
+    replaced one's setId, the next versionNumber, relatedDocument RPLC naming it."""
+    return dataclasses.replace(header, replaces=replaced.document_id, set_id=replaced.set_id,
+                               version=replaced.next_version)
+
+
+def check_structured(data: bytes, patient: Patient, replaced: Replaced | None = None
+                     ) -> CdaDeposit:
     """A CDA the practice's software made, checked before it is queued: parsed safely, about
-    ``patient`` (the session's), of a known volet, passing its schematrons."""
+    ``patient`` (the session's), of a known volet, passing its schematrons; a new version of
+    ``replaced`` names it (relatedDocument RPLC, its setId, a higher versionNumber)."""
     try:
         document = cda.read(data)
         metadata = cda.deposit_metadata(document.header)
         if metadata.patient != patient:
             raise AgentError(_("The CDA document names another patient than the session's"),
                              code="cda-patient-mismatch", status=422)
+        if replaced is not None:
+            replacement.check(document.header, replaced)
         skipped = cda.validate(document)
     except CdaError as error:
         raise _refusal(error) from None

@@ -68,6 +68,7 @@ if TYPE_CHECKING:
     from agent.client.dmp import PatientContext
     from agent.client.provide import CareSetting, DepositMetadata, Signer
     from agent.core.cda_documents import CdaDeposit
+    from wire.cda.replacement import Replaced
     from wire.ins import IdentityReliability, InsIdentity
     from wire.mhd import Author, Patient
 
@@ -202,12 +203,16 @@ def _read_upload(content: bytes | os.PathLike[str] | str, limit: int) -> bytes:
 
 def as_cda(content: bytes | os.PathLike[str] | str, metadata: DepositMetadata, *,
            author: Author, structure_name: str, setting: CareSetting,
-           identity: InsIdentity) -> tuple[CdaDeposit, DepositMetadata]:
+           identity: InsIdentity, replaced: Replaced | None = None
+           ) -> tuple[CdaDeposit, DepositMetadata]:
     """The CDA document a deposit carries and its metadata read from it (see the module):
     (the checked document, ``metadata`` with its type, title and ``cda`` from the header).
-    Refused before anything is queued: a PDF that cannot become a PDF/A ("pdf-*",
-    "pdfa-*"), a CDA failing a check (its code; ``rule`` and ``location`` for a schematron
-    assertion), a CDA about another patient ("cda-patient-mismatch")."""
+    ``replaced``: the version a replacement supersedes (`cda_documents.replaced_version`):
+    a wrapped file's header names it, a structured CDA must (docs/cda.md "Replacing a
+    document"). Refused before anything is queued: a PDF that cannot become a PDF/A
+    ("pdf-*", "pdfa-*"), a CDA failing a check (its code; ``rule`` and ``location`` for a
+    schematron assertion), a CDA about another patient ("cda-patient-mismatch"), a
+    structured replacement that does not name the replaced version ("cda-replacement-*")."""
     from dataclasses import replace
 
     from agent.core import cda_documents, pdfa
@@ -215,12 +220,14 @@ def as_cda(content: bytes | os.PathLike[str] | str, metadata: DepositMetadata, *
 
     if metadata.mime_type in ("text/xml", "application/xml"):
         data = _read_upload(content, cda.MAX_XML_BYTES)
-        deposit = cda_documents.check_structured(data, _patient_of(identity))
+        deposit = cda_documents.check_structured(data, _patient_of(identity), replaced)
     else:
         data = _read_upload(content, pdfa.MAX_PDF_BYTES)
         header = cda_documents.header_for(
             author=author, structure_name=structure_name, setting=setting, identity=identity,
             type_code=metadata.type_code, title=metadata.title)
+        if replaced is not None:
+            header = cda_documents.new_version(header, replaced)
         wrap = (cda_documents.wrap_pdf if metadata.mime_type == "application/pdf"
                 else cda_documents.wrap_text)
         deposit = wrap(data, header)

@@ -165,10 +165,17 @@ class WorkPart(CoreState):
         self._require_qualified(p)  # RNIV: before anything is signed or queued
         session = self._live_session()
         assert p.context is not None and p.identity is not None
+        replaced = None
         if replaces is not None:
+            from agent.core.cda_documents import replaced_version
+
             with self._calls() as dmp:
                 old = self._entry(dmp, p, replaces)
+                # Its CDA header names the set the new version joins (setId, versionNumber).
+                old_cda = (dmp.retrieve(old, p.mode)
+                           if old.mime_type in ("text/xml", "application/xml") else None)
             metadata = DepositMetadata.replacing(old, title=title, mime_type=mime_type)
+            replaced = replaced_version(old.unique_id, old.mime_type, old_cda)
         allowed = {t["code"]: t["label"] for t in self.deposit_types()}
         cda_upload = metadata.mime_type in ("text/xml", "application/xml")
         if not cda_upload and metadata.type_code not in allowed:
@@ -183,7 +190,7 @@ class WorkPart(CoreState):
             document, metadata = as_cda(
                 content, metadata, author=session.author(), setting=session.care_setting(),
                 structure_name=situation.structure_name if situation is not None else "",
-                identity=p.identity)
+                identity=p.identity, replaced=replaced)
         if metadata.type_code not in allowed:
             raise AgentError(_("type {type}: not a type your profession may deposit").format(
                 type=metadata.type_code), code="bad-type", status=400, usage=True)

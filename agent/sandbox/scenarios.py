@@ -37,7 +37,13 @@ from cardreader.virtual import cli as vcard
 from cardreader.vitale import Vitale2Profile, VitaleCard
 from wire.mhd import Author
 
-from .cda_deposits import choose_cda_mode, report_pdf, said, structured_example
+from .cda_deposits import (
+    choose_cda_mode,
+    report_pdf,
+    said,
+    show_summary,
+    structured_examples,
+)
 from .ecps_scenario import host_arguments, orthoptist_with_ecps_deposits, pro_sante_connect
 from .identity import identity_scenarios, qualified_identity
 from .patient_side import (
@@ -243,21 +249,24 @@ def gp_visit(sandbox: Sandbox, cps: str, vitale_reader: str) -> Author:
         if state["authorization"] != "valid":
             dmp.record_authorization(patient, author.id_nat_ps, confirmed=True)
             say(_("the patient's authorization recorded (confirmed)"))
-        vsm = structured_example(patient.ins, patient.ins_oid)
-        if vsm is not None:  # the practice software's VSM, checked by the agent, deposited
-            _deposit(sandbox, _session, dmp, vitale, patient, vsm,
-                     DepositMetadata("60591-5", "", "text/xml"))
+        # The practice software's VSM, lab report and vaccination note, each checked by the
+        # agent against its volet, deposited (with the CI-SIS files).
+        for type_code, document in structured_examples(patient.ins, patient.ins_oid):
+            _deposit(sandbox, _session, dmp, vitale, patient, document,
+                     DepositMetadata(type_code, "", "text/xml"))
         documents = dmp.documents(patient)
         for entry in documents:
             say(_("document: {title} ({type}) by {author}, {size} bytes").format(
                 title=entry.title, type=entry.type_code, author=entry.author.last_name,
                 size=entry.size))
-        if documents:
-            body = dmp.retrieve(documents[0])
+        if documents:  # the optician's report, which step 3 reads
+            report = next((e for e in documents if e.type_code == "34810-2"), documents[0])
+            body = dmp.retrieve(report)
             saved = sandbox.state / "document.xml"  # a CDA R2 document
             saved.write_bytes(body)
             say(_("retrieved and saved: {path} ({size} bytes, hash checked)").format(
                 path=saved, size=len(body)))
+        show_summary(dmp, patient)  # the sections the structured documents fill
     return author
 
 

@@ -294,14 +294,21 @@ READY_STATES = ("ready", "error", "choosing", "choosing-identity")
 
 @contextlib.contextmanager
 def open_agent(args: argparse.Namespace, *, with_patient: bool = True,
-               with_outbox: bool = False, outbox_optional: bool = False
-               ) -> Iterator[AgentCalls]:
+               with_outbox: bool = False, outbox_optional: bool = False,
+               checks_cda: bool = False) -> Iterator[AgentCalls]:
     """The agent a command works with, its session open (and the patient's dossier read when
     ``with_patient``): `dmp-agent run` when it runs (through its local API: its outbox,
     its session, no PIN asked when the page opened it), else the core in this process
-    (`open_work`). The command then makes the same calls either way."""
+    (`open_work`). The command then makes the same calls either way. ``checks_cda`` (a
+    deposit): in this process, the CI-SIS schematrons start compiling at once."""
     running = find_running_agent(load_command_config())
     if running is None:
+        if checks_cda:
+            from wire import cda
+
+            # SaxonC compiles them in the worker process (10-30 s, docs/cda.md) while the PIN
+            # is typed, the session opens and the dossier is read: the check then waits less.
+            cda.preload()
         with open_work(args, with_patient=with_patient, with_outbox=with_outbox,
                        outbox_optional=outbox_optional) as work:
             yield work.core

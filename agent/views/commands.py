@@ -533,7 +533,7 @@ def cmd_deposit(args: argparse.Namespace) -> int:
         raise CommandError(_("FILE and --type CODE are required (see --list-types)"),
                            EXIT_USAGE)
     mime = _read_document(args.file)
-    with open_agent(args, with_outbox=True) as agent:
+    with open_agent(args, with_outbox=True, checks_cda=True) as agent:
         allowed = {t["code"] for t in agent.deposit_types()}
         if args.type not in allowed:
             raise CommandError(_("--type {type}: not a type your profession may deposit (see "
@@ -548,7 +548,7 @@ def cmd_deposit(args: argparse.Namespace) -> int:
 
 def cmd_replace(args: argparse.Namespace) -> int:
     mime = _read_document(args.file)
-    with open_agent(args, with_outbox=True) as agent:
+    with open_agent(args, with_outbox=True, checks_cda=True) as agent:
         queued = agent.deposit(args.file, mime_type=mime, type_code="",
                                title=args.title or "", replaces=args.unique_id)
         _say(_("Signed by the card and queued for sending (no. {id})").format(id=queued["id"]))

@@ -9,7 +9,10 @@ a deposit whose content is XML must be a CI-SIS CDA R2 document that
 - is deposited under its own id: the DocumentEntry's uniqueId is ClinicalDocument/id
   (urn:oid:<root>; an id with an extension has no such form and is not compared),
 - passes the CDA R2 schema and its volet's CI-SIS schematrons (skipped, logged, when the
-  deployment says ``DMP_CDA_CISIS=optional`` and the CI-SIS files are absent).
+  deployment says ``DMP_CDA_CISIS=optional`` and the CI-SIS files are absent),
+- and, deposited as a new version (``relatesTo`` replaces), names the replaced document in
+  ``relatedDocument[@typeCode='RPLC']/parentDocument/id``, keeps its setId and numbers itself
+  above it (`wire.cda.replacement`; `check_replacements`, once the replaced row is known).
 
 Format code and MIME type agree the other way too: a document that is not XML may not
 declare a format only a CDA carries (a VSM's, a lab report's): `validate.check_metadata`
@@ -29,7 +32,9 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 
 from wire import cda
+from wire.cda import replacement
 from wire.cda.errors import CdaError
+from wire.cda.replacement import Replaced
 from wire.mhd import DocumentEntry
 
 from ..errors import HostError, bad_request
@@ -50,8 +55,9 @@ def _refusal(error: CdaError, entry: DocumentEntry) -> HostError:
                        location=error.location)
 
 
-def check(entry: DocumentEntry, data: bytes, max_bytes: int) -> None:
-    """Refuse ``data`` unless it is the CDA document ``entry`` describes (see the module)."""
+def check(entry: DocumentEntry, data: bytes, max_bytes: int) -> cda.CdaHeader:
+    """Refuse ``data`` unless it is the CDA document ``entry`` describes (see the module);
+    its header."""
     try:
         document = cda.read(data, max_bytes=max_bytes)
         metadata = cda.deposit_metadata(document.header)
@@ -82,6 +88,7 @@ def check(entry: DocumentEntry, data: bytes, max_bytes: int) -> None:
         cda.validate(document)
     except CdaError as error:
         raise _refusal(error, entry) from None
+    return document.header
 
 
 def start() -> str:
@@ -102,12 +109,47 @@ def _bytes_of(content: Any, blobs: Any) -> bytes:
 
 
 async def check_deposit(documents: Iterable[Any], contents: Iterable[Any], blobs: Any,
-                        max_bytes: int) -> None:
+                        max_bytes: int) -> list[cda.CdaHeader | None]:
     """`check` every CDA of a deposit (``documents``: the bundle's `ProvidedDocument`s,
     ``contents``: their received bodies), in a worker thread: the schematrons take
-    milliseconds a document, but their first compilation in a process takes seconds."""
+    milliseconds a document, but their first compilation in a process takes seconds.
+    Each document's header (None: not a CDA)."""
+    headers: list[cda.CdaHeader | None] = []
     for provided, content in zip(documents, contents, strict=True):
         entry = provided.entry
-        if is_cda_entry(entry):
-            await run_in_threadpool(check, entry, _bytes_of(content, blobs), max_bytes)
+        headers.append(await run_in_threadpool(check, entry, _bytes_of(content, blobs),
+                                               max_bytes) if is_cda_entry(entry) else None)
+    return headers
+
+
+def replaced_version(old: Any, blobs: Any, max_bytes: int) -> Replaced:
+    """The stored row ``old`` as the version a new one replaces: its uniqueId and, when its
+    content is XML, its CDA header read from the blob (a header that cannot be read, as a
+    bare PDF's absent one, leaves the uniqueId alone to be named)."""
+    header = None
+    if old.mime_type.split(";")[0].strip().lower() in XML_MIME_TYPES:
+        try:
+            header = cda.read(b"".join(blobs.read(old.sha256)), max_bytes=max_bytes).header
+        except (CdaError, OSError) as error:
+            log.warning("replaced document %s: no CDA header read (%s)", old.unique_id, error)
+    return Replaced(old.unique_id, header)
+
+
+def _check_replacement(entry: DocumentEntry, header: cda.CdaHeader, old: Any, blobs: Any,
+                       max_bytes: int) -> None:
+    try:
+        replacement.check(header, replaced_version(old, blobs, max_bytes))
+    except CdaError as error:
+        raise _refusal(error, entry) from None
+
+
+async def check_replacements(entries: Iterable[DocumentEntry],
+                             headers: Iterable[cda.CdaHeader | None], replaced: dict[int, Any],
+                             blobs: Any, max_bytes: int) -> None:
+    """Each CDA deposited as a new version names the version it replaces (``replaced``: the
+    stored rows by the entry's index), in a worker thread (the old body is read)."""
+    for index, (entry, header) in enumerate(zip(entries, headers, strict=True)):
+        old = replaced.get(index)
+        if old is not None and header is not None:
+            await run_in_threadpool(_check_replacement, entry, header, old, blobs, max_bytes)
 

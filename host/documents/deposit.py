@@ -189,7 +189,7 @@ async def deposit(request: Request, state: Any, actor: SessionActor, mode: Acces
          for p, c in zip(bundle.documents, contents, strict=True) if not p.entry.is_signature],
         settings.pki_dir, actor, now)
     # After the signature (cheap refusals first): the schematrons are the costly check.
-    await cda_check.check_deposit(bundle.documents, contents, blobs, limit)
+    headers = await cda_check.check_deposit(bundle.documents, contents, blobs, limit)
 
     doc_ids = [records.new_id(ins) for _ in entries]
     pending: list[decisions.Pending] = []
@@ -223,6 +223,8 @@ async def deposit(request: Request, state: Any, actor: SessionActor, mode: Acces
         return 200, transaction_response_json(
             replay, note="Lot déjà enregistré, rien n'a été stocké de nouveau / this submission "
                          "set was already stored: nothing was stored again")
+    # A new version's CDA names the one it replaces (RPLC, setId): known only now.
+    await cda_check.check_replacements(entries, headers, replaced, blobs, limit)
 
     for content in contents:
         if content.data is not None:

@@ -11,8 +11,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
+from tests.cda_support import children_with_cisis
+from wire import cda
+
 pytestmark = pytest.mark.pcsc
 BIN = Path(sys.executable).parent
+# With the CI-SIS files the sandbox gets them (full checks, and the GP deposits the structured
+# examples); without them it runs in the optional mode, as in CI.
+CISIS = cda.cisis_state().installed
 
 
 @pytest.fixture(scope="module")
@@ -20,8 +26,9 @@ def run(pcscd, tmp_path_factory) -> tuple[subprocess.CompletedProcess[str], Path
     state = tmp_path_factory.mktemp("sandbox")
     pcscd.stop()  # the sandbox starts its own
     try:
-        result = subprocess.run([str(BIN / "dmp-agent"), "sandbox", "--state-dir", str(state)],
-                                capture_output=True, text=True, timeout=300)
+        with children_with_cisis():
+            result = subprocess.run([str(BIN / "dmp-agent"), "sandbox", "--state-dir",
+                                     str(state)], capture_output=True, text=True, timeout=300)
     finally:
         pcscd.start()
     return result, state
@@ -44,6 +51,23 @@ def test_the_sandbox_runs_to_the_end(run) -> None:
                  "GET /api/status : patient ready", "bac à sable terminé"):
         assert step in result.stdout
     assert "PassReport(" not in result.stdout  # no Python repr reaches the narration
+
+
+def test_the_gp_deposits_the_structured_examples_and_they_fill_the_summary(run) -> None:
+    """With the CI-SIS files, step 3 deposits the VSM, the CR-BIO and the vaccination note
+    (each checked against its volet) and reads the summary back from them; without them it
+    says why it deposits none."""
+    result, _ = run
+    visit = result.stdout[result.stdout.index("3. consultation"):
+                          result.stdout.index("4. urgence")]
+    if not CISIS:
+        assert "non déposés : les fichiers CI-SIS sont absents" in visit
+        return
+    for volet in ("CDA VSM", "CDA CR-BIO", "CDA VAC-NOTE"):
+        assert volet in visit
+    assert "REFUSÉ" not in visit
+    for section in ("Traitements en cours", "Vaccinations", "Résultats de biologie"):
+        assert f"résumé — {section} :" in visit
 
 
 def test_the_patient_was_emailed_signed_in_and_blocked_the_gp(run) -> None:
@@ -90,9 +114,11 @@ def test_the_host_stored_the_dmp_the_report_and_the_traces(run) -> None:
             text("select type_code from documents where ins = :ins"), {"ins": ins}))
         # Each document and its signed submission set: the pharmacist's vaccination note, the
         # optician's report by the CPS, the orthoptist's assessments by his CPS then under
-        # e-CPS.
-        assert types == ["34810-2", "87273-9", "BILAN-ORTHOPTIQUE", "BILAN-ORTHOPTIQUE",
-                         "E1762", "E1762", "E1762", "E1762"]
+        # e-CPS; with the CI-SIS files, the GP's lab report (CR-BIO), medical summary (VSM) and
+        # vaccination note too.
+        structured = ["11502-2", "60591-5", "87273-9"] if CISIS else []
+        assert types == sorted(["34810-2", "87273-9", "BILAN-ORTHOPTIQUE", "BILAN-ORTHOPTIQUE",
+                                *structured, *["E1762"] * (4 + len(structured))])
         log = connection.execute(text(
             "select action, mode, outcome, justification, profession from access_log "
             "where ins = :ins"), {"ins": ins}).all()
@@ -126,8 +152,8 @@ def test_every_deposit_carries_the_qualified_identity_and_homonyms_wait(run) -> 
                 if c.get("resourceType") == "Patient"]
     reliabilities = [reliability_of(p) for p in patients]
     # The pharmacist's vaccination note, the optician's, the orthoptist's by his CPS and
-    # under e-CPS.
-    assert len(sets) == 4 and len(reliabilities) == 4
+    # under e-CPS; with the CI-SIS files, the GP's three structured documents too.
+    assert len(sets) == len(reliabilities) == (7 if CISIS else 4)
     assert all(r is not None and r.qualified and r.document == "passeport"
                for r in reliabilities)
     out = result.stdout
@@ -158,8 +184,9 @@ def test_outbox_is_empty_and_nothing_is_left_running(run) -> None:
     with create_engine(f"sqlite:///{outbox}").connect() as connection:
         states = [r[0] for r in connection.execute(text("select state from items"))]
     # The pharmacist's vaccination note, the optician's, the orthoptist's by his CPS (the
-    # e-CPS one left from his laptop's own outbox, which the next lines find empty too).
-    assert states == ["done", "done", "done"]
+    # e-CPS one left from his laptop's own outbox, which the next lines find empty too); with
+    # the CI-SIS files, the GP's three examples too.
+    assert states == ["done"] * (6 if CISIS else 3)
     laptop = state / "agent" / "laptop" / "data" / "outbox" / "outbox.sqlite3"
     with create_engine(f"sqlite:///{laptop}").connect() as connection:
         assert [r[0] for r in connection.execute(text("select state from items"))] == ["done"]

@@ -1,11 +1,15 @@
 """CDA documents checked by the host on arrival (host/documents/cda_check.py), through the
 real deposit route: a CI-SIS CDA that passes its volet is stored; one that fails its
 schematron, names another patient, declares another format, or is an XML bomb is refused with
-its own code, and nothing is stored (no row, no body)."""
+its own code, and nothing is stored (no row, no body). A new version (relatesTo replaces) must
+name the replaced one in its header (relatedDocument RPLC parentDocument/id = the replaced
+DocumentReference's uniqueId), keep its setId and number itself above it; otherwise a specific
+OperationOutcome and nothing stored, the old version still current."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -24,10 +28,11 @@ from tests.host.documents_support import (
     open_dossier,
 )
 from tests.host.harness import InProcessHost, Professional
-from tests.host.test_documents_deposit import counts, post, refused
+from tests.host.test_documents_deposit import blob_files, counts, error_code, post, refused
 from tests.unit.test_cda_xml_safety import BILLION_LAUGHS
 from wire import cda, codes
-from wire.cda.level1 import Level1Author, Level1Patient
+from wire.cda.level1 import Level1Author, Level1Patient, new_oid
+from wire.cda.replacement import Replaced
 from wire.mhd import Patient
 
 # Without the CI-SIS files (CI) these run in the optional mode (tests/conftest.py): every
@@ -187,3 +192,58 @@ def test_a_bare_pdf_deposit_is_not_checked_as_a_cda(host: InProcessHost, pki: Pk
     pdf = a_pdf()
     deposit = deposit_bundle(pki.optician, [(entry_for(pdf), pdf)])
     assert post(host, deposit.bundle).status_code == 200
+
+
+
+def first_version(host: InProcessHost, pki: Pki) -> cda.CdaHeader:
+    report = gp_report()
+    assert post(host, deposit_of(pki, report), GP_CARD).status_code == 200
+    return cda.read(report).header
+
+
+def replacement(pki: Pki, data: bytes, replaces: str) -> dict[str, Any]:
+    entry = cda_entry(data, replaces=replaces)
+    return deposit_bundle(pki.gp, [(entry, data)], GP_CARD).bundle  # type: ignore[list-item]
+
+
+def statuses(host: InProcessHost) -> dict[str, str]:
+    with host.app.state.engine.connect() as connection:
+        rows = connection.execute(select(documents.c.unique_id, documents.c.status)
+                                  .where(documents.c.type_code != "E1762")).all()
+    return {row.unique_id: row.status for row in rows}
+
+
+def test_a_new_version_naming_the_replaced_one_is_stored_and_supersedes_it(
+        host: InProcessHost, pki: Pki) -> None:
+    old = first_version(host, pki)
+    replaced = Replaced(f"urn:oid:{old.document_id}", old)
+    new = gp_report(replaces=replaced.document_id, set_id=replaced.set_id,
+                    version=replaced.next_version, title="Compte rendu, corrigé")
+    header = cda.read(new).header
+    assert (header.replaces, header.set_id, header.version) == (old.document_id, old.set_id, 2)
+    assert header.document_id != old.document_id
+    response = post(host, replacement(pki, new, f"urn:oid:{old.document_id}"), GP_CARD)
+    assert response.status_code == 200, response.text
+    assert statuses(host) == {f"urn:oid:{old.document_id}": "superseded",
+                              f"urn:oid:{header.document_id}": "current"}
+
+
+@pytest.mark.parametrize(("changes", "code"), [
+    ({}, "cda-replacement-parent"),  # no relatedDocument at all
+    ({"replaces": "2.25.42"}, "cda-replacement-parent"),  # names another document
+    ({"set_id": "2.25.43"}, "cda-replacement-set-id"),
+    ({"version": 1}, "cda-replacement-version"),
+])
+def test_a_new_version_that_does_not_name_the_replaced_one_is_refused(
+        host: InProcessHost, pki: Pki, changes: dict[str, object], code: str) -> None:
+    old = first_version(host, pki)
+    values: dict[str, object] = {"replaces": old.document_id, "set_id": old.set_id,
+                                 "version": 2, **changes}
+    if not changes:
+        del values["replaces"]
+    new = gp_report(document_id=new_oid(), **values)
+    before, blobs = counts(host), set(blob_files(host))
+    response = post(host, replacement(pki, new, f"urn:oid:{old.document_id}"), GP_CARD)
+    assert (response.status_code, error_code(response)) == (400, code), response.text
+    assert counts(host) == before and set(blob_files(host)) == blobs  # nothing stored
+    assert statuses(host)[f"urn:oid:{old.document_id}"] == "current"

@@ -4,13 +4,28 @@ process (TLS), and `dmp-agent run` for one user, enrolled from the host's test P
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
+import httpx
 import pytest
 
-from tests.live import LiveWorld, live_world
+from tests.live import LiveWorld, live_world, qualify
+from tests.localapi.test_workflows import _open, _patient
 
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory, pcscd: object) -> Iterator[LiveWorld]:
     with live_world(tmp_path_factory.mktemp("live")) as world:
         yield world
+
+
+@pytest.fixture
+def gp_api(live: LiveWorld, insert_card: Any) -> Iterator[httpx.Client]:
+    """The GP's session on the single card's patient, her DMP open, her identity qualifiée
+    (the CDA deposit and viewing tests)."""
+    with _open(live, insert_card, "gp") as client:
+        patient = _patient(live, insert_card, "single")
+        if patient["dmp"]["status"] == "absent":
+            assert client.post("/api/dmp", json={"consent": True}).status_code == 201
+        qualify(client)
+        yield client

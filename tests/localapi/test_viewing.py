@@ -6,15 +6,11 @@ shows); a dossier without structured documents says so for every section."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
-
 import httpx
 import pytest
 
 from tests.cda_support import a_pdf
-from tests.live import LiveWorld, qualify
-from tests.localapi.test_workflows import _open, _patient
+from tests.live import LiveWorld
 from tests.web.support import access_log
 
 pytestmark = pytest.mark.pcsc
@@ -22,19 +18,8 @@ GP = "810001234565"
 LETTER = "Lettre au confrère — Mme Durand\nTension 12/8, à revoir dans un mois.\n"
 
 
-@pytest.fixture
-def api(live: LiveWorld, insert_card: Any) -> Iterator[httpx.Client]:
-    """The GP's session on the single card's patient, her DMP open, her identity qualifiée."""
-    with _open(live, insert_card, "gp") as client:
-        patient = _patient(live, insert_card, "single")
-        if patient["dmp"]["status"] == "absent":
-            assert client.post("/api/dmp", json={"consent": True}).status_code == 201
-        qualify(client)
-        yield client
-
-
-def deposit(live: LiveWorld, api: httpx.Client, data: bytes, mime: str, title: str) -> str:
-    answer = api.post("/api/deposits", params={"typeCode": "11488-4", "title": title},
+def deposit(live: LiveWorld, gp_api: httpx.Client, data: bytes, mime: str, title: str) -> str:
+    answer = gp_api.post("/api/deposits", params={"typeCode": "11488-4", "title": title},
                       content=data, headers={"content-type": mime}, timeout=120)
     assert answer.status_code == 202, answer.text
     live.agent.wait_for(lambda s: s["outbox"]["pending"] == 0, timeout=120)
@@ -46,13 +31,13 @@ def reads(live: LiveWorld, ins: str) -> int:
 
 
 def test_documents_are_shown_safely_and_fetched_once_per_visit(
-        live: LiveWorld, api: httpx.Client) -> None:
-    ins = api.get("/api/status").json()["patient"]["patient"]["ins"]
-    letter = deposit(live, api, LETTER.encode(), "text/plain", "Lettre au confrère")
-    report = deposit(live, api, a_pdf(), "application/pdf", "Compte rendu")
+        live: LiveWorld, gp_api: httpx.Client) -> None:
+    ins = gp_api.get("/api/status").json()["patient"]["patient"]["ins"]
+    letter = deposit(live, gp_api, LETTER.encode(), "text/plain", "Lettre au confrère")
+    report = deposit(live, gp_api, a_pdf(), "application/pdf", "Compte rendu")
     before = reads(live, ins)
 
-    shown = api.get(f"/api/documents/{letter}/view")
+    shown = gp_api.get(f"/api/documents/{letter}/view")
     assert shown.status_code == 200, shown.text
     assert shown.headers["x-view-kind"] == "text"
     assert shown.headers["content-type"] == "text/plain; charset=utf-8"
@@ -62,7 +47,7 @@ def test_documents_are_shown_safely_and_fetched_once_per_visit(
     assert shown.headers["x-content-type-options"] == "nosniff"
     assert shown.headers["cache-control"] == "no-store"
 
-    pdf = api.get(f"/api/documents/{report}/view")
+    pdf = gp_api.get(f"/api/documents/{report}/view")
     assert pdf.status_code == 200, pdf.text
     assert (pdf.headers["x-view-kind"], pdf.headers["content-type"]) == ("pdf",
                                                                          "application/pdf")
@@ -71,8 +56,8 @@ def test_documents_are_shown_safely_and_fetched_once_per_visit(
     assert reads(live, ins) == before + 2  # one retrieval per document
 
     # Again, and the sections: nothing more is downloaded in this visit.
-    assert api.get(f"/api/documents/{letter}/view").text == LETTER
-    sections = api.get("/api/patient/sections")
+    assert gp_api.get(f"/api/documents/{letter}/view").text == LETTER
+    sections = gp_api.get("/api/patient/sections")
     assert sections.status_code == 200
     answer = sections.json()
     assert [s["key"] for s in answer["sections"]] == [
@@ -83,9 +68,9 @@ def test_documents_are_shown_safely_and_fetched_once_per_visit(
     assert reads(live, ins) == before + 2
 
 
-def test_an_unknown_or_malformed_document_id_is_refused(api: httpx.Client) -> None:
-    missing = api.get("/api/documents/urn:uuid:00000000-0000-4000-8000-000000000000/view")
+def test_an_unknown_or_malformed_document_id_is_refused(gp_api: httpx.Client) -> None:
+    missing = gp_api.get("/api/documents/urn:uuid:00000000-0000-4000-8000-000000000000/view")
     assert missing.status_code == 404, missing.text
-    bad = api.get("/api/documents/%20spaces%20/view")
+    bad = gp_api.get("/api/documents/%20spaces%20/view")
     assert bad.status_code == 400
     assert bad.json()["code"] == "bad-request"

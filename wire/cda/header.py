@@ -104,6 +104,8 @@ class CdaHeader:
     practice_setting: Code | None  # documentationOf/.../standardIndustryClassCode (TRE_A01)
     body: BodyKind
     media_type: str | None  # nonXMLBody/text/@mediaType (level 1 only)
+    # relatedDocument[@typeCode='RPLC']/parentDocument/id: the version this one replaces
+    replaces: str | None = None
 
     @property
     def level(self) -> int:
@@ -297,6 +299,8 @@ def read_header(root: etree._Element) -> CdaHeader:
     set_id = _find(root, "cda:setId")
     version = _find(root, "cda:versionNumber")
     body, media_type = _body(root)
+    replaced = document_id(_find(root, "cda:relatedDocument[@typeCode='RPLC']/"
+                                       "cda:parentDocument/cda:id"))
     practice = None
     for performer in root.iterfind("cda:documentationOf/cda:serviceEvent/cda:performer",
                                    oids.NSMAP):
@@ -333,6 +337,7 @@ def read_header(root: etree._Element) -> CdaHeader:
         practice_setting=practice,
         body=body,
         media_type=media_type,
+        replaces=replaced,
     )
 
 

@@ -79,6 +79,7 @@ class Level1Header:
     document_id: str = field(default_factory=new_oid)
     set_id: str = field(default_factory=new_oid)
     version: int = 1
+    replaces: str | None = None  # a new version: the replaced CDA's id (relatedDocument RPLC)
 
 
 def ts(value: dt.datetime) -> str:
@@ -225,6 +226,11 @@ def build_header(header: Level1Header, templates: tuple[tuple[str, str | None], 
     person_name(element(performing, "assignedPerson"), author.last_name, author.first_name)
     represented = organization(performing, "representedOrganization", author)
     coded(represented, "standardIndustryClassCode", header.practice_setting)
+
+    if header.replaces is not None:  # CDA R2: after documentationOf, before componentOf
+        parent = element(element(root, "relatedDocument", typeCode="RPLC"), "parentDocument")
+        root_part, _, extension = header.replaces.partition("^")
+        element(parent, "id", root=root_part, **({"extension": extension} if extension else {}))
 
     encounter = element(element(root, "componentOf"), "encompassingEncounter")
     encounter_time = element(encounter, "effectiveTime")

@@ -2,9 +2,12 @@
 
 The CI-SIS schematrons of ansforge/TestContenuCDA-3-0 declare ``queryBinding="xslt2"``, which
 lxml's `isoschematron` (XSLT 1) cannot run; SaxonC-HE (`saxonche`) does. A schematron is
-compiled once into XSLT by the ISO reference pipeline (include → abstract patterns → SVRL),
-written beside it (its ``doc()`` calls name value-set files relative to it), then run on the
-document; the SVRL report's failed assertions are the refusal.
+turned into XSLT once by the ISO reference pipeline (include → abstract patterns → SVRL) and
+kept: beside it at installation (`compile_schematron`, `dmp-cisis-data`), else in the user's
+cache (`generated_stylesheet`), sealed with the key of the files it comes from and its own
+SHA-256, written atomically; each process then only compiles that XSLT (with the
+schematron's base URI: its ``doc()`` calls name value-set files relative to it) and runs it
+on the document; the SVRL report's failed assertions are the refusal.
 
 The document given to Saxon is the one `wire.cda.safe_xml` already parsed (no DTD, no
 entity, bounded), serialized again: Saxon never parses bytes from outside.
@@ -21,6 +24,7 @@ in-process functions (`run_here`, `compile_schematron`) are what that worker and
 
 from __future__ import annotations
 
+import hashlib
 import multiprocessing
 import os
 import threading
@@ -76,10 +80,76 @@ def _saxon() -> Any:
     return _processor
 
 
-def compile_schematron(sch: Path, skeleton_dir: Path | None = None) -> Path:
-    """Compile ``sch`` into the XSLT beside it (``<name>.sch.xsl``); its path."""
+# Ours: bumped when the pipeline or what we make of its output changes, so that a cached
+# stylesheet made by an older one is never used.
+PIPELINE_VERSION = "1"
+CACHE_VARIABLE = "DMP_CISIS_CACHE"  # where generated stylesheets are kept (tests, installs)
+_MARK = b"<!-- dmp schematron cache "
+
+
+def cache_dir() -> Path:
+    """The user's cache of generated stylesheets (``$DMP_CISIS_CACHE``, else the platform's
+    user cache: ~/.cache/dmp-agent/schematrons on Linux)."""
+    chosen = os.environ.get(CACHE_VARIABLE)
+    if chosen:
+        return Path(chosen)
+    import platformdirs  # light, and needed only when a stylesheet must be generated
+
+    return platformdirs.user_cache_path("dmp-agent") / "schematrons"
+
+
+def cache_key(sch: Path, skeleton_dir: Path | None = None) -> str:
+    """SHA-256 of what the generated stylesheet depends on: our pipeline's version, the ISO
+    pipeline's three stylesheets, the schematron and every schematron beside and below it
+    (what its includes can name)."""
     skeleton = skeleton_dir or DATA_DIR / SKELETON_DIR
-    target = sch.with_name(sch.name + ".xsl")
+    digest = hashlib.sha256(f"pipeline {PIPELINE_VERSION}\n".encode())
+    # Named relative to where they are read from: the same files moved elsewhere keep the key.
+    named = [(step, skeleton / step) for step in PIPELINE] + [
+        (path.relative_to(sch.parent).as_posix(), path)
+        for path in (sch, *sorted(p for p in sch.parent.rglob("*.sch") if p != sch))]
+    for name, path in named:
+        digest.update(f"{name}\n".encode())
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def _sealed(key: str, text: str) -> bytes:
+    """The stylesheet behind a first line naming its key and its own SHA-256: a file cut
+    short or altered is seen, not compiled."""
+    body = text.encode("utf-8")
+    return (_MARK + f"key={key} sha256={hashlib.sha256(body).hexdigest()} -->\n".encode()
+            + body)
+
+
+def _unsealed(path: Path, key: str) -> str | None:
+    """The stylesheet in ``path`` when it is whole and made for ``key``; None otherwise."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    first, _, body = data.partition(b"\n")
+    expected = _MARK + f"key={key} sha256={hashlib.sha256(body).hexdigest()} -->".encode()
+    return body.decode("utf-8") if first == expected else None
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(temporary, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, path)  # a reader sees the old file or the new one, never half
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def _generate(sch: Path, skeleton_dir: Path | None = None) -> str:
+    """The ISO pipeline (include, abstract patterns, SVRL for XSLT 2) run on ``sch``: the
+    stylesheet's text (about 5 s for the 10 MB header one)."""
+    skeleton = skeleton_dir or DATA_DIR / SKELETON_DIR
     with _lock:
         processor = _saxon()
         xslt = processor.new_xslt30_processor()
@@ -89,20 +159,49 @@ def compile_schematron(sch: Path, skeleton_dir: Path | None = None) -> Path:
             executable = xslt.compile_stylesheet(stylesheet_file=str(skeleton / step))
             text = executable.transform_to_string(xdm_node=node)
             node = processor.parse_xml(xml_text=text)
-        target.write_text(text, encoding="utf-8")
+    return text
+
+
+def compile_schematron(sch: Path, skeleton_dir: Path | None = None) -> Path:
+    """Generate the stylesheet of ``sch`` and write it beside it (``<name>.sch.xsl``, sealed:
+    what `dmp-cisis-data` does at installation); its path."""
+    target = sch.with_name(sch.name + ".xsl")
+    key = cache_key(sch, skeleton_dir)
+    _write_atomically(target, _sealed(key, _generate(sch, skeleton_dir)))
     return target
+
+
+def generated_stylesheet(sch: Path) -> str:
+    """The stylesheet of ``sch``, generated once and kept: the one installed beside it when
+    it is whole and made from these very files, else the user's cache's, else generated now
+    and put in that cache (written atomically; a damaged or stale copy is made again)."""
+    key = cache_key(sch)
+    for path in (sch.with_name(sch.name + ".xsl"), cache_dir() / f"{key}.xsl"):
+        text = _unsealed(path, key)
+        if text is not None:
+            return text
+    text = _generate(sch)
+    try:
+        _write_atomically(cache_dir() / f"{key}.xsl", _sealed(key, text))
+    except OSError as error:  # no cache (a read-only home): this process still checks
+        import logging
+
+        logging.getLogger(__name__).warning("schematron cache not written: %s", error)
+    return text
 
 
 def _executable(sch: Path) -> Any:
     executable = _compiled.get(sch)
     if executable is None:
-        xsl = sch.with_name(sch.name + ".xsl")
-        if not xsl.is_file() or xsl.stat().st_mtime < sch.stat().st_mtime:
-            compile_schematron(sch)
-        # The header schematron is 10 MB of XSLT: 10-20 s to compile, once per process (its
-        # "fast_compile" mode fails at run time in SaxonC-HE 13.1, a NullPointerException).
-        executable = _saxon().new_xslt30_processor().compile_stylesheet(
-            stylesheet_file=str(xsl))
+        text = generated_stylesheet(sch)
+        # Compiled with the base URI of its schematron: its doc() calls name value-set files
+        # relative to it. The header schematron is 10 MB of XSLT: 10-20 s to compile, once
+        # per process; SaxonC-HE cannot save the result (SEF export needs Saxon-EE), and its
+        # "fast_compile" mode fails at run time in SaxonC-HE 13.1 (a NullPointerException).
+        builder = _saxon().new_document_builder()
+        builder.set_base_uri(sch.with_name(sch.name + ".xsl").as_uri())
+        node = builder.parse_xml(xml_text=text)
+        executable = _saxon().new_xslt30_processor().compile_stylesheet(stylesheet_node=node)
         _compiled[sch] = executable
     return executable
 
