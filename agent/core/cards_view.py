@@ -22,10 +22,11 @@ STATUS_WORDS = {
 
 
 def describe(report: SlotReport) -> list[str]:
-    """Human lines for one slot: the reader, the card and its status, then the identity
-    (``status`` stays the stable word scripts read: valid, none, blocked...); ``report``'s
-    message as the agent says it (`agent.card_words.localized`)."""
-    status = f"{_(STATUS_WORDS[report.status.value])} ({report.status.value})"
+    """Human lines for one slot: the reader, the card and its status in the user's language,
+    then the identity; ``report``'s message as the agent says it
+    (`agent.card_words.localized`). Scripts read the stable status word (valid, none,
+    blocked...) in `as_json` (`dmp-agent cards --json`), not these lines."""
+    status = _(STATUS_WORDS[report.status.value])
     head = f"{report.reader}: {report.label or _('no card')} — {status}"
     lines = [head]
     if report.cps is not None:

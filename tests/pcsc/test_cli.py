@@ -80,7 +80,7 @@ def test_unknown_profile_is_a_clear_error(vcard) -> None:
 def test_human_listing_names_the_card_and_status(vcard) -> None:
     vcard("insert", "cps:optician", "--slot", "0")
     out = run("dmp-agent", "cards").stdout
-    assert "CPS3" in out and "valide (valid)" in out and "profession 28" in out
+    assert "CPS3" in out and "— valide" in out and "(valid)" not in out and "profession 28" in out
 
 
 def test_watch_prints_events_as_they_happen(vcard) -> None:
