@@ -158,6 +158,10 @@ REFUSALS: dict[str, str] = {
     "identifier-not-selective": N_("More than one patient holds a document with this "
                                    "identifier: name the patient."),
     "invalid-status-change": N_("Only the deletion of a document may change its status."),
+    "invalid-title": N_("The document's title holds a control character, which is not "
+                        "allowed."),
+    "invalid-characters": N_("A text of the document's metadata holds a control character, "
+                             "which is not allowed."),
     "not-modifiable": N_("Only the status, the confidentiality and the archiving of a "
                          "document may change."),
     # The deposit's signature (host/documents/signing.py, wire/dsg.py).
@@ -202,7 +206,8 @@ FAMILIES: dict[str, frozenset[str]] = {
         "hash-mismatch", "size-mismatch", "missing-field", "invalid-content", "invalid-hash",
         "invalid-size", "invalid-author", "invalid-unique-id", "unknown-patient",
         "patient-mismatch", "invalid-ins", "invalid-ins-oid", "invalid-replacement",
-        "missing-content", "content-type-mismatch", "cda-author-id", "cda-author-profession",
+        "missing-content", "content-type-mismatch", "invalid-language", "invalid-mime-type",
+        "cda-author-id", "cda-author-profession",
         "cda-author-structure", "cda-body-encoding", "cda-body-too-large", "cda-check-failed",
         "cda-confidentiality", "cda-format-mismatch", "cda-header-invalid", "cda-invalid-time",
         "cda-no-author", "cda-no-body", "cda-no-id", "cda-no-ins", "cda-no-patient",
@@ -226,7 +231,8 @@ FAMILIES: dict[str, frozenset[str]] = {
         "invalid-full-url", "duplicate-full-url", "unresolved-reference",
         "submission-set-count", "invalid-submission-set", "no-document", "duplicate-content",
         "binary-unreferenced", "invalid-base64", "invalid-status", "invalid-patch",
-        "patch-failed", "entry-failed", "invalid-identifier", "identifier-required",
+        "patch-failed", "entry-failed", "invalid-binary-id", "invalid-identifier",
+        "identifier-required",
         "invalid-search", "unknown-search-parameter", "unsupported-modifier",
         "patient-required", "status-required", "unsupported-media-type", "invalid-statement",
         "bad-limit", "bad-cursor", "bad-outcome", "bad-channel", "bad-contact", "no-address",
