@@ -19,9 +19,10 @@ if TYPE_CHECKING:  # the card parsers load on the card thread, not at start (iss
     from cardreader.errors import CardError
     from cardreader.inspect import SlotReport
     from cardreader.pcsc import SlotEvent
+    from cardreader.vitale import Beneficiary
 
 __all__ = ["blocked_cps_text", "card_error_text", "event_text", "expired_text", "localized",
-           "no_card_text"]
+           "no_card_text", "quality_text"]
 
 
 def blocked_cps_text() -> str:
@@ -153,3 +154,25 @@ def event_text(event: SlotEvent) -> str:
             label=label, atr=event.atr.hex(" "))
     words = EVENT_WORDS.get(event.kind.value)
     return where + (_(words) if words else event.kind.value)
+
+
+# The Vitale beneficiary's quality (SESAM-Vitale's codes; cardreader.vitale_model keeps the
+# French labels of the specification), in the user's language.
+QUALITY_WORDS = {
+    0: N_("insured (entitled person)"),
+    1: N_("ascendant, descendant, collateral"),
+    2: N_("spouse"),
+    3: N_("divorced spouse"),
+    4: N_("cohabiting partner"),
+    5: N_("separated spouse"),
+    6: N_("child"),
+    7: N_("beneficiary outside article 313"),
+    8: N_("widowed spouse"),
+    9: N_("other dependant"),
+}
+
+
+def quality_text(person: Beneficiary) -> str:
+    """The beneficiary's quality in words (the card's French label for a code we lack)."""
+    words = QUALITY_WORDS.get(person.quality)
+    return _(words) if words else person.quality_label

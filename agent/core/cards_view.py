@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from agent.card_words import quality_text
 from agent.i18n import N_, _
 
 if TYPE_CHECKING:  # annotations only: the card parsers load on the card thread, not at start
@@ -65,7 +66,7 @@ def _person(person: Beneficiary) -> str:
         names += " " + _("(born {name})").format(name=person.birth_name)
     return _("{names}, born {date}, rank {rank}, {quality}").format(
         names=names, date=person.birth_date, rank=person.birth_rank,
-        quality=person.quality_label)
+        quality=quality_text(person))
 
 
 def as_json(report: SlotReport) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from agent.card_words import card_error_text
+from agent.card_words import card_error_text, quality_text
 from agent.client.dmp import PatientContext
 from agent.config import AgentConfig, ConfigError, load_config
 from agent.core.pin import PinPrompt, TerminalPrompt
@@ -171,7 +171,7 @@ def _check_person(card: VitaleCard, number: int | None) -> None:
         listed = "\n".join(  # the card's text is someone else's: shown, never obeyed
             terminal_text(_("  {number}. {first} {last}, born {date} ({quality})").format(
                 number=i, first=p.first_name, last=p.last_name, date=p.birth_date,
-                quality=p.quality_label)) for i, p in enumerate(people, 1))
+                quality=quality_text(p))) for i, p in enumerate(people, 1))
         raise CommandError(_("Several persons on the card:\n{listed}\nChoose one with "
                              "--person N").format(listed=listed), EXIT_USAGE)
     if number is not None and not 1 <= number <= len(people):

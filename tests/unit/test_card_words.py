@@ -94,3 +94,15 @@ def test_the_card_layer_itself_speaks_one_language() -> None:
 
     assert expired_text(Identity(), dt.datetime(2024, 1, 1, tzinfo=dt.UTC)) == (  # type: ignore[arg-type]
         "the CPS card expired on 2023-01-01: have it renewed by its issuer (ANS)")
+
+
+def test_a_beneficiarys_quality_is_said_in_the_language(language: str) -> None:
+    from agent.card_words import QUALITY_WORDS, quality_text
+    from cardreader.vitale_model import QUALITY_LABELS
+    from cardreader.virtual.vitale_profiles import PROFILES
+
+    assert set(QUALITY_WORDS) == set(QUALITY_LABELS)  # every code the card may hold
+    holder, spouse = PROFILES["family"].beneficiaries[:2]
+    assert (quality_text(holder), quality_text(spouse)) == (
+        ("assuré (ouvrant droit)", "conjoint") if language == "fr"
+        else ("insured (entitled person)", "spouse"))
