@@ -248,7 +248,8 @@ def worded_codes() -> frozenset[str]:
 
 
 def host_text(text: str, language: str | None = None) -> str:
-    """The host's sentence in ``language`` (default: the agent's): the part before or after
+    """The host's (or the wire's, e.g. a `wire.cda.CdaError`'s) sentence in ``language``
+    (default: the agent's): the part before or after
     the one " / " of its "français / English" shape; the sentence as it is when it has not
     exactly that shape (an English-only detail, a slash inside a part)."""
     language = language or current_language()

@@ -98,8 +98,8 @@ def test_the_card_layer_itself_speaks_one_language() -> None:
 
 def test_a_beneficiarys_quality_is_said_in_the_language(language: str) -> None:
     from agent.card_words import QUALITY_WORDS, quality_text
-    from cardreader.vitale_model import QUALITY_LABELS
     from cardreader.virtual.vitale_profiles import PROFILES
+    from cardreader.vitale_model import QUALITY_LABELS
 
     assert set(QUALITY_WORDS) == set(QUALITY_LABELS)  # every code the card may hold
     holder, spouse = PROFILES["family"].beneficiaries[:2]
