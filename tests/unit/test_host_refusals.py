@@ -51,14 +51,14 @@ def host_codes() -> set[str]:
                 if isinstance(argument, ast.Constant) and isinstance(argument.value, str):
                     found.add(argument.value)
             elif isinstance(node, ast.FunctionDef):  # a code a function defaults to or returns
-                for default in node.args.defaults:
-                    if isinstance(default, ast.Constant) and str(default.value).endswith(
-                            "-characters"):
-                        found.add(str(default.value))
-                if node.name == "_revoked_now":
-                    found |= {n.value for n in ast.walk(node) if isinstance(n, ast.Return)
-                              for n in [n.value] if isinstance(n, ast.Constant)
-                              and isinstance(n.value, str)}
+                named = node.args.args[-len(node.args.defaults):] if node.args.defaults else []
+                for parameter, default in zip(named, node.args.defaults, strict=True):
+                    if parameter.arg == "code" and isinstance(default, ast.Constant):
+                        found.add(str(default.value))  # refuse_control_characters' default
+                if node.name == "_revoked_now":  # host/actors.py: the code it returns
+                    returned = [r.value for r in ast.walk(node) if isinstance(r, ast.Return)]
+                    found |= {r.value for r in returned
+                              if isinstance(r, ast.Constant) and isinstance(r.value, str)}
             elif isinstance(node, ast.Assign) and isinstance(node.value, ast.Dict) and any(
                     _name(target) in CODE_TABLES for target in node.targets):
                 found |= {key.value for key in node.value.keys
