@@ -19,9 +19,10 @@ if TYPE_CHECKING:  # the card parsers load on the card thread, not at start (iss
     from cardreader.errors import CardError
     from cardreader.inspect import SlotReport
     from cardreader.pcsc import SlotEvent
+    from cardreader.vitale import Beneficiary
 
 __all__ = ["blocked_cps_text", "card_error_text", "event_text", "expired_text", "localized",
-           "no_card_text"]
+           "no_card_text", "quality_text"]
 
 
 def blocked_cps_text() -> str:
@@ -66,11 +67,26 @@ def localized(report: SlotReport, now: dt.datetime | None = None) -> SlotReport:
         message = _("Card blocked (PIN)")
     elif status is CardStatus.EXPIRED and report.cps is not None:
         message = expired_text(report.cps, now or dt.datetime.now(dt.UTC))
-    elif status is CardStatus.UNKNOWN and report.kind is not None \
-            and report.kind.value == "unknown":
-        message = _("unknown card")
-    return report if message == report.message else dataclasses.replace(report,
-                                                                        message=message)
+    elif status is CardStatus.READER_ERROR:
+        message = _("the reader cannot be used (unplugged, or the smart-card service stopped)")
+    elif status is CardStatus.UNKNOWN:
+        message = _unknown_text(report)
+    label = report.label
+    if report.kind is not None and report.kind.value == "unknown":
+        label = _("unknown card")
+    if message == report.message and label == report.label:
+        return report
+    return dataclasses.replace(report, message=message, label=label)
+
+
+def _unknown_text(report: SlotReport) -> str:
+    """A card the agent does not use: unknown, of a kind it does not read (CPS4, Vitale 1),
+    or one whose reading failed (`cardreader.inspect` said which in its own English)."""
+    if report.kind is None or report.kind.value == "unknown":
+        return _("unknown card")
+    if report.message.endswith("not read by this agent"):
+        return _("{label}: not read by this agent").format(label=report.label)
+    return _("{label}: the card could not be read").format(label=report.label)
 
 
 def card_error_text(error: CardError) -> str:
@@ -79,12 +95,20 @@ def card_error_text(error: CardError) -> str:
 
     if isinstance(error, errors.NoServiceError):
         return _("The smart-card service (pcscd) is not running")
+    if isinstance(error, errors.ReaderError):
+        return _("The reader cannot be used (unplugged, or the smart-card service stopped)")
+    if isinstance(error, errors.NoCardError):
+        return _("No card in the reader")
     if isinstance(error, errors.CardRemovedError):
         return _("The card was removed")
     if isinstance(error, errors.CardNotAnsweringError):
         where = f" ({error.reader})" if error.reader else ""
         return _("The card stopped answering{where}: take it out, wait two seconds and insert "
                  "it again; if it happens again, try another reader").format(where=where)
+    if isinstance(error, errors.TransportError):
+        return _("The exchange with the card failed: take it out and insert it again")
+    if isinstance(error, errors.MalformedResponseError):
+        return _("The card's answer could not be read")
     if isinstance(error, errors.WrongPinError):
         return _("Wrong PIN, {tries} tries left").format(tries=error.tries_left)
     if isinstance(error, errors.PinBlockedError):
@@ -100,6 +124,13 @@ def card_error_text(error: CardError) -> str:
         if "PUK" in str(error):
             return _("The unblocking code (PUK) has 8 digits")
         return _("The PIN does not have the number of digits the card expects")
+    if isinstance(error, errors.SecurityStatusError):
+        return _("The card requires the PIN first")
+    if isinstance(error, errors.FileNotFoundOnCardError):
+        return _("The card does not hold what was asked (a file or an application)")
+    if type(error) is errors.ApduError:  # a status word the card layer has no type for
+        return _("The card refused the command (status {sw:04X})").format(sw=error.sw)
+    # The rest (e.g. the agent's own CardExpiredError, already in words) keeps its text.
     return str(error)
 
 
@@ -117,7 +148,31 @@ def event_text(event: SlotEvent) -> str:
     """A card event as `dmp-agent cards --watch` and the sandbox print it."""
     where = f"[{event.reader}] " if event.reader else ""
     if event.kind.value == "card-inserted":
+        label = _("unknown card") if event.card is not None and event.card.value == "unknown" \
+            else event.label
         return where + _("card inserted: {label} (ATR {atr})").format(
-            label=event.label, atr=event.atr.hex(" "))
+            label=label, atr=event.atr.hex(" "))
     words = EVENT_WORDS.get(event.kind.value)
     return where + (_(words) if words else event.kind.value)
+
+
+# The Vitale beneficiary's quality (SESAM-Vitale's codes; cardreader.vitale_model keeps the
+# French labels of the specification), in the user's language.
+QUALITY_WORDS = {
+    0: N_("insured (entitled person)"),
+    1: N_("ascendant, descendant, collateral"),
+    2: N_("spouse"),
+    3: N_("divorced spouse"),
+    4: N_("cohabiting partner"),
+    5: N_("separated spouse"),
+    6: N_("child"),
+    7: N_("beneficiary outside article 313"),
+    8: N_("widowed spouse"),
+    9: N_("other dependant"),
+}
+
+
+def quality_text(person: Beneficiary) -> str:
+    """The beneficiary's quality in words (the card's French label for a code we lack)."""
+    words = QUALITY_WORDS.get(person.quality)
+    return _(words) if words else person.quality_label

@@ -134,6 +134,7 @@ def _print(report: SlotReport, as_json_lines: bool) -> None:
 
 def cards_command(*, watch: bool, as_json_lines: bool) -> int:
     # Here, not at the top: `run` needs none of the card readers' parsers at start.
+    from agent.card_words import card_error_text
     from cardreader.errors import CardError
     from cardreader.inspect import CardStatus, inspect_reader
     from cardreader.pcsc import list_readers
@@ -141,7 +142,8 @@ def cards_command(*, watch: bool, as_json_lines: bool) -> int:
     try:
         readers = list_readers()
     except CardError as exc:
-        print(f"dmp-agent: {exc}\n  → " + _("start pcscd (systemctl start pcscd)"),
+        print(f"dmp-agent: {card_error_text(exc)}\n  → "
+              + _("start pcscd (systemctl start pcscd)"),
               file=sys.stderr)
         return 1
     if not readers and not watch:

@@ -127,7 +127,7 @@ class ResponseApdu:
     def parse(cls, raw: bytes) -> ResponseApdu:
         if len(raw) < 2:
             raise MalformedResponseError(
-                f"Réponse tronquée de la carte / truncated card response ({len(raw)} byte(s))"
+                f"truncated card response ({len(raw)} byte(s))"
             )
         return cls(bytes(raw[:-2]), (raw[-2] << 8) | raw[-1])
 
@@ -150,11 +150,11 @@ def error_for_status(sw: int, data: bytes = b"") -> ApduError:
         return PinBlockedError(sw)
     if sw in (SW.SECURITY_STATUS_NOT_SATISFIED, SW.CONDITIONS_NOT_SATISFIED):
         return SecurityStatusError(
-            sw, f"Code porteur requis / the card requires the PIN first (status {sw:04X})", data
+            sw, f"the card requires the PIN first (status {sw:04X})", data
         )
     if sw in (SW.FILE_NOT_FOUND, SW.RECORD_NOT_FOUND, SW.REFERENCE_NOT_FOUND):
         return FileNotFoundOnCardError(
-            sw, f"Fichier ou application absent de la carte / not found on the card ({sw:04X})"
+            sw, f"not found on the card ({sw:04X})"
         )
     if sw == SW.WRONG_LENGTH or sw1 == 0x6C:
         return WrongLengthError(sw, f"The card refused the length of the command ({sw:04X})")

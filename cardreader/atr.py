@@ -64,4 +64,4 @@ def identify(atr: bytes) -> tuple[CardKind, str]:
             return pattern.kind, pattern.label
     if atr[:3] == bytes.fromhex("3F6525"):
         return CardKind.VITALE1, "Vitale 1"
-    return CardKind.UNKNOWN, "carte inconnue / unknown card"
+    return CardKind.UNKNOWN, "unknown card"

@@ -330,8 +330,7 @@ class CpsCard:
         if not (isinstance(puk, str) and puk.isascii() and puk.isdigit()
                 and len(puk) == PUK_LENGTH):
             raise InvalidPinFormatError(
-                f"Le code de déblocage (PUK) a {PUK_LENGTH} chiffres / the PUK is "
-                f"{PUK_LENGTH} digits")
+                f"the PUK is {PUK_LENGTH} digits")
         info = self._pin()
         buffer = _pin_bytes(new_pin, info)
         buffer[:0] = puk.encode("ascii")
@@ -400,10 +399,10 @@ def _pin_bytes(pin: str, info: pkcs15.PinInfo) -> bytearray:
     ):
         expected = (
             f"{info.min_length}" if info.min_length == max_length
-            else f"{info.min_length} à/to {max_length}"
+            else f"{info.min_length} to {max_length}"
         )
         raise InvalidPinFormatError(
-            f"Le code porteur a {expected} chiffres / the PIN has {expected} digits"
+            f"the PIN has {expected} digits"
         )
     buffer = bytearray(pin.encode("utf-8"))
     if "needs-padding" in info.flags and len(buffer) < info.stored_length:

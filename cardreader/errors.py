@@ -20,8 +20,7 @@ class NoServiceError(ReaderError):
 
     def __init__(self, detail: str = "") -> None:
         super().__init__(
-            "Le service carte à puce (pcscd) ne répond pas / the smart-card service (pcscd) is "
-            "not running" + (f": {detail}" if detail else "")
+            "the smart-card service (pcscd) is not running" + (f": {detail}" if detail else "")
         )
 
 
@@ -30,7 +29,7 @@ class CardRemovedError(CardError):
 
     def __init__(self, detail: str = "") -> None:
         super().__init__(
-            "La carte a été retirée / the card was removed" + (f": {detail}" if detail else "")
+            "the card was removed" + (f": {detail}" if detail else "")
         )
 
 
@@ -49,13 +48,10 @@ class CardNotAnsweringError(TransportError):
     def __init__(self, reader: str = "", seconds: float | None = None) -> None:
         self.reader = reader
         where = f" ({reader})" if reader else ""
-        fr = f" depuis {seconds:g} s" if seconds is not None else ""
-        en = f" for {seconds:g} s" if seconds is not None else ""
+        during = f" for {seconds:g} s" if seconds is not None else ""
         super().__init__(
-            f"La carte ne répond plus{fr}{where} : retirez-la, attendez deux secondes et "
-            "réinsérez-la ; si cela recommence, essayez un autre lecteur / the card stopped "
-            f"answering{en}: take it out, wait two seconds and insert it again; if it happens "
-            "again, try another reader"
+            f"the card stopped answering{during}{where}: take it out, wait two seconds and "
+            "insert it again; if it happens again, try another reader"
         )
 
 
@@ -83,7 +79,6 @@ class WrongPinError(ApduError):
         self.tries_left = tries_left
         super().__init__(
             sw,
-            f"Code porteur incorrect, {tries_left} essai(s) restant(s) / "
             f"wrong PIN, {tries_left} tries left",
         )
 
@@ -92,7 +87,7 @@ class PinBlockedError(ApduError):
     """The PIN is blocked: it must be unblocked with the PUK; nothing retries on its own."""
 
     def __init__(self, sw: int = 0x6983) -> None:
-        super().__init__(sw, "Carte bloquée (code porteur) / the card's PIN is blocked")
+        super().__init__(sw, "the card's PIN is blocked")
 
 
 class WrongPukError(ApduError):
@@ -103,7 +98,6 @@ class WrongPukError(ApduError):
         self.tries_left = tries_left
         super().__init__(
             sw,
-            f"Code de déblocage (PUK) incorrect, {tries_left} essai(s) restant(s) / "
             f"wrong PUK, {tries_left} tries left",
         )
 
@@ -114,9 +108,8 @@ class PukBlockedError(ApduError):
     def __init__(self, sw: int = 0x6983) -> None:
         super().__init__(
             sw,
-            "Code de déblocage (PUK) bloqué : seul l'émetteur de la carte (ANS, via votre "
-            "ordre ou votre établissement) peut encore la débloquer ou la remplacer / the "
-            "PUK is blocked: only the card's issuer (ANS) can unblock or replace the card now",
+            "the PUK is blocked: only the card's issuer (ANS) can unblock or replace the card "
+            "now",
         )
 
 
@@ -154,14 +147,8 @@ class InvalidPinFormatError(CardError, ValueError):
     """The PIN typed does not have the format the card expects (e.g. 4 digits)."""
 
 
-# What to do with a blocked CPS, said the same wherever it is said (the slot, the session, a
-# notice): its PUK unblocks it through the agent (docs/agent-session.md); without it, only its
-# issuer can (or replaces it).
-BLOCKED_CPS = ("Carte CPS bloquée (code porteur faux trop de fois). Débloquez-la avec son code "
-               "de déblocage (PUK, 8 chiffres) et un nouveau code porteur : page de l'agent, "
-               "onglet Session, ou dmp-agent unblock. L'agent ne peut pas la débloquer sans ce "
-               "code : demandez alors son déblocage ou son remplacement à l'émetteur de la "
-               "carte (ANS, via votre ordre ou votre établissement) / the CPS is blocked: "
-               "unblock it with its PUK and a new PIN (the agent's page, Session tab, or "
-               "dmp-agent unblock); without the PUK, ask the card's issuer (ANS) to unblock "
-               "or replace it")
+# What to do with a blocked CPS, in the card layer's own (developer's) English; the agent says
+# it in the user's language by the report's status (agent.card_words.blocked_cps_text).
+BLOCKED_CPS = ("the CPS is blocked (wrong PIN too many times): unblock it with its PUK and a new "
+               "PIN (the agent's page, Session tab, or dmp-agent unblock); without the PUK, ask "
+               "the card's issuer (ANS) to unblock or replace it")

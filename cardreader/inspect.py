@@ -65,16 +65,12 @@ class SlotReport:
 
 
 def expired_text(identity: CpsIdentity, moment: dt.datetime) -> str:
-    """What an out-of-validity CPS means and what to do (renew it; a card not yet valid
-    waits for its first day)."""
+    """What an out-of-validity CPS means, in the card layer's own (developer's) English: the
+    agent says it in the user's language (agent.card_words.expired_text)."""
     if moment < identity.not_before:
-        return (f"Carte CPS pas encore valide (à partir du {identity.not_before:%d/%m/%Y}) : "
-                "utilisez votre carte actuelle jusque-là / the CPS card is not valid yet "
-                f"(from {identity.not_before:%Y-%m-%d})")
-    return (f"Carte CPS expirée le {identity.not_after:%d/%m/%Y} : elle ne peut plus ouvrir "
-            "de session. Faites-la renouveler auprès de l'émetteur des cartes CPS (ANS, via "
-            "votre ordre ou votre établissement) / the CPS card expired on "
-            f"{identity.not_after:%Y-%m-%d}: have it renewed by its issuer (ANS)")
+        return f"the CPS card is not valid yet (from {identity.not_before:%Y-%m-%d})"
+    return (f"the CPS card expired on {identity.not_after:%Y-%m-%d}: have it renewed by its "
+            "issuer (ANS)")
 
 
 # Card serial number -> the practice situations read behind its PIN (this process only: they
@@ -100,7 +96,7 @@ def inspect_reader(
         with PcscConnection(reader) as connection:
             report = inspect_connection(reader, connection, now=now)
     except (NoCardError, CardRemovedError):
-        return SlotReport(reader, CardStatus.NONE, message="aucune carte / no card")
+        return SlotReport(reader, CardStatus.NONE, message="no card")
     except (ReaderError, TransportError) as exc:
         return SlotReport(reader, CardStatus.READER_ERROR, message=str(exc))
     if (

@@ -103,9 +103,8 @@ class Vitale2Profile(VitaleReader):
         except FileNotFoundOnCardError as exc:
             raise FileNotFoundOnCardError(
                 exc.sw,
-                "Carte Vitale sans le fichier complémentaire de ce projet: une vraie carte se lit "
-                "avec la bibliothèque SESAM-Vitale / this Vitale card has no extra file of this "
-                "project: a real card needs the licensed reading library",
+                "this Vitale card has no extra file of this project: a real card needs the "
+                "licensed reading library (SESAM-Vitale)",
             ) from None
         return parse_card(identity, nirs, extra)
 

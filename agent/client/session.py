@@ -194,12 +194,18 @@ def _load_from_memory(context: ssl.SSLContext, certificate_pem: bytes, key_pem: 
 
 
 def outcome_of(response: httpx.Response) -> tuple[str, str]:
-    """The code and the sentence of the host's OperationOutcome (or the raw text)."""
+    """The code of the host's OperationOutcome and its refusal in the agent's words, in the
+    user's language (`agent.client.refusals`); the raw text when it is not one."""
+    from agent.client.refusals import refusal_text
+
     try:
         issue = response.json()["issue"][0]
-        return issue["details"]["coding"][0]["code"], issue["details"]["text"]
+        code, text = issue["details"]["coding"][0]["code"], issue["details"]["text"]
     except (ValueError, KeyError, IndexError, TypeError):
         return "host-error", response.text[:300]
+    if not isinstance(code, str) or not isinstance(text, str):
+        return "host-error", response.text[:300]
+    return code, refusal_text(code, text)
 
 
 def _error(response: httpx.Response) -> SessionError:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from agent.card_words import quality_text
 from agent.i18n import N_, _
 
 if TYPE_CHECKING:  # annotations only: the card parsers load on the card thread, not at start
@@ -22,10 +23,11 @@ STATUS_WORDS = {
 
 
 def describe(report: SlotReport) -> list[str]:
-    """Human lines for one slot: the reader, the card and its status, then the identity
-    (``status`` stays the stable word scripts read: valid, none, blocked...); ``report``'s
-    message as the agent says it (`agent.card_words.localized`)."""
-    status = f"{_(STATUS_WORDS[report.status.value])} ({report.status.value})"
+    """Human lines for one slot: the reader, the card and its status in the user's language,
+    then the identity; ``report``'s message as the agent says it
+    (`agent.card_words.localized`). Scripts read the stable status word (valid, none,
+    blocked...) in `as_json` (`dmp-agent cards --json`), not these lines."""
+    status = _(STATUS_WORDS[report.status.value])
     head = f"{report.reader}: {report.label or _('no card')} — {status}"
     lines = [head]
     if report.cps is not None:
@@ -64,7 +66,7 @@ def _person(person: Beneficiary) -> str:
         names += " " + _("(born {name})").format(name=person.birth_name)
     return _("{names}, born {date}, rank {rank}, {quality}").format(
         names=names, date=person.birth_date, rank=person.birth_rank,
-        quality=person.quality_label)
+        quality=quality_text(person))
 
 
 def as_json(report: SlotReport) -> dict[str, Any]:

@@ -71,7 +71,10 @@ class CdaDeposit:
 
 
 def _refusal(error: CdaError) -> AgentError:
-    refusal = AgentError(error.message, code=error.code, status=422)
+    from agent.client.refusals import host_text  # the wire's "français / English": one part
+
+    refusal = AgentError(_("The document was refused before sending: {detail}").format(
+        detail=host_text(error.message)), code=error.code, status=422)
     refusal.extra.update({key: value for key, value in (("rule", error.rule),
                                                         ("location", error.location)) if value})
     return refusal

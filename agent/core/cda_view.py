@@ -77,8 +77,10 @@ def view_cda(content: bytes, title: str) -> Viewable:
             return Viewable(shown.kind, shown.media_type, shown.body, shown.title,
                             document.volet.name)
     except cda.CdaError as error:
+        from agent.client.refusals import host_text  # the wire's "français / English"
+
         raise refuse(error.code, _("Document not shown: {reason}").format(
-            reason=error.message)) from None
+            reason=host_text(error.message))) from None
     return Viewable("html", "text/html; charset=utf-8", render_level3(document.root),
                     document.header.title or title, document.volet.name)
 

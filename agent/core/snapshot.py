@@ -7,6 +7,7 @@ import contextlib
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
+from agent.card_words import quality_text
 from agent.core.cards_view import as_json
 from agent.core.professional import SessionEndedError
 
@@ -29,7 +30,7 @@ EMPTY_PATIENT: dict[str, Any] = {
 def person_json(index: int, person: Any) -> dict[str, Any]:
     return {"index": index, "firstName": person.first_name, "lastName": person.last_name,
             "birthName": person.birth_name, "birthDate": str(person.birth_date),
-            "quality": person.quality_label}
+            "quality": quality_text(person)}
 
 
 def document_json(entry: DocumentEntry, own_id: str | None = None, new: bool = False

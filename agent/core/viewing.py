@@ -13,6 +13,7 @@ import threading
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
+from agent.client.refusals import host_text
 from agent.core.work import WorkPart
 from agent.i18n import _
 
@@ -108,7 +109,7 @@ class ViewingPart(WorkPart):
             except cda.CdaError as error:  # one bad document does not hide the others
                 problems.append({"source": source.as_json(), "code": error.code,
                                  "message": _("Not read: {reason}").format(
-                                     reason=error.message)})
+                                     reason=host_text(error.message))})
                 continue
             except ViewRefused as error:
                 problems.append({"source": source.as_json(), "code": error.code,

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, TextIO
 
+from agent.card_words import card_error_text, quality_text
 from agent.client.dmp import PatientContext
 from agent.config import AgentConfig, ConfigError, load_config
 from agent.core.pin import PinPrompt, TerminalPrompt
@@ -126,7 +127,8 @@ def start_core(args: argparse.Namespace, *, with_outbox: bool = False,
             raise CommandError(_("No card reader found: plug one in."))
     except CardError as error:
         if not getattr(args, "ecps", False):  # the e-CPS needs no reader
-            raise CommandError(f"{error}\n  → " + _("start pcscd (systemctl start pcscd)")
+            raise CommandError(f"{card_error_text(error)}\n  → "
+                               + _("start pcscd (systemctl start pcscd)")
                                ) from None
     holder = f"dmp-agent {getattr(args, 'command', '') or ''}".strip()
 
@@ -169,7 +171,7 @@ def _check_person(card: VitaleCard, number: int | None) -> None:
         listed = "\n".join(  # the card's text is someone else's: shown, never obeyed
             terminal_text(_("  {number}. {first} {last}, born {date} ({quality})").format(
                 number=i, first=p.first_name, last=p.last_name, date=p.birth_date,
-                quality=p.quality_label)) for i, p in enumerate(people, 1))
+                quality=quality_text(p))) for i, p in enumerate(people, 1))
         raise CommandError(_("Several persons on the card:\n{listed}\nChoose one with "
                              "--person N").format(listed=listed), EXIT_USAGE)
     if number is not None and not 1 <= number <= len(people):

@@ -36,11 +36,11 @@ def error_for(code: int, what: str) -> CardError:
     if code in SERVICE_GONE:
         return NoServiceError(f"{what}: {text}")
     if code == scard.SCARD_E_NO_SMARTCARD:
-        return NoCardError(f"Aucune carte dans le lecteur / no card in the reader ({what})")
+        return NoCardError(f"no card in the reader ({what})")
     if code in CARD_GONE:
         return CardRemovedError(f"{what}: {text}")
     if code in READER_GONE:
-        return ReaderError(f"Lecteur indisponible / reader unavailable ({what}): {text}")
+        return ReaderError(f"reader unavailable ({what}): {text}")
     return TransportError(f"{what}: {text} (0x{code & 0xFFFFFFFF:08X})")
 
 
@@ -153,7 +153,7 @@ class PcscConnection:
             if self._card_left():
                 raise CardRemovedError("no answer to the command")
             raise MalformedResponseError(
-                f"Réponse tronquée de la carte / truncated card response ({len(response)} byte(s))"
+                f"truncated card response ({len(response)} byte(s))"
             )
         data = bytes(response[:-2])
         return data, (response[-2] << 8) | response[-1]

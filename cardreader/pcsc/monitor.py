@@ -51,7 +51,7 @@ class SlotEvent:
     def describe(self) -> str:
         where = f"[{self.reader}] " if self.reader else ""
         if self.kind is EventKind.CARD_INSERTED:
-            return f"{where}carte insérée / card inserted: {self.label} (ATR {self.atr.hex(' ')})"
+            return f"{where}card inserted: {self.label} (ATR {self.atr.hex(' ')})"
         return f"{where}{self.kind.value}"
 
 

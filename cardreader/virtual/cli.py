@@ -1,5 +1,7 @@
 """`dmp-vcard`: insert, remove and swap virtual cards in the vpcd slots of a running pcscd.
 
+A developer's and tests' tool: it speaks English only (docs/i18n.md), one line per event.
+
 Each inserted card is a small background process (`dmp-vcard serve`) connected to one vpcd
 slot; removing the card stops that process, which pcscd sees as the card pulled out. Card
 state that a real card keeps (its keys, its PIN try counter) lives in the state directory,
@@ -146,7 +148,7 @@ def insert(
     if reader is not None and not wait_for_card(reader, timeout=5):
         print(f"dmp-vcard: pcscd does not report the card in {reader}", file=sys.stderr)
         return 1
-    print(f"{profile} inséré dans le lecteur {slot} / inserted in slot {slot}")
+    print(f"{profile} inserted in slot {slot}")
     return 0
 
 
@@ -165,7 +167,7 @@ def vpcd_reader(slot: int) -> str | None:
 def remove(slot: int, state_dir: Path) -> int:
     held = _holder(state_dir, slot)
     if held is None:
-        print(f"slot {slot}: déjà vide / already empty")
+        print(f"slot {slot}: already empty")
         return 0
     pid, profile = held
     with contextlib.suppress(ProcessLookupError):
@@ -180,7 +182,7 @@ def remove(slot: int, state_dir: Path) -> int:
     reader = vpcd_reader(slot)
     if reader is not None:
         wait_for_card(reader, present=False, timeout=5)
-    print(f"{profile} retiré du lecteur {slot} / removed from slot {slot}")
+    print(f"{profile} removed from slot {slot}")
     return 0
 
 
@@ -188,7 +190,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="dmp-vcard",
         description=(
-            "Cartes virtuelles (tests, bac à sable) / virtual cards for tests and the sandbox: "
+            "Virtual cards for tests and the sandbox (a developer's tool, in English): "
             "insert, remove or swap a virtual CPS or Vitale card in a vpcd slot of the running "
             "pcscd (Debian vsmartcard-vpcd)."
         ),
@@ -217,7 +219,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "status":
         for slot in (0, 1):
             held = _holder(state, slot)
-            print(f"slot {slot}: {held[1] if held else '(vide / empty)'}")
+            print(f"slot {slot}: {held[1] if held else '(empty)'}")
         return 0
     if args.command == "serve":
         return serve(args.profile, args.slot, state, args.ca, args.base_port)

@@ -119,6 +119,7 @@ def test_xml_bombs_and_malformed_xml_are_refused(data: bytes, code: str) -> None
     error = refusal(data)
     assert error.code == code
     assert str(error).startswith("Document non affiché")
+    assert " / " not in str(error)  # the wire's "français / English": its French only
 
 
 def test_an_external_entity_is_refused_and_nothing_read(tmp_path: Path) -> None:

@@ -346,6 +346,14 @@ def test_only_the_author_may_delete(world: World, deposited) -> None:
     refused = world.run("delete", report)
     assert refused.returncode == 1
     assert "Refus de l'hôte DMP (HTTP 403)" in refused.stderr
+    # The host's refusal in the agent's words, one language at a time (issue 17): French by
+    # default, English by the locale; never the host's "français / English" sentence.
+    assert "Seul l'auteur du document peut faire cela." in refused.stderr
+    assert " / " not in refused.stderr
+    english = world.run("delete", report, env={"LANGUAGE": "", "LANG": "en_US.UTF-8"})
+    assert english.returncode == 1
+    assert "Only the document's author may do this." in english.stderr
+    assert "Seul" not in english.stderr and " / " not in english.stderr
     assert report in world.run("documents").stdout
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from agent.card_words import card_error_text
 from agent.client.revocations import REVOCATIONS_FILE, RevocationQueue, Revoker
 from agent.config import AgentConfig
 from agent.core.pin import FixedPrompt
@@ -181,8 +182,9 @@ def test_a_blocked_card_is_said_plainly_and_the_pin_not_asked_again(host, insert
     card = _card(host.pki)
     insert_card(card)
     prompt = RecordingPrompt("0000", "1111", "2222", PIN)
-    with pytest.raises(PinBlockedError, match="bloquée"):
+    with pytest.raises(PinBlockedError) as blocked:
         _open(host, prompt)
+    assert card_error_text(blocked.value) == "Carte bloquée (code porteur)"  # what a user reads
     assert [tries for _, tries in prompt.asked] == [3, 2, 1]
     later = RecordingPrompt(PIN)
     with pytest.raises(PinBlockedError, match="blocked"):

@@ -71,6 +71,8 @@ def test_documents_are_shown_safely_and_fetched_once_per_visit(
 def test_an_unknown_or_malformed_document_id_is_refused(gp_api: httpx.Client) -> None:
     missing = gp_api.get("/api/documents/urn:uuid:00000000-0000-4000-8000-000000000000/view")
     assert missing.status_code == 404, missing.text
+    # The page shows the API's message: one language (French here), the code kept.
+    assert " / " not in missing.json()["message"] and missing.json()["code"], missing.text
     bad = gp_api.get("/api/documents/%20spaces%20/view")
     assert bad.status_code == 400
     assert bad.json()["code"] == "bad-request"

@@ -80,7 +80,35 @@ def test_unknown_profile_is_a_clear_error(vcard) -> None:
 def test_human_listing_names_the_card_and_status(vcard) -> None:
     vcard("insert", "cps:optician", "--slot", "0")
     out = run("dmp-agent", "cards").stdout
-    assert "CPS3" in out and "valide (valid)" in out and "profession 28" in out
+    assert "CPS3" in out and "— valide" in out and "(valid)" not in out and "profession 28" in out
+
+
+ENGLISH = {"LANGUAGE": "", "LANG": "en_US.UTF-8"}  # conftest pins LANGUAGE=fr: unset it
+
+
+def test_cards_are_said_in_french_by_default_and_in_english_by_the_locale(vcard) -> None:
+    # Issue 17: "valide (valid)", "aucune carte / no card": one language at a time.
+    vcard("insert", "cps:optician", "--slot", "0")
+    french = run("dmp-agent", "cards").stdout
+    assert "— valide" in french and "— vide" in french and "aucune carte" in french
+    assert not any(word in french for word in ("(valid)", "(none)", "no card", " / "))
+    english = subprocess.run([str(BIN / "dmp-agent"), "cards"], capture_output=True,
+                             text=True, timeout=60, check=True,
+                             env={**os.environ, **ENGLISH}).stdout
+    assert "— valid" in english and "— empty" in english and "no card" in english
+    assert "valide" not in english and "aucune" not in english and " / " not in english
+
+
+def test_the_virtual_card_tool_speaks_english_once(vcard) -> None:
+    # dmp-vcard is a developer's tool: English only (docs/i18n.md), never doubled.
+    said = [vcard("--help").stdout, vcard("insert", "vitale:single", "--slot", "1").stdout,
+            vcard("status").stdout, vcard("remove", "--slot", "1").stdout,
+            vcard("remove", "--slot", "1").stdout]
+    assert "Virtual cards for tests and the sandbox" in said[0]
+    assert said[1:] == ["vitale:single inserted in slot 1\n",
+                        "slot 0: (empty)\nslot 1: vitale:single\n",
+                        "vitale:single removed from slot 1\n", "slot 1: already empty\n"]
+    assert not any(" / " in text or "vide" in text for text in said)
 
 
 def test_watch_prints_events_as_they_happen(vcard) -> None:

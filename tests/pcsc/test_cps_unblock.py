@@ -88,7 +88,7 @@ def test_a_blocked_puk_is_final_even_with_the_right_puk(use_card, ca, tmp_path: 
         assert virtual.puk_tries_left == 0
     # Inserted again: still blocked (6983), whatever is sent; the PIN too.
     with use_card(VirtualCps.from_profile("nurse", ca=ca, state_dir=state)) as card:
-        with pytest.raises(PukBlockedError, match="émetteur"):
+        with pytest.raises(PukBlockedError, match="issuer"):
             card.unblock_pin(PUK, NEW_PIN)
         assert card.pin_tries_left() == 0
         with pytest.raises(PinBlockedError):

@@ -318,7 +318,7 @@ def test_unblock_sends_the_puk_then_the_new_pin_in_one_command() -> None:
 @pytest.mark.parametrize("status", ["63C0", "6983"])
 def test_a_blocked_puk_is_not_a_blocked_pin(status: str) -> None:
     card, replay = _card([*PIN_PREFIX, (UNBLOCK_RIGHT[0], status)])
-    with pytest.raises(PukBlockedError, match="émetteur") as blocked:
+    with pytest.raises(PukBlockedError, match="issuer") as blocked:
         card.unblock_pin("12345678", "4321")
     assert not isinstance(blocked.value, PinBlockedError)
     assert replay.done

@@ -67,6 +67,18 @@ def test_no_message_of_the_agent_is_written_twice() -> None:
     assert doubled == []
 
 
+def test_no_text_of_the_card_layer_is_written_twice() -> None:
+    # Issue 17: cardreader (which imports nothing of ours) said "aucune carte / no card";
+    # it now speaks plain developer English, which the agent words (agent/card_words.py).
+    root = Path(i18n.__file__).parent.parent / "cardreader"
+    doubled = [f"{path.relative_to(root.parent)}:{line}: {literal}"
+               for path in sorted(root.rglob("*.py"))
+               for line, literal in _literals(path)
+               # an f-string's expression (``{directory / NAME}``) is code, not text
+               if DOUBLED.search(re.sub(r"\{[^{}]*\}", "{}", literal))]
+    assert doubled == []
+
+
 def test_a_refusal_says_its_words_once_and_keeps_its_code(english: None) -> None:
     from agent.core.identity import checked_traits
     from agent.core.pdfa import PdfaError, check_input
