@@ -115,8 +115,7 @@ def check_readers(inspect: Callable[[str], SlotReport] = inspect_reader,
         readers = list_readers()
     except NoServiceError as error:
         return [Check("pcscd", Status.PROBLEM,
-                      _("The PC/SC service does not answer ({error}).").format(
-                          error=card_error_text(error)),
+                      card_error_text(error) + ".",  # one sentence, by the error's type
                       _("Start the service: systemctl start pcscd.socket"))]
     except CardError as error:
         return [Check("pcscd", Status.PROBLEM,

@@ -159,7 +159,8 @@ class RunningAgent:
             result: dict[str, Any] = self._json(
                 "POST", path, params=params, content=_chunks(body),
                 headers={"content-type": mime_type,
-                         "content-length": str(content.stat().st_size)})
+                         "content-length": str(content.stat().st_size)},
+                timeout=CDA_TIMEOUT)  # made a PDF/A in a CDA, checked: not a quick call
         return result
 
     def record_vaccination(self, *, vaccine: object, date: object, lot: object,

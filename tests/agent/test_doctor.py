@@ -105,6 +105,8 @@ def test_stopped_pcscd_is_a_problem_with_its_fix(site: Site, pcscd: Pcscd, capsy
         pcscd.start()
     assert status == 1
     assert checks["pcscd"]["status"] == "problem"
+    # Said once, in French: not "ne répond pas (… ne répond pas)".
+    assert checks["pcscd"]["found"] == "Le service carte à puce (pcscd) ne répond pas."
     assert "systemctl start pcscd.socket" in checks["pcscd"]["fix"]
     assert checks["host"]["status"] == "ok"  # the rest is still diagnosed
 
