@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.live import LiveWorld, live_world, qualify
-from tests.localapi.test_workflows import _open, _patient
+from tests.live import LiveWorld, live_world
+from tests.localapi.sessions import qualified_session
 
 
 @pytest.fixture(scope="module")
@@ -23,9 +23,5 @@ def live(tmp_path_factory: pytest.TempPathFactory, pcscd: object) -> Iterator[Li
 def gp_api(live: LiveWorld, insert_card: Any) -> Iterator[httpx.Client]:
     """The GP's session on the single card's patient, her DMP open, her identity qualifiée
     (the CDA deposit and viewing tests)."""
-    with _open(live, insert_card, "gp") as client:
-        patient = _patient(live, insert_card, "single")
-        if patient["dmp"]["status"] == "absent":
-            assert client.post("/api/dmp", json={"consent": True}).status_code == 201
-        qualify(client)
+    with qualified_session(live, insert_card, "gp") as client:
         yield client

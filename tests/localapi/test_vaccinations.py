@@ -9,7 +9,6 @@ without them (CI) the optional mode of tests/conftest.py applies, as for every C
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 from collections.abc import Iterator
 from typing import Any
@@ -18,10 +17,10 @@ import httpx
 import pytest
 
 from tests.cda_support import needs_cisis
-from tests.live import LiveWorld, qualify
+from tests.live import LiveWorld
+from tests.localapi.sessions import qualified_session
 from tests.localapi.test_cda_deposits import SKIPPED, _queued, _sent, _session_patient, live
 from tests.localapi.test_cli_beside_agent import dmp_agent
-from tests.localapi.test_workflows import _open, _patient
 from wire import cda
 
 pytestmark = pytest.mark.pcsc
@@ -30,20 +29,9 @@ __all__ = ["live"]  # the CDA tests' live world (this machine's CI-SIS files)
 FLU = "61402736"
 
 
-@contextlib.contextmanager
-def _session(live: LiveWorld, insert_card: Any, profile: str) -> Iterator[httpx.Client]:
-    """``profile``'s session on the single card's patient, her DMP open, identity qualifiée."""
-    with _open(live, insert_card, profile) as client:
-        patient = _patient(live, insert_card, "single")
-        if patient["dmp"]["status"] == "absent":
-            assert client.post("/api/dmp", json={"consent": True}).status_code == 201
-        qualify(client)
-        yield client
-
-
 @pytest.fixture
 def pharmacist(live: LiveWorld, insert_card: Any) -> Iterator[httpx.Client]:
-    with _session(live, insert_card, "pharmacist") as client:
+    with qualified_session(live, insert_card, "pharmacist") as client:
         yield client
 
 
@@ -91,7 +79,7 @@ def test_the_recorded_note_passes_the_volets_schematrons(live: LiveWorld,
 
 
 def test_a_nurse_records_one_too(live: LiveWorld, insert_card: Any) -> None:
-    with _session(live, insert_card, "nurse") as nurse:
+    with qualified_session(live, insert_card, "nurse") as nurse:
         assert nurse.get("/api/vaccinations/choices").json()["allowed"] is True
         answer = _record(nurse, vaccine="61077869", dose=None)
         assert answer.status_code == 202, answer.text
@@ -103,7 +91,7 @@ def test_a_nurse_records_one_too(live: LiveWorld, insert_card: Any) -> None:
 
 def test_an_optician_is_refused_before_anything_is_built(live: LiveWorld,
                                                         insert_card: Any) -> None:
-    with _session(live, insert_card, "optician") as optician:
+    with qualified_session(live, insert_card, "optician") as optician:
         assert optician.get("/api/vaccinations/choices").json()["allowed"] is False
         before = _queued(optician)
         answer = _record(optician)

@@ -133,3 +133,25 @@ def record_waits(page: Any) -> None:
 def waits_seen(page: Any) -> list[str]:
     """What ``record_waits`` saw appear, in order."""
     return [str(text) for text in page.evaluate("window.__waitsSeen")]
+
+
+def page_on_qualified_patient(open_page: Callable[..., Any], live: LiveWorld, insert_card: Any,
+                              profile: str) -> tuple[Any, dict[str, Any]]:
+    """``profile``'s CPS and the single Vitale inserted, the page opened and the session
+    unlocked; the patient's DMP created if absent and her identity qualifiée (through the
+    agent's API, as a user does), so that deposits are allowed. The page and the patient
+    (``ins``, ``insOid``, names, birth date)."""
+    from cardreader.virtual.vitale import VirtualVitale
+    from tests.live import qualify
+
+    insert_card(live.cps(profile), slot=0)
+    insert_card(VirtualVitale.from_profile("single"), slot=1)
+    page = open_page()
+    unlock(page)
+    with live.agent.client() as api:
+        live.agent.wait_for(lambda s: (s["patient"] or {}).get("state") == "ready")
+        if api.get("/api/status").json()["patient"]["dmp"]["status"] == "absent":
+            assert api.post("/api/dmp", json={"consent": True}).status_code == 201
+        qualify(api)
+        patient: dict[str, Any] = api.get("/api/status").json()["patient"]["patient"]
+    return page, patient

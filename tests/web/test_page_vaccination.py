@@ -14,8 +14,8 @@ from playwright.sync_api import expect
 
 from cardreader.virtual.vitale import VirtualVitale
 from tests.conftest import Insert
-from tests.live import LiveWorld, qualify
-from tests.web.support import shot, unlock
+from tests.live import LiveWorld
+from tests.web.support import page_on_qualified_patient, shot, unlock
 
 pytestmark = [pytest.mark.browser, pytest.mark.pcsc]
 
@@ -24,15 +24,7 @@ OpenPage = Callable[..., Any]
 
 def test_a_pharmacist_records_a_vaccination_and_the_dossier_shows_it(
         open_page: OpenPage, live: LiveWorld, insert_card: Insert) -> None:
-    insert_card(live.cps("pharmacist"), slot=0)
-    insert_card(VirtualVitale.from_profile("single"), slot=1)
-    page = open_page()
-    unlock(page)
-    with live.agent.client() as api:
-        live.agent.wait_for(lambda s: (s["patient"] or {}).get("state") == "ready")
-        if api.get("/api/status").json()["patient"]["dmp"]["status"] == "absent":
-            assert api.post("/api/dmp", json={"consent": True}).status_code == 201
-        patient = qualify(api)["patient"]
+    page, patient = page_on_qualified_patient(open_page, live, insert_card, "pharmacist")
 
     page.get_by_role("tab", name="Dépôt").click()
     form = page.locator("#vaccination")

@@ -18,12 +18,11 @@ import pytest
 from playwright.sync_api import expect
 
 from agent.core.cda_view import view
-from cardreader.virtual.vitale import VirtualVitale
 from tests.agent.test_cda_view import hostile_vsm
-from tests.cda_support import CR_BIO, VAC_NOTE, VSM
+from tests.cda_support import CR_BIO, VAC_NOTE, VSM, for_patient
 from tests.conftest import Insert
-from tests.live import LiveWorld, qualify
-from tests.web.support import shot, unlock
+from tests.live import LiveWorld
+from tests.web.support import page_on_qualified_patient, shot
 
 pytestmark = [pytest.mark.browser, pytest.mark.pcsc]
 
@@ -66,36 +65,14 @@ def test_a_rendered_cda_shows_in_the_page_sandbox_under_its_csp(
     shot(page, "viewer-hostile-vsm")
 
 
-def cda_deposits_supported() -> bool:
-    """Whether the agent deposits CDA documents (the deposit slice of issue 15: text/xml
-    accepted, the example re-addressed by `tests.cda_support.for_patient`)."""
-    from agent.client import provide
-    from tests import cda_support
-
-    return "text/xml" in getattr(provide, "CDA_MIME_TYPES", ()) and hasattr(
-        cda_support, "for_patient")
-
-
-@pytest.mark.skipif(not cda_deposits_supported(),
-                    reason="the agent's deposit path does not carry CDA documents yet "
-                           "(issue 15, the deposit slice)")
 def test_cisis_documents_open_in_the_viewer_and_fill_the_summary(
         open_page: OpenPage, live: LiveWorld, insert_card: Insert) -> None:
-    from tests import cda_support
     from wire import cda
 
-    insert_card(live.cps("gp"), slot=0)
-    insert_card(VirtualVitale.from_profile("single"), slot=1)
-    page = open_page()
-    unlock(page)
+    page, patient = page_on_qualified_patient(open_page, live, insert_card, "gp")
     with live.agent.client() as api:
-        live.agent.wait_for(lambda s: (s["patient"] or {}).get("state") == "ready")
-        if api.get("/api/status").json()["patient"]["dmp"]["status"] == "absent":
-            assert api.post("/api/dmp", json={"consent": True}).status_code == 201
-        qualify(api)
-        patient = api.get("/api/status").json()["patient"]["patient"]
         for path in (VSM, CR_BIO, VAC_NOTE):
-            example = cda_support.for_patient(  # type: ignore[attr-defined]
+            example = for_patient(
                 path.read_bytes(), patient["ins"], patient["insOid"])
             type_code = cda.deposit_metadata(cda.read(example).header).type_code
             answer = api.post("/api/deposits", params={"typeCode": type_code},
