@@ -8,6 +8,8 @@ import {initSections, renderSections} from './sections.js';
 import {closeViewer, initViewer, openViewer} from './viewer.js';
 import {renderEcps, wireEcps} from './ecps.js';
 import {renderVaccination, wireVaccination} from './vaccination.js';
+import {depositPath, endReplacement, renderReplacement, replacing, startReplacement,
+  wireReplacement} from './replacement.js';
 
 const TOKEN_KEY = 'dmp-agent-token';
 // The practice situation last chosen per card: idNat_PS -> structure id (this browser).
@@ -1132,7 +1134,16 @@ function documentRow(doc) {
     } else {
       actions.append(action(doc, 'show-to-patient', t('Visible to the patient')));
     }
-    if (!doc.archived) actions.append(action(doc, 'archive', t('Archive')));
+    if (!doc.archived) {
+      actions.append(action(doc, 'archive', t('Archive')));
+      actions.append(el('button', {type: 'button',
+        'aria-label': `${t('New version')} ${doc.title}`,
+        onclick: () => {
+          titleEdited = true; // the old title is kept unless the professional changes it
+          startReplacement(doc, depositKey());
+          typeChosen();
+        }}, t('New version')));
+    }
     actions.append(action(doc, 'delete', t('Delete'), 'danger'));
   }
   return el('tr', {'data-unique-id': doc.uniqueId},
@@ -1159,6 +1170,15 @@ function action(doc, name, label, kind = '') {
     onclick: () => changeDocument(doc, name)}, label);
 }
 
+// Whose deposit form it is: the session's professional and the patient (a replacement
+// chosen under one pair is not offered to another).
+function depositKey() {
+  const session = state.session || {};
+  const patient = (state.patient || {}).patient;
+  if (!sessionOpen() || !patient) return null;
+  return `${session.professional && session.professional.idNatPs}|${patient.ins}`;
+}
+
 function renderDeposit() {
   const hint = prerequisite();
   say('deposit-message-top', hint);
@@ -1178,6 +1198,7 @@ function renderDeposit() {
     if (key) loadDepositTypes(key);
   }
   identity.holdDeposit($('deposit-form')); // RNIV: held until the identity is qualified
+  renderReplacement(depositKey()); // a replacement chosen under another session or patient ends
   renderVaccination({hint, key, patient: $('deposit-patient').textContent});
   identity.holdDeposit($('vaccination-form')); // the vaccination note is a deposit too
   typeChosen();
@@ -1654,7 +1675,8 @@ function deposit(event) {
     invisibleToPatient: String($('deposit-invisible').checked)});
   // XMLHttpRequest: fetch() reports no upload progress.
   const xhr = new XMLHttpRequest();
-  xhr.open('POST', `/api/deposits?${params}`);
+  const replaced = replacing();
+  xhr.open('POST', depositPath(params));
   xhr.setRequestHeader('Authorization', `Bearer ${token}`);
   xhr.setRequestHeader('Content-Type', mime);
   xhr.upload.addEventListener('progress', (e) => {
@@ -1685,8 +1707,11 @@ function deposit(event) {
     if (xhr.status === 202) {
       tracked.set(answer.id, {id: answer.id, title: answer.title || title, state: 'pending',
         lastError: '', attempts: 0, seen: false});
-      say('deposit-message', t('“{title}” signed and queued for sending.',
-        {title: answer.title || title}), 'ok');
+      say('deposit-message', replaced === null
+        ? t('“{title}” signed and queued for sending.', {title: answer.title || title})
+        : t('New version of “{old}” signed and queued for sending.', {old: replaced.title}),
+      'ok');
+      endReplacement();
       $('deposit-form').reset();
       titleEdited = false;
       showFile();
@@ -2036,4 +2061,9 @@ function watchPatient() {
 wire();
 wireEcps({api, t, failed, say});
 wireVaccination({api, t, failed, say});
+wireReplacement({t, select, cancelled: () => {
+  titleEdited = false;
+  showFile();
+  typeChosen();
+}});
 start(readFragment());

@@ -1,0 +1,104 @@
+"""A new version of one's own document from the page, in real Chromium against the live
+agent and host: the Dossier's "Nouvelle version" puts the deposit form in replacement mode
+(naming the document replaced, its type and title kept), the file goes to the agent's
+replace route, the DMP then lists the new version only, and the new CDA names the version
+it replaces (relatedDocument RPLC, same setId, next versionNumber: docs/cda.md).
+Cancelling leaves an ordinary deposit."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.conftest import Insert
+from tests.live import LiveWorld
+from tests.web.support import page_on_qualified_patient, shot
+from wire import cda
+
+pytestmark = [pytest.mark.browser, pytest.mark.pcsc]
+
+OpenPage = Callable[..., Any]
+CONSULTATION = "11488-4"  # compte rendu de consultation: a GP deposits it (RW)
+
+
+def test_a_gp_deposits_a_new_version_of_her_report_from_the_page(
+        open_page: OpenPage, live: LiveWorld, insert_card: Insert, tmp_path: Path) -> None:
+    page, patient = page_on_qualified_patient(open_page, live, insert_card, "gp")
+    with live.agent.client() as api:
+        first = api.post("/api/deposits", params={"typeCode": CONSULTATION,
+                                                  "title": "Consultation du 7 décembre"},
+                         content=b"Examen normal.\n",
+                         headers={"content-type": "text/plain"}, timeout=120)
+        assert first.status_code == 202, first.text
+        live.agent.wait_for(lambda s: s["outbox"]["pending"] == 0, timeout=120)
+        old = next(d for d in api.get("/api/documents").json()
+                   if d["title"] == "Consultation du 7 décembre")
+        old_header = cda.read(api.get(f"/api/documents/{old['uniqueId']}/content").content
+                              ).header
+
+    page.get_by_role("tab", name="Dossier").click()
+    row = page.locator("#documents-body tr", has_text="Consultation du 7 décembre")
+    row.get_by_role("button", name=re.compile("^Nouvelle version")).click()
+
+    form = page.locator("#deposit-form")
+    expect(form).to_be_visible()
+    banner = form.locator("#deposit-replacing")
+    expect(banner).to_contain_text("Nouvelle version de « Consultation du 7 décembre »")
+    expect(form.get_by_label("Type de document")).to_have_value(CONSULTATION)
+    title = form.get_by_label("Titre")
+    expect(title).to_have_value("Consultation du 7 décembre")
+    corrected = tmp_path / "consultation-v2.txt"
+    corrected.write_text("Examen normal. Tension 12/8 ajoutée.\n", encoding="utf-8")
+    form.get_by_label("Déposez le fichier ici").set_input_files(corrected)
+    title.fill("Consultation du 7 décembre (corrigée)")
+    shot(page, "replacement-form")
+    form.get_by_role("button", name=re.compile("^Déposer")).click()
+    expect(page.locator("#deposit-message")).to_contain_text(
+        "Nouvelle version de « Consultation du 7 décembre » signée", timeout=120_000)
+    expect(banner).to_be_hidden()  # the next deposit is an ordinary one again
+    live.agent.wait_for(lambda s: s["outbox"]["pending"] == 0 and not s["outbox"]["items"],
+                        timeout=120)
+
+    with live.agent.client() as api:
+        shown = [d for d in api.get("/api/documents").json()
+                 if d["title"].startswith("Consultation du 7 décembre")]
+        assert [d["title"] for d in shown] == ["Consultation du 7 décembre (corrigée)"]
+        new = shown[0]
+        body = api.get(f"/api/documents/{new['uniqueId']}/content").content
+    header = cda.read(body).header
+    assert header.replaces is not None and old["uniqueId"].endswith(header.replaces), (
+        header.replaces, old["uniqueId"])
+    assert header.set_id == old_header.set_id and header.document_id != old_header.document_id
+    assert header.version == (old_header.version or 1) + 1
+    assert patient["ins"]  # the qualified patient all along
+
+    page.get_by_role("tab", name="Dossier").click()
+    expect(page.locator("#documents-body tr", has_text="(corrigée)")).to_have_count(1)
+    expect(page.locator("#documents-body tr", has_text=re.compile(
+        r"Consultation du 7 décembre$"))).to_have_count(0)
+    shot(page, "replacement-done")
+
+
+def test_cancelling_the_new_version_leaves_an_ordinary_deposit(
+        open_page: OpenPage, live: LiveWorld, insert_card: Insert) -> None:
+    page, _ = page_on_qualified_patient(open_page, live, insert_card, "gp")
+    with live.agent.client() as api:
+        assert api.post("/api/deposits", params={"typeCode": CONSULTATION,
+                                                 "title": "Lettre à annuler"},
+                        content=b"Lettre.\n", headers={"content-type": "text/plain"},
+                        timeout=120).status_code == 202
+        live.agent.wait_for(lambda s: s["outbox"]["pending"] == 0, timeout=120)
+    page.get_by_role("tab", name="Dossier").click()
+    row = page.locator("#documents-body tr", has_text="Lettre à annuler")
+    row.get_by_role("button", name=re.compile("^Nouvelle version")).click()
+    banner = page.locator("#deposit-replacing")
+    expect(banner).to_be_visible()
+    banner.get_by_role("button", name="Annuler la nouvelle version").click()
+    expect(banner).to_be_hidden()
+    expect(page.get_by_label("Type de document")).to_have_value("")  # chosen again
+    expect(page.get_by_label("Titre")).to_have_value("")
