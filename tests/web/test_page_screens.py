@@ -202,6 +202,19 @@ def _viewer(walk: Walk) -> None:
     expect(walk.page.locator("#dossier-sections")).to_be_visible()
 
 
+@screen("replacement")
+def _replacement(walk: Walk) -> None:
+    # "Nouvelle version" of one's own document: the deposit form names the one replaced;
+    # shot, then cancelled (the later screens deposit new documents).
+    page = walk.page
+    page.locator("#documents-body tr").first.get_by_role(
+        "button", name=re.compile("^(Nouvelle version|New version) ")).click()
+    expect(page.locator("#deposit-replacing")).to_be_visible()
+    _shoot(walk, "replacement-form")
+    page.locator("#deposit-replacing-cancel").click()
+    expect(page.locator("#deposit-replacing")).to_be_hidden()
+
+
 @screen("emergency")
 def _emergency(walk: Walk) -> None:
     walk.tab("emergency")

@@ -1140,6 +1140,8 @@ function documentRow(doc) {
         'aria-label': `${t('New version')} ${doc.title}`,
         onclick: () => {
           titleEdited = true; // the old title is kept unless the professional changes it
+          say('deposit-message', ''); // the last deposit's line is not this one's
+          setProgress(0);
           startReplacement(doc, depositKey());
           typeChosen();
         }}, t('New version')));
