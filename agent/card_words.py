@@ -67,6 +67,8 @@ def localized(report: SlotReport, now: dt.datetime | None = None) -> SlotReport:
         message = _("Card blocked (PIN)")
     elif status is CardStatus.EXPIRED and report.cps is not None:
         message = expired_text(report.cps, now or dt.datetime.now(dt.UTC))
+    elif status is CardStatus.READER_ERROR and report.error is not None:
+        message = card_error_text(report.error)  # e.g. a card that stopped answering
     elif status is CardStatus.READER_ERROR:
         message = _("the reader cannot be used (unplugged, or the smart-card service stopped)")
     elif status is CardStatus.UNKNOWN:

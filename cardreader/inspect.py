@@ -10,7 +10,7 @@ becomes a status with its sentence.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from .apdu import ApduProtocol
@@ -52,6 +52,9 @@ class SlotReport:
     # The CPS's practice situations: they are behind the PIN, so known only once a session
     # was opened with this card in this process (`remember_situations`); () until then.
     situations: tuple[PracticeSituation, ...] = ()
+    # A reader error's cause, so that a view can say it by its type (a card that stopped
+    # answering is taken out, a reader that is gone is plugged in again); not compared.
+    error: CardError | None = field(default=None, compare=False, repr=False)
 
     @property
     def serial(self) -> str | None:
@@ -98,7 +101,7 @@ def inspect_reader(
     except (NoCardError, CardRemovedError):
         return SlotReport(reader, CardStatus.NONE, message="no card")
     except (ReaderError, TransportError) as exc:
-        return SlotReport(reader, CardStatus.READER_ERROR, message=str(exc))
+        return SlotReport(reader, CardStatus.READER_ERROR, message=str(exc), error=exc)
     if (
         previous is not None
         and report.status is CardStatus.VALID

@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass
 import httpx
 from cryptography import x509
 
-from agent.card_words import card_error_text
+from agent.card_words import card_error_text, localized
 from agent.client.host_clock import (
     ClockReading,
     certificate_rejected,
@@ -130,6 +130,9 @@ def check_readers(inspect: Callable[[str], SlotReport] = inspect_reader,
         return checks
     checks.append(Check("readers", Status.OK, _("{count} reader(s): {names}.").format(
         count=len(readers), names=", ".join(readers))))
+    if inspect is inspect_reader:  # read here: its message still the card layer's own
+        def inspect(reader: str) -> SlotReport:
+            return localized(inspect_reader(reader))
     checks.extend(_card_check(inspect(reader), clock) for reader in readers)
     return checks
 

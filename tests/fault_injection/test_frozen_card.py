@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from agent.card_words import card_error_text, localized
 from cardreader.apdu import ApduProtocol
 from cardreader.cps import CpsCard
 from cardreader.errors import CardNotAnsweringError
@@ -53,7 +54,10 @@ def test_an_exchange_gives_up_at_the_timeout_and_the_connection_stays_refused(
         with pytest.raises(CardNotAnsweringError) as raised:
             cps.pin_tries_left()
         assert 0.9 < time.monotonic() - started < 3.0
-        assert TOLD in str(raised.value) and "take it out" in str(raised.value)
+        # The card layer's own text is the developer's English; the agent words it.
+        assert "take it out" in str(raised.value)
+        assert TOLD in card_error_text(raised.value) and "retirez-la" in card_error_text(
+            raised.value)
         started = time.monotonic()
         with pytest.raises(CardNotAnsweringError):  # at once: the card is not asked again
             cps.pin_tries_left()
@@ -62,7 +66,7 @@ def test_an_exchange_gives_up_at_the_timeout_and_the_connection_stays_refused(
     with PcscConnection(readers[1]) as other:
         assert Vitale2Profile(ApduProtocol(other)).read().beneficiaries
     report = inspect_reader(readers[0])
-    assert report.status is CardStatus.READER_ERROR and TOLD in report.message
+    assert report.status is CardStatus.READER_ERROR and TOLD in localized(report).message
     # The card dies (taken out): the reader is free again for the next card.
     card.thaw()
     assert wait_for_card(readers[0], present=False)

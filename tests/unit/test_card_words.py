@@ -35,6 +35,11 @@ def test_slot_reports_are_worded_by_their_status(language: str) -> None:
     assert reader.message == _said(
         language, "lecteur inutilisable (débranché, ou service carte à puce arrêté)",
         "the reader cannot be used (unplugged, or the smart-card service stopped)")
+    frozen = localized(SlotReport("r", CardStatus.READER_ERROR, message="frozen",
+                                  error=errors.CardNotAnsweringError("r", 1.0)))
+    assert frozen.message.startswith(_said(  # by its cause: take the card out, not the reader
+        language, "La carte ne répond plus (r) : retirez-la", "The card stopped answering (r): "
+        "take it out")), frozen.message
     unknown = localized(SlotReport("r", CardStatus.UNKNOWN, CardKind.UNKNOWN, "unknown card",
                                    message="unknown card"))
     assert (unknown.label, unknown.message) == (_said(language, "carte inconnue",
