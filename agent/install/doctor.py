@@ -106,7 +106,13 @@ class Check:
 # -- card readers -----------------------------------------------------------------------------
 
 
-def check_readers(inspect: Callable[[str], SlotReport] = inspect_reader,
+def read_here(reader: str) -> SlotReport:
+    """The card in ``reader`` read by this process, its message in the user's words (the
+    running agent's reports are worded already)."""
+    return localized(inspect_reader(reader))
+
+
+def check_readers(inspect: Callable[[str], SlotReport] = read_here,
                   clock: ClockReading | None = None) -> list[Check]:
     """pcscd, the readers it sees and the card in each (``inspect``: the running agent
     passes what its monitor already knows, so that a diagnosis never talks to a card in
@@ -130,9 +136,6 @@ def check_readers(inspect: Callable[[str], SlotReport] = inspect_reader,
         return checks
     checks.append(Check("readers", Status.OK, _("{count} reader(s): {names}.").format(
         count=len(readers), names=", ".join(readers))))
-    if inspect is inspect_reader:  # read here: its message still the card layer's own
-        def inspect(reader: str) -> SlotReport:
-            return localized(inspect_reader(reader))
     checks.extend(_card_check(inspect(reader), clock) for reader in readers)
     return checks
 
@@ -413,7 +416,7 @@ def check_disk(config: AgentConfig) -> Check:
 
 
 def run_checks(config: AgentConfig, *, now: dt.datetime | None = None,
-               inspect: Callable[[str], SlotReport] = inspect_reader) -> list[Check]:
+               inspect: Callable[[str], SlotReport] = read_here) -> list[Check]:
     """Every check, in the order a person would look; ``now`` is for tests. The host's
     time is read first: with the clock off, certificates and cards are judged at the
     host's time, and the clock is named instead of them."""
