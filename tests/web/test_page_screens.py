@@ -262,6 +262,11 @@ def _double_press(walk: Walk) -> None:
     # A document change the host does not answer: its button stays busy, and a second
     # press asks nothing and sends nothing (no double submit).
     page = walk.page
+    # The deposit held while the host was down is sent by now, and the list drawn with it:
+    # a list redrawn under the click would make the press land on a replaced button.
+    walk.live.agent.wait_for(lambda s: s["outbox"]["pending"] == 0, timeout=60)
+    expect(page.locator("#documents-body tr", has_text=f"En attente {walk.language}")
+           ).to_have_count(1, timeout=30_000)
     mask = page.locator("#documents-body tr").first.locator("button").nth(1)
     with host_frozen(walk.live):
         mask.click()
