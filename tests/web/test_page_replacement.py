@@ -3,7 +3,8 @@ agent and host: the Dossier's "Nouvelle version" puts the deposit form in replac
 (naming the document replaced, its type and title kept), the file goes to the agent's
 replace route, the DMP then lists the new version only, and the new CDA names the version
 it replaces (relatedDocument RPLC, same setId, next versionNumber: docs/cda.md).
-Cancelling leaves an ordinary deposit."""
+Cancelling leaves an ordinary deposit. A list drawn again keeps the rows of the documents
+that did not change (a press in flight is not lost)."""
 
 from __future__ import annotations
 
@@ -102,3 +103,27 @@ def test_cancelling_the_new_version_leaves_an_ordinary_deposit(
     expect(banner).to_be_hidden()
     expect(page.get_by_label("Type de document")).to_have_value("")  # chosen again
     expect(page.get_by_label("Titre")).to_have_value("")
+
+
+def test_a_row_whose_document_did_not_change_is_kept_when_the_list_is_drawn_again(
+        open_page: OpenPage, live: LiveWorld, insert_card: Insert) -> None:
+    # A list drawn again under the finger (another document listed) keeps the rows that did
+    # not change: a press landing meanwhile is not lost, a busy button stays busy.
+    page, _ = page_on_qualified_patient(open_page, live, insert_card, "gp")
+
+    def deposit(title: str) -> None:
+        with live.agent.client() as api:
+            assert api.post("/api/deposits", params={"typeCode": CONSULTATION, "title": title},
+                            content=b"Lettre.\n", headers={"content-type": "text/plain"},
+                            timeout=120).status_code == 202
+            live.agent.wait_for(lambda s: s["outbox"]["pending"] == 0, timeout=120)
+
+    deposit("Lettre gardée")
+    page.get_by_role("tab", name="Dossier").click()
+    kept = page.locator("#documents-body tr", has_text="Lettre gardée")
+    expect(kept).to_have_count(1, timeout=30_000)
+    kept.evaluate("row => { row.dataset.probe = 'same'; }")
+    deposit("Lettre suivante")
+    expect(page.locator("#documents-body tr", has_text="Lettre suivante")).to_have_count(
+        1, timeout=30_000)
+    expect(kept).to_have_attribute("data-probe", "same")

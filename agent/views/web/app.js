@@ -81,6 +81,10 @@ function followed(now) {
     nextAttempt: now.nextAttempt || null, seen: true};
 }
 const memo = new Map(); // list id -> the JSON it was last drawn from
+// The document rows drawn, by unique id, with the JSON each was drawn from: a row whose
+// document did not change is kept as it is, so a press landing while the list is drawn
+// again is not lost, and a busy button stays busy.
+let documentRows = new Map();
 
 class ApiError extends Error {
   constructor(status, code, message, extra = {}) {
@@ -1078,6 +1082,7 @@ function renderDossier() {
   if (!ready) {
     closeViewer();
     memo.delete('documents');
+    documentRows = new Map();
     $('documents-body').replaceChildren();
     return;
   }
@@ -1100,12 +1105,24 @@ function renderDossier() {
       {time: clock(patient.fetchedAt), reason: patient.stale}) : '');
   $('documents-count').dataset.kind = patient.stale ? 'error' : '';
   if (!changed('documents', list)) return;
-  const rows = list.map((doc) => documentRow(doc));
+  const drawn = new Map();
+  const rows = list.map((doc) => {
+    const key = JSON.stringify(doc);
+    const kept = documentRows.get(doc.uniqueId);
+    const row = kept && kept.key === key ? kept.row : documentRow(doc);
+    drawn.set(doc.uniqueId, {key, row});
+    return row;
+  });
+  documentRows = drawn;
   if (!rows.length) {
     rows.push(el('tr', {}, el('td', {colspan: 6, class: 'empty',
       text: t('No document to show.')})));
   }
-  $('documents-body').replaceChildren(...rows);
+  const body = $('documents-body');
+  // The same rows in the same order: nothing is moved (a node moved loses its press).
+  if (rows.length === body.children.length
+      && rows.every((row, index) => body.children[index] === row)) return;
+  body.replaceChildren(...rows);
 }
 
 function flag(text, kind) {
