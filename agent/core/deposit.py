@@ -189,7 +189,9 @@ def queue_deposit(
         raise
 
 
-def _read_upload(content: bytes | os.PathLike[str] | str, limit: int) -> bytes:
+def read_upload(content: bytes | os.PathLike[str] | str, limit: int) -> bytes:
+    """The bytes of a deposit's ``content`` (bytes, or a file read once), at most ``limit``
+    ("document-too-large" beyond)."""
     if isinstance(content, bytes):
         data = content
     else:
@@ -219,10 +221,10 @@ def as_cda(content: bytes | os.PathLike[str] | str, metadata: DepositMetadata, *
     from wire import cda
 
     if metadata.mime_type in ("text/xml", "application/xml"):
-        data = _read_upload(content, cda.MAX_XML_BYTES)
+        data = read_upload(content, cda.MAX_XML_BYTES)
         deposit = cda_documents.check_structured(data, _patient_of(identity), replaced)
     else:
-        data = _read_upload(content, pdfa.MAX_PDF_BYTES)
+        data = read_upload(content, pdfa.MAX_PDF_BYTES)
         header = cda_documents.header_for(
             author=author, structure_name=structure_name, setting=setting, identity=identity,
             type_code=metadata.type_code, title=metadata.title)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agent.core.contact import checked_email
-from agent.core.deposit import BUNDLE_ROOM, as_cda, queue_deposit
+from agent.core.deposit import BUNDLE_ROOM, as_cda, queue_deposit, read_upload
 from agent.core.snapshot import document_json
 from agent.core.state import CoreState, PatientState
 from agent.errors import AgentError, explained
@@ -166,16 +166,35 @@ class WorkPart(CoreState):
         session = self._live_session()
         assert p.context is not None and p.identity is not None
         replaced = None
+        declared = False
+        if replaces is None and mime_type in ("text/xml", "application/xml"):
+            # A practice's CDA that says it replaces one of the dossier's documents is that
+            # document's new version: deposited as new, the old one would stay current.
+            from agent.core.cda_documents import declared_replacement
+            from wire import cda
+
+            with explained():
+                content = read_upload(content, cda.MAX_XML_BYTES)
+            replaces = declared_replacement(content)
+            declared = replaces is not None
+        replaced_title = ""
         if replaces is not None:
-            from agent.core.cda_documents import replaced_version
+            from agent.client.dmp import DmpError
+            from agent.core.cda_documents import replaced_version, unknown_replaced
 
             with self._calls() as dmp:
-                old = self._entry(dmp, p, replaces)
+                try:
+                    old = self._entry(dmp, p, replaces)
+                except DmpError as error:
+                    if not declared or error.code != "document-not-found":
+                        raise
+                    raise unknown_replaced(replaces) from None
                 # Its CDA header names the set the new version joins (setId, versionNumber).
                 old_cda = (dmp.retrieve(old, p.mode)
                            if old.mime_type in ("text/xml", "application/xml") else None)
             metadata = DepositMetadata.replacing(old, title=title, mime_type=mime_type)
             replaced = replaced_version(old.unique_id, old.mime_type, old_cda)
+            replaced_title = old.title
         allowed = {t["code"]: t["label"] for t in self.deposit_types()}
         cda_upload = metadata.mime_type in ("text/xml", "application/xml")
         if not cda_upload and metadata.type_code not in allowed:
@@ -203,6 +222,8 @@ class WorkPart(CoreState):
         self._publish("outbox")
         answer: dict[str, Any] = {"id": item_id, "uniqueId": item.unique_id,
                                   "title": metadata.title}
+        if replaced is not None:  # asked for, or said by the practice's CDA
+            answer["replaces"] = {"uniqueId": replaced.unique_id, "title": replaced_title}
         if metadata.cda is not None:
             answer.update(volet=metadata.cda.volet, formatCode=metadata.cda.format_code)
         if document.skipped:  # DMP_CDA_CISIS=optional without the CI-SIS files: said

@@ -542,6 +542,9 @@ def cmd_deposit(args: argparse.Namespace) -> int:
         queued = agent.deposit(args.file, mime_type=mime, type_code=args.type,
                                title=args.title or "", masked=args.masked,
                                invisible_to_patient=args.invisible_to_patient)
+        if "replaces" in queued:  # the practice's CDA says it is a new version
+            _say(_("New version of “{title}” (its CDA says it replaces {id})").format(
+                title=queued["replaces"]["title"], id=queued["replaces"]["uniqueId"]))
         _say(_("Signed by the card and queued for sending (no. {id})").format(id=queued["id"]))
         return _sent(agent, queued)
 

@@ -147,9 +147,17 @@ async def check_replacements(entries: Iterable[DocumentEntry],
                              headers: Iterable[cda.CdaHeader | None], replaced: dict[int, Any],
                              blobs: Any, max_bytes: int) -> None:
     """Each CDA deposited as a new version names the version it replaces (``replaced``: the
-    stored rows by the entry's index), in a worker thread (the old body is read)."""
+    stored rows by the entry's index), in a worker thread (the old body is read); a CDA
+    deposited as a new document does not say it replaces one."""
     for index, (entry, header) in enumerate(zip(entries, headers, strict=True)):
         old = replaced.get(index)
-        if old is not None and header is not None:
+        if header is None:
+            continue
+        if old is None:
+            try:
+                replacement.check_new(header)
+            except CdaError as error:
+                raise _refusal(error, entry) from None
+        else:
             await run_in_threadpool(_check_replacement, entry, header, old, blobs, max_bytes)
 

@@ -247,3 +247,19 @@ def test_a_new_version_that_does_not_name_the_replaced_one_is_refused(
     assert (response.status_code, error_code(response)) == (400, code), response.text
     assert counts(host) == before and set(blob_files(host)) == blobs  # nothing stored
     assert statuses(host)[f"urn:oid:{old.document_id}"] == "current"
+
+
+def test_a_cda_that_says_it_replaces_a_document_is_refused_as_a_new_one(
+        host: InProcessHost, pki: Pki) -> None:
+    # Stored as new, the version it names would stay current beside it: two versions of one
+    # report listed as two documents.
+    old = first_version(host, pki)
+    new = gp_report(document_id=new_oid(), replaces=old.document_id, set_id=old.set_id,
+                    version=2)
+    before, blobs = counts(host), set(blob_files(host))
+    response = post(host, deposit_of(pki, new), GP_CARD)
+    assert (response.status_code, error_code(response)) == (
+        400, "cda-replacement-undeclared"), response.text
+    assert old.document_id in response.json()["issue"][0]["diagnostics"]
+    assert counts(host) == before and set(blob_files(host)) == blobs  # nothing stored
+    assert statuses(host) == {f"urn:oid:{old.document_id}": "current"}

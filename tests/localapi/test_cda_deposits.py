@@ -12,6 +12,7 @@ and each deposit's answer says which checks were skipped (docs/cda.md)."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 
 import httpx
@@ -239,6 +240,37 @@ def test_a_structured_replacement_must_name_the_version_it_replaces(
     answer = _replace(gp_api, old_id, named, "text/xml")
     assert answer.status_code == 202, answer.text
     assert answer.json().get("skippedChecks", []) == SKIPPED
+    _sent(live)
+    current = [unique_id for unique_id, *_rest in live.stored(patient["ins"])]
+    assert answer.json()["uniqueId"] in current and old_id not in current
+
+
+def test_a_practice_cda_that_says_it_replaces_a_document_is_deposited_as_its_new_version(
+        live: LiveWorld, gp_api: httpx.Client) -> None:
+    # The practice's software made a corrected VSM (relatedDocument RPLC): dropped on the
+    # ordinary deposit, it becomes the new version (deposited as new, the old one would stay
+    # current beside it); one naming a document not in the DMP is refused, nothing queued.
+    patient = _session_patient(gp_api)
+    vsm = for_patient(VSM.read_bytes(), patient["ins"], patient["insOid"])
+    first = as_version(vsm, new_oid())
+    answer = _deposit(gp_api, first, "text/xml", typeCode="60591-5")
+    assert answer.status_code == 202, answer.text
+    _sent(live)
+    old_id = answer.json()["uniqueId"]
+
+    before = _queued(gp_api)
+    stranger = dataclasses.replace(cda.read(first).header, document_id=new_oid())
+    refused = _deposit(gp_api, as_version(vsm, new_oid(), replaces=stranger), "text/xml",
+                       typeCode="60591-5")
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["code"] == "cda-replacement-unknown"
+    assert stranger.document_id in refused.json()["message"]
+    assert _queued(gp_api) == before
+
+    corrected = as_version(vsm, new_oid(), replaces=cda.read(first).header)
+    answer = _deposit(gp_api, corrected, "text/xml", typeCode="60591-5")
+    assert answer.status_code == 202, answer.text
+    assert answer.json()["replaces"]["uniqueId"] == old_id
     _sent(live)
     current = [unique_id for unique_id, *_rest in live.stored(patient["ins"])]
     assert answer.json()["uniqueId"] in current and old_id not in current

@@ -1,6 +1,7 @@
 """The replacement rule both sides apply (wire/cda/replacement.py): a level 1 document built as
 a new version reads back naming the replaced one; a header that does not name it, leaves its
-set or does not number itself above it is refused with its own code; a replaced document
+set or does not number itself above it is refused with its own code, and so is a new
+document that says it replaces one; a replaced document
 without a CDA header (a bare PDF from before) is named by its uniqueId."""
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import pytest
 from tests.cda_support import VSM, a_pdf, as_version, level1_header
 from wire import cda
 from wire.cda.errors import CdaError
-from wire.cda.replacement import Replaced, check
+from wire.cda.replacement import Replaced, check, check_new
 
 
 def first() -> cda.CdaHeader:
@@ -58,3 +59,12 @@ def test_a_structured_cda_written_as_the_next_version_passes() -> None:
     new = cda.read(as_version(VSM.read_bytes(), "2.25.10", replaces=old)).header
     assert (new.replaces, new.set_id, new.version) == (old.document_id, old.set_id, 2)
     check(new, Replaced(f"urn:oid:{old.document_id}", old))
+
+
+
+def test_a_new_document_must_not_say_it_replaces_one() -> None:
+    old = first()
+    check_new(old)  # a first version: accepted
+    with pytest.raises(CdaError) as refused:
+        check_new(dataclasses.replace(old, document_id="2.25.9", replaces=old.document_id))
+    assert refused.value.code == "cda-replacement-undeclared"

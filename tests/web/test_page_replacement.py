@@ -127,3 +127,36 @@ def test_a_row_whose_document_did_not_change_is_kept_when_the_list_is_drawn_agai
     expect(page.locator("#documents-body tr", has_text="Lettre suivante")).to_have_count(
         1, timeout=30_000)
     expect(kept).to_have_attribute("data-probe", "same")
+
+
+def test_a_practice_cda_that_names_its_old_version_is_deposited_as_the_new_one(
+        open_page: OpenPage, live: LiveWorld, insert_card: Insert, tmp_path: Path) -> None:
+    # The practice's software wrote a corrected VSM naming the first (relatedDocument RPLC):
+    # dropped on the ordinary form, the page says it is the new version of that document.
+    from tests.cda_support import VSM, as_version, for_patient
+    from wire.cda.level1 import new_oid
+
+    page, patient = page_on_qualified_patient(open_page, live, insert_card, "gp")
+    vsm = for_patient(VSM.read_bytes(), patient["ins"], patient["insOid"])
+    first = as_version(vsm, new_oid())
+    with live.agent.client() as api:
+        answer = api.post("/api/deposits", params={"typeCode": "60591-5"}, content=first,
+                          headers={"content-type": "text/xml"}, timeout=120)
+        assert answer.status_code == 202, answer.text
+        old_id, old_title = answer.json()["uniqueId"], answer.json()["title"]
+        live.agent.wait_for(lambda s: s["outbox"]["pending"] == 0, timeout=120)
+    corrected = tmp_path / "vsm-corrigee.xml"
+    corrected.write_bytes(as_version(vsm, new_oid(), replaces=cda.read(first).header))
+
+    page.get_by_role("tab", name="Dépôt").click()
+    form = page.locator("#deposit-form")
+    form.get_by_label("Type de document").select_option("60591-5")
+    form.get_by_label("Déposez le fichier ici").set_input_files(corrected)
+    form.get_by_role("button", name=re.compile("^Déposer")).click()
+    expect(page.locator("#deposit-message")).to_contain_text(
+        f"Nouvelle version de « {old_title} » signée", timeout=120_000)
+    live.agent.wait_for(lambda s: s["outbox"]["pending"] == 0 and not s["outbox"]["items"],
+                        timeout=120)
+    stored = live.stored(patient["ins"])
+    assert old_id not in [unique_id for unique_id, *_rest in stored]
+    assert [title for _id, title, _type in stored].count(old_title) == 1  # the new version

@@ -82,3 +82,15 @@ def check(new: CdaHeader, replaced: Replaced) -> None:
                        f"versionNumber {new.version} : la version remplacée est la "
                        f"{old.version} / a new version's versionNumber must be above the "
                        "replaced one's")
+
+
+def check_new(new: CdaHeader) -> None:
+    """Refuse ``new`` deposited as a new document when its header says it replaces one
+    ("cda-replacement-undeclared"): stored as new, the version it names would stay current
+    beside it, two versions of one report shown as two documents."""
+    if new.replaces is not None:
+        raise CdaError("cda-replacement-undeclared",
+                       f"Le document CDA remplace {new.replaces[:80]} (relatedDocument "
+                       "typeCode=RPLC) : déposez-le comme nouvelle version de ce document / "
+                       "the CDA says it replaces another document: deposit it as its new "
+                       "version (relatesTo replaces)")

@@ -1726,9 +1726,12 @@ function deposit(event) {
     if (xhr.status === 202) {
       tracked.set(answer.id, {id: answer.id, title: answer.title || title, state: 'pending',
         lastError: '', attempts: 0, seen: false});
-      say('deposit-message', replaced === null
+      // A replacement asked for here, or one the practice's CDA says it is (the agent
+      // found the version it names in the dossier).
+      const old = replaced || answer.replaces || null;
+      say('deposit-message', old === null
         ? t('“{title}” signed and queued for sending.', {title: answer.title || title})
-        : t('New version of “{old}” signed and queued for sending.', {old: replaced.title}),
+        : t('New version of “{old}” signed and queued for sending.', {old: old.title}),
       'ok');
       endReplacement();
       $('deposit-form').reset();
