@@ -21,7 +21,10 @@ LEVEL_1 = EXAMPLES / "DOC_NON_STRUCTURE_CDA-R2-N1.xml"
 VSM = EXAMPLES / "VSM_1.4_2022.01.xml"
 VAC_NOTE = EXAMPLES / "VAC-NOTE_2023.01.xml"
 CR_BIO = EXAMPLES / "BIO-CR-BIO_2024.01_TSH_1.xml"
-ALL = {"CDA-R2-N1": LEVEL_1, "VSM": VSM, "VAC-NOTE": VAC_NOTE, "CR-BIO": CR_BIO}
+TROD = EXAMPLES / "BIO-TROD_2024.01_Angine.xml"  # a pharmacist's rapid strep test
+OPH_BRE = EXAMPLES / "OPH-BRE_2022.02.xml"  # an optician's refraction report
+ALL = {"CDA-R2-N1": LEVEL_1, "VSM": VSM, "VAC-NOTE": VAC_NOTE, "CR-BIO": CR_BIO,
+       "BIO-TROD": TROD, "OPH-BRE": OPH_BRE}
 EXAMPLE_INS = "279035121518989"  # the examples' test INS
 
 needs_cisis = pytest.mark.skipif(

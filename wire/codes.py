@@ -102,6 +102,10 @@ FORMATS = _index(
     # cisis: ASS_A11-CorresModeleCDA-XdsFormatCode-CISIS (wire/cda/volets.py, docs/cda.md)
     Code("urn:asip:ci-sis:vsm:2012", CISIS_FORMAT_SYSTEM, "Volet de synthèse médicale", "cisis"),
     Code("urn:asip:ci-sis:vac-note:2021", CISIS_FORMAT_SYSTEM, "Note de vaccination", "cisis"),
+    Code("urn:ans:ci-sis:trod:2024", CISIS_FORMAT_SYSTEM,
+         "Test rapide d'orientation diagnostique", "cisis"),
+    Code("urn:ihe:eyecare:geneyeevalcn:2014", FORMAT_SYSTEM,
+         "Compte-rendu de consultation en ophtalmologie", "cisis"),
 )
 
 # The MIME types each format may carry: a PDF format with an HTML body is a lie that would
@@ -116,6 +120,8 @@ MIME_TYPES_BY_FORMAT: dict[str, frozenset[str]] = {
     "urn:ihe:pcc:xds-ms:2007": CDA_MIME_TYPES,
     "urn:asip:ci-sis:vsm:2012": CDA_MIME_TYPES,
     "urn:asip:ci-sis:vac-note:2021": CDA_MIME_TYPES,
+    "urn:ans:ci-sis:trod:2024": CDA_MIME_TYPES,
+    "urn:ihe:eyecare:geneyeevalcn:2014": CDA_MIME_TYPES,
     SIGNATURE_FORMAT_CODE: frozenset({SIGNATURE_MIME_TYPE}),
 }
 

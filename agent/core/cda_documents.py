@@ -185,27 +185,13 @@ def replaced_version(unique_id: str, mime_type: str, content: bytes | None) -> R
 
 def declared_replacement(data: bytes) -> str | None:
     """The uniqueId of the document a practice's CDA says it replaces (relatedDocument RPLC),
-    None when it replaces none or is no readable CDA (its checks say why, later). A parent
-    id the wire cannot name (an id with an extension) is refused here
-    ("cda-replacement-unknown")."""
+    None when it replaces none, names it by an id the wire cannot carry (an id with an
+    extension: no DMP document has it) or is no readable CDA (its checks say why, later)."""
     try:
         parent = cda.read(data).header.replaces
     except CdaError:
         return None
-    if parent is None:
-        return None
-    wire_id = wire_unique_id(parent)
-    if wire_id is None:
-        raise unknown_replaced(parent)
-    return wire_id
-
-
-def unknown_replaced(document_id: str) -> AgentError:
-    """The refusal of a CDA that says it replaces a document the professional cannot
-    replace here: not in this patient's DMP, not theirs, or not nameable on the wire."""
-    return AgentError(_("The CDA document says it replaces the document {id}, which is not "
-                        "among this patient's documents you may replace").format(
-                            id=document_id[:80]), code="cda-replacement-unknown", status=422)
+    return wire_unique_id(parent) if parent is not None else None
 
 
 def new_version(header: Level1Header, replaced: Replaced) -> Level1Header:
@@ -228,8 +214,6 @@ def check_structured(data: bytes, patient: Patient, replaced: Replaced | None = 
                              code="cda-patient-mismatch", status=422)
         if replaced is not None:
             replacement.check(document.header, replaced)
-        else:
-            replacement.check_new(document.header)
         skipped = cda.validate(document)
     except CdaError as error:
         raise _refusal(error) from None

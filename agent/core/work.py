@@ -25,6 +25,7 @@ from agent.outbox.sealed import sealed_size
 # deposit, not at start (issue 11).
 if TYPE_CHECKING:
     from agent.client.dmp import DmpClient
+    from wire.cda.replacement import Replaced
     from wire.mhd import DocumentEntry
 
 log = logging.getLogger("agent.core")
@@ -165,36 +166,22 @@ class WorkPart(CoreState):
         self._require_qualified(p)  # RNIV: before anything is signed or queued
         session = self._live_session()
         assert p.context is not None and p.identity is not None
-        replaced = None
-        declared = False
         if replaces is None and mime_type in ("text/xml", "application/xml"):
             # A practice's CDA that says it replaces one of the dossier's documents is that
-            # document's new version: deposited as new, the old one would stay current.
+            # document's new version: deposited as new, the old one would stay current (the
+            # host refuses it). A version the DMP does not hold leaves nothing to replace.
             from agent.core.cda_documents import declared_replacement
             from wire import cda
 
             with explained():
                 content = read_upload(content, cda.MAX_XML_BYTES)
-            replaces = declared_replacement(content)
-            declared = replaces is not None
-        replaced_title = ""
-        if replaces is not None:
-            from agent.client.dmp import DmpError
-            from agent.core.cda_documents import replaced_version, unknown_replaced
-
-            with self._calls() as dmp:
-                try:
-                    old = self._entry(dmp, p, replaces)
-                except DmpError as error:
-                    if not declared or error.code != "document-not-found":
-                        raise
-                    raise unknown_replaced(replaces) from None
-                # Its CDA header names the set the new version joins (setId, versionNumber).
-                old_cda = (dmp.retrieve(old, p.mode)
-                           if old.mime_type in ("text/xml", "application/xml") else None)
+            found = self._version_to_replace(p, declared_replacement(content), declared=True)
+        else:
+            found = self._version_to_replace(p, replaces, declared=False)
+        replaced = None
+        if found is not None:
+            old, replaced = found
             metadata = DepositMetadata.replacing(old, title=title, mime_type=mime_type)
-            replaced = replaced_version(old.unique_id, old.mime_type, old_cda)
-            replaced_title = old.title
         allowed = {t["code"]: t["label"] for t in self.deposit_types()}
         cda_upload = metadata.mime_type in ("text/xml", "application/xml")
         if not cda_upload and metadata.type_code not in allowed:
@@ -222,13 +209,36 @@ class WorkPart(CoreState):
         self._publish("outbox")
         answer: dict[str, Any] = {"id": item_id, "uniqueId": item.unique_id,
                                   "title": metadata.title}
-        if replaced is not None:  # asked for, or said by the practice's CDA
-            answer["replaces"] = {"uniqueId": replaced.unique_id, "title": replaced_title}
+        if found is not None:  # asked for, or said by the practice's CDA
+            answer["replaces"] = {"uniqueId": found[0].unique_id, "title": found[0].title}
         if metadata.cda is not None:
             answer.update(volet=metadata.cda.volet, formatCode=metadata.cda.format_code)
         if document.skipped:  # DMP_CDA_CISIS=optional without the CI-SIS files: said
             answer["skippedChecks"] = list(document.skipped)
         return answer
+
+    def _version_to_replace(self, p: PatientState, unique_id: str | None, *, declared: bool
+                            ) -> tuple[DocumentEntry, Replaced] | None:
+        """The dossier's document ``unique_id`` a deposit replaces and that version as the
+        new one names it (its CDA header, retrieved and hash-checked). A version a CDA
+        declares (``declared``) that the dossier does not list is none: the DMP does not
+        hold it, the deposit is a new document."""
+        if unique_id is None:
+            return None
+        from agent.client.dmp import DmpError
+        from agent.core.cda_documents import replaced_version
+
+        with self._calls() as dmp:
+            try:
+                old = self._entry(dmp, p, unique_id)
+            except DmpError as error:
+                if declared and error.code == "document-not-found":
+                    return None
+                raise
+            # Its CDA header names the set the new version joins (setId, versionNumber).
+            old_cda = (dmp.retrieve(old, p.mode)
+                       if old.mime_type in ("text/xml", "application/xml") else None)
+        return old, replaced_version(old.unique_id, old.mime_type, old_cda)
 
     def check_deposit_room(self, size: int, spool: Path | None = None) -> None:
         """Refuse, before a byte is received, a deposit of ``size`` bytes the disk cannot

@@ -1,7 +1,8 @@
 """The sandbox's deposits as CDA R2 documents (docs/cda.md): what the CDA checks will do on
 this machine, said before anything starts; a report PDF made here (a real one: it becomes a
-PDF/A in a level 1 CDA); the structured CI-SIS examples (VSM, CR-BIO, vaccination note)
-deposited as practice software would, when the CI-SIS files and the example documents are
+PDF/A in a level 1 CDA); the structured CI-SIS examples (VSM, CR-BIO, vaccination note;
+the pharmacist's rapid test, the optician's refraction report) deposited as the
+professionals' software would, when the CI-SIS files and the example documents are
 here; and the dossier's summary read back from them (`show_summary`).
 
 The CI-SIS files are not redistributable (wire/cda/cisis/README.md): a machine without them
@@ -29,6 +30,9 @@ VSM_EXAMPLE = EXAMPLES / "VSM_1.4_2022.01.xml"
 # The structured examples a practice's software would send, in the order the GP deposits them.
 STRUCTURED_EXAMPLES = (VSM_EXAMPLE, EXAMPLES / "BIO-CR-BIO_2024.01_TSH_1.xml",
                        EXAMPLES / "VAC-NOTE_2023.01.xml")
+# The pharmacist's rapid strep test (BIO-TROD) and the optician's refraction report (OPH-BRE).
+TROD_EXAMPLE = EXAMPLES / "BIO-TROD_2024.01_Angine.xml"
+OPH_BRE_EXAMPLE = EXAMPLES / "OPH-BRE_2022.02.xml"
 # The examples' one INS (TestContenuCDA's test INS, under the test INS OID).
 EXAMPLE_INS = b'extension="279035121518989" root="1.2.250.1.213.1.4.10"'
 
@@ -59,18 +63,18 @@ def report_pdf(title: str, lines: list[str]) -> bytes:
     return bytes(pdf.output())
 
 
-def structured_examples(ins: str, oid: str) -> list[tuple[str, bytes]]:
-    """The CI-SIS VSM, CR-BIO and vaccination note about the sandbox's patient (the examples'
-    test INS replaced by hers), each with its type code; none when the examples or the
-    CI-SIS files are absent (a structured document is deposited only when its volet's
-    schematrons can check it)."""
-    if not all(path.is_file() for path in STRUCTURED_EXAMPLES) or not cda.cisis_state(
-            ).installed:
-        say(_("structured documents (VSM, CR-BIO, vaccination note) not deposited: the "
-              "CI-SIS files are absent"))
+def structured_examples(ins: str, oid: str, paths: tuple[Path, ...] = STRUCTURED_EXAMPLES
+                        ) -> list[tuple[str, bytes]]:
+    """The CI-SIS examples ``paths`` (by default the VSM, CR-BIO and vaccination note) about
+    the sandbox's patient (the examples' test INS replaced by hers), each with its type
+    code; none when the examples or the CI-SIS files are absent (a structured document is
+    deposited only when its volet's schematrons can check it)."""
+    if not all(path.is_file() for path in paths) or not cda.cisis_state().installed:
+        say(_("structured documents ({names}) not deposited: the CI-SIS files are "
+              "absent").format(names=", ".join(path.stem for path in paths)))
         return []
     out = []
-    for path in STRUCTURED_EXAMPLES:
+    for path in paths:
         example = path.read_bytes()
         assert example.count(EXAMPLE_INS) == 1, f"the patient of {path.name}"
         data = example.replace(EXAMPLE_INS, f'extension="{ins}" root="{oid}"'.encode())

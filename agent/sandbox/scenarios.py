@@ -38,6 +38,8 @@ from cardreader.vitale import Vitale2Profile, VitaleCard
 from wire.mhd import Author
 
 from .cda_deposits import (
+    OPH_BRE_EXAMPLE,
+    TROD_EXAMPLE,
     choose_cda_mode,
     report_pdf,
     said,
@@ -162,6 +164,11 @@ def pharmacist_creates_a_dmp(sandbox: Sandbox, cps: str,
         say(_("DMP created ({email}); secrets sheet: {sheet}").format(email=PATIENT_EMAIL,
                                                                        sheet=sheet))
         pharmacist_vaccinates(sandbox, session, dmp, vitale, patient)
+        # The rapid strep test done at the counter, as the pharmacy's software writes it.
+        for type_code, document in structured_examples(patient.ins, patient.ins_oid,
+                                                       (TROD_EXAMPLE,)):
+            _deposit(sandbox, session, dmp, vitale, patient, document,
+                     DepositMetadata(type_code, "", "text/xml"))
     return patient, str(created["accessCode"])
 
 
@@ -227,8 +234,14 @@ def optician_deposits(sandbox: Sandbox, cps: str, vitale_reader: str) -> str:
         patient = _patient(dmp, vitale)
         type_code, _class, label = next(
             t for t in deposit_types(author.profession) if t[0] == "34810-2")
-        return _deposit(sandbox, session, dmp, vitale, patient, REPORT,
-                        DepositMetadata(type_code, label))
+        unique_id = _deposit(sandbox, session, dmp, vitale, patient, REPORT,
+                             DepositMetadata(type_code, label))
+        # The refraction report as the shop's software writes it (CI-SIS OPH-BRE).
+        for type_code, document in structured_examples(patient.ins, patient.ins_oid,
+                                                       (OPH_BRE_EXAMPLE,)):
+            _deposit(sandbox, session, dmp, vitale, patient, document,
+                     DepositMetadata(type_code, "", "text/xml"))
+        return unique_id
 
 
 def gp_visit(sandbox: Sandbox, cps: str, vitale_reader: str) -> Author:

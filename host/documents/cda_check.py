@@ -26,7 +26,7 @@ document (also XML) is not a CDA and is left to `signing`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -147,17 +147,21 @@ async def check_replacements(entries: Iterable[DocumentEntry],
                              headers: Iterable[cda.CdaHeader | None], replaced: dict[int, Any],
                              blobs: Any, max_bytes: int) -> None:
     """Each CDA deposited as a new version names the version it replaces (``replaced``: the
-    stored rows by the entry's index), in a worker thread (the old body is read); a CDA
-    deposited as a new document does not say it replaces one."""
+    stored rows by the entry's index), in a worker thread (the old body is read)."""
     for index, (entry, header) in enumerate(zip(entries, headers, strict=True)):
         old = replaced.get(index)
-        if header is None:
-            continue
-        if old is None:
-            try:
-                replacement.check_new(header)
-            except CdaError as error:
-                raise _refusal(error, entry) from None
-        else:
+        if old is not None and header is not None:
             await run_in_threadpool(_check_replacement, entry, header, old, blobs, max_bytes)
+
+
+def check_new(entry: DocumentEntry, header: cda.CdaHeader | None,
+              current: Callable[[str], bool]) -> None:
+    """A CDA deposited as a new document does not say it replaces a current document of
+    this DMP (``current(uniqueId)``): "cda-replacement-undeclared" (`wire.cda.replacement`)."""
+    if header is None:
+        return
+    try:
+        replacement.check_new(header, current)
+    except CdaError as error:
+        raise _refusal(error, entry) from None
 

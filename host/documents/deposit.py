@@ -203,7 +203,11 @@ async def deposit(request: Request, state: Any, actor: SessionActor, mode: Acces
                                              notify=not entry.is_signature))
         replay = _replay(connection, bundle, entries, ins)
         for index, entry in enumerate(entries):
-            if (entry.replaces is None and entry.replaces_id is None) or replay is not None:
+            if replay is not None:
+                continue
+            if entry.replaces is None and entry.replaces_id is None:
+                cda_check.check_new(entry, headers[index],
+                                    lambda unique_id: _is_current(connection, ins, unique_id))
                 continue
             old = _replaced(connection, ins, entry)
             if old is None:
@@ -262,6 +266,11 @@ async def deposit(request: Request, state: Any, actor: SessionActor, mode: Acces
 class _Row:
     id: str
     version_id: int
+
+
+def _is_current(connection: Any, ins: str, unique_id: str) -> bool:
+    row = records.by_unique_id(connection, ins, unique_id)
+    return row is not None and row.status == "current"
 
 
 def _replaced(connection: Any, ins: str, entry: DocumentEntry) -> Any:

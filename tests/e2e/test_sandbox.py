@@ -66,6 +66,10 @@ def test_the_gp_deposits_the_structured_examples_and_they_fill_the_summary(run) 
     for volet in ("CDA VSM", "CDA CR-BIO", "CDA VAC-NOTE"):
         assert volet in visit
     assert "REFUSÉ" not in visit
+    out = result.stdout
+    # The counter's and the shop's own structured documents, at steps 1 and 2.
+    assert "CDA BIO-TROD" in out[out.index("1. comptoir"):out.index("2. opticien")]
+    assert "CDA OPH-BRE" in out[out.index("2. opticien"):out.index("3. consultation")]
     for section in ("Traitements en cours", "Vaccinations", "Résultats de biologie"):
         assert f"résumé — {section} :" in visit
 
@@ -114,9 +118,11 @@ def test_the_host_stored_the_dmp_the_report_and_the_traces(run) -> None:
             text("select type_code from documents where ins = :ins"), {"ins": ins}))
         # Each document and its signed submission set: the pharmacist's vaccination note, the
         # optician's report by the CPS, the orthoptist's assessments by his CPS then under
-        # e-CPS; with the CI-SIS files, the GP's lab report (CR-BIO), medical summary (VSM) and
-        # vaccination note too.
-        structured = ["11502-2", "60591-5", "87273-9"] if CISIS else []
+        # e-CPS; with the CI-SIS files, the pharmacist's rapid test (BIO-TROD), the
+        # optician's refraction report (OPH-BRE, J07's 78513-9 read as 34807-8), the GP's lab
+        # report (CR-BIO), medical summary (VSM) and vaccination note too.
+        structured = (["96173-0", "34807-8", "11502-2", "60591-5", "87273-9"] if CISIS
+                      else [])
         assert types == sorted(["34810-2", "87273-9", "BILAN-ORTHOPTIQUE", "BILAN-ORTHOPTIQUE",
                                 *structured, *["E1762"] * (4 + len(structured))])
         log = connection.execute(text(
@@ -152,8 +158,9 @@ def test_every_deposit_carries_the_qualified_identity_and_homonyms_wait(run) -> 
                 if c.get("resourceType") == "Patient"]
     reliabilities = [reliability_of(p) for p in patients]
     # The pharmacist's vaccination note, the optician's, the orthoptist's by his CPS and
-    # under e-CPS; with the CI-SIS files, the GP's three structured documents too.
-    assert len(sets) == len(reliabilities) == (7 if CISIS else 4)
+    # under e-CPS; with the CI-SIS files, the pharmacist's rapid test, the optician's
+    # refraction report and the GP's three structured documents too.
+    assert len(sets) == len(reliabilities) == (9 if CISIS else 4)
     assert all(r is not None and r.qualified and r.document == "passeport"
                for r in reliabilities)
     out = result.stdout
@@ -185,8 +192,9 @@ def test_outbox_is_empty_and_nothing_is_left_running(run) -> None:
         states = [r[0] for r in connection.execute(text("select state from items"))]
     # The pharmacist's vaccination note, the optician's, the orthoptist's by his CPS (the
     # e-CPS one left from his laptop's own outbox, which the next lines find empty too); with
-    # the CI-SIS files, the GP's three examples too.
-    assert states == ["done"] * (6 if CISIS else 3)
+    # the CI-SIS files, the pharmacist's rapid test, the optician's refraction report and
+    # the GP's three examples too.
+    assert states == ["done"] * (8 if CISIS else 3)
     laptop = state / "agent" / "laptop" / "data" / "outbox" / "outbox.sqlite3"
     with create_engine(f"sqlite:///{laptop}").connect() as connection:
         assert [r[0] for r in connection.execute(text("select state from items"))] == ["done"]

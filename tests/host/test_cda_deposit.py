@@ -249,10 +249,12 @@ def test_a_new_version_that_does_not_name_the_replaced_one_is_refused(
     assert statuses(host)[f"urn:oid:{old.document_id}"] == "current"
 
 
-def test_a_cda_that_says_it_replaces_a_document_is_refused_as_a_new_one(
+def test_a_cda_that_says_it_replaces_a_current_document_is_refused_as_a_new_one(
         host: InProcessHost, pki: Pki) -> None:
     # Stored as new, the version it names would stay current beside it: two versions of one
-    # report listed as two documents.
+    # report listed as two documents. One naming a version the DMP does not hold is new.
+    elsewhere = gp_report(document_id=new_oid(), replaces=new_oid(), version=2)
+    assert post(host, deposit_of(pki, elsewhere), GP_CARD).status_code == 200
     old = first_version(host, pki)
     new = gp_report(document_id=new_oid(), replaces=old.document_id, set_id=old.set_id,
                     version=2)
@@ -262,4 +264,4 @@ def test_a_cda_that_says_it_replaces_a_document_is_refused_as_a_new_one(
         400, "cda-replacement-undeclared"), response.text
     assert old.document_id in response.json()["issue"][0]["diagnostics"]
     assert counts(host) == before and set(blob_files(host)) == blobs  # nothing stored
-    assert statuses(host) == {f"urn:oid:{old.document_id}": "current"}
+    assert statuses(host)[f"urn:oid:{old.document_id}"] == "current"

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -21,6 +23,8 @@ import pytest
 from agent.core import pdfa
 from tests.cda_support import (
     ALL,
+    OPH_BRE,
+    TROD,
     VAC_NOTE,
     VSM,
     a_pdf,
@@ -31,6 +35,7 @@ from tests.cda_support import (
     report_pdf,
 )
 from tests.live import LiveWorld, live_world
+from tests.localapi.sessions import qualified_session
 from wire import cda
 from wire.cda.header import non_xml_body
 from wire.cda.level1 import new_oid
@@ -102,8 +107,9 @@ def test_a_pdf_arrives_as_a_level_1_cda_whose_metadata_are_its_header(
 # The section of the dossier's summary each volet feeds (docs/cda-viewer.md); a level 1
 # document feeds none.
 SECTION_OF = {"VSM": "treatments", "VAC-NOTE": "vaccinations", "CR-BIO": "labResults",
-              "CDA-R2-N1": None}
-VIEW_KIND = {"VSM": "html", "VAC-NOTE": "html", "CR-BIO": "html", "CDA-R2-N1": "pdf"}
+              "BIO-TROD": None, "OPH-BRE": None, "CDA-R2-N1": None}
+VIEW_KIND = {"VSM": "html", "VAC-NOTE": "html", "CR-BIO": "html", "BIO-TROD": "html",
+             "OPH-BRE": "html", "CDA-R2-N1": "pdf"}
 
 
 @pytest.mark.parametrize("volet", sorted(ALL))
@@ -249,7 +255,7 @@ def test_a_practice_cda_that_says_it_replaces_a_document_is_deposited_as_its_new
         live: LiveWorld, gp_api: httpx.Client) -> None:
     # The practice's software made a corrected VSM (relatedDocument RPLC): dropped on the
     # ordinary deposit, it becomes the new version (deposited as new, the old one would stay
-    # current beside it); one naming a document not in the DMP is refused, nothing queued.
+    # current beside it); one naming a version the DMP does not hold is a new document.
     patient = _session_patient(gp_api)
     vsm = for_patient(VSM.read_bytes(), patient["ins"], patient["insOid"])
     first = as_version(vsm, new_oid())
@@ -258,14 +264,13 @@ def test_a_practice_cda_that_says_it_replaces_a_document_is_deposited_as_its_new
     _sent(live)
     old_id = answer.json()["uniqueId"]
 
-    before = _queued(gp_api)
-    stranger = dataclasses.replace(cda.read(first).header, document_id=new_oid())
-    refused = _deposit(gp_api, as_version(vsm, new_oid(), replaces=stranger), "text/xml",
-                       typeCode="60591-5")
-    assert refused.status_code == 422, refused.text
-    assert refused.json()["code"] == "cda-replacement-unknown"
-    assert stranger.document_id in refused.json()["message"]
-    assert _queued(gp_api) == before
+    elsewhere = dataclasses.replace(cda.read(first).header, document_id=new_oid())
+    answer = _deposit(gp_api, as_version(vsm, new_oid(), replaces=elsewhere), "text/xml",
+                      typeCode="60591-5")
+    assert answer.status_code == 202, answer.text
+    assert "replaces" not in answer.json()
+    _sent(live)
+    assert answer.json()["uniqueId"] in [u for u, *_rest in live.stored(patient["ins"])]
 
     corrected = as_version(vsm, new_oid(), replaces=cda.read(first).header)
     answer = _deposit(gp_api, corrected, "text/xml", typeCode="60591-5")
@@ -274,3 +279,30 @@ def test_a_practice_cda_that_says_it_replaces_a_document_is_deposited_as_its_new
     _sent(live)
     current = [unique_id for unique_id, *_rest in live.stored(patient["ins"])]
     assert answer.json()["uniqueId"] in current and old_id not in current
+
+
+@pytest.mark.parametrize(("profile", "example", "refused"), [
+    ("pharmacist", TROD, OPH_BRE),  # the rapid strep test done at the counter
+    ("optician", OPH_BRE, TROD),  # the refraction report of the optician's shop
+])
+def test_the_counter_and_the_shop_deposit_their_own_structured_documents(
+        live: LiveWorld, insert_card: Any, profile: str, example: Path, refused: Path) -> None:
+    # The CI-SIS examples of the volets a pharmacist (BIO-TROD) and an optician (OPH-BRE)
+    # write, each deposited under its own card; the other's is not a type they may deposit.
+    with qualified_session(live, insert_card, profile) as api:
+        patient = _session_patient(api)
+        # Under an id of its own: the GP's test above deposited the example itself.
+        own = as_version(for_patient(example.read_bytes(), patient["ins"], patient["insOid"]),
+                         new_oid())
+        metadata = cda.deposit_metadata(cda.read(own).header)
+        answer = _deposit(api, own, "text/xml", typeCode=metadata.type_code)
+        assert answer.status_code == 202, answer.text
+        assert answer.json().get("skippedChecks", []) == SKIPPED
+        _sent(live)
+        assert (metadata.unique_id, metadata.title, metadata.type_code) in live.stored(
+            patient["ins"])
+        before = _queued(api)
+        other = for_patient(refused.read_bytes(), patient["ins"], patient["insOid"])
+        answer = _deposit(api, other, "text/xml", typeCode="11488-4")
+        assert (answer.status_code, answer.json()["code"]) == (400, "bad-type"), answer.text
+        assert _queued(api) == before

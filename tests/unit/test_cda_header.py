@@ -7,7 +7,7 @@ import datetime as dt
 
 import pytest
 
-from tests.cda_support import CR_BIO, EXAMPLE_INS, LEVEL_1, VAC_NOTE, VSM
+from tests.cda_support import CR_BIO, EXAMPLE_INS, LEVEL_1, OPH_BRE, TROD, VAC_NOTE, VSM
 from wire import cda, codes
 from wire.cda.errors import CdaError
 
@@ -60,6 +60,9 @@ def test_the_metadata_a_deposit_needs_come_from_the_header() -> None:
     (VSM, "VSM", "urn:asip:ci-sis:vsm:2012", "60591-5"),
     (VAC_NOTE, "VAC-NOTE", "urn:asip:ci-sis:vac-note:2021", "87273-9"),
     (CR_BIO, "CR-BIO", "urn:ihe:lab:xd-lab:2008", "11502-2"),
+    (TROD, "BIO-TROD", "urn:ans:ci-sis:trod:2024", "96173-0"),
+    # J07's 78513-9 "CR de consultation en ophtalmologie" reads as the matrix's 34807-8.
+    (OPH_BRE, "OPH-BRE", "urn:ihe:eyecare:geneyeevalcn:2014", "34807-8"),
 ])
 def test_structured_volets_and_their_format_codes(path: object, volet: str, format_code: str,
                                                   type_code: str) -> None:
@@ -103,3 +106,24 @@ def test_the_level_1_body_decodes_to_the_pdf() -> None:
     media_type, body = cda.header.non_xml_body(cda.read(LEVEL_1.read_bytes()).root,
                                                max_bytes=10_000_000)
     assert media_type == "application/pdf" and body.startswith(b"%PDF-")
+
+
+@pytest.mark.parametrize(("value", "offset"), [
+    ("20240106113623+0100", dt.timedelta(hours=1)),
+    # The schema's TS allows 1 to 4 offset digits; the CI-SIS TROD examples write "+100".
+    ("20240106113623+100", dt.timedelta(hours=1)),
+    ("20240106113623-0530", -dt.timedelta(hours=5, minutes=30)),
+    ("20240106113623.1234567+0000", dt.timedelta(0)),
+])
+def test_hl7_times_read_as_the_cda_schema_writes_them(value: str, offset: dt.timedelta) -> None:
+    moment = cda.header.parse_ts(value, "time")
+    assert moment.utcoffset() == offset
+    assert (moment.year, moment.month, moment.day, moment.hour) == (2024, 1, 6, 11)
+
+
+@pytest.mark.parametrize("value", ["20240106113623+0160", "20240106113623+1500",
+                                   "20240106113623+01000", "2024-01-06"])
+def test_a_time_the_schema_or_a_clock_refuses_is_refused(value: str) -> None:
+    with pytest.raises(CdaError) as caught:
+        cda.header.parse_ts(value, "time")
+    assert caught.value.code == "cda-invalid-time"

@@ -1,7 +1,7 @@
 """The replacement rule both sides apply (wire/cda/replacement.py): a level 1 document built as
 a new version reads back naming the replaced one; a header that does not name it, leaves its
 set or does not number itself above it is refused with its own code, and so is a new
-document that says it replaces one; a replaced document
+document that says it replaces a current one of the DMP; a replaced document
 without a CDA header (a bare PDF from before) is named by its uniqueId."""
 
 from __future__ import annotations
@@ -62,9 +62,15 @@ def test_a_structured_cda_written_as_the_next_version_passes() -> None:
 
 
 
-def test_a_new_document_must_not_say_it_replaces_one() -> None:
+def test_a_new_document_must_not_say_it_replaces_a_current_one_of_the_dmp() -> None:
     old = first()
-    check_new(old)  # a first version: accepted
+    held = {f"urn:oid:{old.document_id}"}
+    check_new(old, held.__contains__)  # a first version: accepted
+    new = dataclasses.replace(old, document_id="2.25.9", replaces=old.document_id)
     with pytest.raises(CdaError) as refused:
-        check_new(dataclasses.replace(old, document_id="2.25.9", replaces=old.document_id))
+        check_new(new, held.__contains__)
     assert refused.value.code == "cda-replacement-undeclared"
+    # A version the DMP does not hold (sent elsewhere, or an id with an extension): accepted.
+    check_new(new, set().__contains__)
+    check_new(dataclasses.replace(new, replaces="1.2.250.1.213.1.1.9^OPH-BRE_1"),
+              lambda unique_id: True)

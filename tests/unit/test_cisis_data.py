@@ -63,3 +63,14 @@ def test_the_j07_value_set_keeps_its_codes_in_the_schematrons_shape() -> None:
     # The schematron reads doc(...)/*/valueSet/conceptList/concept/@code: no namespace there.
     assert root.xpath("/*/valueSet/conceptList/concept/@code") == ["11488-4", "SYNTH"]
     assert [c for c, _, _ in codes(svs)] == ["11488-4", "SYNTH"]
+
+
+def test_an_installation_made_before_a_volet_was_added_is_made_again(tmp_path: Path) -> None:
+    cisis = script()
+    assert not cisis.up_to_date(tmp_path)  # nothing installed
+    (tmp_path / ".commit").write_text(cisis.COMMIT + "\n")  # the stamp of older versions
+    assert not cisis.up_to_date(tmp_path)
+    (tmp_path / ".commit").write_text(cisis.stamp_text())
+    assert cisis.up_to_date(tmp_path)
+    for name in ("CI-SIS_BIO-TROD_2024.01.sch", "CI-SIS_OPH-BRE_2022.02.sch"):
+        assert f"schematrons/{name}" in cisis.stamp_text()

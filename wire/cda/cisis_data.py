@@ -54,6 +54,18 @@ GENERATED = {
 }
 
 
+def stamp_text() -> str:
+    """What an installation's ``.commit`` says: the commit and the files taken from it (a
+    volet added since is fetched again, the commit unchanged)."""
+    return f"{COMMIT} {' '.join(PATHS)}\n"
+
+
+def up_to_date(target: Path) -> bool:
+    """Whether ``target`` holds an installation of this commit with every file wanted now."""
+    stamp = target / ".commit"
+    return stamp.is_file() and stamp.read_text() == stamp_text()
+
+
 def wanted(name: str) -> bool:
     return any(name == path or name.startswith(path + "/") for path in PATHS)
 
@@ -98,8 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true", help="install again")
     args = parser.parse_args(argv)
     target = schematron.data_dir()
-    stamp = target / ".commit"
-    if stamp.is_file() and stamp.read_text().strip() == COMMIT and not args.force:
+    if up_to_date(target) and not args.force:
         return 0
     try:
         data = fetch(args.source)
@@ -126,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
             xsl = target / (name + ".xsl")
             if not xsl.exists():
                 schematron.compile_schematron(target / name)
-    stamp.write_text(COMMIT + "\n")
+    (target / ".commit").write_text(stamp_text())
     print(f"cisis-data: {REPOSITORY}@{COMMIT[:12]} installed in {target}")
     return 0
 

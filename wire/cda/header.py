@@ -112,14 +112,17 @@ class CdaHeader:
         return self.body.level
 
 
-_TS = re.compile(r"(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?(?:\.\d{1,4})?"
-                 r"([+-]\d{4})?")
+# The CDA schema's TS (datatypes-base.xsd): an offset of 1 to 4 digits, any fraction.
+_TS = re.compile(r"(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?(?:\.\d+)?"
+                 r"([+-]\d{1,4})?")
 
 
 def parse_ts(value: str, where: str) -> dt.datetime:
     """An HL7 v3 TS ("20210401134745+0100", "20210104"): an aware datetime. A time without
     an offset is taken as UTC (the CI-SIS asks for the offset; the examples sometimes omit
-    it); missing parts are the start of the period they name."""
+    it); missing parts are the start of the period they name. An offset of fewer than four
+    digits (the schema allows 1 to 4; the CI-SIS TROD examples write "+100") is hhmm with
+    its leading zeros left out."""
     match = _TS.fullmatch(value.strip())
     if match is None:
         raise CdaError("cda-invalid-time", f"{where}: date HL7 invalide / invalid HL7 time "
@@ -128,7 +131,11 @@ def parse_ts(value: str, where: str) -> dt.datetime:
     tz = dt.UTC
     if offset:
         sign = -1 if offset[0] == "-" else 1
-        tz = dt.timezone(sign * dt.timedelta(hours=int(offset[1:3]), minutes=int(offset[3:])))
+        hours, minutes = divmod(int(offset[1:]), 100)
+        if minutes > 59 or hours > 14:
+            raise CdaError("cda-invalid-time", f"{where}: décalage horaire invalide / invalid "
+                           f"time zone offset {value[:30]!r}")
+        tz = dt.timezone(sign * dt.timedelta(hours=hours, minutes=minutes))
     try:
         return dt.datetime(int(year), int(month or 1) or 1, int(day or 1) or 1, int(hour or 0),
                            int(minute or 0), int(second or 0), tzinfo=tz)

@@ -11,6 +11,7 @@ PDF) has no header, only that uniqueId.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from .errors import CdaError
@@ -84,13 +85,19 @@ def check(new: CdaHeader, replaced: Replaced) -> None:
                        "replaced one's")
 
 
-def check_new(new: CdaHeader) -> None:
-    """Refuse ``new`` deposited as a new document when its header says it replaces one
-    ("cda-replacement-undeclared"): stored as new, the version it names would stay current
-    beside it, two versions of one report shown as two documents."""
-    if new.replaces is not None:
+
+def check_new(new: CdaHeader, current: Callable[[str], bool]) -> None:
+    """Refuse ``new`` deposited as a new document when its header says it replaces a current
+    document of the same DMP (``current(uniqueId)``): stored as new, that version would stay
+    current beside it, two versions of one report listed as two documents
+    ("cda-replacement-undeclared"). A version the DMP does not hold (sent elsewhere before,
+    or named by an id the wire cannot carry) leaves nothing to supersede: accepted."""
+    if new.replaces is None:
+        return
+    wire_id = unique_id(new.replaces)
+    if wire_id is not None and current(wire_id):
         raise CdaError("cda-replacement-undeclared",
                        f"Le document CDA remplace {new.replaces[:80]} (relatedDocument "
-                       "typeCode=RPLC) : déposez-le comme nouvelle version de ce document / "
-                       "the CDA says it replaces another document: deposit it as its new "
-                       "version (relatesTo replaces)")
+                       "typeCode=RPLC), présent dans ce DMP : déposez-le comme nouvelle "
+                       "version de ce document / the CDA replaces a document of this DMP: "
+                       "deposit it as its new version (relatesTo replaces)")

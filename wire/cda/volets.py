@@ -64,6 +64,14 @@ STRUCTURED = (
     Volet("CR-BIO", "Compte rendu d'examens de biologie médicale", "1.2.250.1.213.1.1.1.55",
           "urn:ihe:lab:xd-lab:2008", IHE_FORMAT_SYSTEM,
           (HEADER_SCHEMATRON, "schematrons/CI-SIS_BIO-CR-BIO_2024.01.sch")),
+    # The pharmacist's rapid test (angine, cystite, COVID-19, grippe) and the optician's
+    # refraction report: the structured documents of the counter and the optician's shop.
+    Volet("BIO-TROD", "Test rapide d'orientation diagnostique", "1.2.250.1.213.1.1.1.59",
+          "urn:ans:ci-sis:trod:2024", CISIS_FORMAT_SYSTEM,
+          (HEADER_SCHEMATRON, "schematrons/CI-SIS_BIO-TROD_2024.01.sch")),
+    Volet("OPH-BRE", "Ophtalmologie : bilan de réfraction", "1.2.250.1.213.1.1.1.42",
+          "urn:ihe:eyecare:geneyeevalcn:2014", IHE_FORMAT_SYSTEM,
+          (HEADER_SCHEMATRON, "schematrons/CI-SIS_OPH-BRE_2022.02.sch")),
 )
 BY_TEMPLATE = {volet.template_id: volet for volet in (*STRUCTURED, LEVEL_1)}
 VOLETS = {volet.name: volet for volet in (*STRUCTURED, LEVEL_1)}
