@@ -2,8 +2,9 @@
 allergies, medical history, pathologies and current treatments from the latest VSM, the
 blood group from any VSM or CR-BIO that records it, the vaccinations from every vaccination
 note, the lab results over time from every CR-BIO (a table and a small SVG plot per
-analysis), the emergency contacts from the documents' headers. Every item names the
-document it came from; a section with no source document says so (``status``).
+analysis) and rapid test (TROD), the emergency contacts from the documents' headers. Every
+item names the document it came from; a section with no source document says so
+(``status``).
 
 Pure functions over parsed documents (`wire.cda.safe_xml` parsed them): XPath on the CI-SIS
 entries, no network, no state.
@@ -28,7 +29,8 @@ NS = {"h": oids.NS, "xsi": "http://www.w3.org/2001/XMLSchema-instance"}
 VSM_FORMAT = "urn:asip:ci-sis:vsm:2012"
 VAC_NOTE_FORMAT = "urn:asip:ci-sis:vac-note:2021"
 CR_BIO_FORMAT = "urn:ihe:lab:xd-lab:2008"
-SOURCE_FORMATS = (VSM_FORMAT, VAC_NOTE_FORMAT, CR_BIO_FORMAT)
+TROD_FORMAT = "urn:ans:ci-sis:trod:2024"  # a rapid test's coded result (négatif, positif)
+SOURCE_FORMATS = (VSM_FORMAT, VAC_NOTE_FORMAT, CR_BIO_FORMAT, TROD_FORMAT)
 
 # The VSM's sub-sections (LOINC section codes of the CI-SIS VSM 1.4).
 PATHOLOGIES = ("11450-4",)  # Pathologie en cours (liste des problèmes actifs)
@@ -275,15 +277,20 @@ def _number(value: str | None) -> float | None:
 
 
 def _lab_results(parsed: Parsed) -> dict[tuple[str, str], list[LabPoint]]:
-    """(code, label) → the results of a CR-BIO (its lab result observations, any depth)."""
+    """(code, label) → the results of a CR-BIO (its lab result observations, any depth) or
+    of a rapid test (TROD: its coded results, "négatif", "positif")."""
     series: dict[tuple[str, str], list[LabPoint]] = {}
+    coded = parsed.source.format_code == TROD_FORMAT
     for obs in _x(parsed.root, "h:component/h:structuredBody//h:entry//h:observation"
-                               "[h:value and not(h:value/@xsi:type='CD' or "
-                               "h:value/@xsi:type='CE') and h:code/@code]"):
+                               "[h:value and h:code/@code]"):
         code = _x(obs, "h:code")[0]
         value = _x(obs, "h:value")[0]
         kind = value.get(f"{{{NS['xsi']}}}type", "")
-        if kind == "PQ":
+        if kind in ("CD", "CE") and not coded:
+            continue  # a CR-BIO's coded values qualify its results (specimen, method)
+        if kind in ("CD", "CE"):
+            shown, unit, number = _label(value), "", None
+        elif kind == "PQ":
             shown, unit, number = value.get("value", ""), value.get("unit", ""), _number(
                 value.get("value"))
         else:
@@ -364,6 +371,7 @@ def sections(documents: Sequence[Parsed]) -> list[Section]:
     vsms = [d for d in newest_first if d.source.format_code == VSM_FORMAT]
     notes = [d for d in newest_first if d.source.format_code == VAC_NOTE_FORMAT]
     bios = [d for d in newest_first if d.source.format_code == CR_BIO_FORMAT]
+    labs = [d for d in newest_first if d.source.format_code in (CR_BIO_FORMAT, TROD_FORMAT)]
     latest = vsms[:1]
     out = {key: Section(key) for key in SECTION_KEYS}
     for d in latest:
@@ -380,8 +388,8 @@ def sections(documents: Sequence[Parsed]) -> list[Section]:
     for d in [*vsms, *bios]:  # the newest record of the blood group first
         out["bloodGroup"].sources.append(d.source)
         out["bloodGroup"].items.extend(_blood_groups(d))
-    out["labResults"].sources.extend(d.source for d in bios)
-    out["labResults"].analyses = _analyses(bios)
+    out["labResults"].sources.extend(d.source for d in labs)
+    out["labResults"].analyses = _analyses(labs)
     seen: set[tuple[str, str]] = set()
     for d in newest_first:
         out["emergencyContacts"].sources.append(d.source)

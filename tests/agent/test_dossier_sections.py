@@ -1,6 +1,7 @@
 """The dossier's sections read from the CI-SIS examples (agent.core.dossier_sections): each
 item from the entry the CDA carries, linked to its document; a section without a source
-document says so; the latest VSM wins; lab results form a series with a plot."""
+document says so; the latest VSM wins; lab results form a series with a plot; a rapid
+test's coded result joins them."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 from lxml import etree
 
 from agent.core import dossier_sections as ds
-from tests.cda_support import CR_BIO, VAC_NOTE, VSM
+from tests.cda_support import CR_BIO, TROD, VAC_NOTE, VSM
 from wire.cda import safe_xml
 
 DAY = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
@@ -97,6 +98,21 @@ def test_lab_results_over_time_with_a_plot_per_analysis() -> None:
     assert {e.tag.split("}")[1] for e in svg.iter()} <= {"svg", "title", "rect", "polyline",
                                                          "circle"}
     assert not [a for e in svg.iter() for a in e.attrib if a.startswith("on")]
+
+
+def test_a_rapid_test_at_the_counter_joins_the_lab_results_with_its_coded_result() -> None:
+    sections = by_key([parsed(CR_BIO, ds.CR_BIO_FORMAT, "bio-1", 0),
+                       parsed(TROD, ds.TROD_FORMAT, "trod-1", 1)])
+    labs = sections["labResults"]
+    assert [s["uniqueId"] for s in labs["sources"]] == ["trod-1", "bio-1"]
+    strep = next(a for a in labs["analyses"] if a["code"] == "78012-2")
+    assert strep["label"].startswith("Streptococcus pyogenes Ag")
+    assert [(r["date"], r["value"], r["source"]["uniqueId"]) for r in strep["results"]] == [
+        ("2024-01-06", "négatif", "trod-1")]  # the words its narrative gives the result
+    assert strep["svg"] == ""  # nothing to plot
+    # The CR-BIO's analyses are what they were alone (its coded values are no results).
+    alone = by_key([parsed(CR_BIO, ds.CR_BIO_FORMAT, "bio-1", 0)])["labResults"]["analyses"]
+    assert [a for a in labs["analyses"] if a["code"] != "78012-2"] == alone
 
 
 def test_a_label_with_markup_in_the_plot_title_is_escaped() -> None:

@@ -107,7 +107,7 @@ def test_a_pdf_arrives_as_a_level_1_cda_whose_metadata_are_its_header(
 # The section of the dossier's summary each volet feeds (docs/cda-viewer.md); a level 1
 # document feeds none.
 SECTION_OF = {"VSM": "treatments", "VAC-NOTE": "vaccinations", "CR-BIO": "labResults",
-              "BIO-TROD": None, "OPH-BRE": None, "CDA-R2-N1": None}
+              "BIO-TROD": "labResults", "OPH-BRE": None, "CDA-R2-N1": None}
 VIEW_KIND = {"VSM": "html", "VAC-NOTE": "html", "CR-BIO": "html", "BIO-TROD": "html",
              "OPH-BRE": "html", "CDA-R2-N1": "pdf"}
 
