@@ -205,9 +205,10 @@ def add_workflow_commands(
                   _("Signs (CPS card) and deposits a PDF or text document; it goes through "
                     "the outbox, so nothing is lost if the host is away."))
     deposit.add_argument("file", type=Path, nargs="?", metavar=_("FILE"),
-                         help=_("the document: a .pdf or a .txt file"))
+                         help=_("the document: a .pdf, a .txt or a CDA .xml file"))
     deposit.add_argument("--type", metavar=_("CODE"),
-                         help=_("document type (LOINC), see --list-types"))
+                         help=_("document type (LOINC), see --list-types; a CDA document "
+                                "names its own"))
     deposit.add_argument("--list-types", action="store_true",
                          help=_("list the types your profession may deposit (no PIN needed)"))
     deposit.add_argument("--title", help=_("title (default: the type's label)"))

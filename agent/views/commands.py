@@ -529,17 +529,20 @@ def _read_document(path: Path) -> str:
 def cmd_deposit(args: argparse.Namespace) -> int:
     if args.list_types:
         return _list_types(args)
-    if args.file is None or args.type is None:
+    if args.file is None:
         raise CommandError(_("FILE and --type CODE are required (see --list-types)"),
                            EXIT_USAGE)
     mime = _read_document(args.file)
+    if args.type is None and mime != "text/xml":  # a CDA document names its own type
+        raise CommandError(_("FILE and --type CODE are required (see --list-types)"),
+                           EXIT_USAGE)
     with open_agent(args, with_outbox=True, checks_cda=True) as agent:
         allowed = {t["code"] for t in agent.deposit_types()}
-        if args.type not in allowed:
+        if args.type is not None and args.type not in allowed:
             raise CommandError(_("--type {type}: not a type your profession may deposit (see "
                                  "--list-types)").format(type=args.type), EXIT_USAGE)
         _say(_patient_line(agent.snapshot()["patient"]["patient"]))
-        queued = agent.deposit(args.file, mime_type=mime, type_code=args.type,
+        queued = agent.deposit(args.file, mime_type=mime, type_code=args.type or "",
                                title=args.title or "", masked=args.masked,
                                invisible_to_patient=args.invisible_to_patient)
         if "replaces" in queued:  # the practice's CDA says it is a new version

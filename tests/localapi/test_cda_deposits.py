@@ -295,8 +295,12 @@ def test_the_counter_and_the_shop_deposit_their_own_structured_documents(
         own = as_version(for_patient(example.read_bytes(), patient["ins"], patient["insOid"]),
                          new_oid())
         metadata = cda.deposit_metadata(cda.read(own).header)
-        answer = _deposit(api, own, "text/xml", typeCode=metadata.type_code)
+        # A file the agent wraps needs its type; a CDA names its own (no typeCode).
+        wrapped = _deposit(api, a_pdf(), "application/pdf")
+        assert (wrapped.status_code, wrapped.json()["code"]) == (400, "bad-request")
+        answer = _deposit(api, own, "text/xml")
         assert answer.status_code == 202, answer.text
+        assert answer.json()["title"] == metadata.title
         assert answer.json().get("skippedChecks", []) == SKIPPED
         _sent(live)
         assert (metadata.unique_id, metadata.title, metadata.type_code) in live.stored(

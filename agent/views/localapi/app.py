@@ -321,7 +321,11 @@ def create_app(service: AgentService, *, token: str | TokenKeeper, port: int,
     async def _deposit(request: Request, replaces: str | None) -> Response:
         q = request.query_params
         type_code = q.get("typeCode", "")
-        if replaces is None and not _TYPE_CODE.match(type_code):
+        # A CDA document names its own type (its header); a file the agent wraps needs one.
+        cda_body = request.headers.get("content-type", "").split(";")[0].strip().lower() in (
+            "text/xml", "application/xml")
+        needed = replaces is None and not cda_body
+        if (type_code or needed) and not _TYPE_CODE.match(type_code):
             raise BadRequest(_("typeCode required (GET /api/deposit-types)"))
         title = q.get("title", "")
         if len(title) > 200:

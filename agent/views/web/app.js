@@ -1634,12 +1634,23 @@ function fillTypes() {
   typeChosen();
 }
 
+// A CDA document from the practice's software names its own type and title (its header):
+// the form does not ask them again, and says so.
+function cdaChosen() {
+  const file = $('deposit-file').files[0];
+  return Boolean(file) && fileType(file) === 'text/xml';
+}
+
 function typeChosen() {
   const chosen = depositTypes.list.find((type) => type.code === $('deposit-type').value);
-  $('deposit-submit').disabled = !chosen || depositing
+  const cda = cdaChosen();
+  $('deposit-type').disabled = cda;
+  $('deposit-title').disabled = cda;
+  $('deposit-cda-hint').hidden = !cda;
+  $('deposit-submit').disabled = !(chosen || cda) || depositing
     || $('deposit-form').dataset.identity === 'held';
   // The title follows the type the professional chose, until they write their own.
-  if (!titleEdited) $('deposit-title').value = chosen ? chosen.label : '';
+  if (!titleEdited) $('deposit-title').value = chosen && !cda ? chosen.label : '';
 }
 
 function fileType(file) {
@@ -1658,6 +1669,7 @@ function showFile() {
   const file = $('deposit-file').files[0];
   $('deposit-file-name').textContent = file
     ? t('{name} — {size} KiB', {name: file.name, size: Math.ceil(file.size / 1024)}) : '';
+  typeChosen();
 }
 
 function setProgress(percent) {
@@ -1676,7 +1688,7 @@ function deposit(event) {
   }
   const mime = fileType(file);
   if (!mime) {
-    say('deposit-message', t('PDF or text files only.'), 'error');
+    say('deposit-message', t('PDF, text or CDA (XML) files only.'), 'error');
     return;
   }
   if (file.size === 0 || file.size > MAX_UPLOAD) {
@@ -1684,14 +1696,18 @@ function deposit(event) {
       : t('Empty file.'), 'error');
     return;
   }
-  if (!type) {
+  const cda = mime === 'text/xml'; // its type and title are its header's
+  if (!type && !cda) {
     say('deposit-message', t('Choose the type of the document.'), 'error');
     return;
   }
-  const title = $('deposit-title').value.trim();
-  const params = new URLSearchParams({typeCode: type, title,
-    masked: String($('deposit-masked').checked),
+  const title = cda ? '' : $('deposit-title').value.trim();
+  const params = new URLSearchParams({masked: String($('deposit-masked').checked),
     invisibleToPatient: String($('deposit-invisible').checked)});
+  if (!cda) {
+    params.set('typeCode', type);
+    params.set('title', title);
+  }
   // XMLHttpRequest: fetch() reports no upload progress.
   const xhr = new XMLHttpRequest();
   const replaced = replacing();
