@@ -32,7 +32,7 @@ from cardreader.virtual.cps import VirtualCps
 from cardreader.virtual.pki import TestHealthCA
 from cardreader.virtual.vitale import VirtualVitale
 from cardreader.virtual.vpcd import VpcdLink
-from tests.cda_support import report_pdf
+from tests.cda_support import TROD, report_pdf
 from tests.conftest import Insert
 from tests.live import LiveWorld, qualify
 from tests.web.support import ARTEFACTS, host_frozen
@@ -177,11 +177,23 @@ def _deposit_form(walk: Walk) -> None:
     expect(walk.page.locator("#deposit-form")).to_be_visible()
 
 
+@screen("deposit-cda")
+def _deposit_cda(walk: Walk) -> None:
+    # A CDA from the pharmacy's software (a rapid test): its type and title are its own, the
+    # form does not ask them and says so (the next screen's PDF asks them again).
+    page = walk.page
+    page.locator("#deposit-file").set_input_files(TROD)
+    expect(page.locator("#deposit-cda-hint")).to_be_visible()
+    expect(page.locator("#deposit-type")).to_be_disabled()
+    expect(page.locator("#deposit-submit")).to_be_enabled()
+
+
 def _deposit_in_page(walk: Walk, title: str) -> None:
     page = walk.page
     page.locator("#deposit-file").set_input_files(files=[{
         "name": f"{title}.pdf", "mimeType": "application/pdf",
         "buffer": report_pdf(title)}])  # a real PDF: it becomes a PDF/A in a CDA
+    expect(page.locator("#deposit-type")).to_be_enabled()  # a PDF's type is asked
     page.locator("#deposit-type").select_option(index=1)
     page.locator("#deposit-title").fill(title)
     page.locator("#deposit-submit").click()
