@@ -152,13 +152,13 @@ def test_a_practice_cda_that_names_its_old_version_is_deposited_as_the_new_one(
     form = page.locator("#deposit-form")
     form.get_by_label("Déposez le fichier ici").set_input_files(corrected)
     # Its type and title are its header's: the form does not ask them, and says so.
-    expect(form.get_by_label("Type de document")).to_be_disabled()
-    expect(form.get_by_label("Titre")).to_be_disabled()
+    expect(form.locator("#deposit-type")).to_be_hidden()
+    expect(form.locator("#deposit-title")).to_be_hidden()
     expect(form.locator("#deposit-cda-hint")).to_contain_text("son type et son titre")
     form.get_by_role("button", name=re.compile("^Déposer")).click()
     expect(page.locator("#deposit-message")).to_contain_text(
         f"Nouvelle version de « {old_title} » signée", timeout=120_000)
-    expect(form.get_by_label("Type de document")).to_be_enabled()  # the next file's, asked
+    expect(form.get_by_label("Type de document")).to_be_visible()  # the next file's, asked
     live.agent.wait_for(lambda s: s["outbox"]["pending"] == 0 and not s["outbox"]["items"],
                         timeout=120)
     stored = live.stored(patient["ins"])

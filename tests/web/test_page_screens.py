@@ -184,7 +184,7 @@ def _deposit_cda(walk: Walk) -> None:
     page = walk.page
     page.locator("#deposit-file").set_input_files(TROD)
     expect(page.locator("#deposit-cda-hint")).to_be_visible()
-    expect(page.locator("#deposit-type")).to_be_disabled()
+    expect(page.locator("#deposit-type")).to_be_hidden()
     expect(page.locator("#deposit-submit")).to_be_enabled()
 
 
@@ -193,7 +193,7 @@ def _deposit_in_page(walk: Walk, title: str) -> None:
     page.locator("#deposit-file").set_input_files(files=[{
         "name": f"{title}.pdf", "mimeType": "application/pdf",
         "buffer": report_pdf(title)}])  # a real PDF: it becomes a PDF/A in a CDA
-    expect(page.locator("#deposit-type")).to_be_enabled()  # a PDF's type is asked
+    expect(page.locator("#deposit-type")).to_be_visible()  # a PDF's type is asked
     page.locator("#deposit-type").select_option(index=1)
     page.locator("#deposit-title").fill(title)
     page.locator("#deposit-submit").click()

@@ -1635,7 +1635,7 @@ function fillTypes() {
 }
 
 // A CDA document from the practice's software names its own type and title (its header):
-// the form does not ask them again, and says so.
+// the form does not ask them, and says so.
 function cdaChosen() {
   const file = $('deposit-file').files[0];
   return Boolean(file) && fileType(file) === 'text/xml';
@@ -1644,8 +1644,10 @@ function cdaChosen() {
 function typeChosen() {
   const chosen = depositTypes.list.find((type) => type.code === $('deposit-type').value);
   const cda = cdaChosen();
-  $('deposit-type').disabled = cda;
-  $('deposit-title').disabled = cda;
+  // Hidden, not disabled: the identity hold (identity.js) owns the controls' disabled state.
+  $('deposit-type-field').hidden = cda;
+  $('deposit-type').required = !cda; // a hidden required field would block the submit
+  $('deposit-title-field').hidden = cda;
   $('deposit-cda-hint').hidden = !cda;
   $('deposit-submit').disabled = !(chosen || cda) || depositing
     || $('deposit-form').dataset.identity === 'held';
